@@ -1,0 +1,86 @@
+/*
+ * main.c - msgstore's command line: `msgstore <command> [--NAME=VALUE ...]`.
+ */
+#include "cli/cli.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"version", cmd_version, "print the version and exit"},
+    {"config", cmd_config, "print the effective configuration (secrets masked) and exit"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: msgstore <command> [--NAME=VALUE ...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nSettings come from the environment (SCYLLA_*, MSGSTORE_*); a flag\n"
+                 "--NAME=VALUE overrides one. `msgstore config --help` lists them all.\n");
+}
+
+int cli_load_config(ms_config *cfg, int argc, char **argv, char **rest, int *nrest)
+{
+    char err[512];
+    if (ms_config_load(cfg, NULL, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "msgstore: invalid configuration: %s\n", err);
+        return MS_EXIT_USAGE;
+    }
+    *nrest = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) == 0 && eq && eq > a + 2) {
+            char name[128];
+            size_t n = (size_t)(eq - a - 2);
+            if (n >= sizeof name) {
+                fprintf(stderr, "msgstore: %s: setting name too long\n", a);
+                return MS_EXIT_USAGE;
+            }
+            memcpy(name, a + 2, n);
+            name[n] = '\0';
+            if (ms_config_set(cfg, name, eq + 1, err, sizeof err) != 0) {
+                fprintf(stderr, "msgstore: invalid setting: %s\n", err);
+                return MS_EXIT_USAGE;
+            }
+        } else {
+            rest[(*nrest)++] = argv[i];
+        }
+    }
+    return 0;
+}
+
+void cli_setup_logging(const ms_config *cfg)
+{
+    int lvl = ms_log_level_parse(cfg->log_level);
+    ms_log_setup(lvl < 0 ? MS_LOG_INFO : (ms_log_level)lvl, strcmp(cfg->log_format, "json") == 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return MS_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return MS_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0)
+        cmd = "version";
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, cmd) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "msgstore: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return MS_EXIT_USAGE;
+}

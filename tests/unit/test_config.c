@@ -1,0 +1,177 @@
+/* Configuration: defaults per profile, parsing, and clear rejection of bad values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/error.h"
+
+#include <string.h>
+
+typedef struct {
+    const char *kv[32][2];
+} fake_env;
+
+static const char *lookup(const char *name, void *ctx)
+{
+    fake_env *e = ctx;
+    for (int i = 0; i < 32 && e->kv[i][0]; i++)
+        if (strcmp(e->kv[i][0], name) == 0)
+            return e->kv[i][1];
+    return NULL;
+}
+
+static void test_defaults_development(void **state)
+{
+    (void)state;
+    fake_env env = {{{NULL, NULL}}};
+    ms_config c;
+    char err[256];
+    assert_int_equal(ms_config_load(&c, lookup, &env, err, sizeof err), 0);
+    assert_int_equal(c.profile, MS_PROFILE_DEVELOPMENT);
+    assert_false(c.scylla_enabled);
+    assert_int_equal(ms_config_backend(&c), MS_BACKEND_SQLITE);
+    assert_string_equal(c.scylla_contact_points, "localhost");
+    assert_int_equal(c.scylla_port, 9042);
+    assert_string_equal(c.scylla_local_datacenter, "datacenter1");
+    assert_int_equal(c.scylla_connect_timeout_ms, 5000);
+    assert_int_equal(c.scylla_request_timeout_ms, 10000);
+    assert_int_equal(c.scylla_write_consistency, MS_CL_LOCAL_QUORUM);
+    assert_int_equal(c.scylla_read_consistency, MS_CL_LOCAL_QUORUM);
+    assert_int_equal(c.scylla_serial_consistency, MS_CL_LOCAL_SERIAL);
+    assert_int_equal(c.scylla_prepared_cache_size, 1000);
+    assert_int_equal(c.scylla_retry_max_attempts, 3);
+    assert_int_equal(c.scylla_retry_base_delay_ms, 100);
+    assert_int_equal(c.scylla_retry_max_delay_ms, 2000);
+    assert_int_equal(c.scylla_breaker_failure_threshold, 5);
+    assert_int_equal(c.scylla_breaker_reset_timeout_ms, 30000);
+    assert_int_equal(c.port, 8080);
+    assert_string_equal(c.bind, "127.0.0.1");
+    assert_int_equal(c.max_content_chars, 4000);
+    assert_int_equal(c.max_body_bytes, 65536);
+    assert_int_equal(c.epoch_ms, 1420070400000ULL);
+    assert_int_equal(c.ready_threshold_ms, 100);
+    assert_string_equal(c.log_format, "text");
+}
+
+static void test_profiles(void **state)
+{
+    (void)state;
+    fake_env prod = {{{"MSGSTORE_PROFILE", "production"}}};
+    ms_config c;
+    char err[256];
+    assert_int_equal(ms_config_load(&c, lookup, &prod, err, sizeof err), 0);
+    assert_int_equal(c.profile, MS_PROFILE_PRODUCTION);
+    assert_string_equal(c.log_format, "json");
+    assert_string_equal(c.scylla_replication, "datacenter1:3");
+
+    /* an explicit variable beats the profile's default */
+    fake_env prod2 = {{{"MSGSTORE_PROFILE", "PRODUCTION"}, {"MSGSTORE_LOG_FORMAT", "text"}}};
+    assert_int_equal(ms_config_load(&c, lookup, &prod2, err, sizeof err), 0);
+    assert_string_equal(c.log_format, "text");
+
+    fake_env test = {{{"MSGSTORE_PROFILE", "test"}}};
+    assert_int_equal(ms_config_load(&c, lookup, &test, err, sizeof err), 0);
+    assert_int_equal(c.scylla_breaker_reset_timeout_ms, 1000);
+    assert_string_equal(c.scylla_keyspace, "msgstore_test");
+}
+
+static void test_values_parsed(void **state)
+{
+    (void)state;
+    fake_env env = {{{"SCYLLA_ENABLED", "yes"},
+                     {"SCYLLA_CONTACT_POINTS", "10.0.0.1,10.0.0.2:9043"},
+                     {"SCYLLA_PORT", "19042"},
+                     {"SCYLLA_READ_CONSISTENCY", "local_one"},
+                     {"SCYLLA_CONNECT_TIMEOUT", "2.5"},
+                     {"SCYLLA_REQUEST_TIMEOUT", "250ms"},
+                     {"MSGSTORE_SHUTDOWN_TIMEOUT", "1m"},
+                     {"SCYLLA_USERNAME", "app"},
+                     {"SCYLLA_PASSWORD", "s3cret"},
+                     {"MSGSTORE_WORKER_ID", "1023"}}};
+    ms_config c;
+    char err[256];
+    assert_int_equal(ms_config_load(&c, lookup, &env, err, sizeof err), 0);
+    assert_true(c.scylla_enabled);
+    assert_int_equal(ms_config_backend(&c), MS_BACKEND_SCYLLA);
+    assert_string_equal(c.scylla_contact_points, "10.0.0.1,10.0.0.2:9043");
+    assert_int_equal(c.scylla_port, 19042);
+    assert_int_equal(c.scylla_read_consistency, MS_CL_LOCAL_ONE);
+    assert_int_equal(c.scylla_connect_timeout_ms, 2500);
+    assert_int_equal(c.scylla_request_timeout_ms, 250);
+    assert_int_equal(c.shutdown_timeout_ms, 60000);
+    assert_int_equal(c.worker_id, 1023);
+    assert_string_equal(c.scylla_password, "s3cret");
+}
+
+/* Each bad value fails, and the message names the variable, the value and what is allowed. */
+static void expect_bad(const char *name, const char *value, const char *allowed)
+{
+    fake_env env = {{{name, value}}};
+    ms_config c;
+    char err[512];
+    assert_int_equal(ms_config_load(&c, lookup, &env, err, sizeof err), MS_ERR_INVALID);
+    assert_non_null(strstr(err, name));
+    assert_non_null(strstr(err, value));
+    assert_non_null(strstr(err, allowed));
+}
+
+static void test_bad_values_rejected(void **state)
+{
+    (void)state;
+    expect_bad("SCYLLA_PORT", "abc", "integer from 1 to 65535");
+    expect_bad("SCYLLA_PORT", "70000", "integer from 1 to 65535");
+    expect_bad("SCYLLA_PORT", "", "integer");
+    expect_bad("SCYLLA_PORT", "12 ", "integer");
+    expect_bad("SCYLLA_ENABLED", "maybe", "true or false");
+    expect_bad("SCYLLA_READ_CONSISTENCY", "STRONG", "LOCAL_QUORUM");
+    expect_bad("SCYLLA_SERIAL_CONSISTENCY", "QUORUM", "LOCAL_SERIAL");
+    expect_bad("SCYLLA_CONNECT_TIMEOUT", "-1", "duration");
+    expect_bad("SCYLLA_CONNECT_TIMEOUT", "5 parsecs", "duration");
+    expect_bad("SCYLLA_PROTOCOL_VERSION", "5", "from 4 to 4");
+    expect_bad("MSGSTORE_PROFILE", "staging", "development|production|test");
+    expect_bad("MSGSTORE_WORKER_ID", "1024", "from 0 to 1023");
+    expect_bad("MSGSTORE_LOG_LEVEL", "loud", "debug|info|warn|error");
+    expect_bad("SCYLLA_KEYSPACE", "a;DROP", "letters, digits and underscores");
+    expect_bad("SCYLLA_CONTACT_POINTS", "", "must not be empty");
+}
+
+static void test_cross_checks(void **state)
+{
+    (void)state;
+    fake_env env = {{{"SCYLLA_USERNAME", "app"}}};
+    ms_config c;
+    char err[256];
+    assert_int_equal(ms_config_load(&c, lookup, &env, err, sizeof err), MS_ERR_INVALID);
+    assert_non_null(strstr(err, "SCYLLA_PASSWORD"));
+
+    fake_env env2 = {{{"SCYLLA_RETRY_BASE_DELAY", "5s"}, {"SCYLLA_RETRY_MAX_DELAY", "1s"}}};
+    assert_int_equal(ms_config_load(&c, lookup, &env2, err, sizeof err), MS_ERR_INVALID);
+    assert_non_null(strstr(err, "SCYLLA_RETRY_MAX_DELAY"));
+}
+
+static void test_set_override(void **state)
+{
+    (void)state;
+    fake_env env = {{{NULL, NULL}}};
+    ms_config c;
+    char err[256];
+    assert_int_equal(ms_config_load(&c, lookup, &env, err, sizeof err), 0);
+    assert_int_equal(ms_config_set(&c, "MSGSTORE_PORT", "9999", err, sizeof err), 0);
+    assert_int_equal(c.port, 9999);
+    assert_int_equal(ms_config_set(&c, "MSGSTORE_PORT", "x", err, sizeof err), MS_ERR_INVALID);
+    assert_int_equal(c.port, 9999); /* a rejected value changes nothing */
+    assert_int_equal(ms_config_set(&c, "NO_SUCH", "1", err, sizeof err), MS_ERR_INVALID);
+    assert_non_null(strstr(err, "NO_SUCH"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_development), cmocka_unit_test(test_profiles),
+        cmocka_unit_test(test_values_parsed),        cmocka_unit_test(test_bad_values_rejected),
+        cmocka_unit_test(test_cross_checks),         cmocka_unit_test(test_set_override),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
