@@ -32,9 +32,12 @@ asan:
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -L 'unit|integration'
 
-valgrind: build
-	cd build && ctest --output-on-failure -L unit -T memcheck \
-	  --overwrite MemoryCheckCommandOptions="--leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite"
+# Unit and integration tests under valgrind memcheck (slow: minutes).
+valgrind:
+	@scripts/deps check
+	cmake -S . -B build-valgrind -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMSGSTORE_VALGRIND=ON >/dev/null
+	cmake --build build-valgrind -j $(JOBS)
+	cd build-valgrind && ctest --output-on-failure -L 'unit|integration'
 
 fuzz:
 	@scripts/deps check
@@ -52,4 +55,4 @@ format-check:
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
 
 clean:
-	rm -rf build build-asan build-release build-fuzz
+	rm -rf build build-asan build-release build-fuzz build-valgrind

@@ -2,3 +2,6 @@
 ms_add_test(test_snowflake SOURCES unit/test_snowflake.c LIBS msgstore_core LABELS unit)
 ms_add_test(test_config SOURCES unit/test_config.c LIBS msgstore_core LABELS unit)
 ms_add_test(test_metrics SOURCES unit/test_metrics.c LIBS msgstore_core LABELS unit)
+# README's configuration table must match the settings table in the code.
+add_test(NAME docs_config_table COMMAND ${PROJECT_SOURCE_DIR}/scripts/docs-config $<TARGET_FILE:msgstore> --check)
+set_tests_properties(docs_config_table PROPERTIES LABELS unit)

@@ -21,6 +21,10 @@ int cmd_config(int argc, char **argv)
         return MS_EXIT_USAGE;
     }
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--markdown") == 0) {
+            ms_config_print_markdown(stdout);
+            return MS_EXIT_OK;
+        }
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             ms_config_print_help(stdout, MS_PROFILE_DEVELOPMENT);
             return MS_EXIT_OK;

@@ -32,14 +32,20 @@ typedef struct {
 } opt;
 
 #define F(field) offsetof(ms_config, field), sizeof(((ms_config *)0)->field)
-#define D(dev) {dev, NULL, NULL}
-#define D3(dev, prod, test) {dev, prod, test}
+#define D(dev)                                                                                     \
+    {                                                                                              \
+        dev, NULL, NULL                                                                            \
+    }
+#define D3(dev, prod, test)                                                                        \
+    {                                                                                              \
+        dev, prod, test                                                                            \
+    }
 #define CL_CHOICES                                                                                 \
     "ANY|ONE|TWO|THREE|QUORUM|ALL|LOCAL_QUORUM|EACH_QUORUM|SERIAL|LOCAL_SERIAL|LOCAL_ONE"
 
 static const opt opts[] = {
-    {"MSGSTORE_PROFILE", T_PROFILE, F(profile), 0, 0, "development|production|test", D("development"),
-     false, "profile that picks the defaults below"},
+    {"MSGSTORE_PROFILE", T_PROFILE, F(profile), 0, 0, "development|production|test",
+     D("development"), false, "profile that picks the defaults below"},
 
     {"SCYLLA_ENABLED", T_BOOL, F(scylla_enabled), 0, 0, NULL, D("false"), false,
      "store messages in ScyllaDB/Cassandra instead of the embedded SQLite file"},
@@ -47,14 +53,14 @@ static const opt opts[] = {
      "comma-separated hosts (host or host:port) used to discover the cluster"},
     {"SCYLLA_PORT", T_INT, F(scylla_port), 1, 65535, NULL, D("9042"), false,
      "CQL native protocol port"},
-    {"SCYLLA_KEYSPACE", T_STR, F(scylla_keyspace), 1, 48, NULL, D3("msgstore", "msgstore", "msgstore_test"),
-     false, "keyspace holding msgstore's tables"},
+    {"SCYLLA_KEYSPACE", T_STR, F(scylla_keyspace), 1, 48, NULL,
+     D3("msgstore", "msgstore", "msgstore_test"), false, "keyspace holding msgstore's tables"},
     {"SCYLLA_USERNAME", T_STR, F(scylla_username), 0, 0, NULL, D(""), false,
      "user for PasswordAuthenticator (empty: no authentication)"},
     {"SCYLLA_PASSWORD", T_STR, F(scylla_password), 0, 0, NULL, D(""), true,
      "password for SCYLLA_USERNAME"},
-    {"SCYLLA_LOCAL_DATACENTER", T_STR, F(scylla_local_datacenter), 1, 0, NULL, D("datacenter1"), false,
-     "datacenter whose nodes are preferred"},
+    {"SCYLLA_LOCAL_DATACENTER", T_STR, F(scylla_local_datacenter), 1, 0, NULL, D("datacenter1"),
+     false, "datacenter whose nodes are preferred"},
     {"SCYLLA_PROTOCOL_VERSION", T_INT, F(scylla_protocol_version), 4, 4, NULL, D("4"), false,
      "CQL native protocol version (ScyllaDB speaks v4)"},
     {"SCYLLA_CONNECT_TIMEOUT", T_DURATION, F(scylla_connect_timeout_ms), 1, 600000, NULL,
@@ -79,22 +85,22 @@ static const opt opts[] = {
      "client certificate (PEM) for mutual TLS"},
     {"SCYLLA_SSL_KEYFILE", T_STR, F(scylla_ssl_keyfile), 0, 0, NULL, D(""), false,
      "client private key (PEM) for mutual TLS"},
-    {"SCYLLA_SSL_VERIFY_HOSTNAME", T_BOOL, F(scylla_ssl_verify_hostname), 0, 0, NULL, D("true"), false,
-     "check that a node's certificate names the address connected to"},
+    {"SCYLLA_SSL_VERIFY_HOSTNAME", T_BOOL, F(scylla_ssl_verify_hostname), 0, 0, NULL, D("true"),
+     false, "check that a node's certificate names the address connected to"},
     {"SCYLLA_POOL_SIZE", T_INT, F(scylla_pool_size), 1, 64, NULL, D("1"), false,
      "connections per host (per shard on ScyllaDB) and per worker thread"},
-    {"SCYLLA_PREPARED_CACHE_SIZE", T_INT, F(scylla_prepared_cache_size), 1, 1000000, NULL, D("1000"),
-     false, "prepared statements kept (LRU)"},
+    {"SCYLLA_PREPARED_CACHE_SIZE", T_INT, F(scylla_prepared_cache_size), 1, 1000000, NULL,
+     D("1000"), false, "prepared statements kept (LRU)"},
     {"SCYLLA_RETRY_MAX_ATTEMPTS", T_INT, F(scylla_retry_max_attempts), 1, 100, NULL, D("3"), false,
      "tries of an idempotent statement, the first included"},
-    {"SCYLLA_RETRY_BASE_DELAY", T_DURATION, F(scylla_retry_base_delay_ms), 0, 60000, NULL, D("100ms"),
-     false, "backoff before the first retry (exponential, full jitter)"},
+    {"SCYLLA_RETRY_BASE_DELAY", T_DURATION, F(scylla_retry_base_delay_ms), 0, 60000, NULL,
+     D("100ms"), false, "backoff before the first retry (exponential, full jitter)"},
     {"SCYLLA_RETRY_MAX_DELAY", T_DURATION, F(scylla_retry_max_delay_ms), 0, 600000, NULL, D("2s"),
      false, "cap of the retry backoff"},
-    {"SCYLLA_BREAKER_FAILURE_THRESHOLD", T_INT, F(scylla_breaker_failure_threshold), 1, 1000000, NULL,
-     D("5"), false, "consecutive failures that open the circuit breaker"},
-    {"SCYLLA_BREAKER_RESET_TIMEOUT", T_DURATION, F(scylla_breaker_reset_timeout_ms), 1, 3600000, NULL,
-     D3("30s", "30s", "1s"), false, "time the breaker stays open before one probe"},
+    {"SCYLLA_BREAKER_FAILURE_THRESHOLD", T_INT, F(scylla_breaker_failure_threshold), 1, 1000000,
+     NULL, D("5"), false, "consecutive failures that open the circuit breaker"},
+    {"SCYLLA_BREAKER_RESET_TIMEOUT", T_DURATION, F(scylla_breaker_reset_timeout_ms), 1, 3600000,
+     NULL, D3("30s", "30s", "1s"), false, "time the breaker stays open before one probe"},
     {"SCYLLA_ALLOW_REMOTE_DC", T_BOOL, F(scylla_allow_remote_dc), 0, 0, NULL, D("false"), false,
      "send requests to other datacenters when no local node is up"},
     {"SCYLLA_COMPRESSION", T_BOOL, F(scylla_compression), 0, 0, NULL, D("true"), false,
@@ -104,7 +110,8 @@ static const opt opts[] = {
      "keyspace replication for msgstore migrate: SimpleStrategy:RF, or DC:RF,DC:RF for "
      "NetworkTopologyStrategy"},
 
-    {"MSGSTORE_BIND", T_STR, F(bind), 1, 0, NULL, D("127.0.0.1"), false, "address the API listens on"},
+    {"MSGSTORE_BIND", T_STR, F(bind), 1, 0, NULL, D("127.0.0.1"), false,
+     "address the API listens on"},
     {"MSGSTORE_PORT", T_INT, F(port), 0, 65535, NULL, D("8080"), false,
      "port the API listens on (0: any free port)"},
     {"MSGSTORE_WORKERS", T_INT, F(workers), 0, 256, NULL, D("0"), false,
@@ -131,33 +138,33 @@ static const opt opts[] = {
      "require a token on /metrics"},
     {"MSGSTORE_LOG_LEVEL", T_STR, F(log_level), 0, 0, "debug|info|warn|error",
      D3("info", "info", "warn"), false, "lowest level logged"},
-    {"MSGSTORE_LOG_FORMAT", T_STR, F(log_format), 0, 0, "json|text", D3("text", "json", "text"), false,
-     "log lines as JSON or as text"},
-    {"MSGSTORE_SHUTDOWN_TIMEOUT", T_DURATION, F(shutdown_timeout_ms), 0, 3600000, NULL, D("10s"), false,
-     "time in-flight requests get to finish on SIGTERM"},
-    {"MSGSTORE_HEALTH_INTERVAL", T_DURATION, F(health_interval_ms), 100, 3600000, NULL, D("30s"), false,
-     "period of the background health check"},
-    {"MSGSTORE_READY_THRESHOLD", T_DURATION, F(ready_threshold_ms), 1, 600000, NULL, D("100ms"), false,
-     "slowest database answer that still counts as ready"},
+    {"MSGSTORE_LOG_FORMAT", T_STR, F(log_format), 0, 0, "json|text", D3("text", "json", "text"),
+     false, "log lines as JSON or as text"},
+    {"MSGSTORE_SHUTDOWN_TIMEOUT", T_DURATION, F(shutdown_timeout_ms), 0, 3600000, NULL, D("10s"),
+     false, "time in-flight requests get to finish on SIGTERM"},
+    {"MSGSTORE_HEALTH_INTERVAL", T_DURATION, F(health_interval_ms), 100, 3600000, NULL, D("30s"),
+     false, "period of the background health check"},
+    {"MSGSTORE_READY_THRESHOLD", T_DURATION, F(ready_threshold_ms), 1, 600000, NULL, D("100ms"),
+     false, "slowest database answer that still counts as ready"},
     {"MSGSTORE_IDLE_TIMEOUT", T_DURATION, F(idle_timeout_ms), 100, 3600000, NULL, D("60s"), false,
      "idle keep-alive connections are closed after this"},
-    {"MSGSTORE_REQUEST_TIMEOUT", T_DURATION, F(request_timeout_ms), 100, 3600000, NULL, D("10s"), false,
-     "a request (headers and body) must arrive within this"},
+    {"MSGSTORE_REQUEST_TIMEOUT", T_DURATION, F(request_timeout_ms), 100, 3600000, NULL, D("10s"),
+     false, "a request (headers and body) must arrive within this"},
     {"MSGSTORE_MAX_CONNECTIONS", T_INT, F(max_connections), 1, 1000000, NULL, D("10000"), false,
      "open client connections per instance"},
     {"MSGSTORE_TLS_CERT", T_STR, F(tls_cert), 0, 0, NULL, D(""), false,
      "PEM certificate for serving HTTPS (empty: plain HTTP)"},
-    {"MSGSTORE_TLS_KEY", T_STR, F(tls_key), 0, 0, NULL, D(""), false, "PEM key for MSGSTORE_TLS_CERT"},
+    {"MSGSTORE_TLS_KEY", T_STR, F(tls_key), 0, 0, NULL, D(""), false,
+     "PEM key for MSGSTORE_TLS_CERT"},
     {"MSGSTORE_REDIS_URL", T_STR, F(redis_url), 0, 0, NULL, D(""), false,
      "redis://host:port of the Redis that carries events between instances (empty: one instance)"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
 
-static const char *const cl_names[] = {"ANY",          "ONE",         "TWO",    "THREE",
-                                       "QUORUM",       "ALL",         "LOCAL_QUORUM",
-                                       "EACH_QUORUM",  "SERIAL",      "LOCAL_SERIAL",
-                                       "LOCAL_ONE"};
+static const char *const cl_names[] = {"ANY",    "ONE",          "TWO",          "THREE",
+                                       "QUORUM", "ALL",          "LOCAL_QUORUM", "EACH_QUORUM",
+                                       "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE"};
 static const char *const profile_names[] = {"development", "production", "test"};
 
 const char *ms_profile_name(ms_profile p)
@@ -369,8 +376,8 @@ static int validate(const ms_config *cfg, char *err, size_t errlen)
     }
     if (cfg->scylla_retry_base_delay_ms > cfg->scylla_retry_max_delay_ms) {
         snprintf(err, errlen,
-                 "SCYLLA_RETRY_BASE_DELAY=%" PRId64 "ms is larger than SCYLLA_RETRY_MAX_DELAY=%" PRId64
-                 "ms",
+                 "SCYLLA_RETRY_BASE_DELAY=%" PRId64
+                 "ms is larger than SCYLLA_RETRY_MAX_DELAY=%" PRId64 "ms",
                  cfg->scylla_retry_base_delay_ms, cfg->scylla_retry_max_delay_ms);
         return MS_ERR_INVALID;
     }
@@ -425,13 +432,19 @@ int ms_config_set(ms_config *cfg, const char *name, const char *value, char *err
 static const char *type_name(const opt *o)
 {
     switch (o->type) {
-    case T_BOOL: return "bool";
+    case T_BOOL:
+        return "bool";
     case T_INT:
-    case T_U64: return "int";
-    case T_DURATION: return "duration";
-    case T_STR: return o->choices ? "enum" : "string";
-    case T_CL: return "consistency";
-    case T_PROFILE: return "enum";
+    case T_U64:
+        return "int";
+    case T_DURATION:
+        return "duration";
+    case T_STR:
+        return o->choices ? "enum" : "string";
+    case T_CL:
+        return "consistency";
+    case T_PROFILE:
+        return "enum";
     }
     return "?";
 }
@@ -454,6 +467,38 @@ void ms_config_print_help(FILE *out, ms_profile profile)
     }
 }
 
+void ms_config_print_markdown(FILE *out)
+{
+    fprintf(out, "| variable | default | production | test | meaning |\n");
+    fprintf(out, "|---|---|---|---|---|\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &opts[i];
+        fprintf(out, "| `%s` | `%s` | %s%s%s | %s%s%s | %s", o->name, o->def[0],
+                o->def[1] ? "`" : "", o->def[1] ? o->def[1] : "same", o->def[1] ? "`" : "",
+                o->def[2] ? "`" : "", o->def[2] ? o->def[2] : "same", o->def[2] ? "`" : "",
+                o->help);
+        if (o->choices && o->type != T_CL) {
+            fputs(" (", out);
+            for (const char *c = o->choices; *c; c++) {
+                if (c == o->choices)
+                    fputc('`', out);
+                if (*c == '|')
+                    fputs("`, `", out);
+                else
+                    fputc(*c, out);
+            }
+            fputs("`)", out);
+        }
+        if (o->type == T_INT)
+            fprintf(out, " (%" PRId64 "..%" PRId64 ")", o->min, o->max);
+        if (o->type == T_DURATION)
+            fprintf(out, " (duration: `250ms`, `5s`, `2m`; a bare number is seconds)");
+        if (o->type == T_CL)
+            fprintf(out, " (a consistency level)");
+        fprintf(out, " |\n");
+    }
+}
+
 void ms_config_print(FILE *out, const ms_config *cfg)
 {
     for (size_t i = 0; i < NOPTS; i++) {
@@ -461,15 +506,27 @@ void ms_config_print(FILE *out, const ms_config *cfg)
         const void *field = (const char *)cfg + o->off;
         fprintf(out, "%s=", o->name);
         switch (o->type) {
-        case T_BOOL: fputs(*(const bool *)field ? "true" : "false", out); break;
-        case T_INT: fprintf(out, "%d", *(const int *)field); break;
-        case T_U64: fprintf(out, "%" PRIu64, *(const uint64_t *)field); break;
-        case T_DURATION: fprintf(out, "%" PRId64 "ms", *(const int64_t *)field); break;
+        case T_BOOL:
+            fputs(*(const bool *)field ? "true" : "false", out);
+            break;
+        case T_INT:
+            fprintf(out, "%d", *(const int *)field);
+            break;
+        case T_U64:
+            fprintf(out, "%" PRIu64, *(const uint64_t *)field);
+            break;
+        case T_DURATION:
+            fprintf(out, "%" PRId64 "ms", *(const int64_t *)field);
+            break;
         case T_STR:
             fputs(o->secret && ((const char *)field)[0] ? "********" : (const char *)field, out);
             break;
-        case T_CL: fputs(ms_consistency_name(*(const ms_consistency *)field), out); break;
-        case T_PROFILE: fputs(ms_profile_name(*(const ms_profile *)field), out); break;
+        case T_CL:
+            fputs(ms_consistency_name(*(const ms_consistency *)field), out);
+            break;
+        case T_PROFILE:
+            fputs(ms_profile_name(*(const ms_profile *)field), out);
+            break;
         }
         fputc('\n', out);
     }

@@ -10,20 +10,20 @@
 
 typedef enum ms_err {
     MS_OK = 0,
-    MS_ERR_INVALID = -1,      /* bad input: maps to HTTP 400 */
-    MS_ERR_NOT_FOUND = -2,    /* 404 */
-    MS_ERR_CONFLICT = -3,     /* 409 */
-    MS_ERR_TOO_LARGE = -4,    /* 413 */
+    MS_ERR_INVALID = -1,       /* bad input: maps to HTTP 400 */
+    MS_ERR_NOT_FOUND = -2,     /* 404 */
+    MS_ERR_CONFLICT = -3,      /* 409 */
+    MS_ERR_TOO_LARGE = -4,     /* 413 */
     MS_ERR_UNPROCESSABLE = -5, /* 422: well-formed but not acceptable */
-    MS_ERR_UNAUTHORIZED = -6, /* 401 */
-    MS_ERR_FORBIDDEN = -7,    /* 403 */
-    MS_ERR_RATE_LIMITED = -8, /* 429 */
-    MS_ERR_UNAVAILABLE = -9,  /* 503: backend unreachable, breaker open */
-    MS_ERR_TIMEOUT = -10,     /* 503/504: a deadline passed */
+    MS_ERR_UNAUTHORIZED = -6,  /* 401 */
+    MS_ERR_FORBIDDEN = -7,     /* 403 */
+    MS_ERR_RATE_LIMITED = -8,  /* 429 */
+    MS_ERR_UNAVAILABLE = -9,   /* 503: backend unreachable, breaker open */
+    MS_ERR_TIMEOUT = -10,      /* 503/504: a deadline passed */
     MS_ERR_NOMEM = -11,
     MS_ERR_IO = -12,
-    MS_ERR_CLOCK = -13,       /* the wall clock stepped back past the bound */
-    MS_ERR_SHUTDOWN = -14,    /* the component is closing */
+    MS_ERR_CLOCK = -13,    /* the wall clock stepped back past the bound */
+    MS_ERR_SHUTDOWN = -14, /* the component is closing */
     MS_ERR_INTERNAL = -15,
 } ms_err;
 

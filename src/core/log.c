@@ -69,8 +69,9 @@ void ms_log(ms_log_level level, const char *component, const char *fmt, ...)
     char line[4608];
     size_t len;
     if (as_json) {
-        len = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"",
-                               when, level_names[level]);
+        len =
+            (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"",
+                             when, level_names[level]);
         len = json_escape(line, len, sizeof line, component);
         len += (size_t)snprintf(line + len, sizeof line - len, "\",\"msg\":\"");
         len = json_escape(line, len, sizeof line, msg);

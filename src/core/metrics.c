@@ -7,8 +7,8 @@
 #include <string.h>
 
 const uint64_t MS_HIST_BOUNDS_US[MS_HIST_BUCKETS] = {
-    50,     100,    250,     500,     1000,    2500,    5000,     10000,
-    25000,  50000,  100000,  250000,  500000,  1000000, 5000000, UINT64_MAX};
+    50,    100,   250,    500,    1000,   2500,    5000,    10000,
+    25000, 50000, 100000, 250000, 500000, 1000000, 5000000, UINT64_MAX};
 
 typedef enum { K_COUNTER, K_GAUGE, K_HISTOGRAM } kind_t;
 
@@ -224,8 +224,8 @@ static void render_one(ms_metrics_buf *b, const metric *m, int first_of_name)
         }
         ms_metrics_appendf(b, "%s_sum%s%s%s %g\n", m->name, l[0] ? "{" : "", l, l[0] ? "}" : "",
                            (double)atomic_load(&m->u.hist.sum_us) / 1e6);
-        ms_metrics_appendf(b, "%s_count%s%s%s %llu\n", m->name, l[0] ? "{" : "", l,
-                           l[0] ? "}" : "", (unsigned long long)atomic_load(&m->u.hist.count));
+        ms_metrics_appendf(b, "%s_count%s%s%s %llu\n", m->name, l[0] ? "{" : "", l, l[0] ? "}" : "",
+                           (unsigned long long)atomic_load(&m->u.hist.count));
         break;
     }
     }

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define THREADS      4
-#define PER_THREAD   250000 /* 1M ids in all */
-#define EPOCH        MS_SNOWFLAKE_EPOCH_DISCORD
+#define THREADS    4
+#define PER_THREAD 250000 /* 1M ids in all */
+#define EPOCH      MS_SNOWFLAKE_EPOCH_DISCORD
 
 typedef struct {
     ms_snowflake *g;
