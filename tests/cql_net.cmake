@@ -1,0 +1,7 @@
+# CQL client (I/O half): unit tests of the pure parts, integration tests on a
+# real Cassandra node, cluster tests on the 4-node cluster.
+if(TARGET msgstore_cql)
+  foreach(t lru breaker backoff ring lb)
+    ms_add_test(test_cql_${t} SOURCES unit/test_cql_${t}.c LIBS msgstore_cql msgstore_core LABELS unit)
+  endforeach()
+endif()
