@@ -77,12 +77,12 @@ typedef struct cql_status {
     int32_t received, block_for;
     bool data_present;
     char write_type[16];
-    char host[64];        /* host that answered (success too), "" if none */
-    int attempts;         /* requests sent, retries and speculative ones included */
-    uint16_t warnings;    /* server warnings (logged) */
+    char host[64];     /* host that answered (success too), "" if none */
+    int attempts;      /* requests sent, retries and speculative ones included */
+    uint16_t warnings; /* server warnings (logged) */
     bool has_tracing;
     uint8_t tracing_id[16];
-    char message[256];    /* for humans; "" on success */
+    char message[256]; /* for humans; "" on success */
 } cql_status;
 
 /* ------------------------------------------------------------------------- */
@@ -134,13 +134,13 @@ typedef struct cql_host_info {
     char rack[64];
     char host_id[37];
     char release_version[32];
-    bool up;           /* at least one pool connection ready */
-    bool local;        /* in the local DC */
+    bool up;    /* at least one pool connection ready */
+    bool local; /* in the local DC */
     cql_breaker_state breaker;
-    int connections;   /* ready pool connections */
-    int in_flight;     /* requests on those connections */
-    uint64_t requests; /* requests sent to it */
-    uint64_t errors;   /* failed attempts on it */
+    int connections;    /* ready pool connections */
+    int in_flight;      /* requests on those connections */
+    uint64_t requests;  /* requests sent to it */
+    uint64_t errors;    /* failed attempts on it */
     uint32_t nr_shards; /* ScyllaDB shards, 0 for Cassandra */
 } cql_host_info;
 
@@ -173,17 +173,17 @@ typedef struct cql_options {
     int64_t breaker_reset_ms;   /* open time before a probe */
     bool compression;           /* LZ4 when the server offers it */
     bool token_aware;
-    bool shard_aware;           /* ScyllaDB: connections per shard */
-    uint16_t shard_port_lo;     /* source ports for the shard-aware port */
+    bool shard_aware;       /* ScyllaDB: connections per shard */
+    uint16_t shard_port_lo; /* source ports for the shard-aware port */
     uint16_t shard_port_hi;
-    int default_consistency;    /* cql_consistency */
+    int default_consistency;        /* cql_consistency */
     int default_serial_consistency; /* SERIAL or LOCAL_SERIAL */
-    int32_t default_page_size;  /* rows per page when a statement does not say (<= 0: no paging) */
-    bool client_timestamps;     /* send a monotonic client timestamp with writes */
+    int32_t default_page_size; /* rows per page when a statement does not say (<= 0: no paging) */
+    bool client_timestamps;    /* send a monotonic client timestamp with writes */
     int64_t speculative_delay_ms; /* > 0: start another execution of an idempotent
                                      statement after this long without an answer */
-    int speculative_max;        /* extra executions at most (default 1) */
-    bool wait_schema_agreement; /* after DDL, wait until every host has the same schema */
+    int speculative_max;          /* extra executions at most (default 1) */
+    bool wait_schema_agreement;   /* after DDL, wait until every host has the same schema */
     int64_t schema_agreement_ms;
     struct {
         bool enabled;
@@ -193,7 +193,7 @@ typedef struct cql_options {
         bool verify_peer;      /* default true */
         bool verify_hostname;  /* default true: the name or IP we connect to */
     } tls;
-    const char *name;           /* label of this session in metrics ("default") */
+    const char *name;                /* label of this session in metrics ("default") */
     cql_host_event_cb on_host_event; /* optional */
     void *on_host_event_ud;
 } cql_options;
@@ -253,22 +253,22 @@ size_t cql_session_hosts(cql_session *s, cql_host_info *out, size_t max);
  * first, as host infos. Returns their number (0 when the keyspace or the
  * ring is unknown).
  */
-size_t cql_session_replicas(cql_session *s, const char *keyspace, int64_t token,
-                            cql_host_info *out, size_t max);
+size_t cql_session_replicas(cql_session *s, const char *keyspace, int64_t token, cql_host_info *out,
+                            size_t max);
 
 /** Counters of a session (for tests, tools and metrics). */
 typedef struct cql_session_stats {
-    uint64_t requests;    /* user requests completed */
-    uint64_t errors;      /* of which failed */
-    uint64_t retries;     /* extra attempts after a failure */
-    uint64_t speculative; /* speculative executions started */
-    uint64_t timeouts;    /* requests whose deadline passed */
+    uint64_t requests;           /* user requests completed */
+    uint64_t errors;             /* of which failed */
+    uint64_t retries;            /* extra attempts after a failure */
+    uint64_t speculative;        /* speculative executions started */
+    uint64_t timeouts;           /* requests whose deadline passed */
     uint64_t breaker_rejections; /* attempts refused by an open breaker */
-    uint64_t reprepares;  /* UNPREPARED answered by a re-prepare */
+    uint64_t reprepares;         /* UNPREPARED answered by a re-prepare */
     uint64_t prepared_hits, prepared_misses, prepared_evictions;
     size_t prepared_cached;
-    int in_flight;        /* user requests not completed yet */
-    int connections;      /* ready pool connections */
+    int in_flight;   /* user requests not completed yet */
+    int connections; /* ready pool connections */
 } cql_session_stats;
 
 void cql_session_stats_get(cql_session *s, cql_session_stats *out);
@@ -287,19 +287,19 @@ typedef struct cql_prepared cql_prepared;
  * so it may live on the caller's stack.
  */
 typedef struct cql_statement {
-    const char *query;          /* CQL text (simple or to prepare) */
-    size_t query_len;           /* 0: strlen(query) */
-    cql_prepared *prepared;     /* execute this prepared statement instead */
-    bool prepare;               /* query: prepare it through the session's cache first */
-    const cql_values *values;   /* bound values or NULL */
-    int consistency;            /* cql_consistency or CQL_DEFAULT */
-    int serial_consistency;     /* SERIAL/LOCAL_SERIAL, CQL_DEFAULT, or 0 for none */
-    int32_t page_size;          /* CQL_DEFAULT, > 0 rows, or 0 for no paging */
-    cql_bytes paging_state;     /* from the previous page; ptr NULL for the first */
-    bool idempotent;            /* may be applied twice safely: allows retries */
-    int64_t timestamp;          /* µs; INT64_MIN: the client's (if enabled) */
-    int64_t timeout_ms;         /* 0: the session default */
-    const char *keyspace;       /* routing keyspace of a simple query (NULL: session's) */
+    const char *query;        /* CQL text (simple or to prepare) */
+    size_t query_len;         /* 0: strlen(query) */
+    cql_prepared *prepared;   /* execute this prepared statement instead */
+    bool prepare;             /* query: prepare it through the session's cache first */
+    const cql_values *values; /* bound values or NULL */
+    int consistency;          /* cql_consistency or CQL_DEFAULT */
+    int serial_consistency;   /* SERIAL/LOCAL_SERIAL, CQL_DEFAULT, or 0 for none */
+    int32_t page_size;        /* CQL_DEFAULT, > 0 rows, or 0 for no paging */
+    cql_bytes paging_state;   /* from the previous page; ptr NULL for the first */
+    bool idempotent;          /* may be applied twice safely: allows retries */
+    int64_t timestamp;        /* µs; INT64_MIN: the client's (if enabled) */
+    int64_t timeout_ms;       /* 0: the session default */
+    const char *keyspace;     /* routing keyspace of a simple query (NULL: session's) */
     bool tracing;
 } cql_statement;
 
@@ -365,11 +365,11 @@ typedef enum cql_batch_kind {
 typedef struct cql_batch_request {
     cql_batch_kind kind;
     const cql_statement *statements;
-    size_t count;               /* 1..65535 */
-    int consistency;            /* CQL_DEFAULT or a level */
+    size_t count;    /* 1..65535 */
+    int consistency; /* CQL_DEFAULT or a level */
     int serial_consistency;
     bool idempotent;
-    int64_t timestamp;          /* INT64_MIN: the client's (if enabled) */
+    int64_t timestamp; /* INT64_MIN: the client's (if enabled) */
     int64_t timeout_ms;
 } cql_batch_request;
 

@@ -18,9 +18,9 @@
 #include <stdint.h>
 
 typedef struct cql_breaker {
-    int threshold;        /* consecutive failures that open it (>= 1) */
-    int64_t reset_ms;     /* time spent open before a probe is allowed */
-    int failures;         /* consecutive failures while closed */
+    int threshold;    /* consecutive failures that open it (>= 1) */
+    int64_t reset_ms; /* time spent open before a probe is allowed */
+    int failures;     /* consecutive failures while closed */
     cql_breaker_state state;
     int64_t opened_at_ms; /* when it last opened */
     bool probe_in_flight; /* half-open: the one probe is out */

@@ -17,12 +17,12 @@
 
 typedef struct cql_lb_view {
     size_t nhosts;
-    const uint8_t *up;         /* per host: 1 when it can take requests */
-    const uint32_t *local;     /* hosts of the local DC */
+    const uint8_t *up;     /* per host: 1 when it can take requests */
+    const uint32_t *local; /* hosts of the local DC */
     size_t nlocal;
-    const uint32_t *remote;    /* hosts of the other DCs */
+    const uint32_t *remote; /* hosts of the other DCs */
     size_t nremote;
-    const uint8_t *is_local;   /* per host: 1 when in the local DC */
+    const uint8_t *is_local; /* per host: 1 when in the local DC */
     bool allow_remote;
 } cql_lb_view;
 

@@ -43,18 +43,23 @@ int cql__lru_init(cql_lru *l, size_t capacity, cql_lru_free_fn free_fn, void *fr
     return 0;
 }
 
+static cql_lru_node *node_of(cql_lru_link *k)
+{
+    return (cql_lru_node *)(void *)k;
+}
+
 static void list_unlink(cql_lru_node *n)
 {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
+    n->link.prev->next = n->link.next;
+    n->link.next->prev = n->link.prev;
 }
 
 static void list_push_front(cql_lru *l, cql_lru_node *n)
 {
-    n->next = l->head.next;
-    n->prev = &l->head;
-    l->head.next->prev = n;
-    l->head.next = n;
+    n->link.next = l->head.next;
+    n->link.prev = &l->head;
+    l->head.next->prev = &n->link;
+    l->head.next = &n->link;
 }
 
 static cql_lru_node **find_slot(cql_lru *l, uint64_t h, const char *ns, size_t nslen,
@@ -99,7 +104,7 @@ void *cql__lru_get(cql_lru *l, const char *ns, const char *key, size_t keylen)
         return NULL;
     }
     l->hits++;
-    if (l->head.next != n) {
+    if (l->head.next != &n->link) {
         list_unlink(n);
         list_push_front(l, n);
     }
@@ -108,7 +113,7 @@ void *cql__lru_get(cql_lru *l, const char *ns, const char *key, size_t keylen)
 
 static void evict_oldest(cql_lru *l)
 {
-    cql_lru_node *old = l->head.prev;
+    cql_lru_node *old = node_of(l->head.prev);
     cql_lru_node **pp = &l->buckets[old->hash & (l->nbuckets - 1)];
     while (*pp != old)
         pp = &(*pp)->hnext;
@@ -128,7 +133,7 @@ int cql__lru_put(cql_lru *l, const char *ns, const char *key, size_t keylen, voi
         cql_lru_node *n = *pp;
         void *old = n->value;
         n->value = value;
-        if (l->head.next != n) {
+        if (l->head.next != &n->link) {
             list_unlink(n);
             list_push_front(l, n);
         }
@@ -175,14 +180,14 @@ void *cql__lru_take(cql_lru *l, const char *ns, const char *key, size_t keylen)
 
 void cql__lru_foreach(const cql_lru *l, void (*fn)(void *value, void *ctx), void *ctx)
 {
-    for (const cql_lru_node *n = l->head.next; n != &l->head; n = n->next)
-        fn(n->value, ctx);
+    for (const cql_lru_link *k = l->head.next; k != &l->head; k = k->next)
+        fn(((const cql_lru_node *)(const void *)k)->value, ctx);
 }
 
 void cql__lru_clear(cql_lru *l)
 {
     while (l->count > 0) {
-        cql_lru_node *n = l->head.next;
+        cql_lru_node *n = node_of(l->head.next);
         cql_lru_node **pp = &l->buckets[n->hash & (l->nbuckets - 1)];
         while (*pp != n)
             pp = &(*pp)->hnext;

@@ -15,9 +15,14 @@
 
 typedef void (*cql_lru_free_fn)(void *value, void *ctx);
 
+/* Recency list links; the first member of a node, so a link is its node. */
+typedef struct cql_lru_link {
+    struct cql_lru_link *prev, *next; /* most recent first */
+} cql_lru_link;
+
 typedef struct cql_lru_node {
-    struct cql_lru_node *prev, *next; /* recency list, most recent first */
-    struct cql_lru_node *hnext;       /* hash chain */
+    cql_lru_link link;
+    struct cql_lru_node *hnext; /* hash chain */
     uint64_t hash;
     void *value;
     size_t nslen, keylen;
@@ -29,7 +34,7 @@ typedef struct cql_lru {
     size_t count;
     size_t nbuckets; /* power of two */
     cql_lru_node **buckets;
-    cql_lru_node head; /* sentinel of the recency list */
+    cql_lru_link head; /* sentinel of the recency list */
     cql_lru_free_fn free_fn;
     void *free_ctx;
     uint64_t hits, misses, evictions;

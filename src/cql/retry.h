@@ -35,10 +35,10 @@ typedef enum cql_retry_action {
 
 /* How an attempt failed, as far as the retry policy cares. */
 typedef enum cql_failure_kind {
-    CQL_FAIL_NOT_SENT = 0,     /* never written to a socket: always safe to retry */
-    CQL_FAIL_CONNECTION = 1,   /* the connection broke after it may have been written */
+    CQL_FAIL_NOT_SENT = 0,       /* never written to a socket: always safe to retry */
+    CQL_FAIL_CONNECTION = 1,     /* the connection broke after it may have been written */
     CQL_FAIL_CLIENT_TIMEOUT = 2, /* no answer in time (may have been applied) */
-    CQL_FAIL_SERVER = 3,       /* the server answered with an ERROR; see server_code */
+    CQL_FAIL_SERVER = 3,         /* the server answered with an ERROR; see server_code */
 } cql_failure_kind;
 
 /*

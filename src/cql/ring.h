@@ -68,9 +68,9 @@ typedef struct cql_ring {
     uint32_t *host_dc;   /* dc id of each host */
     uint32_t *host_rack; /* rack id (unique across DCs) of each host */
     size_t ndcs;
-    char **dc_names;       /* by dc id */
-    uint32_t *dc_hosts;    /* hosts per dc id */
-    uint32_t *dc_racks;    /* distinct racks per dc id */
+    char **dc_names;    /* by dc id */
+    uint32_t *dc_hosts; /* hosts per dc id */
+    uint32_t *dc_racks; /* distinct racks per dc id */
     size_t nracks;
 } cql_ring;
 

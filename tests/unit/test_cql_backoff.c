@@ -99,8 +99,8 @@ static void test_retry_decisions(void **state)
         assert_int_equal(cql__retry_decide(CQL_FAIL_SERVER, maybe[i], true), CQL_RETRY_NEXT_HOST);
     }
     /* errors about the statement or the data: never */
-    int never[] = {0x000A, 0x0100, 0x1003, 0x1300, 0x1400, 0x1500, 0x2000,
-                   0x2100, 0x2200, 0x2300, 0x2400, 0xF000};
+    int never[] = {0x000A, 0x0100, 0x1003, 0x1300, 0x1400, 0x1500,
+                   0x2000, 0x2100, 0x2200, 0x2300, 0x2400, 0xF000};
     for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
         assert_int_equal(cql__retry_decide(CQL_FAIL_SERVER, never[i], true), CQL_RETRY_FAIL);
 }

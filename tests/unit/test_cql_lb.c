@@ -53,9 +53,9 @@ static void test_remote_allowed(void **state)
     uint32_t out[8];
     size_t n = cql__lb_plan(&v, rep, 2, 0, false, out, 8);
     assert_int_equal(n, 6);
-    assert_int_equal(out[0], 1);  /* local replica */
+    assert_int_equal(out[0], 1); /* local replica */
     assert_true(is_local[out[1]] && is_local[out[2]] && is_local[out[3]]);
-    assert_int_equal(out[4], 5);  /* remote replica before the other remote host */
+    assert_int_equal(out[4], 5); /* remote replica before the other remote host */
     assert_int_equal(out[5], 4);
 }
 

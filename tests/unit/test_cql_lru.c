@@ -117,7 +117,7 @@ static void test_many(void **state)
             assert_ptr_equal(v, V(i % 64));
     }
     int n = 0;
-    cql_lru_node *it = l.head.next;
+    cql_lru_link *it = l.head.next;
     while (it != &l.head) {
         n++;
         it = it->next;

@@ -8,6 +8,7 @@
 #include "cql/ring.h"
 #include "core/error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,12 +246,9 @@ static void test_everywhere_and_empty(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ring_index),
-        cmocka_unit_test(test_simple_strategy),
-        cmocka_unit_test(test_nts_racks),
-        cmocka_unit_test(test_nts_properties),
-        cmocka_unit_test(test_replication_parse),
-        cmocka_unit_test(test_everywhere_and_empty),
+        cmocka_unit_test(test_ring_index),        cmocka_unit_test(test_simple_strategy),
+        cmocka_unit_test(test_nts_racks),         cmocka_unit_test(test_nts_properties),
+        cmocka_unit_test(test_replication_parse), cmocka_unit_test(test_everywhere_and_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
