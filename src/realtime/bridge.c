@@ -1,0 +1,812 @@
+/*
+ * bridge.c - events between instances over Redis pub/sub.
+ *
+ * The bridge runs its own thread and libuv loop with two hiredis async
+ * connections (hiredis' libuv adapter): one in subscribe mode, one for
+ * PUBLISH, SET PX, DEL and a PING watchdog. Events are published to the
+ * Redis channel msgstore:rt:<shard> of their channel (shard = a hash of the
+ * channel id modulo the shard count, equal on every instance); an instance
+ * subscribes only to the shards its local subscribers need, and keeps a
+ * shard 30 s after its last subscriber left so that quick reconnects stay
+ * covered. A message on Redis is one header line and the event's JSON:
+ *
+ *   E <instance hex> <kind> <channel> <position> <created µs>\n<event json>
+ *   G <instance hex>          (the instance dropped events of this shard)
+ *
+ * Redis down: local delivery goes on; events of this instance are dropped
+ * for the others (counted) and the shards' replay coverage is withdrawn.
+ * hiredis 0.14.1's libuv adapter (adapters/libuv.h) returns early when
+ * uv_poll reports an error, and libuv reports a refused connection that way
+ * (UV_EBADF after POLLERR): hiredis would never learn that the connection
+ * failed. The adapter below is the same with that fixed (as in hiredis
+ * 1.0: on an error, let hiredis handle the events it asked for).
+ *
+ * Reconnect: with backoff (100 ms doubling to 2 s); once a shard is
+ * subscribed again its local subscribers get a resync event ("redis_gap"),
+ * and shards whose events this instance dropped get a G message so that
+ * the other instances resync theirs ("peer_gap").
+ */
+#include "core/error.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "realtime/internal.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_MS         250
+#define PING_EVERY_MS   1000
+#define PING_TIMEOUT_MS 3000
+#define BACKOFF_MIN_MS  100
+#define BACKOFF_MAX_MS  2000
+#define SHARD_LINGER_MS 30000
+#define OUTBOX_MAX      65536 /* events waiting for the bridge thread */
+#define INFLIGHT_MAX    16384 /* commands sent and not yet answered */
+
+enum { SH_NONE = 0, SH_SUBSCRIBING, SH_SUBSCRIBED, SH_UNSUBSCRIBING };
+
+typedef struct out_node {
+    struct out_node *next;
+    rt_msg *msg;    /* an event to publish, or NULL for a command */
+    int64_t ttl_ms; /* command: SET key PX ttl_ms; 0: DEL key */
+    char key[96];
+} out_node;
+
+struct rt_bridge {
+    rt_hub *hub;
+    char host[256];
+    int port;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;
+    uv_timer_t tick;
+    _Atomic bool stopping;
+    _Atomic bool alive;
+
+    redisAsyncContext *pub, *sub;
+    bool pub_up, sub_up;
+    bool up;
+    int64_t next_connect_ms;
+    int64_t backoff_ms;
+    int64_t ping_sent_ms; /* 0: none outstanding */
+    int64_t last_ping_ms;
+    uint32_t inflight;
+
+    uint32_t nshards;
+    uint8_t *sh_state;
+    bool *sh_lost;         /* subscribers of this shard may have missed remote events */
+    bool *sh_dropped;      /* this instance dropped events of the shard */
+    int64_t *sh_unused_ms; /* since when no local subscriber needs the shard */
+
+    _Atomic(out_node *) outbox;
+    _Atomic uint32_t outbox_len;
+
+    _Atomic int state;
+    bool ever_up;
+    pthread_mutex_t errmu;
+    char err[256];
+
+    _Atomic uint64_t published, received, dropped, reconnects;
+    ms_counter *m_dropped, *m_received;
+    ms_gauge *m_up;
+};
+
+const char *rt_bridge_state_name(rt_bridge_state s)
+{
+    switch (s) {
+    case RT_BRIDGE_DISABLED:
+        return "disabled";
+    case RT_BRIDGE_CONNECTING:
+        return "connecting";
+    case RT_BRIDGE_UP:
+        return "up";
+    case RT_BRIDGE_DOWN:
+        return "down";
+    }
+    return "unknown";
+}
+
+int rt_redis_url_parse(const char *url, char *host, size_t hostlen, int *port)
+{
+    if (!url || !*url)
+        return MS_ERR_INVALID;
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) == 0)
+        p += 8;
+    const char *end = p + strcspn(p, "/?");
+    if (end[0] == '/' && end[1] != '\0' && strcmp(end, "/0") != 0)
+        return MS_ERR_INVALID; /* a database number: pub/sub ignores it, refuse rather than mislead
+                                */
+    if (memchr(p, '@', (size_t)(end - p)))
+        return MS_ERR_INVALID; /* credentials are not supported */
+    const char *colon = memchr(p, ':', (size_t)(end - p));
+    const char *hend = colon ? colon : end;
+    size_t hl = (size_t)(hend - p);
+    if (hl == 0 || hl >= hostlen)
+        return MS_ERR_INVALID;
+    memcpy(host, p, hl);
+    host[hl] = '\0';
+    *port = 6379;
+    if (colon) {
+        char *e;
+        long v = strtol(colon + 1, &e, 10);
+        if (e != end || e == colon + 1 || v < 1 || v > 65535)
+            return MS_ERR_INVALID;
+        *port = (int)v;
+    }
+    return 0;
+}
+
+static void set_err(rt_bridge *b, const char *what, const char *detail)
+{
+    pthread_mutex_lock(&b->errmu);
+    snprintf(b->err, sizeof b->err, "%s%s%s", what, detail && *detail ? ": " : "",
+             detail ? detail : "");
+    pthread_mutex_unlock(&b->errmu);
+}
+
+static void set_state(rt_bridge *b, rt_bridge_state s)
+{
+    atomic_store(&b->state, (int)s);
+    ms_gauge_set(b->m_up, s == RT_BRIDGE_UP);
+}
+
+rt_bridge_state rt_bridge_status(rt_bridge *b, char *err, size_t errlen)
+{
+    if (!b) {
+        if (err && errlen)
+            err[0] = '\0';
+        return RT_BRIDGE_DISABLED;
+    }
+    if (err && errlen) {
+        pthread_mutex_lock(&b->errmu);
+        snprintf(err, errlen, "%s", b->err);
+        pthread_mutex_unlock(&b->errmu);
+    }
+    return (rt_bridge_state)atomic_load(&b->state);
+}
+
+void rt_bridge_stats_get(rt_bridge *b, rt_bridge_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!b)
+        return;
+    out->published = atomic_load(&b->published);
+    out->received = atomic_load(&b->received);
+    out->dropped = atomic_load(&b->dropped);
+    out->reconnects = atomic_load(&b->reconnects);
+}
+
+bool rt__bridge_up(rt_bridge *b)
+{
+    return atomic_load(&b->state) == RT_BRIDGE_UP;
+}
+
+/* ------------------------------------------------------- other threads */
+
+static void outbox_push(rt_bridge *b, out_node *n)
+{
+    out_node *head = atomic_load_explicit(&b->outbox, memory_order_relaxed);
+    do {
+        n->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&b->outbox, &head, n, memory_order_release,
+                                                    memory_order_relaxed));
+    if (atomic_load(&b->alive))
+        uv_async_send(&b->wake);
+}
+
+static void drop_event(rt_bridge *b, const rt_msg *msg)
+{
+    atomic_fetch_add(&b->dropped, 1);
+    ms_counter_add(b->m_dropped, 1);
+    if (msg)
+        b->sh_dropped[rt__hub_shard(b->hub, msg->channel)] = true;
+}
+
+void rt__bridge_enqueue(rt_bridge *b, rt_msg *msg)
+{
+    /* Down: drop at once rather than queue for a Redis that may not return. */
+    bool drop = !rt__bridge_up(b);
+    if (!drop && atomic_fetch_add(&b->outbox_len, 1) >= OUTBOX_MAX) {
+        atomic_fetch_sub(&b->outbox_len, 1);
+        drop = true;
+    }
+    if (drop) {
+        atomic_fetch_add(&b->dropped, 1);
+        ms_counter_add(b->m_dropped, 1);
+        /* sh_dropped belongs to the bridge thread: tell it through a node. */
+        out_node *n = calloc(1, sizeof *n);
+        if (n) {
+            n->msg = NULL;
+            n->ttl_ms = -1; /* marker: a dropped event of msg's channel */
+            snprintf(n->key, sizeof n->key, "%" PRIu64, msg->channel);
+            outbox_push(b, n);
+        }
+        return;
+    }
+    out_node *n = calloc(1, sizeof *n);
+    if (!n) {
+        atomic_fetch_sub(&b->outbox_len, 1);
+        atomic_fetch_add(&b->dropped, 1);
+        return;
+    }
+    n->msg = rt_msg_ref(msg);
+    outbox_push(b, n);
+}
+
+static void command(rt_bridge *b, const char *key, int64_t ttl_ms)
+{
+    if (!rt__bridge_up(b))
+        return; /* the in-process table still has it */
+    out_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return;
+    n->ttl_ms = ttl_ms;
+    snprintf(n->key, sizeof n->key, "%s", key);
+    outbox_push(b, n);
+}
+
+void rt__bridge_set_ttl(rt_bridge *b, const char *key, int64_t ttl_ms)
+{
+    command(b, key, ttl_ms > 0 ? ttl_ms : 1);
+}
+
+void rt__bridge_del(rt_bridge *b, const char *key)
+{
+    command(b, key, 0);
+}
+
+void rt__bridge_wake(rt_bridge *b)
+{
+    if (atomic_load(&b->alive))
+        uv_async_send(&b->wake);
+}
+
+/* ------------------------------------------------ hiredis libuv adapter */
+
+typedef struct {
+    redisAsyncContext *ac;
+    uv_poll_t handle;
+    int events;
+} uv_events;
+
+static void ev_poll(uv_poll_t *handle, int status, int events)
+{
+    uv_events *p = handle->data;
+    int ev = status ? p->events : events;
+    if (p->ac && (ev & UV_READABLE))
+        redisAsyncHandleRead(p->ac);
+    if (p->ac && (ev & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ac);
+}
+
+static void ev_update(uv_events *p)
+{
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, ev_poll);
+    else
+        uv_poll_stop(&p->handle);
+}
+
+static void ev_add_read(void *d)
+{
+    uv_events *p = d;
+    p->events |= UV_READABLE;
+    ev_update(p);
+}
+
+static void ev_del_read(void *d)
+{
+    uv_events *p = d;
+    p->events &= ~UV_READABLE;
+    ev_update(p);
+}
+
+static void ev_add_write(void *d)
+{
+    uv_events *p = d;
+    p->events |= UV_WRITABLE;
+    ev_update(p);
+}
+
+static void ev_del_write(void *d)
+{
+    uv_events *p = d;
+    p->events &= ~UV_WRITABLE;
+    ev_update(p);
+}
+
+static void ev_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void ev_cleanup(void *d)
+{
+    uv_events *p = d;
+    p->ac = NULL; /* hiredis frees the context right after */
+    uv_close((uv_handle_t *)&p->handle, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data)
+        return REDIS_ERR;
+    uv_events *p = calloc(1, sizeof *p);
+    if (!p)
+        return REDIS_ERR;
+    if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
+        free(p);
+        return REDIS_ERR;
+    }
+    p->ac = ac;
+    p->handle.data = p;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    ac->ev.data = p;
+    return REDIS_OK;
+}
+
+/* ------------------------------------------------------- bridge thread */
+
+static void teardown(rt_bridge *b);
+static void reconcile(rt_bridge *b);
+
+static void go_down(rt_bridge *b, const char *why, const char *detail)
+{
+    bool was_up = b->up;
+    teardown(b);
+    if (b->stopping)
+        return;
+    set_err(b, why, detail);
+    set_state(b, b->ever_up ? RT_BRIDGE_DOWN : RT_BRIDGE_CONNECTING);
+    if (was_up)
+        MS_WARN("realtime", "redis %s:%d lost (%s%s%s): delivering locally, reconnecting", b->host,
+                b->port, why, detail && *detail ? ": " : "", detail ? detail : "");
+    b->next_connect_ms = rt__now_ms() + b->backoff_ms;
+    b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->backoff_ms * 2;
+}
+
+/* Frees both connections; every shard loses its subscription and coverage. */
+static void teardown(rt_bridge *b)
+{
+    redisAsyncContext *p = b->pub, *s = b->sub;
+    b->pub = b->sub = NULL;
+    b->pub_up = b->sub_up = false;
+    b->up = false;
+    b->ping_sent_ms = 0;
+    b->inflight = 0;
+    if (p)
+        redisAsyncFree(p);
+    if (s)
+        redisAsyncFree(s);
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        if (b->sh_state[i] != SH_NONE || rt__hub_shard_wanted(b->hub, i))
+            b->sh_lost[i] = true;
+        b->sh_state[i] = SH_NONE;
+        rt__hub_shard_since_set(b->hub, i, UINT64_MAX);
+    }
+}
+
+static void both_up(rt_bridge *b)
+{
+    b->up = true;
+    b->backoff_ms = BACKOFF_MIN_MS;
+    if (b->ever_up) {
+        atomic_fetch_add(&b->reconnects, 1);
+        MS_INFO("realtime", "redis %s:%d back", b->host, b->port);
+    } else {
+        MS_INFO("realtime", "redis %s:%d connected", b->host, b->port);
+    }
+    b->ever_up = true;
+    set_err(b, "", NULL);
+    set_state(b, RT_BRIDGE_UP);
+    /* Tell the others which shards lost events of ours while we were away. */
+    char chan[48], payload[40];
+    snprintf(payload, sizeof payload, "G %016" PRIx64, rt_hub_instance(b->hub));
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        if (!b->sh_dropped[i])
+            continue;
+        b->sh_dropped[i] = false;
+        snprintf(chan, sizeof chan, "msgstore:rt:%" PRIu32, i);
+        redisAsyncCommand(b->pub, NULL, NULL, "PUBLISH %s %s", chan, payload);
+    }
+    reconcile(b);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    rt_bridge *b = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees ac after this returns. */
+        if (ac == b->pub)
+            b->pub = NULL;
+        if (ac == b->sub)
+            b->sub = NULL;
+        go_down(b, "connect failed", ac->errstr);
+        return;
+    }
+    if (ac == b->pub)
+        b->pub_up = true;
+    if (ac == b->sub)
+        b->sub_up = true;
+    if (b->pub_up && b->sub_up)
+        both_up(b);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    rt_bridge *b = ac->data;
+    if (ac != b->pub && ac != b->sub)
+        return; /* one we freed ourselves */
+    if (ac == b->pub)
+        b->pub = NULL;
+    if (ac == b->sub)
+        b->sub = NULL;
+    go_down(b, "connection lost", status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static redisAsyncContext *open_one(rt_bridge *b)
+{
+    redisAsyncContext *ac = redisAsyncConnect(b->host, b->port);
+    if (!ac)
+        return NULL;
+    if (ac->err) {
+        set_err(b, "connect failed", ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = b;
+    if (ev_attach(ac, &b->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return ac;
+}
+
+static void try_connect(rt_bridge *b)
+{
+    b->pub = open_one(b);
+    b->sub = b->pub ? open_one(b) : NULL;
+    if (!b->pub || !b->sub) {
+        char err[256];
+        pthread_mutex_lock(&b->errmu);
+        snprintf(err, sizeof err, "%s", b->err);
+        pthread_mutex_unlock(&b->errmu);
+        go_down(b, err[0] ? err : "connect failed", NULL);
+    }
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    rt_bridge *b = ac->data;
+    redisReply *reply = r;
+    (void)priv;
+    if (b->inflight)
+        b->inflight--;
+    if (reply && reply->type != REDIS_REPLY_ERROR)
+        return;
+    if (reply)
+        MS_WARN("realtime", "redis command failed: %s", reply->str);
+}
+
+static void on_published(redisAsyncContext *ac, void *r, void *priv)
+{
+    rt_bridge *b = ac->data;
+    on_reply(ac, r, priv);
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        atomic_fetch_add(&b->published, 1);
+}
+
+static void on_pong(redisAsyncContext *ac, void *r, void *priv)
+{
+    rt_bridge *b = ac->data;
+    on_reply(ac, r, priv);
+    if (r)
+        b->ping_sent_ms = 0;
+}
+
+/* An event or a gap notice from some instance. */
+static void on_message(rt_bridge *b, uint32_t shard, const char *p, size_t len)
+{
+    rt_hub *h = b->hub;
+    char head[128];
+    const char *nl = memchr(p, '\n', len);
+    size_t hl = nl ? (size_t)(nl - p) : len;
+    if (hl >= sizeof head)
+        return;
+    memcpy(head, p, hl);
+    head[hl] = '\0';
+    uint64_t inst = 0, channel = 0, position = 0;
+    int64_t created = 0;
+    int kind = -1;
+    if (head[0] == 'G' && sscanf(head, "G %" SCNx64, &inst) == 1) {
+        if (inst == rt_hub_instance(h))
+            return;
+        /* Another instance dropped events of this shard: what our rings
+         * hold is incomplete up to now, and subscribers may have missed some. */
+        rt__hub_shard_since_set(h, shard, rt__hub_position_at(h, rt__now_ms()));
+        rt__hub_shard_gap(h, shard, "peer_gap");
+        return;
+    }
+    if (!nl || sscanf(head, "E %" SCNx64 " %d %" SCNu64 " %" SCNu64 " %" SCNd64, &inst, &kind,
+                      &channel, &position, &created) != 5)
+        return;
+    if (inst == rt_hub_instance(h))
+        return; /* delivered locally when it was published */
+    if (kind < 0 || kind >= RT_KIND_COUNT || kind == RT_RESYNC || channel == 0)
+        return;
+    rt_msg *m = rt__msg_raw((rt_kind)kind, channel, position, nl + 1, len - hl - 1);
+    if (!m)
+        return;
+    m->remote = 1;
+    m->origin = inst;
+    m->created_us = created;
+    atomic_fetch_add(&b->received, 1);
+    ms_counter_add(b->m_received, 1);
+    if (rt_kind_ephemeral((rt_kind)kind))
+        rt__ephemeral_remote(h, m);
+    rt__hub_dispatch(h, m, false);
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    rt_bridge *b = ac->data;
+    redisReply *reply = r;
+    uint32_t shard = (uint32_t)(uintptr_t)priv;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || shard >= b->nshards)
+        return;
+    const redisReply *what = reply->element[0];
+    if (what->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(what->str, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING) {
+        on_message(b, shard, reply->element[2]->str, reply->element[2]->len);
+    } else if (strcmp(what->str, "subscribe") == 0) {
+        b->sh_state[shard] = SH_SUBSCRIBED;
+        /* From here on this shard's stream is complete. */
+        rt__hub_shard_since_set(b->hub, shard, rt__hub_position_at(b->hub, rt__now_ms()));
+        if (b->sh_lost[shard]) {
+            b->sh_lost[shard] = false;
+            rt__hub_shard_gap(b->hub, shard, "redis_gap");
+        }
+    } else if (strcmp(what->str, "unsubscribe") == 0) {
+        b->sh_state[shard] = SH_NONE;
+        reconcile(b); /* wanted again in the meantime? */
+    }
+}
+
+/* Subscribes to the shards local subscribers need, drops the others after the linger. */
+static void reconcile(rt_bridge *b)
+{
+    int64_t now = rt__now_ms();
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        bool wanted = rt__hub_shard_wanted(b->hub, i);
+        if (wanted)
+            b->sh_unused_ms[i] = 0;
+        else if (b->sh_unused_ms[i] == 0)
+            b->sh_unused_ms[i] = now;
+        if (!b->up) {
+            if (wanted)
+                b->sh_lost[i] = true;
+            continue;
+        }
+        char chan[48];
+        snprintf(chan, sizeof chan, "msgstore:rt:%" PRIu32, i);
+        if (wanted && b->sh_state[i] == SH_NONE) {
+            b->sh_state[i] = SH_SUBSCRIBING;
+            redisAsyncCommand(b->sub, on_sub_reply, (void *)(uintptr_t)i, "SUBSCRIBE %s", chan);
+        } else if (!wanted && b->sh_state[i] == SH_SUBSCRIBED &&
+                   now - b->sh_unused_ms[i] >= SHARD_LINGER_MS) {
+            b->sh_state[i] = SH_UNSUBSCRIBING;
+            b->sh_lost[i] = false;
+            rt__hub_shard_since_set(b->hub, i, UINT64_MAX);
+            redisAsyncCommand(b->sub, on_sub_reply, (void *)(uintptr_t)i, "UNSUBSCRIBE %s", chan);
+        }
+    }
+}
+
+static void publish_one(rt_bridge *b, rt_msg *m)
+{
+    if (!b->up || b->inflight >= INFLIGHT_MAX) {
+        drop_event(b, m);
+        return;
+    }
+    char head[128];
+    int hl =
+        snprintf(head, sizeof head, "E %016" PRIx64 " %d %" PRIu64 " %" PRIu64 " %" PRId64 "\n",
+                 m->origin, (int)m->kind, m->channel, m->position, m->created_us);
+    char *buf = malloc((size_t)hl + m->len);
+    if (!buf) {
+        drop_event(b, m);
+        return;
+    }
+    memcpy(buf, head, (size_t)hl);
+    memcpy(buf + hl, m->json, m->len);
+    char chan[48];
+    snprintf(chan, sizeof chan, "msgstore:rt:%" PRIu32, rt__hub_shard(b->hub, m->channel));
+    if (redisAsyncCommand(b->pub, on_published, NULL, "PUBLISH %s %b", chan, buf,
+                          (size_t)hl + m->len) == REDIS_OK)
+        b->inflight++;
+    else
+        drop_event(b, m);
+    free(buf);
+}
+
+static void drain_outbox(rt_bridge *b)
+{
+    out_node *list = atomic_exchange_explicit(&b->outbox, NULL, memory_order_acquire);
+    out_node *rev = NULL;
+    while (list) {
+        out_node *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    char inst[24];
+    snprintf(inst, sizeof inst, "%016" PRIx64, rt_hub_instance(b->hub));
+    while (rev) {
+        out_node *n = rev;
+        rev = n->next;
+        if (n->msg) {
+            atomic_fetch_sub(&b->outbox_len, 1);
+            publish_one(b, n->msg);
+            rt_msg_unref(n->msg);
+        } else if (n->ttl_ms < 0) {
+            b->sh_dropped[rt__hub_shard(b->hub, strtoull(n->key, NULL, 10))] = true;
+        } else if (b->up && b->inflight < INFLIGHT_MAX) {
+            int rc = n->ttl_ms > 0 ? redisAsyncCommand(b->pub, on_reply, NULL, "SET %s %s PX %lld",
+                                                       n->key, inst, (long long)n->ttl_ms)
+                                   : redisAsyncCommand(b->pub, on_reply, NULL, "DEL %s", n->key);
+            if (rc == REDIS_OK)
+                b->inflight++;
+        }
+        free(n);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    rt_bridge *b = a->data;
+    if (b->stopping) {
+        teardown(b);
+        uv_close((uv_handle_t *)&b->wake, NULL);
+        uv_timer_stop(&b->tick);
+        uv_close((uv_handle_t *)&b->tick, NULL);
+        return;
+    }
+    drain_outbox(b);
+    reconcile(b);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    rt_bridge *b = t->data;
+    int64_t now = rt__now_ms();
+    if (!b->pub && !b->sub && now >= b->next_connect_ms) {
+        try_connect(b);
+        return;
+    }
+    if (b->up) {
+        if (b->ping_sent_ms && now - b->ping_sent_ms > PING_TIMEOUT_MS) {
+            go_down(b, "no answer to PING", "3 s");
+            return;
+        }
+        if (!b->ping_sent_ms && now - b->last_ping_ms >= PING_EVERY_MS) {
+            if (redisAsyncCommand(b->pub, on_pong, NULL, "PING") == REDIS_OK) {
+                b->inflight++;
+                b->ping_sent_ms = now;
+                b->last_ping_ms = now;
+            }
+        }
+        reconcile(b);
+    } else if ((b->pub || b->sub) && b->next_connect_ms && now - b->next_connect_ms > 5000) {
+        go_down(b, "connect timed out", NULL); /* a Redis that accepts and never answers */
+    }
+}
+
+static void thread_main(void *arg)
+{
+    rt_bridge *b = arg;
+    b->next_connect_ms = rt__now_ms();
+    try_connect(b);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+}
+
+int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out)
+{
+    *out = NULL;
+    rt_bridge *b = calloc(1, sizeof *b);
+    if (!b)
+        return MS_ERR_NOMEM;
+    if (rt_redis_url_parse(url, b->host, sizeof b->host, &b->port) != 0) {
+        free(b);
+        return MS_ERR_INVALID;
+    }
+    b->hub = h;
+    b->nshards = rt__hub_shards(h);
+    b->sh_state = calloc(b->nshards, 1);
+    b->sh_lost = calloc(b->nshards, sizeof *b->sh_lost);
+    b->sh_dropped = calloc(b->nshards, sizeof *b->sh_dropped);
+    b->sh_unused_ms = calloc(b->nshards, sizeof *b->sh_unused_ms);
+    if (!b->sh_state || !b->sh_lost || !b->sh_dropped || !b->sh_unused_ms ||
+        uv_loop_init(&b->loop) != 0) {
+        free(b->sh_state);
+        free(b->sh_lost);
+        free(b->sh_dropped);
+        free(b->sh_unused_ms);
+        free(b);
+        return MS_ERR_NOMEM;
+    }
+    pthread_mutex_init(&b->errmu, NULL);
+    b->backoff_ms = BACKOFF_MIN_MS;
+    b->m_dropped = ms_counter_get("msgstore_rt_redis_dropped_total", NULL,
+                                  "events not sent to Redis (down or backlog full)");
+    b->m_received = ms_counter_get("msgstore_rt_redis_received_total", NULL,
+                                   "events received from other instances");
+    b->m_up = ms_gauge_get("msgstore_rt_redis_up", NULL, "1 when the Redis bridge is connected");
+    set_state(b, RT_BRIDGE_CONNECTING);
+    uv_async_init(&b->loop, &b->wake, on_wake);
+    b->wake.data = b;
+    uv_timer_init(&b->loop, &b->tick);
+    b->tick.data = b;
+    uv_timer_start(&b->tick, on_tick, TICK_MS, TICK_MS);
+    atomic_store(&b->alive, true);
+    rt__hub_set_bridge(h, b);
+    if (uv_thread_create(&b->thread, thread_main, b) != 0) {
+        rt__hub_set_bridge(h, NULL);
+        atomic_store(&b->alive, false);
+        uv_close((uv_handle_t *)&b->wake, NULL);
+        uv_close((uv_handle_t *)&b->tick, NULL);
+        uv_run(&b->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&b->loop);
+        free(b->sh_state);
+        free(b->sh_lost);
+        free(b->sh_dropped);
+        free(b->sh_unused_ms);
+        pthread_mutex_destroy(&b->errmu);
+        free(b);
+        return MS_ERR_NOMEM;
+    }
+    *out = b;
+    return 0;
+}
+
+void rt_bridge_stop(rt_bridge *b)
+{
+    if (!b)
+        return;
+    /* After this no other thread holds b. */
+    rt__hub_set_bridge(b->hub, NULL);
+    for (uint32_t i = 0; i < b->nshards; i++)
+        rt__hub_shard_since_set(b->hub, i, 0);
+    b->stopping = true; /* read by the bridge thread after the wake below */
+    uv_async_send(&b->wake);
+    uv_thread_join(&b->thread);
+    atomic_store(&b->alive, false);
+    /* Loop closed its handles; run once more for hiredis' deferred frees. */
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&b->loop);
+    out_node *list = atomic_exchange(&b->outbox, NULL);
+    while (list) {
+        out_node *n = list->next;
+        rt_msg_unref(list->msg);
+        free(list);
+        list = n;
+    }
+    free(b->sh_state);
+    free(b->sh_lost);
+    free(b->sh_dropped);
+    free(b->sh_unused_ms);
+    pthread_mutex_destroy(&b->errmu);
+    free(b);
+}

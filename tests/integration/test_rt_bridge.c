@@ -1,0 +1,310 @@
+/*
+ * Redis bridge against a real redis-server: two hubs (two "instances" in one
+ * process, each with its own bridge thread and connections), events from one
+ * reaching subscribers of the other, own events not delivered twice, typing
+ * keys with a TTL in Redis, and Redis killed and restarted mid-test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "realtime/realtime.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    rt_sub *sub;
+    char got[256][512];
+    int ngot;
+} client;
+
+static void on_ready(rt_sub *s, void *ctx)
+{
+    client *c = ctx;
+    rt_msg *m;
+    while ((m = rt_sub_pop(s))) {
+        if (c->ngot < 256)
+            snprintf(c->got[c->ngot++], sizeof c->got[0], "%s", m->json);
+        rt_msg_unref(m);
+    }
+}
+
+typedef struct {
+    rt_hub *hub;
+    rt_bridge *bridge;
+    uv_loop_t loop;
+} instance;
+
+static instance A, B;
+
+static void sleep_ms(int ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+static void spin(void)
+{
+    if (A.hub)
+        uv_run(&A.loop, UV_RUN_NOWAIT);
+    if (B.hub)
+        uv_run(&B.loop, UV_RUN_NOWAIT);
+    sleep_ms(2);
+}
+
+#define WAIT_UNTIL(cond, ms)                                                                       \
+    do {                                                                                           \
+        for (int _i = 0; _i < (ms) / 2 && !(cond); _i++)                                           \
+            spin();                                                                                \
+    } while (0)
+
+static void start(instance *in, const char *url, int worker_id)
+{
+    rt_hub_options o;
+    rt_hub_options_default(&o);
+    o.worker_id = worker_id;
+    o.shards = 8;
+    uv_loop_init(&in->loop);
+    assert_int_equal(rt_hub_create(&o, &in->hub), 0);
+    assert_int_equal(rt_hub_attach(in->hub, 0, &in->loop), 0);
+    assert_int_equal(rt_bridge_start(in->hub, url, &in->bridge), 0);
+}
+
+static void stop(instance *in)
+{
+    rt_bridge_stop(in->bridge);
+    rt_hub_detach(in->hub, 0);
+    uv_run(&in->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&in->loop), 0);
+    rt_hub_destroy(in->hub);
+    memset(in, 0, sizeof *in);
+}
+
+static int count_of(const client *c, const char *needle)
+{
+    int n = 0;
+    for (int i = 0; i < c->ngot; i++)
+        n += strstr(c->got[i], needle) != NULL;
+    return n;
+}
+
+/* Publishes probes on `from` until one reaches `to` (its shard subscription is up). */
+static void await_route(instance *from, client *to, uint64_t channel)
+{
+    int before = to->ngot;
+    for (int i = 0; i < 100 && to->ngot == before; i++) {
+        assert_int_equal(
+            rt_publish(from->hub, RT_READ_POSITION, channel, "{\"probe\":1}", 11, NULL), 0);
+        WAIT_UNTIL(to->ngot > before, 100);
+    }
+    assert_true(to->ngot > before);
+    /* Let stragglers of the probes arrive, then forget them. */
+    WAIT_UNTIL(false, 100);
+    to->ngot = 0;
+}
+
+static const char *redis_url(void)
+{
+    const char *u = getenv("MSGSTORE_TEST_REDIS");
+    return u ? u : "redis://127.0.0.1:6390";
+}
+
+static void test_cross_instance(void **state)
+{
+    (void)state;
+    start(&A, redis_url(), 1);
+    start(&B, redis_url(), 2);
+    WAIT_UNTIL(rt_bridge_status(A.bridge, NULL, 0) == RT_BRIDGE_UP &&
+                   rt_bridge_status(B.bridge, NULL, 0) == RT_BRIDGE_UP,
+               5000);
+    assert_int_equal(rt_bridge_status(A.bridge, NULL, 0), RT_BRIDGE_UP);
+
+    client ca = {0}, cb = {0};
+    assert_int_equal(rt_sub_create(A.hub, 0, on_ready, &ca, &ca.sub), 0);
+    assert_int_equal(rt_sub_create(B.hub, 0, on_ready, &cb, &cb.sub), 0);
+    assert_int_equal(rt_sub_add(ca.sub, 1001, false, 0), 0);
+    assert_int_equal(rt_sub_add(cb.sub, 1001, false, 0), 0);
+    await_route(&A, &cb, 1001);
+    await_route(&B, &ca, 1001);
+    ca.ngot = cb.ngot = 0;
+
+    uint64_t pos;
+    assert_int_equal(
+        rt_publish(A.hub, RT_MESSAGE_CREATED, 1001, "{\"content\":\"hello from A\"}", 26, &pos), 0);
+    WAIT_UNTIL(cb.ngot >= 1 && ca.ngot >= 1, 3000);
+    WAIT_UNTIL(false, 200); /* a duplicate would come back from Redis now */
+    assert_int_equal(cb.ngot, 1);
+    assert_int_equal(ca.ngot, 1); /* own event: once, not again from Redis */
+    assert_string_equal(ca.got[0], cb.got[0]);
+    char want[64];
+    snprintf(want, sizeof want, "\"position\":\"%" PRIu64 "\"", pos);
+    assert_non_null(strstr(cb.got[0], want));
+    assert_non_null(strstr(cb.got[0], "hello from A"));
+
+    /* A channel B does not follow does not reach it. */
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, 1002, NULL, 0, NULL), 0);
+    WAIT_UNTIL(false, 200);
+    assert_int_equal(cb.ngot, 1);
+
+    /* Replay on B of events that came from A. */
+    rt_sub_destroy(cb.sub);
+    cb.ngot = 0;
+    uint64_t p2;
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_EDITED, 1001, NULL, 0, &p2), 0);
+    WAIT_UNTIL(ca.ngot == 2, 2000);
+    WAIT_UNTIL(false, 200); /* reaches B's ring */
+    assert_int_equal(rt_sub_create(B.hub, 0, on_ready, &cb, &cb.sub), 0);
+    assert_int_equal(rt_sub_add(cb.sub, 1001, true, pos), 0);
+    on_ready(cb.sub, &cb);
+    assert_int_equal(cb.ngot, 1);
+    assert_non_null(strstr(cb.got[0], "message.edited"));
+
+    /* Typing on A: a key with a TTL in Redis, an event and a table entry on B. */
+    cb.ngot = 0;
+    assert_int_equal(rt_typing(A.hub, 1001, 555), 0);
+    WAIT_UNTIL(cb.ngot == 1, 2000);
+    assert_int_equal(count_of(&cb, "\"type\":\"typing\""), 1);
+    uint64_t users[4];
+    assert_int_equal(rt_ephemeral_list(B.hub, 1001, true, users, 4), 1);
+    assert_int_equal(users[0], 555);
+    char host[64];
+    int port;
+    assert_int_equal(rt_redis_url_parse(redis_url(), host, sizeof host, &port), 0);
+    redisContext *rc = redisConnect(host, port);
+    assert_non_null(rc);
+    assert_int_equal(rc->err, 0);
+    redisReply *r = NULL;
+    for (int i = 0; i < 100; i++) {
+        r = redisCommand(rc, "PTTL msgstore:typing:1001:555");
+        if (r->integer > 0)
+            break;
+        freeReplyObject(r);
+        r = NULL;
+        sleep_ms(10);
+    }
+    if (!r)
+        fail_msg("no TTL on msgstore:typing:1001:555");
+    else
+        assert_true(r->integer > 0 && r->integer <= RT_TYPING_TTL_MS);
+    freeReplyObject(r);
+    redisFree(rc);
+
+    rt_bridge_stats bs;
+    rt_bridge_stats_get(A.bridge, &bs);
+    assert_true(bs.published >= 3);
+    rt_bridge_stats_get(B.bridge, &bs);
+    assert_true(bs.received >= 3);
+
+    rt_sub_destroy(ca.sub);
+    rt_sub_destroy(cb.sub);
+    stop(&A);
+    stop(&B);
+}
+
+static void redis_ctl(const char *cmd, int port)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "%s/scripts/redis %s %d", getenv("MSGSTORE_SOURCE_DIR"), cmd, port);
+    assert_int_equal(system(line), 0);
+}
+
+static void test_redis_restart(void **state)
+{
+    (void)state;
+    const int port = 6391; /* our own server: this test kills it */
+    redis_ctl("start", port);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    start(&A, url, 3);
+    start(&B, url, 4);
+    client ca = {0}, cb = {0};
+    assert_int_equal(rt_sub_create(A.hub, 0, on_ready, &ca, &ca.sub), 0);
+    assert_int_equal(rt_sub_create(B.hub, 0, on_ready, &cb, &cb.sub), 0);
+    assert_int_equal(rt_sub_add(ca.sub, 77, false, 0), 0);
+    assert_int_equal(rt_sub_add(cb.sub, 77, false, 0), 0);
+    await_route(&A, &cb, 77);
+    ca.ngot = 0;
+
+    /* Redis dies (SIGKILL). */
+    redis_ctl("kill", port);
+    WAIT_UNTIL(rt_bridge_status(B.bridge, NULL, 0) == RT_BRIDGE_DOWN &&
+                   rt_bridge_status(A.bridge, NULL, 0) == RT_BRIDGE_DOWN,
+               5000);
+    char err[256];
+    assert_int_equal(rt_bridge_status(B.bridge, err, sizeof err), RT_BRIDGE_DOWN);
+    assert_true(err[0] != '\0');
+    /* Local delivery goes on; A's events cannot reach B. */
+    assert_int_equal(rt_publish(B.hub, RT_MESSAGE_CREATED, 77, "{\"n\":\"local\"}", 13, NULL), 0);
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, 77, "{\"n\":\"lost\"}", 12, NULL), 0);
+    WAIT_UNTIL(cb.ngot == 1 && ca.ngot == 1, 2000);
+    WAIT_UNTIL(false, 300);
+    assert_int_equal(cb.ngot, 1);
+    assert_non_null(strstr(cb.got[0], "local"));
+    assert_int_equal(ca.ngot, 1);
+    assert_non_null(strstr(ca.got[0], "lost"));
+    rt_bridge_stats bs;
+    rt_bridge_stats_get(A.bridge, &bs);
+    assert_true(bs.dropped >= 1);
+
+    /* Redis comes back: both reconnect by themselves; B's subscriber is told
+     * it may have missed events (resync), then A's events flow again. */
+    cb.ngot = ca.ngot = 0;
+    redis_ctl("start", port);
+    WAIT_UNTIL(rt_bridge_status(B.bridge, NULL, 0) == RT_BRIDGE_UP &&
+                   rt_bridge_status(A.bridge, NULL, 0) == RT_BRIDGE_UP,
+               10000);
+    assert_int_equal(rt_bridge_status(A.bridge, NULL, 0), RT_BRIDGE_UP);
+    assert_int_equal(rt_bridge_status(B.bridge, NULL, 0), RT_BRIDGE_UP);
+    WAIT_UNTIL(count_of(&cb, "\"type\":\"resync\"") >= 1, 5000);
+    assert_true(count_of(&cb, "\"reason\":\"redis_gap\"") >= 1);
+    assert_true(count_of(&ca, "\"type\":\"resync\"") >= 1);
+    cb.ngot = 0;
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, 77, "{\"n\":\"back\"}", 12, NULL), 0);
+    WAIT_UNTIL(count_of(&cb, "back") == 1, 3000);
+    assert_int_equal(count_of(&cb, "back"), 1);
+    rt_bridge_stats_get(B.bridge, &bs);
+    assert_true(bs.reconnects >= 1);
+
+    rt_sub_destroy(ca.sub);
+    rt_sub_destroy(cb.sub);
+    stop(&A);
+    stop(&B);
+    redis_ctl("stop", port);
+}
+
+static void test_redis_absent(void **state)
+{
+    (void)state;
+    /* Nothing listens there: the bridge keeps trying, local delivery works. */
+    start(&A, "redis://127.0.0.1:1", 5);
+    WAIT_UNTIL(false, 300);
+    char err[256];
+    rt_bridge_state st = rt_bridge_status(A.bridge, err, sizeof err);
+    assert_int_equal(st, RT_BRIDGE_CONNECTING);
+    if (!strstr(err, "connect"))
+        fail_msg("err: \"%s\"", err);
+    client ca = {0};
+    assert_int_equal(rt_sub_create(A.hub, 0, on_ready, &ca, &ca.sub), 0);
+    assert_int_equal(rt_sub_add(ca.sub, 5, false, 0), 0);
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, 5, NULL, 0, NULL), 0);
+    WAIT_UNTIL(ca.ngot == 1, 2000);
+    assert_int_equal(ca.ngot, 1);
+    rt_sub_destroy(ca.sub);
+    stop(&A);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cross_instance),
+        cmocka_unit_test(test_redis_restart),
+        cmocka_unit_test(test_redis_absent),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
