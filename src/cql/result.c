@@ -124,7 +124,9 @@ static int decode(cql_result *res, const uint8_t *body, size_t len, const cql_me
         /* Every cell takes at least its 4-byte length. */
         if ((uint64_t)rows * (uint64_t)n * 4u > cql__rd_left(&r))
             return MS_ERR_INVALID;
-        if (n > 0) {
+        /* Cells are needed only to read rows; with rows > 0 the check above
+         * also bounds n by the body size (NO_METADATA alone does not). */
+        if (n > 0 && rows > 0) {
             res->_cells = cql_arena_alloc(&res->_arena, sizeof *res->_cells * (size_t)n);
             if (res->_cells == NULL)
                 return MS_ERR_NOMEM;

@@ -668,7 +668,7 @@ int cql_tuple_begin(cql_coll_iter *it, cql_bytes b, uint32_t nfields)
     if (b.len < 0)
         return MS_ERR_NOT_FOUND;
     it->p = b.ptr;
-    it->end = b.ptr + b.len;
+    it->end = b.ptr ? b.ptr + b.len : b.ptr;
     it->remaining = nfields;
     it->_tuple = true;
     return 0;

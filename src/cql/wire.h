@@ -21,7 +21,8 @@ typedef struct cql_rd {
 
 static inline cql_rd cql__rd(const uint8_t *p, size_t n)
 {
-    cql_rd r = {p, p + n};
+    /* (NULL, 0) is a valid empty input; NULL + 0 is not valid C. */
+    cql_rd r = {p, p ? p + n : p};
     return r;
 }
 

@@ -771,6 +771,19 @@ static void test_hostile_results(void **state)
     put_col(&b, true, "c", CQL_TYPE_INT);
     cql__put_int(&b, 0x40000000); /* rows */
     assert_int_equal(consume_result(b.data, b.len), MS_ERR_INVALID);
+    /* fuzzer finds: NO_METADATA with a huge column count and no rows must not
+     * allocate per column; an empty body may come as (NULL, 0) */
+    cql_buf_reset(&b);
+    cql__put_int(&b, CQL_RESULT_ROWS);
+    cql__put_int(&b, CQL_META_NO_METADATA);
+    cql__put_int(&b, 0x76866c00);
+    cql__put_int(&b, 0);
+    assert_int_equal(consume_result(b.data, b.len), 0);
+    assert_int_equal(consume_result(NULL, 0), MS_ERR_INVALID);
+    cql_error err;
+    assert_int_equal(cql__error_decode(NULL, 0, &err), MS_ERR_INVALID);
+    cql_event ev;
+    assert_int_equal(cql__event_decode(NULL, 0, &ev), MS_ERR_INVALID);
     /* negative column count, unknown type id, -2 (unset) cell in a result */
     cql_buf_reset(&b);
     cql__put_int(&b, CQL_RESULT_ROWS);
