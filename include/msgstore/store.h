@@ -315,11 +315,13 @@ typedef struct store_page_req {
  *   BEFORE: the `limit` newest messages older than anchor (scroll up).
  *   AFTER:  the `limit` OLDEST messages newer than anchor (scroll down), so
  *           consecutive AFTER pages are contiguous; still returned newest first.
- *   AROUND: up to limit/2 messages older than anchor, the anchor itself if it
- *           exists, and the rest newer (when one side runs short the other is
- *           not topped up, as Discord).
+ *   AROUND: up to limit/2 messages older than anchor, and up to
+ *           limit - limit/2 messages at or after it (the anchor itself first
+ *           when it exists); when one side runs short the other is not topped
+ *           up.
  * more_older / more_newer say whether messages exist beyond the page on that
- * side (LATEST: more_newer is false).
+ * side; they are computed in the paging direction only: LATEST and BEFORE set
+ * more_older, AFTER sets more_newer, AROUND sets both (the other is false).
  * Deleted messages appear flagged is_deleted with empty content. A channel
  * without messages (unknown channel included) gives an empty page. Paging
  * crosses bucket boundaries, skips empty buckets through the channel's list of
@@ -584,8 +586,7 @@ typedef struct store_channel_upsert_req {
     uint64_t channel_id;
     const char *name;       /* NULL: keep (new channel: ""); UTF-8 up to STORE_MAX_NAME_BYTES */
     const char *type;       /* NULL: keep (new channel: "channel"); [a-z0-9_-]{1,32} */
-    uint64_t created_at_ms; /* 0: keep (new channel: now); set only when the row is created
-                               or still has none */
+    uint64_t created_at_ms; /* 0: keep (new channel: now); otherwise set it */
 } store_channel_upsert_req;
 
 typedef struct store_channel {

@@ -16,6 +16,7 @@ typedef struct {
 static const command commands[] = {
     {"version", cmd_version, "print the version and exit"},
     {"config", cmd_config, "print the effective configuration (secrets masked) and exit"},
+    {"migrate", cmd_migrate, "apply the schema migrations to the SQLite file or the keyspace"},
 };
 
 static void usage(FILE *out)

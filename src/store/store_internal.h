@@ -2,15 +2,188 @@
  * store_internal.h - what the store's files share: the operation record that
  * travels from the API to a backend and back, the backend vtable, result
  * allocation, validation. Nothing here is public.
+ *
+ * Life of an operation (store.c):
+ *   store_X() copies the request into a store_op, validates it (validate.c),
+ *   issues the id of an insert, joins an identical read already in flight
+ *   (coalescing) or hands the op to the backend (vtable submit). The backend
+ *   runs it on its own threads, fills op->status/detail/res/queries and calls
+ *   store__op_done() from any thread, after the write is durable. op_done
+ *   answers the followers of a coalesced read, then posts each op to its
+ *   loop's uv_async_t (or wakes the sync caller).
  */
 #ifndef MS_STORE_INTERNAL_H
 #define MS_STORE_INTERNAL_H
 
 #include "msgstore/store.h"
 
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include "core/snowflake.h"
+
 extern const store_migration store__sqlite_migrations[];
 extern const size_t store__sqlite_migration_count;
 extern const store_migration store__cql_migrations[];
 extern const size_t store__cql_migration_count;
+
+#define STORE_DETAIL_LEN 192
+
+typedef struct store_backend store_backend;
+typedef struct store_op store_op;
+typedef struct store__binding store__binding;
+typedef struct store__sync_wait store__sync_wait;
+
+/* The request of an operation, copied (strings in op->owned). */
+typedef union store_op_req {
+    store_insert_req insert;         /* INSERT */
+    store_get_req get;               /* GET, DELETE, REACTIONS_GET */
+    store_get_telegram_req tg;       /* GET_TELEGRAM */
+    store_page_req page;             /* PAGE */
+    store_edit_req edit;             /* EDIT */
+    store_history_req history;       /* HISTORY */
+    store_reaction_req reaction;     /* REACTION_ADD, REACTION_REMOVE */
+    store_reaction_users_req users;  /* REACTION_USERS */
+    store_pin_req pin;               /* PIN, UNPIN */
+    store_channel_req channel;       /* PINS_LIST, CHANNEL_GET, SYNC_GET, PING */
+    store_read_req read;             /* READ_SET, READ_GET */
+    store_channel_upsert_req upsert; /* CHANNEL_UPSERT */
+    store_sync_update_req sync;      /* SYNC_UPDATE */
+} store_op_req;
+
+typedef union store_op_cb {
+    store_message_cb message;
+    store_page_cb page;
+    store_history_cb history;
+    store_reaction_cb reaction;
+    store_reactions_cb reactions;
+    store_users_cb users;
+    store_pin_cb pin;
+    store_pins_cb pins;
+    store_read_cb read;
+    store_channel_cb channel;
+    store_sync_cb sync;
+    store_ping_cb ping;
+} store_op_cb;
+
+struct store_op {
+    store_op_kind kind;
+    store *s;
+    store_op_req req;
+    char *owned;         /* the request's strings, one allocation */
+    uint64_t channel_id; /* channel touched (coalescing, invalidation); 0: none */
+    uint64_t now_ms;     /* wall clock when the op was accepted */
+
+    /* outcome, set by the backend (or validation) */
+    int status;
+    char detail[STORE_DETAIL_LEN];
+    store_result_hdr *res; /* one reference, owned by this op */
+    uint32_t queries;
+    bool submitted; /* handed to the backend (counts in the queue depth) */
+
+    /* delivery */
+    store__binding *lb;   /* async: the caller's loop */
+    store__sync_wait *sw; /* sync: the waiting thread */
+    store_op_cb cb;
+    void *ud;
+    uint64_t t0_ns;
+
+    /* coalescing */
+    store_op *followers; /* leader: ops waiting for this one's answer */
+    store_op *co_next;   /* chain in the in-flight table or the followers list */
+    bool co_leader;      /* in the in-flight table */
+
+    store_op *next; /* queue links (backend queues, binding queue) */
+    void *bdata;    /* backend's own use */
+};
+
+/* A backend: the vtable plus the backend's state after it. */
+typedef struct store_backend_vtbl {
+    const char *name;
+    /*
+     * Takes op and runs it; later calls store__op_done(op) exactly once, from
+     * any thread, after a write is durable. Returns 0, or a negative code when
+     * the op was not taken (the caller completes it).
+     */
+    int (*submit)(store_backend *b, store_op *op);
+    /* Lets queued work finish (writes commit), stops threads, frees b. */
+    void (*close)(store_backend *b);
+    /* Adds backend counters to a stats snapshot (may be NULL). */
+    void (*stats)(store_backend *b, store_stats *out);
+} store_backend_vtbl;
+
+struct store_backend {
+    const store_backend_vtbl *vt;
+    store *s;
+};
+
+/* Opens the SQLite backend (sqlite.c): file, pragmas, migrations, threads. */
+int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
+                       store_backend **out, char *err, size_t errlen);
+
+/* Opens the ScyllaDB backend (scylla.c); MS_ERR_UNAVAILABLE when not built. */
+int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
+                       store_backend **out, char *err, size_t errlen);
+
+/* Migrations of each backend (migrate.c, scylla.c). */
+int store__sqlite_migrate_path(const char *path, store_migrate_progress_fn progress, void *ctx,
+                               int *applied, char *err, size_t errlen);
+int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx,
+                          int *applied, char *err, size_t errlen);
+
+/* 64-bit FNV-1a of a migration's text, as 16 hex digits (+ NUL). */
+void store__checksum(const char *text, char out[17]);
+
+/* ---- operations: store.c ---- */
+
+/* The backend's answer: completes op (from any thread). */
+void store__op_done(store_op *op);
+
+/* Sets op's status and a formatted detail. Returns code. */
+int store__op_fail(store_op *op, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* True for operations that write. */
+bool store__op_is_write(store_op_kind kind);
+
+/* The store's configuration and clock. */
+const ms_config *store__config(const store *s);
+uint64_t store__now_ms(const store *s);
+
+/* ---- results: result.c ---- */
+
+/*
+ * Allocates a zeroed result of `size` bytes (a store_*_result, starting with
+ * its header) with one reference. NULL when out of memory.
+ */
+void *store__res_new(size_t size);
+
+/* Allocates n bytes owned by the result (freed with it); NULL on OOM. */
+void *store__res_alloc(store_result_hdr *res, size_t n);
+
+/* Copies len bytes + NUL into the result; NULL on OOM. s may be NULL (-> NULL). */
+char *store__res_strndup(store_result_hdr *res, const char *s, size_t len);
+
+/* Adds a reference (coalesced readers share one result). */
+void store__res_ref(store_result_hdr *res);
+
+/* ---- validation: validate.c ---- */
+
+/*
+ * Checks op's request; normalizes limits (STORE_LIMIT_DEFAULT -> default).
+ * Returns 0, or fails op (store__op_fail) and returns the code.
+ */
+int store__validate(store_op *op, const ms_config *cfg);
+
+/*
+ * Checks that s[0..len) is UTF-8 without NUL, overlong forms, surrogates or
+ * code points over U+10FFFF. Returns the number of code points, or -1 and
+ * the offending byte offset in *bad.
+ */
+long store__utf8_count(const char *s, size_t len, size_t *bad);
+
+/* The length in bytes of the first `chars` code points of valid UTF-8 s. */
+size_t store__utf8_prefix(const char *s, size_t len, size_t chars);
 
 #endif

@@ -1,0 +1,534 @@
+/*
+ * sqlite.c - the embedded backend: one SQLite file, one writer thread, a
+ * small pool of reader threads.
+ *
+ * Durability: journal_mode=WAL with synchronous=FULL. In WAL mode FULL syncs
+ * the WAL at every commit, so a committed transaction survives power loss;
+ * NORMAL would only sync at checkpoints and could lose the last commits. The
+ * cost is one fsync per commit, which group commit spreads over a batch: the
+ * writer takes every write queued (up to sqlite_batch_max), runs each in its
+ * own SAVEPOINT inside one BEGIN IMMEDIATE ... COMMIT, and answers them only
+ * after COMMIT returned. One bad write (constraint, validation in SQL) rolls
+ * back to its savepoint and fails alone; a failed COMMIT fails the batch.
+ *
+ * Reads run on reader threads with their own connections (WAL lets them run
+ * while the writer writes), each inside a read transaction so a page that
+ * takes two statements sees one snapshot. Nothing here runs on an event loop.
+ */
+#include "sqlite_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+typedef struct sq_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    store_op *head, *tail;
+    bool closing;
+} sq_queue;
+
+typedef struct sq_backend {
+    store_backend base;
+    sq_queue wq, rq;
+    sq_conn writer;
+    sq_conn *readers;
+    int nreaders;
+    int batch_max;
+    pthread_t wthread;
+    pthread_t *rthreads;
+    int nrthreads; /* started */
+    bool wstarted;
+    _Atomic uint64_t batches, batched;
+} sq_backend;
+
+typedef struct reader_arg {
+    sq_backend *b;
+    sq_conn *c;
+} reader_arg;
+
+static const char *const sq_sql[SQ_NSTMT] = {
+#define SQ_TEXT(name, sql) sql,
+    SQ_STATEMENTS(SQ_TEXT)
+#undef SQ_TEXT
+};
+
+/* ------------------------------------------------------------------ connections */
+
+int store__sq_open_db(const char *path, bool create, sqlite3 **out, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open SQLite file %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return MS_ERR_IO;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_extended_result_codes(db, 1);
+    static const char *const pragmas = "PRAGMA journal_mode=WAL;"
+                                       "PRAGMA synchronous=FULL;"
+                                       "PRAGMA foreign_keys=OFF;"
+                                       "PRAGMA cache_size=-16384;"
+                                       "PRAGMA temp_store=MEMORY;";
+    char *msg = NULL;
+    rc = sqlite3_exec(db, pragmas, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set up SQLite file %s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return MS_ERR_IO;
+    }
+    *out = db;
+    return 0;
+}
+
+sqlite3_stmt *store__sq_stmt(sq_conn *c, sq_stmt_id id)
+{
+    sqlite3_stmt *st = c->stmt[id];
+    if (!st) {
+        if (sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+            SQLITE_OK) {
+            MS_ERROR("store", "sqlite: cannot prepare statement %d: %s", (int)id,
+                     sqlite3_errmsg(c->db));
+            return NULL;
+        }
+        c->stmt[id] = st;
+    } else {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    c->queries++;
+    return st;
+}
+
+void store__sq_conn_close(sq_conn *c)
+{
+    for (int i = 0; i < SQ_NSTMT; i++) {
+        if (c->stmt[i])
+            sqlite3_finalize(c->stmt[i]);
+        c->stmt[i] = NULL;
+    }
+    if (c->db)
+        sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------ migrations */
+
+void store__checksum(const char *text, char out[17])
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+int store__sq_schema_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM sqlite_master WHERE type='table' AND "
+                           "name='schema_version'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return MS_ERR_IO;
+    int exists = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (!exists)
+        return 0;
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &st,
+                           NULL) != SQLITE_OK)
+        return MS_ERR_IO;
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : MS_ERR_IO;
+    sqlite3_finalize(st);
+    return v;
+}
+
+int store__sq_migrate_db(sqlite3 *db, store_migrate_progress_fn progress, void *ctx, int *applied,
+                         char *err, size_t errlen)
+{
+    int napplied = 0;
+    if (applied)
+        *applied = 0;
+    if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
+                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                 " checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)") != SQLITE_OK) {
+        snprintf(err, errlen, "cannot create schema_version: %s", sqlite3_errmsg(db));
+        return MS_ERR_IO;
+    }
+    size_t n = 0;
+    const store_migration *m = store_migrations(MS_BACKEND_SQLITE, &n);
+    for (size_t i = 0; i < n; i++) {
+        char sum[17];
+        store__checksum(m[i].text, sum);
+        uint64_t t0 = ms_clock_realtime_ms(NULL);
+        /* BEGIN IMMEDIATE: two processes migrating at once serialize here. */
+        if (exec(db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+            snprintf(err, errlen, "cannot lock the database: %s", sqlite3_errmsg(db));
+            return MS_ERR_IO;
+        }
+        sqlite3_stmt *st = NULL;
+        sqlite3_prepare_v2(db, "SELECT checksum FROM schema_version WHERE version=?1", -1, &st,
+                           NULL);
+        sqlite3_bind_int(st, 1, m[i].version);
+        int found = sqlite3_step(st) == SQLITE_ROW;
+        char have[17] = "";
+        if (found)
+            snprintf(have, sizeof have, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        if (found) {
+            exec(db, "ROLLBACK");
+            if (strcmp(have, sum) != 0) {
+                snprintf(err, errlen,
+                         "migration %s was applied with checksum %s but the binary's copy has "
+                         "%s: the file changed after it was applied",
+                         m[i].name, have, sum);
+                return MS_ERR_CONFLICT;
+            }
+            if (progress)
+                progress(&m[i], false, 0, ctx);
+            continue;
+        }
+        char *msg = NULL;
+        if (sqlite3_exec(db, m[i].text, NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "migration %s failed: %s", m[i].name, msg ? msg : "?");
+            sqlite3_free(msg);
+            exec(db, "ROLLBACK");
+            return MS_ERR_IO;
+        }
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO schema_version(version, name, checksum, applied_at) "
+                           "VALUES(?1, ?2, ?3, ?4)",
+                           -1, &st, NULL);
+        sqlite3_bind_int(st, 1, m[i].version);
+        sqlite3_bind_text(st, 2, m[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, sum, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)ms_clock_realtime_ms(NULL));
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE || exec(db, "COMMIT") != SQLITE_OK) {
+            snprintf(err, errlen, "cannot record migration %s: %s", m[i].name, sqlite3_errmsg(db));
+            exec(db, "ROLLBACK");
+            return MS_ERR_IO;
+        }
+        napplied++;
+        if (applied)
+            *applied = napplied;
+        if (progress)
+            progress(&m[i], true, ms_clock_realtime_ms(NULL) - t0, ctx);
+    }
+    return 0;
+}
+
+int store__sqlite_migrate_path(const char *path, store_migrate_progress_fn progress, void *ctx,
+                               int *applied, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc = store__sq_open_db(path, true, &db, err, errlen);
+    if (rc)
+        return rc;
+    rc = store__sq_migrate_db(db, progress, ctx, applied, err, errlen);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ queues */
+
+static void q_init(sq_queue *q)
+{
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    q->head = q->tail = NULL;
+    q->closing = false;
+}
+
+static void q_destroy(sq_queue *q)
+{
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+}
+
+static void q_push(sq_queue *q, store_op *op)
+{
+    op->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (q->tail)
+        q->tail->next = op;
+    else
+        q->head = op;
+    q->tail = op;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Takes up to max ops (NULL when closing and empty). */
+static store_op *q_take(sq_queue *q, int max, int *n)
+{
+    pthread_mutex_lock(&q->mu);
+    while (!q->head && !q->closing)
+        pthread_cond_wait(&q->cv, &q->mu);
+    store_op *first = q->head, *last = NULL;
+    int k = 0;
+    for (store_op *o = q->head; o && k < max; o = o->next) {
+        last = o;
+        k++;
+    }
+    if (last) {
+        q->head = last->next;
+        if (!q->head)
+            q->tail = NULL;
+        last->next = NULL;
+    }
+    pthread_mutex_unlock(&q->mu);
+    *n = k;
+    return k ? first : NULL;
+}
+
+static void q_close(sq_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->closing = true;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* ------------------------------------------------------------------ threads */
+
+static void fail_all(store_op *list, int code, const char *what)
+{
+    for (store_op *o = list; o; o = o->next) {
+        if (o->status == 0)
+            store__op_fail(o, code, "%s", what);
+    }
+}
+
+static void done_all(store_op *list)
+{
+    while (list) {
+        store_op *next = list->next;
+        store__op_done(list);
+        list = next;
+    }
+}
+
+static void run_batch(sq_backend *b, store_op *batch, int n)
+{
+    sq_conn *c = &b->writer;
+    sqlite3 *db = c->db;
+    if (exec(db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+        MS_ERROR("store", "sqlite: BEGIN failed: %s", sqlite3_errmsg(db));
+        fail_all(batch, MS_ERR_UNAVAILABLE, "the database is locked or unwritable");
+        done_all(batch);
+        return;
+    }
+    bool aborted = false;
+    for (store_op *o = batch; o; o = o->next) {
+        if (aborted) {
+            store__op_fail(o, MS_ERR_IO, "the transaction was rolled back by an earlier error");
+            continue;
+        }
+        exec(db, "SAVEPOINT op");
+        c->queries = 0;
+        c->rollback = false;
+        store__sq_run(c, o);
+        o->queries = c->queries;
+        if (sqlite3_get_autocommit(db)) {
+            /* SQLite rolled the whole transaction back (disk full, I/O error). */
+            aborted = true;
+            for (store_op *p = batch; p != o->next; p = p->next)
+                if (p->status == 0)
+                    store__op_fail(p, MS_ERR_IO, "the transaction was rolled back: %s",
+                                   sqlite3_errmsg(db));
+            continue;
+        }
+        if (o->status != 0 || c->rollback)
+            exec(db, "ROLLBACK TO op");
+        exec(db, "RELEASE op");
+    }
+    if (!aborted && exec(db, "COMMIT") != SQLITE_OK) {
+        MS_ERROR("store", "sqlite: COMMIT failed: %s", sqlite3_errmsg(db));
+        fail_all(batch, MS_ERR_IO, "the write could not be committed");
+        exec(db, "ROLLBACK");
+    }
+    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->batched, (uint64_t)n, memory_order_relaxed);
+    done_all(batch);
+}
+
+static void *writer_main(void *arg)
+{
+    sq_backend *b = arg;
+    for (;;) {
+        int n = 0;
+        store_op *batch = q_take(&b->wq, b->batch_max, &n);
+        if (!batch)
+            break;
+        run_batch(b, batch, n);
+    }
+    return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+    reader_arg *ra = arg;
+    sq_backend *b = ra->b;
+    sq_conn *c = ra->c;
+    free(ra);
+    for (;;) {
+        int n = 0;
+        store_op *op = q_take(&b->rq, 1, &n);
+        if (!op)
+            break;
+        c->queries = 0;
+        if (exec(c->db, "BEGIN") != SQLITE_OK) {
+            store__op_fail(op, MS_ERR_IO, "cannot start a read: %s", sqlite3_errmsg(c->db));
+        } else {
+            store__sq_run(c, op);
+            exec(c->db, "COMMIT");
+        }
+        op->queries = c->queries;
+        store__op_done(op);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ vtable */
+
+static int sq_submit(store_backend *base, store_op *op)
+{
+    sq_backend *b = (sq_backend *)base;
+    q_push(store__op_is_write(op->kind) ? &b->wq : &b->rq, op);
+    return 0;
+}
+
+static void sq_close(store_backend *base)
+{
+    sq_backend *b = (sq_backend *)base;
+    /* Queued work drains first: the threads leave only when their queue is empty. */
+    q_close(&b->rq);
+    q_close(&b->wq);
+    for (int i = 0; i < b->nrthreads; i++)
+        pthread_join(b->rthreads[i], NULL);
+    if (b->wstarted)
+        pthread_join(b->wthread, NULL);
+    for (int i = 0; i < b->nreaders; i++)
+        store__sq_conn_close(&b->readers[i]);
+    if (b->writer.db) {
+        /* Fold the WAL back into the file so the file alone is the database. */
+        sqlite3_wal_checkpoint_v2(b->writer.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    }
+    store__sq_conn_close(&b->writer);
+    q_destroy(&b->rq);
+    q_destroy(&b->wq);
+    free(b->readers);
+    free(b->rthreads);
+    free(b);
+}
+
+static void sq_stats(store_backend *base, store_stats *out)
+{
+    sq_backend *b = (sq_backend *)base;
+    out->write_batches = atomic_load_explicit(&b->batches, memory_order_relaxed);
+    out->batched_writes = atomic_load_explicit(&b->batched, memory_order_relaxed);
+}
+
+static const store_backend_vtbl sq_vtbl = {
+    .name = "sqlite",
+    .submit = sq_submit,
+    .close = sq_close,
+    .stats = sq_stats,
+};
+
+int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
+                       store_backend **out, char *err, size_t errlen)
+{
+    if (sqlite3_threadsafe() == 0) {
+        snprintf(err, errlen, "the SQLite library was built without thread support");
+        return MS_ERR_INTERNAL;
+    }
+    sq_backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return MS_ERR_NOMEM;
+    }
+    b->base.vt = &sq_vtbl;
+    b->base.s = s;
+    b->batch_max = opt->sqlite_batch_max;
+    b->nreaders = opt->sqlite_readers;
+    q_init(&b->wq);
+    q_init(&b->rq);
+    b->readers = calloc((size_t)b->nreaders, sizeof *b->readers);
+    b->rthreads = calloc((size_t)b->nreaders, sizeof *b->rthreads);
+    int rc;
+    if (!b->readers || !b->rthreads) {
+        snprintf(err, errlen, "out of memory");
+        rc = MS_ERR_NOMEM;
+        goto fail;
+    }
+    rc = store__sq_open_db(cfg->sqlite_path, !opt->no_migrate, &b->writer.db, err, errlen);
+    if (rc)
+        goto fail;
+    if (opt->no_migrate) {
+        size_t n = 0;
+        const store_migration *m = store_migrations(MS_BACKEND_SQLITE, &n);
+        int want = n ? m[n - 1].version : 0;
+        int have = store__sq_schema_version(b->writer.db);
+        if (have != want) {
+            snprintf(err, errlen,
+                     "the SQLite file %s has schema version %d, this binary needs %d: run "
+                     "`msgstore migrate`",
+                     cfg->sqlite_path, have, want);
+            rc = MS_ERR_UNAVAILABLE;
+            goto fail;
+        }
+    } else {
+        int applied = 0;
+        rc = store__sq_migrate_db(b->writer.db, NULL, NULL, &applied, err, errlen);
+        if (rc)
+            goto fail;
+        if (applied)
+            MS_INFO("store", "sqlite: %s: applied %d migration(s)", cfg->sqlite_path, applied);
+    }
+    for (int i = 0; i < b->nreaders; i++) {
+        rc = store__sq_open_db(cfg->sqlite_path, false, &b->readers[i].db, err, errlen);
+        if (rc)
+            goto fail;
+        exec(b->readers[i].db, "PRAGMA query_only=1");
+    }
+    if (pthread_create(&b->wthread, NULL, writer_main, b) != 0) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        rc = MS_ERR_INTERNAL;
+        goto fail;
+    }
+    b->wstarted = true;
+    for (int i = 0; i < b->nreaders; i++) {
+        reader_arg *ra = malloc(sizeof *ra);
+        if (ra) {
+            ra->b = b;
+            ra->c = &b->readers[i];
+        }
+        if (!ra || pthread_create(&b->rthreads[i], NULL, reader_main, ra) != 0) {
+            free(ra);
+            snprintf(err, errlen, "cannot start reader threads");
+            rc = MS_ERR_INTERNAL;
+            goto fail;
+        }
+        b->nrthreads++;
+    }
+    *out = &b->base;
+    return 0;
+fail:
+    sq_close(&b->base);
+    return rc;
+}

@@ -1,0 +1,1049 @@
+/*
+ * sqlite_ops.c - every store operation as SQL on one connection.
+ *
+ * Called by the writer (inside its batch transaction and a savepoint) or a
+ * reader (inside a read transaction); see sqlite.c. Dedup races are settled
+ * by the primary keys: an INSERT ... ON CONFLICT DO NOTHING that changed no
+ * row means someone else came first, and that first row is returned.
+ */
+#include "sqlite_internal.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define I64(v) ((sqlite3_int64)(v))
+
+static int sq_fail(sq_conn *c, store_op *op, int rc, const char *what)
+{
+    int code;
+    switch (rc & 0xFF) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        code = MS_ERR_UNAVAILABLE;
+        break;
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+        code = MS_ERR_IO;
+        break;
+    case SQLITE_CONSTRAINT:
+        code = MS_ERR_CONFLICT;
+        break;
+    case SQLITE_NOMEM:
+        code = MS_ERR_NOMEM;
+        break;
+    default:
+        code = MS_ERR_INTERNAL;
+        break;
+    }
+    return store__op_fail(op, code, "%s: %s", what, sqlite3_errmsg(c->db));
+}
+
+static int nomem(store_op *op)
+{
+    return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+}
+
+/* Steps a statement that must finish (INSERT/UPDATE/DELETE). */
+static int step_done(sq_conn *c, store_op *op, sqlite3_stmt *st, const char *what)
+{
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "%s: statement unavailable", what);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    if (rc != SQLITE_DONE)
+        return sq_fail(c, op, rc, what);
+    return 0;
+}
+
+/*
+ * Steps a statement expected to return at most one row with an integer in
+ * column 0. *found tells whether a row came. Runs it to completion.
+ */
+static int step_int(sq_conn *c, store_op *op, sqlite3_stmt *st, const char *what, int64_t *val,
+                    bool *found)
+{
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "%s: statement unavailable", what);
+    *found = false;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!*found) {
+            *val = sqlite3_column_int64(st, 0);
+            *found = true;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        return sq_fail(c, op, rc, what);
+    return 0;
+}
+
+static const char *dup_col(store_result_hdr *res, sqlite3_stmt *st, int col, size_t *len, bool *oom)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    char *d = store__res_strndup(res, t ? t : "", t ? n : 0);
+    if (!d)
+        *oom = true;
+    if (len)
+        *len = t ? n : 0;
+    return d;
+}
+
+/* Reads a row of SQ_MSG_COLS into *m (strings into res). */
+static int col_msg(sqlite3_stmt *st, store_result_hdr *res, store_message *m)
+{
+    bool oom = false;
+    memset(m, 0, sizeof *m);
+    m->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
+    m->id = (uint64_t)sqlite3_column_int64(st, 1);
+    m->bucket = ms_bucket_of(m->id);
+    m->sender_id = (uint64_t)sqlite3_column_int64(st, 2);
+    m->type = (store_msg_type)sqlite3_column_int(st, 3);
+    m->source = (store_msg_source)sqlite3_column_int(st, 4);
+    m->content = dup_col(res, st, 5, &m->content_len, &oom);
+    if (!m->content && !oom)
+        m->content = store__res_strndup(res, "", 0);
+    m->reply_to = (uint64_t)sqlite3_column_int64(st, 6);
+    m->attachments = dup_col(res, st, 7, NULL, &oom);
+    m->metadata = dup_col(res, st, 8, NULL, &oom);
+    m->nonce = dup_col(res, st, 9, NULL, &oom);
+    if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
+        m->has_telegram = true;
+        m->telegram_chat_id = sqlite3_column_int64(st, 10);
+        m->telegram_message_id = sqlite3_column_int64(st, 11);
+    }
+    m->created_at_ms = (uint64_t)sqlite3_column_int64(st, 12);
+    m->is_edited = sqlite3_column_int(st, 13) != 0;
+    m->edited_at_ms = (uint64_t)sqlite3_column_int64(st, 14);
+    m->is_deleted = sqlite3_column_int(st, 15) != 0;
+    m->deleted_at_ms = (uint64_t)sqlite3_column_int64(st, 16);
+    return oom || !m->content ? MS_ERR_NOMEM : 0;
+}
+
+/* Loads one message into a new message result (op->res). */
+static int load_message(sq_conn *c, store_op *op, uint64_t channel, uint64_t id, bool duplicate)
+{
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_MSG_GET);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(channel));
+    sqlite3_bind_int64(st, 2, I64(id));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "message %" PRIu64 " not found in channel %" PRIu64, id, channel);
+    if (rc != SQLITE_ROW)
+        return sq_fail(c, op, rc, "reading the message");
+    store_message_result *r = store__res_new(sizeof *r);
+    if (!r)
+        return nomem(op);
+    op->res = &r->hdr;
+    if (col_msg(st, &r->hdr, &r->msg) != 0)
+        return nomem(op);
+    r->duplicate = duplicate;
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* The message's is_deleted flag: 0/1, or fails op with NOT_FOUND. */
+static int message_state(sq_conn *c, store_op *op, uint64_t channel, uint64_t id, int *deleted)
+{
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_MSG_STATE);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(channel));
+    sqlite3_bind_int64(st, 2, I64(id));
+    int64_t v = 0;
+    bool found = false;
+    int rc = step_int(c, op, st, "reading the message", &v, &found);
+    if (rc)
+        return rc;
+    if (!found)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "message %" PRIu64 " not found in channel %" PRIu64, id, channel);
+    *deleted = (int)v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static int op_insert(sq_conn *c, store_op *op)
+{
+    const store_insert_req *r = &op->req.insert;
+    const ms_config *cfg = store__config(op->s);
+    uint64_t created = ms_snowflake_unix_ms(r->id, cfg->epoch_ms);
+    sqlite3_stmt *st;
+    if (r->has_telegram) {
+        st = store__sq_stmt(c, SQ_TG_CLAIM);
+        if (!st)
+            return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+        sqlite3_bind_int64(st, 1, r->telegram_chat_id);
+        sqlite3_bind_int64(st, 2, r->telegram_message_id);
+        sqlite3_bind_int64(st, 3, I64(r->channel_id));
+        sqlite3_bind_int64(st, 4, I64(r->id));
+        sqlite3_bind_int64(st, 5, I64(op->now_ms));
+        if (step_done(c, op, st, "recording the Telegram mapping"))
+            return op->status;
+        if (sqlite3_changes(c->db) == 0) {
+            c->rollback = true;
+            st = store__sq_stmt(c, SQ_TG_GET);
+            sqlite3_bind_int64(st, 1, r->telegram_chat_id);
+            sqlite3_bind_int64(st, 2, r->telegram_message_id);
+            int rc = sqlite3_step(st);
+            if (rc != SQLITE_ROW)
+                return sq_fail(c, op, rc, "reading the Telegram mapping");
+            uint64_t ch = (uint64_t)sqlite3_column_int64(st, 0);
+            uint64_t id = (uint64_t)sqlite3_column_int64(st, 1);
+            sqlite3_reset(st);
+            load_message(c, op, ch, id, true);
+            return op->status;
+        }
+    }
+    if (r->nonce) {
+        st = store__sq_stmt(c, SQ_NONCE_CLAIM);
+        if (!st)
+            return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+        sqlite3_bind_int64(st, 1, I64(r->channel_id));
+        sqlite3_bind_text(st, 2, r->nonce, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, I64(r->id));
+        sqlite3_bind_int64(st, 4, I64(op->now_ms));
+        if (step_done(c, op, st, "recording the nonce"))
+            return op->status;
+        if (sqlite3_changes(c->db) == 0) {
+            c->rollback = true; /* undo the Telegram claim made above, if any */
+            st = store__sq_stmt(c, SQ_NONCE_GET);
+            sqlite3_bind_int64(st, 1, I64(r->channel_id));
+            sqlite3_bind_text(st, 2, r->nonce, -1, SQLITE_STATIC);
+            int64_t id = 0;
+            bool found = false;
+            if (step_int(c, op, st, "reading the nonce", &id, &found))
+                return op->status;
+            load_message(c, op, r->channel_id, (uint64_t)id, true);
+            return op->status;
+        }
+    }
+    st = store__sq_stmt(c, SQ_MSG_INSERT);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, ms_bucket_of(r->id));
+    sqlite3_bind_int64(st, 3, I64(r->id));
+    sqlite3_bind_int64(st, 4, I64(r->sender_id));
+    sqlite3_bind_int(st, 5, (int)r->type);
+    sqlite3_bind_int(st, 6, (int)r->source);
+    sqlite3_bind_text(st, 7, r->content, (int)r->content_len, SQLITE_STATIC);
+    if (r->reply_to)
+        sqlite3_bind_int64(st, 8, I64(r->reply_to));
+    if (r->attachments)
+        sqlite3_bind_text(st, 9, r->attachments, -1, SQLITE_STATIC);
+    if (r->metadata)
+        sqlite3_bind_text(st, 10, r->metadata, -1, SQLITE_STATIC);
+    if (r->nonce)
+        sqlite3_bind_text(st, 11, r->nonce, -1, SQLITE_STATIC);
+    if (r->has_telegram) {
+        sqlite3_bind_int64(st, 12, r->telegram_chat_id);
+        sqlite3_bind_int64(st, 13, r->telegram_message_id);
+    }
+    sqlite3_bind_int64(st, 14, I64(created));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return store__op_fail(op, MS_ERR_CONFLICT,
+                              "message id %" PRIu64 " already exists in channel %" PRIu64, r->id,
+                              r->channel_id);
+    if (rc != SQLITE_DONE)
+        return sq_fail(c, op, rc, "writing the message");
+    st = store__sq_stmt(c, SQ_BUCKET_ADD);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, ms_bucket_of(r->id));
+    if (step_done(c, op, st, "recording the bucket"))
+        return op->status;
+    st = store__sq_stmt(c, SQ_META_TOUCH);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(created));
+    sqlite3_bind_int64(st, 3, I64(r->id));
+    sqlite3_bind_int64(st, 4, I64(op->now_ms));
+    if (step_done(c, op, st, "updating the channel metadata"))
+        return op->status;
+
+    store_message_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    store_message *m = &res->msg;
+    m->id = r->id;
+    m->channel_id = r->channel_id;
+    m->bucket = ms_bucket_of(r->id);
+    m->sender_id = r->sender_id;
+    m->type = r->type;
+    m->source = r->source;
+    m->content = store__res_strndup(&res->hdr, r->content, r->content_len);
+    m->content_len = r->content_len;
+    m->reply_to = r->reply_to;
+    m->attachments = r->attachments
+                         ? store__res_strndup(&res->hdr, r->attachments, strlen(r->attachments))
+                         : NULL;
+    m->metadata =
+        r->metadata ? store__res_strndup(&res->hdr, r->metadata, strlen(r->metadata)) : NULL;
+    m->nonce = r->nonce ? store__res_strndup(&res->hdr, r->nonce, strlen(r->nonce)) : NULL;
+    m->has_telegram = r->has_telegram;
+    m->telegram_chat_id = r->has_telegram ? r->telegram_chat_id : 0;
+    m->telegram_message_id = r->has_telegram ? r->telegram_message_id : 0;
+    m->created_at_ms = created;
+    if (!m->content || (r->attachments && !m->attachments) || (r->metadata && !m->metadata) ||
+        (r->nonce && !m->nonce))
+        nomem(op);
+    return op->status;
+}
+
+static int op_get(sq_conn *c, store_op *op)
+{
+    load_message(c, op, op->req.get.channel_id, op->req.get.message_id, false);
+    return op->status;
+}
+
+static int op_get_telegram(sq_conn *c, store_op *op)
+{
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_TG_GET);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, op->req.tg.telegram_chat_id);
+    sqlite3_bind_int64(st, 2, op->req.tg.telegram_message_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "no message for Telegram message %" PRId64 " in chat %" PRId64,
+                              op->req.tg.telegram_message_id, op->req.tg.telegram_chat_id);
+    if (rc != SQLITE_ROW)
+        return sq_fail(c, op, rc, "reading the Telegram mapping");
+    uint64_t ch = (uint64_t)sqlite3_column_int64(st, 0);
+    uint64_t id = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    load_message(c, op, ch, id, false);
+    return op->status;
+}
+
+/* Runs a page statement, appending up to max rows to arr. Returns the count or -1. */
+static long collect(sq_conn *c, store_op *op, sqlite3_stmt *st, store_result_hdr *res,
+                    store_message *arr, size_t max)
+{
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n < max) {
+            if (col_msg(st, res, &arr[n]) != 0) {
+                nomem(op);
+                sqlite3_reset(st);
+                return -1;
+            }
+        }
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        sq_fail(c, op, rc, "reading the page");
+        return -1;
+    }
+    return (long)(n < max ? n : max);
+}
+
+static int op_page(sq_conn *c, store_op *op)
+{
+    const store_page_req *r = &op->req.page;
+    size_t limit = (size_t)r->limit;
+    store_page_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    store_message *buf = store__res_alloc(&res->hdr, (limit + 2) * sizeof *buf);
+    if (!buf)
+        return nomem(op);
+    sqlite3_stmt *st;
+    long n;
+    switch (r->mode) {
+    case STORE_PAGE_LATEST:
+    case STORE_PAGE_BEFORE:
+        if (r->mode == STORE_PAGE_LATEST) {
+            st = store__sq_stmt(c, SQ_PAGE_LATEST);
+            sqlite3_bind_int64(st, 1, I64(r->channel_id));
+            sqlite3_bind_int64(st, 2, I64(limit + 1));
+        } else {
+            st = store__sq_stmt(c, SQ_PAGE_BEFORE);
+            sqlite3_bind_int64(st, 1, I64(r->channel_id));
+            sqlite3_bind_int64(st, 2, I64(r->anchor));
+            sqlite3_bind_int64(st, 3, I64(limit + 1));
+        }
+        n = collect(c, op, st, &res->hdr, buf, limit + 1);
+        if (n < 0)
+            return op->status;
+        res->more_older = (size_t)n > limit;
+        res->items = buf;
+        res->count = res->more_older ? limit : (size_t)n;
+        return op->status;
+    case STORE_PAGE_AFTER:
+        st = store__sq_stmt(c, SQ_PAGE_AFTER);
+        sqlite3_bind_int64(st, 1, I64(r->channel_id));
+        sqlite3_bind_int64(st, 2, I64(r->anchor));
+        sqlite3_bind_int64(st, 3, I64(limit + 1));
+        n = collect(c, op, st, &res->hdr, buf, limit + 1);
+        if (n < 0)
+            return op->status;
+        res->more_newer = (size_t)n > limit;
+        res->count = res->more_newer ? limit : (size_t)n;
+        for (size_t i = 0; i < res->count / 2; i++) {
+            store_message t = buf[i];
+            buf[i] = buf[res->count - 1 - i];
+            buf[res->count - 1 - i] = t;
+        }
+        res->items = buf;
+        return op->status;
+    case STORE_PAGE_AROUND: {
+        size_t older_n = limit / 2, newer_n = limit - older_n;
+        store_message *newer = store__res_alloc(&res->hdr, (newer_n + 1) * sizeof *newer);
+        if (!newer)
+            return nomem(op);
+        st = store__sq_stmt(c, SQ_PAGE_FROM);
+        sqlite3_bind_int64(st, 1, I64(r->channel_id));
+        sqlite3_bind_int64(st, 2, I64(r->anchor));
+        sqlite3_bind_int64(st, 3, I64(newer_n + 1));
+        long nn = collect(c, op, st, &res->hdr, newer, newer_n + 1);
+        if (nn < 0)
+            return op->status;
+        res->more_newer = (size_t)nn > newer_n;
+        if ((size_t)nn > newer_n)
+            nn = (long)newer_n;
+        /* newest first: the newer side reversed, then the older side */
+        for (long i = 0; i < nn; i++)
+            buf[i] = newer[nn - 1 - i];
+        st = store__sq_stmt(c, SQ_PAGE_BEFORE);
+        sqlite3_bind_int64(st, 1, I64(r->channel_id));
+        sqlite3_bind_int64(st, 2, I64(r->anchor));
+        sqlite3_bind_int64(st, 3, I64(older_n + 1));
+        long no = collect(c, op, st, &res->hdr, buf + nn, older_n + 1);
+        if (no < 0)
+            return op->status;
+        res->more_older = (size_t)no > older_n;
+        if ((size_t)no > older_n)
+            no = (long)older_n;
+        res->items = buf;
+        res->count = (size_t)(nn + no);
+        return op->status;
+    }
+    }
+    store__op_fail(op, MS_ERR_INVALID, "unknown page mode");
+    return op->status;
+}
+
+static int op_edit(sq_conn *c, store_op *op)
+{
+    const store_edit_req *r = &op->req.edit;
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_MSG_GET);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "message %" PRIu64 " not found in channel %" PRIu64, r->message_id,
+                              r->channel_id);
+    if (rc != SQLITE_ROW)
+        return sq_fail(c, op, rc, "reading the message");
+    if (sqlite3_column_int(st, 15))
+        return store__op_fail(op, MS_ERR_CONFLICT,
+                              "message %" PRIu64 " is deleted and cannot be edited", r->message_id);
+    size_t oldlen = (size_t)sqlite3_column_bytes(st, 5);
+    char *old = malloc(oldlen + 1);
+    if (!old)
+        return nomem(op);
+    memcpy(old, sqlite3_column_text(st, 5), oldlen);
+    old[oldlen] = '\0';
+    sqlite3_reset(st);
+
+    st = store__sq_stmt(c, SQ_EDIT_SEQ);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    int64_t seq = 1;
+    bool found = false;
+    if (step_int(c, op, st, "numbering the edit", &seq, &found))
+        goto out;
+    st = store__sq_stmt(c, SQ_EDIT_SAVE);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_bind_int64(st, 3, I64(op->now_ms));
+    sqlite3_bind_int64(st, 4, seq);
+    sqlite3_bind_text(st, 5, old, (int)oldlen, SQLITE_STATIC);
+    if (step_done(c, op, st, "saving the edit history"))
+        goto out;
+    st = store__sq_stmt(c, SQ_EDIT_APPLY);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_bind_text(st, 3, r->content, (int)r->content_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, I64(op->now_ms));
+    if (step_done(c, op, st, "editing the message"))
+        goto out;
+    load_message(c, op, r->channel_id, r->message_id, false);
+out:
+    free(old);
+    return op->status;
+}
+
+static int op_delete(sq_conn *c, store_op *op)
+{
+    const store_get_req *r = &op->req.get;
+    int deleted = 0;
+    if (message_state(c, op, r->channel_id, r->message_id, &deleted))
+        return op->status;
+    if (!deleted) {
+        sqlite3_stmt *st = store__sq_stmt(c, SQ_DELETE_APPLY);
+        sqlite3_bind_int64(st, 1, I64(r->channel_id));
+        sqlite3_bind_int64(st, 2, I64(r->message_id));
+        sqlite3_bind_int64(st, 3, I64(op->now_ms));
+        if (step_done(c, op, st, "deleting the message"))
+            return op->status;
+        st = store__sq_stmt(c, SQ_PIN_DEL);
+        sqlite3_bind_int64(st, 1, I64(r->channel_id));
+        sqlite3_bind_int64(st, 2, I64(r->message_id));
+        if (step_done(c, op, st, "unpinning the message"))
+            return op->status;
+        st = store__sq_stmt(c, SQ_EDITS_PURGE);
+        sqlite3_bind_int64(st, 1, I64(r->channel_id));
+        sqlite3_bind_int64(st, 2, I64(r->message_id));
+        if (step_done(c, op, st, "purging the edit history"))
+            return op->status;
+    }
+    load_message(c, op, r->channel_id, r->message_id, false);
+    return op->status;
+}
+
+static int op_history(sq_conn *c, store_op *op)
+{
+    const store_history_req *r = &op->req.history;
+    int deleted = 0;
+    if (message_state(c, op, r->channel_id, r->message_id, &deleted))
+        return op->status;
+    store_history_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    res->items = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->items);
+    if (!res->items)
+        return nomem(op);
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_HISTORY);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_bind_int64(st, 3, r->limit);
+    int rc;
+    bool oom = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && res->count < (size_t)r->limit) {
+        store_edit_entry *e = &res->items[res->count++];
+        e->edited_at_ms = (uint64_t)sqlite3_column_int64(st, 0);
+        e->content = dup_col(&res->hdr, st, 1, &e->content_len, &oom);
+    }
+    if (oom)
+        return nomem(op);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        sq_fail(c, op, rc, "reading the edit history");
+    return op->status;
+}
+
+/* ------------------------------------------------------------------ reactions */
+
+static void bind_reaction(sqlite3_stmt *st, const store_reaction_req *r)
+{
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_bind_text(st, 3, r->emoji, -1, SQLITE_STATIC);
+}
+
+static int op_reaction(sq_conn *c, store_op *op, bool add)
+{
+    const store_reaction_req *r = &op->req.reaction;
+    int deleted = 0;
+    if (message_state(c, op, r->channel_id, r->message_id, &deleted))
+        return op->status;
+    if (add && deleted)
+        return store__op_fail(op, MS_ERR_CONFLICT, "message %" PRIu64 " is deleted", r->message_id);
+    sqlite3_stmt *st = store__sq_stmt(c, add ? SQ_REACT_ADD : SQ_REACT_DEL);
+    bind_reaction(st, r);
+    sqlite3_bind_int64(st, 4, I64(r->user_id));
+    if (add)
+        sqlite3_bind_int64(st, 5, I64(op->now_ms));
+    if (step_done(c, op, st, add ? "adding the reaction" : "removing the reaction"))
+        return op->status;
+    /* Fix 2: the count moves only when a row was really created or removed. */
+    bool changed = sqlite3_changes(c->db) == 1;
+    int64_t count = 0;
+    bool found = false;
+    st = store__sq_stmt(c, changed ? (add ? SQ_COUNT_INC : SQ_COUNT_DEC) : SQ_COUNT_GET);
+    bind_reaction(st, r);
+    if (step_int(c, op, st, "counting the reaction", &count, &found))
+        return op->status;
+    if (changed && !add && count <= 0) {
+        st = store__sq_stmt(c, SQ_COUNT_ZAP);
+        bind_reaction(st, r);
+        if (step_done(c, op, st, "counting the reaction"))
+            return op->status;
+    }
+    store_reaction_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    res->changed = changed;
+    res->count = count > 0 ? (uint64_t)count : 0;
+    return op->status;
+}
+
+static int op_reactions_get(sq_conn *c, store_op *op)
+{
+    store_reactions_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_COUNTS_LIST);
+    sqlite3_bind_int64(st, 1, I64(op->req.get.channel_id));
+    sqlite3_bind_int64(st, 2, I64(op->req.get.message_id));
+    size_t cap = 0;
+    int rc;
+    bool oom = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (res->count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            store_reaction_count *n = store__res_alloc(&res->hdr, ncap * sizeof *n);
+            if (!n)
+                return nomem(op);
+            if (res->count)
+                memcpy(n, res->items, res->count * sizeof *n);
+            res->items = n;
+            cap = ncap;
+        }
+        store_reaction_count *e = &res->items[res->count++];
+        e->emoji = dup_col(&res->hdr, st, 0, NULL, &oom);
+        e->count = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    if (oom)
+        return nomem(op);
+    if (rc != SQLITE_DONE)
+        sq_fail(c, op, rc, "reading the reactions");
+    return op->status;
+}
+
+static int op_reaction_users(sq_conn *c, store_op *op)
+{
+    const store_reaction_users_req *r = &op->req.users;
+    store_users_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    res->user_ids = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->user_ids);
+    if (!res->user_ids)
+        return nomem(op);
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_USERS);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_bind_text(st, 3, r->emoji, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, I64(r->after_user_id));
+    sqlite3_bind_int64(st, 5, r->limit + 1);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (res->count < (size_t)r->limit)
+            res->user_ids[res->count++] = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            res->more = true;
+    }
+    if (rc != SQLITE_DONE)
+        sq_fail(c, op, rc, "reading the reaction users");
+    return op->status;
+}
+
+/* ------------------------------------------------------------------ pins */
+
+static int col_pin(sqlite3_stmt *st, store_result_hdr *res, store_pin_entry *p)
+{
+    bool oom = false;
+    p->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
+    p->message_id = (uint64_t)sqlite3_column_int64(st, 1);
+    p->pinned_by = (uint64_t)sqlite3_column_int64(st, 2);
+    p->pinned_at_ms = (uint64_t)sqlite3_column_int64(st, 3);
+    p->content_preview = dup_col(res, st, 4, NULL, &oom);
+    p->sender_id = (uint64_t)sqlite3_column_int64(st, 5);
+    return oom ? MS_ERR_NOMEM : 0;
+}
+
+/* Loads the pin of (channel, message) into a new pin result; *found. */
+static int load_pin(sq_conn *c, store_op *op, bool *found)
+{
+    const store_pin_req *r = &op->req.pin;
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_PIN_GET);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return sq_fail(c, op, rc, "reading the pin");
+    store_pin_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    if (col_pin(st, &res->hdr, &res->pin))
+        return nomem(op);
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int op_pin(sq_conn *c, store_op *op)
+{
+    const store_pin_req *r = &op->req.pin;
+    bool found = false;
+    if (load_pin(c, op, &found))
+        return op->status;
+    if (found) {
+        ((store_pin_result *)op->res)->duplicate = true;
+        return op->status;
+    }
+    if (load_message(c, op, r->channel_id, r->message_id, false))
+        return op->status;
+    store_message_result *mr = (store_message_result *)op->res;
+    op->res = NULL;
+    if (mr->msg.is_deleted) {
+        store_free(mr);
+        return store__op_fail(op, MS_ERR_CONFLICT,
+                              "message %" PRIu64 " is deleted and cannot be pinned", r->message_id);
+    }
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_PIN_COUNT);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    int64_t npins = 0;
+    bool f = false;
+    if (step_int(c, op, st, "counting pins", &npins, &f))
+        goto out;
+    if (npins >= STORE_MAX_PINS) {
+        store__op_fail(op, MS_ERR_CONFLICT, "channel %" PRIu64 " already has %d pins",
+                       r->channel_id, STORE_MAX_PINS);
+        goto out;
+    }
+    size_t plen = store__utf8_prefix(mr->msg.content, mr->msg.content_len, STORE_PREVIEW_CHARS);
+    st = store__sq_stmt(c, SQ_PIN_ADD);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_bind_int64(st, 3, I64(op->now_ms));
+    sqlite3_bind_int64(st, 4, I64(r->pinned_by));
+    sqlite3_bind_text(st, 5, mr->msg.content, (int)plen, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, I64(mr->msg.sender_id));
+    if (step_done(c, op, st, "pinning the message"))
+        goto out;
+    store_pin_result *res = store__res_new(sizeof *res);
+    if (!res) {
+        nomem(op);
+        goto out;
+    }
+    op->res = &res->hdr;
+    res->pin.channel_id = r->channel_id;
+    res->pin.message_id = r->message_id;
+    res->pin.pinned_by = r->pinned_by;
+    res->pin.pinned_at_ms = op->now_ms;
+    res->pin.sender_id = mr->msg.sender_id;
+    res->pin.content_preview = store__res_strndup(&res->hdr, mr->msg.content, plen);
+    if (!res->pin.content_preview)
+        nomem(op);
+out:
+    store_free(mr);
+    return op->status;
+}
+
+static int op_unpin(sq_conn *c, store_op *op)
+{
+    const store_pin_req *r = &op->req.pin;
+    bool found = false;
+    if (load_pin(c, op, &found))
+        return op->status;
+    if (!found)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "message %" PRIu64 " is not pinned in channel %" PRIu64,
+                              r->message_id, r->channel_id);
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_PIN_DEL);
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    step_done(c, op, st, "unpinning the message");
+    return op->status;
+}
+
+static int op_pins_list(sq_conn *c, store_op *op)
+{
+    store_pins_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    res->items = store__res_alloc(&res->hdr, STORE_MAX_PINS * sizeof *res->items);
+    if (!res->items)
+        return nomem(op);
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_PINS_LIST);
+    sqlite3_bind_int64(st, 1, I64(op->req.channel.channel_id));
+    sqlite3_bind_int64(st, 2, STORE_MAX_PINS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && res->count < STORE_MAX_PINS)
+        if (col_pin(st, &res->hdr, &res->items[res->count++]))
+            return nomem(op);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        sq_fail(c, op, rc, "reading the pins");
+    return op->status;
+}
+
+/* ------------------------------------------------------------------ read positions */
+
+static int read_position(sq_conn *c, store_op *op, store_read_result *res)
+{
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_READ_GET);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(op->req.read.channel_id));
+    sqlite3_bind_int64(st, 2, I64(op->req.read.user_id));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        res->last_read_id = (uint64_t)sqlite3_column_int64(st, 0);
+        res->updated_at_ms = (uint64_t)sqlite3_column_int64(st, 1);
+        sqlite3_reset(st);
+        return 0;
+    }
+    if (rc != SQLITE_DONE)
+        return sq_fail(c, op, rc, "reading the read position");
+    return 0;
+}
+
+static int op_read_set(sq_conn *c, store_op *op)
+{
+    const store_read_req *r = &op->req.read;
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_READ_SET);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, I64(r->user_id));
+    sqlite3_bind_int64(st, 3, I64(r->message_id));
+    sqlite3_bind_int64(st, 4, I64(op->now_ms));
+    if (step_done(c, op, st, "setting the read position"))
+        return op->status;
+    bool moved = sqlite3_changes(c->db) == 1;
+    store_read_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    res->moved = moved;
+    read_position(c, op, res);
+    return op->status;
+}
+
+static int op_read_get(sq_conn *c, store_op *op)
+{
+    store_read_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    if (read_position(c, op, res))
+        return op->status;
+    /* Bounded: reads at most STORE_UNREAD_CAP index entries past the position. */
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_UNREAD);
+    sqlite3_bind_int64(st, 1, I64(op->req.read.channel_id));
+    sqlite3_bind_int64(st, 2, I64(res->last_read_id));
+    sqlite3_bind_int64(st, 3, STORE_UNREAD_CAP);
+    int64_t n = 0;
+    bool found = false;
+    if (step_int(c, op, st, "counting unread messages", &n, &found))
+        return op->status;
+    res->unread_count = (uint32_t)n;
+    res->unread_capped = n >= STORE_UNREAD_CAP;
+    return op->status;
+}
+
+/* ------------------------------------------------------------------ channels, sync, ping */
+
+static int load_channel(sq_conn *c, store_op *op, uint64_t channel)
+{
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_CHAN_GET);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(channel));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return store__op_fail(op, MS_ERR_NOT_FOUND, "channel %" PRIu64 " is unknown", channel);
+    if (rc != SQLITE_ROW)
+        return sq_fail(c, op, rc, "reading the channel");
+    store_channel_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    bool oom = false;
+    store_channel *ch = &res->channel;
+    ch->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
+    ch->name = dup_col(&res->hdr, st, 1, NULL, &oom);
+    ch->type = dup_col(&res->hdr, st, 2, NULL, &oom);
+    ch->created_at_ms = (uint64_t)sqlite3_column_int64(st, 3);
+    ch->last_message_id = (uint64_t)sqlite3_column_int64(st, 4);
+    ch->message_count = (uint64_t)sqlite3_column_int64(st, 5);
+    ch->updated_at_ms = (uint64_t)sqlite3_column_int64(st, 6);
+    sqlite3_reset(st);
+    if (oom)
+        nomem(op);
+    return op->status;
+}
+
+static int op_channel_upsert(sq_conn *c, store_op *op)
+{
+    const store_channel_upsert_req *r = &op->req.upsert;
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_CHAN_UPSERT);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    if (r->name)
+        sqlite3_bind_text(st, 2, r->name, -1, SQLITE_STATIC);
+    if (r->type)
+        sqlite3_bind_text(st, 3, r->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, I64(r->created_at_ms ? r->created_at_ms : op->now_ms));
+    sqlite3_bind_int64(st, 5, I64(op->now_ms));
+    sqlite3_bind_int(st, 6, r->created_at_ms != 0);
+    if (step_done(c, op, st, "writing the channel"))
+        return op->status;
+    load_channel(c, op, r->channel_id);
+    return op->status;
+}
+
+static int load_sync(sq_conn *c, store_op *op, uint64_t channel)
+{
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_SYNC_GET);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(channel));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "channel %" PRIu64 " has no Telegram sync state", channel);
+    if (rc != SQLITE_ROW)
+        return sq_fail(c, op, rc, "reading the sync state");
+    store_sync_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    store_sync_state *s = &res->state;
+    s->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
+    s->telegram_chat_id = sqlite3_column_int64(st, 1);
+    s->last_synced_message_id = sqlite3_column_int64(st, 2);
+    s->direction = (store_sync_direction)sqlite3_column_int(st, 3);
+    s->last_sync_at_ms = (uint64_t)sqlite3_column_int64(st, 4);
+    s->created_at_ms = (uint64_t)sqlite3_column_int64(st, 5);
+    sqlite3_reset(st);
+    return op->status;
+}
+
+static int op_sync_update(sq_conn *c, store_op *op)
+{
+    const store_sync_update_req *r = &op->req.sync;
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_SYNC_UPSERT);
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
+    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_bind_int64(st, 2, r->telegram_chat_id);
+    sqlite3_bind_int64(st, 3, r->last_synced_message_id);
+    sqlite3_bind_int(st, 4, (int)r->direction);
+    sqlite3_bind_int64(st, 5, I64(op->now_ms));
+    if (step_done(c, op, st, "writing the sync state"))
+        return op->status;
+    load_sync(c, op, r->channel_id);
+    return op->status;
+}
+
+static int op_ping(sq_conn *c, store_op *op)
+{
+    uint64_t t0 = uv_hrtime();
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_PING);
+    int64_t v = 0;
+    bool found = false;
+    if (step_int(c, op, st, "probing the database", &v, &found))
+        return op->status;
+    store_ping_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return nomem(op);
+    op->res = &res->hdr;
+    res->latency_us = (uv_hrtime() - t0) / 1000;
+    res->backend = "sqlite";
+    res->schema_version = (int)v;
+    return op->status;
+}
+
+void store__sq_run(sq_conn *c, store_op *op)
+{
+    switch (op->kind) {
+    case STORE_OP_INSERT:
+        (void)op_insert(c, op);
+        return;
+    case STORE_OP_GET:
+        (void)op_get(c, op);
+        return;
+    case STORE_OP_GET_TELEGRAM:
+        (void)op_get_telegram(c, op);
+        return;
+    case STORE_OP_PAGE:
+        (void)op_page(c, op);
+        return;
+    case STORE_OP_EDIT:
+        (void)op_edit(c, op);
+        return;
+    case STORE_OP_DELETE:
+        (void)op_delete(c, op);
+        return;
+    case STORE_OP_HISTORY:
+        (void)op_history(c, op);
+        return;
+    case STORE_OP_REACTION_ADD:
+        (void)op_reaction(c, op, true);
+        return;
+    case STORE_OP_REACTION_REMOVE:
+        (void)op_reaction(c, op, false);
+        return;
+    case STORE_OP_REACTIONS_GET:
+        (void)op_reactions_get(c, op);
+        return;
+    case STORE_OP_REACTION_USERS:
+        (void)op_reaction_users(c, op);
+        return;
+    case STORE_OP_PIN:
+        (void)op_pin(c, op);
+        return;
+    case STORE_OP_UNPIN:
+        (void)op_unpin(c, op);
+        return;
+    case STORE_OP_PINS_LIST:
+        (void)op_pins_list(c, op);
+        return;
+    case STORE_OP_READ_SET:
+        (void)op_read_set(c, op);
+        return;
+    case STORE_OP_READ_GET:
+        (void)op_read_get(c, op);
+        return;
+    case STORE_OP_CHANNEL_UPSERT:
+        (void)op_channel_upsert(c, op);
+        return;
+    case STORE_OP_CHANNEL_GET:
+        (void)load_channel(c, op, op->req.channel.channel_id);
+        return;
+    case STORE_OP_SYNC_UPDATE:
+        (void)op_sync_update(c, op);
+        return;
+    case STORE_OP_SYNC_GET:
+        (void)load_sync(c, op, op->req.channel.channel_id);
+        return;
+    case STORE_OP_PING:
+        (void)op_ping(c, op);
+        return;
+    }
+    store__op_fail(op, MS_ERR_INTERNAL, "unknown operation");
+}

@@ -1,0 +1,925 @@
+/*
+ * store.c - the backend-neutral half of the store: requests in, answers out.
+ *
+ * Copies and validates requests, issues message ids (one snowflake generator
+ * per store), coalesces identical reads in flight, hands operations to the
+ * backend, and delivers answers on the caller's libuv loop (one uv_async_t
+ * per loop) or to a thread blocked in a *_sync call. Counts every operation
+ * and backend query (store_get_stats, Prometheus metrics).
+ */
+#include "store_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+#define CO_BUCKETS 256
+
+struct store__binding {
+    uv_async_t async; /* first: the handle's data points back here anyway */
+    uv_loop_t *loop;
+    store *s;
+    pthread_mutex_t mu;
+    store_op *head, *tail; /* answers waiting for the loop */
+    size_t inflight;       /* ops started on this loop and not yet answered (loop thread) */
+    bool detaching;        /* loop thread */
+    bool closing;          /* loop thread */
+};
+
+struct store__sync_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+};
+
+typedef struct op_counters {
+    _Atomic uint64_t calls, errors, queries, coalesced;
+} op_counters;
+
+typedef struct op_metrics {
+    ms_counter *ops, *errors, *queries, *coalesced;
+    ms_histogram *duration;
+} op_metrics;
+
+struct store {
+    ms_config cfg;
+    store_options opt;
+    ms_backend_kind kind;
+    store_backend *be;
+    ms_snowflake ids;
+    _Atomic uint32_t hook_seq; /* sequence of ids made for an explicit time */
+    _Atomic bool closing;
+    _Atomic uint64_t pending; /* ops handed to the backend and not yet done */
+
+    pthread_mutex_t bind_mu;
+    store__binding **binds;
+    size_t nbinds, capbinds;
+
+    pthread_mutex_t co_mu;
+    store_op *co[CO_BUCKETS]; /* in-flight coalescable reads (leaders) by channel */
+
+    op_counters st[STORE_OP_COUNT];
+    op_metrics m[STORE_OP_COUNT];
+    ms_gauge *m_queue;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+const ms_config *store__config(const store *s)
+{
+    return &s->cfg;
+}
+
+uint64_t store__now_ms(const store *s)
+{
+    (void)s;
+    return ms_clock_realtime_ms(NULL);
+}
+
+const char *store_backend_name(const store *s)
+{
+    return s && s->be ? s->be->vt->name : "none";
+}
+
+int store__op_fail(store_op *op, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(op->detail, sizeof op->detail, fmt, ap);
+    va_end(ap);
+    op->status = code;
+    return code;
+}
+
+bool store__op_is_write(store_op_kind kind)
+{
+    switch (kind) {
+    case STORE_OP_INSERT:
+    case STORE_OP_EDIT:
+    case STORE_OP_DELETE:
+    case STORE_OP_REACTION_ADD:
+    case STORE_OP_REACTION_REMOVE:
+    case STORE_OP_PIN:
+    case STORE_OP_UNPIN:
+    case STORE_OP_READ_SET:
+    case STORE_OP_CHANNEL_UPSERT:
+    case STORE_OP_SYNC_UPDATE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool coalescable(store_op_kind kind)
+{
+    switch (kind) {
+    case STORE_OP_GET:
+    case STORE_OP_PAGE:
+    case STORE_OP_HISTORY:
+    case STORE_OP_REACTIONS_GET:
+    case STORE_OP_REACTION_USERS:
+    case STORE_OP_PINS_LIST:
+    case STORE_OP_CHANNEL_GET:
+    case STORE_OP_SYNC_GET:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static uint64_t op_channel(const store_op *op)
+{
+    switch (op->kind) {
+    case STORE_OP_INSERT:
+        return op->req.insert.channel_id;
+    case STORE_OP_GET:
+    case STORE_OP_DELETE:
+    case STORE_OP_REACTIONS_GET:
+        return op->req.get.channel_id;
+    case STORE_OP_PAGE:
+        return op->req.page.channel_id;
+    case STORE_OP_EDIT:
+        return op->req.edit.channel_id;
+    case STORE_OP_HISTORY:
+        return op->req.history.channel_id;
+    case STORE_OP_REACTION_ADD:
+    case STORE_OP_REACTION_REMOVE:
+        return op->req.reaction.channel_id;
+    case STORE_OP_REACTION_USERS:
+        return op->req.users.channel_id;
+    case STORE_OP_PIN:
+    case STORE_OP_UNPIN:
+        return op->req.pin.channel_id;
+    case STORE_OP_PINS_LIST:
+    case STORE_OP_CHANNEL_GET:
+    case STORE_OP_SYNC_GET:
+        return op->req.channel.channel_id;
+    case STORE_OP_READ_SET:
+    case STORE_OP_READ_GET:
+        return op->req.read.channel_id;
+    case STORE_OP_CHANNEL_UPSERT:
+        return op->req.upsert.channel_id;
+    case STORE_OP_SYNC_UPDATE:
+        return op->req.sync.channel_id;
+    default:
+        return 0;
+    }
+}
+
+static bool same_read(const store_op *a, const store_op *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    switch (a->kind) {
+    case STORE_OP_GET:
+    case STORE_OP_REACTIONS_GET:
+        return a->req.get.channel_id == b->req.get.channel_id &&
+               a->req.get.message_id == b->req.get.message_id;
+    case STORE_OP_PAGE:
+        return a->req.page.channel_id == b->req.page.channel_id &&
+               a->req.page.mode == b->req.page.mode && a->req.page.anchor == b->req.page.anchor &&
+               a->req.page.limit == b->req.page.limit;
+    case STORE_OP_HISTORY:
+        return a->req.history.channel_id == b->req.history.channel_id &&
+               a->req.history.message_id == b->req.history.message_id &&
+               a->req.history.limit == b->req.history.limit;
+    case STORE_OP_REACTION_USERS:
+        return a->req.users.channel_id == b->req.users.channel_id &&
+               a->req.users.message_id == b->req.users.message_id &&
+               a->req.users.after_user_id == b->req.users.after_user_id &&
+               a->req.users.limit == b->req.users.limit &&
+               strcmp(a->req.users.emoji, b->req.users.emoji) == 0;
+    case STORE_OP_PINS_LIST:
+    case STORE_OP_CHANNEL_GET:
+    case STORE_OP_SYNC_GET:
+        return a->req.channel.channel_id == b->req.channel.channel_id;
+    default:
+        return false;
+    }
+}
+
+static size_t co_bucket(uint64_t channel)
+{
+    uint64_t h = channel * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 56) % CO_BUCKETS;
+}
+
+/* ------------------------------------------------------------------ ops */
+
+static store_op *op_new(store *s, store_op_kind kind)
+{
+    store_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    op->s = s;
+    op->kind = kind;
+    return op;
+}
+
+static void op_free(store_op *op)
+{
+    if (op->res)
+        store_free(op->res);
+    free(op->owned);
+    free(op);
+}
+
+typedef struct sref {
+    const char **p;
+    size_t len;
+} sref;
+
+/* Copies the request's strings into one allocation owned by op. */
+static int own_strings(store_op *op)
+{
+    sref r[4];
+    int n = 0;
+    const char **content = NULL;
+    size_t content_len = 0;
+    switch (op->kind) {
+    case STORE_OP_INSERT:
+        content = &op->req.insert.content;
+        content_len = op->req.insert.content_len;
+        r[n++] = (sref){&op->req.insert.attachments, 0};
+        r[n++] = (sref){&op->req.insert.metadata, 0};
+        r[n++] = (sref){&op->req.insert.nonce, 0};
+        break;
+    case STORE_OP_EDIT:
+        content = &op->req.edit.content;
+        content_len = op->req.edit.content_len;
+        break;
+    case STORE_OP_REACTION_ADD:
+    case STORE_OP_REACTION_REMOVE:
+        r[n++] = (sref){&op->req.reaction.emoji, 0};
+        break;
+    case STORE_OP_REACTION_USERS:
+        r[n++] = (sref){&op->req.users.emoji, 0};
+        break;
+    case STORE_OP_CHANNEL_UPSERT:
+        r[n++] = (sref){&op->req.upsert.name, 0};
+        r[n++] = (sref){&op->req.upsert.type, 0};
+        break;
+    default:
+        break;
+    }
+    if (content && *content)
+        r[n++] = (sref){content, content_len};
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (!*r[i].p)
+            continue;
+        if (r[i].p != content)
+            r[i].len = strlen(*r[i].p);
+        total += r[i].len + 1;
+    }
+    if (total == 0) {
+        if (content && !*content)
+            *content = "";
+        return 0;
+    }
+    char *buf = malloc(total);
+    if (!buf)
+        return MS_ERR_NOMEM;
+    char *w = buf;
+    for (int i = 0; i < n; i++) {
+        if (!*r[i].p)
+            continue;
+        memcpy(w, *r[i].p, r[i].len);
+        w[r[i].len] = '\0';
+        *r[i].p = w;
+        w += r[i].len + 1;
+    }
+    if (content && !*content)
+        *content = "";
+    op->owned = buf;
+    return 0;
+}
+
+static void call_cb(store_op *op)
+{
+    const char *d = op->status ? op->detail : NULL;
+    const void *r = op->status ? NULL : op->res;
+    int st = op->status;
+    switch (op->kind) {
+    case STORE_OP_INSERT:
+    case STORE_OP_GET:
+    case STORE_OP_GET_TELEGRAM:
+    case STORE_OP_EDIT:
+    case STORE_OP_DELETE:
+        op->cb.message(st, d, r, op->ud);
+        break;
+    case STORE_OP_PAGE:
+        op->cb.page(st, d, r, op->ud);
+        break;
+    case STORE_OP_HISTORY:
+        op->cb.history(st, d, r, op->ud);
+        break;
+    case STORE_OP_REACTION_ADD:
+    case STORE_OP_REACTION_REMOVE:
+        op->cb.reaction(st, d, r, op->ud);
+        break;
+    case STORE_OP_REACTIONS_GET:
+        op->cb.reactions(st, d, r, op->ud);
+        break;
+    case STORE_OP_REACTION_USERS:
+        op->cb.users(st, d, r, op->ud);
+        break;
+    case STORE_OP_PIN:
+    case STORE_OP_UNPIN:
+        op->cb.pin(st, d, r, op->ud);
+        break;
+    case STORE_OP_PINS_LIST:
+        op->cb.pins(st, d, r, op->ud);
+        break;
+    case STORE_OP_READ_SET:
+    case STORE_OP_READ_GET:
+        op->cb.read(st, d, r, op->ud);
+        break;
+    case STORE_OP_CHANNEL_UPSERT:
+    case STORE_OP_CHANNEL_GET:
+        op->cb.channel(st, d, r, op->ud);
+        break;
+    case STORE_OP_SYNC_UPDATE:
+    case STORE_OP_SYNC_GET:
+        op->cb.sync(st, d, r, op->ud);
+        break;
+    case STORE_OP_PING:
+        op->cb.ping(st, d, r, op->ud);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ loops */
+
+static void on_binding_closed(uv_handle_t *h)
+{
+    store__binding *b = h->data;
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static void maybe_close_binding(store__binding *b)
+{
+    if (b->detaching && b->inflight == 0 && !b->closing) {
+        b->closing = true;
+        uv_close((uv_handle_t *)&b->async, on_binding_closed);
+    }
+}
+
+static void on_async(uv_async_t *h)
+{
+    store__binding *b = h->data;
+    pthread_mutex_lock(&b->mu);
+    store_op *list = b->head;
+    b->head = b->tail = NULL;
+    pthread_mutex_unlock(&b->mu);
+    while (list) {
+        store_op *next = list->next;
+        call_cb(list);
+        b->inflight--;
+        op_free(list);
+        list = next;
+    }
+    maybe_close_binding(b);
+}
+
+/* Finds or creates the binding of loop (on the loop's thread). */
+static store__binding *bind_loop(store *s, uv_loop_t *loop)
+{
+    pthread_mutex_lock(&s->bind_mu);
+    for (size_t i = 0; i < s->nbinds; i++) {
+        if (s->binds[i]->loop == loop) {
+            store__binding *b = s->binds[i];
+            pthread_mutex_unlock(&s->bind_mu);
+            return b;
+        }
+    }
+    store__binding *b = NULL;
+    if (s->nbinds == s->capbinds) {
+        size_t cap = s->capbinds ? s->capbinds * 2 : 8;
+        store__binding **nb = realloc(s->binds, cap * sizeof *nb);
+        if (!nb)
+            goto out;
+        s->binds = nb;
+        s->capbinds = cap;
+    }
+    b = calloc(1, sizeof *b);
+    if (!b)
+        goto out;
+    if (uv_async_init(loop, &b->async, on_async) != 0) {
+        free(b);
+        b = NULL;
+        goto out;
+    }
+    b->async.data = b;
+    b->loop = loop;
+    b->s = s;
+    pthread_mutex_init(&b->mu, NULL);
+    s->binds[s->nbinds++] = b;
+out:
+    pthread_mutex_unlock(&s->bind_mu);
+    return b;
+}
+
+void store_loop_detach(store *s, uv_loop_t *loop)
+{
+    if (!s || !loop)
+        return;
+    store__binding *b = NULL;
+    pthread_mutex_lock(&s->bind_mu);
+    for (size_t i = 0; i < s->nbinds; i++) {
+        if (s->binds[i]->loop == loop) {
+            b = s->binds[i];
+            s->binds[i] = s->binds[--s->nbinds];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->bind_mu);
+    if (!b)
+        return;
+    b->detaching = true;
+    maybe_close_binding(b);
+}
+
+/* ------------------------------------------------------------------ completion */
+
+static void record(store *s, const store_op *op, bool coalesced)
+{
+    op_counters *c = &s->st[op->kind];
+    op_metrics *m = &s->m[op->kind];
+    atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
+    ms_counter_add(m->ops, 1);
+    if (op->status) {
+        atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
+        ms_counter_add(m->errors, 1);
+    }
+    if (coalesced) {
+        atomic_fetch_add_explicit(&c->coalesced, 1, memory_order_relaxed);
+        ms_counter_add(m->coalesced, 1);
+    } else if (op->queries) {
+        atomic_fetch_add_explicit(&c->queries, op->queries, memory_order_relaxed);
+        ms_counter_add(m->queries, op->queries);
+    }
+    ms_histogram_observe_us(m->duration, (uv_hrtime() - op->t0_ns) / 1000);
+}
+
+static void deliver(store_op *op)
+{
+    if (op->sw) {
+        store__sync_wait *w = op->sw;
+        pthread_mutex_lock(&w->mu);
+        w->done = true;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    store__binding *b = op->lb;
+    op->next = NULL;
+    pthread_mutex_lock(&b->mu);
+    if (b->tail)
+        b->tail->next = op;
+    else
+        b->head = op;
+    b->tail = op;
+    pthread_mutex_unlock(&b->mu);
+    uv_async_send(&b->async);
+}
+
+/* Unlinks op from the in-flight table (co_mu held). */
+static void co_unlink(store *s, store_op *op)
+{
+    store_op **pp = &s->co[co_bucket(op->channel_id)];
+    while (*pp) {
+        if (*pp == op) {
+            *pp = op->co_next;
+            op->co_next = NULL;
+            return;
+        }
+        pp = &(*pp)->co_next;
+    }
+}
+
+/*
+ * After a write to a channel, reads of it already in flight take no new
+ * followers: a caller that saw the write acknowledged must not get an answer
+ * read before it.
+ */
+static void co_invalidate(store *s, uint64_t channel)
+{
+    pthread_mutex_lock(&s->co_mu);
+    store_op **pp = &s->co[co_bucket(channel)];
+    while (*pp) {
+        store_op *o = *pp;
+        if (o->channel_id == channel) {
+            *pp = o->co_next;
+            o->co_next = NULL;
+            o->co_leader = false;
+        } else {
+            pp = &o->co_next;
+        }
+    }
+    pthread_mutex_unlock(&s->co_mu);
+}
+
+void store__op_done(store_op *op)
+{
+    store *s = op->s;
+    if (op->status == 0 && !op->res)
+        store__op_fail(op, MS_ERR_INTERNAL, "the backend returned no result");
+    if (op->status != 0 && op->res) {
+        store_free(op->res);
+        op->res = NULL;
+    }
+    if (op->status == 0)
+        op->res->queries = op->queries;
+    if (op->submitted) {
+        op->submitted = false;
+        atomic_fetch_sub_explicit(&s->pending, 1, memory_order_relaxed);
+        ms_gauge_add(s->m_queue, -1);
+    }
+    record(s, op, false);
+    if (op->status == 0 && store__op_is_write(op->kind) && op->channel_id)
+        co_invalidate(s, op->channel_id);
+
+    store_op *f = NULL;
+    if (coalescable(op->kind) && !s->opt.no_coalesce) {
+        pthread_mutex_lock(&s->co_mu);
+        if (op->co_leader)
+            co_unlink(s, op);
+        op->co_leader = false;
+        f = op->followers;
+        op->followers = NULL;
+        pthread_mutex_unlock(&s->co_mu);
+    }
+    while (f) {
+        store_op *next = f->co_next;
+        f->co_next = NULL;
+        f->status = op->status;
+        memcpy(f->detail, op->detail, sizeof f->detail);
+        if (op->res) {
+            store__res_ref(op->res);
+            f->res = op->res;
+        }
+        record(s, f, true);
+        deliver(f);
+        f = next;
+    }
+    deliver(op);
+}
+
+static void make_id(store *s, store_op *op)
+{
+    store_insert_req *r = &op->req.insert;
+    if (r->id)
+        return;
+    if (r->at_ms) {
+        uint32_t seq = atomic_fetch_add_explicit(&s->hook_seq, 1, memory_order_relaxed);
+        r->id = ((r->at_ms - s->cfg.epoch_ms) << MS_SNOWFLAKE_TIME_SHIFT) |
+                ((uint64_t)s->ids.worker_id << MS_SNOWFLAKE_SEQ_BITS) |
+                (seq & MS_SNOWFLAKE_MAX_SEQ);
+        return;
+    }
+    if (ms_snowflake_next(&s->ids, &r->id) != 0)
+        store__op_fail(op, MS_ERR_CLOCK, "the clock stepped back; no id can be issued now");
+}
+
+/* Validates op and sends it on its way; every path ends in store__op_done. */
+static void start(store *s, store_op *op)
+{
+    op->t0_ns = uv_hrtime();
+    op->now_ms = store__now_ms(s);
+    if (store__validate(op, &s->cfg) != 0) {
+        store__op_done(op);
+        return;
+    }
+    op->channel_id = op_channel(op);
+    if (op->kind == STORE_OP_INSERT) {
+        make_id(s, op);
+        if (op->status) {
+            store__op_done(op);
+            return;
+        }
+    }
+    if (coalescable(op->kind) && !s->opt.no_coalesce) {
+        pthread_mutex_lock(&s->co_mu);
+        size_t bk = co_bucket(op->channel_id);
+        for (store_op *l = s->co[bk]; l; l = l->co_next) {
+            if (same_read(l, op)) {
+                op->co_next = l->followers;
+                l->followers = op;
+                pthread_mutex_unlock(&s->co_mu);
+                return;
+            }
+        }
+        op->co_leader = true;
+        op->co_next = s->co[bk];
+        s->co[bk] = op;
+        pthread_mutex_unlock(&s->co_mu);
+    }
+    uint64_t depth = atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+    op->submitted = true;
+    ms_gauge_add(s->m_queue, 1);
+    if (depth >= (uint64_t)s->opt.queue_max) {
+        store__op_fail(op, MS_ERR_UNAVAILABLE, "the store's queue is full (%d operations)",
+                       s->opt.queue_max);
+        store__op_done(op);
+        return;
+    }
+    int rc = s->be->vt->submit(s->be, op);
+    if (rc != 0) {
+        store__op_fail(op, rc, "the %s backend did not take the operation: %s", s->be->vt->name,
+                       ms_err_str(rc));
+        store__op_done(op);
+    }
+}
+
+static int submit_async(store *s, uv_loop_t *loop, store_op *op)
+{
+    if (atomic_load(&s->closing)) {
+        op_free(op);
+        return MS_ERR_SHUTDOWN;
+    }
+    store__binding *b = bind_loop(s, loop);
+    if (!b) {
+        op_free(op);
+        return MS_ERR_NOMEM;
+    }
+    b->inflight++;
+    op->lb = b;
+    start(s, op);
+    return 0;
+}
+
+static int run_sync(store *s, store_op *op, void **res, char *detail, size_t dlen)
+{
+    if (res)
+        *res = NULL;
+    if (detail && dlen)
+        detail[0] = '\0';
+    if (atomic_load(&s->closing)) {
+        op_free(op);
+        if (detail && dlen)
+            snprintf(detail, dlen, "the store is closing");
+        return MS_ERR_SHUTDOWN;
+    }
+    store__sync_wait w;
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    w.done = false;
+    op->sw = &w;
+    start(s, op);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    int st = op->status;
+    if (st == 0 && res) {
+        *res = op->res;
+        op->res = NULL;
+    } else if (st != 0 && detail && dlen) {
+        snprintf(detail, dlen, "%s", op->detail);
+    }
+    op_free(op);
+    return st;
+}
+
+/* ------------------------------------------------------------------ the API */
+
+#define STORE_API(fn, KIND, reqtype, member, cbtype, cbmember, restype)                            \
+    int fn(store *s, uv_loop_t *loop, const reqtype *req, cbtype cb, void *ud)                     \
+    {                                                                                              \
+        if (!s || !loop || !req || !cb)                                                            \
+            return MS_ERR_INVALID;                                                                 \
+        store_op *op = op_new(s, KIND);                                                            \
+        if (!op)                                                                                   \
+            return MS_ERR_NOMEM;                                                                   \
+        op->req.member = *req;                                                                     \
+        if (own_strings(op) != 0) {                                                                \
+            op_free(op);                                                                           \
+            return MS_ERR_NOMEM;                                                                   \
+        }                                                                                          \
+        op->cb.cbmember = cb;                                                                      \
+        op->ud = ud;                                                                               \
+        return submit_async(s, loop, op);                                                          \
+    }                                                                                              \
+    int fn##_sync(store *s, const reqtype *req, restype **res, char *detail, size_t dlen)          \
+    {                                                                                              \
+        if (!s || !req || !res)                                                                    \
+            return MS_ERR_INVALID;                                                                 \
+        store_op *op = op_new(s, KIND);                                                            \
+        if (!op)                                                                                   \
+            return MS_ERR_NOMEM;                                                                   \
+        op->req.member = *req;                                                                     \
+        if (own_strings(op) != 0) {                                                                \
+            op_free(op);                                                                           \
+            return MS_ERR_NOMEM;                                                                   \
+        }                                                                                          \
+        void *r = NULL;                                                                            \
+        int st = run_sync(s, op, &r, detail, dlen);                                                \
+        *res = r;                                                                                  \
+        return st;                                                                                 \
+    }
+
+STORE_API(store_insert, STORE_OP_INSERT, store_insert_req, insert, store_message_cb, message,
+          store_message_result)
+STORE_API(store_get, STORE_OP_GET, store_get_req, get, store_message_cb, message,
+          store_message_result)
+STORE_API(store_get_by_telegram, STORE_OP_GET_TELEGRAM, store_get_telegram_req, tg,
+          store_message_cb, message, store_message_result)
+STORE_API(store_page, STORE_OP_PAGE, store_page_req, page, store_page_cb, page, store_page_result)
+STORE_API(store_edit, STORE_OP_EDIT, store_edit_req, edit, store_message_cb, message,
+          store_message_result)
+STORE_API(store_delete, STORE_OP_DELETE, store_get_req, get, store_message_cb, message,
+          store_message_result)
+STORE_API(store_edit_history, STORE_OP_HISTORY, store_history_req, history, store_history_cb,
+          history, store_history_result)
+STORE_API(store_reaction_add, STORE_OP_REACTION_ADD, store_reaction_req, reaction,
+          store_reaction_cb, reaction, store_reaction_result)
+STORE_API(store_reaction_remove, STORE_OP_REACTION_REMOVE, store_reaction_req, reaction,
+          store_reaction_cb, reaction, store_reaction_result)
+STORE_API(store_reactions_get, STORE_OP_REACTIONS_GET, store_get_req, get, store_reactions_cb,
+          reactions, store_reactions_result)
+STORE_API(store_reaction_users, STORE_OP_REACTION_USERS, store_reaction_users_req, users,
+          store_users_cb, users, store_users_result)
+STORE_API(store_pin, STORE_OP_PIN, store_pin_req, pin, store_pin_cb, pin, store_pin_result)
+STORE_API(store_unpin, STORE_OP_UNPIN, store_pin_req, pin, store_pin_cb, pin, store_pin_result)
+STORE_API(store_pins_list, STORE_OP_PINS_LIST, store_channel_req, channel, store_pins_cb, pins,
+          store_pins_result)
+STORE_API(store_read_set, STORE_OP_READ_SET, store_read_req, read, store_read_cb, read,
+          store_read_result)
+STORE_API(store_read_get, STORE_OP_READ_GET, store_read_req, read, store_read_cb, read,
+          store_read_result)
+STORE_API(store_channel_upsert, STORE_OP_CHANNEL_UPSERT, store_channel_upsert_req, upsert,
+          store_channel_cb, channel, store_channel_result)
+STORE_API(store_channel_get, STORE_OP_CHANNEL_GET, store_channel_req, channel, store_channel_cb,
+          channel, store_channel_result)
+STORE_API(store_sync_update, STORE_OP_SYNC_UPDATE, store_sync_update_req, sync, store_sync_cb, sync,
+          store_sync_result)
+STORE_API(store_sync_get, STORE_OP_SYNC_GET, store_channel_req, channel, store_sync_cb, sync,
+          store_sync_result)
+
+int store_ping(store *s, uv_loop_t *loop, store_ping_cb cb, void *ud)
+{
+    if (!s || !loop || !cb)
+        return MS_ERR_INVALID;
+    store_op *op = op_new(s, STORE_OP_PING);
+    if (!op)
+        return MS_ERR_NOMEM;
+    op->cb.ping = cb;
+    op->ud = ud;
+    return submit_async(s, loop, op);
+}
+
+int store_ping_sync(store *s, store_ping_result **res, char *detail, size_t dlen)
+{
+    if (!s || !res)
+        return MS_ERR_INVALID;
+    store_op *op = op_new(s, STORE_OP_PING);
+    if (!op)
+        return MS_ERR_NOMEM;
+    void *r = NULL;
+    int st = run_sync(s, op, &r, detail, dlen);
+    *res = r;
+    return st;
+}
+
+/* ------------------------------------------------------------------ open, close, stats */
+
+static void register_metrics(store *s)
+{
+    const char *be = s->kind == MS_BACKEND_SCYLLA ? "scylla" : "sqlite";
+    char labels[96];
+    for (int k = 0; k < STORE_OP_COUNT; k++) {
+        snprintf(labels, sizeof labels, "backend=\"%s\",op=\"%s\"", be,
+                 store_op_name((store_op_kind)k));
+        s->m[k].ops = ms_counter_get("msgstore_store_ops_total", labels,
+                                     "Store operations completed, by backend and operation");
+        s->m[k].errors = ms_counter_get("msgstore_store_errors_total", labels,
+                                        "Store operations that ended with an error");
+        s->m[k].queries = ms_counter_get("msgstore_store_queries_total", labels,
+                                         "Backend queries (SQL statements or CQL requests) issued");
+        s->m[k].coalesced = ms_counter_get(
+            "msgstore_store_coalesced_total", labels,
+            "Reads answered by an identical read already in flight (request coalescing)");
+        s->m[k].duration = ms_histogram_get("msgstore_store_op_duration_seconds", labels,
+                                            "Store operation latency, from call to answer");
+    }
+    snprintf(labels, sizeof labels, "backend=\"%s\"", be);
+    s->m_queue = ms_gauge_get("msgstore_store_queue_depth", labels,
+                              "Store operations handed to the backend and not yet answered");
+}
+
+int store_open(const ms_config *cfg, const store_options *opt, store **out, char *err,
+               size_t errlen)
+{
+    char scratch[256];
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (!cfg || !out) {
+        snprintf(err, errlen, "store_open: missing argument");
+        return MS_ERR_INVALID;
+    }
+    *out = NULL;
+    store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return MS_ERR_NOMEM;
+    }
+    s->cfg = *cfg;
+    if (opt)
+        s->opt = *opt;
+    if (s->opt.sqlite_readers <= 0)
+        s->opt.sqlite_readers = 2;
+    if (s->opt.sqlite_batch_max <= 0)
+        s->opt.sqlite_batch_max = 256;
+    if (s->opt.queue_max <= 0)
+        s->opt.queue_max = 65536;
+    s->kind = ms_config_backend(cfg);
+    int rc = ms_snowflake_init(&s->ids, cfg->epoch_ms, (uint32_t)cfg->worker_id, 2000, NULL, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen,
+                 "invalid id generator settings (MSGSTORE_EPOCH_MS, MSGSTORE_WORKER_ID)");
+        free(s);
+        return rc;
+    }
+    pthread_mutex_init(&s->bind_mu, NULL);
+    pthread_mutex_init(&s->co_mu, NULL);
+    register_metrics(s);
+    if (s->kind == MS_BACKEND_SCYLLA)
+        rc = store__scylla_open(s, &s->cfg, &s->opt, &s->be, err, errlen);
+    else
+        rc = store__sqlite_open(s, &s->cfg, &s->opt, &s->be, err, errlen);
+    if (rc != 0) {
+        pthread_mutex_destroy(&s->bind_mu);
+        pthread_mutex_destroy(&s->co_mu);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(store *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->closing, true);
+    s->be->vt->close(s->be);
+    pthread_mutex_lock(&s->bind_mu);
+    size_t left = s->nbinds;
+    pthread_mutex_unlock(&s->bind_mu);
+    if (left)
+        MS_WARN("store",
+                "store_close: %zu event loop(s) still attached (store_loop_detach "
+                "was not called); their handles are leaked",
+                left);
+    free(s->binds);
+    pthread_mutex_destroy(&s->bind_mu);
+    pthread_mutex_destroy(&s->co_mu);
+    free(s);
+}
+
+void store_get_stats(const store *s, store_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s)
+        return;
+    for (int k = 0; k < STORE_OP_COUNT; k++) {
+        out->ops[k].calls = atomic_load_explicit(&s->st[k].calls, memory_order_relaxed);
+        out->ops[k].errors = atomic_load_explicit(&s->st[k].errors, memory_order_relaxed);
+        out->ops[k].queries = atomic_load_explicit(&s->st[k].queries, memory_order_relaxed);
+        out->ops[k].coalesced = atomic_load_explicit(&s->st[k].coalesced, memory_order_relaxed);
+    }
+    out->queue_depth = atomic_load_explicit(&s->pending, memory_order_relaxed);
+    if (s->be->vt->stats)
+        s->be->vt->stats(s->be, out);
+}
+
+int store_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
+                  char *err, size_t errlen)
+{
+    char scratch[256];
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (applied)
+        *applied = 0;
+    if (!cfg) {
+        snprintf(err, errlen, "store_migrate: missing configuration");
+        return MS_ERR_INVALID;
+    }
+    if (ms_config_backend(cfg) == MS_BACKEND_SCYLLA)
+        return store__scylla_migrate(cfg, progress, ctx, applied, err, errlen);
+    return store__sqlite_migrate_path(cfg->sqlite_path, progress, ctx, applied, err, errlen);
+}
