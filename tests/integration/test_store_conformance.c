@@ -1,0 +1,1515 @@
+/*
+ * The store conformance suite: every operation and its edge cases, against a
+ * real backend. The same tests run on each backend:
+ *
+ *   MSGSTORE_TEST_BACKEND=sqlite (default)  a fresh SQLite file in a temp dir
+ *   MSGSTORE_TEST_BACKEND=scylla            the Cassandra/ScyllaDB node of
+ *       SCYLLA_CONTACT_POINTS (default 127.0.0.1), keyspace
+ *       SCYLLA_KEYSPACE (default msgstore_conformance), migrated first
+ *
+ * or the first argument (sqlite|scylla). Every test uses channels of its own,
+ * so reruns against a kept keyspace do not see each other's data.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/snowflake.h"
+#include "msgstore/store.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DAY_MS       (24ULL * 60 * 60 * 1000)
+#define MAX_PAGE_Q   4 /* queries a page may cost, whatever the channel looks like */
+#define RACE_THREADS 8
+
+static store *S;
+static ms_config CFG;
+static bool SCYLLA;
+static char TMPDIR_PATH[256];
+static uint64_t CHANNEL_BASE;
+static uint64_t channel_seq;
+
+static uint64_t new_channel(void)
+{
+    return CHANNEL_BASE + __atomic_add_fetch(&channel_seq, 1, __ATOMIC_RELAXED);
+}
+
+static uint64_t now_ms(void)
+{
+    return ms_clock_realtime_ms(NULL);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static store_insert_req text_req(uint64_t ch, const char *content)
+{
+    store_insert_req r = {0};
+    r.channel_id = ch;
+    r.sender_id = 42;
+    r.type = STORE_MSG_TEXT;
+    r.source = STORE_SRC_WEB;
+    r.content = content;
+    r.content_len = strlen(content);
+    return r;
+}
+
+static uint64_t ins_at(uint64_t ch, const char *content, uint64_t at_ms)
+{
+    store_insert_req r = text_req(ch, content);
+    r.at_ms = at_ms;
+    store_message_result *res = NULL;
+    char detail[256];
+    int rc = store_insert_sync(S, &r, &res, detail, sizeof detail);
+    if (rc)
+        fail_msg("insert failed: %s (%s)", ms_err_name(rc), detail);
+    assert_false(res->duplicate);
+    uint64_t id = res->msg.id;
+    store_free(res);
+    return id;
+}
+
+static uint64_t ins(uint64_t ch, const char *content)
+{
+    return ins_at(ch, content, 0);
+}
+
+static store_page_result *page(uint64_t ch, store_page_mode mode, uint64_t anchor, int limit)
+{
+    store_page_req r = {.channel_id = ch, .mode = mode, .anchor = anchor, .limit = limit};
+    store_page_result *res = NULL;
+    char detail[256];
+    int rc = store_page_sync(S, &r, &res, detail, sizeof detail);
+    if (rc)
+        fail_msg("page failed: %s (%s)", ms_err_name(rc), detail);
+    for (size_t i = 1; i < res->count; i++)
+        assert_true(res->items[i - 1].id > res->items[i].id); /* newest first, always */
+    return res;
+}
+
+static int page_err(uint64_t ch, store_page_mode mode, uint64_t anchor, int limit)
+{
+    store_page_req r = {.channel_id = ch, .mode = mode, .anchor = anchor, .limit = limit};
+    store_page_result *res = NULL;
+    char detail[256] = "";
+    int rc = store_page_sync(S, &r, &res, detail, sizeof detail);
+    if (rc == 0)
+        store_free(res);
+    else
+        assert_true(detail[0] != '\0'); /* a clear error */
+    return rc;
+}
+
+static store_channel_result *channel_get(uint64_t ch, int *rc)
+{
+    store_channel_req r = {.channel_id = ch};
+    store_channel_result *res = NULL;
+    *rc = store_channel_get_sync(S, &r, &res, NULL, 0);
+    return res;
+}
+
+static uint64_t channel_count(uint64_t ch)
+{
+    int rc;
+    store_channel_result *c = channel_get(ch, &rc);
+    if (rc == MS_ERR_NOT_FOUND)
+        return 0;
+    assert_int_equal(rc, 0);
+    uint64_t n = c->channel.message_count;
+    store_free(c);
+    return n;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static void test_insert_get(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    store_insert_req r = text_req(ch, "héllo wörld ✓");
+    r.type = STORE_MSG_IMAGE;
+    r.source = STORE_SRC_TELEGRAM;
+    r.reply_to = 12345;
+    r.attachments = "[{\"url\":\"https://example.invalid/a.png\",\"size\":10}]";
+    r.metadata = "{\"k\":\"v\"}";
+    r.nonce = "nonce-1";
+    r.has_telegram = true;
+    r.telegram_chat_id = -1001234567890LL;
+    r.telegram_message_id = (int64_t)(ch % 1000000) + 77;
+    store_message_result *res = NULL;
+    assert_int_equal(store_insert_sync(S, &r, &res, NULL, 0), 0);
+    const store_message *m = &res->msg;
+    uint64_t id = m->id;
+    assert_true(id > 0);
+    assert_false(res->duplicate);
+    assert_int_equal(m->bucket, ms_bucket_of(id));
+    assert_true(res->hdr.queries >= 1);
+    store_free(res);
+
+    store_get_req g = {.channel_id = ch, .message_id = id};
+    assert_int_equal(store_get_sync(S, &g, &res, NULL, 0), 0);
+    m = &res->msg;
+    assert_int_equal(m->id, id);
+    assert_int_equal(m->channel_id, ch);
+    assert_int_equal(m->sender_id, 42);
+    assert_int_equal(m->type, STORE_MSG_IMAGE);
+    assert_int_equal(m->source, STORE_SRC_TELEGRAM);
+    assert_string_equal(m->content, "héllo wörld ✓");
+    assert_int_equal(m->content_len, strlen("héllo wörld ✓"));
+    assert_int_equal(m->reply_to, 12345);
+    assert_string_equal(m->attachments, r.attachments);
+    assert_string_equal(m->metadata, r.metadata);
+    assert_string_equal(m->nonce, "nonce-1");
+    assert_true(m->has_telegram);
+    assert_int_equal(m->telegram_chat_id, r.telegram_chat_id);
+    assert_int_equal(m->telegram_message_id, r.telegram_message_id);
+    uint64_t t = ms_snowflake_unix_ms(id, CFG.epoch_ms);
+    assert_int_equal(m->created_at_ms, t);
+    assert_true(t + 60000 > now_ms() && t < now_ms() + 60000);
+    assert_false(m->is_edited);
+    assert_false(m->is_deleted);
+    store_free(res);
+
+    store_get_telegram_req tg = {.telegram_chat_id = r.telegram_chat_id,
+                                 .telegram_message_id = r.telegram_message_id};
+    assert_int_equal(store_get_by_telegram_sync(S, &tg, &res, NULL, 0), 0);
+    assert_int_equal(res->msg.id, id);
+    assert_int_equal(res->msg.channel_id, ch);
+    assert_true(res->hdr.queries <= 2); /* O(1): mapping + message */
+    store_free(res);
+    tg.telegram_message_id += 1000000000;
+    assert_int_equal(store_get_by_telegram_sync(S, &tg, &res, NULL, 0), MS_ERR_NOT_FOUND);
+
+    g.message_id = id + 1;
+    char detail[256] = "";
+    assert_int_equal(store_get_sync(S, &g, &res, detail, sizeof detail), MS_ERR_NOT_FOUND);
+    assert_non_null(strstr(detail, "not found"));
+    assert_null(res);
+
+    /* channel metadata follows the inserts */
+    uint64_t id2 = ins(ch, "second");
+    int rc;
+    store_channel_result *c = channel_get(ch, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c->channel.message_count, 2);
+    assert_int_equal(c->channel.last_message_id, id2);
+    assert_string_equal(c->channel.type, "channel");
+    store_free(c);
+}
+
+static void test_attachment_only_and_types(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    store_insert_req r = text_req(ch, "");
+    r.type = STORE_MSG_FILE;
+    r.attachments = "[{\"name\":\"a.txt\"}]";
+    store_message_result *res = NULL;
+    assert_int_equal(store_insert_sync(S, &r, &res, NULL, 0), 0);
+    assert_string_equal(res->msg.content, "");
+    assert_int_equal(res->msg.type, STORE_MSG_FILE);
+    store_free(res);
+    for (int t = 0; t < STORE_MSG_TYPE_COUNT; t++) {
+        store_msg_type parsed;
+        assert_int_equal(store_msg_type_parse(store_msg_type_name((store_msg_type)t), &parsed), 0);
+        assert_int_equal(parsed, t);
+    }
+    store_msg_source src;
+    assert_int_equal(store_msg_source_parse("api", &src), 0);
+    assert_int_equal(src, STORE_SRC_API);
+    assert_int_equal(store_msg_source_parse("API", &src), MS_ERR_INVALID);
+}
+
+static void test_nonce_dedup(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    store_insert_req r = text_req(ch, "first");
+    r.nonce = "client-abc";
+    store_message_result *a = NULL, *b = NULL;
+    assert_int_equal(store_insert_sync(S, &r, &a, NULL, 0), 0);
+    assert_false(a->duplicate);
+    r.content = "second, same nonce";
+    r.content_len = strlen(r.content);
+    assert_int_equal(store_insert_sync(S, &r, &b, NULL, 0), 0);
+    assert_true(b->duplicate);
+    assert_int_equal(b->msg.id, a->msg.id);
+    assert_string_equal(b->msg.content, "first");
+    store_free(a);
+    store_free(b);
+    assert_int_equal(channel_count(ch), 1);
+    store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, STORE_LIMIT_DEFAULT);
+    assert_int_equal(p->count, 1);
+    store_free(p);
+    /* the same nonce in another channel is another message */
+    uint64_t ch2 = new_channel();
+    r.channel_id = ch2;
+    assert_int_equal(store_insert_sync(S, &r, &a, NULL, 0), 0);
+    assert_false(a->duplicate);
+    store_free(a);
+}
+
+static void test_telegram_dedup(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    store_insert_req r = text_req(ch, "from telegram");
+    r.source = STORE_SRC_TELEGRAM;
+    r.has_telegram = true;
+    r.telegram_chat_id = -(int64_t)ch;
+    r.telegram_message_id = 5;
+    store_message_result *a = NULL, *b = NULL;
+    assert_int_equal(store_insert_sync(S, &r, &a, NULL, 0), 0);
+    assert_int_equal(store_insert_sync(S, &r, &b, NULL, 0), 0);
+    assert_false(a->duplicate);
+    assert_true(b->duplicate);
+    assert_int_equal(a->msg.id, b->msg.id);
+    store_free(a);
+    store_free(b);
+    /* Telegram ids and a nonce together: the Telegram duplicate wins, nothing new */
+    r.nonce = "other-nonce";
+    assert_int_equal(store_insert_sync(S, &r, &b, NULL, 0), 0);
+    assert_true(b->duplicate);
+    store_free(b);
+    assert_int_equal(channel_count(ch), 1);
+    /* the nonce of that rejected duplicate was not consumed */
+    r.has_telegram = false;
+    assert_int_equal(store_insert_sync(S, &r, &b, NULL, 0), 0);
+    assert_false(b->duplicate);
+    store_free(b);
+    assert_int_equal(channel_count(ch), 2);
+}
+
+typedef struct race_arg {
+    pthread_barrier_t *barrier;
+    store_insert_req req;
+    uint64_t id;
+    bool duplicate;
+    int rc;
+} race_arg;
+
+static void *race_main(void *p)
+{
+    race_arg *a = p;
+    pthread_barrier_wait(a->barrier);
+    store_message_result *res = NULL;
+    a->rc = store_insert_sync(S, &a->req, &res, NULL, 0);
+    if (a->rc == 0) {
+        a->id = res->msg.id;
+        a->duplicate = res->duplicate;
+        store_free(res);
+    }
+    return NULL;
+}
+
+static void race(store_insert_req base, uint64_t ch)
+{
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, RACE_THREADS);
+    race_arg args[RACE_THREADS];
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        args[i] = (race_arg){.barrier = &barrier, .req = base};
+        pthread_create(&th[i], NULL, race_main, &args[i]);
+    }
+    int originals = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].rc, 0);
+        assert_int_equal(args[i].id, args[0].id);
+        originals += !args[i].duplicate;
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(originals, 1);
+    store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, 100);
+    assert_int_equal(p->count, 1);
+    store_free(p);
+    assert_int_equal(channel_count(ch), 1);
+}
+
+static void test_duplicates_racing(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    store_insert_req r = text_req(ch, "racing nonce");
+    r.nonce = "race-nonce";
+    race(r, ch);
+    ch = new_channel();
+    r = text_req(ch, "racing telegram");
+    r.has_telegram = true;
+    r.telegram_chat_id = 777;
+    r.telegram_message_id = (int64_t)ch;
+    race(r, ch);
+}
+
+typedef struct many_arg {
+    uint64_t ch;
+    int n;
+    uint64_t *ids;
+    int failures;
+} many_arg;
+
+static void *many_main(void *p)
+{
+    many_arg *a = p;
+    for (int i = 0; i < a->n; i++) {
+        char content[64];
+        snprintf(content, sizeof content, "message %d", i);
+        store_insert_req r = text_req(a->ch, content);
+        store_message_result *res = NULL;
+        if (store_insert_sync(S, &r, &res, NULL, 0) != 0) {
+            a->failures++;
+            continue;
+        }
+        a->ids[i] = res->msg.id;
+        store_free(res);
+    }
+    return NULL;
+}
+
+static int cmp_u64_desc(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+static void test_many_threads_one_channel(void **state)
+{
+    (void)state;
+    enum { THREADS = 8 };
+    int per = SCYLLA ? 100 : 250;
+    uint64_t ch = new_channel();
+    many_arg args[THREADS];
+    pthread_t th[THREADS];
+    uint64_t *all = calloc((size_t)(THREADS * per), sizeof *all);
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (many_arg){.ch = ch, .n = per, .ids = all + i * per};
+        pthread_create(&th[i], NULL, many_main, &args[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+    size_t total = (size_t)(THREADS * per);
+    qsort(all, total, sizeof *all, cmp_u64_desc);
+    for (size_t i = 1; i < total; i++)
+        assert_true(all[i - 1] > all[i]); /* unique */
+    /* page through everything: exactly the ids inserted, newest first */
+    size_t seen = 0;
+    uint64_t anchor = 0;
+    for (;;) {
+        store_page_result *p = page(ch, seen ? STORE_PAGE_BEFORE : STORE_PAGE_LATEST, anchor, 100);
+        for (size_t i = 0; i < p->count; i++) {
+            assert_true(seen < total);
+            assert_int_equal(p->items[i].id, all[seen]);
+            seen++;
+        }
+        bool more = p->more_older;
+        if (p->count)
+            anchor = p->items[p->count - 1].id;
+        store_free(p);
+        if (!more)
+            break;
+    }
+    assert_int_equal(seen, total);
+    int rc;
+    store_channel_result *c = channel_get(ch, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c->channel.message_count, total);
+    assert_int_equal(c->channel.last_message_id, all[0]);
+    store_free(c);
+    free(all);
+}
+
+/* ------------------------------------------------------------------ pages */
+
+static void test_paging_modes(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    uint64_t t0 = now_ms() - 3 * DAY_MS;
+    uint64_t ids[10];
+    for (int i = 0; i < 10; i++) {
+        char c[16];
+        snprintf(c, sizeof c, "m%d", i);
+        ids[i] = ins_at(ch, c, t0 + (uint64_t)i * 60000);
+    }
+    store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, 3);
+    assert_int_equal(p->count, 3);
+    assert_int_equal(p->items[0].id, ids[9]);
+    assert_int_equal(p->items[2].id, ids[7]);
+    assert_true(p->more_older);
+    assert_false(p->more_newer);
+    store_free(p);
+
+    p = page(ch, STORE_PAGE_LATEST, 0, STORE_LIMIT_DEFAULT);
+    assert_int_equal(p->count, 10);
+    assert_false(p->more_older);
+    store_free(p);
+
+    p = page(ch, STORE_PAGE_BEFORE, ids[3], 50);
+    assert_int_equal(p->count, 3);
+    assert_int_equal(p->items[0].id, ids[2]);
+    assert_int_equal(p->items[2].id, ids[0]);
+    assert_false(p->more_older);
+    store_free(p);
+
+    /* AFTER: the oldest `limit` newer than the anchor, returned newest first */
+    p = page(ch, STORE_PAGE_AFTER, ids[2], 3);
+    assert_int_equal(p->count, 3);
+    assert_int_equal(p->items[0].id, ids[5]);
+    assert_int_equal(p->items[2].id, ids[3]);
+    assert_true(p->more_newer);
+    store_free(p);
+    p = page(ch, STORE_PAGE_AFTER, ids[6], 3);
+    assert_int_equal(p->count, 3);
+    assert_int_equal(p->items[0].id, ids[9]);
+    assert_false(p->more_newer);
+    store_free(p);
+
+    /* AROUND: limit/2 older, the anchor and the rest newer */
+    p = page(ch, STORE_PAGE_AROUND, ids[5], 5);
+    assert_int_equal(p->count, 5);
+    assert_int_equal(p->items[0].id, ids[7]);
+    assert_int_equal(p->items[2].id, ids[5]);
+    assert_int_equal(p->items[4].id, ids[3]);
+    assert_true(p->more_older);
+    assert_true(p->more_newer);
+    store_free(p);
+    p = page(ch, STORE_PAGE_AROUND, ids[0], 4);
+    assert_int_equal(p->count, 2);
+    assert_int_equal(p->items[1].id, ids[0]);
+    assert_false(p->more_older);
+    store_free(p);
+    /* an anchor that is not a message */
+    p = page(ch, STORE_PAGE_AROUND, ids[5] + 1, 4);
+    assert_int_equal(p->count, 4);
+    assert_int_equal(p->items[1].id, ids[6]);
+    assert_int_equal(p->items[2].id, ids[5]);
+    store_free(p);
+
+    p = page(ch, STORE_PAGE_LATEST, 0, 1);
+    assert_int_equal(p->count, 1);
+    assert_int_equal(p->items[0].id, ids[9]);
+    store_free(p);
+    p = page(ch, STORE_PAGE_AFTER, ids[9], 10);
+    assert_int_equal(p->count, 0);
+    store_free(p);
+    p = page(ch, STORE_PAGE_BEFORE, ids[0], 10);
+    assert_int_equal(p->count, 0);
+    assert_false(p->more_older);
+    store_free(p);
+}
+
+static void test_bucket_boundaries(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    /* Start 60 days back at a bucket's first millisecond. */
+    uint64_t since_epoch = now_ms() - 60 * DAY_MS - CFG.epoch_ms;
+    uint64_t b0 = since_epoch / MS_BUCKET_MS + 1;
+    uint64_t t0 = CFG.epoch_ms + b0 * MS_BUCKET_MS;
+    const uint64_t gaps[] = {0, (uint64_t)(9.9 * DAY_MS), 10 * DAY_MS,
+                             (uint64_t)(10.1 * DAY_MS)}; /* 9.9, 10 and 10.1 days apart */
+    uint64_t ids[6];
+    uint64_t t = t0 - 1; /* the last millisecond of the previous bucket */
+    ids[0] = ins_at(ch, "prev bucket, last ms", t);
+    t = t0;
+    for (int i = 0; i < 4; i++) {
+        t += gaps[i];
+        ids[i + 1] = ins_at(ch, "boundary", t);
+    }
+    ids[5] = ins_at(ch, "same ms as the last", t);
+    assert_int_equal(ms_bucket_of(ids[0]), b0 - 1);
+    assert_int_equal(ms_bucket_of(ids[1]), b0);
+    assert_int_equal(ms_bucket_of(ids[2]), b0);     /* t0 + 9.9 d: still bucket b0 */
+    assert_int_equal(ms_bucket_of(ids[3]), b0 + 1); /* t0 + 19.9 d */
+    assert_int_equal(ms_bucket_of(ids[4]), b0 + 3); /* t0 + 30 d: first ms of b0+3; b0+2 empty */
+    assert_int_equal(ms_bucket_of(ids[5]), b0 + 3);
+    store_message_result *g = NULL;
+    store_get_req gr = {.channel_id = ch, .message_id = ids[2]};
+    assert_int_equal(store_get_sync(S, &gr, &g, NULL, 0), 0);
+    assert_int_equal(g->msg.bucket, b0);
+    store_free(g);
+
+    /* page 2 at a time from the newest: crosses every boundary, in order */
+    uint64_t anchor = 0;
+    int k = 5;
+    for (int round = 0; round < 3; round++) {
+        store_page_result *p = page(ch, round ? STORE_PAGE_BEFORE : STORE_PAGE_LATEST, anchor, 2);
+        assert_int_equal(p->count, 2);
+        assert_int_equal(p->items[0].id, ids[k]);
+        assert_int_equal(p->items[1].id, ids[k - 1]);
+        assert_true(p->hdr.queries <= MAX_PAGE_Q);
+        assert_int_equal(p->more_older, round < 2);
+        anchor = p->items[1].id;
+        k -= 2;
+        store_free(p);
+    }
+    /* AFTER from the oldest crosses forward */
+    store_page_result *p = page(ch, STORE_PAGE_AFTER, ids[0], 3);
+    assert_int_equal(p->count, 3);
+    assert_int_equal(p->items[0].id, ids[3]);
+    assert_int_equal(p->items[2].id, ids[1]);
+    store_free(p);
+    /* AROUND straddling a boundary */
+    p = page(ch, STORE_PAGE_AROUND, ids[3], 4);
+    assert_int_equal(p->count, 4);
+    assert_int_equal(p->items[0].id, ids[4]);
+    assert_int_equal(p->items[1].id, ids[3]);
+    assert_int_equal(p->items[3].id, ids[1]);
+    store_free(p);
+}
+
+static void test_sparse_channel(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    uint64_t now = now_ms();
+    uint64_t ids[10];
+    for (int y = 0; y < 10; y++) /* one message a year for 10 years: ~36 empty buckets between */
+        ids[y] = ins_at(ch, "yearly", now - (uint64_t)(9 - y) * 365 * DAY_MS - DAY_MS);
+    store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, 50);
+    assert_int_equal(p->count, 10);
+    assert_int_equal(p->items[0].id, ids[9]);
+    assert_int_equal(p->items[9].id, ids[0]);
+    assert_false(p->more_older);
+    uint32_t q_all = p->hdr.queries;
+    assert_true(q_all <= MAX_PAGE_Q);
+    store_free(p);
+
+    /* paging back 3 at a time: each page costs a constant number of queries */
+    uint64_t anchor = 0;
+    int seen = 0;
+    for (;;) {
+        p = page(ch, seen ? STORE_PAGE_BEFORE : STORE_PAGE_LATEST, anchor, 3);
+        assert_true(p->hdr.queries <= MAX_PAGE_Q);
+        for (size_t i = 0; i < p->count; i++)
+            assert_int_equal(p->items[i].id, ids[9 - seen++]);
+        bool more = p->more_older;
+        if (p->count)
+            anchor = p->items[p->count - 1].id;
+        store_free(p);
+        if (!more)
+            break;
+    }
+    assert_int_equal(seen, 10);
+    /* before the first message: stops at the channel's first bucket, no walk to the epoch */
+    p = page(ch, STORE_PAGE_BEFORE, ids[0], 50);
+    assert_int_equal(p->count, 0);
+    assert_false(p->more_older);
+    assert_true(p->hdr.queries <= MAX_PAGE_Q);
+    store_free(p);
+    /* after a year-old message: crosses ~36 empty buckets forward */
+    p = page(ch, STORE_PAGE_AFTER, ids[2], 2);
+    assert_int_equal(p->count, 2);
+    assert_int_equal(p->items[1].id, ids[3]);
+    assert_true(p->hdr.queries <= MAX_PAGE_Q);
+    store_free(p);
+    p = page(ch, STORE_PAGE_AROUND, ids[5], 4);
+    assert_int_equal(p->count, 4);
+    assert_true(p->hdr.queries <= MAX_PAGE_Q);
+    store_free(p);
+
+    /* the same page costs the same on a dense channel */
+    uint64_t dense = new_channel();
+    for (int i = 0; i < 60; i++)
+        ins(dense, "dense");
+    p = page(dense, STORE_PAGE_LATEST, 0, 50);
+    assert_int_equal(p->count, 50);
+    assert_true(p->hdr.queries <= MAX_PAGE_Q);
+    store_free(p);
+}
+
+/* ------------------------------------------------------------------ edit, delete */
+
+static void test_edit_history(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    uint64_t id = ins(ch, "v1");
+    store_edit_req e = {.channel_id = ch, .message_id = id, .content = "v2", .content_len = 2};
+    store_message_result *res = NULL;
+    assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), 0);
+    assert_true(res->msg.is_edited);
+    assert_true(res->msg.edited_at_ms > 0);
+    assert_string_equal(res->msg.content, "v2");
+    store_free(res);
+    e.content = "v3";
+    assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), 0);
+    store_free(res);
+
+    store_get_req g = {.channel_id = ch, .message_id = id};
+    assert_int_equal(store_get_sync(S, &g, &res, NULL, 0), 0);
+    assert_string_equal(res->msg.content, "v3");
+    assert_true(res->msg.is_edited);
+    store_free(res);
+
+    store_history_req h = {.channel_id = ch, .message_id = id, .limit = STORE_LIMIT_DEFAULT};
+    store_history_result *hist = NULL;
+    assert_int_equal(store_edit_history_sync(S, &h, &hist, NULL, 0), 0);
+    assert_int_equal(hist->count, 2);
+    assert_string_equal(hist->items[0].content, "v2"); /* newest replacement first */
+    assert_string_equal(hist->items[1].content, "v1");
+    assert_true(hist->items[0].edited_at_ms >= hist->items[1].edited_at_ms);
+    store_free(hist);
+    h.limit = 1;
+    assert_int_equal(store_edit_history_sync(S, &h, &hist, NULL, 0), 0);
+    assert_int_equal(hist->count, 1);
+    store_free(hist);
+
+    /* bad edits change nothing */
+    e.content = "";
+    e.content_len = 0;
+    assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), MS_ERR_INVALID);
+    e.content = "\xff\xfe";
+    e.content_len = 2;
+    assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), MS_ERR_INVALID);
+    e.message_id = id + 1;
+    e.content = "x";
+    e.content_len = 1;
+    assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), MS_ERR_NOT_FOUND);
+    h.message_id = id + 1;
+    assert_int_equal(store_edit_history_sync(S, &h, &hist, NULL, 0), MS_ERR_NOT_FOUND);
+    assert_int_equal(store_get_sync(S, &g, &res, NULL, 0), 0);
+    assert_string_equal(res->msg.content, "v3");
+    store_free(res);
+}
+
+static void test_soft_delete(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    uint64_t a = ins(ch, "keep");
+    store_insert_req r = text_req(ch, "secret");
+    r.attachments = "[1]";
+    r.metadata = "{\"a\":1}";
+    store_message_result *res = NULL;
+    assert_int_equal(store_insert_sync(S, &r, &res, NULL, 0), 0);
+    uint64_t b = res->msg.id;
+    store_free(res);
+    store_edit_req e = {.channel_id = ch, .message_id = b, .content = "secret2", .content_len = 7};
+    assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), 0);
+    store_free(res);
+    store_pin_req pin = {.channel_id = ch, .message_id = b, .pinned_by = 7};
+    store_pin_result *pr = NULL;
+    assert_int_equal(store_pin_sync(S, &pin, &pr, NULL, 0), 0);
+    store_free(pr);
+
+    store_get_req d = {.channel_id = ch, .message_id = b};
+    assert_int_equal(store_delete_sync(S, &d, &res, NULL, 0), 0);
+    assert_true(res->msg.is_deleted);
+    assert_true(res->msg.deleted_at_ms > 0);
+    assert_string_equal(res->msg.content, "");
+    assert_null(res->msg.attachments);
+    assert_null(res->msg.metadata);
+    store_free(res);
+    /* again: succeeds, changes nothing */
+    assert_int_equal(store_delete_sync(S, &d, &res, NULL, 0), 0);
+    assert_true(res->msg.is_deleted);
+    store_free(res);
+
+    store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, 10);
+    assert_int_equal(p->count, 2);
+    assert_int_equal(p->items[0].id, b);
+    assert_true(p->items[0].is_deleted);
+    assert_string_equal(p->items[0].content, "");
+    assert_int_equal(p->items[1].id, a);
+    assert_false(p->items[1].is_deleted);
+    store_free(p);
+
+    /* its pin and edit history are gone; it cannot be edited or reacted to */
+    store_channel_req cr = {.channel_id = ch};
+    store_pins_result *pins = NULL;
+    assert_int_equal(store_pins_list_sync(S, &cr, &pins, NULL, 0), 0);
+    assert_int_equal(pins->count, 0);
+    store_free(pins);
+    store_history_req h = {.channel_id = ch, .message_id = b, .limit = 10};
+    store_history_result *hist = NULL;
+    assert_int_equal(store_edit_history_sync(S, &h, &hist, NULL, 0), 0);
+    assert_int_equal(hist->count, 0);
+    store_free(hist);
+    assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), MS_ERR_CONFLICT);
+    store_reaction_req rr = {.channel_id = ch, .message_id = b, .emoji = "👍", .user_id = 1};
+    store_reaction_result *rres = NULL;
+    assert_int_equal(store_reaction_add_sync(S, &rr, &rres, NULL, 0), MS_ERR_CONFLICT);
+    assert_int_equal(store_pin_sync(S, &pin, &pr, NULL, 0), MS_ERR_CONFLICT);
+    d.message_id = b + 1;
+    assert_int_equal(store_delete_sync(S, &d, &res, NULL, 0), MS_ERR_NOT_FOUND);
+}
+
+/* ------------------------------------------------------------------ reactions */
+
+static store_reaction_result *react(uint64_t ch, uint64_t msg, const char *emoji, uint64_t user,
+                                    bool add)
+{
+    store_reaction_req r = {.channel_id = ch, .message_id = msg, .emoji = emoji, .user_id = user};
+    store_reaction_result *res = NULL;
+    int rc = add ? store_reaction_add_sync(S, &r, &res, NULL, 0)
+                 : store_reaction_remove_sync(S, &r, &res, NULL, 0);
+    assert_int_equal(rc, 0);
+    return res;
+}
+
+typedef struct react_arg {
+    pthread_barrier_t *barrier;
+    uint64_t ch, msg;
+    int first_user, users, rounds;
+    int changed;
+} react_arg;
+
+static void *react_main(void *p)
+{
+    react_arg *a = p;
+    pthread_barrier_wait(a->barrier);
+    for (int round = 0; round < a->rounds; round++) {
+        for (int u = 0; u < a->users; u++) {
+            store_reaction_req r = {.channel_id = a->ch,
+                                    .message_id = a->msg,
+                                    .emoji = "🔥",
+                                    .user_id = (uint64_t)(a->first_user + u)};
+            store_reaction_result *res = NULL;
+            if (store_reaction_add_sync(S, &r, &res, NULL, 0) == 0) {
+                a->changed += res->changed;
+                store_free(res);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_reactions(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    uint64_t m = ins(ch, "react to me");
+    store_reaction_result *r = react(ch, m, "👍", 1, true);
+    assert_true(r->changed);
+    assert_int_equal(r->count, 1);
+    store_free(r);
+    r = react(ch, m, "👍", 1, true); /* duplicate */
+    assert_false(r->changed);
+    assert_int_equal(r->count, 1);
+    store_free(r);
+    for (uint64_t u = 2; u <= 30; u++)
+        store_free(react(ch, m, "👍", u, true));
+    store_free(react(ch, m, "❤️", 5, true));
+    store_free(react(ch, m, "a", 5, true));
+    r = react(ch, m, "👍", 2, false);
+    assert_true(r->changed);
+    assert_int_equal(r->count, 29);
+    store_free(r);
+    r = react(ch, m, "👍", 2, false); /* already removed */
+    assert_false(r->changed);
+    assert_int_equal(r->count, 29);
+    store_free(r);
+    r = react(ch, m, "a", 5, false); /* last one: the emoji disappears */
+    assert_int_equal(r->count, 0);
+    store_free(r);
+
+    store_get_req g = {.channel_id = ch, .message_id = m};
+    store_reactions_result *counts = NULL;
+    assert_int_equal(store_reactions_get_sync(S, &g, &counts, NULL, 0), 0);
+    assert_int_equal(counts->count, 2);
+    for (size_t i = 0; i < counts->count; i++) {
+        if (strcmp(counts->items[i].emoji, "👍") == 0)
+            assert_int_equal(counts->items[i].count, 29);
+        else
+            assert_string_equal(counts->items[i].emoji, "❤️");
+    }
+    assert_true(strcmp(counts->items[0].emoji, counts->items[1].emoji) < 0);
+    store_free(counts);
+
+    /* users, paged by ascending id */
+    store_reaction_users_req u = {
+        .channel_id = ch, .message_id = m, .emoji = "👍", .after_user_id = 0, .limit = 10};
+    uint64_t expect = 1;
+    int pages = 0, total = 0;
+    for (;;) {
+        store_users_result *ur = NULL;
+        assert_int_equal(store_reaction_users_sync(S, &u, &ur, NULL, 0), 0);
+        for (size_t i = 0; i < ur->count; i++) {
+            if (expect == 2)
+                expect++; /* removed */
+            assert_int_equal(ur->user_ids[i], expect++);
+            total++;
+        }
+        pages++;
+        bool more = ur->more;
+        if (ur->count)
+            u.after_user_id = ur->user_ids[ur->count - 1];
+        store_free(ur);
+        if (!more)
+            break;
+    }
+    assert_int_equal(total, 29);
+    assert_int_equal(pages, 3);
+    u.limit = STORE_LIMIT_DEFAULT;
+    u.after_user_id = 0;
+    store_users_result *ur = NULL;
+    assert_int_equal(store_reaction_users_sync(S, &u, &ur, NULL, 0), 0);
+    assert_int_equal(ur->count, STORE_USERS_LIMIT_DEFAULT);
+    store_free(ur);
+
+    /* unknown message */
+    store_reaction_req bad = {.channel_id = ch, .message_id = m + 1, .emoji = "x", .user_id = 1};
+    assert_int_equal(store_reaction_add_sync(S, &bad, &r, NULL, 0), MS_ERR_NOT_FOUND);
+
+    /* concurrency and retries: 4 threads add overlapping users 3 times each */
+    uint64_t m2 = ins(ch, "hot");
+    enum { T = 4 };
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, T);
+    react_arg args[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (react_arg){.barrier = &barrier,
+                              .ch = ch,
+                              .msg = m2,
+                              .first_user = 100 + i * 10,
+                              .users = 20,
+                              .rounds = 3};
+        pthread_create(&th[i], NULL, react_main, &args[i]);
+    }
+    int changed = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        changed += args[i].changed;
+    }
+    pthread_barrier_destroy(&barrier);
+    /* users 100..149: 50 distinct */
+    assert_int_equal(changed, 50);
+    g.message_id = m2;
+    assert_int_equal(store_reactions_get_sync(S, &g, &counts, NULL, 0), 0);
+    assert_int_equal(counts->count, 1);
+    assert_int_equal(counts->items[0].count, 50);
+    store_free(counts);
+}
+
+/* ------------------------------------------------------------------ pins */
+
+static void test_pins(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    /* 150 characters, multi-byte: the preview keeps 100 characters */
+    char longc[600] = "";
+    for (int i = 0; i < 150; i++)
+        strcat(longc, i % 2 ? "é" : "a");
+    uint64_t a = ins(ch, longc);
+    uint64_t b = ins(ch, "short");
+    store_pin_req pr = {.channel_id = ch, .message_id = a, .pinned_by = 9};
+    store_pin_result *res = NULL;
+    assert_int_equal(store_pin_sync(S, &pr, &res, NULL, 0), 0);
+    assert_false(res->duplicate);
+    assert_int_equal(res->pin.pinned_by, 9);
+    assert_int_equal(res->pin.sender_id, 42);
+    assert_int_equal(strlen(res->pin.content_preview), 150); /* 50 × 'a' + 50 × 'é' */
+    store_free(res);
+    usleep(2000);
+    pr.message_id = b;
+    assert_int_equal(store_pin_sync(S, &pr, &res, NULL, 0), 0);
+    store_free(res);
+    assert_int_equal(store_pin_sync(S, &pr, &res, NULL, 0), 0);
+    assert_true(res->duplicate);
+    store_free(res);
+
+    store_channel_req cr = {.channel_id = ch};
+    store_pins_result *pins = NULL;
+    assert_int_equal(store_pins_list_sync(S, &cr, &pins, NULL, 0), 0);
+    assert_int_equal(pins->count, 2);
+    assert_int_equal(pins->items[0].message_id, b); /* newest pin first */
+    assert_int_equal(pins->items[1].message_id, a);
+    assert_string_equal(pins->items[0].content_preview, "short");
+    assert_true(pins->items[0].pinned_at_ms >= pins->items[1].pinned_at_ms);
+    store_free(pins);
+
+    assert_int_equal(store_unpin_sync(S, &pr, &res, NULL, 0), 0);
+    assert_int_equal(res->pin.message_id, b);
+    store_free(res);
+    assert_int_equal(store_unpin_sync(S, &pr, &res, NULL, 0), MS_ERR_NOT_FOUND);
+    pr.message_id = b + 1;
+    assert_int_equal(store_pin_sync(S, &pr, &res, NULL, 0), MS_ERR_NOT_FOUND);
+
+    /* the cap */
+    uint64_t ch2 = new_channel();
+    for (int i = 0; i < STORE_MAX_PINS; i++) {
+        store_pin_req p = {.channel_id = ch2, .message_id = ins(ch2, "pin me"), .pinned_by = 1};
+        assert_int_equal(store_pin_sync(S, &p, &res, NULL, 0), 0);
+        store_free(res);
+    }
+    store_pin_req p = {.channel_id = ch2, .message_id = ins(ch2, "one too many"), .pinned_by = 1};
+    char detail[256] = "";
+    assert_int_equal(store_pin_sync(S, &p, &res, detail, sizeof detail), MS_ERR_CONFLICT);
+    assert_non_null(strstr(detail, "pins"));
+    cr.channel_id = ch2;
+    assert_int_equal(store_pins_list_sync(S, &cr, &pins, NULL, 0), 0);
+    assert_int_equal(pins->count, STORE_MAX_PINS);
+    store_free(pins);
+    cr.channel_id = new_channel();
+    assert_int_equal(store_pins_list_sync(S, &cr, &pins, NULL, 0), 0);
+    assert_int_equal(pins->count, 0);
+    store_free(pins);
+}
+
+/* ------------------------------------------------------------------ read positions */
+
+static store_read_result *read_get(uint64_t ch, uint64_t user)
+{
+    store_read_req r = {.channel_id = ch, .user_id = user};
+    store_read_result *res = NULL;
+    assert_int_equal(store_read_get_sync(S, &r, &res, NULL, 0), 0);
+    return res;
+}
+
+static void test_read_positions(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    uint64_t ids[8];
+    for (int i = 0; i < 8; i++)
+        ids[i] = ins(ch, "m");
+    store_read_result *res = read_get(ch, 5); /* never read: everything unread */
+    assert_int_equal(res->last_read_id, 0);
+    assert_int_equal(res->unread_count, 8);
+    assert_false(res->unread_capped);
+    store_free(res);
+
+    store_read_req s = {.channel_id = ch, .user_id = 5, .message_id = ids[4]};
+    assert_int_equal(store_read_set_sync(S, &s, &res, NULL, 0), 0);
+    assert_true(res->moved);
+    assert_int_equal(res->last_read_id, ids[4]);
+    store_free(res);
+    s.message_id = ids[2]; /* backwards: ignored */
+    assert_int_equal(store_read_set_sync(S, &s, &res, NULL, 0), 0);
+    assert_false(res->moved);
+    assert_int_equal(res->last_read_id, ids[4]);
+    store_free(res);
+    res = read_get(ch, 5);
+    assert_int_equal(res->last_read_id, ids[4]);
+    assert_int_equal(res->unread_count, 3);
+    store_free(res);
+    /* deleted messages are not unread */
+    store_get_req d = {.channel_id = ch, .message_id = ids[6]};
+    store_message_result *mr = NULL;
+    assert_int_equal(store_delete_sync(S, &d, &mr, NULL, 0), 0);
+    store_free(mr);
+    res = read_get(ch, 5);
+    assert_int_equal(res->unread_count, 2);
+    store_free(res);
+    s.message_id = ids[7];
+    assert_int_equal(store_read_set_sync(S, &s, &res, NULL, 0), 0);
+    store_free(res);
+    res = read_get(ch, 5);
+    assert_int_equal(res->unread_count, 0);
+    store_free(res);
+
+    /* the cap: 150 unread reads as 100+, without counting them all */
+    uint64_t ch2 = new_channel();
+    many_arg args[5];
+    pthread_t th[5];
+    uint64_t *buf = calloc(150, sizeof *buf);
+    for (int i = 0; i < 5; i++) {
+        args[i] = (many_arg){.ch = ch2, .n = 30, .ids = buf + i * 30};
+        pthread_create(&th[i], NULL, many_main, &args[i]);
+    }
+    for (int i = 0; i < 5; i++)
+        pthread_join(th[i], NULL);
+    free(buf);
+    res = read_get(ch2, 9);
+    assert_true(res->unread_capped);
+    assert_int_equal(res->unread_count, STORE_UNREAD_CAP);
+    assert_true(res->hdr.queries <= 2 + MAX_PAGE_Q);
+    store_free(res);
+}
+
+/* ------------------------------------------------------------------ channels, sync */
+
+static void test_channel_metadata(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    int rc;
+    assert_null(channel_get(ch, &rc));
+    assert_int_equal(rc, MS_ERR_NOT_FOUND);
+    store_channel_upsert_req u = {
+        .channel_id = ch, .name = "général", .type = "group", .created_at_ms = 1600000000000ULL};
+    store_channel_result *res = NULL;
+    assert_int_equal(store_channel_upsert_sync(S, &u, &res, NULL, 0), 0);
+    assert_string_equal(res->channel.name, "général");
+    assert_string_equal(res->channel.type, "group");
+    assert_int_equal(res->channel.created_at_ms, 1600000000000ULL);
+    assert_int_equal(res->channel.message_count, 0);
+    assert_int_equal(res->channel.last_message_id, 0);
+    store_free(res);
+    store_channel_upsert_req u2 = {.channel_id = ch, .name = "renamed"}; /* type kept */
+    assert_int_equal(store_channel_upsert_sync(S, &u2, &res, NULL, 0), 0);
+    assert_string_equal(res->channel.name, "renamed");
+    assert_string_equal(res->channel.type, "group");
+    assert_int_equal(res->channel.created_at_ms, 1600000000000ULL);
+    store_free(res);
+    uint64_t id = ins(ch, "hello");
+    ins_at(ch, "older", now_ms() - DAY_MS); /* an older import does not move last_message_id */
+    res = channel_get(ch, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(res->channel.message_count, 2);
+    assert_int_equal(res->channel.last_message_id, id);
+    assert_string_equal(res->channel.name, "renamed");
+    store_free(res);
+    store_channel_upsert_req bad = {.channel_id = ch, .type = "Bad Type"};
+    assert_int_equal(store_channel_upsert_sync(S, &bad, &res, NULL, 0), MS_ERR_INVALID);
+}
+
+static void test_sync_state(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    store_channel_req g = {.channel_id = ch};
+    store_sync_result *res = NULL;
+    assert_int_equal(store_sync_get_sync(S, &g, &res, NULL, 0), MS_ERR_NOT_FOUND);
+    store_sync_update_req u = {.channel_id = ch,
+                               .telegram_chat_id = -100200300,
+                               .last_synced_message_id = 50,
+                               .direction = STORE_SYNC_TELEGRAM_TO_WEB};
+    assert_int_equal(store_sync_update_sync(S, &u, &res, NULL, 0), 0);
+    assert_int_equal(res->state.last_synced_message_id, 50);
+    assert_int_equal(res->state.direction, STORE_SYNC_TELEGRAM_TO_WEB);
+    assert_int_equal(res->state.telegram_chat_id, -100200300);
+    assert_true(res->state.last_sync_at_ms > 0);
+    uint64_t created = res->state.created_at_ms;
+    store_free(res);
+    u.last_synced_message_id = 40; /* never backwards */
+    u.direction = STORE_SYNC_BIDIRECTIONAL;
+    assert_int_equal(store_sync_update_sync(S, &u, &res, NULL, 0), 0);
+    assert_int_equal(res->state.last_synced_message_id, 50);
+    assert_int_equal(res->state.direction, STORE_SYNC_BIDIRECTIONAL);
+    assert_int_equal(res->state.created_at_ms, created);
+    store_free(res);
+    u.last_synced_message_id = 60;
+    assert_int_equal(store_sync_update_sync(S, &u, &res, NULL, 0), 0);
+    store_free(res);
+    assert_int_equal(store_sync_get_sync(S, &g, &res, NULL, 0), 0);
+    assert_int_equal(res->state.last_synced_message_id, 60);
+    store_free(res);
+    store_sync_direction d;
+    assert_int_equal(store_sync_direction_parse("web_to_telegram", &d), 0);
+    assert_int_equal(d, STORE_SYNC_WEB_TO_TELEGRAM);
+}
+
+/* ------------------------------------------------------------------ bad input */
+
+static void expect_insert_error(store_insert_req r, int code, const char *words)
+{
+    store_message_result *res = NULL;
+    char detail[256] = "";
+    assert_int_equal(store_insert_sync(S, &r, &res, detail, sizeof detail), code);
+    assert_null(res);
+    if (!strstr(detail, words))
+        fail_msg("detail \"%s\" lacks \"%s\"", detail, words);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    /* unknown channel: an empty page, not an error */
+    store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, STORE_LIMIT_DEFAULT);
+    assert_int_equal(p->count, 0);
+    assert_false(p->more_older);
+    store_free(p);
+
+    store_insert_req r = text_req(ch, "x");
+    r.channel_id = 0;
+    expect_insert_error(r, MS_ERR_INVALID, "channel_id");
+    r.channel_id = (uint64_t)INT64_MAX + 1;
+    expect_insert_error(r, MS_ERR_INVALID, "channel_id");
+    r = text_req(ch, "x");
+    r.sender_id = 0;
+    expect_insert_error(r, MS_ERR_INVALID, "sender_id");
+    char *big = malloc(4002);
+    memset(big, 'a', 4001);
+    big[4001] = '\0';
+    r = text_req(ch, big);
+    expect_insert_error(r, MS_ERR_TOO_LARGE, "4000 characters");
+    /* 4000 two-byte characters are fine: the limit counts characters, not bytes */
+    char *wide = malloc(8001);
+    for (int i = 0; i < 4000; i++)
+        memcpy(wide + 2 * i, "é", 2);
+    wide[8000] = '\0';
+    uint64_t ok_ch = new_channel();
+    ins(ok_ch, wide);
+    free(wide);
+    free(big);
+    r = text_req(ch, "bad \xc3\x28 utf8");
+    expect_insert_error(r, MS_ERR_INVALID, "UTF-8");
+    r = text_req(ch, "overlong \xc0\xaf");
+    expect_insert_error(r, MS_ERR_INVALID, "UTF-8");
+    r = text_req(ch, "surrogate \xed\xa0\x80");
+    expect_insert_error(r, MS_ERR_INVALID, "UTF-8");
+    r = text_req(ch, "nul");
+    r.content = "nul\0byte";
+    r.content_len = 8;
+    expect_insert_error(r, MS_ERR_INVALID, "UTF-8");
+    r = text_req(ch, "");
+    expect_insert_error(r, MS_ERR_INVALID, "empty");
+    r = text_req(ch, "x");
+    r.attachments = "{not json";
+    expect_insert_error(r, MS_ERR_INVALID, "attachments");
+    r.attachments = "{}";
+    expect_insert_error(r, MS_ERR_INVALID, "array");
+    r = text_req(ch, "x");
+    r.metadata = "[1]";
+    expect_insert_error(r, MS_ERR_INVALID, "metadata");
+    r = text_req(ch, "x");
+    r.nonce = "has space";
+    expect_insert_error(r, MS_ERR_INVALID, "nonce");
+    r.nonce = "";
+    expect_insert_error(r, MS_ERR_INVALID, "nonce");
+    r = text_req(ch, "x");
+    r.type = (store_msg_type)99;
+    expect_insert_error(r, MS_ERR_INVALID, "type");
+    r = text_req(ch, "x");
+    r.has_telegram = true;
+    r.telegram_chat_id = 1;
+    r.telegram_message_id = 0;
+    expect_insert_error(r, MS_ERR_INVALID, "telegram_message_id");
+    r = text_req(ch, "x");
+    r.at_ms = 1000; /* before the epoch */
+    expect_insert_error(r, MS_ERR_INVALID, "epoch");
+
+    /* nothing was written for any of them */
+    p = page(ch, STORE_PAGE_LATEST, 0, 100);
+    assert_int_equal(p->count, 0);
+    store_free(p);
+    int rc;
+    assert_null(channel_get(ch, &rc));
+    assert_int_equal(rc, MS_ERR_NOT_FOUND);
+
+    /* limits */
+    assert_int_equal(page_err(ch, STORE_PAGE_LATEST, 0, 0), MS_ERR_INVALID);
+    assert_int_equal(page_err(ch, STORE_PAGE_LATEST, 0, 1000), MS_ERR_INVALID);
+    assert_int_equal(page_err(ch, STORE_PAGE_LATEST, 0, -5), MS_ERR_INVALID);
+    assert_int_equal(page_err(ch, STORE_PAGE_LATEST, 0, 101), MS_ERR_INVALID);
+    assert_int_equal(page_err(ch, STORE_PAGE_LATEST, 0, 100), 0);
+    assert_int_equal(page_err(ch, STORE_PAGE_BEFORE, 0, 10), MS_ERR_INVALID);
+    assert_int_equal(page_err(ch, STORE_PAGE_AFTER, UINT64_MAX, 10), MS_ERR_INVALID);
+    assert_int_equal(page_err(ch, (store_page_mode)9, 1, 10), MS_ERR_INVALID);
+    assert_int_equal(page_err(0, STORE_PAGE_LATEST, 0, 10), MS_ERR_INVALID);
+    store_get_req g = {.channel_id = ch, .message_id = 0};
+    store_message_result *mr = NULL;
+    assert_int_equal(store_get_sync(S, &g, &mr, NULL, 0), MS_ERR_INVALID);
+    store_reaction_req rr = {.channel_id = ch, .message_id = 1, .emoji = "", .user_id = 1};
+    store_reaction_result *rres = NULL;
+    assert_int_equal(store_reaction_add_sync(S, &rr, &rres, NULL, 0), MS_ERR_INVALID);
+    rr.emoji = "a\nb";
+    assert_int_equal(store_reaction_add_sync(S, &rr, &rres, NULL, 0), MS_ERR_INVALID);
+    store_reaction_users_req ur = {.channel_id = ch, .message_id = 1, .emoji = "a", .limit = 0};
+    store_users_result *ures = NULL;
+    assert_int_equal(store_reaction_users_sync(S, &ur, &ures, NULL, 0), MS_ERR_INVALID);
+    store_read_req rd = {.channel_id = ch, .user_id = 0};
+    store_read_result *rdr = NULL;
+    assert_int_equal(store_read_get_sync(S, &rd, &rdr, NULL, 0), MS_ERR_INVALID);
+    store_sync_update_req su = {.channel_id = ch, .telegram_chat_id = 0};
+    store_sync_result *sr = NULL;
+    assert_int_equal(store_sync_update_sync(S, &su, &sr, NULL, 0), MS_ERR_INVALID);
+    /* an explicit id that is taken */
+    uint64_t id = ins(ok_ch, "taken");
+    r = text_req(ok_ch, "again");
+    r.id = id;
+    expect_insert_error(r, MS_ERR_CONFLICT, "already");
+    assert_int_equal(channel_count(ok_ch), 2);
+}
+
+/* ------------------------------------------------------------------ async API */
+
+typedef struct async_ctx {
+    uv_loop_t *loop;
+    pthread_t loop_thread;
+    int pending;
+    int done;
+    int errors;
+    uint64_t first_id;
+    int page_count[64];
+    uint64_t page_first[64];
+    int invalid_status;
+    bool in_call; /* a callback must never run inside the store_X call */
+    bool cb_inside_call;
+} async_ctx;
+
+static void on_insert(int status, const char *detail, const store_message_result *res, void *ud)
+{
+    async_ctx *c = ud;
+    (void)detail;
+    if (c->in_call)
+        c->cb_inside_call = true;
+    assert_true(pthread_equal(pthread_self(), c->loop_thread));
+    if (status == 0) {
+        if (!c->first_id)
+            c->first_id = res->msg.id;
+    } else {
+        c->errors++;
+    }
+    c->done++;
+}
+
+static void on_invalid(int status, const char *detail, const store_message_result *res, void *ud)
+{
+    async_ctx *c = ud;
+    if (c->in_call)
+        c->cb_inside_call = true;
+    assert_null(res);
+    assert_non_null(detail);
+    c->invalid_status = status;
+    c->done++;
+}
+
+typedef struct page_slot {
+    async_ctx *c;
+    int i;
+} page_slot;
+
+static void on_page(int status, const char *detail, const store_page_result *res, void *ud)
+{
+    page_slot *s = ud;
+    (void)detail;
+    assert_int_equal(status, 0);
+    s->c->page_count[s->i] = (int)res->count;
+    s->c->page_first[s->i] = res->count ? res->items[0].id : 0;
+    s->c->done++;
+}
+
+static void test_async_api(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    async_ctx c = {.loop = &loop, .loop_thread = pthread_self()};
+    uint64_t ch = new_channel();
+    store_insert_req r = text_req(ch, "async");
+    for (int i = 0; i < 20; i++) {
+        c.in_call = true;
+        assert_int_equal(store_insert(S, &loop, &r, on_insert, &c), 0);
+        c.in_call = false;
+    }
+    store_insert_req bad = text_req(ch, "");
+    c.in_call = true;
+    assert_int_equal(store_insert(S, &loop, &bad, on_invalid, &c), 0);
+    c.in_call = false;
+    while (c.done < 21)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_false(c.cb_inside_call);
+    assert_int_equal(c.errors, 0);
+    assert_int_equal(c.invalid_status, MS_ERR_INVALID);
+
+    /* identical pages in flight: one answer for all, some coalesced */
+    store_stats before, after;
+    store_get_stats(S, &before);
+    page_slot slots[64];
+    c.done = 0;
+    store_page_req pr = {.channel_id = ch, .mode = STORE_PAGE_LATEST, .limit = 50};
+    for (int i = 0; i < 64; i++) {
+        slots[i] = (page_slot){&c, i};
+        assert_int_equal(store_page(S, &loop, &pr, on_page, &slots[i]), 0);
+    }
+    while (c.done < 64)
+        uv_run(&loop, UV_RUN_ONCE);
+    store_get_stats(S, &after);
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(c.page_count[i], 20);
+        assert_int_equal(c.page_first[i], c.page_first[0]);
+    }
+    uint64_t calls = after.ops[STORE_OP_PAGE].calls - before.ops[STORE_OP_PAGE].calls;
+    uint64_t coalesced = after.ops[STORE_OP_PAGE].coalesced - before.ops[STORE_OP_PAGE].coalesced;
+    assert_int_equal(calls, 64);
+    assert_true(coalesced >= 1);
+    print_message("      coalescing: %" PRIu64 " of 64 identical pages shared a query\n",
+                  coalesced);
+
+    /* read your writes: a page asked after an insert was acknowledged sees it */
+    c.done = 0;
+    c.first_id = 0;
+    assert_int_equal(store_insert(S, &loop, &r, on_insert, &c), 0);
+    while (c.done < 1)
+        uv_run(&loop, UV_RUN_ONCE);
+    c.done = 0;
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(store_page(S, &loop, &pr, on_page, &slots[i]), 0);
+    while (c.done < 8)
+        uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(c.page_count[i], 21);
+        assert_int_equal(c.page_first[i], c.first_id);
+    }
+
+    store_loop_detach(S, &loop);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the async handle closes */
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(store_insert(S, NULL, &r, on_insert, &c), MS_ERR_INVALID);
+}
+
+/* ------------------------------------------------------------------ health, stats, migrations */
+
+static void test_ping_stats_migrations(void **state)
+{
+    (void)state;
+    store_ping_result *p = NULL;
+    assert_int_equal(store_ping_sync(S, &p, NULL, 0), 0);
+    size_t n = 0;
+    const store_migration *m = store_migrations(SCYLLA ? MS_BACKEND_SCYLLA : MS_BACKEND_SQLITE, &n);
+    assert_true(n >= 1);
+    assert_int_equal(p->schema_version, m[n - 1].version);
+    assert_string_equal(p->backend, store_backend_name(S));
+    store_free(p);
+    for (size_t i = 1; i < n; i++)
+        assert_true(m[i].version > m[i - 1].version);
+    /* migrating again is a no-op */
+    int applied = -1;
+    char err[256];
+    assert_int_equal(store_migrate(&CFG, NULL, NULL, &applied, err, sizeof err), 0);
+    assert_int_equal(applied, 0);
+
+    store_stats st;
+    store_get_stats(S, &st);
+    assert_true(st.ops[STORE_OP_INSERT].calls > 0);
+    assert_true(st.ops[STORE_OP_INSERT].queries >=
+                st.ops[STORE_OP_INSERT].calls - st.ops[STORE_OP_INSERT].errors);
+    assert_true(st.ops[STORE_OP_PAGE].errors > 0); /* the bad limits above */
+    assert_string_equal(store_op_name(STORE_OP_PAGE), "page");
+    if (!SCYLLA) {
+        assert_true(st.write_batches > 0);
+        assert_true(st.batched_writes >= st.write_batches);
+        print_message("      sqlite group commit: %" PRIu64 " writes in %" PRIu64 " transactions\n",
+                      st.batched_writes, st.write_batches);
+    }
+}
+
+/* SQLite: what was acknowledged is there after a close and reopen. */
+static void test_reopen_durable(void **state)
+{
+    (void)state;
+    if (SCYLLA)
+        skip();
+    uint64_t ch = new_channel();
+    uint64_t id = ins(ch, "durable");
+    store_close(S);
+    S = NULL;
+    char err[256];
+    store_options opt = {.no_migrate = true};
+    assert_int_equal(store_open(&CFG, &opt, &S, err, sizeof err), 0);
+    store_get_req g = {.channel_id = ch, .message_id = id};
+    store_message_result *res = NULL;
+    assert_int_equal(store_get_sync(S, &g, &res, NULL, 0), 0);
+    assert_string_equal(res->msg.content, "durable");
+    store_free(res);
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static const char *lookup(const char *name, void *ctx)
+{
+    (void)ctx;
+    if (strcmp(name, "SCYLLA_ENABLED") == 0)
+        return SCYLLA ? "true" : "false";
+    if (strcmp(name, "MSGSTORE_SQLITE_PATH") == 0 && !SCYLLA) {
+        static char path[300];
+        snprintf(path, sizeof path, "%s/store.db", TMPDIR_PATH);
+        return path;
+    }
+    if (strcmp(name, "SCYLLA_KEYSPACE") == 0 && SCYLLA && !getenv(name))
+        return "msgstore_conformance";
+    if (strcmp(name, "MSGSTORE_LOG_LEVEL") == 0 && !getenv(name))
+        return "warn";
+    return getenv(name);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char err[512];
+    if (ms_config_load(&CFG, lookup, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "config: %s\n", err);
+        return -1;
+    }
+    if (SCYLLA) {
+        int applied = 0;
+        if (store_migrate(&CFG, NULL, NULL, &applied, err, sizeof err) != 0) {
+            fprintf(stderr, "migrate: %s\n", err);
+            return -1;
+        }
+        CHANNEL_BASE = (now_ms() % 1000000000ULL) * 1000; /* fresh channels per run */
+    } else {
+        CHANNEL_BASE = 1000;
+    }
+    if (store_open(&CFG, NULL, &S, err, sizeof err) != 0) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    store_close(S);
+    S = NULL;
+    if (!SCYLLA && TMPDIR_PATH[0]) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMPDIR_PATH);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", TMPDIR_PATH);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *backend = argc > 1 ? argv[1] : getenv("MSGSTORE_TEST_BACKEND");
+    if (!backend)
+        backend = "sqlite";
+    if (strcmp(backend, "scylla") == 0) {
+        SCYLLA = true;
+    } else if (strcmp(backend, "sqlite") != 0) {
+        fprintf(stderr, "usage: %s [sqlite|scylla]\n", argv[0]);
+        return 2;
+    }
+    if (!SCYLLA) {
+        snprintf(TMPDIR_PATH, sizeof TMPDIR_PATH, "/tmp/msgstore-conformance-XXXXXX");
+        if (!mkdtemp(TMPDIR_PATH)) {
+            perror("mkdtemp");
+            return 1;
+        }
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_insert_get),
+        cmocka_unit_test(test_attachment_only_and_types),
+        cmocka_unit_test(test_nonce_dedup),
+        cmocka_unit_test(test_telegram_dedup),
+        cmocka_unit_test(test_duplicates_racing),
+        cmocka_unit_test(test_many_threads_one_channel),
+        cmocka_unit_test(test_paging_modes),
+        cmocka_unit_test(test_bucket_boundaries),
+        cmocka_unit_test(test_sparse_channel),
+        cmocka_unit_test(test_edit_history),
+        cmocka_unit_test(test_soft_delete),
+        cmocka_unit_test(test_reactions),
+        cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_read_positions),
+        cmocka_unit_test(test_channel_metadata),
+        cmocka_unit_test(test_sync_state),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_async_api),
+        cmocka_unit_test(test_ping_stats_migrations),
+        cmocka_unit_test(test_reopen_durable),
+    };
+    return cmocka_run_group_tests_name(SCYLLA ? "store conformance (scylla)"
+                                              : "store conformance (sqlite)",
+                                       tests, group_setup, group_teardown);
+}

@@ -1,0 +1,5 @@
+# The message store: one conformance suite run against every backend.
+#   test_store_conformance         SQLite (a fresh file in a temp dir)
+#   test_store_conformance_scylla  the same suite on the Cassandra node (fixture cassandra)
+ms_add_test(test_store_conformance SOURCES integration/test_store_conformance.c
+            LIBS msgstore_store LABELS integration TIMEOUT 600)
