@@ -4,9 +4,20 @@
  * block (not the LZ4 frame format). Uses the system liblz4.
  */
 #include <lz4.h>
+#include <stdbool.h>
 
 #include "cql/proto.h"
 #include "cql/wire.h"
+
+/*
+ * One compression state per thread, reset cheaply between frames:
+ * LZ4_compress_default() memsets a 16 KiB state on every call, which costs
+ * more than compressing a small frame. After LZ4_resetStream_fast() the
+ * stream has no dictionary, so each block stays independent (what Cassandra
+ * expects: every frame body is decompressed on its own).
+ */
+static _Thread_local LZ4_stream_t tls_stream;
+static _Thread_local bool tls_stream_ready;
 
 int cql__lz4_compress(cql_buf *out, const uint8_t *in, size_t n)
 {
@@ -18,7 +29,14 @@ int cql__lz4_compress(cql_buf *out, const uint8_t *in, size_t n)
     if (p == NULL)
         return out->err;
     cql__wbe32(p, (uint32_t)n);
-    int c = LZ4_compress_default((const char *)in, (char *)p + 4, (int)n, bound);
+    if (!tls_stream_ready) {
+        LZ4_initStream(&tls_stream, sizeof tls_stream);
+        tls_stream_ready = true;
+    } else {
+        LZ4_resetStream_fast(&tls_stream);
+    }
+    int c =
+        LZ4_compress_fast_continue(&tls_stream, (const char *)in, (char *)p + 4, (int)n, bound, 1);
     if (c <= 0) {
         out->len = start;
         return MS_ERR_INTERNAL;

@@ -3,17 +3,25 @@
  * state, lazy row cursor), Set_keyspace, Prepared, Schema_change; typed
  * getters on the current row; deep copy of metadata for prepared caches.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cql/proto.h"
 #include "cql/wire.h"
 
+/* Zero a result without touching the arena's 1 KiB inline block (hot path). */
+static void result_clear(cql_result *r)
+{
+    memset(r, 0, offsetof(cql_result, _arena));
+    cql_arena_init(&r->_arena);
+}
+
 void cql_result_free(cql_result *r)
 {
     cql_arena_free(&r->_arena);
     free(r->_owned);
-    memset(r, 0, sizeof *r);
+    result_clear(r);
 }
 
 /*
@@ -145,8 +153,7 @@ static int decode(cql_result *res, const uint8_t *body, size_t len, const cql_me
 int cql__result_decode(cql_result *r, const uint8_t *body, size_t len, void *owned,
                        const cql_metadata *cached)
 {
-    memset(r, 0, sizeof *r);
-    cql_arena_init(&r->_arena);
+    result_clear(r);
     r->_owned = owned;
     int rc = decode(r, body, len, cached);
     if (rc < 0)
