@@ -645,7 +645,7 @@ static void on_sweep(uv_timer_t *t)
     rt_worker *w = t->data;
     rt_hub *h = w->hub;
     int64_t now = rt__now_ms();
-    for (int i = w->idx; i < RT_STRIPES; i += h->o.workers)
+    for (int i = 0; i < RT_STRIPES; i++)
         sweep_stripe(h, &h->stripes[i], now);
 }
 
@@ -667,11 +667,12 @@ int rt_hub_attach(rt_hub *h, int worker, uv_loop_t *loop)
     if (rc != 0)
         return rc;
     w->async.data = w;
-    uv_timer_init(loop, &w->sweep);
-    w->sweep.data = w;
-    uv_timer_start(&w->sweep, on_sweep, SWEEP_PERIOD_MS, SWEEP_PERIOD_MS);
-    uv_unref((uv_handle_t *)&w->sweep);
     if (worker == 0) {
+        /* Worker 0 keeps the time-based chores: idle rings, typing/presence expiry. */
+        uv_timer_init(loop, &w->sweep);
+        w->sweep.data = w;
+        uv_timer_start(&w->sweep, on_sweep, SWEEP_PERIOD_MS, SWEEP_PERIOD_MS);
+        uv_unref((uv_handle_t *)&w->sweep);
         uv_timer_init(loop, &w->eph);
         w->eph.data = w;
         uv_timer_start(&w->eph, on_eph, EPH_PERIOD_MS, EPH_PERIOD_MS);
@@ -692,9 +693,9 @@ void rt_hub_detach(rt_hub *h, int worker)
     while (atomic_load(&w->senders) > 0)
         sched_yield();
     uv_close((uv_handle_t *)&w->async, NULL);
-    uv_timer_stop(&w->sweep);
-    uv_close((uv_handle_t *)&w->sweep, NULL);
     if (worker == 0) {
+        uv_timer_stop(&w->sweep);
+        uv_close((uv_handle_t *)&w->sweep, NULL);
         uv_timer_stop(&w->eph);
         uv_close((uv_handle_t *)&w->eph, NULL);
     }

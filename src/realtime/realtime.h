@@ -38,21 +38,23 @@
 /* ------------------------------------------------------------------ events */
 
 typedef enum rt_kind {
-    RT_MESSAGE_CREATED = 0,
-    RT_MESSAGE_EDITED = 1,
-    RT_MESSAGE_DELETED = 2,
-    RT_REACTION_ADDED = 3,
-    RT_REACTION_REMOVED = 4,
-    RT_MESSAGE_PINNED = 5,
-    RT_MESSAGE_UNPINNED = 6,
-    RT_READ_POSITION = 7,
-    RT_TYPING = 8,   /* ephemeral: never replayed */
-    RT_PRESENCE = 9, /* ephemeral: never replayed */
-    RT_RESYNC = 10,  /* made by the hub for one subscriber; never published */
+    RT_MESSAGE_CREATED = 0, /* "message.created"        data: the message */
+    RT_MESSAGE_UPDATED = 1, /* "message.updated"        data: the message after the edit */
+    RT_MESSAGE_DELETED = 2, /* "message.deleted"        data: the message, flagged deleted */
+    RT_REACTION_ADDED = 3,  /* "reaction.added"         data: {message_id, emoji, user_id, count} */
+    RT_REACTION_REMOVED = 4, /* "reaction.removed"       data: same */
+    RT_PIN_ADDED = 5,        /* "pin.added"              data: the pin */
+    RT_PIN_REMOVED = 6,      /* "pin.removed"            data: the pin */
+    RT_READ_POSITION = 7,    /* "read_position.updated"  data: the read position */
+    RT_CHANNEL_UPDATED = 8,  /* "channel.updated"        data: the channel */
+    RT_TELEGRAM_SYNC = 9,    /* "telegram_sync.updated"  data: the sync state */
+    RT_TYPING = 10,          /* "typing"   ephemeral: never replayed */
+    RT_PRESENCE = 11,        /* "presence" ephemeral: never replayed */
+    RT_RESYNC = 12,          /* "resync"   made by the hub for subscribers; never published */
     RT_KIND_COUNT
 } rt_kind;
 
-/* The wire name, e.g. "message.created"; NULL for an unknown kind. */
+/* The wire name, e.g. "message.created" (the server's event names); NULL for an unknown kind. */
 const char *rt_kind_name(rt_kind kind);
 
 /* Parses a wire name; returns the kind or -1. */

@@ -156,14 +156,14 @@ static void test_cross_instance(void **state)
     rt_sub_destroy(cb.sub);
     cb.ngot = 0;
     uint64_t p2;
-    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_EDITED, 1001, NULL, 0, &p2), 0);
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_UPDATED, 1001, NULL, 0, &p2), 0);
     WAIT_UNTIL(ca.ngot == 2, 2000);
     WAIT_UNTIL(false, 200); /* reaches B's ring */
     assert_int_equal(rt_sub_create(B.hub, 0, on_ready, &cb, &cb.sub), 0);
     assert_int_equal(rt_sub_add(cb.sub, 1001, true, pos), 0);
     on_ready(cb.sub, &cb);
     assert_int_equal(cb.ngot, 1);
-    assert_non_null(strstr(cb.got[0], "message.edited"));
+    assert_non_null(strstr(cb.got[0], "message.updated"));
 
     /* Typing on A: a key with a TTL in Redis, an event and a table entry on B. */
     cb.ngot = 0;

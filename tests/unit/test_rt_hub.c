@@ -126,7 +126,7 @@ static void test_publish_deliver(void **state)
 
     uint64_t p1, p2, p3;
     assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 100, "{\"id\":\"1\"}", 10, &p1), 0);
-    assert_int_equal(rt_publish(h, RT_MESSAGE_EDITED, 100, "{\"id\":\"1\"}", 10, &p2), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_UPDATED, 100, "{\"id\":\"1\"}", 10, &p2), 0);
     assert_int_equal(rt_publish(h, RT_REACTION_ADDED, 200, NULL, 0, &p3), 0);
     assert_int_equal(rt_publish(h, RT_RESYNC, 200, NULL, 0, NULL), MS_ERR_INVALID);
     assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 0, NULL, 0, NULL), MS_ERR_INVALID);
@@ -140,7 +140,7 @@ static void test_publish_deliver(void **state)
              "\",\"data\":{\"id\":\"1\"}}",
              p1);
     assert_string_equal(a.got[0], want);
-    assert_non_null(strstr(a.got[1], "\"type\":\"message.edited\""));
+    assert_non_null(strstr(a.got[1], "\"type\":\"message.updated\""));
     assert_non_null(strstr(b.got[0], "\"type\":\"reaction.added\""));
     assert_non_null(strstr(b.got[0], "\"data\":{}"));
 
@@ -224,7 +224,7 @@ static void test_replay_and_gap(void **state)
     assert_int_equal(a.pos[1], p[1]);
     rt_sub_destroy(a.sub); /* disconnect */
     /* Missed while away; typing is not replayed. */
-    assert_int_equal(rt_publish(h, RT_MESSAGE_EDITED, 9, NULL, 0, &p[2]), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_UPDATED, 9, NULL, 0, &p[2]), 0);
     assert_int_equal(rt_publish(h, RT_TYPING, 9, NULL, 0, NULL), 0);
     assert_int_equal(rt_publish(h, RT_MESSAGE_DELETED, 9, NULL, 0, &p[3]), 0);
     uv_run(&loop, UV_RUN_NOWAIT);
