@@ -371,3 +371,89 @@ int cql_value_decode(const cql_type *t, cql_bytes b, cql_arena *arena, cql_value
 {
     return decode_value(t, b, arena, out, 0);
 }
+
+/* ---- bound values vs. bind metadata ---- */
+
+/* Validate raw bytes b (non-null) against type t, recursively. */
+static int check_value(const cql_type *t, cql_bytes b, int depth)
+{
+    if (depth > MAX_VALUE_DEPTH)
+        return MS_ERR_INVALID;
+    if (b.len <= 0)
+        return b.len == 0 || b.len == -1 ? 0 : MS_ERR_INVALID;
+    int32_t n = b.len;
+    switch (t->id) {
+    case CQL_TYPE_BOOLEAN:
+    case CQL_TYPE_TINYINT:
+        return n == 1 ? 0 : MS_ERR_INVALID;
+    case CQL_TYPE_SMALLINT:
+        return n == 2 ? 0 : MS_ERR_INVALID;
+    case CQL_TYPE_INT:
+    case CQL_TYPE_DATE:
+    case CQL_TYPE_FLOAT:
+        return n == 4 ? 0 : MS_ERR_INVALID;
+    case CQL_TYPE_BIGINT:
+    case CQL_TYPE_COUNTER:
+    case CQL_TYPE_TIMESTAMP:
+    case CQL_TYPE_TIME:
+    case CQL_TYPE_DOUBLE:
+        return n == 8 ? 0 : MS_ERR_INVALID;
+    case CQL_TYPE_UUID:
+    case CQL_TYPE_TIMEUUID:
+        return n == 16 ? 0 : MS_ERR_INVALID;
+    case CQL_TYPE_INET:
+        return n == 4 || n == 16 ? 0 : MS_ERR_INVALID;
+    case CQL_TYPE_DECIMAL:
+        return n >= 5 ? 0 : MS_ERR_INVALID;
+    case CQL_TYPE_LIST:
+    case CQL_TYPE_SET:
+    case CQL_TYPE_MAP:
+    case CQL_TYPE_TUPLE:
+    case CQL_TYPE_UDT: {
+        cql_coll_iter it;
+        bool tuple = t->id == CQL_TYPE_TUPLE || t->id == CQL_TYPE_UDT;
+        int rc = tuple ? cql_tuple_begin(&it, b, t->n)
+                       : cql_coll_begin(&it, b, t->id == CQL_TYPE_MAP, NULL);
+        if (rc < 0)
+            return MS_ERR_INVALID;
+        uint32_t total = it.remaining;
+        for (uint32_t i = 0; i < total; i++) {
+            cql_bytes e;
+            if (cql_coll_next(&it, &e) < 0)
+                return MS_ERR_INVALID;
+            const cql_type *st = tuple                   ? t->sub[i]
+                                 : t->id == CQL_TYPE_MAP ? t->sub[i % 2]
+                                                         : t->sub[0];
+            if (!tuple && e.len < 0)
+                return MS_ERR_INVALID; /* no nulls inside collections */
+            if (e.len > 0 && check_value(st, e, depth + 1) < 0)
+                return MS_ERR_INVALID;
+        }
+        return it.p == it.end ? 0 : MS_ERR_INVALID;
+    }
+    default: /* text, ascii, blob, varint, custom, duration: any bytes */
+        return 0;
+    }
+}
+
+int cql__values_check(const cql_values *values, const cql_metadata *bind, int *bad_index)
+{
+    if (bad_index)
+        *bad_index = -1;
+    if (values == NULL || bind == NULL || cql_values_error(values) < 0)
+        return MS_ERR_INVALID;
+    if (bind->columns == NULL || bind->column_count != (int32_t)values->count)
+        return MS_ERR_INVALID;
+    cql_rd r = cql__rd(values->buf.data, values->buf.len);
+    for (int32_t i = 0; i < bind->column_count; i++) {
+        cql_bytes b;
+        /* null (-1) and unset (-2) are fine for any top-level marker */
+        if (cql__rd_bytes(&r, &b) < 0 ||
+            (b.len > 0 && check_value(bind->columns[i].type, b, 0) < 0)) {
+            if (bad_index)
+                *bad_index = (int)i;
+            return MS_ERR_INVALID;
+        }
+    }
+    return 0;
+}

@@ -384,6 +384,8 @@ static void test_all_types_live(void **state)
     cql_values_init(&v);
     bind_row(&v, "chan-42", 7);
     assert_int_equal(cql_values_error(&v), 0);
+    int bad;
+    assert_int_equal(cql__values_check(&v, &ins.bind, &bad), 0); /* server metadata agrees */
     cql_query_params p;
     cql__query_params_init(&p);
     p.consistency = CQL_CONSISTENCY_ONE;

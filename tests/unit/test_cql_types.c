@@ -598,6 +598,49 @@ static void test_misc_codecs(void **state)
     cql_arena_free(&a);
 }
 
+static void test_values_check(void **state)
+{
+    (void)state;
+    /* bind metadata of all the test columns: the row values match it */
+    cql_values v;
+    cql_values_init(&v);
+    bind_all(&v);
+    cql_buf b = {0};
+    build_result(&b, &v);
+    cql_result r;
+    assert_int_equal(cql__result_decode(&r, b.data, b.len, NULL, NULL), 0);
+    int bad;
+    assert_int_equal(cql__values_check(&v, &r.meta, &bad), 0);
+    assert_int_equal(bad, -1);
+    /* one value too few */
+    cql_values w;
+    cql_values_init(&w);
+    cql_values_add_int(&w, 1);
+    assert_int_equal(cql__values_check(&w, &r.meta, &bad), MS_ERR_INVALID);
+    assert_int_equal(bad, -1);
+    /* a bigint where the int column is, and a null inside a list */
+    cql_values_reset(&w);
+    cql_bytes raw;
+    cql_rd rd = cql__rd(v.buf.data, v.buf.len);
+    for (int c = 0; c < NCOLS; c++) {
+        assert_int_equal(cql__rd_bytes(&rd, &raw), 0);
+        if (c == C_INT)
+            cql_values_add_bigint(&w, 5);
+        else if (c == C_LIST) {
+            cql_values_begin_list(&w);
+            cql_values_add_null(&w);
+            cql_values_end(&w);
+        } else
+            cql_values_add_raw(&w, raw);
+    }
+    assert_int_equal(cql__values_check(&w, &r.meta, &bad), MS_ERR_INVALID);
+    assert_int_equal(bad, C_INT);
+    cql_result_free(&r);
+    cql_buf_free(&b);
+    cql_values_free(&v);
+    cql_values_free(&w);
+}
+
 static void test_arena(void **state)
 {
     (void)state;
@@ -627,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_decimal_strings),
         cmocka_unit_test(test_misc_codecs),
         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_values_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
