@@ -28,5 +28,7 @@ void cli_setup_logging(const ms_config *cfg);
 int cmd_version(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_health(int argc, char **argv);
 
 #endif

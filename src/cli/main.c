@@ -17,6 +17,9 @@ static const command commands[] = {
     {"version", cmd_version, "print the version and exit"},
     {"config", cmd_config, "print the effective configuration (secrets masked) and exit"},
     {"migrate", cmd_migrate, "apply the schema migrations to the SQLite file or the keyspace"},
+    {"serve", cmd_serve, "serve the HTTP/JSON API until SIGTERM (--help lists the settings)"},
+    {"health", cmd_health,
+     "check a running instance (/health/ready) or the database; exit 0 if ready"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,302 @@
+/*
+ * health.c - probes and metrics:
+ *   /health/live   the process answers (no database call: a stuck database
+ *                  must not get the process restarted)
+ *   /health/ready  a ping through the store's read path answered within
+ *                  MSGSTORE_READY_THRESHOLD; else 503 as soon as the
+ *                  threshold passes (the probe never waits on a dead backend)
+ *   /health        details: backend, schema, the last background check
+ *   /metrics       Prometheus text
+ * The background checker is a thread that pings with the blocking API every
+ * MSGSTORE_HEALTH_INTERVAL and keeps the last result for /health.
+ */
+#include "server/server_internal.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------ */
+/* Background checker                                                 */
+
+static void record(srv *s, int status, const char *detail, const store_ping_result *res,
+                   uint64_t wall_us)
+{
+    srv__health *h = &s->health;
+    pthread_mutex_lock(&h->mu);
+    bool was_ok = h->ok, first = !h->checked;
+    h->checked = true;
+    h->checks++;
+    h->at_ms = srv__unix_ms();
+    h->status = status;
+    if (status == 0) {
+        h->latency_us = res->latency_us > wall_us ? res->latency_us : wall_us;
+        h->schema_version = res->schema_version;
+        h->ok = h->latency_us <= (uint64_t)s->cfg.ready_threshold_ms * 1000;
+        if (h->ok)
+            h->detail[0] = '\0';
+        else
+            snprintf(h->detail, sizeof h->detail,
+                     "the database answered in %.1f ms, over MSGSTORE_READY_THRESHOLD",
+                     (double)h->latency_us / 1000.0);
+    } else {
+        h->ok = false;
+        h->latency_us = wall_us;
+        snprintf(h->detail, sizeof h->detail, "%s",
+                 detail && detail[0] ? detail : ms_err_str(status));
+    }
+    if (!h->ok)
+        h->failures++;
+    bool ok = h->ok;
+    char d[256];
+    snprintf(d, sizeof d, "%s", h->detail);
+    pthread_mutex_unlock(&h->mu);
+    if (ok && !was_ok && !first)
+        MS_INFO("health", "database reachable again");
+    else if (!ok && (was_ok || first))
+        MS_WARN("health", "database check failed: %s", d);
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void *checker(void *arg)
+{
+    srv *s = arg;
+    srv__health *h = &s->health;
+    for (;;) {
+        char detail[256] = "";
+        store_ping_result *res = NULL;
+        uint64_t t0 = mono_us();
+        int rc = store_ping_sync(s->st, &res, detail, sizeof detail);
+        record(s, rc, detail, res, mono_us() - t0);
+        store_free(res);
+
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        int64_t ms = s->cfg.health_interval_ms;
+        deadline.tv_sec += (time_t)(ms / 1000);
+        deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&h->mu);
+        while (!h->stop && pthread_cond_timedwait(&h->cv, &h->mu, &deadline) != ETIMEDOUT)
+            ;
+        bool stop = h->stop;
+        pthread_mutex_unlock(&h->mu);
+        if (stop)
+            return NULL;
+    }
+}
+
+int srv__health_start(srv *s)
+{
+    if (pthread_create(&s->health.thread, NULL, checker, s) != 0)
+        return MS_ERR_NOMEM;
+    s->health.running = true;
+    return 0;
+}
+
+void srv__health_stop(srv *s)
+{
+    if (!s->health.running)
+        return;
+    pthread_mutex_lock(&s->health.mu);
+    s->health.stop = true;
+    pthread_cond_broadcast(&s->health.cv);
+    pthread_mutex_unlock(&s->health.mu);
+    pthread_join(s->health.thread, NULL);
+    s->health.running = false;
+}
+
+/* ------------------------------------------------------------------ */
+/* /health/live, /health/ready                                        */
+
+static void h_live(http_request *r, void *ctx)
+{
+    (void)ctx;
+    static const char body[] = "{\"status\":\"alive\"}\n";
+    http_respond(r, 200, "application/json", body, sizeof body - 1);
+}
+
+typedef struct {
+    srv *s;
+    http_request *r;
+    uv_timer_t timer;
+    uint64_t t0;
+    bool answered, ping_done, timer_closed;
+} ready_call;
+
+static void ready_maybe_free(ready_call *c)
+{
+    if (c->ping_done && c->timer_closed)
+        free(c);
+}
+
+static void on_ready_timer_closed(uv_handle_t *h)
+{
+    ready_call *c = h->data;
+    c->timer_closed = true;
+    ready_maybe_free(c);
+}
+
+static void ready_503(ready_call *c, const char *code, const char *msg)
+{
+    http_response_header(c->r, "retry-after", "1");
+    http_respond_error(c->r, 503, code, "%s", msg);
+}
+
+static void on_ready_timeout(uv_timer_t *t)
+{
+    ready_call *c = t->data;
+    if (!c->answered) {
+        c->answered = true;
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "the database did not answer within %lld ms "
+                 "(MSGSTORE_READY_THRESHOLD)",
+                 (long long)c->s->cfg.ready_threshold_ms);
+        ready_503(c, ms_err_name(MS_ERR_TIMEOUT), msg);
+    }
+    uv_close((uv_handle_t *)&c->timer, on_ready_timer_closed);
+}
+
+static void on_ready_ping(int status, const char *detail, const store_ping_result *res, void *ud)
+{
+    ready_call *c = ud;
+    c->ping_done = true;
+    if (!c->answered) {
+        c->answered = true;
+        uint64_t wall_us = (mono_us() - c->t0);
+        uint64_t us = status == 0 && res->latency_us > wall_us ? res->latency_us : wall_us;
+        if (status) {
+            ready_503(c, ms_err_name(status), detail && detail[0] ? detail : ms_err_str(status));
+        } else if (us > (uint64_t)c->s->cfg.ready_threshold_ms * 1000) {
+            ready_503(c, ms_err_name(MS_ERR_TIMEOUT),
+                      "the database answered slower than MSGSTORE_READY_THRESHOLD");
+        } else {
+            http_respond_json(c->r, 200,
+                              json_pack("{s:s,s:s,s:f}", "status", "ready", "backend",
+                                        res->backend ? res->backend : "?", "latency_ms",
+                                        (double)us / 1000.0));
+        }
+        uv_timer_stop(&c->timer);
+        uv_close((uv_handle_t *)&c->timer, on_ready_timer_closed);
+        return;
+    }
+    ready_maybe_free(c);
+}
+
+static void h_ready(http_request *r, void *ctx)
+{
+    srv *s = ctx;
+    ready_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        http_respond_error(r, 503, ms_err_name(MS_ERR_NOMEM), "out of memory");
+        return;
+    }
+    c->s = s;
+    c->r = r;
+    c->t0 = mono_us();
+    int rc = store_ping(s->st, http_request_loop(r), on_ready_ping, c);
+    if (rc) {
+        free(c);
+        http_response_header(r, "retry-after", "1");
+        http_respond_error(r, 503, ms_err_name(rc), "%s", ms_err_str(rc));
+        return;
+    }
+    uv_timer_init(http_request_loop(r), &c->timer);
+    c->timer.data = c;
+    uv_timer_start(&c->timer, on_ready_timeout, (uint64_t)s->cfg.ready_threshold_ms, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* /health                                                            */
+
+static json_t *iso_time(uint64_t unix_ms)
+{
+    if (!unix_ms)
+        return json_null();
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char b[40];
+    size_t n = strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(b + n, sizeof b - n, ".%03dZ", (int)(unix_ms % 1000));
+    return json_string(b);
+}
+
+static void h_health(http_request *r, void *ctx)
+{
+    srv *s = ctx;
+    srv__health *h = &s->health;
+    pthread_mutex_lock(&h->mu);
+    bool checked = h->checked, ok = h->ok;
+    json_t *last =
+        json_pack("{s:o,s:b,s:o,s:o,s:I,s:I}", "at", iso_time(h->at_ms), "ok", ok, "latency_ms",
+                  checked ? json_real((double)h->latency_us / 1000.0) : json_null(), "error",
+                  checked && !ok ? json_string(h->detail) : json_null(), "checks",
+                  (json_int_t)h->checks, "failures", (json_int_t)h->failures);
+    int schema = h->schema_version;
+    pthread_mutex_unlock(&h->mu);
+
+    store_stats st;
+    store_get_stats(s->st, &st);
+    const char *status = !checked ? "starting" : ok ? "ok" : "unavailable";
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:{s:s,s:i,s:I},s:o,s:I,s:I,s:{s:i,s:i},s:{s:b,s:b,s:b}}", "status", status,
+        "version", MSGSTORE_VERSION, "profile", ms_profile_name(s->cfg.profile), "database",
+        "backend", store_backend_name(s->st), "schema_version", schema, "queue_depth",
+        (json_int_t)st.queue_depth, "last_check", last, "uptime_s",
+        (json_int_t)((srv__unix_ms() - s->started_ms) / 1000), "check_interval_ms",
+        (json_int_t)s->cfg.health_interval_ms, "http", "workers", http_server_workers(s->http),
+        "port", http_server_port(s->http), "auth", "api_tokens", !s->open_api, "probes",
+        s->cfg.auth_probes && !s->open_api, "metrics", s->cfg.auth_metrics && !s->open_api);
+    if (o && ms_config_backend(&s->cfg) == MS_BACKEND_SCYLLA) {
+        json_t *db = json_object_get(o, "database");
+        json_object_set_new(db, "contact_points", json_string(s->cfg.scylla_contact_points));
+        json_object_set_new(db, "keyspace", json_string(s->cfg.scylla_keyspace));
+        json_object_set_new(db, "local_datacenter", json_string(s->cfg.scylla_local_datacenter));
+    }
+    http_respond_json(r, checked && !ok ? 503 : 200, o);
+}
+
+/* ------------------------------------------------------------------ */
+/* /metrics                                                           */
+
+static void h_metrics(http_request *r, void *ctx)
+{
+    (void)ctx;
+    size_t len = 0;
+    char *text = ms_metrics_render(&len);
+    if (!text) {
+        http_respond_error(r, 503, ms_err_name(MS_ERR_NOMEM), "out of memory");
+        return;
+    }
+    http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+int srv__routes_ops(srv *s)
+{
+    http_server *h = s->http;
+    const unsigned P = HTTP_ROUTE_AUTH_PROBE;
+    int rc = 0;
+    rc |= http_server_route(h, HTTP_GET, "/health/live", P | HTTP_ROUTE_NO_LOG, h_live, s);
+    rc |= http_server_route(h, HTTP_GET, "/health/ready", P | HTTP_ROUTE_NO_LOG, h_ready, s);
+    rc |= http_server_route(h, HTTP_GET, "/health", P, h_health, s);
+    rc |= http_server_route(h, HTTP_GET, "/metrics", HTTP_ROUTE_AUTH_METRICS | HTTP_ROUTE_NO_LOG,
+                            h_metrics, s);
+    return rc ? MS_ERR_INVALID : 0;
+}

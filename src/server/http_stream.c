@@ -1,0 +1,227 @@
+/*
+ * http_stream.c - responses that stay open: streamed bodies (Server-Sent
+ * Events) through an h2o generator, and WebSockets through h2o + wslay.
+ *
+ * h2o 2.2.5 keeps one write in flight per response and does not read from an
+ * HTTP/1 connection while it answers, so a client that went away is noticed
+ * on the next write: streams should send something (an SSE comment) every
+ * few seconds. WebSocket writes made outside wslay's message callback must be
+ * flushed with h2o_websocket_proceed() (h2o #1591), which http_ws_send() does.
+ */
+#include "server/http_internal.h"
+#include "core/error.h"
+#include "core/log.h"
+
+#include <h2o/websocket.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STREAM_MAX_QUEUED (1024 * 1024)
+
+struct http_stream {
+    h2o_generator_t gen; /* first: h2o hands it back to proceed/stop */
+    h2o_req_t *req;
+    http_stream_closed_fn on_closed;
+    void *ctx;
+    char *inflight; /* being written; freed when h2o asks for more */
+    char *pending;
+    size_t pending_len, pending_cap;
+    bool writing, ending, final_sent, closed;
+};
+
+static void stream_closed(http_stream *s)
+{
+    if (s->closed)
+        return;
+    s->closed = true;
+    if (s->on_closed)
+        s->on_closed(s, s->ctx);
+}
+
+static void stream_flush(http_stream *s)
+{
+    if (s->writing || s->final_sent || s->closed)
+        return;
+    if (s->pending_len == 0 && !s->ending)
+        return;
+    h2o_iovec_t buf = h2o_iovec_init(s->pending, s->pending_len);
+    free(s->inflight);
+    s->inflight = s->pending;
+    s->pending = NULL;
+    s->pending_len = s->pending_cap = 0;
+    s->writing = true;
+    if (s->ending) {
+        s->final_sent = true;
+        h2o_send(s->req, buf.len ? &buf : NULL, buf.len ? 1 : 0, H2O_SEND_STATE_FINAL);
+        /* the request is over: h2o disposes it (and us, via the pool) */
+    } else {
+        h2o_send(s->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
+    }
+}
+
+static void stream_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    http_stream *s = (http_stream *)g;
+    s->writing = false;
+    free(s->inflight);
+    s->inflight = NULL;
+    stream_flush(s);
+}
+
+static void stream_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    stream_closed((http_stream *)g);
+}
+
+static void stream_dispose(void *p)
+{
+    http_stream *s = p;
+    stream_closed(s);
+    free(s->inflight);
+    free(s->pending);
+}
+
+http_stream *http_stream_start(http_request *r, int status, const char *content_type,
+                               http_stream_closed_fn on_closed, void *ctx)
+{
+    h2o_req_t *req = r->h;
+    http_stream *s = h2o_mem_alloc_shared(&req->pool, sizeof *s, stream_dispose);
+    memset(s, 0, sizeof *s);
+    s->gen.proceed = stream_proceed;
+    s->gen.stop = stream_stop;
+    s->req = req;
+    s->on_closed = on_closed;
+    s->ctx = ctx;
+    r->answered = true;
+    req->res.status = status;
+    req->res.reason = http__reason(status);
+    req->res.content_length = SIZE_MAX;
+    if (content_type)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-cache"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          r->rid, strlen(r->rid));
+    req->http1_is_persistent = 0; /* a stream ends with its connection */
+    http__request_done(r, status, 0);
+    h2o_start_response(req, &s->gen);
+    /* nothing to send yet: the headers go out with the first write */
+    return s;
+}
+
+int http_stream_write(http_stream *s, const void *data, size_t len)
+{
+    if (s->closed || s->ending)
+        return MS_ERR_SHUTDOWN;
+    if (len == 0)
+        return 0;
+    if (s->pending_len + len > STREAM_MAX_QUEUED)
+        return MS_ERR_TOO_LARGE;
+    if (s->pending_len + len > s->pending_cap) {
+        size_t cap = s->pending_cap ? s->pending_cap : 4096;
+        while (cap < s->pending_len + len)
+            cap *= 2;
+        char *p = realloc(s->pending, cap);
+        if (!p)
+            return MS_ERR_NOMEM;
+        s->pending = p;
+        s->pending_cap = cap;
+    }
+    memcpy(s->pending + s->pending_len, data, len);
+    s->pending_len += len;
+    stream_flush(s);
+    return 0;
+}
+
+void http_stream_end(http_stream *s)
+{
+    if (s->closed || s->ending)
+        return;
+    s->ending = true;
+    stream_flush(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* WebSocket                                                          */
+
+struct http_ws {
+    h2o_websocket_conn_t *conn;
+    http__worker *w;
+    http_ws_message_fn cb;
+    void *ctx;
+    int in_callback;
+    bool closing;
+};
+
+static void ws_on_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
+{
+    http_ws *ws = conn->data;
+    if (!arg) {
+        ws->cb(ws, NULL, 0, false, ws->ctx);
+        h2o_websocket_close(conn);
+        free(ws);
+        return;
+    }
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        ws->in_callback++;
+        ws->cb(ws, arg->msg, arg->msg_length, arg->opcode == WSLAY_BINARY_FRAME, ws->ctx);
+        ws->in_callback--;
+    }
+}
+
+bool http_ws_is_handshake(http_request *r)
+{
+    const char *key = NULL;
+    return h2o_is_websocket_handshake(r->h, &key) == 0 && key != NULL;
+}
+
+http_ws *http_ws_accept(http_request *r, http_ws_message_fn on_message, void *ctx)
+{
+    const char *key = NULL;
+    if (h2o_is_websocket_handshake(r->h, &key) != 0 || key == NULL || r->answered)
+        return NULL;
+    http_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    ws->w = r->w;
+    ws->cb = on_message;
+    ws->ctx = ctx;
+    if (r->conn)
+        r->conn->upgraded = true;
+    r->answered = true;
+    h2o_add_header_by_str(&r->h->pool, &r->h->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          r->rid, strlen(r->rid));
+    http__request_done(r, 101, 0);
+    ws->conn = h2o_upgrade_to_websocket(r->h, key, ws, ws_on_msg);
+    return ws;
+}
+
+int http_ws_send(http_ws *ws, const void *data, size_t len, bool binary)
+{
+    if (ws->closing)
+        return MS_ERR_SHUTDOWN;
+    struct wslay_event_msg msg = {binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, data, len};
+    if (wslay_event_queue_msg(ws->conn->ws_ctx, &msg) != 0)
+        return MS_ERR_NOMEM;
+    if (!ws->in_callback && ws->conn->sock)
+        h2o_websocket_proceed(ws->conn); /* may end in ws_on_msg(NULL): ws is gone then */
+    return 0;
+}
+
+void http_ws_close(http_ws *ws)
+{
+    if (ws->closing)
+        return;
+    ws->closing = true;
+    wslay_event_queue_close(ws->conn->ws_ctx, 1001, NULL, 0);
+    if (!ws->in_callback && ws->conn->sock)
+        h2o_websocket_proceed(ws->conn);
+}
+
+int http_ws_worker(const http_ws *ws)
+{
+    return ws->w->index;
+}

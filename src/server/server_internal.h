@@ -1,0 +1,82 @@
+/*
+ * server_internal.h - what the server's files share (srv__ prefix).
+ */
+#ifndef MS_SERVER_SERVER_INTERNAL_H
+#define MS_SERVER_SERVER_INTERNAL_H
+
+#include "server/auth.h"
+#include "server/server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct srv__health {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool running, stop;
+    /* the last background check */
+    bool checked;
+    bool ok;
+    int status;       /* 0 or the ms_err of the failed ping */
+    char detail[256]; /* the failure, for humans */
+    uint64_t latency_us;
+    int schema_version;
+    uint64_t at_ms; /* Unix ms of the check */
+    uint64_t checks, failures;
+} srv__health;
+
+struct srv {
+    ms_config cfg;
+    store *st;
+    http_server *http;
+    auth_tokens *tokens;
+    bool open_api; /* no token configured: /v1 is open (not in production) */
+    srv_commit_hook_fn hook;
+    void *hook_ctx;
+    http_worker_hook_fn x_start, x_shutdown, x_stop;
+    void *x_ctx;
+    srv__health health;
+    uint64_t started_ms;
+    int retry_after_s; /* Retry-After on 503 from the store */
+};
+
+/* api_json.c: answers the error itself and returns nonzero on bad input. */
+int srv__path_id(http_request *r, const char *name, uint64_t *out);
+int srv__path_i64(http_request *r, const char *name, bool nonzero, int64_t min, int64_t *out);
+int srv__query_id(http_request *r, const char *name, uint64_t *out, bool *present);
+int srv__query_limit(http_request *r, int *out);
+json_t *srv__body(http_request *r, bool required, const char *const *allowed);
+int srv__field_id(http_request *r, json_t *o, const char *name, bool required, uint64_t *out);
+int srv__field_i64(http_request *r, json_t *o, const char *name, bool required, int64_t min,
+                   bool nonzero, int64_t *out);
+int srv__field_str(http_request *r, json_t *o, const char *name, bool required, const char **out,
+                   size_t *len);
+int srv__field_u64ms(http_request *r, json_t *o, const char *name, uint64_t *out);
+
+json_t *srv__id(uint64_t id);
+json_t *srv__i64(int64_t v);
+json_t *srv__message_json(const store_message *m);
+json_t *srv__pin_json(const store_pin_entry *p);
+json_t *srv__channel_json(const store_channel *c);
+json_t *srv__sync_json(const store_sync_state *st);
+
+/* Answers a failed store call: status from the code, Retry-After on 503. */
+void srv__store_error(srv *s, http_request *r, int status, const char *detail, bool from_body);
+
+/* Answers with body (taken) and, when ev_kind >= 0, publishes it through the commit hook. */
+void srv__respond_publish(srv *s, http_request *r, int status, json_t *body, int ev_kind,
+                          uint64_t channel_id, uint64_t message_id);
+
+/* Route tables. */
+int srv__routes_messages(srv *s);
+int srv__routes_other(srv *s);
+int srv__routes_ops(srv *s);
+
+/* health.c */
+int srv__health_start(srv *s);
+void srv__health_stop(srv *s);
+
+uint64_t srv__unix_ms(void);
+
+#endif

@@ -1,0 +1,340 @@
+"""
+msgstore_e2e.py - helpers for the end-to-end tests: start a real `msgstore serve`
+process, talk HTTP/1.1 to it over loopback (http.client, keep-alive), and check
+every answer against docs/openapi.yaml (status documented for the route, body
+matching the schema).
+
+Only the Python standard library and python3-yaml (a Debian package).
+"""
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+import yaml
+
+SOURCE_DIR = os.environ.get("MSGSTORE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY_DIR = os.environ.get("MSGSTORE_BINARY_DIR", os.path.join(SOURCE_DIR, "build"))
+MSGSTORE = os.environ.get("MSGSTORE_BIN", os.path.join(BINARY_DIR, "src", "cli", "msgstore"))
+TOKEN = "e2e-token-0123456789abcdef"
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what, *ctx):
+    if not cond:
+        raise Failure(what + ("" if not ctx else " | " + " | ".join(str(c) for c in ctx)))
+
+
+# ---------------------------------------------------------------------------
+# OpenAPI: the routes, their documented statuses, and a small JSON Schema check
+# (type, nullable, required, properties, additionalProperties, items, enum,
+# pattern, allOf, $ref) - enough for the shapes of this API.
+
+class Spec:
+    def __init__(self, path):
+        with open(path) as f:
+            self.doc = yaml.safe_load(f)
+        self.routes = []
+        for tmpl, item in self.doc["paths"].items():
+            rx = "^" + re.sub(r"\{[^/]+\}", "[^/]+", tmpl) + "$"
+            self.routes.append((re.compile(rx), tmpl, item))
+        self.seen = set()  # (template, method, status) actually exercised
+
+    def resolve(self, node):
+        while isinstance(node, dict) and "$ref" in node:
+            ref = node["$ref"]
+            check(ref.startswith("#/"), "only local $ref", ref)
+            cur = self.doc
+            for part in ref[2:].split("/"):
+                cur = cur[part]
+            node = cur
+        return node
+
+    def operation(self, method, path):
+        path = path.split("?", 1)[0]
+        for rx, tmpl, item in self.routes:
+            if rx.match(path):
+                return tmpl, item.get(method.lower())
+        return None, None
+
+    def validate(self, schema, value, where="$"):
+        schema = self.resolve(schema)
+        if value is None:
+            check(schema.get("nullable", False) or schema == {}, "null not allowed at " + where)
+            return
+        for sub in schema.get("allOf", []):
+            self.validate(sub, value, where)
+        t = schema.get("type")
+        types = {"object": dict, "array": list, "string": str, "boolean": bool, "number": (int, float)}
+        if t == "integer":
+            check(isinstance(value, int) and not isinstance(value, bool), "expected integer at " + where, value)
+        elif t in types:
+            ok = isinstance(value, types[t]) and not (t == "number" and isinstance(value, bool))
+            check(ok, "expected %s at %s" % (t, where), repr(value)[:200])
+        if "enum" in schema:
+            check(value in schema["enum"], "value not in enum at " + where, value, schema["enum"])
+        if "pattern" in schema and isinstance(value, str):
+            check(re.search(schema["pattern"], value), "pattern mismatch at " + where, value)
+        if isinstance(value, dict):
+            for k in schema.get("required", []):
+                check(k in value, "missing required field %s at %s" % (k, where), list(value))
+            props = schema.get("properties", {})
+            for k, v in value.items():
+                if k in props:
+                    self.validate(props[k], v, where + "." + k)
+                else:
+                    check(schema.get("additionalProperties", True) is not False,
+                          "undocumented field %s at %s" % (k, where))
+        if isinstance(value, list) and "items" in schema:
+            for i, v in enumerate(value):
+                self.validate(schema["items"], v, "%s[%d]" % (where, i))
+
+    def check_response(self, method, path, status, headers, body):
+        """Checks an answer against the spec; returns the parsed JSON (or text)."""
+        ctype = headers.get("content-type", "")
+        check(headers.get("x-request-id"), "every answer has X-Request-Id", method, path, status)
+        tmpl, op = self.operation(method, path)
+        layer = {404: "NotFound", 405: None, 408: None, 413: "TooLarge", 431: None, 503: "Unavailable"}
+        if op is None or str(status) not in op.get("responses", {}):
+            # answers of the HTTP layer itself, on any route: JSON errors
+            check(status in layer or (op is None and status == 404),
+                  "status %d not documented for %s %s" % (status, method, tmpl or path))
+            check(ctype.startswith("application/json"), "layer errors are JSON", ctype)
+            data = json.loads(body)
+            self.validate({"$ref": "#/components/schemas/Error"}, data)
+            return data
+        self.seen.add((tmpl, method.upper(), status))
+        resp = self.resolve(op["responses"][str(status)])
+        content = resp.get("content", {})
+        if not content:
+            check(len(body) == 0, "no body documented", body[:100])
+            return None
+        if "application/json" in content:
+            check(ctype.startswith("application/json"), "JSON expected", method, path, status, ctype)
+            data = json.loads(body)
+            self.validate(content["application/json"]["schema"], data)
+            if status >= 400:
+                self.validate({"$ref": "#/components/schemas/Error"}, data)
+            return data
+        if "text/plain" in content:
+            check(ctype.startswith("text/plain"), "text expected", ctype)
+            return body.decode()
+        return body
+
+    def coverage(self):
+        """(documented operations never exercised with a 2xx)"""
+        missing = []
+        for rx, tmpl, item in self.routes:
+            for m, op in item.items():
+                if m in ("parameters",):
+                    continue
+                ok = [s for s in op.get("responses", {}) if s.startswith("2")]
+                if not any((tmpl, m.upper(), int(s)) in self.seen for s in ok):
+                    missing.append("%s %s" % (m.upper(), tmpl))
+        return missing
+
+
+SPEC = Spec(os.path.join(SOURCE_DIR, "docs", "openapi.yaml"))
+
+
+# ---------------------------------------------------------------------------
+# The server process
+
+class Server:
+    def __init__(self, workdir, env=None, args=(), expect_start=True):
+        self.workdir = workdir
+        self.env = dict(os.environ)
+        self.env.update({
+            "MSGSTORE_PROFILE": "test",
+            "MSGSTORE_PORT": "0",
+            "MSGSTORE_BIND": "127.0.0.1",
+            "MSGSTORE_WORKERS": "2",
+            "MSGSTORE_SQLITE_PATH": os.path.join(workdir, "e2e.db"),
+            "MSGSTORE_API_TOKENS": TOKEN,
+            "MSGSTORE_LOG_LEVEL": "info",
+            "MSGSTORE_LOG_FORMAT": "json",
+            "MSGSTORE_HEALTH_INTERVAL": "1s",
+        })
+        self.env.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(SOURCE_DIR, "tests", "e2e", "lsan.supp"))
+        self.env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        self.env.update(env or {})
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self.stderr_path = os.path.join(workdir, "serve-%d.log" % int(time.time() * 1000))
+        if expect_start:
+            self.start()
+
+    def start(self):
+        self.errf = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen([MSGSTORE, "serve"] + self.args, env=self.env,
+                                     stdout=subprocess.PIPE, stderr=self.errf)
+        line = b""
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if line or self.proc.poll() is not None:
+                break
+        m = re.search(rb"serving on https?://[^:]+:(\d+)", line)
+        if not m:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failure("msgstore serve did not start: %r\n%s" % (line, self.log()))
+        self.port = int(m.group(1))
+        # stdout is not read anymore: let it drain into nothing
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+
+    def log(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failure("msgstore serve did not stop within %ds" % timeout)
+        self.errf.close()
+        return rc
+
+    def client(self, token=TOKEN, timeout=10):
+        return Client(self.port, token, timeout)
+
+
+class Response:
+    def __init__(self, status, headers, body, data):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.data = data
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+class Client:
+    """One keep-alive connection; every answer is checked against the spec."""
+
+    def __init__(self, port, token=TOKEN, timeout=10):
+        self.port = port
+        self.token = token
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def close(self):
+        self.conn.close()
+
+    def request(self, method, path, body=None, headers=None, raw=None, validate=True):
+        h = {}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        if body is not None:
+            raw = json.dumps(body).encode()
+        if raw is not None:
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        try:
+            self.conn.request(method, path, body=raw, headers=h)
+            r = self.conn.getresponse()
+            data = r.read()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            raise
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        if r.getheader("connection", "").lower() == "close":
+            self.conn.close()
+        parsed = None
+        if validate:
+            parsed = SPEC.check_response(method, path, r.status, hdrs, data)
+        return Response(r.status, hdrs, data, parsed)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body=body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+def expect(resp, status, code=None):
+    check(resp.status == status, "expected HTTP %d" % status, resp)
+    if code is not None:
+        check(resp.data["error"]["code"] == code, "expected error code %s" % code, resp)
+    return resp.data
+
+
+def raw_exchange(port, data, timeout=5.0, read_until_close=False):
+    """Sends raw bytes, returns what came back before close or timeout."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not read_until_close and b"\r\n\r\n" in out:
+                head, _, rest = out.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                if m and len(rest) >= int(m.group(1)):
+                    break
+        return out
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------
+# A tiny runner: every function named test_* in the calling module, in order.
+
+def run(module_globals, setup=None, teardown=None):
+    tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
+    only = os.environ.get("E2E_ONLY")
+    failed = []
+    ctx = setup() if setup else None
+    try:
+        for name, fn in tests:
+            if only and only not in name:
+                continue
+            t0 = time.time()
+            try:
+                fn(ctx)
+                print("ok   %-45s %.2fs" % (name, time.time() - t0), flush=True)
+            except Exception as e:  # noqa: BLE001 - report every failure
+                failed.append(name)
+                print("FAIL %-45s %s" % (name, e), flush=True)
+                traceback.print_exc()
+    finally:
+        if teardown:
+            teardown(ctx)
+    print("%d tests, %d failed%s" % (len(tests), len(failed), (": " + ", ".join(failed)) if failed else ""))
+    return 1 if failed else 0

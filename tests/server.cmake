@@ -1,0 +1,10 @@
+# server: end-to-end tests of `msgstore serve` over real HTTP on loopback
+# (tests/e2e/, Python standard library + python3-yaml; responses checked
+# against docs/openapi.yaml).
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
+  add_test(NAME e2e_http_sqlite
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_http_api.py)
+  set_tests_properties(e2e_http_sqlite PROPERTIES LABELS e2e TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endif()
