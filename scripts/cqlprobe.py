@@ -17,6 +17,8 @@ import sys
 import uuid
 
 OP_ERROR, OP_STARTUP, OP_READY, OP_AUTHENTICATE = 0x00, 0x01, 0x02, 0x03
+CONSISTENCY = {"ANY": 0, "ONE": 1, "TWO": 2, "THREE": 3, "QUORUM": 4, "ALL": 5,
+               "LOCAL_QUORUM": 6, "EACH_QUORUM": 7, "LOCAL_ONE": 10}
 OP_QUERY, OP_RESULT, OP_AUTH_CHALLENGE, OP_AUTH_RESPONSE, OP_AUTH_SUCCESS = (
     0x07, 0x08, 0x0E, 0x0F, 0x10)
 
@@ -175,7 +177,7 @@ def run(args):
         elif op != OP_READY:
             raise ServerError("unexpected STARTUP reply opcode 0x%02x" % op)
         sock.sendall(frame(OP_QUERY, long_string(args.query) +
-                           struct.pack(">HB", 0x0001, 0), stream=1))
+                           struct.pack(">HB", CONSISTENCY[args.consistency], 0), stream=1))
         op, body = read_frame(sock)
         if op != OP_RESULT:
             raise ServerError("unexpected QUERY reply opcode 0x%02x" % op)
@@ -196,6 +198,7 @@ def main():
     p.add_argument("--cert", help="client certificate (PEM)")
     p.add_argument("--key", help="client key (PEM)")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--consistency", default="ONE", choices=sorted(CONSISTENCY))
     p.add_argument("--query", default="SELECT release_version FROM system.local")
     args = p.parse_args()
     try:

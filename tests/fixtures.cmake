@@ -68,3 +68,8 @@ cmake_language(DEFER CALL ms__cassandra_test_env)
 # Infra tests: the node answers the native protocol v4 handshake.
 ms_add_test(test_cql_options SOURCES integration/test_cql_options.c LABELS integration
   FIXTURES cassandra TIMEOUT 60)
+
+# The four-node cluster is up and every node sees the others (label cluster).
+add_test(NAME cluster_status COMMAND ${PROJECT_SOURCE_DIR}/tests/cluster/check_cluster.sh)
+set_tests_properties(cluster_status PROPERTIES LABELS cluster FIXTURES_REQUIRED cassandra_cluster
+  TIMEOUT 300)
