@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "server/realtime_api.h"
 #include "server/server.h"
 
 #include <msgstore/store.h>
@@ -78,10 +79,19 @@ int cmd_serve(int argc, char **argv)
         store_close(st);
         return rc == MS_ERR_INVALID ? MS_EXIT_USAGE : MS_EXIT_FAIL;
     }
+    srv_rt *rt = NULL; /* WebSocket/SSE, commit hook, Redis bridge (docs/realtime.md) */
+    rc = srv_rt_install(server, &cfg, &rt, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "msgstore serve: %s\n", err[0] ? err : ms_err_str(rc));
+        srv_free(server);
+        store_close(st);
+        return rc == MS_ERR_INVALID ? MS_EXIT_USAGE : MS_EXIT_FAIL;
+    }
     rc = srv_start(server, err, sizeof err);
     if (rc) {
         fprintf(stderr, "msgstore serve: %s\n", err[0] ? err : ms_err_str(rc));
         srv_free(server);
+        srv_rt_free(rt);
         store_close(st);
         return rc == MS_ERR_INVALID ? MS_EXIT_USAGE : MS_EXIT_FAIL;
     }
@@ -96,6 +106,7 @@ int cmd_serve(int argc, char **argv)
     MS_INFO("serve", "%s: stopping (grace %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
             (long long)cfg.shutdown_timeout_ms);
     int cut = srv_stop(server);
+    srv_rt_free(rt);
     store_close(st); /* commits what the writer still holds */
     srv_free(server);
     if (cut)

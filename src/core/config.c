@@ -158,6 +158,11 @@ static const opt opts[] = {
      "PEM key for MSGSTORE_TLS_CERT"},
     {"MSGSTORE_REDIS_URL", T_STR, F(redis_url), 0, 0, NULL, D(""), false,
      "redis://host:port of the Redis that carries events between instances (empty: one instance)"},
+    {"MSGSTORE_RT_QUEUE_MAX", T_INT, F(rt_queue_max), 16, 1000000, NULL, D("1024"), false,
+     "events queued per real-time subscriber; a subscriber that falls further behind gets a "
+     "resync event and is closed"},
+    {"MSGSTORE_PRESENCE_TTL", T_DURATION, F(presence_ttl_ms), 1000, 3600000, NULL, D("30s"), false,
+     "presence heartbeat lifetime: a user whose heartbeats stop for this long goes offline"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])

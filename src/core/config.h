@@ -105,6 +105,8 @@ typedef struct ms_config {
     char tls_cert[MS_CONFIG_STR];
     char tls_key[MS_CONFIG_STR];
     char redis_url[MS_CONFIG_STR]; /* empty: single instance, in-process fan-out */
+    int rt_queue_max;              /* events queued per real-time subscriber */
+    int64_t presence_ttl_ms;       /* presence heartbeat lifetime */
 } ms_config;
 
 /* Looks a variable up; returns NULL when unset. getenv() fits. */

@@ -269,6 +269,14 @@ static void h_health(http_request *r, void *ctx)
         json_object_set_new(db, "keyspace", json_string(s->cfg.scylla_keyspace));
         json_object_set_new(db, "local_datacenter", json_string(s->cfg.scylla_local_datacenter));
     }
+    if (o && s->hx_fn) {
+        bool degraded = false;
+        json_t *x = s->hx_fn(s->hx_ctx, &degraded);
+        if (x)
+            json_object_set_new(o, s->hx_name, x);
+        if (degraded && checked && ok)
+            json_object_set_new(o, "status", json_string("degraded"));
+    }
     http_respond_json(r, checked && !ok ? 503 : 200, o);
 }
 

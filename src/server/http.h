@@ -283,6 +283,16 @@ int http_stream_write(http_stream *s, const void *data, size_t len);
 /* Ends the stream after what is queued; on_closed follows. */
 void http_stream_end(http_stream *s);
 
+/* Bytes written with http_stream_write() and not yet handed to the socket. */
+size_t http_stream_queued(const http_stream *s);
+
+/*
+ * Cuts the connection now (shutdown(2), as the server cuts connections), for
+ * a client that stopped reading: on_closed follows once h2o notices. Nothing
+ * more may be written.
+ */
+void http_stream_abort(http_stream *s);
+
 /* ------------------------------------------------------------------ */
 /* WebSocket (RFC 6455 over HTTP/1.1, via h2o + wslay).               */
 
@@ -308,6 +318,16 @@ int http_ws_send(http_ws *ws, const void *data, size_t len, bool binary);
 
 /* Closes the ws (sends a close frame); on_message gets data NULL. */
 void http_ws_close(http_ws *ws);
+
+/* Messages queued in the ws (wslay) and not yet written to the socket. */
+size_t http_ws_queued(const http_ws *ws);
+
+/*
+ * Cuts the connection now without a close handshake (a peer that does not
+ * read would never complete one); on_message gets data NULL once h2o
+ * notices. Not from inside on_message.
+ */
+void http_ws_abort(http_ws *ws);
 
 /* The worker (and loop) the ws lives on. */
 int http_ws_worker(const http_ws *ws);

@@ -15,6 +15,7 @@
 #include <h2o/websocket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define STREAM_MAX_QUEUED (1024 * 1024)
 
@@ -23,6 +24,7 @@ struct http_stream {
     h2o_req_t *req;
     http_stream_closed_fn on_closed;
     void *ctx;
+    int fd;         /* the connection's socket, for http_stream_abort() */
     char *inflight; /* being written; freed when h2o asks for more */
     char *pending;
     size_t pending_len, pending_cap;
@@ -92,6 +94,7 @@ http_stream *http_stream_start(http_request *r, int status, const char *content_
     s->gen.proceed = stream_proceed;
     s->gen.stop = stream_stop;
     s->req = req;
+    s->fd = r->conn ? r->conn->fd : -1;
     s->on_closed = on_closed;
     s->ctx = ctx;
     r->answered = true;
@@ -144,6 +147,17 @@ void http_stream_end(http_stream *s)
     stream_flush(s);
 }
 
+size_t http_stream_queued(const http_stream *s)
+{
+    return s->pending_len;
+}
+
+void http_stream_abort(http_stream *s)
+{
+    if (!s->closed && s->fd >= 0)
+        shutdown(s->fd, SHUT_RDWR); /* h2o fails the pending write and closes */
+}
+
 /* ------------------------------------------------------------------ */
 /* WebSocket                                                          */
 
@@ -153,6 +167,7 @@ struct http_ws {
     http_ws_message_fn cb;
     void *ctx;
     int in_callback;
+    int fd; /* the connection's socket, for http_ws_abort() */
     bool closing;
 };
 
@@ -187,6 +202,7 @@ http_ws *http_ws_accept(http_request *r, http_ws_message_fn on_message, void *ct
     if (!ws)
         return NULL;
     ws->w = r->w;
+    ws->fd = r->conn ? r->conn->fd : -1;
     ws->cb = on_message;
     ws->ctx = ctx;
     if (r->conn)
@@ -219,6 +235,18 @@ void http_ws_close(http_ws *ws)
     wslay_event_queue_close(ws->conn->ws_ctx, 1001, NULL, 0);
     if (!ws->in_callback && ws->conn->sock)
         h2o_websocket_proceed(ws->conn);
+}
+
+size_t http_ws_queued(const http_ws *ws)
+{
+    return wslay_event_get_queued_msg_count(ws->conn->ws_ctx);
+}
+
+void http_ws_abort(http_ws *ws)
+{
+    /* h2o notices on its pending write or next read and closes (ws_on_msg(NULL)). */
+    if (ws->fd >= 0)
+        shutdown(ws->fd, SHUT_RDWR);
 }
 
 int http_ws_worker(const http_ws *ws)

@@ -240,6 +240,13 @@ void srv_set_worker_hooks(srv *s, http_worker_hook_fn on_start, http_worker_hook
     s->x_ctx = ctx;
 }
 
+void srv_set_health_section(srv *s, const char *name, srv_health_section_fn fn, void *ctx)
+{
+    s->hx_name = name;
+    s->hx_fn = fn;
+    s->hx_ctx = ctx;
+}
+
 int srv_start(srv *s, char *err, size_t errlen)
 {
     s->started_ms = srv__unix_ms();

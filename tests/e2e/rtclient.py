@@ -181,10 +181,11 @@ class SseClient:
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         self.conn.request("GET", path, headers=headers)
+        # http.client forgets the socket of a response that ends the connection.
+        self.sock = self.conn.sock
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.headers = dict((k.lower(), v) for k, v in self.resp.getheaders())
-        self.sock = self.conn.sock
         self.last_id = None
 
     def next_event(self, timeout=5.0):
@@ -192,7 +193,7 @@ class SseClient:
         self.sock.settimeout(timeout)
         ev = {"id": None, "event": "message", "data": []}
         while True:
-            line = self.resp.fp.readline()
+            line = self.resp.readline()
             if not line:
                 raise WsClosed("stream ended")
             line = line.decode().rstrip("\r\n")
@@ -262,7 +263,8 @@ class Msgstore:
         raise RuntimeError(f"{name} did not start: {self.tail()}")
 
     def tail(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read()[-2000:].decode(errors="replace")
 

@@ -1,0 +1,833 @@
+/*
+ * realtime_api.c - WebSocket and SSE subscriptions, typing and presence
+ * endpoints, and the commit hook that feeds the realtime hub.
+ *
+ * A session is one WebSocket or one SSE stream. It owns an rt_sub (the
+ * hub's bounded queue) and moves events from it to its transport only while
+ * the transport has little queued (a window of WS_WINDOW messages in wslay,
+ * SSE_WINDOW bytes in the stream): the backlog of a slow client stays in the
+ * hub queue as shared references, and when that overflows the client gets a
+ * resync event and is closed (cut after CLOSE_GRACE_MS when it does not even
+ * read the close). Sessions that still have events but no room are on their
+ * worker's blocked list, flushed again after every loop iteration (uv_check)
+ * since every write completion wakes the loop.
+ *
+ * Lifetime: a transport's close callback may run inside a send (h2o closes
+ * a WebSocket from h2o_websocket_proceed on a write error). A session is
+ * therefore freed only when it is not in a flush (busy == 0).
+ */
+#include "server/realtime_api.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "server/server_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RT_WORKERS         64 /* the hub's worker slots; the server uses the first N */
+#define WS_WINDOW          4  /* messages handed to wslay at once */
+#define SSE_WINDOW         (64 * 1024)
+#define CLOSE_GRACE_MS     2000
+#define SSE_PING_MS        15000
+#define MAX_CLIENT_MESSAGE (64 * 1024)
+
+typedef struct session session;
+
+typedef struct wstate {
+    srv_rt *rt;
+    int idx;
+    uv_loop_t *loop;
+    bool attached;
+    uv_check_t check;
+    bool check_on;
+    uv_timer_t ping;
+    session *all;
+    session *blocked;
+} wstate;
+
+struct srv_rt {
+    srv *s;
+    rt_hub *hub;
+    rt_bridge *bridge;
+    bool has_redis;
+    int64_t presence_ttl_ms;
+    wstate w[RT_WORKERS];
+};
+
+struct session {
+    wstate *w;
+    http_ws *ws;
+    http_stream *st;
+    rt_sub *sub;
+    session *next, *prev;   /* all sessions of the worker */
+    session *bnext, *bprev; /* blocked list */
+    bool blocked;
+    bool gone;    /* the transport closed: nothing may touch ws/st */
+    bool closing; /* we asked the transport to close */
+    int busy;
+    uv_timer_t *kill;    /* CLOSE_GRACE_MS after closing */
+    uint64_t (*pres)[2]; /* (channel, user) this session sent presence for */
+    uint32_t npres, pres_cap;
+};
+
+/* ------------------------------------------------------------ sessions */
+
+static void on_check(uv_check_t *c);
+
+static void block_link(session *ss)
+{
+    if (ss->blocked)
+        return;
+    wstate *w = ss->w;
+    ss->blocked = true;
+    ss->bprev = NULL;
+    ss->bnext = w->blocked;
+    if (w->blocked)
+        w->blocked->bprev = ss;
+    w->blocked = ss;
+    if (!w->check_on) {
+        w->check_on = true;
+        uv_check_start(&w->check, on_check);
+    }
+}
+
+static void block_unlink(session *ss)
+{
+    if (!ss->blocked)
+        return;
+    if (ss->bprev)
+        ss->bprev->bnext = ss->bnext;
+    else
+        ss->w->blocked = ss->bnext;
+    if (ss->bnext)
+        ss->bnext->bprev = ss->bprev;
+    ss->blocked = false;
+    ss->bnext = ss->bprev = NULL;
+}
+
+static void kill_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void session_free(session *ss)
+{
+    wstate *w = ss->w;
+    block_unlink(ss);
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        w->all = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+    for (uint32_t i = 0; i < ss->npres; i++)
+        rt_presence_leave(w->rt->hub, ss->pres[i][0], ss->pres[i][1]);
+    free(ss->pres);
+    rt_sub_destroy(ss->sub);
+    if (ss->kill) {
+        uv_timer_stop(ss->kill);
+        uv_close((uv_handle_t *)ss->kill, kill_closed);
+    }
+    free(ss);
+}
+
+/* Ends a section that held the session; frees it if its transport went away
+ * meanwhile. Returns true when it was freed (then it must not be touched). */
+static bool release(session *ss)
+{
+    ss->busy--;
+    if (ss->gone && ss->busy == 0) {
+        session_free(ss);
+        return true;
+    }
+    return false;
+}
+
+/* Room for one more event in the transport. */
+static bool has_room(session *ss)
+{
+    if (ss->ws)
+        return http_ws_queued(ss->ws) < WS_WINDOW;
+    return http_stream_queued(ss->st) < SSE_WINDOW;
+}
+
+static void send_msg(session *ss, const rt_msg *m)
+{
+    if (ss->ws) {
+        http_ws_send(ss->ws, m->json, m->len, false);
+        return;
+    }
+    char head[96];
+    int n;
+    if (m->kind == RT_RESYNC)
+        n = snprintf(head, sizeof head, "event: resync\ndata: ");
+    else
+        n = snprintf(head, sizeof head, "id: %" PRIu64 "\nevent: %s\ndata: ", m->position,
+                     rt_kind_name((rt_kind)m->kind));
+    /* The JSON has no raw newline (escaped inside strings): one data line. */
+    if (http_stream_write(ss->st, head, (size_t)n) == 0 &&
+        http_stream_write(ss->st, m->json, m->len) == 0)
+        http_stream_write(ss->st, "\n\n", 2);
+}
+
+static void on_kill(uv_timer_t *t)
+{
+    session *ss = t->data;
+    if (ss->gone)
+        return;
+    MS_DEBUG("realtime", "closing a subscriber that does not read");
+    if (ss->ws)
+        http_ws_abort(ss->ws); /* its close callback frees the session */
+    else if (ss->st)
+        http_stream_abort(ss->st);
+}
+
+static void begin_close(session *ss)
+{
+    ss->closing = true;
+    ss->kill = malloc(sizeof *ss->kill);
+    if (ss->kill) {
+        uv_timer_init(ss->w->loop, ss->kill);
+        ss->kill->data = ss;
+        uv_timer_start(ss->kill, on_kill, CLOSE_GRACE_MS, 0);
+    }
+    if (ss->ws)
+        http_ws_close(ss->ws);
+    else
+        http_stream_end(ss->st);
+}
+
+/* Moves queued events to the transport while it has room. */
+static void flush(session *ss)
+{
+    if (ss->gone || ss->closing)
+        return;
+    ss->busy++;
+    while (!ss->gone && has_room(ss)) {
+        rt_msg *m = rt_sub_pop(ss->sub);
+        if (!m)
+            break;
+        send_msg(ss, m);
+        rt_msg_unref(m);
+    }
+    if (!ss->gone) {
+        if (rt_sub_queued(ss->sub) > 0)
+            block_link(ss);
+        else
+            block_unlink(ss);
+        if (rt_sub_closing(ss->sub) && rt_sub_queued(ss->sub) == 0 && !ss->closing)
+            begin_close(ss);
+    }
+    release(ss);
+}
+
+static void on_sub_ready(rt_sub *sub, void *ctx)
+{
+    (void)sub;
+    flush(ctx);
+}
+
+/* The transport is gone (client left, server stopping, we closed it). */
+static void transport_gone(session *ss)
+{
+    ss->gone = true;
+    ss->ws = NULL;
+    ss->st = NULL;
+    block_unlink(ss);
+    if (ss->busy == 0)
+        session_free(ss);
+}
+
+static void on_check(uv_check_t *c)
+{
+    wstate *w = c->data;
+    /* Detach the list: flushing may relink a session. */
+    session *list = w->blocked;
+    w->blocked = NULL;
+    for (session *ss = list; ss; ss = ss->bnext)
+        ss->blocked = false;
+    while (list) {
+        session *ss = list;
+        list = ss->bnext;
+        ss->bnext = ss->bprev = NULL;
+        if (list)
+            list->bprev = NULL;
+        flush(ss);
+    }
+    if (!w->blocked) {
+        uv_check_stop(&w->check);
+        w->check_on = false;
+    }
+}
+
+static session *session_new(wstate *w)
+{
+    session *ss = calloc(1, sizeof *ss);
+    if (!ss)
+        return NULL;
+    ss->w = w;
+    if (rt_sub_create(w->rt->hub, w->idx, on_sub_ready, ss, &ss->sub) != 0) {
+        free(ss);
+        return NULL;
+    }
+    ss->next = w->all;
+    if (w->all)
+        w->all->prev = ss;
+    w->all = ss;
+    return ss;
+}
+
+/* ------------------------------------------------------------- parsing */
+
+/* An id given as a decimal string or a non-negative JSON integer; 0 when not one. */
+static uint64_t json_to_id(json_t *v)
+{
+    if (json_is_integer(v))
+        return json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+    const char *s = json_string_value(v);
+    if (!s || !*s || strlen(s) > 20)
+        return 0;
+    uint64_t x = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        uint64_t d = (uint64_t)(*p - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return 0;
+        x = x * 10 + d;
+    }
+    return x;
+}
+
+static uint64_t str_to_id(const char *s)
+{
+    json_t *v = json_string(s);
+    uint64_t x = json_to_id(v);
+    json_decref(v);
+    return x;
+}
+
+/* --------------------------------------------------------- WebSocket */
+
+static void ws_send_json(session *ss, json_t *o)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text || !ss->ws)
+        return;
+    ss->busy++;
+    http_ws_send(ss->ws, text, strlen(text), false);
+    free(text);
+    release(ss);
+}
+
+static void ws_error(session *ss, const char *op, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void ws_error(session *ss, const char *op, int code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ws_send_json(ss, json_pack("{s:s, s:s, s:s, s:s?}", "type", "error", "code", ms_err_name(code),
+                               "message", msg, "op", op));
+}
+
+/* Reads a "channels" array into ids (at most max); -1 on a bad entry. */
+static int read_channels(json_t *arr, uint64_t *ids, size_t max, size_t *n)
+{
+    *n = 0;
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > max)
+        return -1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        uint64_t id = json_to_id(v);
+        if (!id)
+            return -1;
+        ids[(*n)++] = id;
+    }
+    return 0;
+}
+
+static json_t *ids_json(const uint64_t *ids, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, srv__id(ids[i]));
+    return a;
+}
+
+static void op_subscribe(session *ss, json_t *req)
+{
+    uint64_t ids[RT_SUB_MAX_CHANNELS];
+    size_t n;
+    if (read_channels(json_object_get(req, "channels"), ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
+        ws_error(ss, "subscribe", MS_ERR_INVALID,
+                 "channels: expected 1 to %d channel ids (decimal strings)", RT_SUB_MAX_CHANNELS);
+        return;
+    }
+    json_t *since = json_object_get(req, "since");
+    if (since && !json_is_object(since) && !json_is_null(since)) {
+        ws_error(ss, "subscribe", MS_ERR_INVALID, "since: expected {\"<channel>\":\"<position>\"}");
+        return;
+    }
+    /* Validate everything before following anything: bad input changes nothing. */
+    const char *key;
+    json_t *v;
+    if (json_is_object(since)) {
+        json_object_foreach(since, key, v)
+        {
+            if (!json_to_id(v) || !str_to_id(key)) {
+                ws_error(ss, "subscribe", MS_ERR_INVALID,
+                         "since.%s: expected a channel id mapped to a position", key);
+                return;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        char k[24];
+        snprintf(k, sizeof k, "%" PRIu64, ids[i]);
+        json_t *p = json_is_object(since) ? json_object_get(since, k) : NULL;
+        int rc = rt_sub_add(ss->sub, ids[i], p != NULL, p ? json_to_id(p) : 0);
+        if (rc != 0) {
+            ws_error(ss, "subscribe", rc, "channel %" PRIu64 ": %s", ids[i], ms_err_str(rc));
+            return;
+        }
+    }
+    ws_send_json(ss, json_pack("{s:s, s:o}", "type", "subscribed", "channels", ids_json(ids, n)));
+}
+
+static void op_unsubscribe(session *ss, json_t *req)
+{
+    uint64_t ids[RT_SUB_MAX_CHANNELS];
+    size_t n;
+    if (read_channels(json_object_get(req, "channels"), ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
+        ws_error(ss, "unsubscribe", MS_ERR_INVALID, "channels: expected channel ids");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        rt_sub_remove(ss->sub, ids[i]);
+    ws_send_json(ss, json_pack("{s:s, s:o}", "type", "unsubscribed", "channels", ids_json(ids, n)));
+}
+
+static int pres_remember(session *ss, uint64_t channel, uint64_t user)
+{
+    for (uint32_t i = 0; i < ss->npres; i++)
+        if (ss->pres[i][0] == channel && ss->pres[i][1] == user)
+            return 0;
+    if (ss->npres >= RT_SUB_MAX_CHANNELS)
+        return MS_ERR_TOO_LARGE;
+    if (ss->npres == ss->pres_cap) {
+        uint32_t cap = ss->pres_cap ? ss->pres_cap * 2 : 4;
+        void *p = realloc(ss->pres, cap * sizeof *ss->pres);
+        if (!p)
+            return MS_ERR_NOMEM;
+        ss->pres = p;
+        ss->pres_cap = cap;
+    }
+    ss->pres[ss->npres][0] = channel;
+    ss->pres[ss->npres][1] = user;
+    ss->npres++;
+    return 0;
+}
+
+static void op_typing(session *ss, json_t *req)
+{
+    uint64_t ch = json_to_id(json_object_get(req, "channel"));
+    uint64_t user = json_to_id(json_object_get(req, "user_id"));
+    if (!ch || !user) {
+        ws_error(ss, "typing", MS_ERR_INVALID, "expected channel and user_id (ids)");
+        return;
+    }
+    int rc = rt_typing(ss->w->rt->hub, ch, user);
+    if (rc)
+        ws_error(ss, "typing", rc, "%s", ms_err_str(rc));
+}
+
+static void op_presence(session *ss, json_t *req)
+{
+    uint64_t user = json_to_id(json_object_get(req, "user_id"));
+    const char *status = json_string_value(json_object_get(req, "status"));
+    uint64_t ids[RT_SUB_MAX_CHANNELS];
+    size_t n = 0;
+    json_t *chs = json_object_get(req, "channels");
+    if (!user || (status && strcmp(status, "online") != 0 && strcmp(status, "offline") != 0) ||
+        read_channels(chs, ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
+        ws_error(ss, "presence", MS_ERR_INVALID,
+                 "expected user_id, channels (ids) and optional status online|offline");
+        return;
+    }
+    bool offline = status && strcmp(status, "offline") == 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        if (offline) {
+            rc = rt_presence_leave(ss->w->rt->hub, ids[i], user);
+        } else {
+            rc = pres_remember(ss, ids[i], user);
+            if (rc == 0)
+                rc =
+                    rt_presence_heartbeat(ss->w->rt->hub, ids[i], user, ss->w->rt->presence_ttl_ms);
+        }
+        if (rc) {
+            ws_error(ss, "presence", rc, "%s", ms_err_str(rc));
+            return;
+        }
+    }
+}
+
+static void ws_on_message(http_ws *ws, const void *data, size_t len, bool binary, void *ctx)
+{
+    session *ss = ctx;
+    (void)ws;
+    if (!data) {
+        transport_gone(ss);
+        return;
+    }
+    if (ss->closing)
+        return;
+    if (binary || len > MAX_CLIENT_MESSAGE) {
+        ws_error(ss, NULL, MS_ERR_INVALID, "expected a JSON text message of at most %d bytes",
+                 MAX_CLIENT_MESSAGE);
+        return;
+    }
+    json_error_t jerr;
+    json_t *req = json_loadb(data, len, 0, &jerr);
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (!req || !json_is_object(req) || !op) {
+        ws_error(ss, NULL, MS_ERR_INVALID, "expected {\"op\":...}: %s", req ? "no op" : jerr.text);
+        json_decref(req);
+        return;
+    }
+    ss->busy++;
+    if (strcmp(op, "subscribe") == 0)
+        op_subscribe(ss, req);
+    else if (strcmp(op, "unsubscribe") == 0)
+        op_unsubscribe(ss, req);
+    else if (strcmp(op, "ping") == 0)
+        ws_send_json(ss,
+                     json_pack("{s:s, s:O?}", "type", "pong", "id", json_object_get(req, "id")));
+    else if (strcmp(op, "typing") == 0)
+        op_typing(ss, req);
+    else if (strcmp(op, "presence") == 0)
+        op_presence(ss, req);
+    else
+        ws_error(ss, op, MS_ERR_INVALID,
+                 "unknown op (subscribe, unsubscribe, ping, typing, presence)");
+    json_decref(req);
+    if (release(ss))
+        return;
+    /* Replays and resyncs queued by subscribe go out now. */
+    flush(ss);
+}
+
+static void h_ws(http_request *r, void *ctx)
+{
+    srv_rt *rt = ctx;
+    if (!http_ws_is_handshake(r)) {
+        http_respond_error(r, 426, "upgrade_required",
+                           "GET /v1/ws is a WebSocket endpoint (Upgrade: websocket)");
+        return;
+    }
+    wstate *w = &rt->w[http_request_worker(r)];
+    session *ss = session_new(w);
+    if (!ss) {
+        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
+        return;
+    }
+    ss->ws = http_ws_accept(r, ws_on_message, ss);
+    if (!ss->ws) {
+        session_free(ss);
+        http_respond_error(r, 400, "invalid_argument", "bad WebSocket handshake");
+        return;
+    }
+    char inst[24];
+    snprintf(inst, sizeof inst, "%016" PRIx64, rt_hub_instance(rt->hub));
+    ws_send_json(ss, json_pack("{s:s, s:i, s:s, s:i, s:i}", "type", "hello", "protocol", 1,
+                               "instance", inst, "presence_ttl_ms", (int)rt->presence_ttl_ms,
+                               "typing_ttl_ms", RT_TYPING_TTL_MS));
+}
+
+/* --------------------------------------------------------------- SSE */
+
+static void sse_closed(http_stream *st, void *ctx)
+{
+    (void)st;
+    transport_gone(ctx);
+}
+
+static void h_sse(http_request *r, void *ctx)
+{
+    srv_rt *rt = ctx;
+    uint64_t channel;
+    if (srv__path_id(r, "channel_id", &channel))
+        return;
+    /* Resume from Last-Event-ID (what EventSource sends) or ?since=. */
+    bool has_since = false;
+    uint64_t since = 0;
+    http_str last = http_request_header(r, "last-event-id");
+    const char *q = http_request_query(r, "since");
+    char buf[32];
+    const char *from = NULL;
+    if (last.base && last.len > 0 && last.len < sizeof buf) {
+        memcpy(buf, last.base, last.len);
+        buf[last.len] = '\0';
+        from = buf;
+    } else if (q) {
+        from = q;
+    }
+    if (from) {
+        since = str_to_id(from);
+        if (!since) {
+            http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID),
+                               "Last-Event-ID / since: expected a position (decimal id)");
+            return;
+        }
+        has_since = true;
+    }
+    wstate *w = &rt->w[http_request_worker(r)];
+    session *ss = session_new(w);
+    if (!ss) {
+        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
+        return;
+    }
+    int rc = rt_sub_add(ss->sub, channel, has_since, since);
+    if (rc) {
+        session_free(ss);
+        http_respond_ms_error(r, rc, 1, "%s", ms_err_str(rc));
+        return;
+    }
+    http_response_header(r, "x-accel-buffering", "no");
+    ss->st = http_stream_start(r, 200, "text/event-stream", sse_closed, ss);
+    /* The headers go with the first bytes; reconnect hint for EventSource. */
+    static const char hello[] = "retry: 2000\n: msgstore events\n\n";
+    http_stream_write(ss->st, hello, sizeof hello - 1);
+    flush(ss);
+}
+
+/* SSE streams notice a client that left only when they write: ping them. */
+static void on_ping(uv_timer_t *t)
+{
+    wstate *w = t->data;
+    for (session *ss = w->all, *next; ss; ss = next) {
+        next = ss->next;
+        if (ss->st && !ss->gone && !ss->closing)
+            http_stream_write(ss->st, ": ping\n\n", 8);
+    }
+}
+
+/* ------------------------------------------------- typing / presence */
+
+static void h_typing(http_request *r, void *ctx)
+{
+    srv_rt *rt = ctx;
+    static const char *const fields[] = {"user_id", NULL};
+    uint64_t channel, user;
+    if (srv__path_id(r, "channel_id", &channel))
+        return;
+    json_t *b = srv__body(r, true, fields);
+    if (!b)
+        return;
+    if (srv__field_id(r, b, "user_id", true, &user) == 0) {
+        int rc = rt_typing(rt->hub, channel, user);
+        if (rc)
+            http_respond_ms_error(r, rc, 1, "%s", ms_err_str(rc));
+        else
+            http_respond_empty(r, 204);
+    }
+    json_decref(b);
+}
+
+static void h_presence(http_request *r, void *ctx)
+{
+    srv_rt *rt = ctx;
+    uint64_t channel;
+    if (srv__path_id(r, "channel_id", &channel))
+        return;
+    uint64_t users[512];
+    json_t *o = json_object();
+    size_t n = rt_ephemeral_list(rt->hub, channel, false, users, 512);
+    json_object_set_new(o, "channel_id", srv__id(channel));
+    json_object_set_new(o, "online", ids_json(users, n));
+    n = rt_ephemeral_list(rt->hub, channel, true, users, 512);
+    json_object_set_new(o, "typing", ids_json(users, n));
+    http_respond_json(r, 200, o);
+}
+
+/* ---------------------------------------------------- hooks, install */
+
+static void on_commit(const srv_event *ev, void *ctx)
+{
+    srv_rt *rt = ctx;
+    int kind = rt_kind_parse(srv_event_name(ev->kind));
+    if (kind < 0 || ev->channel_id == 0)
+        return;
+    int rc = rt_publish(rt->hub, (rt_kind)kind, ev->channel_id, ev->json, ev->json_len, NULL);
+    if (rc)
+        MS_WARN("realtime", "event %s of channel %" PRIu64 " not published: %s",
+                srv_event_name(ev->kind), ev->channel_id, ms_err_str(rc));
+}
+
+static void on_worker_start(http_server *h, int worker, uv_loop_t *loop, void *ctx)
+{
+    (void)h;
+    srv_rt *rt = ctx;
+    if (worker < 0 || worker >= RT_WORKERS)
+        return;
+    wstate *w = &rt->w[worker];
+    w->rt = rt;
+    w->idx = worker;
+    w->loop = loop;
+    if (rt_hub_attach(rt->hub, worker, loop) != 0) {
+        MS_ERROR("realtime", "worker %d: cannot attach to the hub", worker);
+        return;
+    }
+    uv_check_init(loop, &w->check);
+    w->check.data = w;
+    uv_timer_init(loop, &w->ping);
+    w->ping.data = w;
+    uv_timer_start(&w->ping, on_ping, SSE_PING_MS, SSE_PING_MS);
+    uv_unref((uv_handle_t *)&w->ping);
+    w->attached = true;
+}
+
+static void on_shutdown(http_server *h, int worker, uv_loop_t *loop, void *ctx)
+{
+    (void)h;
+    (void)loop;
+    srv_rt *rt = ctx;
+    if (worker < 0 || worker >= RT_WORKERS || !rt->w[worker].attached)
+        return;
+    wstate *w = &rt->w[worker];
+    for (session *ss = w->all, *next; ss; ss = next) {
+        next = ss->next;
+        if (ss->gone || ss->closing)
+            continue;
+        ss->busy++;
+        if (ss->ws)
+            http_ws_close(ss->ws);
+        else if (ss->st)
+            http_stream_end(ss->st);
+        ss->closing = true;
+        release(ss);
+    }
+}
+
+static void on_worker_stop(http_server *h, int worker, uv_loop_t *loop, void *ctx)
+{
+    (void)h;
+    (void)loop;
+    srv_rt *rt = ctx;
+    if (worker < 0 || worker >= RT_WORKERS || !rt->w[worker].attached)
+        return;
+    wstate *w = &rt->w[worker];
+    /* Connections cut at the deadline may not have called back. */
+    while (w->all) {
+        session *ss = w->all;
+        ss->gone = true;
+        session_free(ss);
+    }
+    uv_check_stop(&w->check);
+    uv_close((uv_handle_t *)&w->check, NULL);
+    uv_timer_stop(&w->ping);
+    uv_close((uv_handle_t *)&w->ping, NULL);
+    rt_hub_detach(rt->hub, worker);
+    w->attached = false;
+}
+
+static json_t *health_section(void *ctx, bool *degraded)
+{
+    return srv_rt_health(ctx, degraded);
+}
+
+int srv_rt_install(srv *s, const ms_config *cfg, srv_rt **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    srv_rt *rt = calloc(1, sizeof *rt);
+    if (!rt) {
+        snprintf(err, errlen, "out of memory");
+        return MS_ERR_NOMEM;
+    }
+    rt->s = s;
+    rt->presence_ttl_ms = cfg->presence_ttl_ms;
+    rt_hub_options o;
+    rt_hub_options_default(&o);
+    o.workers = RT_WORKERS;
+    o.worker_id = cfg->worker_id;
+    o.epoch_ms = cfg->epoch_ms;
+    o.queue_max = (uint32_t)cfg->rt_queue_max;
+    int rc = rt_hub_create(&o, &rt->hub);
+    if (rc) {
+        snprintf(err, errlen, "realtime hub: %s", ms_err_str(rc));
+        free(rt);
+        return rc;
+    }
+    if (cfg->redis_url[0]) {
+        rc = rt_bridge_start(rt->hub, cfg->redis_url, &rt->bridge);
+        if (rc) {
+            snprintf(err, errlen,
+                     "MSGSTORE_REDIS_URL=\"%s\": expected redis://host[:port] (no credentials, "
+                     "no database number)",
+                     cfg->redis_url);
+            rt_hub_destroy(rt->hub);
+            free(rt);
+            return rc;
+        }
+        rt->has_redis = true;
+    }
+    http_server *h = srv_http(s);
+    unsigned A = HTTP_ROUTE_AUTH_API;
+    rc = 0;
+    rc |= http_server_route(h, HTTP_GET, "/v1/ws", A, h_ws, rt);
+    rc |= http_server_route(h, HTTP_GET, "/v1/channels/{channel_id}/events", A, h_sse, rt);
+    rc |= http_server_route(h, HTTP_POST, "/v1/channels/{channel_id}/typing", A, h_typing, rt);
+    rc |= http_server_route(h, HTTP_GET, "/v1/channels/{channel_id}/presence", A, h_presence, rt);
+    if (rc) {
+        snprintf(err, errlen, "realtime routes: %s", ms_err_str(rc));
+        srv_rt_free(rt);
+        return MS_ERR_INTERNAL;
+    }
+    srv_set_commit_hook(s, on_commit, rt);
+    srv_set_health_section(s, "realtime", health_section, rt);
+    srv_set_worker_hooks(s, on_worker_start, on_shutdown, on_worker_stop, rt);
+    *out = rt;
+    return 0;
+}
+
+void srv_rt_free(srv_rt *rt)
+{
+    if (!rt)
+        return;
+    rt_bridge_stop(rt->bridge);
+    rt_hub_destroy(rt->hub);
+    free(rt);
+}
+
+rt_hub *srv_rt_hub(srv_rt *rt)
+{
+    return rt->hub;
+}
+
+json_t *srv_rt_health(srv_rt *rt, bool *degraded)
+{
+    char err[256];
+    rt_bridge_state bs = rt_bridge_status(rt->bridge, err, sizeof err);
+    rt_hub_stats st;
+    rt_hub_stats_get(rt->hub, &st);
+    rt_bridge_stats bst;
+    rt_bridge_stats_get(rt->bridge, &bst);
+    *degraded = rt->has_redis && bs != RT_BRIDGE_UP;
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "status", *degraded ? "degraded" : "ok",
+                  "redis", rt_bridge_state_name(bs), "subscribers", (json_int_t)st.subscribers,
+                  "channels", (json_int_t)st.channels, "events_published", (json_int_t)st.published,
+                  "redis_dropped", (json_int_t)bst.dropped);
+    if (err[0])
+        json_object_set_new(o, "redis_error", json_string(err));
+    return o;
+}
