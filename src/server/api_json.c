@@ -268,49 +268,12 @@ static json_t *opt_ms(uint64_t ms)
     return ms ? json_integer((json_int_t)ms) : json_null();
 }
 
-static json_t *embedded_json(const char *text)
-{
-    if (!text)
-        return json_null();
-    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
-    return j ? j : json_null();
-}
-
 static json_t *str_or_null(const char *s)
 {
     if (!s)
         return json_null();
     json_t *j = json_string(s);
     return j ? j : json_null();
-}
-
-json_t *srv__message_json(const store_message *m)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", srv__id(m->id));
-    json_object_set_new(o, "channel_id", srv__id(m->channel_id));
-    json_object_set_new(o, "bucket", json_integer(m->bucket));
-    json_object_set_new(o, "sender_id", srv__id(m->sender_id));
-    json_object_set_new(o, "type", str_or_null(store_msg_type_name(m->type)));
-    json_object_set_new(o, "source", str_or_null(store_msg_source_name(m->source)));
-    json_t *content = json_stringn(m->content ? m->content : "", m->content ? m->content_len : 0);
-    json_object_set_new(o, "content", content ? content : json_string(""));
-    json_object_set_new(o, "reply_to", opt_id(m->reply_to));
-    json_object_set_new(o, "attachments", embedded_json(m->attachments));
-    json_object_set_new(o, "metadata", embedded_json(m->metadata));
-    json_object_set_new(o, "nonce", str_or_null(m->nonce));
-    if (m->has_telegram)
-        json_object_set_new(o, "telegram",
-                            json_pack("{s:o,s:o}", "chat_id", srv__i64(m->telegram_chat_id),
-                                      "message_id", srv__i64(m->telegram_message_id)));
-    else
-        json_object_set_new(o, "telegram", json_null());
-    json_object_set_new(o, "created_at_ms", json_integer((json_int_t)m->created_at_ms));
-    json_object_set_new(o, "is_edited", json_boolean(m->is_edited));
-    json_object_set_new(o, "edited_at_ms", opt_ms(m->edited_at_ms));
-    json_object_set_new(o, "is_deleted", json_boolean(m->is_deleted));
-    json_object_set_new(o, "deleted_at_ms", opt_ms(m->deleted_at_ms));
-    return o;
 }
 
 json_t *srv__pin_json(const store_pin_entry *p)

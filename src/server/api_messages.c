@@ -31,6 +31,17 @@ static call *call_new(srv *s, http_request *r, uint64_t channel_id, uint64_t mes
     return c;
 }
 
+/* Answers one message (and publishes it when ev_kind >= 0). */
+static void respond_message(call *c, int status, const store_message *m, int ev_kind)
+{
+    srv__jw w;
+    srv__jw_init(&w);
+    srv__jw_message(&w, m);
+    srv__jw_lit(&w, "\n");
+    srv__respond_publish_text(c->s, c->r, status, w.p, w.len, w.oom, ev_kind, m->channel_id, m->id);
+    srv__jw_free(&w);
+}
+
 /* A store call that failed before queuing (shutdown, out of memory). */
 static void call_failed(srv *s, http_request *r, int rc)
 {
@@ -53,9 +64,8 @@ static void on_inserted(int status, const char *detail, const store_message_resu
                  res->msg.id);
         http_response_header(c->r, "location", loc);
     }
-    srv__respond_publish(c->s, c->r, res->duplicate ? 200 : 201, srv__message_json(&res->msg),
-                         res->duplicate ? -1 : SRV_EV_MESSAGE_CREATED, res->msg.channel_id,
-                         res->msg.id);
+    respond_message(c, res->duplicate ? 200 : 201, &res->msg,
+                    res->duplicate ? -1 : SRV_EV_MESSAGE_CREATED);
 }
 
 static void h_create(http_request *r, void *ctx)
@@ -150,12 +160,21 @@ static void on_page(int status, const char *detail, const store_page_result *res
         srv__store_error(c->s, c->r, status, detail, false);
         return;
     }
-    json_t *items = json_array();
-    for (size_t i = 0; i < res->count; i++)
-        json_array_append_new(items, srv__message_json(&res->items[i]));
-    json_t *o = json_pack("{s:o,s:b,s:b}", "messages", items, "more_older", res->more_older,
-                          "more_newer", res->more_newer);
-    http_respond_json(c->r, 200, o);
+    srv__jw w;
+    srv__jw_init(&w);
+    srv__jw_lit(&w, "{\"messages\":[");
+    for (size_t i = 0; i < res->count; i++) {
+        if (i)
+            srv__jw_lit(&w, ",");
+        srv__jw_message(&w, &res->items[i]);
+    }
+    srv__jw_lit(&w, "],\"more_older\":");
+    srv__jw_bool(&w, res->more_older);
+    srv__jw_lit(&w, ",\"more_newer\":");
+    srv__jw_bool(&w, res->more_newer);
+    srv__jw_lit(&w, "}\n");
+    srv__respond_publish_text(c->s, c->r, 200, w.p, w.len, w.oom, -1, 0, 0);
+    srv__jw_free(&w);
 }
 
 static void h_page(http_request *r, void *ctx)
@@ -193,7 +212,7 @@ static void on_get(int status, const char *detail, const store_message_result *r
         srv__store_error(c->s, c->r, status, detail, false);
         return;
     }
-    http_respond_json(c->r, 200, srv__message_json(&res->msg));
+    respond_message(c, 200, &res->msg, -1);
 }
 
 static int message_ids(http_request *r, store_get_req *q)
@@ -220,8 +239,7 @@ static void on_edited(int status, const char *detail, const store_message_result
         srv__store_error(c->s, c->r, status, detail, true);
         return;
     }
-    srv__respond_publish(c->s, c->r, 200, srv__message_json(&res->msg), SRV_EV_MESSAGE_UPDATED,
-                         res->msg.channel_id, res->msg.id);
+    respond_message(c, 200, &res->msg, SRV_EV_MESSAGE_UPDATED);
 }
 
 static void h_edit(http_request *r, void *ctx)
@@ -250,8 +268,7 @@ static void on_deleted(int status, const char *detail, const store_message_resul
         srv__store_error(c->s, c->r, status, detail, false);
         return;
     }
-    srv__respond_publish(c->s, c->r, 200, srv__message_json(&res->msg), SRV_EV_MESSAGE_DELETED,
-                         res->msg.channel_id, res->msg.id);
+    respond_message(c, 200, &res->msg, SRV_EV_MESSAGE_DELETED);
 }
 
 static void h_delete(http_request *r, void *ctx)

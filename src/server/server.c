@@ -89,6 +89,30 @@ void srv__store_error(srv *s, http_request *r, int status, const char *detail, b
     }
 }
 
+void srv__respond_publish_text(srv *s, http_request *r, int status, const char *json, size_t len,
+                               bool oom, int ev_kind, uint64_t channel_id, uint64_t message_id)
+{
+    if (oom || !json) {
+        http_respond_error(r, 500, ms_err_name(MS_ERR_NOMEM), "out of memory");
+        return;
+    }
+    if (ev_kind >= 0 && s->hook) {
+        size_t evlen = len;
+        while (evlen && json[evlen - 1] == '\n')
+            evlen--;
+        srv_event ev = {.kind = (srv_event_kind)ev_kind,
+                        .channel_id = channel_id,
+                        .message_id = message_id,
+                        .json = json,
+                        .json_len = evlen,
+                        .worker = http_request_worker(r),
+                        .loop = http_request_loop(r),
+                        .request_id = http_request_id(r)};
+        s->hook(&ev, s->hook_ctx);
+    }
+    http_respond(r, status, "application/json", json, len);
+}
+
 void srv__respond_publish(srv *s, http_request *r, int status, json_t *body, int ev_kind,
                           uint64_t channel_id, uint64_t message_id)
 {
@@ -98,22 +122,8 @@ void srv__respond_publish(srv *s, http_request *r, int status, json_t *body, int
     }
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    if (!text) {
-        http_respond_error(r, 500, ms_err_name(MS_ERR_NOMEM), "out of memory");
-        return;
-    }
-    size_t len = strlen(text);
-    srv_event ev = {.kind = (srv_event_kind)ev_kind,
-                    .channel_id = channel_id,
-                    .message_id = message_id,
-                    .json = text,
-                    .json_len = len,
-                    .worker = http_request_worker(r),
-                    .loop = http_request_loop(r),
-                    .request_id = http_request_id(r)};
-    s->hook(&ev, s->hook_ctx);
-    text[len] = '\0';
-    http_respond(r, status, "application/json", text, len);
+    srv__respond_publish_text(s, r, status, text, text ? strlen(text) : 0, !text, ev_kind,
+                              channel_id, message_id);
     free(text);
 }
 

@@ -59,7 +59,6 @@ int srv__field_u64ms(http_request *r, json_t *o, const char *name, uint64_t *out
 
 json_t *srv__id(uint64_t id);
 json_t *srv__i64(int64_t v);
-json_t *srv__message_json(const store_message *m);
 json_t *srv__pin_json(const store_pin_entry *p);
 json_t *srv__channel_json(const store_channel *c);
 json_t *srv__sync_json(const store_sync_state *st);
@@ -70,6 +69,29 @@ void srv__store_error(srv *s, http_request *r, int status, const char *detail, b
 /* Answers with body (taken) and, when ev_kind >= 0, publishes it through the commit hook. */
 void srv__respond_publish(srv *s, http_request *r, int status, json_t *body, int ev_kind,
                           uint64_t channel_id, uint64_t message_id);
+/* The same with JSON text (copied); an out-of-memory writer answers 500. */
+void srv__respond_publish_text(srv *s, http_request *r, int status, const char *json, size_t len,
+                               bool oom, int ev_kind, uint64_t channel_id, uint64_t message_id);
+
+/* json_out.c: a growable buffer of compact JSON for the hot answers. */
+typedef struct srv__jw {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} srv__jw;
+void srv__jw_init(srv__jw *w);
+void srv__jw_free(srv__jw *w);
+void srv__jw_raw(srv__jw *w, const char *s, size_t n);
+void srv__jw_lit(srv__jw *w, const char *s);
+void srv__jw_str(srv__jw *w, const char *s, size_t n);
+void srv__jw_cstr(srv__jw *w, const char *s); /* NULL: null */
+void srv__jw_id(srv__jw *w, uint64_t id);
+void srv__jw_opt_id(srv__jw *w, uint64_t id); /* 0: null */
+void srv__jw_i64s(srv__jw *w, int64_t v);
+void srv__jw_u64(srv__jw *w, uint64_t v);
+void srv__jw_opt_ms(srv__jw *w, uint64_t ms);
+void srv__jw_bool(srv__jw *w, bool b);
+void srv__jw_message(srv__jw *w, const store_message *m);
 
 /* Route tables. */
 int srv__routes_messages(srv *s);
