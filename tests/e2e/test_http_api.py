@@ -527,6 +527,46 @@ def test_idle_and_max_connections(ctx):
         check(srv.stop() == 0, "clean exit")
 
 
+# ---------------------------------------------------------------- TLS
+
+def test_tls(ctx):
+    import ssl
+    tmp = tempfile.mkdtemp(dir=ctx["tmp"])
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "1", "-subj", "/CN=127.0.0.1"], capture_output=True, timeout=60)
+    check(p.returncode == 0, "openssl made a certificate", p.stderr)
+    srv = Server(tmp, env={"MSGSTORE_TLS_CERT": cert, "MSGSTORE_TLS_KEY": key})
+    try:
+        sc = ssl.create_default_context(cafile=cert)
+        sc.check_hostname = False
+        import http.client
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=sc, timeout=10)
+        conn.request("GET", "/health/ready")
+        r = conn.getresponse()
+        check(r.status == 200 and b"ready" in r.read(), "HTTPS answers")
+        conn.request("POST", "/v1/channels/%d/messages" % channel(), body=b'{"sender_id":"1","content":"tls"}',
+                     headers={"Authorization": "Bearer " + TOKEN})
+        r = conn.getresponse()
+        check(r.status == 201, "API over TLS", r.status, r.read())
+        r.read()
+        conn.close()
+        check(sc.wrap_socket(socket.create_connection(("127.0.0.1", srv.port)), server_hostname="x").version()
+              in ("TLSv1.2", "TLSv1.3"), "TLS 1.2+")
+        # plain HTTP on the TLS port does not get an answer in clear
+        out = raw_exchange(srv.port, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3, read_until_close=True)
+        check(not out.startswith(b"HTTP/1.1 200"), "no clear-text answer on the TLS port", out[:50])
+        env = dict(srv.env, MSGSTORE_PORT=str(srv.port))
+        p = subprocess.run([MSGSTORE, "health"], env=env, capture_output=True, timeout=30)
+        check(p.returncode == 0, "msgstore health speaks TLS", p.stdout, p.stderr)
+    finally:
+        check(srv.stop() == 0, "clean exit")
+    env = dict(os.environ, MSGSTORE_PORT="0", MSGSTORE_TLS_CERT=key, MSGSTORE_TLS_KEY=key,
+               MSGSTORE_SQLITE_PATH=os.path.join(tmp, "x.db"))
+    p = subprocess.run([MSGSTORE, "serve"], env=env, capture_output=True, timeout=30)
+    check(p.returncode == 2 and b"MSGSTORE_TLS_CERT" in p.stderr, "a bad certificate stops the start", p.stderr)
+
+
 # ---------------------------------------------------------------- CLI
 
 def test_health_command(ctx):
