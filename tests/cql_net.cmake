@@ -4,4 +4,6 @@ if(TARGET msgstore_cql)
   foreach(t lru breaker backoff ring lb)
     ms_add_test(test_cql_${t} SOURCES unit/test_cql_${t}.c LIBS msgstore_cql msgstore_core LABELS unit)
   endforeach()
+  ms_add_test(test_cql_session SOURCES integration/test_cql_session.c
+    LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra TIMEOUT 300)
 endif()

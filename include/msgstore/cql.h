@@ -142,6 +142,8 @@ typedef struct cql_host_info {
     uint64_t requests;  /* requests sent to it */
     uint64_t errors;    /* failed attempts on it */
     uint32_t nr_shards; /* ScyllaDB shards, 0 for Cassandra */
+    bool lz4;           /* the pool's connections negotiated LZ4 */
+    bool tls;           /* the connections use TLS */
 } cql_host_info;
 
 typedef void (*cql_host_event_cb)(cql_session *s, cql_host_event ev, const cql_host_info *host,

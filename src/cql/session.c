@@ -1,0 +1,719 @@
+/*
+ * session.c - a CQL session: options, hosts, load-balancing views, the token
+ * ring per keyspace, housekeeping, stats and closing.
+ */
+#include "cql/session.h"
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "cql/retry.h"
+#include "cql/status.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cql__prepared_cache_init(cql_session *s);
+
+int64_t cql__now(const cql_session *s)
+{
+    return (int64_t)uv_now(s->loop);
+}
+
+uv_loop_t *cql_session_loop(const cql_session *s)
+{
+    return s->loop;
+}
+
+/* ---- options ----------------------------------------------------------------- */
+
+void cql_options_init(cql_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->contact_points = "127.0.0.1";
+    o->port = 9042;
+    o->connect_timeout_ms = 5000;
+    o->request_timeout_ms = 12000;
+    o->heartbeat_ms = 30000;
+    o->idle_timeout_ms = 60000;
+    o->pool_size = 1;
+    o->prepared_cache_size = 1000;
+    o->prepare_on_all_hosts = true;
+    o->retry = (cql_backoff){CQL_BACKOFF_EXPONENTIAL, CQL_JITTER_FULL, 100, 2000, 2};
+    o->reconnect = (cql_backoff){CQL_BACKOFF_EXPONENTIAL, CQL_JITTER_EQUAL, 500, 30000, 0};
+    o->breaker_threshold = 5;
+    o->breaker_reset_ms = 30000;
+    o->compression = true;
+    o->token_aware = true;
+    o->shard_aware = true;
+    o->shard_port_lo = 49152;
+    o->shard_port_hi = 65535;
+    o->default_consistency = CQL_CONSISTENCY_LOCAL_QUORUM;
+    o->default_serial_consistency = CQL_CONSISTENCY_LOCAL_SERIAL;
+    o->default_page_size = 5000;
+    o->client_timestamps = true;
+    o->speculative_delay_ms = 0;
+    o->speculative_max = 1;
+    o->wait_schema_agreement = true;
+    o->schema_agreement_ms = 10000;
+    o->tls.verify_peer = true;
+    o->tls.verify_hostname = true;
+    o->name = "default";
+}
+
+void cql_options_from_config(cql_options *o, const ms_config *c)
+{
+    cql_options_init(o);
+    o->contact_points = c->scylla_contact_points;
+    o->port = c->scylla_port;
+    o->keyspace = c->scylla_keyspace[0] ? c->scylla_keyspace : NULL;
+    o->username = c->scylla_username[0] ? c->scylla_username : NULL;
+    o->password = c->scylla_password[0] ? c->scylla_password : NULL;
+    o->local_dc = c->scylla_local_datacenter[0] ? c->scylla_local_datacenter : NULL;
+    o->allow_remote_dc = c->scylla_allow_remote_dc;
+    o->connect_timeout_ms = c->scylla_connect_timeout_ms;
+    o->request_timeout_ms = c->scylla_request_timeout_ms;
+    o->pool_size = c->scylla_pool_size;
+    o->prepared_cache_size = c->scylla_prepared_cache_size;
+    o->retry.base_ms = c->scylla_retry_base_delay_ms;
+    o->retry.cap_ms = c->scylla_retry_max_delay_ms;
+    o->retry.max_attempts = c->scylla_retry_max_attempts > 0 ? c->scylla_retry_max_attempts - 1 : 0;
+    o->breaker_threshold = c->scylla_breaker_failure_threshold;
+    o->breaker_reset_ms = c->scylla_breaker_reset_timeout_ms;
+    o->compression = c->scylla_compression;
+    o->default_consistency = (int)c->scylla_default_consistency;
+    o->default_serial_consistency = (int)c->scylla_serial_consistency;
+    o->tls.enabled = c->scylla_ssl_enabled;
+    o->tls.ca_file = c->scylla_ssl_ca_certs[0] ? c->scylla_ssl_ca_certs : NULL;
+    o->tls.cert_file = c->scylla_ssl_certfile[0] ? c->scylla_ssl_certfile : NULL;
+    o->tls.key_file = c->scylla_ssl_keyfile[0] ? c->scylla_ssl_keyfile : NULL;
+    o->tls.verify_hostname = c->scylla_ssl_verify_hostname;
+}
+
+static char *dup_opt(const char *s)
+{
+    return s && s[0] ? strdup(s) : NULL;
+}
+
+static bool valid_ident(const char *s)
+{
+    if (!s || !s[0] || strlen(s) > 48)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return false;
+    return true;
+}
+
+static int check_backoff(const cql_backoff *b)
+{
+    return b->base_ms >= 0 && b->cap_ms >= 0 && b->max_attempts >= 0 &&
+           (b->kind == CQL_BACKOFF_EXPONENTIAL || b->kind == CQL_BACKOFF_CONSTANT);
+}
+
+static int validate(const cql_options *o, char *err, size_t errlen)
+{
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        if (errlen)                                                                                \
+            snprintf(err, errlen, __VA_ARGS__);                                                    \
+        return MS_ERR_INVALID;                                                                     \
+    } while (0)
+    if (!o->contact_points || !o->contact_points[0])
+        BAD("contact_points: at least one host is needed");
+    if (o->port < 1 || o->port > 65535)
+        BAD("port %d: expected 1 to 65535", o->port);
+    if (o->keyspace && o->keyspace[0] && !valid_ident(o->keyspace))
+        BAD("keyspace \"%s\": expected letters, digits and underscores (at most 48)", o->keyspace);
+    if (o->connect_timeout_ms < 1 || o->request_timeout_ms < 1)
+        BAD("connect and request timeouts must be positive");
+    if (o->pool_size < 1 || o->pool_size > 64)
+        BAD("pool_size %d: expected 1 to 64", o->pool_size);
+    if (o->prepared_cache_size < 1)
+        BAD("prepared_cache_size %d: expected at least 1", o->prepared_cache_size);
+    if (!check_backoff(&o->retry) || !check_backoff(&o->reconnect))
+        BAD("retry/reconnect backoff: negative values");
+    if (o->breaker_threshold < 1 || o->breaker_reset_ms < 1)
+        BAD("breaker threshold and reset timeout must be positive");
+    if (o->default_consistency < 0 || o->default_consistency > CQL_CONSISTENCY_LOCAL_ONE)
+        BAD("default consistency %d is not a consistency level", o->default_consistency);
+    if (o->default_serial_consistency != CQL_CONSISTENCY_SERIAL &&
+        o->default_serial_consistency != CQL_CONSISTENCY_LOCAL_SERIAL)
+        BAD("default serial consistency must be SERIAL or LOCAL_SERIAL");
+    if (o->speculative_max < 0 || o->speculative_max > CQL_MAX_ATTEMPTS_ACTIVE - 1)
+        BAD("speculative_max %d: expected 0 to %d", o->speculative_max,
+            CQL_MAX_ATTEMPTS_ACTIVE - 1);
+    if (o->shard_port_lo > o->shard_port_hi || o->shard_port_lo == 0)
+        BAD("shard source port range %u-%u is empty", o->shard_port_lo, o->shard_port_hi);
+    if ((o->username && o->username[0]) != (o->password != NULL))
+        BAD("username and password: set both, or neither");
+    return 0;
+#undef BAD
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static void house_fn(uv_timer_t *t);
+
+int cql_session_new(uv_loop_t *loop, const cql_options *o, cql_session **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    if (errlen)
+        err[0] = '\0';
+    if (!loop || !o)
+        return MS_ERR_INVALID;
+    int rc = validate(o, err, errlen);
+    if (rc < 0)
+        return rc;
+    cql_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return MS_ERR_NOMEM;
+    s->loop = loop;
+    s->o = *o;
+    s->contact_points = strdup(o->contact_points);
+    s->keyspace = dup_opt(o->keyspace);
+    s->username = dup_opt(o->username);
+    s->password = o->password ? strdup(o->password) : NULL;
+    s->local_dc = dup_opt(o->local_dc);
+    s->name = strdup(o->name && o->name[0] ? o->name : "default");
+    s->tls_ca = dup_opt(o->tls.ca_file);
+    s->tls_cert = dup_opt(o->tls.cert_file);
+    s->tls_key = dup_opt(o->tls.key_file);
+    s->rng = cql__rand_seed();
+    cql_buf_init(&s->scratch);
+    bool nomem = !s->contact_points || !s->name ||
+                 (o->keyspace && o->keyspace[0] && !s->keyspace) ||
+                 (o->username && o->username[0] && !s->username) || (o->password && !s->password);
+    if (nomem || cql__prepared_cache_init(s) < 0) {
+        rc = MS_ERR_NOMEM;
+        goto fail;
+    }
+    if (o->tls.enabled) {
+        cql_tls_cfg tc = {s->tls_ca, s->tls_cert, s->tls_key, o->tls.verify_peer,
+                          o->tls.verify_hostname};
+        rc = cql__tls_ctx_new(&tc, &s->ssl_ctx, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
+    s->pool_cfg = (cql_conn_cfg){
+        .loop = loop,
+        .ssl_ctx = s->ssl_ctx,
+        .verify_hostname = o->tls.verify_hostname && o->tls.verify_peer,
+        .username = s->username,
+        .password = s->password,
+        .keyspace = s->keyspace,
+        .compression = o->compression,
+        .register_events = false,
+        .connect_timeout_ms = o->connect_timeout_ms,
+        .max_frame = 0,
+    };
+    s->control_cfg = s->pool_cfg;
+    s->control_cfg.keyspace = NULL;
+    s->control_cfg.register_events = true;
+    if (cql__tq_init(&s->tq, loop) < 0 || uv_timer_init(loop, &s->house) < 0) {
+        rc = MS_ERR_IO;
+        goto fail;
+    }
+    s->house.data = s;
+    s->open_handles = 2;
+    snprintf(s->mlabel, sizeof(s->mlabel), "session=\"%.60s\"", s->name);
+    s->m_requests =
+        ms_counter_get("msgstore_cql_requests_total", s->mlabel, "CQL requests completed");
+    s->m_retries = ms_counter_get("msgstore_cql_retries_total", s->mlabel,
+                                  "CQL attempts repeated after a failure");
+    s->m_timeouts = ms_counter_get("msgstore_cql_timeouts_total", s->mlabel,
+                                   "CQL requests whose deadline passed");
+    s->m_spec = ms_counter_get("msgstore_cql_speculative_total", s->mlabel,
+                               "CQL speculative executions started");
+    s->m_breaker_rej = ms_counter_get("msgstore_cql_breaker_rejections_total", s->mlabel,
+                                      "CQL attempts refused by an open circuit breaker");
+    s->m_reprepares = ms_counter_get("msgstore_cql_reprepares_total", s->mlabel,
+                                     "CQL statements re-prepared after UNPREPARED");
+    s->m_latency = ms_histogram_get("msgstore_cql_request_duration_seconds", s->mlabel,
+                                    "CQL request latency, retries included");
+    s->state = CQL_S_NEW;
+    *out = s;
+    return 0;
+fail:
+    if (s->ssl_ctx)
+        SSL_CTX_free(s->ssl_ctx);
+    cql__lru_destroy(&s->cache);
+    free(s->contact_points);
+    free(s->keyspace);
+    free(s->username);
+    free(s->password);
+    free(s->local_dc);
+    free(s->name);
+    free(s->tls_ca);
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s);
+    return rc;
+}
+
+int cql_session_connect(cql_session *s, cql_connect_cb cb, void *ud)
+{
+    if (!s || s->state != CQL_S_NEW)
+        return MS_ERR_INVALID;
+    s->connect_cb = cb;
+    s->connect_ud = ud;
+    s->state = CQL_S_CONNECTING;
+    uv_timer_start(&s->house, house_fn, 1000, 1000);
+    int rc = cql__cluster_start(s);
+    if (rc < 0) {
+        s->state = CQL_S_NEW;
+        uv_timer_stop(&s->house);
+        return rc;
+    }
+    return 0;
+}
+
+void cql__connect_done(cql_session *s, const cql_status *st)
+{
+    if (s->state != CQL_S_CONNECTING)
+        return;
+    cql_status fail;
+    if (!st) {
+        /* a pool connection failed: give up only when no host can still make it */
+        if (!cql__cluster_ready(s))
+            return;
+        for (size_t i = 0; i < s->nhosts; i++) {
+            cql_host *h = s->hosts[i];
+            if (h->pooled && !h->removed && (h->up || h->connecting > 0))
+                return;
+        }
+        char msg[200] = "";
+        for (size_t i = 0; i < s->nhosts; i++)
+            if (s->hosts[i]->pooled && s->hosts[i]->last_error[0]) {
+                snprintf(msg, sizeof(msg), "%s", s->hosts[i]->last_error);
+                break;
+            }
+        cql__status_set(&fail, MS_ERR_UNAVAILABLE, NULL,
+                        "no host of the local DC accepted a "
+                        "connection%s%s",
+                        msg[0] ? ": " : "", msg);
+        st = &fail;
+    }
+    if (st->code < 0 && !cql__cluster_ready(s))
+        s->state = CQL_S_FAILED; /* no control connection: nothing to retry */
+    else
+        s->state = CQL_S_READY; /* hosts keep reconnecting in the background */
+    if (st->code == 0)
+        MS_INFO("cql", "session %s connected (%zu hosts, local DC %s)", s->name, s->nhosts,
+                s->local_dc ? s->local_dc : "?");
+    if (st->code < 0) {
+        /* requests waiting for the connection get the reason */
+        while (s->waiting) {
+            cql_request *r = s->waiting;
+            s->waiting = r->next;
+            r->waiting = false;
+            r->next = NULL;
+            cql__req_fail_later(r, st->code, "%s", st->message);
+        }
+    } else {
+        cql__req_resume_waiting(s);
+    }
+    if (!s->connect_reported) {
+        s->connect_reported = true;
+        if (s->connect_cb)
+            s->connect_cb(s, st, s->connect_ud);
+    }
+}
+
+static void house_fn(uv_timer_t *t)
+{
+    cql_session *s = t->data;
+    int64_t now = cql__now(s);
+    for (size_t i = 0; i < s->nhosts; i++) {
+        cql_host *h = s->hosts[i];
+        cql__pool_tick(h, now);
+        if (h->pooled)
+            ms_gauge_set(h->g_breaker, cql__breaker_state(&h->breaker, now));
+    }
+    cql__cluster_tick(s, now);
+    /* trim the request free list slowly when idle */
+    if (s->in_flight == 0 && s->nfree_reqs > 64) {
+        cql_request *r = s->free_reqs;
+        s->free_reqs = r->next;
+        s->nfree_reqs--;
+        cql_buf_free(&r->frame);
+        cql_values_free(&r->vals);
+        cql_buf_free(&r->paging_state);
+        free(r);
+    }
+}
+
+static void free_hosts(cql_session *s)
+{
+    for (size_t i = 0; i < s->nhosts; i++) {
+        cql_host *h = s->hosts[i];
+        cql__spool_free(&h->spool);
+        free(h->conns);
+        free(h->tokens);
+        free(h);
+    }
+    free(s->hosts);
+    free(s->lb_up);
+    free(s->lb_local);
+    free(s->lb_locals);
+    free(s->lb_remotes);
+    for (size_t i = 0; i < s->nmaps; i++)
+        cql__replica_map_free(&s->maps[i]);
+    free(s->maps);
+    free(s->ks);
+    cql__ring_free(&s->ring);
+}
+
+static void on_session_handle_closed(uv_handle_t *h)
+{
+    cql_session *s = h->data;
+    if (--s->open_handles > 0)
+        return;
+    cql__tq_free(&s->tq);
+    cql_close_cb cb = s->close_cb;
+    void *ud = s->close_ud;
+    s->state = CQL_S_CLOSED;
+    cql__prepared_detach(s);
+    cql__lru_destroy(&s->cache);
+    while (s->free_reqs) {
+        cql_request *r = s->free_reqs;
+        s->free_reqs = r->next;
+        cql_buf_free(&r->frame);
+        cql_values_free(&r->vals);
+        cql_buf_free(&r->paging_state);
+        free(r);
+    }
+    free_hosts(s);
+    if (s->ssl_ctx)
+        SSL_CTX_free(s->ssl_ctx);
+    cql_buf_free(&s->scratch);
+    free(s->contact_points);
+    free(s->keyspace);
+    free(s->username);
+    free(s->password);
+    free(s->local_dc);
+    free(s->name);
+    free(s->tls_ca);
+    free(s->tls_cert);
+    free(s->tls_key);
+    if (cb)
+        cb(ud);
+    free(s);
+}
+
+void cql__session_finish_close(cql_session *s)
+{
+    if (s->state != CQL_S_CLOSING || s->open_handles == 0 ||
+        uv_is_closing((uv_handle_t *)&s->house))
+        return;
+    cql__tq_remove(&s->tq, &s->close_deadline);
+    cql__cluster_close(s);
+    for (size_t i = 0; i < s->nhosts; i++)
+        cql__pool_close(s->hosts[i], "session closed");
+    uv_timer_stop(&s->house);
+    s->house.data = s;
+    s->tq.timer.data = s;
+    uv_close((uv_handle_t *)&s->house, on_session_handle_closed);
+    s->tq.closing = true;
+    uv_timer_stop(&s->tq.timer);
+    uv_close((uv_handle_t *)&s->tq.timer, on_session_handle_closed);
+}
+
+static void close_deadline_fn(cql_tq_node *n)
+{
+    cql_session *s = (cql_session *)((char *)n - offsetof(cql_session, close_deadline));
+    cql__session_close_requests(s, MS_ERR_SHUTDOWN,
+                                "the CQL session closed before the request completed");
+    cql__session_finish_close(s);
+}
+
+void cql_session_close(cql_session *s, int64_t deadline_ms, cql_close_cb cb, void *ud)
+{
+    if (!s || s->state >= CQL_S_CLOSING)
+        return;
+    bool was_connecting = s->state == CQL_S_CONNECTING;
+    s->close_cb = cb;
+    s->close_ud = ud;
+    s->state = CQL_S_CLOSING;
+    /* parked requests have nothing to wait for any more */
+    cql__req_close_all(s, MS_ERR_SHUTDOWN, "the CQL session is closing");
+    if (was_connecting && !s->connect_reported) {
+        s->connect_reported = true;
+        cql_status st;
+        cql__status_set(&st, MS_ERR_SHUTDOWN, NULL, "the CQL session was closed while connecting");
+        if (s->connect_cb)
+            s->connect_cb(s, &st, s->connect_ud);
+    }
+    if (s->in_flight == 0) {
+        cql__session_finish_close(s);
+        return;
+    }
+    cql__tq_add(&s->tq, &s->close_deadline,
+                uv_now(s->loop) + (uint64_t)(deadline_ms > 0 ? deadline_ms : 0), close_deadline_fn);
+}
+
+/* ---- hosts --------------------------------------------------------------------- */
+
+cql_host *cql__host_find(cql_session *s, const char *addr, int port)
+{
+    for (size_t i = 0; i < s->nhosts; i++)
+        if (s->hosts[i]->port == port && strcmp(s->hosts[i]->addr, addr) == 0)
+            return s->hosts[i];
+    return NULL;
+}
+
+static int grow_u8(uint8_t **p, size_t n)
+{
+    uint8_t *q = realloc(*p, n);
+    if (!q)
+        return MS_ERR_NOMEM;
+    *p = q;
+    return 0;
+}
+
+static int grow_u32(uint32_t **p, size_t n)
+{
+    uint32_t *q = realloc(*p, n * sizeof(uint32_t));
+    if (!q)
+        return MS_ERR_NOMEM;
+    *p = q;
+    return 0;
+}
+
+cql_host *cql__host_add(cql_session *s, const char *addr, int port)
+{
+    cql_host *h = cql__host_find(s, addr, port);
+    if (h)
+        return h;
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof(sa));
+    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&sa) != 0)
+        return NULL;
+    if (s->nhosts == s->cap_hosts) {
+        size_t cap = s->cap_hosts ? s->cap_hosts * 2 : 8;
+        cql_host **nh = realloc(s->hosts, cap * sizeof(*nh));
+        if (!nh)
+            return NULL;
+        s->hosts = nh;
+        if (grow_u8(&s->lb_up, cap) < 0 || grow_u8(&s->lb_local, cap) < 0 ||
+            grow_u32(&s->lb_locals, cap) < 0 || grow_u32(&s->lb_remotes, cap) < 0)
+            return NULL;
+        s->cap_hosts = cap;
+    }
+    h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->s = s;
+    h->idx = (uint32_t)s->nhosts;
+    snprintf(h->addr, sizeof(h->addr), "%s", addr);
+    h->port = port;
+    h->sa = sa;
+    snprintf(h->label, sizeof(h->label), strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, port);
+    cql__breaker_init(&h->breaker, s->o.breaker_threshold, s->o.breaker_reset_ms);
+    char lab[200];
+    snprintf(lab, sizeof(lab), "%s,host=\"%s\"", s->mlabel, h->label);
+    h->g_in_flight =
+        ms_gauge_get("msgstore_cql_host_in_flight", lab, "CQL requests in flight per host");
+    h->g_breaker = ms_gauge_get("msgstore_cql_breaker_state", lab,
+                                "Circuit breaker per host: 0 closed, 1 open, 2 half-open");
+    h->g_up = ms_gauge_get("msgstore_cql_host_up", lab, "1 when a pool connection is ready");
+    h->c_requests =
+        ms_counter_get("msgstore_cql_host_requests_total", lab, "CQL attempts sent per host");
+    ms_gauge_set(h->g_up, 0);
+    s->lb_up[h->idx] = 0;
+    s->lb_local[h->idx] = 0;
+    s->hosts[s->nhosts++] = h;
+    return h;
+}
+
+void cql__host_info(cql_session *s, const cql_host *h, cql_host_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->address, sizeof(out->address), "%s", h->addr);
+    out->port = h->port;
+    snprintf(out->dc, sizeof(out->dc), "%s", h->dc);
+    snprintf(out->rack, sizeof(out->rack), "%s", h->rack);
+    snprintf(out->host_id, sizeof(out->host_id), "%s", h->host_id);
+    snprintf(out->release_version, sizeof(out->release_version), "%s", h->release);
+    out->up = h->up;
+    out->local = h->local;
+    out->breaker = cql__breaker_state(&h->breaker, cql__now(s));
+    out->connections = h->ready;
+    out->in_flight = h->in_flight;
+    out->requests = h->requests;
+    out->errors = h->errors;
+    out->nr_shards = h->scylla ? h->spool.nr_shards : 0;
+    for (int i = 0; i < h->nconns; i++)
+        if (cql__conn_ready(h->conns[i]) && h->conns[i]->info.lz4)
+            out->lz4 = true;
+    out->tls = s->ssl_ctx != NULL;
+}
+
+void cql__host_event(cql_session *s, cql_host *h, cql_host_event ev)
+{
+    if (!s->o.on_host_event)
+        return;
+    cql_host_info info;
+    cql__host_info(s, h, &info);
+    s->o.on_host_event(s, ev, &info, s->o.on_host_event_ud);
+}
+
+size_t cql_session_hosts(cql_session *s, cql_host_info *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nhosts; i++) {
+        if (s->hosts[i]->removed)
+            continue;
+        if (n < max)
+            cql__host_info(s, s->hosts[i], &out[n]);
+        n++;
+    }
+    return n;
+}
+
+/* ---- keyspaces and the ring ------------------------------------------------------ */
+
+int cql__ks_index(cql_session *s, const char *name)
+{
+    for (size_t i = 0; i < s->nks; i++)
+        if (strcmp(s->ks[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+cql_ks *cql__ks_find(cql_session *s, const char *name)
+{
+    int i = cql__ks_index(s, name);
+    return i < 0 ? NULL : &s->ks[i];
+}
+
+const cql_replica_map *cql__ks_map(cql_session *s, int ks_idx)
+{
+    if (ks_idx < 0 || (size_t)ks_idx >= s->nks || !s->ring_ok)
+        return NULL;
+    cql_ks *k = &s->ks[ks_idx];
+    if (k->rep.cls == CQL_REPL_NONE)
+        return NULL;
+    if (k->map >= 0)
+        return &s->maps[k->map];
+    /* keyspaces with the same replication share a map */
+    for (size_t i = 0; i < s->nmaps; i++) {
+        if (cql__replication_equal(&s->maps[i].rep, &k->rep)) {
+            k->map = (int)i;
+            return &s->maps[i];
+        }
+    }
+    cql_replica_map *nm = realloc(s->maps, (s->nmaps + 1) * sizeof(*nm));
+    if (!nm)
+        return NULL;
+    s->maps = nm;
+    if (cql__replica_map_build(&s->maps[s->nmaps], &s->ring, &k->rep) < 0)
+        return NULL;
+    k->map = (int)s->nmaps++;
+    return &s->maps[k->map];
+}
+
+void cql__hosts_rebuild(cql_session *s)
+{
+    s->nlocals = s->nremotes = 0;
+    for (size_t i = 0; i < s->nhosts; i++) {
+        cql_host *h = s->hosts[i];
+        h->local = !h->removed && s->local_dc && strcmp(h->dc, s->local_dc) == 0;
+        s->lb_local[i] = h->local;
+        if (h->removed)
+            continue;
+        if (h->local)
+            s->lb_locals[s->nlocals++] = h->idx;
+        else
+            s->lb_remotes[s->nremotes++] = h->idx;
+    }
+    /* the ring from every host with tokens */
+    cql_ring_host_in *in = calloc(s->nhosts ? s->nhosts : 1, sizeof(*in));
+    if (in) {
+        for (size_t i = 0; i < s->nhosts; i++) {
+            cql_host *h = s->hosts[i];
+            in[i] = (cql_ring_host_in){h->dc, h->rack, h->tokens, h->removed ? 0 : h->ntokens};
+        }
+        cql_ring r;
+        if (cql__ring_build(&r, in, s->nhosts) == 0) {
+            cql__ring_free(&s->ring);
+            s->ring = r;
+            s->ring_ok = r.ntokens > 0;
+        }
+        free(in);
+    }
+    for (size_t i = 0; i < s->nmaps; i++)
+        cql__replica_map_free(&s->maps[i]);
+    s->nmaps = 0;
+    for (size_t i = 0; i < s->nks; i++)
+        s->ks[i].map = -1;
+    s->topo_gen++;
+    /* pools: local hosts always, remote ones when allowed */
+    for (size_t i = 0; i < s->nhosts; i++) {
+        cql_host *h = s->hosts[i];
+        bool want = !h->removed && (h->local || s->o.allow_remote_dc);
+        if (want && !h->pooled) {
+            h->pooled = true;
+            cql__pool_fill(h);
+        } else if (!want && h->pooled) {
+            cql__pool_close(h, h->removed ? "host removed" : "host not in the local DC");
+        }
+    }
+}
+
+size_t cql_session_replicas(cql_session *s, const char *keyspace, int64_t token, cql_host_info *out,
+                            size_t max)
+{
+    const char *ks = keyspace ? keyspace : s->keyspace;
+    if (!ks)
+        return 0;
+    const cql_replica_map *m = cql__ks_map(s, cql__ks_index(s, ks));
+    if (!m)
+        return 0;
+    size_t n;
+    const uint32_t *reps = cql__replica_map_get(m, &s->ring, token, &n);
+    for (size_t i = 0; i < n && i < max; i++)
+        cql__host_info(s, s->hosts[reps[i]], &out[i]);
+    return n;
+}
+
+void cql__session_keyspace_changed(cql_session *s, const char *ks)
+{
+    if (!valid_ident(ks) || (s->keyspace && strcmp(s->keyspace, ks) == 0))
+        return;
+    char *k = strdup(ks);
+    if (!k)
+        return;
+    free(s->keyspace);
+    s->keyspace = k;
+    s->pool_cfg.keyspace = k;
+    /* switch the connections opened before */
+    char q[80];
+    snprintf(q, sizeof(q), "USE \"%s\"", ks);
+    for (size_t i = 0; i < s->nhosts; i++) {
+        cql_host *h = s->hosts[i];
+        for (int j = 0; j < h->nconns; j++)
+            if (cql__conn_ready(h->conns[j]))
+                cql__conn_send_simple(h->conns[j], q);
+    }
+    MS_INFO("cql", "session %s: keyspace is now %s", s->name, ks);
+}
+
+void cql_session_stats_get(cql_session *s, cql_session_stats *out)
+{
+    *out = s->stats;
+    out->prepared_hits = s->cache.hits;
+    out->prepared_misses = s->cache.misses;
+    out->prepared_evictions = s->cache.evictions;
+    out->prepared_cached = s->cache.count;
+    out->in_flight = s->in_flight - s->internal_in_flight;
+    int c = 0;
+    for (size_t i = 0; i < s->nhosts; i++)
+        c += s->hosts[i]->ready;
+    out->connections = c;
+}

@@ -1,0 +1,357 @@
+/*
+ * session.h - internals of a CQL session shared by session.c (lifecycle,
+ * hosts, housekeeping), request.c (execution), prepared.c (prepared
+ * statements), cluster.c (control connection, metadata, events) and pool.c
+ * (connection pools). Everything here runs on the session's loop thread.
+ */
+#ifndef MS_CQL_SESSION_H
+#define MS_CQL_SESSION_H
+
+#include "msgstore/cql.h"
+
+#include "core/metrics.h"
+#include "cql/breaker.h"
+#include "cql/clock.h"
+#include "cql/conn.h"
+#include "cql/lb.h"
+#include "cql/lru.h"
+#include "cql/proto.h"
+#include "cql/ring.h"
+#include "cql/tq.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define CQL_PLAN_MAX            8
+#define CQL_MAX_ATTEMPTS_ACTIVE 4 /* one execution + speculative ones */
+#define CQL_MAX_REPREPARES      2
+
+typedef struct cql_request cql_request;
+typedef struct cql_host cql_host;
+
+/* ---- connection pools (pool.c) -------------------------------------------- */
+
+/*
+ * The pure part of a host's pool: connection slots per shard (one shard for
+ * Cassandra), which shard needs a connection next, and which connection a
+ * request takes. Unit-tested without sockets.
+ */
+typedef struct cql_shard_pool {
+    uint32_t nr_shards; /* 1: not sharded */
+    uint32_t ignore_msb;
+    int per_shard; /* connections wanted per shard */
+    void **conns;  /* nr_shards * per_shard slots, NULL when empty */
+    int total;     /* slots in use */
+    uint32_t rr;   /* rotation when no token is known */
+} cql_shard_pool;
+
+/* Sets up for nr_shards (>= 1) x per_shard. Returns 0 or MS_ERR_NOMEM. */
+int cql__spool_init(cql_shard_pool *p, uint32_t nr_shards, uint32_t ignore_msb, int per_shard);
+void cql__spool_free(cql_shard_pool *p);
+
+/* Puts a connection that landed on shard into a free slot: the slot index, or -1 when that
+ * shard is full (close the connection: it is an extra). */
+int cql__spool_add(cql_shard_pool *p, uint32_t shard, void *conn);
+
+/* Removes conn; returns its slot or -1. */
+int cql__spool_remove(cql_shard_pool *p, void *conn);
+
+/* The shard with the fewest connections below per_shard (lowest first), or -1 when full. */
+int cql__spool_missing_shard(const cql_shard_pool *p);
+
+/*
+ * The connection for a request: the token's shard when known and it has
+ * one (least loaded by load()), else the least loaded of the others
+ * (rotating). NULL when the pool is empty.
+ */
+void *cql__spool_pick(cql_shard_pool *p, bool has_token, int64_t token,
+                      int (*load)(const void *conn));
+
+/*
+ * Which connection to open next: *shard (-1: none missing) and, when the
+ * host offers a shard-aware port, the source port that lands there
+ * (*local_port, 0 otherwise), scanning from *port_cursor within [lo, hi].
+ */
+void cql__spool_plan(const cql_shard_pool *p, uint16_t shard_aware_port, uint16_t lo, uint16_t hi,
+                     uint16_t *port_cursor, int *shard, uint16_t *local_port);
+
+/* ---- hosts ------------------------------------------------------------------ */
+
+struct cql_host {
+    cql_session *s;
+    uint32_t idx;
+    char addr[48];
+    int port;
+    struct sockaddr_storage sa;
+    char label[64]; /* addr:port */
+    char dc[64];
+    char rack[64];
+    char host_id[37];
+    char release[32];
+    char schema_version[37];
+    int64_t *tokens;
+    size_t ntokens;
+    bool removed; /* left the cluster (slot kept) */
+    bool local;   /* in the local DC */
+    bool pooled;  /* the session keeps a pool to it */
+    bool up;      /* a pool connection is ready */
+    bool was_up;  /* up at least once: later ups re-prepare */
+    bool gave_up; /* reconnection policy exhausted: waits for an UP event */
+    /* pool */
+    cql_shard_pool spool;
+    cql_conn **conns; /* every connection, ready or connecting */
+    int nconns, cap_conns;
+    int connecting;
+    int ready;
+    bool scylla;
+    uint16_t shard_port;
+    uint16_t port_cursor;
+    int excess; /* extra connections closed in this fill round (basic shard mode) */
+    /* reconnection */
+    cql_tq_node reconnect;
+    int reconnect_attempt;
+    char last_error[160];
+    /* health and stats */
+    cql_breaker breaker;
+    uint64_t requests, errors;
+    int in_flight;
+    ms_gauge *g_in_flight, *g_breaker, *g_up;
+    ms_counter *c_requests;
+};
+
+/* ---- keyspaces ------------------------------------------------------------ */
+
+typedef struct cql_ks {
+    char name[64];
+    cql_replication rep;
+    int map; /* index into session maps, -1 until computed */
+} cql_ks;
+
+/* ---- prepared statements (prepared.c) ------------------------------------- */
+
+enum { CQL_PREP_PREPARING = 0, CQL_PREP_READY = 1, CQL_PREP_FAILED = 2 };
+
+struct cql_prepared {
+    int refs;
+    int state;
+    cql_session *s; /* NULL once the session is gone */
+    char *keyspace; /* keyspace at prepare time ("" for none) */
+    char *query;
+    size_t query_len;
+    uint8_t *id;
+    size_t id_len;
+    cql_metadata *bind;     /* clone; pk_indexes for routing */
+    cql_metadata *result;   /* clone; NULL when unknown */
+    cql_metadata **retired; /* replaced result metadata, kept for results that use it */
+    size_t nretired;
+    bool skip_metadata; /* EXECUTE may ask for rows without metadata */
+    bool lwt;
+    char route_ks[64]; /* keyspace of the bound table (routing) */
+    int ks_idx;        /* session keyspace index, -1 unknown */
+    uint64_t ks_gen;   /* topology generation of ks_idx */
+    bool in_cache;
+    cql_request *waiters; /* requests waiting for the PREPARE */
+};
+
+/* ---- requests (request.c) -------------------------------------------------- */
+
+enum {
+    CQL_REQ_QUERY = 1,
+    CQL_REQ_EXECUTE = 2,
+    CQL_REQ_BATCH = 3,
+    CQL_REQ_PREPARE = 4, /* user prepare (answers with the prepared) */
+};
+
+typedef struct cql_attempt {
+    cql_pending p; /* first member */
+    cql_request *req;
+    cql_host *host;
+    cql_conn *conn;
+    bool active;
+    bool repreparing;
+    bool probe; /* the breaker's half-open probe */
+    int64_t start_us;
+} cql_attempt;
+
+typedef struct cql_batch_item {
+    char *query; /* NULL for prepared */
+    size_t query_len;
+    cql_prepared *prep;
+    bool prep_wanted;  /* query: prepare it through the cache first */
+    size_t voff, vlen; /* serialized values in req->vals.buf */
+    uint16_t vcount;
+} cql_batch_item;
+
+struct cql_request {
+    cql_session *s;
+    cql_request *next; /* free list, waiting lists */
+    int kind;
+    cql_result_cb cb;
+    cql_prepare_cb pcb;
+    void *ud;
+    cql_buf frame;   /* the encoded request, stream 0 */
+    cql_values vals; /* copy of the bound values */
+    char *query;     /* QUERY/PREPARE text (owned) */
+    size_t query_len;
+    cql_prepared *prep; /* EXECUTE (a reference) */
+    cql_batch_item *items;
+    size_t nitems;
+    uint8_t batch_kind;
+    /* parameters */
+    int consistency;
+    int serial_consistency;
+    int32_t page_size;
+    cql_buf paging_state; /* len 0 + err 0 and has_paging false: none */
+    bool has_paging;
+    int64_t timestamp;
+    bool tracing;
+    bool idempotent;
+    bool skip_metadata;
+    char route_ks[64];
+    bool has_token;
+    int64_t token;
+    /* execution */
+    uint32_t plan[CQL_PLAN_MAX];
+    int nplan, plan_pos;
+    bool planned;
+    cql_attempt att[CQL_MAX_ATTEMPTS_ACTIVE];
+    int nactive;
+    int tries;
+    int retries;
+    int reprepares;
+    cql_prepared *reprep; /* the statement being re-prepared */
+    int nspec;
+    cql_tq_node deadline, wake, spec;
+    int64_t start_us;
+    int64_t timeout_ms;
+    cql_status st;
+    bool done;
+    bool waiting;  /* parked until the session is connected or a prepare ends */
+    bool internal; /* the client's own (PREPARE of a cache entry): not in user stats */
+    int breaker_refusals;
+    char refused[160];
+};
+
+/* ---- the session ------------------------------------------------------------ */
+
+enum { CQL_S_NEW = 0, CQL_S_CONNECTING, CQL_S_READY, CQL_S_FAILED, CQL_S_CLOSING, CQL_S_CLOSED };
+
+typedef struct cql_control cql_control;
+
+struct cql_session {
+    uv_loop_t *loop;
+    int state;
+    /* options, strings owned */
+    cql_options o;
+    char *contact_points, *keyspace, *username, *password, *local_dc, *name;
+    char *tls_ca, *tls_cert, *tls_key;
+    cql_conn_cfg pool_cfg;    /* keyspace, auth, compression ... */
+    cql_conn_cfg control_cfg; /* events, no keyspace */
+    SSL_CTX *ssl_ctx;
+    /* hosts */
+    cql_host **hosts;
+    size_t nhosts, cap_hosts;
+    uint8_t *lb_up;
+    uint8_t *lb_local;
+    uint32_t *lb_locals, *lb_remotes;
+    size_t nlocals, nremotes;
+    uint64_t topo_gen;
+    /* ring and keyspaces */
+    cql_ring ring;
+    bool ring_ok;
+    cql_ks *ks;
+    size_t nks;
+    cql_replica_map *maps;
+    size_t nmaps;
+    /* control connection and connecting */
+    cql_control *ctl;
+    cql_connect_cb connect_cb;
+    void *connect_ud;
+    bool connect_reported;
+    cql_request *waiting; /* requests submitted before connect finished */
+    /* prepared statements */
+    cql_lru cache;
+    /* requests */
+    cql_request *free_reqs;
+    size_t nfree_reqs;
+    int in_flight;          /* every request, internal ones too (closing waits) */
+    int internal_in_flight; /* of which the client's own */
+    int64_t warn_at;        /* last server warning logged */
+    uint64_t warn_suppressed;
+    uint64_t rr;
+    uint64_t rng;
+    cql_tsgen ts;
+    cql_tq tq;
+    uv_timer_t house; /* housekeeping: heartbeats, idle checks */
+    cql_buf scratch;
+    /* close */
+    cql_close_cb close_cb;
+    void *close_ud;
+    cql_tq_node close_deadline;
+    int open_handles;
+    /* stats */
+    cql_session_stats stats;
+    /* metrics */
+    ms_counter *m_requests, *m_retries, *m_timeouts, *m_spec, *m_breaker_rej, *m_reprepares;
+    ms_histogram *m_latency;
+    char mlabel[96]; /* session="name" */
+};
+
+/* session.c */
+cql_host *cql__host_find(cql_session *s, const char *addr, int port);
+cql_host *cql__host_add(cql_session *s, const char *addr, int port);
+void cql__host_info(cql_session *s, const cql_host *h, cql_host_info *out);
+void cql__host_event(cql_session *s, cql_host *h, cql_host_event ev);
+void cql__hosts_rebuild(cql_session *s); /* lb lists, ring, maps after a topology change */
+cql_ks *cql__ks_find(cql_session *s, const char *name);
+int cql__ks_index(cql_session *s, const char *name);
+const cql_replica_map *cql__ks_map(cql_session *s, int ks_idx);
+void cql__connect_done(cql_session *s, const cql_status *st);
+int64_t cql__now(const cql_session *s); /* uv_now */
+void cql__session_finish_close(cql_session *s);
+void cql__session_keyspace_changed(cql_session *s, const char *ks);
+
+/* pool.c */
+void cql__pool_fill(cql_host *h);
+void cql__pool_close(cql_host *h, const char *why);
+cql_conn *cql__pool_pick(cql_host *h, bool has_token, int64_t token);
+void cql__pool_tick(cql_host *h, int64_t now_ms);
+void cql__pool_status_up(cql_host *h); /* STATUS_CHANGE UP: reconnect now */
+
+/* request.c */
+cql_request *cql__req_alloc(cql_session *s);
+void cql__req_release(cql_request *r);
+void cql__req_start(cql_request *r);
+void cql__req_fail(cql_request *r, const cql_status *st);
+void cql__req_fail_later(cql_request *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int cql__req_encode(cql_request *r);
+void cql__req_close_all(cql_session *s, int code, const char *why);
+void cql__req_deadline_fn(cql_tq_node *n);
+void cql__req_complete_box(cql_request *r, void *box);
+void cql__req_resume_waiting(cql_session *s);
+void cql__req_prepared_ready(cql_request *r, cql_prepared *p);
+int cql__req_prepare_entry(cql_session *s, cql_prepared *p);
+void cql__batch_resolve(cql_request *r);
+void cql__session_close_requests(cql_session *s, int code, const char *why);
+
+/* prepared.c */
+cql_prepared *cql__prepared_new(cql_session *s, const char *ks, const char *q, size_t qlen);
+int cql__prepared_set(cql_prepared *p, const cql_result *res, const char *session_ks);
+void cql__prepared_lookup(cql_session *s, const char *q, size_t qlen, cql_request *waiter,
+                          cql_prepared **out);
+void cql__prepared_ready(cql_prepared *p);
+void cql__prepared_failed(cql_prepared *p, const cql_status *st);
+void cql__prepare_on_host(cql_session *s, cql_prepared *p, cql_host *h, cql_conn *c);
+void cql__reprepare_all_on(cql_session *s, cql_host *h, cql_conn *c);
+void cql__prepared_schema_changed(cql_session *s, cql_str ks, cql_str table);
+void cql__prepared_detach(cql_session *s);
+
+/* cluster.c */
+int cql__cluster_start(cql_session *s);
+void cql__cluster_close(cql_session *s);
+void cql__cluster_tick(cql_session *s, int64_t now_ms);
+void cql__cluster_schema_wait_box(cql_session *s, cql_request *r, void *box);
+bool cql__cluster_ready(const cql_session *s);
+
+#endif
