@@ -8,3 +8,12 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
   set_tests_properties(e2e_http_sqlite PROPERTIES LABELS e2e TIMEOUT 300
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
+
+# The HTTP layer's extension points (streams, WebSocket, posts, hooks) over loopback.
+if(TARGET msgstore_server)
+  # libh2o keeps up to 16 pool chunks per worker thread in a private cache
+  # that LeakSanitizer sees at exit: tests/e2e/lsan.supp names it.
+  ms_add_test(test_http_layer SOURCES integration/test_http_layer.c LIBS msgstore_server
+              LABELS integration TIMEOUT 60
+              ENV "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/e2e/lsan.supp")
+endif()
