@@ -173,30 +173,79 @@ class WsClient:
 
 
 class SseClient:
+    """Server-Sent Events over a raw socket (chunked transfer decoded here:
+    http.client's reader cannot be used again after a read timed out)."""
+
     def __init__(self, host, port, path, token=None, last_event_id=None, timeout=10.0):
-        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        headers = {"Accept": "text/event-stream"}
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            lines.append(f"Authorization: Bearer {token}")
         if last_event_id is not None:
-            headers["Last-Event-ID"] = str(last_event_id)
-        self.conn.request("GET", path, headers=headers)
-        # http.client forgets the socket of a response that ends the connection.
-        self.sock = self.conn.sock
-        self.resp = self.conn.getresponse()
-        self.status = self.resp.status
-        self.headers = dict((k.lower(), v) for k, v in self.resp.getheaders())
+            lines.append(f"Last-Event-ID: {last_event_id}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.raw = b""
+        while b"\r\n\r\n" not in self.raw:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise WsClosed("connection closed before the response")
+            self.raw += chunk
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        status_line, _, rest = head.partition(b"\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {}
+        for line in rest.split(b"\r\n"):
+            if b":" in line:
+                k, v = line.split(b":", 1)
+                self.headers[k.strip().lower().decode()] = v.strip().decode()
+        self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        self.text = b""  # decoded body not yet parsed
+        self.ended = False
         self.last_id = None
+
+    def _decode(self):
+        if not self.chunked:
+            self.text += self.raw
+            self.raw = b""
+            return
+        while True:
+            i = self.raw.find(b"\r\n")
+            if i < 0:
+                return
+            size = int(self.raw[:i].split(b";")[0], 16)
+            if size == 0:
+                self.ended = True
+                self.raw = b""
+                return
+            if len(self.raw) < i + 2 + size + 2:
+                return
+            self.text += self.raw[i + 2:i + 2 + size]
+            self.raw = self.raw[i + 2 + size + 2:]
+
+    def _line(self, deadline):
+        while True:
+            self._decode()
+            j = self.text.find(b"\n")
+            if j >= 0:
+                line, self.text = self.text[:j], self.text[j + 1:]
+                return line.decode().rstrip("\r")
+            if self.ended:
+                raise WsClosed("stream ended")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no event")
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise WsClosed("stream ended")
+            self.raw += chunk
 
     def next_event(self, timeout=5.0):
         """The next event as dict(id, event, data) (comments skipped); raises socket.timeout."""
-        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
         ev = {"id": None, "event": "message", "data": []}
         while True:
-            line = self.resp.readline()
-            if not line:
-                raise WsClosed("stream ended")
-            line = line.decode().rstrip("\r\n")
+            line = self._line(deadline)
             if line == "":
                 if ev["data"]:
                     ev["data"] = "\n".join(ev["data"])
@@ -215,7 +264,7 @@ class SseClient:
                 ev[field] = value
 
     def close(self):
-        self.conn.close()
+        self.sock.close()
 
 
 def free_port():
