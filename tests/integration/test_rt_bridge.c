@@ -261,7 +261,9 @@ static void test_redis_restart(void **state)
                10000);
     assert_int_equal(rt_bridge_status(A.bridge, NULL, 0), RT_BRIDGE_UP);
     assert_int_equal(rt_bridge_status(B.bridge, NULL, 0), RT_BRIDGE_UP);
-    WAIT_UNTIL(count_of(&cb, "\"type\":\"resync\"") >= 1, 5000);
+    WAIT_UNTIL(count_of(&cb, "\"type\":\"resync\"") >= 1 &&
+                   count_of(&ca, "\"type\":\"resync\"") >= 1,
+               5000);
     assert_true(count_of(&cb, "\"reason\":\"redis_gap\"") >= 1);
     assert_true(count_of(&ca, "\"type\":\"resync\"") >= 1);
     cb.ngot = 0;
