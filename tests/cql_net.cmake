@@ -1,9 +1,15 @@
 # CQL client (I/O half): unit tests of the pure parts, integration tests on a
 # real Cassandra node, cluster tests on the 4-node cluster.
 if(TARGET msgstore_cql)
-  foreach(t lru breaker backoff ring lb)
+  foreach(t lru breaker backoff ring lb pool)
     ms_add_test(test_cql_${t} SOURCES unit/test_cql_${t}.c LIBS msgstore_cql msgstore_core LABELS unit)
   endforeach()
   ms_add_test(test_cql_session SOURCES integration/test_cql_session.c
     LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra TIMEOUT 300)
+endif()
+if(TARGET msgstore_cql)
+  ms_add_test(test_cql_auth SOURCES integration/test_cql_auth.c
+    LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra_auth TIMEOUT 120)
+  ms_add_test(test_cql_tls SOURCES integration/test_cql_tls.c
+    LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra_tls TIMEOUT 120)
 endif()
