@@ -144,6 +144,7 @@ typedef struct store_options {
     bool no_migrate;      /* do not create/migrate: fail with MS_ERR_UNAVAILABLE when the
                              schema is not current (production with `msgstore migrate`) */
     bool no_coalesce;     /* disable request coalescing (benchmarks compare) */
+    int scylla_threads;   /* ScyllaDB: operations run at once (one CQL session each); 0: 8 */
 } store_options;
 
 /*

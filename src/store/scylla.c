@@ -1,12 +1,42 @@
 /*
- * scylla.c - the ScyllaDB/Cassandra backend, through src/cql.
+ * scylla.c - the ScyllaDB / Apache Cassandra backend, through src/cql.
  *
- * Not written yet: opening a ScyllaDB store reports that this binary has no
- * ScyllaDB backend.
+ * Threads: a pool of store_options.scylla_threads workers, each with its own
+ * CQL session (cql_sync: a session on a private loop), take operations from
+ * one queue and run them as straight-line sequences of prepared statements.
+ * So at most scylla_threads operations are in flight; callers' loops never
+ * block (answers go back through store__op_done).
+ *
+ * Rules (docs/data-model.md):
+ *  - every statement is prepared once per session and bound; nothing is built
+ *    from user input;
+ *  - idempotence is marked per statement: plain inserts/updates of fixed
+ *    values may be retried by the client; counter updates and lightweight
+ *    transactions are never retried blindly (fix 2);
+ *  - only the columns an operation has are written (unset values, no nulls:
+ *    fix 3); soft delete writes '' instead of null;
+ *  - reads at SCYLLA_READ_CONSISTENCY, writes at SCYLLA_WRITE_CONSISTENCY
+ *    (both LOCAL_QUORUM by default: read-your-writes, fix 1), LWT at
+ *    SCYLLA_SERIAL_CONSISTENCY;
+ *  - pages walk the channel's list of non-empty buckets (fix 6): the first
+ *    bucket alone, the next ones with one IN query, so a page costs a few
+ *    queries however many empty buckets lie between messages;
+ *  - nonce and Telegram dedup through INSERT ... IF NOT EXISTS (fix 7);
+ *  - last_message_id, last_read_id and last_synced_message_id only move
+ *    forward without a read: they are written USING TIMESTAMP derived from
+ *    the value, so last-write-wins keeps the largest.
  */
 #include "store_internal.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+#if !defined(MSGSTORE_HAVE_CQL_SESSION)
 
 int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
                        store_backend **out, char *err, size_t errlen)
@@ -34,3 +64,1963 @@ int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progre
              "migrations are not available");
     return MS_ERR_UNAVAILABLE;
 }
+
+#else
+
+#include "msgstore/cql.h"
+
+#define BUCKET_CHUNK 32 /* buckets read per bucket-list query and per IN query */
+
+#define SC_MSG_COLS                                                                                \
+    "channel_id, message_id, sender_id, type, source, content, reply_to, attachments, metadata, "  \
+    "nonce, telegram_chat_id, telegram_message_id, created_at, is_edited, edited_at, is_deleted, " \
+    "deleted_at"
+#define SC_PIN_COLS "channel_id, message_id, pinned_by, pinned_at, content_preview, sender_id"
+
+/* Kinds: R read; W idempotent write; L lightweight transaction; C counter (never retried). */
+enum { K_R, K_W, K_L, K_C };
+
+#define SC_STATEMENTS(X)                                                                           \
+    X(MSG_INSERT, K_W,                                                                             \
+      "INSERT INTO messages (channel_id, bucket, message_id, sender_id, type, source, content, "   \
+      "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "            \
+      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                             \
+    X(MSG_INSERT_NEW, K_L,                                                                         \
+      "INSERT INTO messages (channel_id, bucket, message_id, sender_id, type, source, content, "   \
+      "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "            \
+      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")               \
+    X(MSG_GET, K_R,                                                                                \
+      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket = ? AND "              \
+      "message_id = ?")                                                                            \
+    X(BUCKET_ADD, K_W, "INSERT INTO channel_buckets (channel_id, bucket) VALUES (?, ?)")           \
+    X(BUCKETS_DOWN, K_R,                                                                           \
+      "SELECT bucket FROM channel_buckets WHERE channel_id = ? AND bucket <= ? LIMIT ?")           \
+    X(BUCKETS_UP, K_R,                                                                             \
+      "SELECT bucket FROM channel_buckets WHERE channel_id = ? AND bucket >= ? "                   \
+      "ORDER BY bucket ASC LIMIT ?")                                                               \
+    X(PAGE_BEFORE, K_R,                                                                            \
+      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket = ? AND "              \
+      "message_id < ? LIMIT ?")                                                                    \
+    X(PAGE_AFTER, K_R,                                                                             \
+      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket = ? AND "              \
+      "message_id > ? ORDER BY message_id ASC LIMIT ?")                                            \
+    X(PAGE_FROM, K_R,                                                                              \
+      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket = ? AND "              \
+      "message_id >= ? ORDER BY message_id ASC LIMIT ?")                                           \
+    X(PAGE_BEFORE_IN, K_R,                                                                         \
+      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket IN ? AND "             \
+      "message_id < ? PER PARTITION LIMIT ?")                                                      \
+    X(PAGE_AFTER_IN, K_R,                                                                          \
+      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket IN ? AND "             \
+      "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?")                              \
+    X(UNREAD_IN, K_R,                                                                              \
+      "SELECT is_deleted FROM messages WHERE channel_id = ? AND bucket IN ? AND message_id > ? "   \
+      "PER PARTITION LIMIT ?")                                                                     \
+    X(TG_CLAIM, K_L,                                                                               \
+      "INSERT INTO telegram_message_mapping (telegram_message_id, telegram_chat_id, channel_id, "  \
+      "message_id, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                              \
+    X(TG_UNCLAIM, K_L,                                                                             \
+      "DELETE FROM telegram_message_mapping WHERE telegram_message_id = ? AND "                    \
+      "telegram_chat_id = ? IF message_id = ?")                                                    \
+    X(TG_GET, K_R,                                                                                 \
+      "SELECT channel_id, message_id FROM telegram_message_mapping WHERE "                         \
+      "telegram_message_id = ? AND telegram_chat_id = ?")                                          \
+    X(NONCE_CLAIM, K_L,                                                                            \
+      "INSERT INTO message_nonces (channel_id, nonce, message_id, created_at) "                    \
+      "VALUES (?, ?, ?, ?) IF NOT EXISTS")                                                         \
+    X(META_CREATE, K_L,                                                                            \
+      "INSERT INTO channel_metadata (channel_id, name, type, created_at, updated_at) "             \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                                                      \
+    X(META_LAST, K_W,                                                                              \
+      "UPDATE channel_metadata USING TIMESTAMP ? SET last_message_id = ? WHERE channel_id = ?")    \
+    X(META_SET, K_W,                                                                               \
+      "UPDATE channel_metadata SET name = ?, type = ?, created_at = ?, updated_at = ? "            \
+      "WHERE channel_id = ?")                                                                      \
+    X(META_GET, K_R,                                                                               \
+      "SELECT channel_id, name, type, created_at, last_message_id, updated_at FROM "               \
+      "channel_metadata WHERE channel_id = ?")                                                     \
+    X(COUNT_MSG, K_C,                                                                              \
+      "UPDATE channel_counters SET message_count = message_count + 1 WHERE channel_id = ?")        \
+    X(COUNTER_GET, K_R, "SELECT message_count FROM channel_counters WHERE channel_id = ?")         \
+    X(EDIT_SAVE, K_W,                                                                              \
+      "INSERT INTO message_edits (channel_id, message_id, seq, edited_at, content) "               \
+      "VALUES (?, ?, ?, ?, ?)")                                                                    \
+    X(EDIT_APPLY, K_W,                                                                             \
+      "UPDATE messages SET content = ?, is_edited = true, edited_at = ? WHERE channel_id = ? "     \
+      "AND bucket = ? AND message_id = ?")                                                         \
+    X(DELETE_APPLY, K_W,                                                                           \
+      "UPDATE messages SET content = '', attachments = '', metadata = '', is_deleted = true, "     \
+      "deleted_at = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?")                     \
+    X(EDITS_PURGE, K_W, "DELETE FROM message_edits WHERE channel_id = ? AND message_id = ?")       \
+    X(HISTORY, K_R,                                                                                \
+      "SELECT edited_at, content FROM message_edits WHERE channel_id = ? AND message_id = ? "      \
+      "LIMIT ?")                                                                                   \
+    X(REACT_ADD, K_L,                                                                              \
+      "INSERT INTO message_reactions (channel_id, message_id, emoji, user_id, created_at) "        \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                                                      \
+    X(REACT_DEL, K_L,                                                                              \
+      "DELETE FROM message_reactions WHERE channel_id = ? AND message_id = ? AND emoji = ? AND "   \
+      "user_id = ? IF EXISTS")                                                                     \
+    X(COUNT_INC, K_C,                                                                              \
+      "UPDATE message_reaction_counts SET count = count + 1 WHERE channel_id = ? AND "             \
+      "message_id = ? AND emoji = ?")                                                              \
+    X(COUNT_DEC, K_C,                                                                              \
+      "UPDATE message_reaction_counts SET count = count - 1 WHERE channel_id = ? AND "             \
+      "message_id = ? AND emoji = ?")                                                              \
+    X(COUNT_GET, K_R,                                                                              \
+      "SELECT count FROM message_reaction_counts WHERE channel_id = ? AND message_id = ? AND "     \
+      "emoji = ?")                                                                                 \
+    X(COUNTS_LIST, K_R,                                                                            \
+      "SELECT emoji, count FROM message_reaction_counts WHERE channel_id = ? AND "                 \
+      "message_id = ?")                                                                            \
+    X(USERS, K_R,                                                                                  \
+      "SELECT user_id FROM message_reactions WHERE channel_id = ? AND message_id = ? AND "         \
+      "emoji = ? AND user_id > ? LIMIT ?")                                                         \
+    X(PIN_GET, K_R,                                                                                \
+      "SELECT " SC_PIN_COLS " FROM pinned_messages WHERE channel_id = ? AND message_id = ?")       \
+    X(PINS_ALL, K_R,                                                                               \
+      "SELECT " SC_PIN_COLS " FROM pinned_messages WHERE channel_id = ? LIMIT 1000")               \
+    X(PIN_ADD, K_W,                                                                                \
+      "INSERT INTO pinned_messages (channel_id, message_id, pinned_at, pinned_by, "                \
+      "content_preview, sender_id) VALUES (?, ?, ?, ?, ?, ?)")                                     \
+    X(PIN_DEL, K_W, "DELETE FROM pinned_messages WHERE channel_id = ? AND message_id = ?")         \
+    X(READ_GET, K_R,                                                                               \
+      "SELECT last_read_id, updated_at FROM message_read_positions WHERE channel_id = ? AND "      \
+      "user_id = ?")                                                                               \
+    X(READ_SET, K_W,                                                                               \
+      "UPDATE message_read_positions USING TIMESTAMP ? SET last_read_id = ?, updated_at = ? "      \
+      "WHERE channel_id = ? AND user_id = ?")                                                      \
+    X(SYNC_GET, K_R,                                                                               \
+      "SELECT channel_id, telegram_chat_id, last_synced_message_id, direction, last_sync_at, "     \
+      "created_at FROM telegram_sync_state WHERE channel_id = ?")                                  \
+    X(SYNC_SET, K_W,                                                                               \
+      "UPDATE telegram_sync_state SET telegram_chat_id = ?, direction = ?, last_sync_at = ?, "     \
+      "created_at = ? WHERE channel_id = ?")                                                       \
+    X(SYNC_LAST, K_W,                                                                              \
+      "UPDATE telegram_sync_state USING TIMESTAMP ? SET last_synced_message_id = ? WHERE "         \
+      "channel_id = ?")                                                                            \
+    X(PING, K_R, "SELECT version FROM schema_version WHERE scope = 'msgstore' LIMIT 1")
+
+#define SC_ENUM(name, kind, cql) SC_##name,
+typedef enum sc_stmt_id { SC_STATEMENTS(SC_ENUM) SC_NSTMT } sc_stmt_id;
+#undef SC_ENUM
+
+static const struct {
+    int kind;
+    const char *cql;
+} sc_stmt[SC_NSTMT] = {
+#define SC_ROW(name, k, cql) {k, cql},
+    SC_STATEMENTS(SC_ROW)
+#undef SC_ROW
+};
+
+typedef struct sc_backend sc_backend;
+
+typedef struct sc_conn {
+    sc_backend *b;
+    cql_sync *db;
+    cql_prepared *ps[SC_NSTMT];
+    uint32_t queries; /* requests sent for the current op */
+    cql_values v;     /* reused for every statement */
+} sc_conn;
+
+/* Channels known to have a metadata row (skips the IF NOT EXISTS on inserts). */
+#define KNOWN_SLOTS 65536
+
+struct sc_backend {
+    store_backend base;
+    const ms_config *cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    store_op *head, *tail;
+    bool closing;
+    int nthreads, started;
+    pthread_t *threads;
+    sc_conn *conns;
+    pthread_mutex_t known_mu;
+    uint64_t *known; /* open addressing, 0 = empty */
+    size_t nknown;
+};
+
+/* ------------------------------------------------------------------ options */
+
+static void sc_options(cql_options *o, const ms_config *cfg, bool keyspace)
+{
+    cql_options_init(o);
+    cql_options_from_config(o, cfg);
+    o->keyspace = keyspace ? cfg->scylla_keyspace : NULL;
+    o->default_page_size = 0;
+    o->wait_schema_agreement = true;
+    o->name = "store";
+}
+
+static bool valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ statements */
+
+static int sc_fail(store_op *op, const cql_status *st, const char *what)
+{
+    int code = st->code ? st->code : MS_ERR_INTERNAL;
+    return store__op_fail(op, code, "%s: %s", what,
+                          st->message[0] ? st->message : ms_err_str(code));
+}
+
+static cql_values *vals(sc_conn *c)
+{
+    cql_values_reset(&c->v);
+    return &c->v;
+}
+
+/*
+ * Runs statement id with the values in c->v. *res (may be NULL) receives the
+ * result, to free with cql_result_destroy. Fails op on error.
+ */
+static int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result **res)
+{
+    const ms_config *cfg = c->b->cfg;
+    cql_status st;
+    if (res)
+        *res = NULL;
+    if (cql_values_error(&c->v))
+        return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
+    if (!c->ps[id]) {
+        if (cql_sync_prepare(c->db, sc_stmt[id].cql, &c->ps[id], &st) != 0) {
+            c->ps[id] = NULL;
+            return sc_fail(op, &st, what);
+        }
+    }
+    cql_statement s;
+    cql_statement_init(&s);
+    s.prepared = c->ps[id];
+    s.values = &c->v;
+    s.page_size = 0;
+    int kind = sc_stmt[id].kind;
+    s.idempotent = kind == K_R || kind == K_W;
+    s.consistency =
+        kind == K_R ? (int)cfg->scylla_read_consistency : (int)cfg->scylla_write_consistency;
+    if (kind == K_L)
+        s.serial_consistency = (int)cfg->scylla_serial_consistency;
+    c->queries++;
+    cql_result *r = NULL;
+    if (cql_sync_execute(c->db, &s, &r, &st) != 0 || st.code != 0) {
+        cql_result_destroy(r);
+        return sc_fail(op, &st, what);
+    }
+    if (res)
+        *res = r;
+    else
+        cql_result_destroy(r);
+    return 0;
+}
+
+/* [applied] of a lightweight transaction's result. */
+static bool lwt_applied(cql_result *r)
+{
+    bool applied = false;
+    if (cql_result_next_row(r) == 0)
+        cql_row_get_bool(r, 0, &applied);
+    return applied;
+}
+
+static int64_t col_i64(cql_result *r, int col)
+{
+    int64_t v = 0;
+    if (cql_row_get_bigint(r, col, &v) != 0)
+        v = 0;
+    return v;
+}
+
+static int64_t named_i64(cql_result *r, const char *name)
+{
+    int col = cql_result_column_index(r, name);
+    return col < 0 ? 0 : col_i64(r, col);
+}
+
+static bool col_bool(cql_result *r, int col)
+{
+    bool v = false;
+    if (cql_row_get_bool(r, col, &v) != 0)
+        v = false;
+    return v;
+}
+
+static int col_tiny(cql_result *r, int col)
+{
+    int8_t v = 0;
+    if (cql_row_get_tinyint(r, col, &v) != 0)
+        v = 0;
+    return v;
+}
+
+/* Copies a text column into res; NULL for null (and for "" when empty_is_null). */
+static const char *col_text(cql_result *r, int col, store_result_hdr *res, size_t *len,
+                            bool empty_is_null, bool *oom)
+{
+    cql_str s;
+    if (len)
+        *len = 0;
+    if (cql_row_get_text(r, col, &s) != 0 || (empty_is_null && s.len == 0))
+        return NULL;
+    char *d = store__res_strndup(res, s.ptr ? s.ptr : "", s.len);
+    if (!d)
+        *oom = true;
+    if (len)
+        *len = s.len;
+    return d;
+}
+
+/*
+ * Reads the current row (SC_MSG_COLS) into *m. Returns 1 for a usable row,
+ * 0 for a partial row to skip (no sender or time: only an update reached it),
+ * or MS_ERR_NOMEM. A deleted message never shows content, even if an edit
+ * raced the delete.
+ */
+static int row_msg(cql_result *r, store_result_hdr *res, store_message *m)
+{
+    bool oom = false;
+    memset(m, 0, sizeof *m);
+    if (cql_row_is_null(r, 2) || cql_row_is_null(r, 12))
+        return 0;
+    m->channel_id = (uint64_t)col_i64(r, 0);
+    m->id = (uint64_t)col_i64(r, 1);
+    m->bucket = ms_bucket_of(m->id);
+    m->sender_id = (uint64_t)col_i64(r, 2);
+    m->type = (store_msg_type)col_tiny(r, 3);
+    m->source = (store_msg_source)col_tiny(r, 4);
+    m->is_deleted = col_bool(r, 15);
+    m->deleted_at_ms = (uint64_t)col_i64(r, 16);
+    if (!m->is_deleted) {
+        m->content = col_text(r, 5, res, &m->content_len, false, &oom);
+        m->attachments = col_text(r, 7, res, NULL, true, &oom);
+        m->metadata = col_text(r, 8, res, NULL, true, &oom);
+    }
+    if (!m->content && !oom) {
+        m->content = store__res_strndup(res, "", 0);
+        m->content_len = 0;
+        oom = !m->content;
+    }
+    m->reply_to = (uint64_t)col_i64(r, 6);
+    m->nonce = col_text(r, 9, res, NULL, true, &oom);
+    if (!cql_row_is_null(r, 10)) {
+        m->has_telegram = true;
+        m->telegram_chat_id = col_i64(r, 10);
+        m->telegram_message_id = col_i64(r, 11);
+    }
+    m->created_at_ms = (uint64_t)col_i64(r, 12);
+    m->is_edited = col_bool(r, 13);
+    m->edited_at_ms = (uint64_t)col_i64(r, 14);
+    return oom ? MS_ERR_NOMEM : 1;
+}
+
+/* Reads one message into *m (strings into res). 0, or fails op (NOT_FOUND). */
+static int get_msg(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, store_result_hdr *res,
+                   store_message *m)
+{
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+    cql_values_add_bigint(v, (int64_t)id);
+    cql_result *r = NULL;
+    if (sc_run(c, op, SC_MSG_GET, "reading the message", &r))
+        return op->status;
+    int got = 0;
+    if (cql_result_next_row(r) == 0)
+        got = row_msg(r, res, m);
+    cql_result_destroy(r);
+    if (got < 0)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (got == 0)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "message %" PRIu64 " not found in channel %" PRIu64, id, ch);
+    return 0;
+}
+
+/* Loads a message into a new message result (op->res). */
+static int load_message(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, bool duplicate)
+{
+    store_message_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (get_msg(c, op, ch, id, &res->hdr, &res->msg)) {
+        store_free(res);
+        return op->status;
+    }
+    res->duplicate = duplicate;
+    op->res = &res->hdr;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ known channels */
+
+static bool known_has(sc_backend *b, uint64_t ch)
+{
+    bool found = false;
+    pthread_mutex_lock(&b->known_mu);
+    size_t i = (size_t)((ch * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
+    for (size_t k = 0; k < KNOWN_SLOTS && b->known[i]; k++, i = (i + 1) % KNOWN_SLOTS) {
+        if (b->known[i] == ch) {
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->known_mu);
+    return found;
+}
+
+static void known_add(sc_backend *b, uint64_t ch)
+{
+    pthread_mutex_lock(&b->known_mu);
+    if (b->nknown >= KNOWN_SLOTS / 2) { /* keep probing short: forget everything */
+        memset(b->known, 0, KNOWN_SLOTS * sizeof *b->known);
+        b->nknown = 0;
+    }
+    size_t i = (size_t)((ch * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
+    while (b->known[i] && b->known[i] != ch)
+        i = (i + 1) % KNOWN_SLOTS;
+    if (!b->known[i]) {
+        b->known[i] = ch;
+        b->nknown++;
+    }
+    pthread_mutex_unlock(&b->known_mu);
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, uint64_t created)
+{
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+    cql_values_add_bigint(v, (int64_t)id);
+    cql_values_add_bigint(v, (int64_t)r->sender_id);
+    cql_values_add_tinyint(v, (int8_t)r->type);
+    cql_values_add_tinyint(v, (int8_t)r->source);
+    cql_values_add_text(v, r->content, r->content_len);
+    if (r->reply_to)
+        cql_values_add_bigint(v, (int64_t)r->reply_to);
+    else
+        cql_values_add_unset(v);
+    if (r->attachments)
+        cql_values_add_text(v, r->attachments, strlen(r->attachments));
+    else
+        cql_values_add_unset(v);
+    if (r->metadata)
+        cql_values_add_text(v, r->metadata, strlen(r->metadata));
+    else
+        cql_values_add_unset(v);
+    if (r->nonce)
+        cql_values_add_text(v, r->nonce, strlen(r->nonce));
+    else
+        cql_values_add_unset(v);
+    if (r->has_telegram) {
+        cql_values_add_bigint(v, r->telegram_chat_id);
+        cql_values_add_bigint(v, r->telegram_message_id);
+    } else {
+        cql_values_add_unset(v);
+        cql_values_add_unset(v);
+    }
+    cql_values_add_bigint(v, (int64_t)created);
+}
+
+/*
+ * Writes the message row and what goes with it. The bucket is registered
+ * first: a listed bucket without its message costs a page nothing but a
+ * query, a message in an unlisted bucket would be invisible to pages.
+ */
+static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
+{
+    const store_insert_req *r = &op->req.insert;
+    const ms_config *cfg = c->b->cfg;
+    uint64_t created = ms_snowflake_unix_ms(id, cfg->epoch_ms);
+    cql_values *v;
+    if (!known_has(c->b, r->channel_id)) {
+        v = vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_text(v, "", 0);
+        cql_values_add_text(v, "channel", 7);
+        cql_values_add_bigint(v, (int64_t)created);
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        if (sc_run(c, op, SC_META_CREATE, "creating the channel", NULL))
+            return op->status;
+        known_add(c->b, r->channel_id);
+    }
+    v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+    if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
+        return op->status;
+    v = vals(c);
+    bind_message(v, r, id, created);
+    if (op->id_given) {
+        cql_result *res = NULL;
+        if (sc_run(c, op, SC_MSG_INSERT_NEW, "writing the message", &res))
+            return op->status;
+        bool applied = lwt_applied(res);
+        cql_result_destroy(res);
+        if (!applied)
+            return store__op_fail(op, MS_ERR_CONFLICT,
+                                  "message id %" PRIu64 " already exists in channel %" PRIu64, id,
+                                  r->channel_id);
+    } else if (sc_run(c, op, SC_MSG_INSERT, "writing the message", NULL)) {
+        return op->status;
+    }
+    /* last_message_id only grows: the id's time is the write timestamp (µs) */
+    v = vals(c);
+    cql_values_add_bigint(v, (int64_t)(created * 1000));
+    cql_values_add_bigint(v, (int64_t)id);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    if (sc_run(c, op, SC_META_LAST, "updating the channel metadata", NULL))
+        return op->status;
+    if (count) {
+        v = vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL)) {
+            /* The message is durable; only the denormalized count may be off. */
+            MS_WARN("store", "scylla: message %" PRIu64 " written but not counted: %s", id,
+                    op->detail);
+            op->status = 0;
+            op->detail[0] = '\0';
+        }
+    }
+    return 0;
+}
+
+/*
+ * The nonce or Telegram ids were claimed by message `id` first. Return it;
+ * when it is not there yet (the claimer is still writing it, or died between
+ * claim and write), wait a little, then complete it with this request's
+ * content, uncounted.
+ */
+static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (load_message(c, op, ch, id, true) == 0)
+            return 0;
+        if (op->status != MS_ERR_NOT_FOUND)
+            return op->status;
+        op->status = 0;
+        op->detail[0] = '\0';
+        struct timespec ts = {0, 25 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (ch != op->req.insert.channel_id)
+        return store__op_fail(op, MS_ERR_UNAVAILABLE,
+                              "the Telegram message is claimed by an unfinished insert in channel "
+                              "%" PRIu64 "; retry",
+                              ch);
+    MS_WARN("store",
+            "scylla: completing message %" PRIu64 " of channel %" PRIu64
+            " whose insert did not finish",
+            id, ch);
+    if (write_message(c, op, id, false))
+        return op->status;
+    return load_message(c, op, ch, id, true);
+}
+
+static int op_insert(sc_conn *c, store_op *op)
+{
+    const store_insert_req *r = &op->req.insert;
+    cql_values *v;
+    cql_result *res = NULL;
+    bool tg_claimed = false;
+    if (r->has_telegram) {
+        v = vals(c);
+        cql_values_add_bigint(v, r->telegram_message_id);
+        cql_values_add_bigint(v, r->telegram_chat_id);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_bigint(v, (int64_t)r->id);
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        if (sc_run(c, op, SC_TG_CLAIM, "claiming the Telegram message", &res))
+            return op->status;
+        if (!lwt_applied(res)) {
+            uint64_t ch = (uint64_t)named_i64(res, "channel_id");
+            uint64_t id = (uint64_t)named_i64(res, "message_id");
+            cql_result_destroy(res);
+            return duplicate_of(c, op, ch, id);
+        }
+        cql_result_destroy(res);
+        tg_claimed = true;
+    }
+    if (r->nonce) {
+        v = vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_text(v, r->nonce, strlen(r->nonce));
+        cql_values_add_bigint(v, (int64_t)r->id);
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        if (sc_run(c, op, SC_NONCE_CLAIM, "claiming the nonce", &res))
+            goto unclaim;
+        if (!lwt_applied(res)) {
+            uint64_t id = (uint64_t)named_i64(res, "message_id");
+            cql_result_destroy(res);
+            if (tg_claimed) {
+                v = vals(c);
+                cql_values_add_bigint(v, r->telegram_message_id);
+                cql_values_add_bigint(v, r->telegram_chat_id);
+                cql_values_add_bigint(v, (int64_t)r->id);
+                if (sc_run(c, op, SC_TG_UNCLAIM, "releasing the Telegram claim", NULL))
+                    return op->status;
+            }
+            return duplicate_of(c, op, r->channel_id, id);
+        }
+        cql_result_destroy(res);
+    }
+    if (write_message(c, op, r->id, true))
+        goto unclaim;
+
+    store_message_result *out = store__res_new(sizeof *out);
+    if (!out)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &out->hdr;
+    store_message *m = &out->msg;
+    m->id = r->id;
+    m->channel_id = r->channel_id;
+    m->bucket = ms_bucket_of(r->id);
+    m->sender_id = r->sender_id;
+    m->type = r->type;
+    m->source = r->source;
+    m->content = store__res_strndup(&out->hdr, r->content, r->content_len);
+    m->content_len = r->content_len;
+    m->reply_to = r->reply_to;
+    m->attachments = r->attachments
+                         ? store__res_strndup(&out->hdr, r->attachments, strlen(r->attachments))
+                         : NULL;
+    m->metadata =
+        r->metadata ? store__res_strndup(&out->hdr, r->metadata, strlen(r->metadata)) : NULL;
+    m->nonce = r->nonce ? store__res_strndup(&out->hdr, r->nonce, strlen(r->nonce)) : NULL;
+    m->has_telegram = r->has_telegram;
+    m->telegram_chat_id = r->has_telegram ? r->telegram_chat_id : 0;
+    m->telegram_message_id = r->has_telegram ? r->telegram_message_id : 0;
+    m->created_at_ms = ms_snowflake_unix_ms(r->id, c->b->cfg->epoch_ms);
+    if (!m->content)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    return 0;
+unclaim:
+    /*
+     * The message was not written. A claim left behind is completed by the
+     * next insert with the same nonce/Telegram ids (duplicate_of); an explicit
+     * id conflict releases its Telegram claim now so that it can be retried.
+     */
+    if (op->status == MS_ERR_CONFLICT && tg_claimed) {
+        int st = op->status;
+        char detail[STORE_DETAIL_LEN];
+        memcpy(detail, op->detail, sizeof detail);
+        v = vals(c);
+        cql_values_add_bigint(v, r->telegram_message_id);
+        cql_values_add_bigint(v, r->telegram_chat_id);
+        cql_values_add_bigint(v, (int64_t)r->id);
+        sc_run(c, op, SC_TG_UNCLAIM, "releasing the Telegram claim", NULL);
+        op->status = st;
+        memcpy(op->detail, detail, sizeof detail);
+    }
+    return op->status;
+}
+
+static int op_get_telegram(sc_conn *c, store_op *op)
+{
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, op->req.tg.telegram_message_id);
+    cql_values_add_bigint(v, op->req.tg.telegram_chat_id);
+    cql_result *r = NULL;
+    if (sc_run(c, op, SC_TG_GET, "reading the Telegram mapping", &r))
+        return op->status;
+    if (cql_result_next_row(r) != 0) {
+        cql_result_destroy(r);
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "no message for Telegram message %" PRId64 " in chat %" PRId64,
+                              op->req.tg.telegram_message_id, op->req.tg.telegram_chat_id);
+    }
+    uint64_t ch = (uint64_t)col_i64(r, 0), id = (uint64_t)col_i64(r, 1);
+    cql_result_destroy(r);
+    int rc = load_message(c, op, ch, id, false);
+    if (rc == MS_ERR_NOT_FOUND)
+        store__op_fail(op, MS_ERR_NOT_FOUND,
+                       "no message for Telegram message %" PRId64 " in chat %" PRId64,
+                       op->req.tg.telegram_message_id, op->req.tg.telegram_chat_id);
+    return op->status;
+}
+
+/* ------------------------------------------------------------------ pages */
+
+typedef struct msgvec {
+    store_message *v;
+    size_t n, cap;
+} msgvec;
+
+static int vec_push(msgvec *mv, const store_message *m)
+{
+    if (mv->n == mv->cap) {
+        size_t cap = mv->cap ? mv->cap * 2 : 64;
+        store_message *nv = realloc(mv->v, cap * sizeof *nv);
+        if (!nv)
+            return MS_ERR_NOMEM;
+        mv->v = nv;
+        mv->cap = cap;
+    }
+    mv->v[mv->n++] = *m;
+    return 0;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = ((const store_message *)a)->id, y = ((const store_message *)b)->id;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int cmp_asc(const void *a, const void *b)
+{
+    return -cmp_desc(a, b);
+}
+
+/* Appends the rows of r (sorted by dir) to mv, up to `want` in mv. */
+static int take_rows(store_op *op, cql_result *r, store_result_hdr *res, msgvec *mv, size_t want,
+                     bool desc)
+{
+    msgvec tmp = {0};
+    store_message m;
+    int rc;
+    while (cql_result_next_row(r) == 0) {
+        rc = row_msg(r, res, &m);
+        if (rc < 0 || (rc == 1 && vec_push(&tmp, &m) != 0)) {
+            free(tmp.v);
+            return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (tmp.n > 1)
+        qsort(tmp.v, tmp.n, sizeof *tmp.v, desc ? cmp_desc : cmp_asc);
+    for (size_t i = 0; i < tmp.n && mv->n < want; i++) {
+        if (vec_push(mv, &tmp.v[i]) != 0) {
+            free(tmp.v);
+            return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        }
+    }
+    free(tmp.v);
+    return 0;
+}
+
+/* The next chunk of the channel's bucket list from `from` (inclusive) in one direction. */
+static int bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool desc, int32_t *out,
+                       size_t *n)
+{
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_values_add_int(v, from);
+    cql_values_add_int(v, BUCKET_CHUNK);
+    cql_result *r = NULL;
+    if (sc_run(c, op, desc ? SC_BUCKETS_DOWN : SC_BUCKETS_UP, "reading the bucket list", &r))
+        return op->status;
+    *n = 0;
+    while (cql_result_next_row(r) == 0 && *n < BUCKET_CHUNK) {
+        int32_t b = 0;
+        if (cql_row_get_int(r, 0, &b) == 0)
+            out[(*n)++] = b;
+    }
+    cql_result_destroy(r);
+    return 0;
+}
+
+/*
+ * Collects up to `want` messages next to `anchor` into mv, walking the
+ * channel's non-empty buckets: desc = older than anchor (newest first), else
+ * newer than anchor (oldest first; `inclusive`: the anchor too). Per chunk of
+ * 32 buckets: one bucket-list query, one query for the first bucket, one IN
+ * query for the rest when the first did not fill the page.
+ */
+static int collect(sc_conn *c, store_op *op, uint64_t ch, uint64_t anchor, bool desc,
+                   bool inclusive, size_t want, store_result_hdr *res, msgvec *mv)
+{
+    int32_t list[BUCKET_CHUNK];
+    size_t n = 0;
+    int32_t from = (int32_t)ms_bucket_of(desc ? anchor - 1 : anchor);
+    bool first = true;
+    while (mv->n < want) {
+        if (bucket_list(c, op, ch, from, desc, list, &n))
+            return op->status;
+        if (n == 0)
+            break;
+        size_t i = 0;
+        cql_values *v;
+        cql_result *r = NULL;
+        if (first) {
+            v = vals(c);
+            cql_values_add_bigint(v, (int64_t)ch);
+            cql_values_add_int(v, list[0]);
+            cql_values_add_bigint(v, (int64_t)anchor);
+            cql_values_add_int(v, (int32_t)(want - mv->n));
+            sc_stmt_id id = desc ? SC_PAGE_BEFORE : inclusive ? SC_PAGE_FROM : SC_PAGE_AFTER;
+            if (sc_run(c, op, id, "reading the page", &r))
+                return op->status;
+            int rc = take_rows(op, r, res, mv, want, desc);
+            cql_result_destroy(r);
+            if (rc)
+                return rc;
+            i = 1;
+            first = false;
+        }
+        if (mv->n < want && i < n) {
+            v = vals(c);
+            cql_values_add_bigint(v, (int64_t)ch);
+            cql_values_begin_list(v);
+            for (size_t k = i; k < n; k++)
+                cql_values_add_int(v, list[k]);
+            cql_values_end(v);
+            /* later buckets lie wholly on the far side of the anchor */
+            cql_values_add_bigint(v, (int64_t)anchor);
+            cql_values_add_int(v, (int32_t)(want - mv->n));
+            if (sc_run(c, op, desc ? SC_PAGE_BEFORE_IN : SC_PAGE_AFTER_IN, "reading the page", &r))
+                return op->status;
+            int rc = take_rows(op, r, res, mv, want, desc);
+            cql_result_destroy(r);
+            if (rc)
+                return rc;
+        }
+        if (n < BUCKET_CHUNK)
+            break;
+        from = desc ? list[n - 1] - 1 : list[n - 1] + 1;
+        if (from < 0)
+            break;
+    }
+    return 0;
+}
+
+static int op_page(sc_conn *c, store_op *op)
+{
+    const store_page_req *r = &op->req.page;
+    size_t limit = (size_t)r->limit;
+    store_page_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    msgvec older = {0}, newer = {0};
+    int rc = 0;
+    switch (r->mode) {
+    case STORE_PAGE_LATEST:
+    case STORE_PAGE_BEFORE: {
+        uint64_t anchor = r->mode == STORE_PAGE_LATEST ? STORE_ID_MAX : r->anchor;
+        rc = collect(c, op, r->channel_id, anchor, true, false, limit + 1, &res->hdr, &older);
+        res->more_older = older.n > limit;
+        break;
+    }
+    case STORE_PAGE_AFTER:
+        rc = collect(c, op, r->channel_id, r->anchor, false, false, limit + 1, &res->hdr, &newer);
+        res->more_newer = newer.n > limit;
+        break;
+    case STORE_PAGE_AROUND: {
+        size_t older_n = limit / 2, newer_n = limit - older_n;
+        rc = collect(c, op, r->channel_id, r->anchor, false, true, newer_n + 1, &res->hdr, &newer);
+        if (!rc)
+            rc = collect(c, op, r->channel_id, r->anchor, true, false, older_n + 1, &res->hdr,
+                         &older);
+        res->more_newer = newer.n > newer_n;
+        res->more_older = older.n > older_n;
+        if (newer.n > newer_n)
+            newer.n = newer_n;
+        if (older.n > older_n)
+            older.n = older_n;
+        break;
+    }
+    }
+    if (!rc) {
+        if (older.n > limit)
+            older.n = limit;
+        if (newer.n > limit)
+            newer.n = limit;
+        res->count = older.n + newer.n;
+        res->items =
+            store__res_alloc(&res->hdr, (res->count ? res->count : 1) * sizeof *res->items);
+        if (!res->items) {
+            rc = store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        } else {
+            size_t k = 0;
+            for (size_t i = newer.n; i > 0; i--) /* newest first */
+                res->items[k++] = newer.v[i - 1];
+            for (size_t i = 0; i < older.n; i++)
+                res->items[k++] = older.v[i];
+        }
+    }
+    free(older.v);
+    free(newer.v);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ edit, delete */
+
+static int op_edit(sc_conn *c, store_op *op)
+{
+    const store_edit_req *r = &op->req.edit;
+    store_message_result *cur = store__res_new(sizeof *cur);
+    if (!cur)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (get_msg(c, op, r->channel_id, r->message_id, &cur->hdr, &cur->msg))
+        goto out;
+    if (cur->msg.is_deleted) {
+        store__op_fail(op, MS_ERR_CONFLICT, "message %" PRIu64 " is deleted and cannot be edited",
+                       r->message_id);
+        goto out;
+    }
+    uint64_t seq = store__next_id(op->s);
+    if (!seq) {
+        store__op_fail(op, MS_ERR_CLOCK, "the clock stepped back; retry");
+        goto out;
+    }
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_values_add_bigint(v, (int64_t)seq);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_text(v, cur->msg.content, cur->msg.content_len);
+    if (sc_run(c, op, SC_EDIT_SAVE, "saving the edit history", NULL))
+        goto out;
+    v = vals(c);
+    cql_values_add_text(v, r->content, r->content_len);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    if (sc_run(c, op, SC_EDIT_APPLY, "editing the message", NULL))
+        goto out;
+    load_message(c, op, r->channel_id, r->message_id, false);
+out:
+    store_free(cur);
+    return op->status;
+}
+
+static int op_delete(sc_conn *c, store_op *op)
+{
+    const store_get_req *r = &op->req.get;
+    if (load_message(c, op, r->channel_id, r->message_id, false))
+        return op->status;
+    store_message_result *cur = (store_message_result *)op->res;
+    if (cur->msg.is_deleted)
+        return 0;
+    op->res = NULL;
+    store_free(cur);
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
+        return op->status;
+    v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    if (sc_run(c, op, SC_PIN_DEL, "unpinning the message", NULL))
+        return op->status;
+    v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    if (sc_run(c, op, SC_EDITS_PURGE, "purging the edit history", NULL))
+        return op->status;
+    return load_message(c, op, r->channel_id, r->message_id, false);
+}
+
+static int op_history(sc_conn *c, store_op *op)
+{
+    const store_history_req *r = &op->req.history;
+    store_history_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    store_message m;
+    if (get_msg(c, op, r->channel_id, r->message_id, &res->hdr, &m))
+        return op->status;
+    res->items = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->items);
+    if (!res->items)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (m.is_deleted) /* purged with the delete; an edit racing it must not resurface */
+        return 0;
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_values_add_int(v, r->limit);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_HISTORY, "reading the edit history", &q))
+        return op->status;
+    bool oom = false;
+    while (cql_result_next_row(q) == 0 && res->count < (size_t)r->limit) {
+        store_edit_entry *e = &res->items[res->count++];
+        e->edited_at_ms = (uint64_t)col_i64(q, 0);
+        e->content = col_text(q, 1, &res->hdr, &e->content_len, false, &oom);
+        if (!e->content && !oom)
+            e->content = store__res_strndup(&res->hdr, "", 0);
+    }
+    cql_result_destroy(q);
+    if (oom)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ reactions */
+
+static void bind_reaction3(cql_values *v, const store_reaction_req *r)
+{
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_values_add_text(v, r->emoji, strlen(r->emoji));
+}
+
+static int op_reaction(sc_conn *c, store_op *op, bool add)
+{
+    const store_reaction_req *r = &op->req.reaction;
+    store_message_result *cur = store__res_new(sizeof *cur);
+    if (!cur)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    int rc = get_msg(c, op, r->channel_id, r->message_id, &cur->hdr, &cur->msg);
+    bool deleted = cur->msg.is_deleted;
+    store_free(cur);
+    if (rc)
+        return rc;
+    if (add && deleted)
+        return store__op_fail(op, MS_ERR_CONFLICT, "message %" PRIu64 " is deleted", r->message_id);
+    cql_values *v = vals(c);
+    bind_reaction3(v, r);
+    cql_values_add_bigint(v, (int64_t)r->user_id);
+    if (add)
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_result *q = NULL;
+    if (sc_run(c, op, add ? SC_REACT_ADD : SC_REACT_DEL,
+               add ? "adding the reaction" : "removing the reaction", &q))
+        return op->status;
+    bool changed = lwt_applied(q);
+    cql_result_destroy(q);
+    if (changed) {
+        /* Fix 2: counted once, only for a row really created or removed; never retried. */
+        v = vals(c);
+        bind_reaction3(v, r);
+        if (sc_run(c, op, add ? SC_COUNT_INC : SC_COUNT_DEC, "counting the reaction", NULL))
+            return op->status;
+    }
+    v = vals(c);
+    bind_reaction3(v, r);
+    if (sc_run(c, op, SC_COUNT_GET, "reading the reaction count", &q))
+        return op->status;
+    int64_t count = 0;
+    if (cql_result_next_row(q) == 0)
+        count = col_i64(q, 0);
+    cql_result_destroy(q);
+    store_reaction_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    res->changed = changed;
+    res->count = count > 0 ? (uint64_t)count : 0;
+    return 0;
+}
+
+static int op_reactions_get(sc_conn *c, store_op *op)
+{
+    store_reactions_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)op->req.get.channel_id);
+    cql_values_add_bigint(v, (int64_t)op->req.get.message_id);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_COUNTS_LIST, "reading the reactions", &q))
+        return op->status;
+    size_t cap = q->row_count > 0 ? (size_t)q->row_count : 1;
+    res->items = store__res_alloc(&res->hdr, cap * sizeof *res->items);
+    bool oom = !res->items;
+    while (!oom && cql_result_next_row(q) == 0 && res->count < cap) {
+        int64_t n = col_i64(q, 1);
+        if (n <= 0)
+            continue;
+        store_reaction_count *e = &res->items[res->count];
+        e->emoji = col_text(q, 0, &res->hdr, NULL, false, &oom);
+        e->count = (uint64_t)n;
+        if (e->emoji)
+            res->count++;
+    }
+    cql_result_destroy(q);
+    return oom ? store__op_fail(op, MS_ERR_NOMEM, "out of memory") : 0;
+}
+
+static int op_reaction_users(sc_conn *c, store_op *op)
+{
+    const store_reaction_users_req *r = &op->req.users;
+    store_users_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    res->user_ids = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->user_ids);
+    if (!res->user_ids)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_values_add_text(v, r->emoji, strlen(r->emoji));
+    cql_values_add_bigint(v, (int64_t)r->after_user_id);
+    cql_values_add_int(v, r->limit + 1);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_USERS, "reading the reaction users", &q))
+        return op->status;
+    while (cql_result_next_row(q) == 0) {
+        if (res->count < (size_t)r->limit)
+            res->user_ids[res->count++] = (uint64_t)col_i64(q, 0);
+        else
+            res->more = true;
+    }
+    cql_result_destroy(q);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ pins */
+
+static int row_pin(cql_result *q, store_result_hdr *res, store_pin_entry *p)
+{
+    bool oom = false;
+    p->channel_id = (uint64_t)col_i64(q, 0);
+    p->message_id = (uint64_t)col_i64(q, 1);
+    p->pinned_by = (uint64_t)col_i64(q, 2);
+    p->pinned_at_ms = (uint64_t)col_i64(q, 3);
+    p->content_preview = col_text(q, 4, res, NULL, false, &oom);
+    if (!p->content_preview && !oom)
+        p->content_preview = store__res_strndup(res, "", 0);
+    p->sender_id = (uint64_t)col_i64(q, 5);
+    return oom || !p->content_preview ? MS_ERR_NOMEM : 0;
+}
+
+/* Reads the pin of op's message into a new pin result; *found. */
+static int load_pin(sc_conn *c, store_op *op, bool *found)
+{
+    const store_pin_req *r = &op->req.pin;
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_result *q = NULL;
+    *found = false;
+    if (sc_run(c, op, SC_PIN_GET, "reading the pin", &q))
+        return op->status;
+    if (cql_result_next_row(q) == 0) {
+        store_pin_result *res = store__res_new(sizeof *res);
+        if (!res || row_pin(q, &res->hdr, &res->pin)) {
+            store_free(res);
+            cql_result_destroy(q);
+            return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        }
+        op->res = &res->hdr;
+        *found = true;
+    }
+    cql_result_destroy(q);
+    return 0;
+}
+
+static int cmp_pin(const void *a, const void *b)
+{
+    const store_pin_entry *x = a, *y = b;
+    if (x->pinned_at_ms != y->pinned_at_ms)
+        return x->pinned_at_ms < y->pinned_at_ms ? 1 : -1;
+    return x->message_id < y->message_id ? 1 : x->message_id > y->message_id ? -1 : 0;
+}
+
+/* Every pin of a channel, newest first, into res (count in *n). */
+static int all_pins(sc_conn *c, store_op *op, uint64_t ch, store_result_hdr *res,
+                    store_pin_entry **out, size_t *n)
+{
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_PINS_ALL, "reading the pins", &q))
+        return op->status;
+    size_t cap = q->row_count > 0 ? (size_t)q->row_count : 1;
+    store_pin_entry *p = store__res_alloc(res, cap * sizeof *p);
+    *n = 0;
+    bool oom = !p;
+    while (!oom && cql_result_next_row(q) == 0 && *n < cap)
+        oom = row_pin(q, res, &p[(*n)++]) != 0;
+    cql_result_destroy(q);
+    if (oom)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    qsort(p, *n, sizeof *p, cmp_pin);
+    *out = p;
+    return 0;
+}
+
+static int op_pin(sc_conn *c, store_op *op)
+{
+    const store_pin_req *r = &op->req.pin;
+    bool found = false;
+    if (load_pin(c, op, &found))
+        return op->status;
+    if (found) {
+        ((store_pin_result *)op->res)->duplicate = true;
+        return 0;
+    }
+    store_pin_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    store_message m;
+    if (get_msg(c, op, r->channel_id, r->message_id, &res->hdr, &m))
+        return op->status;
+    if (m.is_deleted)
+        return store__op_fail(op, MS_ERR_CONFLICT,
+                              "message %" PRIu64 " is deleted and cannot be pinned", r->message_id);
+    store_pin_entry *pins = NULL;
+    size_t npins = 0;
+    if (all_pins(c, op, r->channel_id, &res->hdr, &pins, &npins))
+        return op->status;
+    if (npins >= STORE_MAX_PINS)
+        return store__op_fail(op, MS_ERR_CONFLICT, "channel %" PRIu64 " already has %d pins",
+                              r->channel_id, STORE_MAX_PINS);
+    size_t plen = store__utf8_prefix(m.content, m.content_len, STORE_PREVIEW_CHARS);
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_bigint(v, (int64_t)r->pinned_by);
+    cql_values_add_text(v, m.content, plen);
+    cql_values_add_bigint(v, (int64_t)m.sender_id);
+    if (sc_run(c, op, SC_PIN_ADD, "pinning the message", NULL))
+        return op->status;
+    res->pin.channel_id = r->channel_id;
+    res->pin.message_id = r->message_id;
+    res->pin.pinned_by = r->pinned_by;
+    res->pin.pinned_at_ms = op->now_ms;
+    res->pin.sender_id = m.sender_id;
+    res->pin.content_preview = store__res_strndup(&res->hdr, m.content, plen);
+    return res->pin.content_preview ? 0 : store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+}
+
+static int op_unpin(sc_conn *c, store_op *op)
+{
+    const store_pin_req *r = &op->req.pin;
+    bool found = false;
+    if (load_pin(c, op, &found))
+        return op->status;
+    if (!found)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "message %" PRIu64 " is not pinned in channel %" PRIu64,
+                              r->message_id, r->channel_id);
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    return sc_run(c, op, SC_PIN_DEL, "unpinning the message", NULL);
+}
+
+static int op_pins_list(sc_conn *c, store_op *op)
+{
+    store_pins_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    if (all_pins(c, op, op->req.channel.channel_id, &res->hdr, &res->items, &res->count))
+        return op->status;
+    if (res->count > STORE_MAX_PINS)
+        res->count = STORE_MAX_PINS;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ read positions */
+
+static int read_position(sc_conn *c, store_op *op, store_read_result *res)
+{
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)op->req.read.channel_id);
+    cql_values_add_bigint(v, (int64_t)op->req.read.user_id);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_READ_GET, "reading the read position", &q))
+        return op->status;
+    if (cql_result_next_row(q) == 0) {
+        res->last_read_id = (uint64_t)col_i64(q, 0);
+        res->updated_at_ms = (uint64_t)col_i64(q, 1);
+    }
+    cql_result_destroy(q);
+    return 0;
+}
+
+static int op_read_set(sc_conn *c, store_op *op)
+{
+    const store_read_req *r = &op->req.read;
+    store_read_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    if (read_position(c, op, res))
+        return op->status;
+    if (r->message_id <= res->last_read_id)
+        return 0;
+    /* The position never moves back: its write timestamp is the message id's time (µs), so
+     * racing writers converge on the largest id (equal timestamps: the larger value wins). */
+    uint64_t ts = ms_snowflake_unix_ms(r->message_id, c->b->cfg->epoch_ms) * 1000;
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)ts);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->user_id);
+    if (sc_run(c, op, SC_READ_SET, "setting the read position", NULL))
+        return op->status;
+    res->moved = true;
+    res->last_read_id = r->message_id;
+    res->updated_at_ms = op->now_ms;
+    return 0;
+}
+
+static int op_read_get(sc_conn *c, store_op *op)
+{
+    const store_read_req *r = &op->req.read;
+    store_read_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    if (read_position(c, op, res))
+        return op->status;
+    /* Count at most STORE_UNREAD_CAP messages newer than the position, newest buckets first. */
+    int32_t bottom = (int32_t)ms_bucket_of(res->last_read_id);
+    int32_t from = (int32_t)ms_bucket_of(STORE_ID_MAX);
+    uint32_t count = 0;
+    int32_t list[BUCKET_CHUNK];
+    size_t n = 0;
+    while (count < STORE_UNREAD_CAP) {
+        if (bucket_list(c, op, r->channel_id, from, true, list, &n))
+            return op->status;
+        size_t keep = 0;
+        while (keep < n && list[keep] >= bottom)
+            keep++;
+        if (keep == 0)
+            break;
+        cql_values *v = vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_begin_list(v);
+        for (size_t k = 0; k < keep; k++)
+            cql_values_add_int(v, list[k]);
+        cql_values_end(v);
+        cql_values_add_bigint(v, (int64_t)res->last_read_id);
+        cql_values_add_int(v, STORE_UNREAD_CAP);
+        cql_result *q = NULL;
+        if (sc_run(c, op, SC_UNREAD_IN, "counting unread messages", &q))
+            return op->status;
+        while (cql_result_next_row(q) == 0 && count < STORE_UNREAD_CAP)
+            if (!col_bool(q, 0))
+                count++;
+        cql_result_destroy(q);
+        if (keep < n || n < BUCKET_CHUNK)
+            break;
+        from = list[n - 1] - 1;
+    }
+    res->unread_count = count;
+    res->unread_capped = count >= STORE_UNREAD_CAP;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ channels, sync, ping */
+
+static int load_channel(sc_conn *c, store_op *op, uint64_t ch)
+{
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_META_GET, "reading the channel", &q))
+        return op->status;
+    if (cql_result_next_row(q) != 0) {
+        cql_result_destroy(q);
+        return store__op_fail(op, MS_ERR_NOT_FOUND, "channel %" PRIu64 " is unknown", ch);
+    }
+    store_channel_result *res = store__res_new(sizeof *res);
+    if (!res) {
+        cql_result_destroy(q);
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    }
+    op->res = &res->hdr;
+    bool oom = false;
+    store_channel *m = &res->channel;
+    m->channel_id = ch;
+    m->name = col_text(q, 1, &res->hdr, NULL, false, &oom);
+    m->type = col_text(q, 2, &res->hdr, NULL, false, &oom);
+    m->created_at_ms = (uint64_t)col_i64(q, 3);
+    m->last_message_id = (uint64_t)col_i64(q, 4);
+    m->updated_at_ms = (uint64_t)col_i64(q, 5);
+    cql_result_destroy(q);
+    if (!m->name && !oom)
+        m->name = store__res_strndup(&res->hdr, "", 0);
+    if (!m->type && !oom)
+        m->type = store__res_strndup(&res->hdr, "channel", 7);
+    if (oom || !m->name || !m->type)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    v = vals(c);
+    cql_values_add_bigint(v, (int64_t)ch);
+    if (sc_run(c, op, SC_COUNTER_GET, "reading the message count", &q))
+        return op->status;
+    if (cql_result_next_row(q) == 0)
+        m->message_count = (uint64_t)col_i64(q, 0);
+    cql_result_destroy(q);
+    return 0;
+}
+
+static int op_channel_upsert(sc_conn *c, store_op *op)
+{
+    const store_channel_upsert_req *r = &op->req.upsert;
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_META_GET, "reading the channel", &q))
+        return op->status;
+    bool exists = cql_result_next_row(q) == 0;
+    bool has_created = exists && !cql_row_is_null(q, 3);
+    bool has_name = exists && !cql_row_is_null(q, 1);
+    bool has_type = exists && !cql_row_is_null(q, 2);
+    cql_result_destroy(q);
+    v = vals(c);
+    if (r->name)
+        cql_values_add_text(v, r->name, strlen(r->name));
+    else if (!has_name)
+        cql_values_add_text(v, "", 0);
+    else
+        cql_values_add_unset(v);
+    if (r->type)
+        cql_values_add_text(v, r->type, strlen(r->type));
+    else if (!has_type)
+        cql_values_add_text(v, "channel", 7);
+    else
+        cql_values_add_unset(v);
+    if (r->created_at_ms)
+        cql_values_add_bigint(v, (int64_t)r->created_at_ms);
+    else if (!has_created)
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+    else
+        cql_values_add_unset(v);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    if (sc_run(c, op, SC_META_SET, "writing the channel", NULL))
+        return op->status;
+    known_add(c->b, r->channel_id);
+    return load_channel(c, op, r->channel_id);
+}
+
+static int load_sync(sc_conn *c, store_op *op, uint64_t ch, bool *found)
+{
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_SYNC_GET, "reading the sync state", &q))
+        return op->status;
+    *found = cql_result_next_row(q) == 0 && !cql_row_is_null(q, 1);
+    if (*found) {
+        store_sync_result *res = store__res_new(sizeof *res);
+        if (!res) {
+            cql_result_destroy(q);
+            return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        }
+        op->res = &res->hdr;
+        store_sync_state *s = &res->state;
+        s->channel_id = ch;
+        s->telegram_chat_id = col_i64(q, 1);
+        s->last_synced_message_id = col_i64(q, 2);
+        s->direction = (store_sync_direction)col_tiny(q, 3);
+        s->last_sync_at_ms = (uint64_t)col_i64(q, 4);
+        s->created_at_ms = (uint64_t)col_i64(q, 5);
+    }
+    cql_result_destroy(q);
+    return 0;
+}
+
+static int op_sync_get(sc_conn *c, store_op *op)
+{
+    bool found = false;
+    if (load_sync(c, op, op->req.channel.channel_id, &found))
+        return op->status;
+    if (!found)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "channel %" PRIu64 " has no Telegram sync state",
+                              op->req.channel.channel_id);
+    return 0;
+}
+
+static int op_sync_update(sc_conn *c, store_op *op)
+{
+    const store_sync_update_req *r = &op->req.sync;
+    bool found = false;
+    if (load_sync(c, op, r->channel_id, &found))
+        return op->status;
+    if (op->res) {
+        store_free(op->res);
+        op->res = NULL;
+    }
+    cql_values *v = vals(c);
+    cql_values_add_bigint(v, r->telegram_chat_id);
+    cql_values_add_tinyint(v, (int8_t)r->direction);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    if (found)
+        cql_values_add_unset(v);
+    else
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    if (sc_run(c, op, SC_SYNC_SET, "writing the sync state", NULL))
+        return op->status;
+    /* Forward only, without a read: the value is its own write timestamp. */
+    v = vals(c);
+    cql_values_add_bigint(v, r->last_synced_message_id);
+    cql_values_add_bigint(v, r->last_synced_message_id);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    if (sc_run(c, op, SC_SYNC_LAST, "writing the sync state", NULL))
+        return op->status;
+    if (load_sync(c, op, r->channel_id, &found))
+        return op->status;
+    if (!found)
+        return store__op_fail(op, MS_ERR_INTERNAL, "the sync state was not stored");
+    return 0;
+}
+
+static int op_ping(sc_conn *c, store_op *op)
+{
+    uint64_t t0 = uv_hrtime();
+    vals(c);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_PING, "probing the cluster", &q))
+        return op->status;
+    int32_t version = 0;
+    if (cql_result_next_row(q) == 0)
+        cql_row_get_int(q, 0, &version);
+    cql_result_destroy(q);
+    store_ping_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    op->res = &res->hdr;
+    res->latency_us = (uv_hrtime() - t0) / 1000;
+    res->backend = "scylla";
+    res->schema_version = version;
+    return 0;
+}
+
+static void sc_run_op(sc_conn *c, store_op *op)
+{
+    switch (op->kind) {
+    case STORE_OP_INSERT:
+        (void)op_insert(c, op);
+        break;
+    case STORE_OP_GET:
+        (void)load_message(c, op, op->req.get.channel_id, op->req.get.message_id, false);
+        break;
+    case STORE_OP_GET_TELEGRAM:
+        (void)op_get_telegram(c, op);
+        break;
+    case STORE_OP_PAGE:
+        (void)op_page(c, op);
+        break;
+    case STORE_OP_EDIT:
+        (void)op_edit(c, op);
+        break;
+    case STORE_OP_DELETE:
+        (void)op_delete(c, op);
+        break;
+    case STORE_OP_HISTORY:
+        (void)op_history(c, op);
+        break;
+    case STORE_OP_REACTION_ADD:
+        (void)op_reaction(c, op, true);
+        break;
+    case STORE_OP_REACTION_REMOVE:
+        (void)op_reaction(c, op, false);
+        break;
+    case STORE_OP_REACTIONS_GET:
+        (void)op_reactions_get(c, op);
+        break;
+    case STORE_OP_REACTION_USERS:
+        (void)op_reaction_users(c, op);
+        break;
+    case STORE_OP_PIN:
+        (void)op_pin(c, op);
+        break;
+    case STORE_OP_UNPIN:
+        (void)op_unpin(c, op);
+        break;
+    case STORE_OP_PINS_LIST:
+        (void)op_pins_list(c, op);
+        break;
+    case STORE_OP_READ_SET:
+        (void)op_read_set(c, op);
+        break;
+    case STORE_OP_READ_GET:
+        (void)op_read_get(c, op);
+        break;
+    case STORE_OP_CHANNEL_UPSERT:
+        (void)op_channel_upsert(c, op);
+        break;
+    case STORE_OP_CHANNEL_GET:
+        (void)load_channel(c, op, op->req.channel.channel_id);
+        break;
+    case STORE_OP_SYNC_UPDATE:
+        (void)op_sync_update(c, op);
+        break;
+    case STORE_OP_SYNC_GET:
+        (void)op_sync_get(c, op);
+        break;
+    case STORE_OP_PING:
+        (void)op_ping(c, op);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ threads, vtable */
+
+static void *worker_main(void *arg)
+{
+    sc_conn *c = arg;
+    sc_backend *b = c->b;
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        while (!b->head && !b->closing)
+            pthread_cond_wait(&b->cv, &b->mu);
+        store_op *op = b->head;
+        if (op) {
+            b->head = op->next;
+            if (!b->head)
+                b->tail = NULL;
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (!op)
+            break;
+        c->queries = 0;
+        sc_run_op(c, op);
+        op->queries = c->queries;
+        store__op_done(op);
+    }
+    return NULL;
+}
+
+static int sc_submit(store_backend *base, store_op *op)
+{
+    sc_backend *b = (sc_backend *)base;
+    op->next = NULL;
+    pthread_mutex_lock(&b->mu);
+    if (b->tail)
+        b->tail->next = op;
+    else
+        b->head = op;
+    b->tail = op;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+static void sc_close(store_backend *base)
+{
+    sc_backend *b = (sc_backend *)base;
+    pthread_mutex_lock(&b->mu);
+    b->closing = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < b->started; i++)
+        pthread_join(b->threads[i], NULL);
+    for (int i = 0; i < b->nthreads; i++) {
+        sc_conn *c = &b->conns[i];
+        for (int k = 0; k < SC_NSTMT; k++)
+            cql_prepared_release(c->ps[k]);
+        cql_values_free(&c->v);
+        cql_sync_close(c->db);
+    }
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->known_mu);
+    free(b->known);
+    free(b->threads);
+    free(b->conns);
+    free(b);
+}
+
+static const store_backend_vtbl sc_vtbl = {
+    .name = "scylla",
+    .submit = sc_submit,
+    .close = sc_close,
+    .stats = NULL,
+};
+
+int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
+                       store_backend **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!valid_name(cfg->scylla_keyspace, 48)) {
+        snprintf(err, errlen, "SCYLLA_KEYSPACE=\"%s\": expected 1 to 48 letters, digits or '_'",
+                 cfg->scylla_keyspace);
+        return MS_ERR_INVALID;
+    }
+    if (!opt->no_migrate) {
+        int rc = store__scylla_migrate(cfg, NULL, NULL, NULL, err, errlen);
+        if (rc)
+            return rc;
+    }
+    sc_backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return MS_ERR_NOMEM;
+    }
+    b->base.vt = &sc_vtbl;
+    b->base.s = s;
+    b->cfg = cfg;
+    b->nthreads = opt->scylla_threads;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    pthread_mutex_init(&b->known_mu, NULL);
+    b->known = calloc(KNOWN_SLOTS, sizeof *b->known);
+    b->threads = calloc((size_t)b->nthreads, sizeof *b->threads);
+    b->conns = calloc((size_t)b->nthreads, sizeof *b->conns);
+    int rc = 0;
+    if (!b->known || !b->threads || !b->conns) {
+        snprintf(err, errlen, "out of memory");
+        rc = MS_ERR_NOMEM;
+        goto fail;
+    }
+    cql_options o;
+    sc_options(&o, cfg, true);
+    for (int i = 0; i < b->nthreads; i++) {
+        sc_conn *c = &b->conns[i];
+        c->b = b;
+        cql_values_init(&c->v);
+        cql_status st;
+        if (cql_sync_connect(&o, &c->db, &st) != 0 || !c->db) {
+            snprintf(err, errlen, "cannot connect to %s (keyspace %s): %s",
+                     cfg->scylla_contact_points, cfg->scylla_keyspace, st.message);
+            rc = st.code ? st.code : MS_ERR_UNAVAILABLE;
+            goto fail;
+        }
+    }
+    /* the schema must be there */
+    {
+        sc_conn *c = &b->conns[0];
+        store_op probe = {.kind = STORE_OP_PING, .s = s};
+        op_ping(c, &probe);
+        int version = probe.res ? ((store_ping_result *)probe.res)->schema_version : 0;
+        if (probe.res)
+            store_free(probe.res);
+        size_t n = 0;
+        const store_migration *m = store_migrations(MS_BACKEND_SCYLLA, &n);
+        int want = n ? m[n - 1].version : 0;
+        if (probe.status || version != want) {
+            snprintf(err, errlen,
+                     "keyspace %s has schema version %d, this binary needs %d%s%s: run `msgstore "
+                     "migrate`",
+                     cfg->scylla_keyspace, version, want, probe.status ? ": " : "",
+                     probe.status ? probe.detail : "");
+            rc = MS_ERR_UNAVAILABLE;
+            goto fail;
+        }
+    }
+    for (int i = 0; i < b->nthreads; i++) {
+        if (pthread_create(&b->threads[i], NULL, worker_main, &b->conns[i]) != 0) {
+            snprintf(err, errlen, "cannot start the ScyllaDB worker threads");
+            rc = MS_ERR_INTERNAL;
+            goto fail;
+        }
+        b->started++;
+    }
+    *out = &b->base;
+    return 0;
+fail:
+    sc_close(&b->base);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ migrations */
+
+/* "SimpleStrategy:3" or "dc1:3,dc2:3" as a CQL replication map. */
+static int replication_map(const char *spec, char *out, size_t cap, char *err, size_t errlen)
+{
+    char buf[MS_CONFIG_STR];
+    snprintf(buf, sizeof buf, "%s", spec);
+    const char *simple = "SimpleStrategy:";
+    if (strncmp(buf, simple, strlen(simple)) == 0) {
+        char *end = NULL;
+        long rf = strtol(buf + strlen(simple), &end, 10);
+        if (!end || *end || rf < 1 || rf > 100)
+            goto bad;
+        snprintf(out, cap, "{'class': 'SimpleStrategy', 'replication_factor': %ld}", rf);
+        return 0;
+    }
+    size_t len = (size_t)snprintf(out, cap, "{'class': 'NetworkTopologyStrategy'");
+    char *save = NULL;
+    int ndc = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(tok, ':');
+        if (!colon)
+            goto bad;
+        *colon = '\0';
+        char *end = NULL;
+        long rf = strtol(colon + 1, &end, 10);
+        if (!valid_name(tok, 64) || !end || *end || rf < 0 || rf > 100)
+            goto bad;
+        len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, ", '%s': %ld", tok, rf);
+        ndc++;
+    }
+    if (ndc == 0 || len + 2 > cap)
+        goto bad;
+    snprintf(out + len, cap - len, "}");
+    return 0;
+bad:
+    snprintf(err, errlen,
+             "SCYLLA_REPLICATION=\"%s\": expected SimpleStrategy:RF or DC:RF[,DC:RF...]", spec);
+    return MS_ERR_INVALID;
+}
+
+/* Runs one CQL text (statements ending with ';' at a line end, "--" comment lines). */
+static int run_script(cql_sync *db, const char *name, const char *text, char *err, size_t errlen)
+{
+    size_t cap = strlen(text) + 1;
+    char *stmt = malloc(cap);
+    if (!stmt) {
+        snprintf(err, errlen, "out of memory");
+        return MS_ERR_NOMEM;
+    }
+    size_t len = 0;
+    int rc = 0;
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        const char *q = p;
+        while (q < p + n && (*q == ' ' || *q == '\t'))
+            q++;
+        bool comment = (size_t)(p + n - q) >= 2 && q[0] == '-' && q[1] == '-';
+        if (!comment && q < p + n) {
+            memcpy(stmt + len, p, n);
+            len += n;
+            stmt[len++] = '\n';
+            size_t e = n;
+            while (e > 0 && (p[e - 1] == ' ' || p[e - 1] == '\t' || p[e - 1] == '\r'))
+                e--;
+            if (e > 0 && p[e - 1] == ';') {
+                stmt[len] = '\0';
+                cql_status st;
+                if (cql_sync_query(db, stmt, NULL, &st) != 0 || st.code) {
+                    snprintf(err, errlen, "migration %s failed: %s", name, st.message);
+                    rc = st.code ? st.code : MS_ERR_IO;
+                    break;
+                }
+                len = 0;
+            }
+        }
+        p += n + (eol ? 1 : 0);
+    }
+    free(stmt);
+    return rc;
+}
+
+int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx,
+                          int *applied, char *err, size_t errlen)
+{
+    if (applied)
+        *applied = 0;
+    if (!valid_name(cfg->scylla_keyspace, 48)) {
+        snprintf(err, errlen, "SCYLLA_KEYSPACE=\"%s\": expected 1 to 48 letters, digits or '_'",
+                 cfg->scylla_keyspace);
+        return MS_ERR_INVALID;
+    }
+    char repl[512];
+    int rc = replication_map(cfg->scylla_replication, repl, sizeof repl, err, errlen);
+    if (rc)
+        return rc;
+    cql_options o;
+    cql_status st;
+    cql_sync *db = NULL;
+    sc_options(&o, cfg, false);
+    if (cql_sync_connect(&o, &db, &st) != 0 || !db) {
+        snprintf(err, errlen, "cannot connect to %s: %s", cfg->scylla_contact_points, st.message);
+        return st.code ? st.code : MS_ERR_UNAVAILABLE;
+    }
+    /* ScyllaDB: counters and LWT need a keyspace without tablets. */
+    cql_host_info hosts[1];
+    bool scylla = cql_session_hosts(cql_sync_session(db), hosts, 1) > 0 && hosts[0].nr_shards > 0;
+    char q[1024];
+    snprintf(q, sizeof q, "CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s%s",
+             cfg->scylla_keyspace, repl, scylla ? " AND tablets = {'enabled': false}" : "");
+    if (cql_sync_query(db, q, NULL, &st) != 0 || st.code) {
+        snprintf(err, errlen, "cannot create keyspace %s: %s", cfg->scylla_keyspace, st.message);
+        cql_sync_close(db);
+        return st.code ? st.code : MS_ERR_IO;
+    }
+    cql_sync_close(db);
+    sc_options(&o, cfg, true);
+    if (cql_sync_connect(&o, &db, &st) != 0 || !db) {
+        snprintf(err, errlen, "cannot connect to keyspace %s: %s", cfg->scylla_keyspace,
+                 st.message);
+        return st.code ? st.code : MS_ERR_UNAVAILABLE;
+    }
+    rc = run_script(db, "schema_version",
+                    "CREATE TABLE IF NOT EXISTS schema_version (scope text, version int, name "
+                    "text, checksum text, applied_at bigint, PRIMARY KEY (scope, version)) WITH "
+                    "CLUSTERING ORDER BY (version DESC);\n",
+                    err, errlen);
+    size_t n = 0;
+    const store_migration *m = store_migrations(MS_BACKEND_SCYLLA, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char sum[17];
+        store__checksum(m[i].text, sum);
+        cql_values v;
+        cql_values_init(&v);
+        cql_values_add_int(&v, m[i].version);
+        cql_statement s;
+        cql_statement_init(&s);
+        s.query = "SELECT checksum FROM schema_version WHERE scope = 'msgstore' AND version = ?";
+        s.values = &v;
+        s.consistency = (int)cfg->scylla_read_consistency;
+        cql_result *res = NULL;
+        if (cql_sync_execute(db, &s, &res, &st) != 0 || st.code) {
+            snprintf(err, errlen, "cannot read schema_version: %s", st.message);
+            rc = st.code ? st.code : MS_ERR_IO;
+            cql_values_free(&v);
+            break;
+        }
+        bool found = cql_result_next_row(res) == 0;
+        char have[17] = "";
+        cql_str cs;
+        if (found && cql_row_get_text(res, 0, &cs) == 0)
+            snprintf(have, sizeof have, "%.*s", (int)cs.len, cs.ptr);
+        cql_result_destroy(res);
+        if (found) {
+            cql_values_free(&v);
+            if (strcmp(have, sum) != 0) {
+                snprintf(err, errlen,
+                         "migration %s was applied with checksum %s but the binary's copy has "
+                         "%s: the file changed after it was applied",
+                         m[i].name, have, sum);
+                rc = MS_ERR_CONFLICT;
+                break;
+            }
+            if (progress)
+                progress(&m[i], false, 0, ctx);
+            continue;
+        }
+        uint64_t t0 = ms_clock_realtime_ms(NULL);
+        rc = run_script(db, m[i].name, m[i].text, err, errlen);
+        if (rc) {
+            cql_values_free(&v);
+            break;
+        }
+        cql_values_reset(&v);
+        cql_values_add_int(&v, m[i].version);
+        cql_values_add_text(&v, m[i].name, strlen(m[i].name));
+        cql_values_add_text(&v, sum, strlen(sum));
+        cql_values_add_bigint(&v, (int64_t)ms_clock_realtime_ms(NULL));
+        s.query = "INSERT INTO schema_version (scope, version, name, checksum, applied_at) "
+                  "VALUES ('msgstore', ?, ?, ?, ?)";
+        s.consistency = (int)cfg->scylla_write_consistency;
+        s.idempotent = true;
+        if (cql_sync_execute(db, &s, NULL, &st) != 0 || st.code) {
+            snprintf(err, errlen, "cannot record migration %s: %s", m[i].name, st.message);
+            rc = st.code ? st.code : MS_ERR_IO;
+        }
+        cql_values_free(&v);
+        if (rc)
+            break;
+        if (applied)
+            (*applied)++;
+        if (progress)
+            progress(&m[i], true, ms_clock_realtime_ms(NULL) - t0, ctx);
+    }
+    cql_sync_close(db);
+    return rc;
+}
+
+#endif /* MSGSTORE_HAVE_CQL_SESSION */

@@ -80,6 +80,14 @@ uint64_t store__now_ms(const store *s)
     return ms_clock_realtime_ms(NULL);
 }
 
+uint64_t store__next_id(store *s)
+{
+    uint64_t id = 0;
+    if (ms_snowflake_next(&s->ids, &id) != 0)
+        return 0;
+    return id;
+}
+
 const char *store_backend_name(const store *s)
 {
     return s && s->be ? s->be->vt->name : "none";
@@ -574,8 +582,10 @@ void store__op_done(store_op *op)
 static void make_id(store *s, store_op *op)
 {
     store_insert_req *r = &op->req.insert;
-    if (r->id)
+    if (r->id) {
+        op->id_given = true;
         return;
+    }
     if (r->at_ms) {
         uint32_t seq = atomic_fetch_add_explicit(&s->hook_seq, 1, memory_order_relaxed);
         r->id = ((r->at_ms - s->cfg.epoch_ms) << MS_SNOWFLAKE_TIME_SHIFT) |
@@ -843,6 +853,8 @@ int store_open(const ms_config *cfg, const store_options *opt, store **out, char
         s->opt.sqlite_batch_max = 256;
     if (s->opt.queue_max <= 0)
         s->opt.queue_max = 65536;
+    if (s->opt.scylla_threads <= 0)
+        s->opt.scylla_threads = 8;
     s->kind = ms_config_backend(cfg);
     int rc = ms_snowflake_init(&s->ids, cfg->epoch_ms, (uint32_t)cfg->worker_id, 2000, NULL, NULL);
     if (rc != 0) {

@@ -81,6 +81,7 @@ struct store_op {
     store_result_hdr *res; /* one reference, owned by this op */
     uint32_t queries;
     bool submitted; /* handed to the backend (counts in the queue depth) */
+    bool id_given;  /* insert: the caller chose the id (must not overwrite) */
 
     /* delivery */
     store__binding *lb;   /* async: the caller's loop */
@@ -146,6 +147,9 @@ int store__op_fail(store_op *op, int code, const char *fmt, ...)
 
 /* True for operations that write. */
 bool store__op_is_write(store_op_kind kind);
+
+/* A fresh id from the store's snowflake generator (edit sequence numbers); 0 on clock error. */
+uint64_t store__next_id(store *s);
 
 /* The store's configuration and clock. */
 const ms_config *store__config(const store *s);
