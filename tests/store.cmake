@@ -3,3 +3,7 @@
 #   test_store_conformance_scylla  the same suite on the Cassandra node (fixture cassandra)
 ms_add_test(test_store_conformance SOURCES integration/test_store_conformance.c
             LIBS msgstore_store LABELS integration TIMEOUT 600)
+# `msgstore migrate` on a SQLite file (runs the built binary).
+ms_add_test(test_store_migrate SOURCES integration/test_store_migrate.c
+            LIBS msgstore_store LABELS integration TIMEOUT 120)
+add_dependencies(test_store_migrate msgstore)
