@@ -284,8 +284,10 @@ static int own_strings(store_op *op)
             r[i].len = strlen(*r[i].p);
         total += r[i].len + 1;
     }
+    /* A missing content of length 0 reads as ""; with a length it stays NULL (rejected). */
+    bool empty = content && !*content && content_len == 0;
     if (total == 0) {
-        if (content && !*content)
+        if (empty)
             *content = "";
         return 0;
     }
@@ -301,7 +303,7 @@ static int own_strings(store_op *op)
         *r[i].p = w;
         w += r[i].len + 1;
     }
-    if (content && !*content)
+    if (empty)
         *content = "";
     op->owned = buf;
     return 0;

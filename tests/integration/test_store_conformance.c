@@ -1161,6 +1161,10 @@ static void test_bad_input(void **state)
     r = text_req(ch, "");
     expect_insert_error(r, MS_ERR_INVALID, "empty");
     r = text_req(ch, "x");
+    r.content = NULL;
+    r.content_len = 5;
+    expect_insert_error(r, MS_ERR_INVALID, "missing");
+    r = text_req(ch, "x");
     r.attachments = "{not json";
     expect_insert_error(r, MS_ERR_INVALID, "attachments");
     r.attachments = "{}";
