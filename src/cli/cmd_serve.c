@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static void serve_usage(FILE *out, ms_profile profile)
 {
@@ -23,6 +24,18 @@ static void serve_usage(FILE *out, ms_profile profile)
             "or SIGINT, then shuts down gracefully. Exit codes: 0 after a clean stop, 1 when the\n"
             "store or the listener cannot start, 2 for a bad setting.\n\n");
     ms_config_print_help(out, profile);
+}
+
+/* A second SIGTERM/SIGINT during the graceful stop ends the process at once.
+ * Nothing acknowledged is lost: a write is answered only after it committed. */
+static void *second_signal(void *arg)
+{
+    int sig = 0;
+    sigwait((sigset_t *)arg, &sig);
+    static const char msg[] = "msgstore serve: second signal, exiting without waiting\n";
+    ssize_t rc = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)rc;
+    _exit(MS_EXIT_FAIL);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -56,7 +69,7 @@ int cmd_serve(int argc, char **argv)
 
     /* Every thread started from here on inherits the mask: only this one
      * receives the stop signals, in sigwait() below. */
-    sigset_t stop_signals;
+    static sigset_t stop_signals; /* read by the second_signal thread */
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
@@ -103,8 +116,11 @@ int cmd_serve(int argc, char **argv)
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    MS_INFO("serve", "%s: stopping (grace %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-            (long long)cfg.shutdown_timeout_ms);
+    MS_INFO("serve", "%s: stopping (grace %lld ms; a second signal exits at once)",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)cfg.shutdown_timeout_ms);
+    pthread_t impatient;
+    if (pthread_create(&impatient, NULL, second_signal, &stop_signals) == 0)
+        pthread_detach(impatient);
     int cut = srv_stop(server);
     srv_rt_free(rt);
     store_close(st); /* commits what the writer still holds */
