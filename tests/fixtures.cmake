@@ -33,10 +33,6 @@ function(ms__cassandra_fixture fixture set timeout)
     FIXTURES_CLEANUP ${fixture} LABELS fixture TIMEOUT 300)
 endfunction()
 
-ms__cassandra_fixture(cassandra single 600)
-ms__cassandra_fixture(cassandra_auth auth 600)
-ms__cassandra_fixture(cassandra_tls tls 600)
-ms__cassandra_fixture(cassandra_cluster cluster 1800)
 
 set(MS_CASSANDRA_TEST_ENV
   "MSGSTORE_TEST_CASSANDRA=127.0.0.1:9042"
@@ -48,10 +44,13 @@ set(MS_CASSANDRA_TEST_ENV
   "MSGSTORE_TEST_CASSANDRA_CLUSTER=127.0.1.1:9042,127.0.1.2:9042,127.0.1.3:9042,127.0.1.4:9042"
   "MSGSTORE_CASSANDRA_HOME=${MS_CASSANDRA_HOME}")
 
-# Runs once every tests/*.cmake is read: adds the fixture environment to every
-# test of this directory (tests registered before and after this file alike).
-function(ms__cassandra_test_env)
+# Runs once every tests/*.cmake is read (tests registered before and after
+# this file alike): adds the fixture environment to every test, and defines
+# the setup/cleanup tests of the fixtures that some test requires (a plain
+# `ctest` would otherwise start nodes nobody uses).
+function(ms__cassandra_fixtures_finish)
   get_property(tests DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR} PROPERTY TESTS)
+  set(used "")
   foreach(t ${tests})
     if(t MATCHES "^fixture_")
       continue()
@@ -61,9 +60,21 @@ function(ms__cassandra_test_env)
       set(env "")
     endif()
     set_tests_properties(${t} PROPERTIES ENVIRONMENT "${env};${MS_CASSANDRA_TEST_ENV}")
+    get_test_property(${t} FIXTURES_REQUIRED req)
+    if(req)
+      list(APPEND used ${req})
+    endif()
+  endforeach()
+  foreach(f "cassandra single 600" "cassandra_auth auth 600" "cassandra_tls tls 600"
+            "cassandra_cluster cluster 1800")
+    separate_arguments(f)
+    list(GET f 0 fixture)
+    if(fixture IN_LIST used)
+      ms__cassandra_fixture(${f})
+    endif()
   endforeach()
 endfunction()
-cmake_language(DEFER CALL ms__cassandra_test_env)
+cmake_language(DEFER CALL ms__cassandra_fixtures_finish)
 
 # Infra tests: the node answers the native protocol v4 handshake.
 ms_add_test(test_cql_options SOURCES integration/test_cql_options.c LABELS integration
