@@ -54,8 +54,9 @@ static bool parse_id(const char *s, uint64_t *out)
 
 int srv__path_id(http_request *r, const char *name, uint64_t *out)
 {
-    const char *v = http_request_param(r, name, NULL);
-    if (!parse_id(v, out)) {
+    size_t len = 0;
+    const char *v = http_request_param(r, name, &len);
+    if (!v || strlen(v) != len || !parse_id(v, out)) {
         http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID), "%s: expected " ID_RANGE, name);
         return -1;
     }
@@ -64,8 +65,9 @@ int srv__path_id(http_request *r, const char *name, uint64_t *out)
 
 int srv__path_i64(http_request *r, const char *name, bool nonzero, int64_t min, int64_t *out)
 {
-    const char *v = http_request_param(r, name, NULL);
-    if (!parse_i64(v, out) || (nonzero && *out == 0) || *out < min) {
+    size_t len = 0;
+    const char *v = http_request_param(r, name, &len);
+    if (!v || strlen(v) != len || !parse_i64(v, out) || (nonzero && *out == 0) || *out < min) {
         http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID),
                            "%s: expected a decimal integer%s%s", name, nonzero ? ", not 0" : "",
                            min > 0 ? ", at least 1" : "");

@@ -192,7 +192,8 @@ const char *http_request_param(const http_request *req, const char *name, size_t
 
 /*
  * The first value of query parameter name, percent-decoded ('+' is a space),
- * NUL-terminated; "" for "?name" without a value; NULL when absent.
+ * NUL-terminated; "" for "?name" without a value; NULL when absent. A value
+ * with a malformed escape or an encoded NUL comes back undecoded (raw).
  */
 const char *http_request_query(http_request *req, const char *name);
 

@@ -577,8 +577,16 @@ static void parse_query(http_request *r)
             size_t klen = eq - i, vlen = eq < end ? end - eq - 1 : 0;
             char *k = h2o_mem_alloc_pool(&h->pool, klen + 1);
             char *v = h2o_mem_alloc_pool(&h->pool, vlen + 1);
-            if (http__pct_decode(k, q + i, klen, true) >= 0 &&
-                http__pct_decode(v, eq < end ? q + eq + 1 : "", vlen, true) >= 0) {
+            const char *vsrc = eq < end ? q + eq + 1 : "";
+            long kl = http__pct_decode(k, q + i, klen, true);
+            long vl = http__pct_decode(v, vsrc, vlen, true);
+            if (kl >= 0 && (size_t)kl == strlen(k)) {
+                if (vl < 0 || (size_t)vl != strlen(v)) {
+                    /* a malformed escape or a NUL: hand out the raw text, which no
+                     * validator accepts ("%zz", "5%00"), rather than a cut value */
+                    memcpy(v, vsrc, vlen);
+                    v[vlen] = '\0';
+                }
                 r->query_kv[2 * r->nquery] = k;
                 r->query_kv[2 * r->nquery + 1] = v;
                 r->nquery++;

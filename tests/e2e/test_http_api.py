@@ -391,7 +391,8 @@ def test_bad_input_never_500(ctx):
         check(r.status in (400, 422), "rejected: %s" % body, r)
     for p in ("/v1/channels/abc/messages", "/v1/channels/0/messages", "/v1/channels/-1/messages",
               "/v1/channels/9223372036854775808/messages", "/v1/channels/1.5/messages",
-              "/v1/channels/%20/messages", "/v1/channels/12/messages/xyz"):
+              "/v1/channels/%20/messages", "/v1/channels/12/messages/xyz", "/v1/channels/12%00/messages",
+              "/v1/channels/12/messages?limit=5%00", "/v1/channels/12/messages?before=%zz"):
         expect(c.get(p), 400, "invalid_argument")
     expect(c.get("/v1/channels/9223372036854775807/messages"), 200)
     r = c.post(path, {"sender_id": "1", "content": "x" * 101})
