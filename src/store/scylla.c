@@ -82,124 +82,125 @@ enum { K_R, K_W, K_L, K_C };
 
 #define SC_STATEMENTS(X)                                                                           \
     X(MSG_INSERT, K_W,                                                                             \
-      "INSERT INTO messages (channel_id, bucket, message_id, sender_id, type, source, content, "   \
+      "INSERT INTO @.messages (channel_id, bucket, message_id, sender_id, type, source, content, " \
       "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "            \
       "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                             \
     X(MSG_INSERT_NEW, K_L,                                                                         \
-      "INSERT INTO messages (channel_id, bucket, message_id, sender_id, type, source, content, "   \
+      "INSERT INTO @.messages (channel_id, bucket, message_id, sender_id, type, source, content, " \
       "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "            \
       "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")               \
     X(MSG_GET, K_R,                                                                                \
-      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket = ? AND "              \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
       "message_id = ?")                                                                            \
-    X(BUCKET_ADD, K_W, "INSERT INTO channel_buckets (channel_id, bucket) VALUES (?, ?)")           \
+    X(BUCKET_ADD, K_W, "INSERT INTO @.channel_buckets (channel_id, bucket) VALUES (?, ?)")         \
     X(BUCKETS_DOWN, K_R,                                                                           \
-      "SELECT bucket FROM channel_buckets WHERE channel_id = ? AND bucket <= ? LIMIT ?")           \
+      "SELECT bucket FROM @.channel_buckets WHERE channel_id = ? AND bucket <= ? LIMIT ?")         \
     X(BUCKETS_UP, K_R,                                                                             \
-      "SELECT bucket FROM channel_buckets WHERE channel_id = ? AND bucket >= ? "                   \
+      "SELECT bucket FROM @.channel_buckets WHERE channel_id = ? AND bucket >= ? "                 \
       "ORDER BY bucket ASC LIMIT ?")                                                               \
     X(PAGE_BEFORE, K_R,                                                                            \
-      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket = ? AND "              \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
       "message_id < ? LIMIT ?")                                                                    \
     X(PAGE_AFTER, K_R,                                                                             \
-      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket = ? AND "              \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
       "message_id > ? ORDER BY message_id ASC LIMIT ?")                                            \
     X(PAGE_FROM, K_R,                                                                              \
-      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket = ? AND "              \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
       "message_id >= ? ORDER BY message_id ASC LIMIT ?")                                           \
     X(PAGE_BEFORE_IN, K_R,                                                                         \
-      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket IN ? AND "             \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
       "message_id < ? PER PARTITION LIMIT ?")                                                      \
     X(PAGE_AFTER_IN, K_R,                                                                          \
-      "SELECT " SC_MSG_COLS " FROM messages WHERE channel_id = ? AND bucket IN ? AND "             \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
       "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?")                              \
     X(UNREAD_IN, K_R,                                                                              \
-      "SELECT is_deleted FROM messages WHERE channel_id = ? AND bucket IN ? AND message_id > ? "   \
+      "SELECT is_deleted FROM @.messages WHERE channel_id = ? AND bucket IN ? AND message_id > ? " \
       "PER PARTITION LIMIT ?")                                                                     \
     X(TG_CLAIM, K_L,                                                                               \
-      "INSERT INTO telegram_message_mapping (telegram_message_id, telegram_chat_id, channel_id, "  \
+      "INSERT INTO @.telegram_message_mapping (telegram_message_id, telegram_chat_id, "            \
+      "channel_id, "                                                                               \
       "message_id, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                              \
     X(TG_UNCLAIM, K_L,                                                                             \
-      "DELETE FROM telegram_message_mapping WHERE telegram_message_id = ? AND "                    \
+      "DELETE FROM @.telegram_message_mapping WHERE telegram_message_id = ? AND "                  \
       "telegram_chat_id = ? IF message_id = ?")                                                    \
     X(TG_GET, K_R,                                                                                 \
-      "SELECT channel_id, message_id FROM telegram_message_mapping WHERE "                         \
+      "SELECT channel_id, message_id FROM @.telegram_message_mapping WHERE "                       \
       "telegram_message_id = ? AND telegram_chat_id = ?")                                          \
     X(NONCE_CLAIM, K_L,                                                                            \
-      "INSERT INTO message_nonces (channel_id, nonce, message_id, created_at) "                    \
+      "INSERT INTO @.message_nonces (channel_id, nonce, message_id, created_at) "                  \
       "VALUES (?, ?, ?, ?) IF NOT EXISTS")                                                         \
     X(META_CREATE, K_L,                                                                            \
-      "INSERT INTO channel_metadata (channel_id, name, type, created_at, updated_at) "             \
+      "INSERT INTO @.channel_metadata (channel_id, name, type, created_at, updated_at) "           \
       "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                                                      \
     X(META_LAST, K_W,                                                                              \
-      "UPDATE channel_metadata USING TIMESTAMP ? SET last_message_id = ? WHERE channel_id = ?")    \
+      "UPDATE @.channel_metadata USING TIMESTAMP ? SET last_message_id = ? WHERE channel_id = ?")  \
     X(META_SET, K_W,                                                                               \
-      "UPDATE channel_metadata SET name = ?, type = ?, created_at = ?, updated_at = ? "            \
+      "UPDATE @.channel_metadata SET name = ?, type = ?, created_at = ?, updated_at = ? "          \
       "WHERE channel_id = ?")                                                                      \
     X(META_GET, K_R,                                                                               \
       "SELECT channel_id, name, type, created_at, last_message_id, updated_at FROM "               \
-      "channel_metadata WHERE channel_id = ?")                                                     \
+      "@.channel_metadata WHERE channel_id = ?")                                                     \
     X(COUNT_MSG, K_C,                                                                              \
-      "UPDATE channel_counters SET message_count = message_count + 1 WHERE channel_id = ?")        \
-    X(COUNTER_GET, K_R, "SELECT message_count FROM channel_counters WHERE channel_id = ?")         \
+      "UPDATE @.channel_counters SET message_count = message_count + 1 WHERE channel_id = ?")      \
+    X(COUNTER_GET, K_R, "SELECT message_count FROM @.channel_counters WHERE channel_id = ?")       \
     X(EDIT_SAVE, K_W,                                                                              \
-      "INSERT INTO message_edits (channel_id, message_id, seq, edited_at, content) "               \
+      "INSERT INTO @.message_edits (channel_id, message_id, seq, edited_at, content) "             \
       "VALUES (?, ?, ?, ?, ?)")                                                                    \
     X(EDIT_APPLY, K_W,                                                                             \
-      "UPDATE messages SET content = ?, is_edited = true, edited_at = ? WHERE channel_id = ? "     \
+      "UPDATE @.messages SET content = ?, is_edited = true, edited_at = ? WHERE channel_id = ? "   \
       "AND bucket = ? AND message_id = ?")                                                         \
     X(DELETE_APPLY, K_W,                                                                           \
-      "UPDATE messages SET content = '', attachments = '', metadata = '', is_deleted = true, "     \
+      "UPDATE @.messages SET content = '', attachments = '', metadata = '', is_deleted = true, "   \
       "deleted_at = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?")                     \
-    X(EDITS_PURGE, K_W, "DELETE FROM message_edits WHERE channel_id = ? AND message_id = ?")       \
+    X(EDITS_PURGE, K_W, "DELETE FROM @.message_edits WHERE channel_id = ? AND message_id = ?")     \
     X(HISTORY, K_R,                                                                                \
-      "SELECT edited_at, content FROM message_edits WHERE channel_id = ? AND message_id = ? "      \
+      "SELECT edited_at, content FROM @.message_edits WHERE channel_id = ? AND message_id = ? "    \
       "LIMIT ?")                                                                                   \
     X(REACT_ADD, K_L,                                                                              \
-      "INSERT INTO message_reactions (channel_id, message_id, emoji, user_id, created_at) "        \
+      "INSERT INTO @.message_reactions (channel_id, message_id, emoji, user_id, created_at) "      \
       "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                                                      \
     X(REACT_DEL, K_L,                                                                              \
-      "DELETE FROM message_reactions WHERE channel_id = ? AND message_id = ? AND emoji = ? AND "   \
+      "DELETE FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND emoji = ? AND " \
       "user_id = ? IF EXISTS")                                                                     \
     X(COUNT_INC, K_C,                                                                              \
-      "UPDATE message_reaction_counts SET count = count + 1 WHERE channel_id = ? AND "             \
+      "UPDATE @.message_reaction_counts SET count = count + 1 WHERE channel_id = ? AND "           \
       "message_id = ? AND emoji = ?")                                                              \
     X(COUNT_DEC, K_C,                                                                              \
-      "UPDATE message_reaction_counts SET count = count - 1 WHERE channel_id = ? AND "             \
+      "UPDATE @.message_reaction_counts SET count = count - 1 WHERE channel_id = ? AND "           \
       "message_id = ? AND emoji = ?")                                                              \
     X(COUNT_GET, K_R,                                                                              \
-      "SELECT count FROM message_reaction_counts WHERE channel_id = ? AND message_id = ? AND "     \
+      "SELECT count FROM @.message_reaction_counts WHERE channel_id = ? AND message_id = ? AND "   \
       "emoji = ?")                                                                                 \
     X(COUNTS_LIST, K_R,                                                                            \
-      "SELECT emoji, count FROM message_reaction_counts WHERE channel_id = ? AND "                 \
+      "SELECT emoji, count FROM @.message_reaction_counts WHERE channel_id = ? AND "               \
       "message_id = ?")                                                                            \
     X(USERS, K_R,                                                                                  \
-      "SELECT user_id FROM message_reactions WHERE channel_id = ? AND message_id = ? AND "         \
+      "SELECT user_id FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "       \
       "emoji = ? AND user_id > ? LIMIT ?")                                                         \
     X(PIN_GET, K_R,                                                                                \
-      "SELECT " SC_PIN_COLS " FROM pinned_messages WHERE channel_id = ? AND message_id = ?")       \
+      "SELECT " SC_PIN_COLS " FROM @.pinned_messages WHERE channel_id = ? AND message_id = ?")     \
     X(PINS_ALL, K_R,                                                                               \
-      "SELECT " SC_PIN_COLS " FROM pinned_messages WHERE channel_id = ? LIMIT 1000")               \
+      "SELECT " SC_PIN_COLS " FROM @.pinned_messages WHERE channel_id = ? LIMIT 1000")             \
     X(PIN_ADD, K_W,                                                                                \
-      "INSERT INTO pinned_messages (channel_id, message_id, pinned_at, pinned_by, "                \
+      "INSERT INTO @.pinned_messages (channel_id, message_id, pinned_at, pinned_by, "              \
       "content_preview, sender_id) VALUES (?, ?, ?, ?, ?, ?)")                                     \
-    X(PIN_DEL, K_W, "DELETE FROM pinned_messages WHERE channel_id = ? AND message_id = ?")         \
+    X(PIN_DEL, K_W, "DELETE FROM @.pinned_messages WHERE channel_id = ? AND message_id = ?")       \
     X(READ_GET, K_R,                                                                               \
-      "SELECT last_read_id, updated_at FROM message_read_positions WHERE channel_id = ? AND "      \
+      "SELECT last_read_id, updated_at FROM @.message_read_positions WHERE channel_id = ? AND "    \
       "user_id = ?")                                                                               \
     X(READ_SET, K_W,                                                                               \
-      "UPDATE message_read_positions USING TIMESTAMP ? SET last_read_id = ?, updated_at = ? "      \
+      "UPDATE @.message_read_positions USING TIMESTAMP ? SET last_read_id = ?, updated_at = ? "    \
       "WHERE channel_id = ? AND user_id = ?")                                                      \
     X(SYNC_GET, K_R,                                                                               \
       "SELECT channel_id, telegram_chat_id, last_synced_message_id, direction, last_sync_at, "     \
-      "created_at FROM telegram_sync_state WHERE channel_id = ?")                                  \
+      "created_at FROM @.telegram_sync_state WHERE channel_id = ?")                                \
     X(SYNC_SET, K_W,                                                                               \
-      "UPDATE telegram_sync_state SET telegram_chat_id = ?, direction = ?, last_sync_at = ?, "     \
+      "UPDATE @.telegram_sync_state SET telegram_chat_id = ?, direction = ?, last_sync_at = ?, "   \
       "created_at = ? WHERE channel_id = ?")                                                       \
     X(SYNC_LAST, K_W,                                                                              \
-      "UPDATE telegram_sync_state USING TIMESTAMP ? SET last_synced_message_id = ? WHERE "         \
+      "UPDATE @.telegram_sync_state USING TIMESTAMP ? SET last_synced_message_id = ? WHERE "       \
       "channel_id = ?")                                                                            \
-    X(PING, K_R, "SELECT version FROM schema_version WHERE scope = 'msgstore' LIMIT 1")
+    X(PING, K_R, "SELECT version FROM @.schema_version WHERE scope = 'msgstore' LIMIT 1")
 
 #define SC_ENUM(name, kind, cql) SC_##name,
 typedef enum sc_stmt_id { SC_STATEMENTS(SC_ENUM) SC_NSTMT } sc_stmt_id;
@@ -237,6 +238,7 @@ struct sc_backend {
     int nthreads, started;
     pthread_t *threads;
     sc_conn *conns;
+    char *sql[SC_NSTMT]; /* statement texts with the keyspace filled in */
     pthread_mutex_t known_mu;
     uint64_t *known; /* open addressing, 0 = empty */
     size_t nknown;
@@ -252,6 +254,27 @@ static void sc_options(cql_options *o, const ms_config *cfg, bool keyspace)
     o->default_page_size = 0;
     o->wait_schema_agreement = true;
     o->name = "store";
+}
+
+/* The statement text with every "@." replaced by "<keyspace>."; malloc'd, NULL on OOM. */
+static char *qualify(const char *cql, const char *ks)
+{
+    size_t n = 0, kl = strlen(ks);
+    for (const char *p = cql; *p; p++)
+        n += (p[0] == '@' && p[1] == '.') ? kl : 1;
+    char *out = malloc(n + 1), *w = out;
+    if (!out)
+        return NULL;
+    for (const char *p = cql; *p; p++) {
+        if (p[0] == '@' && p[1] == '.') {
+            memcpy(w, ks, kl);
+            w += kl;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return out;
 }
 
 static bool valid_name(const char *s, size_t max)
@@ -296,7 +319,7 @@ static int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql
     if (cql_values_error(&c->v))
         return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
     if (!c->ps[id]) {
-        if (cql_sync_prepare(c->db, sc_stmt[id].cql, &c->ps[id], &st) != 0) {
+        if (cql_sync_prepare(c->db, c->b->sql[id], &c->ps[id], &st) != 0) {
             c->ps[id] = NULL;
             return sc_fail(op, &st, what);
         }
@@ -830,65 +853,68 @@ static int bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool
 }
 
 /*
- * Collects up to `want` messages next to `anchor` into mv, walking the
- * channel's non-empty buckets: desc = older than anchor (newest first), else
- * newer than anchor (oldest first; `inclusive`: the anchor too). Per chunk of
- * 32 buckets: one bucket-list query, one query for the first bucket, one IN
- * query for the rest when the first did not fill the page.
+ * Collects up to `want` messages next to `anchor` into mv: desc = older than
+ * anchor (newest first), else newer than anchor (oldest first; `inclusive`:
+ * the anchor too). First the anchor's own bucket (for the latest page: the
+ * current one), which fills most pages of an active channel in one query;
+ * then, per chunk of the channel's non-empty buckets, one bucket-list query
+ * and one IN query over at most `want` of them (each listed bucket holds at
+ * least one row, soft-deleted rows included). A page costs 1 + 2 per chunk
+ * of 32 non-empty buckets, however many empty buckets lie between.
  */
 static int collect(sc_conn *c, store_op *op, uint64_t ch, uint64_t anchor, bool desc,
                    bool inclusive, size_t want, store_result_hdr *res, msgvec *mv)
 {
+    const ms_config *cfg = c->b->cfg;
+    int32_t start = (int32_t)ms_bucket_of(desc ? anchor - 1 : anchor);
+    if (desc) {
+        /* no message lies in the future (ids are checked against the clock) */
+        uint64_t now_id = ms_snowflake_from_unix_ms(op->now_ms + 60000, cfg->epoch_ms);
+        int32_t now_b = (int32_t)ms_bucket_of(now_id);
+        if (now_b < start)
+            start = now_b;
+    }
+    cql_values *v = vals(c);
+    cql_result *r = NULL;
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_values_add_int(v, start);
+    cql_values_add_bigint(v, (int64_t)anchor);
+    cql_values_add_int(v, (int32_t)want);
+    sc_stmt_id id = desc ? SC_PAGE_BEFORE : inclusive ? SC_PAGE_FROM : SC_PAGE_AFTER;
+    if (sc_run(c, op, id, "reading the page", &r))
+        return op->status;
+    int rc = take_rows(op, r, res, mv, want, desc);
+    cql_result_destroy(r);
+    if (rc)
+        return rc;
+
     int32_t list[BUCKET_CHUNK];
     size_t n = 0;
-    int32_t from = (int32_t)ms_bucket_of(desc ? anchor - 1 : anchor);
-    bool first = true;
-    while (mv->n < want) {
+    int32_t from = desc ? start - 1 : start + 1;
+    while (mv->n < want && from >= 0) {
         if (bucket_list(c, op, ch, from, desc, list, &n))
             return op->status;
         if (n == 0)
             break;
-        size_t i = 0;
-        cql_values *v;
-        cql_result *r = NULL;
-        if (first) {
-            v = vals(c);
-            cql_values_add_bigint(v, (int64_t)ch);
-            cql_values_add_int(v, list[0]);
-            cql_values_add_bigint(v, (int64_t)anchor);
-            cql_values_add_int(v, (int32_t)(want - mv->n));
-            sc_stmt_id id = desc ? SC_PAGE_BEFORE : inclusive ? SC_PAGE_FROM : SC_PAGE_AFTER;
-            if (sc_run(c, op, id, "reading the page", &r))
-                return op->status;
-            int rc = take_rows(op, r, res, mv, want, desc);
-            cql_result_destroy(r);
-            if (rc)
-                return rc;
-            i = 1;
-            first = false;
-        }
-        if (mv->n < want && i < n) {
-            v = vals(c);
-            cql_values_add_bigint(v, (int64_t)ch);
-            cql_values_begin_list(v);
-            for (size_t k = i; k < n; k++)
-                cql_values_add_int(v, list[k]);
-            cql_values_end(v);
-            /* later buckets lie wholly on the far side of the anchor */
-            cql_values_add_bigint(v, (int64_t)anchor);
-            cql_values_add_int(v, (int32_t)(want - mv->n));
-            if (sc_run(c, op, desc ? SC_PAGE_BEFORE_IN : SC_PAGE_AFTER_IN, "reading the page", &r))
-                return op->status;
-            int rc = take_rows(op, r, res, mv, want, desc);
-            cql_result_destroy(r);
-            if (rc)
-                return rc;
-        }
-        if (n < BUCKET_CHUNK)
+        size_t use = n < want - mv->n ? n : want - mv->n;
+        v = vals(c);
+        cql_values_add_bigint(v, (int64_t)ch);
+        cql_values_begin_list(v);
+        for (size_t k = 0; k < use; k++)
+            cql_values_add_int(v, list[k]);
+        cql_values_end(v);
+        /* these buckets lie wholly on the far side of the anchor */
+        cql_values_add_bigint(v, (int64_t)anchor);
+        cql_values_add_int(v, (int32_t)(want - mv->n));
+        if (sc_run(c, op, desc ? SC_PAGE_BEFORE_IN : SC_PAGE_AFTER_IN, "reading the page", &r))
+            return op->status;
+        rc = take_rows(op, r, res, mv, want, desc);
+        cql_result_destroy(r);
+        if (rc)
+            return rc;
+        if (n < BUCKET_CHUNK && use == n)
             break;
-        from = desc ? list[n - 1] - 1 : list[n - 1] + 1;
-        if (from < 0)
-            break;
+        from = desc ? list[use - 1] - 1 : list[use - 1] + 1;
     }
     return 0;
 }
@@ -1725,6 +1751,8 @@ static void sc_close(store_backend *base)
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
     pthread_mutex_destroy(&b->known_mu);
+    for (int k = 0; k < SC_NSTMT; k++)
+        free(b->sql[k]);
     free(b->known);
     free(b->threads);
     free(b->conns);
@@ -1773,8 +1801,17 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
         rc = MS_ERR_NOMEM;
         goto fail;
     }
+    for (int k = 0; k < SC_NSTMT; k++) {
+        b->sql[k] = qualify(sc_stmt[k].cql, cfg->scylla_keyspace);
+        if (!b->sql[k]) {
+            snprintf(err, errlen, "out of memory");
+            rc = MS_ERR_NOMEM;
+            goto fail;
+        }
+    }
+    /* Statements name their keyspace (no USE: prepared statements stay unambiguous). */
     cql_options o;
-    sc_options(&o, cfg, true);
+    sc_options(&o, cfg, false);
     for (int i = 0; i < b->nthreads; i++) {
         sc_conn *c = &b->conns[i];
         c->b = b;

@@ -189,8 +189,8 @@ static int check_insert(store_op *op, const ms_config *cfg)
     }
     if (r->at_ms && r->at_ms < cfg->epoch_ms)
         return store__op_fail(op, MS_ERR_INVALID, "at_ms is before the id epoch");
-    if (r->at_ms && ms_snowflake_time(STORE_ID_MAX) < r->at_ms - cfg->epoch_ms)
-        return store__op_fail(op, MS_ERR_INVALID, "at_ms is past the id range");
+    if (r->at_ms && r->at_ms > op->now_ms + 60000)
+        return store__op_fail(op, MS_ERR_INVALID, "at_ms is in the future");
     if (r->id && ms_snowflake_unix_ms(r->id, cfg->epoch_ms) > op->now_ms + 60000)
         return store__op_fail(op, MS_ERR_INVALID, "id is in the future");
     return 0;
