@@ -139,7 +139,7 @@ enum { K_R, K_W, K_L, K_C };
       "WHERE channel_id = ?")                                                                      \
     X(META_GET, K_R,                                                                               \
       "SELECT channel_id, name, type, created_at, last_message_id, updated_at FROM "               \
-      "@.channel_metadata WHERE channel_id = ?")                                                     \
+      "@.channel_metadata WHERE channel_id = ?")                                                   \
     X(COUNT_MSG, K_C,                                                                              \
       "UPDATE @.channel_counters SET message_count = message_count + 1 WHERE channel_id = ?")      \
     X(COUNTER_GET, K_R, "SELECT message_count FROM @.channel_counters WHERE channel_id = ?")       \
@@ -223,6 +223,7 @@ typedef struct sc_conn {
     cql_prepared *ps[SC_NSTMT];
     uint32_t queries; /* requests sent for the current op */
     cql_values v;     /* reused for every statement */
+    cql_values bv[3]; /* the statements of the insert batch */
 } sc_conn;
 
 /* Channels known to have a metadata row (skips the IF NOT EXISTS on inserts). */
@@ -306,6 +307,17 @@ static cql_values *vals(sc_conn *c)
     return &c->v;
 }
 
+/* Prepares statement id on c's session once. */
+static int prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what)
+{
+    cql_status st;
+    if (!c->ps[id] && cql_sync_prepare(c->db, c->b->sql[id], &c->ps[id], &st) != 0) {
+        c->ps[id] = NULL;
+        return sc_fail(op, &st, what);
+    }
+    return 0;
+}
+
 /*
  * Runs statement id with the values in c->v. *res (may be NULL) receives the
  * result, to free with cql_result_destroy. Fails op on error.
@@ -318,12 +330,8 @@ static int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql
         *res = NULL;
     if (cql_values_error(&c->v))
         return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
-    if (!c->ps[id]) {
-        if (cql_sync_prepare(c->db, c->b->sql[id], &c->ps[id], &st) != 0) {
-            c->ps[id] = NULL;
-            return sc_fail(op, &st, what);
-        }
-    }
+    if (prepare(c, op, id, what))
+        return op->status;
     cql_statement s;
     cql_statement_init(&s);
     s.prepared = c->ps[id];
@@ -578,14 +586,14 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             return op->status;
         known_add(c->b, r->channel_id);
     }
-    v = vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
-    cql_values_add_int(v, (int32_t)ms_bucket_of(id));
-    if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
-        return op->status;
-    v = vals(c);
-    bind_message(v, r, id, created);
     if (op->id_given) {
+        v = vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+        if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
+            return op->status;
+        v = vals(c);
+        bind_message(v, r, id, created);
         cql_result *res = NULL;
         if (sc_run(c, op, SC_MSG_INSERT_NEW, "writing the message", &res))
             return op->status;
@@ -595,16 +603,51 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             return store__op_fail(op, MS_ERR_CONFLICT,
                                   "message id %" PRIu64 " already exists in channel %" PRIu64, id,
                                   r->channel_id);
-    } else if (sc_run(c, op, SC_MSG_INSERT, "writing the message", NULL)) {
-        return op->status;
+        v = vals(c);
+        cql_values_add_bigint(v, (int64_t)(created * 1000));
+        cql_values_add_bigint(v, (int64_t)id);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        if (sc_run(c, op, SC_META_LAST, "updating the channel metadata", NULL))
+            return op->status;
+    } else {
+        /*
+         * One round trip: bucket, message and last_message_id in an unlogged
+         * batch (three partitions, each write idempotent, so the batch may be
+         * retried). last_message_id only grows: its write timestamp is the
+         * id's time in µs. A failure leaves at most a listed bucket or an
+         * unacknowledged message; a retry with the same nonce completes it.
+         */
+        static const sc_stmt_id ids[3] = {SC_BUCKET_ADD, SC_MSG_INSERT, SC_META_LAST};
+        cql_statement st[3];
+        for (int k = 0; k < 3; k++) {
+            if (prepare(c, op, ids[k], "writing the message"))
+                return op->status;
+            cql_values_reset(&c->bv[k]);
+            cql_statement_init(&st[k]);
+            st[k].prepared = c->ps[ids[k]];
+            st[k].values = &c->bv[k];
+        }
+        cql_values_add_bigint(&c->bv[0], (int64_t)r->channel_id);
+        cql_values_add_int(&c->bv[0], (int32_t)ms_bucket_of(id));
+        bind_message(&c->bv[1], r, id, created);
+        cql_values_add_bigint(&c->bv[2], (int64_t)(created * 1000));
+        cql_values_add_bigint(&c->bv[2], (int64_t)id);
+        cql_values_add_bigint(&c->bv[2], (int64_t)r->channel_id);
+        for (int k = 0; k < 3; k++)
+            if (cql_values_error(&c->bv[k]))
+                return store__op_fail(op, MS_ERR_NOMEM, "writing the message: cannot bind");
+        cql_batch_request br;
+        cql_batch_request_init(&br);
+        br.kind = CQL_BATCH_KIND_UNLOGGED;
+        br.statements = st;
+        br.count = 3;
+        br.consistency = (int)cfg->scylla_write_consistency;
+        br.idempotent = true;
+        cql_status cs;
+        c->queries++;
+        if (cql_sync_batch(c->db, &br, &cs) != 0 || cs.code != 0)
+            return sc_fail(op, &cs, "writing the message");
     }
-    /* last_message_id only grows: the id's time is the write timestamp (µs) */
-    v = vals(c);
-    cql_values_add_bigint(v, (int64_t)(created * 1000));
-    cql_values_add_bigint(v, (int64_t)id);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
-    if (sc_run(c, op, SC_META_LAST, "updating the channel metadata", NULL))
-        return op->status;
     if (count) {
         v = vals(c);
         cql_values_add_bigint(v, (int64_t)r->channel_id);
@@ -628,8 +671,13 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
 static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
 {
     for (int attempt = 0; attempt < 20; attempt++) {
-        if (load_message(c, op, ch, id, true) == 0)
-            return 0;
+        if (load_message(c, op, ch, id, true) == 0) {
+            /* the first insert may have failed after writing the message: list its bucket */
+            cql_values *v = vals(c);
+            cql_values_add_bigint(v, (int64_t)ch);
+            cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+            return sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL);
+        }
         if (op->status != MS_ERR_NOT_FOUND)
             return op->status;
         op->status = 0;
@@ -1746,6 +1794,8 @@ static void sc_close(store_backend *base)
         for (int k = 0; k < SC_NSTMT; k++)
             cql_prepared_release(c->ps[k]);
         cql_values_free(&c->v);
+        for (int k = 0; k < 3; k++)
+            cql_values_free(&c->bv[k]);
         cql_sync_close(c->db);
     }
     pthread_mutex_destroy(&b->mu);
@@ -1816,6 +1866,8 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
         sc_conn *c = &b->conns[i];
         c->b = b;
         cql_values_init(&c->v);
+        for (int k = 0; k < 3; k++)
+            cql_values_init(&c->bv[k]);
         cql_status st;
         if (cql_sync_connect(&o, &c->db, &st) != 0 || !c->db) {
             snprintf(err, errlen, "cannot connect to %s (keyspace %s): %s",
