@@ -114,8 +114,12 @@ enum { K_R, K_W, K_L, K_C };
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
       "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?")                              \
     X(UNREAD_IN, K_R,                                                                              \
-      "SELECT is_deleted FROM @.messages WHERE channel_id = ? AND bucket IN ? AND message_id > ? " \
-      "PER PARTITION LIMIT ?")                                                                     \
+      "SELECT bucket, message_id, is_deleted FROM @.messages WHERE channel_id = ? AND bucket IN "  \
+      "? "                                                                                         \
+      "AND message_id > ? PER PARTITION LIMIT ?")                                                  \
+    X(UNREAD_SCAN, K_R,                                                                            \
+      "SELECT bucket, message_id, is_deleted FROM @.messages WHERE channel_id = ? AND bucket = ? " \
+      "AND message_id > ? AND message_id < ? LIMIT ?")                                             \
     X(TG_CLAIM, K_L,                                                                               \
       "INSERT INTO @.telegram_message_mapping (telegram_message_id, telegram_chat_id, "            \
       "channel_id, "                                                                               \
@@ -1452,11 +1456,18 @@ static int op_read_get(sc_conn *c, store_op *op)
     op->res = &res->hdr;
     if (read_position(c, op, res))
         return op->status;
-    /* Count at most STORE_UNREAD_CAP messages newer than the position, newest buckets first. */
+    /*
+     * Count at most STORE_UNREAD_CAP messages newer than the position, newest
+     * buckets first: one IN query per chunk of buckets, then, only for a bucket
+     * that returned a full STORE_UNREAD_CAP rows of which some were deleted,
+     * its older rows until the cap is reached.
+     */
     int32_t bottom = (int32_t)ms_bucket_of(res->last_read_id);
     int32_t from = (int32_t)ms_bucket_of(STORE_ID_MAX);
     uint32_t count = 0;
     int32_t list[BUCKET_CHUNK];
+    uint32_t rows[BUCKET_CHUNK];
+    uint64_t lowest[BUCKET_CHUNK];
     size_t n = 0;
     while (count < STORE_UNREAD_CAP) {
         if (bucket_list(c, op, r->channel_id, from, true, list, &n))
@@ -1469,18 +1480,56 @@ static int op_read_get(sc_conn *c, store_op *op)
         cql_values *v = vals(c);
         cql_values_add_bigint(v, (int64_t)r->channel_id);
         cql_values_begin_list(v);
-        for (size_t k = 0; k < keep; k++)
+        for (size_t k = 0; k < keep; k++) {
             cql_values_add_int(v, list[k]);
+            rows[k] = 0;
+            lowest[k] = UINT64_MAX;
+        }
         cql_values_end(v);
         cql_values_add_bigint(v, (int64_t)res->last_read_id);
         cql_values_add_int(v, STORE_UNREAD_CAP);
         cql_result *q = NULL;
         if (sc_run(c, op, SC_UNREAD_IN, "counting unread messages", &q))
             return op->status;
-        while (cql_result_next_row(q) == 0 && count < STORE_UNREAD_CAP)
-            if (!col_bool(q, 0))
+        while (cql_result_next_row(q) == 0) {
+            int32_t b = 0;
+            cql_row_get_int(q, 0, &b);
+            uint64_t id = (uint64_t)col_i64(q, 1);
+            for (size_t k = 0; k < keep; k++) {
+                if (list[k] == b) {
+                    rows[k]++;
+                    if (id < lowest[k])
+                        lowest[k] = id;
+                }
+            }
+            if (!col_bool(q, 2) && count < STORE_UNREAD_CAP)
                 count++;
+        }
         cql_result_destroy(q);
+        for (size_t k = 0; k < keep && count < STORE_UNREAD_CAP; k++) {
+            uint64_t hi = lowest[k];
+            uint32_t got = rows[k];
+            while (got == STORE_UNREAD_CAP && count < STORE_UNREAD_CAP) {
+                v = vals(c);
+                cql_values_add_bigint(v, (int64_t)r->channel_id);
+                cql_values_add_int(v, list[k]);
+                cql_values_add_bigint(v, (int64_t)res->last_read_id);
+                cql_values_add_bigint(v, (int64_t)hi);
+                cql_values_add_int(v, STORE_UNREAD_CAP);
+                if (sc_run(c, op, SC_UNREAD_SCAN, "counting unread messages", &q))
+                    return op->status;
+                got = 0;
+                while (cql_result_next_row(q) == 0) {
+                    got++;
+                    uint64_t id = (uint64_t)col_i64(q, 1);
+                    if (id < hi)
+                        hi = id;
+                    if (!col_bool(q, 2) && count < STORE_UNREAD_CAP)
+                        count++;
+                }
+                cql_result_destroy(q);
+            }
+        }
         if (keep < n || n < BUCKET_CHUNK)
             break;
         from = list[n - 1] - 1;

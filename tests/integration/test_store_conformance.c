@@ -1054,6 +1054,23 @@ static void test_read_positions(void **state)
     assert_int_equal(res->unread_count, STORE_UNREAD_CAP);
     assert_true(res->hdr.queries <= 2 + MAX_PAGE_Q);
     store_free(res);
+
+    /* 110 unread in one bucket, the newest 20 deleted: 90, exactly */
+    uint64_t ch3 = new_channel();
+    uint64_t t = now_ms() - 3600000;
+    uint64_t *ids3 = calloc(110, sizeof *ids3);
+    for (int i = 0; i < 110; i++)
+        ids3[i] = ins_at(ch3, "m", t + (uint64_t)i * 1000);
+    for (int i = 90; i < 110; i++) {
+        store_get_req del = {.channel_id = ch3, .message_id = ids3[i]};
+        assert_int_equal(store_delete_sync(S, &del, &mr, NULL, 0), 0);
+        store_free(mr);
+    }
+    free(ids3);
+    res = read_get(ch3, 9);
+    assert_false(res->unread_capped);
+    assert_int_equal(res->unread_count, 90);
+    store_free(res);
 }
 
 /* ------------------------------------------------------------------ channels, sync */
