@@ -247,8 +247,9 @@ typedef struct run {
     int port;
     uint64_t channel;
     int messages;
-    int64_t *t0;  /* per message, ns; 0 until posted */
-    int64_t *lat; /* per delivery, ns */
+    int64_t *t0;    /* per message, ns; 0 until posted */
+    int64_t *tpost; /* per message: time to the POST's answer, ns */
+    int64_t *lat;   /* per delivery, ns */
     size_t nlat;
     int subscribed;
     int opened;
@@ -371,6 +372,7 @@ static void bench_one(const char *binary, int port, int nsubs, int messages, int
     R.messages = messages;
     R.conns = calloc((size_t)nsubs, sizeof *R.conns);
     R.t0 = calloc((size_t)messages, sizeof *R.t0);
+    R.tpost = calloc((size_t)messages, sizeof *R.tpost);
     R.lat = calloc((size_t)nsubs * (size_t)messages + 1, sizeof *R.lat);
     R.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (!R.conns || !R.t0 || !R.lat || R.epfd < 0)
@@ -412,6 +414,7 @@ static void bench_one(const char *binary, int port, int nsubs, int messages, int
         int st = http_req(pfd, "POST", path, body, resp, sizeof resp);
         if (st != 201)
             die("POST answered %d: %.200s", st, resp);
+        R.tpost[m] = now_ns() - R.t0[m];
         int64_t next = R.t0[m] + (int64_t)interval_ms * 1000000;
         while (now_ns() < next)
             pump(&R, (int)((next - now_ns()) / 1000000) + 1);
@@ -424,12 +427,15 @@ static void bench_one(const char *binary, int port, int nsubs, int messages, int
     close(pfd);
 
     qsort(R.lat, R.nlat, sizeof *R.lat, cmp_i64);
+    qsort(R.tpost, (size_t)messages, sizeof *R.tpost, cmp_i64);
+    double post50 = (double)R.tpost[messages / 2] / 1e6;
+    double post99 = (double)R.tpost[(size_t)((double)messages * 0.99)] / 1e6;
     double p50 = R.nlat ? (double)R.lat[R.nlat / 2] / 1e6 : -1;
     double p99 = R.nlat ? (double)R.lat[(size_t)((double)R.nlat * 0.99)] / 1e6 : -1;
     double mx = R.nlat ? (double)R.lat[R.nlat - 1] / 1e6 : -1;
-    printf("| %6d | %4d | %8.2f | %8.2f | %8.2f | %9zu | %7zu | %8.2f | %7.1f |\n", nsubs, messages,
-           p50, p99, mx, R.nlat, want - R.nlat, nsubs > 0 ? (double)(rss1 - rss0) / nsubs : 0.0,
-           connect_s);
+    printf("| %6d | %4d | %8.2f | %8.2f | %8.2f | %6.2f / %6.2f | %9zu | %7zu | %8.2f | %7.1f |\n",
+           nsubs, messages, p50, p99, mx, post50, post99, R.nlat, want - R.nlat,
+           nsubs > 0 ? (double)(rss1 - rss0) / nsubs : 0.0, connect_s);
     fflush(stdout);
     for (int i = 0; i < nsubs; i++) {
         close(R.conns[i].fd);
@@ -438,6 +444,7 @@ static void bench_one(const char *binary, int port, int nsubs, int messages, int
     close(R.epfd);
     free(R.conns);
     free(R.t0);
+    free(R.tpost);
     free(R.lat);
 }
 
@@ -487,10 +494,10 @@ int main(int argc, char **argv)
     start_server(binary, port, workers, dir);
     printf("rt_bench: msgstore serve pid %d, %d workers, RLIMIT_NOFILE %llu\n\n", (int)server_pid,
            workers, (unsigned long long)rl.rlim_cur);
-    printf("|   subs | msgs | p50 (ms) | p99 (ms) | max (ms) | delivered | missing | KiB/sub |"
-           " conn (s) |\n");
-    printf("|-------:|-----:|---------:|---------:|---------:|----------:|--------:|--------:|"
-           "---------:|\n");
+    printf("|   subs | msgs | p50 (ms) | p99 (ms) | max (ms) | POST p50 / p99 (ms) | delivered |"
+           " missing | KiB/sub | conn (s) |\n");
+    printf("|-------:|-----:|---------:|---------:|---------:|--------------------:|----------:|"
+           "--------:|--------:|---------:|\n");
     uint64_t channel = 1000;
     for (char *tok = strtok(subs_list, ","); tok; tok = strtok(NULL, ","))
         bench_one(binary, port, atoi(tok), messages, interval_ms, channel++);

@@ -4,7 +4,7 @@
 #   fixture  server                      state
 #   redis    redis-server 127.0.0.1:6390 <build>/redis/6390 (scripts/redis)
 #
-# Tests that kill and restart Redis start their own server on another port
+# Tests that kill and restart Redis start their own server on a free port
 # through scripts/redis (same state dir), never the fixture's.
 set(MS_REDIS_HOME "${PROJECT_BINARY_DIR}/redis")
 add_test(NAME fixture_redis_setup
@@ -23,7 +23,7 @@ ms_add_test(test_rt_bridge SOURCES integration/test_rt_bridge.c LIBS msgstore_re
 
 # End to end: `msgstore serve` processes, real WebSocket/SSE clients (Python
 # standard library), the redis fixture, and a redis-server of the test's own
-# (port 6392) that it kills and restarts.
+# (on a free port) that it kills and restarts.
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
   add_test(NAME e2e_realtime

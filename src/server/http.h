@@ -320,6 +320,20 @@ int http_ws_send(http_ws *ws, const void *data, size_t len, bool binary);
 /* Closes the ws (sends a close frame); on_message gets data NULL. */
 void http_ws_close(http_ws *ws);
 
+/*
+ * Whether the ws can write right now (nothing queued, no write in flight):
+ * then http_ws_send_batch() writes straight from the caller's buffers.
+ */
+bool http_ws_writable(const http_ws *ws);
+
+/*
+ * Sends n text messages (at most 64) in one write when the ws is writable,
+ * without copying what the socket takes at once (the buffers are the
+ * caller's and may be reused on return); otherwise queues copies. Returns 0,
+ * MS_ERR_SHUTDOWN after close, MS_ERR_INVALID (n > 64) or MS_ERR_NOMEM.
+ */
+int http_ws_send_batch(http_ws *ws, const http_str *msgs, size_t n);
+
 /* Messages queued in the ws (wslay) and not yet written to the socket. */
 size_t http_ws_queued(const http_ws *ws);
 

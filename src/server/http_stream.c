@@ -167,7 +167,9 @@ struct http_ws {
     http_ws_message_fn cb;
     void *ctx;
     int in_callback;
-    int fd; /* the connection's socket, for http_ws_abort() */
+    int fd;           /* the connection's socket, for http_ws_abort() */
+    uv_stream_t *tcp; /* the same, for direct writes (ws_direct) */
+    char *tail;       /* what a direct write left, being written by h2o */
     bool closing;
 };
 
@@ -177,6 +179,7 @@ static void ws_on_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_ms
     if (!arg) {
         ws->cb(ws, NULL, 0, false, ws->ctx);
         h2o_websocket_close(conn);
+        free(ws->tail);
         free(ws);
         return;
     }
@@ -203,6 +206,7 @@ http_ws *http_ws_accept(http_request *r, http_ws_message_fn on_message, void *ct
         return NULL;
     ws->w = r->w;
     ws->fd = r->conn ? r->conn->fd : -1;
+    ws->tcp = r->conn ? (uv_stream_t *)&r->conn->tcp : NULL;
     ws->cb = on_message;
     ws->ctx = ctx;
     if (r->conn)
@@ -215,11 +219,125 @@ http_ws *http_ws_accept(http_request *r, http_ws_message_fn on_message, void *ct
     return ws;
 }
 
+/*
+ * Direct writes. h2o 2.2.5 sends a WebSocket message through wslay with one
+ * write in flight, header and payload as two writes in two loop turns, after
+ * copying it twice. When nothing is queued in wslay and h2o is not writing,
+ * the frames are written here instead, straight from the caller's buffers
+ * with one writev (uv_try_write); what the socket does not take at once is
+ * copied once and handed to h2o, which writes it when the socket drains.
+ * Frames never interleave with wslay's: only one of the two writes at a time.
+ */
+static size_t ws_frame_header(uint8_t *h, size_t len, bool binary)
+{
+    h[0] = (uint8_t)(0x80 | (binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME));
+    if (len < 126) {
+        h[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+static void ws_tail_written(h2o_socket_t *sock, const char *err)
+{
+    h2o_websocket_conn_t *conn = sock->data;
+    http_ws *ws = conn->data;
+    free(ws->tail);
+    ws->tail = NULL;
+    if (err) {
+        ws_on_msg(conn, NULL); /* as h2o does when its own write fails */
+        return;
+    }
+    h2o_websocket_proceed(conn); /* wslay may have queued a pong or a close meanwhile */
+}
+
+bool http_ws_writable(const http_ws *ws)
+{
+    const h2o_websocket_conn_t *c = ws->conn;
+    return !ws->closing && c->sock && ws->tcp && !h2o_socket_is_writing(c->sock) &&
+           !wslay_event_want_write(c->ws_ctx);
+}
+
+#define WS_BATCH_MAX 64
+
+int http_ws_send_batch(http_ws *ws, const http_str *msgs, size_t n)
+{
+    if (ws->closing)
+        return MS_ERR_SHUTDOWN;
+    if (n == 0)
+        return 0;
+    if (n > WS_BATCH_MAX)
+        return MS_ERR_INVALID;
+    if (!http_ws_writable(ws)) {
+        for (size_t i = 0; i < n; i++) {
+            struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)msgs[i].base,
+                                          msgs[i].len};
+            if (wslay_event_queue_msg(ws->conn->ws_ctx, &msg) != 0)
+                return MS_ERR_NOMEM;
+        }
+        if (!ws->in_callback && ws->conn->sock)
+            h2o_websocket_proceed(ws->conn); /* may end in ws_on_msg(NULL): ws is gone then */
+        return 0;
+    }
+    uint8_t hdr[WS_BATCH_MAX][10];
+    uv_buf_t b[2 * WS_BATCH_MAX];
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t hl = ws_frame_header(hdr[i], msgs[i].len, false);
+        b[2 * i] = uv_buf_init((char *)hdr[i], (unsigned)hl);
+        b[2 * i + 1] = uv_buf_init((char *)msgs[i].base, (unsigned)msgs[i].len);
+        total += hl + msgs[i].len;
+    }
+    int w = uv_try_write(ws->tcp, b, (unsigned)(2 * n));
+    if (w == UV_EAGAIN)
+        w = 0;
+    if (w < 0) {
+        /* a broken connection: h2o's read side notices and closes it */
+        return 0;
+    }
+    if ((size_t)w == total)
+        return 0;
+    size_t skip = (size_t)w, rest = total - skip;
+    char *tail = malloc(rest);
+    if (!tail) {
+        shutdown(ws->fd, SHUT_RDWR); /* a frame cut in half cannot be continued otherwise */
+        return MS_ERR_NOMEM;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < 2 * n; i++) {
+        size_t l = b[i].len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(tail + off, b[i].base + skip, l - skip);
+        off += l - skip;
+        skip = 0;
+    }
+    ws->tail = tail;
+    h2o_iovec_t iov = h2o_iovec_init(tail, rest);
+    h2o_socket_write(ws->conn->sock, &iov, 1, ws_tail_written);
+    return 0;
+}
+
 int http_ws_send(http_ws *ws, const void *data, size_t len, bool binary)
 {
     if (ws->closing)
         return MS_ERR_SHUTDOWN;
-    struct wslay_event_msg msg = {binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, data, len};
+    if (!binary) {
+        http_str m = {data, len};
+        return http_ws_send_batch(ws, &m, 1);
+    }
+    struct wslay_event_msg msg = {WSLAY_BINARY_FRAME, data, len};
     if (wslay_event_queue_msg(ws->conn->ws_ctx, &msg) != 0)
         return MS_ERR_NOMEM;
     if (!ws->in_callback && ws->conn->sock)

@@ -4,8 +4,9 @@
  *
  * A session is one WebSocket or one SSE stream. It owns an rt_sub (the
  * hub's bounded queue) and moves events from it to its transport only while
- * the transport has little queued (a window of WS_WINDOW messages in wslay,
- * SSE_WINDOW bytes in the stream): the backlog of a slow client stays in the
+ * the transport can take them (a WebSocket: batches written straight from
+ * the shared buffers while the socket takes them; SSE: SSE_WINDOW bytes in
+ * the stream's buffer): the backlog of a slow client stays in the
  * hub queue as shared references, and when that overflows the client gets a
  * resync event and is closed (cut after CLOSE_GRACE_MS when it does not even
  * read the close). Sessions that still have events but no room are on their
@@ -19,15 +20,18 @@
 #include "server/realtime_api.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "server/server_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RT_WORKERS         64 /* the hub's worker slots; the server uses the first N */
-#define WS_WINDOW          4  /* messages handed to wslay at once */
+#define WS_BATCH           32 /* events per write */
+#define WS_BATCH_BYTES     (256 * 1024)
 #define SSE_WINDOW         (64 * 1024)
 #define CLOSE_GRACE_MS     2000
 #define SSE_PING_MS        15000
@@ -49,6 +53,7 @@ typedef struct wstate {
 
 struct srv_rt {
     srv *s;
+    ms_histogram *m_latency;
     rt_hub *hub;
     rt_bridge *bridge;
     bool has_redis;
@@ -73,6 +78,13 @@ struct session {
 };
 
 /* ------------------------------------------------------------ sessions */
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* rt_msg.created_us is CLOCK_REALTIME */
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void on_check(uv_check_t *c);
 
@@ -145,20 +157,8 @@ static bool release(session *ss)
     return false;
 }
 
-/* Room for one more event in the transport. */
-static bool has_room(session *ss)
-{
-    if (ss->ws)
-        return http_ws_queued(ss->ws) < WS_WINDOW;
-    return http_stream_queued(ss->st) < SSE_WINDOW;
-}
-
 static void send_msg(session *ss, const rt_msg *m)
 {
-    if (ss->ws) {
-        http_ws_send(ss->ws, m->json, m->len, false);
-        return;
-    }
     char head[96];
     int n;
     if (m->kind == RT_RESYNC)
@@ -184,41 +184,95 @@ static void on_kill(uv_timer_t *t)
         http_stream_abort(ss->st);
 }
 
-static void begin_close(session *ss)
+static void arm_kill(session *ss)
 {
-    ss->closing = true;
     ss->kill = malloc(sizeof *ss->kill);
     if (ss->kill) {
         uv_timer_init(ss->w->loop, ss->kill);
         ss->kill->data = ss;
         uv_timer_start(ss->kill, on_kill, CLOSE_GRACE_MS, 0);
     }
+}
+
+static void begin_close(session *ss)
+{
+    ss->closing = true;
+    if (!ss->kill)
+        arm_kill(ss);
     if (ss->ws)
         http_ws_close(ss->ws);
     else
         http_stream_end(ss->st);
 }
 
-/* Moves queued events to the transport while it has room. */
+static void observe(session *ss, const rt_msg *m)
+{
+    if (m->created_us > 0) {
+        int64_t d = now_us() - m->created_us;
+        ms_histogram_observe_us(ss->w->rt->m_latency, d > 0 ? (uint64_t)d : 0);
+    }
+}
+
+/* WebSocket: batches of events in one write, straight from the shared buffers. */
+static void flush_ws(session *ss)
+{
+    while (!ss->gone && http_ws_writable(ss->ws)) {
+        rt_msg *batch[WS_BATCH];
+        http_str bufs[WS_BATCH];
+        size_t n = 0, bytes = 0;
+        while (n < WS_BATCH && bytes < WS_BATCH_BYTES) {
+            rt_msg *m = rt_sub_pop(ss->sub);
+            if (!m)
+                break;
+            observe(ss, m);
+            batch[n] = m;
+            bufs[n] = (http_str){m->json, m->len};
+            bytes += m->len;
+            n++;
+        }
+        if (n == 0)
+            break;
+        http_ws_send_batch(ss->ws, bufs, n); /* may end in the close callback: gone */
+        for (size_t i = 0; i < n; i++)
+            rt_msg_unref(batch[i]);
+    }
+}
+
+/* SSE: through the stream's own buffer, a window at a time. */
+static void flush_sse(session *ss)
+{
+    while (!ss->gone && http_stream_queued(ss->st) < SSE_WINDOW) {
+        rt_msg *m = rt_sub_pop(ss->sub);
+        if (!m)
+            break;
+        observe(ss, m);
+        send_msg(ss, m);
+        rt_msg_unref(m);
+    }
+}
+
+/* Moves queued events to the transport while it takes them. */
 static void flush(session *ss)
 {
     if (ss->gone || ss->closing)
         return;
     ss->busy++;
-    while (!ss->gone && has_room(ss)) {
-        rt_msg *m = rt_sub_pop(ss->sub);
-        if (!m)
-            break;
-        send_msg(ss, m);
-        rt_msg_unref(m);
-    }
+    if (ss->ws)
+        flush_ws(ss);
+    else
+        flush_sse(ss);
     if (!ss->gone) {
-        if (rt_sub_queued(ss->sub) > 0)
+        bool left = rt_sub_queued(ss->sub) > 0;
+        if (left)
             block_link(ss);
         else
             block_unlink(ss);
-        if (rt_sub_closing(ss->sub) && rt_sub_queued(ss->sub) == 0 && !ss->closing)
-            begin_close(ss);
+        if (rt_sub_closing(ss->sub)) {
+            if (!left)
+                begin_close(ss); /* the resync went out: close */
+            else if (!ss->kill)
+                arm_kill(ss); /* it does not even take the resync */
+        }
     }
     release(ss);
 }
@@ -755,6 +809,9 @@ int srv_rt_install(srv *s, const ms_config *cfg, srv_rt **out, char *err, size_t
     }
     rt->s = s;
     rt->presence_ttl_ms = cfg->presence_ttl_ms;
+    rt->m_latency = ms_histogram_get("msgstore_rt_delivery_seconds", NULL,
+                                     "from publish (or arrival from Redis: the publishing "
+                                     "instance's clock) to the hand-over to a subscriber's socket");
     rt_hub_options o;
     rt_hub_options_default(&o);
     o.workers = RT_WORKERS;

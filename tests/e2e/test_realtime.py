@@ -26,7 +26,7 @@ import shutil
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rtclient import Msgstore, SseClient, WsClient, WsClosed, wait_for  # noqa: E402
+from rtclient import Msgstore, SseClient, WsClient, WsClosed, free_port, wait_for  # noqa: E402
 
 SOURCE_DIR = os.environ.get("MSGSTORE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY_DIR = os.environ.get("MSGSTORE_BINARY_DIR", os.path.join(SOURCE_DIR, "build"))
@@ -458,10 +458,9 @@ class TwoInstances(unittest.TestCase):
 
 
 class RedisKilledAndRestarted(unittest.TestCase):
-    PORT = 6392
-
     @classmethod
     def setUpClass(cls):
+        cls.PORT = free_port()  # other worktrees run this test at the same time
         redis_ctl("start", cls.PORT)
         cls.dir = tempfile.mkdtemp(prefix="rt_e2e3_")
         url = f"redis://127.0.0.1:{cls.PORT}"

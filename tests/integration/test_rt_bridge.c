@@ -12,12 +12,16 @@
 #include "core/error.h"
 #include "realtime/realtime.h"
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
     rt_sub *sub;
@@ -214,10 +218,23 @@ static void redis_ctl(const char *cmd, int port)
     assert_int_equal(system(line), 0);
 }
 
+/* A port nothing listens on now (other worktrees run these tests at the same time). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 static void test_redis_restart(void **state)
 {
     (void)state;
-    const int port = 6391; /* our own server: this test kills it */
+    const int port = free_port(); /* our own server: this test kills it */
     redis_ctl("start", port);
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
