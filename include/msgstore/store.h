@@ -149,9 +149,11 @@ typedef struct store_options {
 
 /*
  * Opens the store chosen by cfg (ms_config_backend()): the SQLite file
- * cfg->sqlite_path, created and migrated when missing (unless
- * opt->no_migrate), or the ScyllaDB/Cassandra keyspace cfg->scylla_keyspace.
- * opt may be NULL (defaults). cfg is copied. Starts the backend's threads.
+ * cfg->sqlite_path, or the ScyllaDB/Cassandra keyspace cfg->scylla_keyspace
+ * (opt->scylla_threads CQL sessions). Both are created and migrated when
+ * needed unless opt->no_migrate, which instead fails with MS_ERR_UNAVAILABLE
+ * when the schema is not the binary's. opt may be NULL (defaults). cfg is
+ * copied. Starts the backend's threads.
  * On success *out is the store (free with store_close()) and 0 is returned;
  * otherwise a negative code with a message in err (always NUL-terminated;
  * err may be NULL). MS_ERR_UNAVAILABLE when the backend cannot be reached,
