@@ -36,6 +36,8 @@
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define LISTEN_BACKLOG           1024
 #define FORCE_GRACE_MS           1000
+#define ABANDON_AFTER_MS         30000
+#define STUCK_MS                 1000
 
 /* Connections by descriptor, so a request finds its connection in O(1).
  * A slot is written only by the worker that owns the descriptor. */
@@ -207,6 +209,7 @@ static void conn_list_remove(http__worker *w, http__conn *c)
 }
 
 static void worker_maybe_finish(http__worker *w);
+static void worker_finish(http__worker *w);
 
 static void on_conn_closed(uv_handle_t *h)
 {
@@ -270,6 +273,7 @@ static void conn_cut(http__conn *c)
     if (c->cut || uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     c->cut = true;
+    c->cut_at = uv_now(&c->w->loop);
     drain(c->fd);
     shutdown(c->fd, SHUT_RDWR);
 }
@@ -325,14 +329,35 @@ static void on_sweep(uv_timer_t *t)
     http__worker *w = t->data;
     http_server *s = w->srv;
     uint64_t now = uv_now(&w->loop);
+    /* stopping: are all that is left connections we cut that h2o does not close? */
+    bool all_stuck = w->stopping && w->in_flight == 0 && w->nconns > 0;
     for (http__conn *c = w->conns.next, *next; c != &w->conns; c = next) {
         next = c->next;
-        if (c->upgraded || c->cut || c->in_handler || uv_is_closing((uv_handle_t *)&c->tcp))
+        if (uv_is_closing((uv_handle_t *)&c->tcp)) {
+            all_stuck = false;
+            continue;
+        }
+        if (c->cut) {
+            if (now - c->cut_at < STUCK_MS)
+                all_stuck = false;
+            continue;
+        }
+        all_stuck = false;
+        if (c->upgraded || c->in_handler)
             continue;
         h2o_socket_t *sock = c->sock;
         size_t io = sock->bytes_read + sock->bytes_written;
         bool moved = io != c->io_seen;
         c->io_seen = io;
+        if (w->stopping && h2o_socket_is_writing(sock)) {
+            /* an answer that does not move while we stop (seen with TLS
+             * connections the client dropped): cut it */
+            if (moved || !c->stall_since)
+                c->stall_since = now;
+            else if (now - c->stall_since >= STUCK_MS)
+                conn_cut(c);
+            continue;
+        }
         if (conn_idle(c)) {
             c->partial_since = 0;
             if (moved || !c->idle_since)
@@ -369,6 +394,12 @@ static void on_sweep(uv_timer_t *t)
                             "the request header block is too large", NULL);
             conn_cut(c);
         }
+    }
+    if (all_stuck) {
+        MS_WARN("http", "worker %d: %d connection(s) do not close after being cut; leaving them",
+                w->index, w->nconns);
+        w->forced = true;
+        worker_finish(w);
     }
 }
 
@@ -440,7 +471,19 @@ static void worker_maybe_finish(http__worker *w)
 static void on_force_timer(uv_timer_t *t)
 {
     http__worker *w = t->data;
-    /* the cut connections did not close by themselves (a handler never answered) */
+    if (!w->force_waiting && w->in_flight > 0) {
+        /* Connections still open after the cut hold requests whose handler
+         * waits for the store (a database timing out). Their answers will hit
+         * cut sockets and close them; keep the loop running for the store's
+         * callbacks, so it can be closed cleanly afterwards. */
+        w->force_waiting = true;
+        MS_WARN("http", "worker %d: %d request(s) still wait for the store; giving them up to %d s",
+                w->index, w->in_flight, ABANDON_AFTER_MS / 1000);
+        uv_timer_start(&w->force_timer, on_force_timer, ABANDON_AFTER_MS, 0);
+        return;
+    }
+    /* last resort: a handler never answered; leave its connection behind */
+    MS_ERROR("http", "worker %d: abandoning %d connection(s) at shutdown", w->index, w->nconns);
     w->forced = true;
     worker_finish(w);
 }
@@ -472,8 +515,21 @@ static void worker_force(http__worker *w)
 {
     if (w->finished)
         return;
-    for (http__conn *c = w->conns.next; c != &w->conns; c = c->next)
+    for (http__conn *c = w->conns.next; c != &w->conns; c = c->next) {
+        bool closing = uv_is_closing((uv_handle_t *)&c->tcp);
+        struct sockaddr_storage sa;
+        int peer_port = 0;
+        if (!closing && h2o_socket_getpeername(c->sock, (struct sockaddr *)&sa) > 0)
+            peer_port = h2o_socket_getport((struct sockaddr *)&sa);
+        MS_WARN("http",
+                "worker %d: cutting a connection (peer port %d): %s%s%s%s%s, %d request(s) in "
+                "its handler",
+                w->index, peer_port, closing ? "closing" : "open",
+                !closing && h2o_socket_is_reading(c->sock) ? ", reading" : "",
+                !closing && h2o_socket_is_writing(c->sock) ? ", writing" : "",
+                c->upgraded ? ", websocket" : "", c->cut ? ", already cut" : "", c->in_handler);
         conn_cut(c);
+    }
     uv_timer_start(&w->force_timer, on_force_timer, FORCE_GRACE_MS, 0);
 }
 

@@ -156,8 +156,10 @@ int http_server_workers(const http_server *srv);
  * idle keep-alive connections, lets requests in flight finish and answers
  * them with Connection: close, calls on_shutdown on each worker, and waits
  * up to shutdown_timeout_ms for every connection to end. Past the deadline,
- * the remaining connections are cut. Joins the workers. Returns the number
- * of requests that were still in flight when they were cut (0: clean).
+ * the remaining connections are cut; handlers still waiting (for the store)
+ * get up to 30 s more to answer into the cut sockets, so the loops close
+ * cleanly; past that a loop is abandoned. Joins the workers. Returns the
+ * number of requests that were still in flight when they were cut (0: clean).
  */
 int http_server_stop(http_server *srv);
 

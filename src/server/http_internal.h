@@ -38,6 +38,8 @@ typedef struct http__conn {
     uint64_t partial_since; /* loop ms when bytes of an unfinished request were first seen */
     uint64_t idle_since;    /* loop ms since which nothing moved on an idle connection */
     size_t io_seen;         /* bytes read + written at the last sweep */
+    uint64_t stall_since;   /* stopping: loop ms since which a pending write has not moved */
+    uint64_t cut_at;        /* loop ms of conn_cut() */
     bool upgraded;          /* a WebSocket now: the request sweep leaves it alone */
     bool cut;               /* shut down by us; h2o closes it on its next read/write */
     int in_handler;         /* requests dispatched and not answered yet */
@@ -64,11 +66,12 @@ typedef struct http__worker {
     uv_timer_t force_timer;
     pthread_mutex_t mu; /* guards posts and closed */
     http__post *posts, *posts_tail;
-    bool closed;      /* no more posts accepted */
-    bool stop_asked;  /* set under mu by http_server_stop */
-    bool force_asked; /* ditto, the deadline passed */
-    bool stopping;    /* loop-side view of stop_asked */
-    bool forced;
+    bool closed;        /* no more posts accepted */
+    bool stop_asked;    /* set under mu by http_server_stop */
+    bool force_asked;   /* ditto, the deadline passed */
+    bool stopping;      /* loop-side view of stop_asked */
+    bool force_waiting; /* cut; waiting for handlers to answer into the cut sockets */
+    bool forced;        /* gave up on them: the loop is abandoned, not closed */
     bool finished;
     http__conn conns; /* list head */
     int nconns;

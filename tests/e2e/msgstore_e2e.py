@@ -152,8 +152,11 @@ SPEC = Spec(os.path.join(SOURCE_DIR, "docs", "openapi.yaml"))
 # The server process
 
 class Server:
-    def __init__(self, workdir, env=None, args=(), expect_start=True):
+    def __init__(self, workdir, env=None, args=(), expect_start=True, start_timeout=None):
         self.workdir = workdir
+        scylla = (env or {}).get("SCYLLA_ENABLED", os.environ.get("SCYLLA_ENABLED", "")).lower() == "true"
+        # a first start on Cassandra creates the keyspace and tables (schema agreement)
+        self.start_timeout = start_timeout or (180 if scylla else 30)
         self.env = dict(os.environ)
         self.env.update({
             "MSGSTORE_PROFILE": "test",
@@ -181,7 +184,7 @@ class Server:
         self.proc = subprocess.Popen([MSGSTORE, "serve"] + self.args, env=self.env,
                                      stdout=subprocess.PIPE, stderr=self.errf)
         line = b""
-        deadline = time.time() + 30
+        deadline = time.time() + self.start_timeout
         while time.time() < deadline:
             line = self.proc.stdout.readline()
             if line or self.proc.poll() is not None:
