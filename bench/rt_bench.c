@@ -96,6 +96,38 @@ static long rss_kib(pid_t pid)
     return v;
 }
 
+/* CPU time (user + system) a process used so far, in µs. */
+static int64_t cpu_us(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (int64_t)(ut + st) * 1000000 / sysconf(_SC_CLK_TCK);
+}
+
+/* A port nothing listens on now. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        die("no free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 static int tcp_connect(int port, bool nonblock)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
@@ -407,6 +439,7 @@ static void bench_one(const char *binary, int port, int nsubs, int messages, int
     if (pfd < 0)
         die("connect (POST): %s", strerror(errno));
     char path[96], body[256], resp[65536];
+    int64_t srv_cpu0 = cpu_us(server_pid), own_cpu0 = cpu_us(getpid());
     snprintf(path, sizeof path, "/v1/channels/%" PRIu64 "/messages", channel);
     for (int m = 0; m < messages; m++) {
         snprintf(body, sizeof body, "{\"sender_id\":\"42\",\"content\":\"rtb#%d\"}", m);
@@ -425,6 +458,9 @@ static void bench_one(const char *binary, int port, int nsubs, int messages, int
     while (R.nlat < want && now_ns() < deadline)
         pump(&R, 50);
     close(pfd);
+    double srv_cpu = (double)(cpu_us(server_pid) - srv_cpu0),
+           own_cpu = (double)(cpu_us(getpid()) - own_cpu0);
+    double per = R.nlat ? 1.0 / (double)R.nlat : 0;
 
     qsort(R.lat, R.nlat, sizeof *R.lat, cmp_i64);
     qsort(R.tpost, (size_t)messages, sizeof *R.tpost, cmp_i64);
@@ -433,9 +469,11 @@ static void bench_one(const char *binary, int port, int nsubs, int messages, int
     double p50 = R.nlat ? (double)R.lat[R.nlat / 2] / 1e6 : -1;
     double p99 = R.nlat ? (double)R.lat[(size_t)((double)R.nlat * 0.99)] / 1e6 : -1;
     double mx = R.nlat ? (double)R.lat[R.nlat - 1] / 1e6 : -1;
-    printf("| %6d | %4d | %8.2f | %8.2f | %8.2f | %6.2f / %6.2f | %9zu | %7zu | %8.2f | %7.1f |\n",
+    printf("| %6d | %4d | %8.2f | %8.2f | %8.2f | %6.2f / %6.2f | %9zu | %7zu | %8.2f | %5.1f / "
+           "%5.1f | %7.1f |\n",
            nsubs, messages, p50, p99, mx, post50, post99, R.nlat, want - R.nlat,
-           nsubs > 0 ? (double)(rss1 - rss0) / nsubs : 0.0, connect_s);
+           nsubs > 0 ? (double)(rss1 - rss0) / nsubs : 0.0, srv_cpu * per, own_cpu * per,
+           connect_s);
     fflush(stdout);
     for (int i = 0; i < nsubs; i++) {
         close(R.conns[i].fd);
@@ -490,14 +528,14 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/rt_bench.XXXXXX";
     if (!mkdtemp(dir))
         die("mkdtemp: %s", strerror(errno));
-    int port = 20000 + (int)(getpid() % 20000);
+    int port = free_port();
     start_server(binary, port, workers, dir);
     printf("rt_bench: msgstore serve pid %d, %d workers, RLIMIT_NOFILE %llu\n\n", (int)server_pid,
            workers, (unsigned long long)rl.rlim_cur);
     printf("|   subs | msgs | p50 (ms) | p99 (ms) | max (ms) | POST p50 / p99 (ms) | delivered |"
-           " missing | KiB/sub | conn (s) |\n");
+           " missing | KiB/sub | CPU µs/delivery server / client | conn (s) |\n");
     printf("|-------:|-----:|---------:|---------:|---------:|--------------------:|----------:|"
-           "--------:|--------:|---------:|\n");
+           "--------:|--------:|-------------:|---------:|\n");
     uint64_t channel = 1000;
     for (char *tok = strtok(subs_list, ","); tok; tok = strtok(NULL, ","))
         bench_one(binary, port, atoi(tok), messages, interval_ms, channel++);
