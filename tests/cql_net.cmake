@@ -13,3 +13,12 @@ if(TARGET msgstore_cql)
   ms_add_test(test_cql_tls SOURCES integration/test_cql_tls.c
     LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra_tls TIMEOUT 120)
 endif()
+# Fault tests kill, restart and pause a node of their own (127.0.0.4, the
+# "faults" set of scripts/cassandra). The fixture is registered once
+# fixtures.cmake (read after this file) has defined the helper.
+if(TARGET msgstore_cql)
+  cmake_language(DEFER CALL ms__cassandra_fixture cassandra_faults faults 600)
+  ms_add_test(test_cql_faults SOURCES integration/test_cql_faults.c
+    LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra_faults TIMEOUT 300
+    ENV "MSGSTORE_TEST_CASSANDRA_FAULTS=127.0.0.4:9042")
+endif()

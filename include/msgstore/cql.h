@@ -162,6 +162,7 @@ typedef struct cql_options {
     const char *password;
     const char *local_dc;       /* NULL/"": the DC of the contact point answering first */
     bool allow_remote_dc;       /* route to other DCs when the local one has no host up */
+    bool only_contact_points;   /* pools only to the contact points (admin tools, tests) */
     int64_t connect_timeout_ms; /* TCP + TLS + handshake of one connection */
     int64_t request_timeout_ms; /* default deadline of a request, retries included */
     int64_t heartbeat_ms;       /* OPTIONS on a connection idle this long (0: off) */

@@ -52,6 +52,8 @@ struct cql_control {
     bool resolving;
     cand *cands;
     int ncands, cap_cands, next_cand;
+    cand *contacts; /* the contact points as first resolved */
+    int ncontacts;
     char errors[400];
     /* the connection */
     cql_conn *conn;
@@ -247,6 +249,13 @@ static void resolve_next(cql_control *c)
         }
         c->resolve_i++;
     }
+    if (!c->contacts && c->ncands > 0) {
+        c->contacts = malloc((size_t)c->ncands * sizeof(cand));
+        if (c->contacts) {
+            memcpy(c->contacts, c->cands, (size_t)c->ncands * sizeof(cand));
+            c->ncontacts = c->ncands;
+        }
+    }
     c->next_cand = 0;
     ctl_connect_next(c);
 }
@@ -312,7 +321,7 @@ static void ctl_reconnect_fire(cql_tq_node *n)
     for (int pass = 0; pass < 3; pass++)
         for (size_t i = 0; i < s->nhosts; i++) {
             cql_host *h = s->hosts[i];
-            if (h->removed)
+            if (h->removed || (s->o.only_contact_points && !h->contact))
                 continue;
             bool take = pass == 0 ? (h->up && h->local) : pass == 1 ? h->up : true;
             if (take)
@@ -481,6 +490,14 @@ static int get_tokens(cql_result *r, int col, int64_t **out, size_t *n)
     return 0;
 }
 
+static bool is_contact(const cql_control *c, const cql_host *h)
+{
+    for (int i = 0; i < c->ncontacts; i++)
+        if (c->contacts[i].port == h->port && strcmp(c->contacts[i].addr, h->addr) == 0)
+            return true;
+    return false;
+}
+
 static void fill_host(cql_host *h, cql_result *r, int c_dc, int c_rack, int c_id, int c_tokens,
                       int c_rel, int c_schema)
 {
@@ -524,6 +541,7 @@ static void apply_local(cql_control *c, cql_result *r)
         return;
     bool was_removed = h->removed;
     h->removed = false;
+    h->contact = h->contact || is_contact(c, h);
     fill_host(h, r, cql_result_column_index(r, "data_center"), cql_result_column_index(r, "rack"),
               cql_result_column_index(r, "host_id"), cql_result_column_index(r, "tokens"),
               cql_result_column_index(r, "release_version"),
@@ -561,6 +579,7 @@ static void apply_peers(cql_control *c, cql_result *r)
             continue;
         bool was_removed = h->removed;
         h->removed = false;
+        h->contact = h->contact || is_contact(c, h);
         fill_host(h, r, c_dc, c_rack, c_id, c_tok, c_rel, c_sch);
         mark_seen(c, h);
         if ((is_new || was_removed) && c->initialized) {
@@ -945,6 +964,7 @@ void cql__cluster_close(cql_session *s)
     free(c->cp_hosts);
     free(c->cp_ports);
     free(c->cands);
+    free(c->contacts);
     free(c->seen);
     cql_buf_free(&c->frame);
     s->ctl = NULL;

@@ -405,6 +405,14 @@ static void on_session_handle_closed(uv_handle_t *h)
     free(s);
 }
 
+static void on_tq_closed(uv_handle_t *h)
+{
+    cql_tq *q = h->data;
+    cql_session *s = (cql_session *)(void *)((char *)q - offsetof(cql_session, tq));
+    h->data = s;
+    on_session_handle_closed(h);
+}
+
 void cql__session_finish_close(cql_session *s)
 {
     if (s->state != CQL_S_CLOSING || s->open_handles == 0 ||
@@ -416,11 +424,8 @@ void cql__session_finish_close(cql_session *s)
         cql__pool_close(s->hosts[i], "session closed");
     uv_timer_stop(&s->house);
     s->house.data = s;
-    s->tq.timer.data = s;
     uv_close((uv_handle_t *)&s->house, on_session_handle_closed);
-    s->tq.closing = true;
-    uv_timer_stop(&s->tq.timer);
-    uv_close((uv_handle_t *)&s->tq.timer, on_session_handle_closed);
+    cql__tq_close(&s->tq, on_tq_closed);
 }
 
 static void close_deadline_fn(cql_tq_node *n)
@@ -656,7 +661,8 @@ void cql__hosts_rebuild(cql_session *s)
     /* pools: local hosts always, remote ones when allowed */
     for (size_t i = 0; i < s->nhosts; i++) {
         cql_host *h = s->hosts[i];
-        bool want = !h->removed && (h->local || s->o.allow_remote_dc);
+        bool want = !h->removed && (h->local || s->o.allow_remote_dc) &&
+                    (!s->o.only_contact_points || h->contact);
         if (want && !h->pooled) {
             h->pooled = true;
             cql__pool_fill(h);

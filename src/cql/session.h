@@ -97,6 +97,7 @@ struct cql_host {
     bool up;      /* a pool connection is ready */
     bool was_up;  /* up at least once: later ups re-prepare */
     bool gave_up; /* reconnection policy exhausted: waits for an UP event */
+    bool contact; /* one of the resolved contact points */
     /* pool */
     cql_shard_pool spool;
     cql_conn **conns; /* every connection, ready or connecting */

@@ -41,6 +41,7 @@ static void sift_down(cql_tq *q, size_t i)
 }
 
 static void on_timer(uv_timer_t *t);
+static void on_kick(uv_idle_t *h);
 
 static void rearm(cql_tq *q)
 {
@@ -57,7 +58,14 @@ static void rearm(cql_tq *q)
     if (at == q->armed_at)
         return;
     uint64_t now = uv_now(q->timer.loop);
-    uv_timer_start(&q->timer, on_timer, at > now ? at - now : 0, 0);
+    if (at <= now) {
+        /* due now: an idle handle runs it on the next iteration, after I/O
+         * is polled (a 0 ms timer would run again within this timer pass) */
+        if (!uv_is_active((uv_handle_t *)&q->kick))
+            uv_idle_start(&q->kick, on_kick);
+        return;
+    }
+    uv_timer_start(&q->timer, on_timer, at - now, 0);
     q->armed_at = at;
 }
 
@@ -66,19 +74,36 @@ int cql__tq_init(cql_tq *q, uv_loop_t *loop)
     q->heap = NULL;
     q->n = q->cap = 0;
     q->armed_at = UINT64_MAX;
+    q->seq = 0;
     q->closing = false;
-    int rc = uv_timer_init(loop, &q->timer);
-    if (rc < 0)
+    q->close_cb = NULL;
+    if (uv_timer_init(loop, &q->timer) < 0)
         return MS_ERR_IO;
+    if (uv_idle_init(loop, &q->kick) < 0) {
+        uv_close((uv_handle_t *)&q->timer, NULL);
+        return MS_ERR_IO;
+    }
     q->timer.data = q;
+    q->kick.data = q;
+    q->open_handles = 2;
     return 0;
+}
+
+static void on_tq_closed(uv_handle_t *h)
+{
+    cql_tq *q = h->data;
+    if (--q->open_handles == 0 && q->close_cb)
+        q->close_cb((uv_handle_t *)&q->timer);
 }
 
 void cql__tq_close(cql_tq *q, uv_close_cb close_cb)
 {
     q->closing = true;
+    q->close_cb = close_cb;
     uv_timer_stop(&q->timer);
-    uv_close((uv_handle_t *)&q->timer, close_cb);
+    uv_idle_stop(&q->kick);
+    uv_close((uv_handle_t *)&q->timer, on_tq_closed);
+    uv_close((uv_handle_t *)&q->kick, on_tq_closed);
 }
 
 void cql__tq_free(cql_tq *q)
@@ -117,6 +142,7 @@ int cql__tq_add(cql_tq *q, cql_tq_node *n, uint64_t at, cql_tq_fn fn)
     }
     n->at = at;
     n->fn = fn;
+    n->seq = q->seq++;
     q->heap[q->n] = n;
     n->index = (uint32_t)++q->n;
     sift_up(q, q->n - 1);
@@ -135,12 +161,14 @@ void cql__tq_remove(cql_tq *q, cql_tq_node *n)
 
 void cql__tq_run(cql_tq *q, uint64_t now)
 {
-    while (q->n > 0 && q->heap[0]->at <= now) {
+    uint64_t limit = q->seq;
+    while (q->n > 0 && q->heap[0]->at <= now && q->heap[0]->seq < limit) {
         cql_tq_node *n = q->heap[0];
         remove_at(q, 0);
         n->fn(n); /* may add or remove nodes */
     }
-    q->armed_at = UINT64_MAX - 1; /* force a re-arm */
+    if (q->armed_at != UINT64_MAX)
+        q->armed_at = UINT64_MAX - 1; /* the timer may be set for later: re-arm */
     rearm(q);
 }
 
@@ -149,4 +177,11 @@ static void on_timer(uv_timer_t *t)
     cql_tq *q = t->data;
     q->armed_at = UINT64_MAX;
     cql__tq_run(q, uv_now(t->loop));
+}
+
+static void on_kick(uv_idle_t *h)
+{
+    cql_tq *q = h->data;
+    uv_idle_stop(&q->kick);
+    cql__tq_run(q, uv_now(h->loop));
 }
