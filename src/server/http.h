@@ -331,8 +331,9 @@ bool http_ws_writable(const http_ws *ws);
 /*
  * Sends n text messages (at most 64) in one write when the ws is writable,
  * without copying what the socket takes at once (the buffers are the
- * caller's and may be reused on return); otherwise queues copies. Returns 0,
- * MS_ERR_SHUTDOWN after close, MS_ERR_INVALID (n > 64) or MS_ERR_NOMEM.
+ * caller's and may be reused on return); otherwise, and always under TLS
+ * (frames must go through the TLS session), queues copies for h2o. Returns
+ * 0, MS_ERR_SHUTDOWN after close, MS_ERR_INVALID (n > 64) or MS_ERR_NOMEM.
  */
 int http_ws_send_batch(http_ws *ws, const http_str *msgs, size_t n);
 

@@ -206,7 +206,8 @@ http_ws *http_ws_accept(http_request *r, http_ws_message_fn on_message, void *ct
         return NULL;
     ws->w = r->w;
     ws->fd = r->conn ? r->conn->fd : -1;
-    ws->tcp = r->conn ? (uv_stream_t *)&r->conn->tcp : NULL;
+    /* direct writes bypass h2o: only on plain TCP, never under TLS */
+    ws->tcp = r->conn && !r->conn->sock->ssl ? (uv_stream_t *)&r->conn->tcp : NULL;
     ws->cb = on_message;
     ws->ctx = ctx;
     if (r->conn)
@@ -263,7 +264,7 @@ static void ws_tail_written(h2o_socket_t *sock, const char *err)
 bool http_ws_writable(const http_ws *ws)
 {
     const h2o_websocket_conn_t *c = ws->conn;
-    return !ws->closing && c->sock && ws->tcp && !h2o_socket_is_writing(c->sock) &&
+    return !ws->closing && c->sock && !h2o_socket_is_writing(c->sock) &&
            !wslay_event_want_write(c->ws_ctx);
 }
 
@@ -277,7 +278,7 @@ int http_ws_send_batch(http_ws *ws, const http_str *msgs, size_t n)
         return 0;
     if (n > WS_BATCH_MAX)
         return MS_ERR_INVALID;
-    if (!http_ws_writable(ws)) {
+    if (!ws->tcp || !http_ws_writable(ws)) { /* TLS, or busy: through wslay and h2o */
         for (size_t i = 0; i < n; i++) {
             struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)msgs[i].base,
                                           msgs[i].len};

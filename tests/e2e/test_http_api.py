@@ -560,6 +560,31 @@ def test_tls(ctx):
         env = dict(srv.env, MSGSTORE_PORT=str(srv.port))
         p = subprocess.run([MSGSTORE, "health"], env=env, capture_output=True, timeout=30)
         check(p.returncode == 0, "msgstore health speaks TLS", p.stdout, p.stderr)
+        if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rtclient.py")):
+            # WebSocket over TLS: every frame, including events, goes through the TLS session
+            import rtclient
+            plain = rtclient.socket.create_connection
+            rtclient.socket.create_connection = lambda addr, timeout=None: sc.wrap_socket(
+                plain(addr, timeout=timeout), server_hostname="x")
+            try:
+                ws = rtclient.WsClient("127.0.0.1", srv.port, token=TOKEN)
+            finally:
+                rtclient.socket.create_connection = plain
+            check(ws.status == 101, "WebSocket upgrade over TLS", ws.status)
+            check(ws.recv_json()["type"] == "hello", "hello over TLS")
+            ch = channel()
+            ws.send_json({"op": "subscribe", "channels": [str(ch)]})
+            ws.recv_until(lambda m: m["type"] == "subscribed")
+            conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=sc, timeout=10)
+            for i in range(3):
+                conn.request("POST", "/v1/channels/%d/messages" % ch, body=b'{"sender_id":"1","content":"ws-tls"}',
+                             headers={"Authorization": "Bearer " + TOKEN})
+                check(conn.getresponse().read() and True, "posted")
+            conn.close()
+            for i in range(3):
+                ev, _ = ws.recv_until(lambda m: m["type"] == "message.created", timeout=10)
+                check(ev["data"]["content"] == "ws-tls", "event over TLS", ev)
+            ws.sock.close()
     finally:
         check(srv.stop() == 0, "clean exit")
     env = dict(os.environ, MSGSTORE_PORT="0", MSGSTORE_TLS_CERT=key, MSGSTORE_TLS_KEY=key,
