@@ -78,9 +78,9 @@ struct rt_bridge {
 
     uint32_t nshards;
     uint8_t *sh_state;
-    bool *sh_lost;         /* subscribers of this shard may have missed remote events */
-    bool *sh_dropped;      /* this instance dropped events of the shard */
-    int64_t *sh_unused_ms; /* since when no local subscriber needs the shard */
+    bool *sh_lost;            /* subscribers of this shard may have missed remote events */
+    _Atomic bool *sh_dropped; /* this instance dropped events of the shard (any thread sets) */
+    int64_t *sh_unused_ms;    /* since when no local subscriber needs the shard */
 
     _Atomic(out_node *) outbox;
     _Atomic uint32_t outbox_len;
@@ -204,7 +204,7 @@ static void drop_event(rt_bridge *b, const rt_msg *msg)
     atomic_fetch_add(&b->dropped, 1);
     ms_counter_add(b->m_dropped, 1);
     if (msg)
-        b->sh_dropped[rt__hub_shard(b->hub, msg->channel)] = true;
+        atomic_store(&b->sh_dropped[rt__hub_shard(b->hub, msg->channel)], true);
 }
 
 void rt__bridge_enqueue(rt_bridge *b, rt_msg *msg)
@@ -216,16 +216,7 @@ void rt__bridge_enqueue(rt_bridge *b, rt_msg *msg)
         drop = true;
     }
     if (drop) {
-        atomic_fetch_add(&b->dropped, 1);
-        ms_counter_add(b->m_dropped, 1);
-        /* sh_dropped belongs to the bridge thread: tell it through a node. */
-        out_node *n = calloc(1, sizeof *n);
-        if (n) {
-            n->msg = NULL;
-            n->ttl_ms = -1; /* marker: a dropped event of msg's channel */
-            snprintf(n->key, sizeof n->key, "%" PRIu64, msg->channel);
-            outbox_push(b, n);
-        }
+        drop_event(b, msg);
         return;
     }
     out_node *n = calloc(1, sizeof *n);
@@ -395,6 +386,19 @@ static void teardown(rt_bridge *b)
     }
 }
 
+/* Tells the others which shards lost events of ours (Redis was down, or the backlog full). */
+static void publish_gaps(rt_bridge *b)
+{
+    char chan[48], payload[40];
+    snprintf(payload, sizeof payload, "G %016" PRIx64, rt_hub_instance(b->hub));
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        if (!atomic_exchange(&b->sh_dropped[i], false))
+            continue;
+        snprintf(chan, sizeof chan, "msgstore:rt:%" PRIu32, i);
+        redisAsyncCommand(b->pub, NULL, NULL, "PUBLISH %s %s", chan, payload);
+    }
+}
+
 static void both_up(rt_bridge *b)
 {
     b->up = true;
@@ -408,16 +412,7 @@ static void both_up(rt_bridge *b)
     b->ever_up = true;
     set_err(b, "", NULL);
     set_state(b, RT_BRIDGE_UP);
-    /* Tell the others which shards lost events of ours while we were away. */
-    char chan[48], payload[40];
-    snprintf(payload, sizeof payload, "G %016" PRIx64, rt_hub_instance(b->hub));
-    for (uint32_t i = 0; i < b->nshards; i++) {
-        if (!b->sh_dropped[i])
-            continue;
-        b->sh_dropped[i] = false;
-        snprintf(chan, sizeof chan, "msgstore:rt:%" PRIu32, i);
-        redisAsyncCommand(b->pub, NULL, NULL, "PUBLISH %s %s", chan, payload);
-    }
+    publish_gaps(b);
     reconcile(b);
 }
 
@@ -661,8 +656,6 @@ static void drain_outbox(rt_bridge *b)
             atomic_fetch_sub(&b->outbox_len, 1);
             publish_one(b, n->msg);
             rt_msg_unref(n->msg);
-        } else if (n->ttl_ms < 0) {
-            b->sh_dropped[rt__hub_shard(b->hub, strtoull(n->key, NULL, 10))] = true;
         } else if (b->up && b->inflight < INFLIGHT_MAX) {
             int rc = n->ttl_ms > 0 ? redisAsyncCommand(b->pub, on_reply, NULL, "SET %s %s PX %lld",
                                                        n->key, inst, (long long)n->ttl_ms)
@@ -708,6 +701,7 @@ static void on_tick(uv_timer_t *t)
                 b->last_ping_ms = now;
             }
         }
+        publish_gaps(b);
         reconcile(b);
     } else if ((b->pub || b->sub) && b->next_connect_ms && now - b->next_connect_ms > 5000) {
         go_down(b, "connect timed out", NULL); /* a Redis that accepts and never answers */
@@ -742,7 +736,7 @@ int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out)
         uv_loop_init(&b->loop) != 0) {
         free(b->sh_state);
         free(b->sh_lost);
-        free(b->sh_dropped);
+        free((void *)b->sh_dropped);
         free(b->sh_unused_ms);
         free(b);
         return MS_ERR_NOMEM;
@@ -771,7 +765,7 @@ int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out)
         uv_loop_close(&b->loop);
         free(b->sh_state);
         free(b->sh_lost);
-        free(b->sh_dropped);
+        free((void *)b->sh_dropped);
         free(b->sh_unused_ms);
         pthread_mutex_destroy(&b->errmu);
         free(b);
@@ -805,7 +799,7 @@ void rt_bridge_stop(rt_bridge *b)
     }
     free(b->sh_state);
     free(b->sh_lost);
-    free(b->sh_dropped);
+    free((void *)b->sh_dropped);
     free(b->sh_unused_ms);
     pthread_mutex_destroy(&b->errmu);
     free(b);

@@ -762,12 +762,10 @@ static void on_shutdown(http_server *h, int worker, uv_loop_t *loop, void *ctx)
         next = ss->next;
         if (ss->gone || ss->closing)
             continue;
+        /* A close frame (WebSocket) or the end of the stream (SSE); a client
+         * that does not answer is cut after CLOSE_GRACE_MS. */
         ss->busy++;
-        if (ss->ws)
-            http_ws_close(ss->ws);
-        else if (ss->st)
-            http_stream_end(ss->st);
-        ss->closing = true;
+        begin_close(ss);
         release(ss);
     }
 }
