@@ -217,6 +217,9 @@ http_ws *http_ws_accept(http_request *r, http_ws_message_fn on_message, void *ct
                           r->rid, strlen(r->rid));
     http__request_done(r, 101, 0);
     ws->conn = h2o_upgrade_to_websocket(r->h, key, ws, ws_on_msg);
+    /* wslay assembles a message whole before handing it over, of any size by
+     * default: bound it like a request body (larger: closed with 1009). */
+    wslay_event_config_set_max_recv_msg_length(ws->conn->ws_ctx, r->w->srv->o.max_body_bytes);
     return ws;
 }
 

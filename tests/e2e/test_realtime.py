@@ -34,6 +34,7 @@ MSGSTORE = os.path.join(BINARY_DIR, "src", "cli", "msgstore")
 REDIS_URL = os.environ.get("MSGSTORE_TEST_REDIS", "redis://127.0.0.1:6390")
 TOKEN = "rt-e2e-token-0123456789abcdef"
 H = "127.0.0.1"
+MAX_BODY = 512 * 1024
 
 
 def start(workdir, name, **env):
@@ -86,7 +87,8 @@ class SingleInstance(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="rt_e2e_")
         cls.srv = start(cls.dir, "single", MSGSTORE_RT_QUEUE_MAX="64", MSGSTORE_PRESENCE_TTL="2s",
-                        MSGSTORE_MAX_CONTENT_CHARS="100000")
+                        MSGSTORE_MAX_CONTENT_CHARS="100000",
+                        MSGSTORE_MAX_BODY_BYTES=str(MAX_BODY))
 
     @classmethod
     def tearDownClass(cls):
@@ -245,6 +247,21 @@ class SingleInstance(unittest.TestCase):
         self.assertEqual(c.recv_json()["type"], "unsubscribed")
         post(self.srv, 105, "unseen too")
         self.assertEqual(c.drain(0.3), [])
+        c.close()
+
+    def test_oversized_client_message_closes(self):
+        c = ws(self.srv)
+        c.send_text(b"x" * (MAX_BODY + 1))
+        with self.assertRaises((WsClosed, ConnectionResetError, BrokenPipeError)):
+            while True:
+                c.recv(5)
+        if c.close_code is not None:
+            self.assertEqual(c.close_code, 1009)
+        c.close()
+        # the server is fine
+        c = ws(self.srv)
+        c.send_json({"op": "ping"})
+        self.assertEqual(c.recv_json()["type"], "pong")
         c.close()
 
     def test_typing_and_presence(self):
