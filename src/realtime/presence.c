@@ -23,6 +23,7 @@
 
 #define TYPING_REPEAT_MS  1000
 #define REMOTE_TTL_FACTOR 5
+#define EPH_MAX_ENTRIES   1000000 /* a bound on memory whatever clients send */
 
 typedef struct eph_entry {
     struct eph_entry *hnext;       /* hash chain */
@@ -81,6 +82,8 @@ static eph_entry *find(rt_ephemeral *e, uint64_t channel, uint64_t user, bool ty
 
 static eph_entry *insert(rt_ephemeral *e, uint64_t channel, uint64_t user, bool typing)
 {
+    if (e->count >= EPH_MAX_ENTRIES)
+        return NULL;
     eph_entry *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
@@ -170,7 +173,7 @@ int rt_typing(rt_hub *h, uint64_t channel, uint64_t user)
         x = insert(e, channel, user, true);
     if (!x) {
         pthread_mutex_unlock(&e->mu);
-        return MS_ERR_NOMEM;
+        return MS_ERR_UNAVAILABLE; /* out of memory, or the table is full */
     }
     repeat = x->local && now - x->last_pub_ms < TYPING_REPEAT_MS;
     x->local = true;
@@ -201,7 +204,7 @@ int rt_presence_heartbeat(rt_hub *h, uint64_t channel, uint64_t user, int64_t tt
         x = insert(e, channel, user, false);
     if (!x) {
         pthread_mutex_unlock(&e->mu);
-        return MS_ERR_NOMEM;
+        return MS_ERR_UNAVAILABLE; /* out of memory, or the table is full */
     }
     x->local = true;
     x->expires_ms = now + ttl_ms;

@@ -274,7 +274,9 @@ void rt_bridge_stats_get(rt_bridge *b, rt_bridge_stats *out);
  * when the bridge is up, else the in-process table) and published as a
  * "typing" event with {"user_id","expires_at"}. A user who typed in the
  * channel less than a second ago is not published again (clients repeat
- * the signal while typing). Thread-safe. Returns 0 or an error of rt_publish.
+ * the signal while typing). Thread-safe. Returns 0, MS_ERR_INVALID (an id
+ * is 0), MS_ERR_UNAVAILABLE (the table holds a million entries, or out of
+ * memory) or an error of rt_publish.
  */
 int rt_typing(rt_hub *h, uint64_t channel, uint64_t user);
 
@@ -283,7 +285,8 @@ int rt_typing(rt_hub *h, uint64_t channel, uint64_t user);
  * heartbeat (or the first after the user went offline) publishes a
  * "presence" event {"user_id","status":"online"}; when no heartbeat comes
  * for ttl_ms, or rt_presence_leave is called, {"status":"offline"} is
- * published. Thread-safe. Returns 0 or an error of rt_publish.
+ * published. Thread-safe. Returns 0, MS_ERR_INVALID, MS_ERR_UNAVAILABLE (as
+ * rt_typing) or an error of rt_publish.
  */
 int rt_presence_heartbeat(rt_hub *h, uint64_t channel, uint64_t user, int64_t ttl_ms);
 
