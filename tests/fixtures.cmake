@@ -9,6 +9,7 @@
 #   cassandra_auth     auth      127.0.0.2 (cassandra/cassandra)
 #   cassandra_tls      tls       127.0.0.3 (CA, client cert: $MSGSTORE_TEST_TLS_DIR)
 #   cassandra_cluster  cluster   127.0.1.1-3 (dc1), 127.0.1.4 (dc2)
+#   cassandra_faults   faults    127.0.0.4 (tests kill/restart/pause it)
 #
 # Every test gets the addresses in its environment (MSGSTORE_TEST_CASSANDRA*,
 # MSGSTORE_TEST_TLS_DIR), see docs/testing.md.
@@ -21,6 +22,9 @@ endif()
 set(MS_CASSANDRA_SCRIPT "${PROJECT_SOURCE_DIR}/scripts/cassandra")
 
 function(ms__cassandra_fixture fixture set timeout)
+  if(TEST fixture_${fixture}_setup)
+    return()
+  endif()
   add_test(NAME fixture_${fixture}_setup
     COMMAND ${CMAKE_COMMAND} -E env MSGSTORE_CASSANDRA_HOME=${MS_CASSANDRA_HOME}
             ${MS_CASSANDRA_SCRIPT} ensure ${set})
@@ -66,7 +70,7 @@ function(ms__cassandra_fixtures_finish)
     endif()
   endforeach()
   foreach(f "cassandra single 600" "cassandra_auth auth 600" "cassandra_tls tls 600"
-            "cassandra_cluster cluster 1800")
+            "cassandra_cluster cluster 1800" "cassandra_faults faults 600")
     separate_arguments(f)
     list(GET f 0 fixture)
     if(fixture IN_LIST used)
