@@ -337,6 +337,14 @@ bool http_ws_writable(const http_ws *ws);
  */
 int http_ws_send_batch(http_ws *ws, const http_str *msgs, size_t n);
 
+/*
+ * Sends a ping (the client answers with a pong by itself). A connection
+ * whose peer vanished without closing is noticed only when something is
+ * written to it: ping idle ones. Returns 0, MS_ERR_SHUTDOWN or MS_ERR_NOMEM.
+ * The ws may be gone on return (its close callback ran).
+ */
+int http_ws_ping(http_ws *ws);
+
 /* Messages queued in the ws (wslay) and not yet written to the socket. */
 size_t http_ws_queued(const http_ws *ws);
 

@@ -359,6 +359,18 @@ void http_ws_close(http_ws *ws)
         h2o_websocket_proceed(ws->conn);
 }
 
+int http_ws_ping(http_ws *ws)
+{
+    if (ws->closing || !ws->conn->sock)
+        return MS_ERR_SHUTDOWN;
+    struct wslay_event_msg msg = {WSLAY_PING, (const uint8_t *)"", 0};
+    if (wslay_event_queue_msg(ws->conn->ws_ctx, &msg) != 0)
+        return MS_ERR_NOMEM;
+    if (!ws->in_callback)
+        h2o_websocket_proceed(ws->conn); /* may end in ws_on_msg(NULL): ws is gone then */
+    return 0;
+}
+
 size_t http_ws_queued(const http_ws *ws)
 {
     return wslay_event_get_queued_msg_count(ws->conn->ws_ctx);

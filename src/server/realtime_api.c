@@ -34,7 +34,7 @@
 #define WS_BATCH_BYTES     (256 * 1024)
 #define SSE_WINDOW         (64 * 1024)
 #define CLOSE_GRACE_MS     2000
-#define SSE_PING_MS        15000
+#define PING_MS            15000
 #define MAX_CLIENT_MESSAGE (64 * 1024)
 
 typedef struct session session;
@@ -664,14 +664,21 @@ static void h_sse(http_request *r, void *ctx)
     flush(ss);
 }
 
-/* SSE streams notice a client that left only when they write: ping them. */
+/* A client that left without closing is noticed only by a write: ping
+ * every session (an SSE comment, a WebSocket ping). */
 static void on_ping(uv_timer_t *t)
 {
     wstate *w = t->data;
     for (session *ss = w->all, *next; ss; ss = next) {
         next = ss->next;
-        if (ss->st && !ss->gone && !ss->closing)
+        if (ss->gone || ss->closing)
+            continue;
+        ss->busy++;
+        if (ss->st)
             http_stream_write(ss->st, ": ping\n\n", 8);
+        else if (ss->ws)
+            http_ws_ping(ss->ws);
+        release(ss); /* only ss can have closed */
     }
 }
 
@@ -745,7 +752,7 @@ static void on_worker_start(http_server *h, int worker, uv_loop_t *loop, void *c
     w->check.data = w;
     uv_timer_init(loop, &w->ping);
     w->ping.data = w;
-    uv_timer_start(&w->ping, on_ping, SSE_PING_MS, SSE_PING_MS);
+    uv_timer_start(&w->ping, on_ping, PING_MS, PING_MS);
     uv_unref((uv_handle_t *)&w->ping);
     w->attached = true;
 }
