@@ -145,6 +145,12 @@ typedef struct store_options {
                              schema is not current (production with `msgstore migrate`) */
     bool no_coalesce;     /* disable request coalescing (benchmarks compare) */
     int scylla_threads;   /* ScyllaDB: operations run at once (one CQL session each); 0: 8 */
+    /* ScyllaDB counter repair (docs/data-model.md, "Exact counts"): */
+    int scylla_repair_settle_ms;   /* how long a count must stay still before it is corrected,
+                                      and the age a recorded failure needs; 0: twice
+                                      SCYLLA_REQUEST_TIMEOUT. Tests shorten it. */
+    int scylla_repair_interval_ms; /* background repair passes; 0: every 60 s; < 0: none
+                                      (store_repair_counts_sync only) */
 } store_options;
 
 /*
@@ -736,6 +742,49 @@ typedef struct store_stats {
  * msgstore_store_queue_depth, msgstore_store_write_batch_size). Never fails.
  */
 void store_get_stats(const store *s, store_stats *out);
+
+/* ------------------------------------------------------------------ exact counts */
+
+/* What one repair pass did (store_repair_counts_sync). */
+typedef struct store_repair_report {
+    uint32_t checked; /* recorded counts examined in this pass */
+    uint32_t fixed;   /* counters corrected to their rows */
+    uint32_t clean;   /* counters found exact: their records were dropped */
+    uint32_t pending; /* records left: not yet due, still moving, leased by another
+                         instance, failed to be written, or a query failed */
+} store_repair_report;
+
+/*
+ * Runs one pass of the ScyllaDB backend's counter repair now, on the calling
+ * thread: every recorded counter failure (a reaction count or a bucket's
+ * message count whose counter update failed or timed out after its row was
+ * written) older than the settle time is recounted from its rows; the counter
+ * is corrected by the difference only when counter and rows stayed still for
+ * the settle time (so a write in flight is never mistaken for a loss). Blocks
+ * at least the settle time when there is work. The same pass runs in the
+ * background every scylla_repair_interval_ms. SQLite counts are transactional:
+ * nothing to do. *out (may be NULL) receives the report. Returns 0 or a
+ * negative code with a message in detail (may be NULL).
+ */
+int store_repair_counts_sync(store *s, store_repair_report *out, char *detail, size_t dlen);
+
+/* Faults a test can inject into the ScyllaDB backend (a real server cannot be told to fail). */
+typedef enum store_fault {
+    STORE_FAULT_COUNTER_LOST = 1,    /* the next counter update is not sent; it fails (timeout) */
+    STORE_FAULT_COUNTER_APPLIED = 2, /* the next counter update is applied, then reported as
+                                        timed out */
+    STORE_FAULT_LWT_APPLIED = 3,     /* the next reaction add/remove transaction is applied, then
+                                        reported as timed out */
+} store_fault;
+
+/*
+ * Test hook: the next `times` statements of that kind, run by any operation
+ * of this store, fail as described (the repair's own statements are never
+ * affected). times = 0 clears. Returns 0, MS_ERR_INVALID for a bad argument,
+ * or MS_ERR_UNPROCESSABLE when the backend has no such statements (SQLite).
+ * The HTTP API must not expose it.
+ */
+int store_inject_fault(store *s, store_fault fault, int times);
 
 /* ------------------------------------------------------------------ migrations */
 

@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 
 #if !defined(MSGSTORE_HAVE_CQL_SESSION)
 
@@ -77,8 +78,12 @@ int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progre
     "deleted_at"
 #define SC_PIN_COLS "channel_id, message_id, pinned_by, pinned_at, content_preview, sender_id"
 
-/* Kinds: R read; W idempotent write; L lightweight transaction; C counter (never retried). */
-enum { K_R, K_W, K_L, K_C };
+/*
+ * Kinds: R read; W idempotent write; L lightweight transaction; C counter
+ * (never retried); S serial read (completes a transaction left in progress);
+ * A read at ALL with a long timeout (the counter repair's recounts).
+ */
+enum { K_R, K_W, K_L, K_C, K_S, K_A };
 
 #define SC_STATEMENTS(X)                                                                           \
     X(MSG_INSERT, K_W,                                                                             \
@@ -145,8 +150,8 @@ enum { K_R, K_W, K_L, K_C };
       "SELECT channel_id, name, type, created_at, last_message_id, updated_at FROM "               \
       "@.channel_metadata WHERE channel_id = ?")                                                   \
     X(COUNT_MSG, K_C,                                                                              \
-      "UPDATE @.channel_counters SET message_count = message_count + 1 WHERE channel_id = ?")      \
-    X(COUNTER_GET, K_R, "SELECT message_count FROM @.channel_counters WHERE channel_id = ?")       \
+      "UPDATE @.channel_message_counts SET count = count + 1 WHERE channel_id = ? AND bucket = ?") \
+    X(COUNTER_GET, K_R, "SELECT SUM(count) FROM @.channel_message_counts WHERE channel_id = ?")    \
     X(EDIT_SAVE, K_W,                                                                              \
       "INSERT INTO @.message_edits (channel_id, message_id, seq, edited_at, content) "             \
       "VALUES (?, ?, ?, ?, ?)")                                                                    \
@@ -167,11 +172,14 @@ enum { K_R, K_W, K_L, K_C };
       "DELETE FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND emoji = ? AND " \
       "user_id = ? IF EXISTS")                                                                     \
     X(COUNT_INC, K_C,                                                                              \
-      "UPDATE @.message_reaction_counts SET count = count + 1 WHERE channel_id = ? AND "           \
-      "message_id = ? AND emoji = ?")                                                              \
+      "UPDATE @.message_reaction_counts SET count = count + 1, changes = changes + 1 WHERE "       \
+      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
     X(COUNT_DEC, K_C,                                                                              \
-      "UPDATE @.message_reaction_counts SET count = count - 1 WHERE channel_id = ? AND "           \
-      "message_id = ? AND emoji = ?")                                                              \
+      "UPDATE @.message_reaction_counts SET count = count - 1, changes = changes + 1 WHERE "       \
+      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
+    X(REACT_ROWS, K_R,                                                                             \
+      "SELECT COUNT(*) FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "      \
+      "emoji = ?")                                                                                 \
     X(COUNT_GET, K_R,                                                                              \
       "SELECT count FROM @.message_reaction_counts WHERE channel_id = ? AND message_id = ? AND "   \
       "emoji = ?")                                                                                 \
@@ -204,7 +212,41 @@ enum { K_R, K_W, K_L, K_C };
     X(SYNC_LAST, K_W,                                                                              \
       "UPDATE @.telegram_sync_state USING TIMESTAMP ? SET last_synced_message_id = ? WHERE "       \
       "channel_id = ?")                                                                            \
-    X(PING, K_R, "SELECT version FROM @.schema_version WHERE scope = 'msgstore' LIMIT 1")
+    X(PING, K_R, "SELECT version FROM @.schema_version WHERE scope = 'msgstore' LIMIT 1")          \
+    X(RP_NOTE, K_W,                                                                                \
+      "INSERT INTO @.counter_repairs (shard, kind, channel_id, id, emoji, failure_id) "            \
+      "VALUES (?, ?, ?, ?, ?, ?)")                                                                 \
+    X(RP_SCAN, K_R,                                                                                \
+      "SELECT kind, channel_id, id, emoji, failure_id FROM @.counter_repairs WHERE shard IN ? "    \
+      "LIMIT ?")                                                                                   \
+    X(RP_DONE, K_W,                                                                                \
+      "DELETE FROM @.counter_repairs WHERE shard = ? AND kind = ? AND channel_id = ? AND id = ? "  \
+      "AND emoji = ? AND failure_id IN ?")                                                         \
+    X(RP_LEASE, K_L,                                                                               \
+      "INSERT INTO @.counter_repair_leases (kind, channel_id, id, emoji, owner) "                  \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?")                                          \
+    X(RP_UNLEASE, K_L,                                                                             \
+      "DELETE FROM @.counter_repair_leases WHERE kind = ? AND channel_id = ? AND id = ? AND "      \
+      "emoji = ? IF owner = ?")                                                                    \
+    X(RP_RX_TOUCH, K_S,                                                                            \
+      "SELECT user_id FROM @.message_reactions WHERE channel_id = ? AND message_id = ? LIMIT 1")   \
+    X(RP_RX_ROWS, K_A,                                                                             \
+      "SELECT COUNT(*) FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "      \
+      "emoji = ?")                                                                                 \
+    X(RP_RX_COUNTER, K_A,                                                                          \
+      "SELECT count, changes FROM @.message_reaction_counts WHERE channel_id = ? AND "             \
+      "message_id = ? AND emoji = ?")                                                              \
+    X(RP_RX_FIX, K_C,                                                                              \
+      "UPDATE @.message_reaction_counts SET count = count + ?, changes = changes + 1 WHERE "       \
+      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
+    X(RP_MC_TOUCH, K_S,                                                                            \
+      "SELECT message_id FROM @.messages WHERE channel_id = ? AND bucket = ? LIMIT 1")             \
+    X(RP_MC_ROWS, K_A,                                                                             \
+      "SELECT COUNT(created_at) FROM @.messages WHERE channel_id = ? AND bucket = ?")              \
+    X(RP_MC_COUNTER, K_A,                                                                          \
+      "SELECT count FROM @.channel_message_counts WHERE channel_id = ? AND bucket = ?")            \
+    X(RP_MC_FIX, K_C,                                                                              \
+      "UPDATE @.channel_message_counts SET count = count + ? WHERE channel_id = ? AND bucket = ?")
 
 #define SC_ENUM(name, kind, cql) SC_##name,
 typedef enum sc_stmt_id { SC_STATEMENTS(SC_ENUM) SC_NSTMT } sc_stmt_id;
@@ -221,10 +263,22 @@ static const struct {
 
 typedef struct sc_backend sc_backend;
 
+/* A count to recount (counter_repairs): a reaction count or a bucket's message count. */
+enum { RP_REACTION = 1, RP_MESSAGES = 2 };
+
+typedef struct rp_note {
+    int8_t kind;
+    uint64_t ch;
+    int64_t id; /* message id (RP_REACTION) or bucket (RP_MESSAGES) */
+    char emoji[STORE_MAX_EMOJI_BYTES + 1];
+    uint64_t failure_id; /* a snowflake of the failure's time */
+} rp_note;
+
 typedef struct sc_conn {
     sc_backend *b;
     cql_sync *db;
     cql_prepared *ps[SC_NSTMT];
+    bool repair;      /* the counter repair's session: never takes injected faults */
     uint32_t queries; /* requests sent for the current op */
     cql_values v;     /* reused for every statement */
     cql_values bv[3]; /* the statements of the insert batch */
@@ -247,6 +301,23 @@ struct sc_backend {
     pthread_mutex_t known_mu;
     uint64_t *known; /* open addressing, 0 = empty */
     size_t nknown;
+    _Atomic int faults[STORE_FAULT_LWT_APPLIED + 1]; /* injected faults left, by store_fault */
+
+    /* counter repair (see "exact counts") */
+    int64_t settle_ms;   /* how long a count must stay still; failures this old are due */
+    int64_t interval_ms; /* background passes; <= 0: no thread */
+    int lease_ttl_s;
+    sc_conn rconn;       /* the repair's own session */
+    pthread_mutex_t rmu; /* one pass at a time */
+    pthread_mutex_t nmu; /* the fields below */
+    pthread_cond_t ncv;  /* wakes the repair thread (a note, closing) */
+    rp_note *notes;      /* failures not yet recorded in counter_repairs */
+    size_t nnotes, capnotes;
+    uint64_t notes_dropped;
+    bool rstop, rwake;
+    bool rthread_started;
+    pthread_t rthread;
+    ms_counter *m_noted, *m_fixed, *m_clean, *m_dropped;
 };
 
 /* ------------------------------------------------------------------ options */
@@ -322,6 +393,32 @@ static int prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what)
     return 0;
 }
 
+/* Takes one injected fault that applies to statement id, if any is left (0: none). */
+static int take_fault(sc_conn *c, sc_stmt_id id)
+{
+    static const store_fault counter[] = {STORE_FAULT_COUNTER_LOST, STORE_FAULT_COUNTER_APPLIED};
+    static const store_fault lwt[] = {STORE_FAULT_LWT_APPLIED};
+    const store_fault *which = NULL;
+    size_t n = 0;
+    if (c->repair)
+        return 0;
+    if (sc_stmt[id].kind == K_C) {
+        which = counter;
+        n = 2;
+    } else if (id == SC_REACT_ADD || id == SC_REACT_DEL) {
+        which = lwt;
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        _Atomic int *left = &c->b->faults[which[i]];
+        int v = atomic_load(left);
+        while (v > 0)
+            if (atomic_compare_exchange_weak(left, &v, v - 1))
+                return (int)which[i];
+    }
+    return 0;
+}
+
 /*
  * Runs statement id with the values in c->v. *res (may be NULL) receives the
  * result, to free with cql_result_destroy. Fails op on error.
@@ -342,16 +439,36 @@ static int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql
     s.values = &c->v;
     s.page_size = 0;
     int kind = sc_stmt[id].kind;
-    s.idempotent = kind == K_R || kind == K_W;
-    s.consistency =
-        kind == K_R ? (int)cfg->scylla_read_consistency : (int)cfg->scylla_write_consistency;
+    s.idempotent = kind == K_R || kind == K_W || kind == K_S || kind == K_A;
+    switch (kind) {
+    case K_R:
+        s.consistency = (int)cfg->scylla_read_consistency;
+        break;
+    case K_S: /* a serial read completes any transaction left in progress on the partition */
+        s.consistency = (int)cfg->scylla_serial_consistency;
+        break;
+    case K_A: /* every replica: a counter update applied by one replica only is seen */
+        s.consistency = CQL_CONSISTENCY_ALL;
+        s.timeout_ms = 6 * cfg->scylla_request_timeout_ms;
+        break;
+    default:
+        s.consistency = (int)cfg->scylla_write_consistency;
+        break;
+    }
     if (kind == K_L)
         s.serial_consistency = (int)cfg->scylla_serial_consistency;
+    int fault = take_fault(c, id);
+    if (fault == STORE_FAULT_COUNTER_LOST)
+        return store__op_fail(op, MS_ERR_TIMEOUT, "%s: timed out (injected fault)", what);
     c->queries++;
     cql_result *r = NULL;
     if (cql_sync_execute(c->db, &s, &r, &st) != 0 || st.code != 0) {
         cql_result_destroy(r);
         return sc_fail(op, &st, what);
+    }
+    if (fault) {
+        cql_result_destroy(r);
+        return store__op_fail(op, MS_ERR_TIMEOUT, "%s: timed out (injected fault, applied)", what);
     }
     if (res)
         *res = r;
@@ -531,6 +648,91 @@ static void known_add(sc_backend *b, uint64_t ch)
     pthread_mutex_unlock(&b->known_mu);
 }
 
+/* ------------------------------------------------------------------ exact counts: recording */
+
+#define RP_SHARDS    16
+#define RP_NOTES_MAX 65536 /* failures kept in memory while counter_repairs cannot be written */
+
+static int rp_shard(uint64_t ch)
+{
+    return (int)((ch * 0x9E3779B97F4A7C15ULL) >> 60) % RP_SHARDS;
+}
+
+/* Writes one failure row; 0, or fails op. */
+static int rp_record(sc_conn *c, store_op *op, const rp_note *n)
+{
+    cql_values *v = vals(c);
+    cql_values_add_int(v, rp_shard(n->ch));
+    cql_values_add_tinyint(v, n->kind);
+    cql_values_add_bigint(v, (int64_t)n->ch);
+    cql_values_add_bigint(v, n->id);
+    cql_values_add_text(v, n->emoji, strlen(n->emoji));
+    cql_values_add_bigint(v, (int64_t)n->failure_id);
+    return sc_run(c, op, SC_RP_NOTE, "recording a count to repair", NULL);
+}
+
+/* Keeps a note in memory for the repair thread to record later. */
+static void rp_keep(sc_backend *b, const rp_note *n)
+{
+    pthread_mutex_lock(&b->nmu);
+    if (b->nnotes == b->capnotes && b->capnotes < RP_NOTES_MAX) {
+        size_t cap = b->capnotes ? b->capnotes * 2 : 64;
+        rp_note *nn = realloc(b->notes, cap * sizeof *nn);
+        if (nn) {
+            b->notes = nn;
+            b->capnotes = cap;
+        }
+    }
+    if (b->nnotes < b->capnotes)
+        b->notes[b->nnotes++] = *n;
+    else { /* out of memory, or a backlog of RP_NOTES_MAX: this count stays as it is */
+        ms_counter_add(b->m_dropped, 1);
+        MS_ERROR("store", "scylla: %" PRIu64 " counts to repair dropped", ++b->notes_dropped);
+    }
+    pthread_mutex_unlock(&b->nmu);
+}
+
+/* False for errors that prove a statement was never sent. */
+static bool maybe_applied(int code)
+{
+    return code != MS_ERR_NOMEM && code != MS_ERR_INVALID;
+}
+
+/*
+ * A row was (or may have been) written and its counter update failed, timed
+ * out or was skipped: records the count for the repair (counter_repairs, or
+ * memory until that write succeeds) and wakes the repair thread. Keeps op's
+ * status and detail.
+ */
+static void note_failure(sc_conn *c, store_op *op, int kind, uint64_t ch, int64_t id,
+                         const char *emoji)
+{
+    sc_backend *b = c->b;
+    rp_note n = {.kind = (int8_t)kind, .ch = ch, .id = id};
+    snprintf(n.emoji, sizeof n.emoji, "%s", emoji ? emoji : "");
+    n.failure_id = store__next_id(b->base.s);
+    if (!n.failure_id) /* clock stepped back: any id of now will do */
+        n.failure_id = ms_snowflake_from_unix_ms(op->now_ms, b->cfg->epoch_ms);
+    int st = op->status;
+    char detail[STORE_DETAIL_LEN];
+    memcpy(detail, op->detail, sizeof detail);
+    ms_counter_add(b->m_noted, 1);
+    MS_WARN("store",
+            "scylla: %s count of channel %" PRIu64 " %s %" PRId64 " may be off (%s); recounting",
+            kind == RP_REACTION ? "a reaction" : "the message", ch,
+            kind == RP_REACTION ? "message" : "bucket", id, st ? detail : "not counted");
+    if (rp_record(c, op, &n) != 0) {
+        MS_WARN("store", "scylla: %s; kept in memory", op->detail);
+        rp_keep(b, &n);
+    }
+    op->status = st;
+    memcpy(op->detail, detail, sizeof detail);
+    pthread_mutex_lock(&b->nmu);
+    b->rwake = true;
+    pthread_cond_signal(&b->ncv);
+    pthread_mutex_unlock(&b->nmu);
+}
+
 /* ------------------------------------------------------------------ messages */
 
 static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, uint64_t created)
@@ -572,6 +774,9 @@ static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, 
  * Writes the message row and what goes with it. The bucket is registered
  * first: a listed bucket without its message costs a page nothing but a
  * query, a message in an unlisted bucket would be invisible to pages.
+ * count: increment the bucket's message count once (never retried); else,
+ * or when that fails, or when a failure leaves the message possibly written,
+ * the bucket's count is recorded for the repair, which recounts its rows.
  */
 static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
 {
@@ -600,7 +805,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         bind_message(v, r, id, created);
         cql_result *res = NULL;
         if (sc_run(c, op, SC_MSG_INSERT_NEW, "writing the message", &res))
-            return op->status;
+            goto uncounted;
         bool applied = lwt_applied(res);
         cql_result_destroy(res);
         if (!applied)
@@ -612,7 +817,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         cql_values_add_bigint(v, (int64_t)id);
         cql_values_add_bigint(v, (int64_t)r->channel_id);
         if (sc_run(c, op, SC_META_LAST, "updating the channel metadata", NULL))
-            return op->status;
+            goto uncounted;
     } else {
         /*
          * One round trip: bucket, message and last_message_id in an unlogged
@@ -649,21 +854,29 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         br.idempotent = true;
         cql_status cs;
         c->queries++;
-        if (cql_sync_batch(c->db, &br, &cs) != 0 || cs.code != 0)
-            return sc_fail(op, &cs, "writing the message");
+        if (cql_sync_batch(c->db, &br, &cs) != 0 || cs.code != 0) {
+            sc_fail(op, &cs, "writing the message");
+            goto uncounted;
+        }
     }
     if (count) {
         v = vals(c);
         cql_values_add_bigint(v, (int64_t)r->channel_id);
-        if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL)) {
-            /* The message is durable; only the denormalized count may be off. */
-            MS_WARN("store", "scylla: message %" PRIu64 " written but not counted: %s", id,
-                    op->detail);
-            op->status = 0;
-            op->detail[0] = '\0';
-        }
+        cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+        if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL) == 0)
+            return 0;
+        /* The message is durable; only its count may be off: the repair recounts. */
+        note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
+        op->status = 0;
+        op->detail[0] = '\0';
+        return 0;
     }
+    note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
     return 0;
+uncounted:
+    if (maybe_applied(op->status))
+        note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
+    return op->status;
 }
 
 /*
@@ -1168,20 +1381,33 @@ static int op_reaction(sc_conn *c, store_op *op, bool add)
         cql_values_add_bigint(v, (int64_t)op->now_ms);
     cql_result *q = NULL;
     if (sc_run(c, op, add ? SC_REACT_ADD : SC_REACT_DEL,
-               add ? "adding the reaction" : "removing the reaction", &q))
+               add ? "adding the reaction" : "removing the reaction", &q)) {
+        /* a transaction that timed out may still be applied: recount */
+        if (maybe_applied(op->status))
+            note_failure(c, op, RP_REACTION, r->channel_id, (int64_t)r->message_id, r->emoji);
         return op->status;
+    }
     bool changed = lwt_applied(q);
     cql_result_destroy(q);
+    sc_stmt_id count_stmt = SC_COUNT_GET;
     if (changed) {
         /* Fix 2: counted once, only for a row really created or removed; never retried. */
         v = vals(c);
         bind_reaction3(v, r);
-        if (sc_run(c, op, add ? SC_COUNT_INC : SC_COUNT_DEC, "counting the reaction", NULL))
-            return op->status;
+        if (sc_run(c, op, add ? SC_COUNT_INC : SC_COUNT_DEC, "counting the reaction", NULL)) {
+            /*
+             * The row changed; whether the counter did is unknown. The repair
+             * corrects the counter; this answer counts the rows themselves.
+             */
+            note_failure(c, op, RP_REACTION, r->channel_id, (int64_t)r->message_id, r->emoji);
+            op->status = 0;
+            op->detail[0] = '\0';
+            count_stmt = SC_REACT_ROWS;
+        }
     }
     v = vals(c);
     bind_reaction3(v, r);
-    if (sc_run(c, op, SC_COUNT_GET, "reading the reaction count", &q))
+    if (sc_run(c, op, count_stmt, "reading the reaction count", &q))
         return op->status;
     int64_t count = 0;
     if (cql_result_next_row(q) == 0)
@@ -1787,6 +2013,399 @@ static void sc_run_op(sc_conn *c, store_op *op)
     }
 }
 
+/* ------------------------------------------------------------------ exact counts: repair */
+
+/*
+ * A count is corrected by the difference between its rows and its counter,
+ * read when both stayed still for settle_ms (docs/data-model.md, "Exact
+ * counts", has the reasoning):
+ *   1. a count is due when its newest recorded failure is settle_ms old: by
+ *      then any update it left in flight has been applied or dropped;
+ *   2. take the count's lease (one repairer across instances);
+ *   3. snapshot A: a serial read of the rows' partition (completes a
+ *      transaction left in progress), the counter (and `changes`), the rows;
+ *   4. wait settle_ms; snapshot B: rows, then counter;
+ *   5. if counter, `changes` and rows are the same in A and B, no update was
+ *      applied in between and every update in flight before A has landed:
+ *      add rows - counter to the counter, delete the failure rows seen (newer
+ *      ones stay for the next pass), drop the lease. Otherwise try again later.
+ * Counter and row reads are at ALL, so an update applied by one replica only
+ * is seen.
+ */
+
+#define RP_SCAN_ROWS 5000 /* failure rows read per pass */
+#define RP_KEYS_MAX  64   /* counts repaired per pass */
+#define RP_FAILS_MAX 64   /* failure rows deleted per count per pass */
+
+typedef struct rp_key {
+    rp_note n; /* failure_id: the newest failure's */
+    int64_t fails[RP_FAILS_MAX];
+    size_t nfails;
+    uint64_t owner;   /* lease owner; 0: none */
+    uint64_t t_lease; /* ns */
+    bool snapped;
+    int64_t count, changes, rows; /* snapshot A */
+} rp_key;
+
+static int cmp_note(const rp_note *a, const rp_note *b)
+{
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if (a->ch != b->ch)
+        return a->ch < b->ch ? -1 : 1;
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return strcmp(a->emoji, b->emoji);
+}
+
+static int cmp_note_q(const void *a, const void *b)
+{
+    return cmp_note(a, b);
+}
+
+static void rp_bind_key(cql_values *v, const rp_note *n, bool emoji)
+{
+    cql_values_add_bigint(v, (int64_t)n->ch);
+    if (n->kind == RP_REACTION)
+        cql_values_add_bigint(v, n->id);
+    else
+        cql_values_add_int(v, (int32_t)n->id);
+    if (emoji && n->kind == RP_REACTION)
+        cql_values_add_text(v, n->emoji, strlen(n->emoji));
+}
+
+static void rp_bind_lease(cql_values *v, const rp_note *n)
+{
+    cql_values_add_tinyint(v, n->kind);
+    cql_values_add_bigint(v, (int64_t)n->ch);
+    cql_values_add_bigint(v, n->id);
+    cql_values_add_text(v, n->emoji, strlen(n->emoji));
+}
+
+/* Runs a one-value read (COUNT, a counter); *out = 0 for no row or null. */
+static int rp_read(sc_conn *c, store_op *op, sc_stmt_id id, const rp_note *n, bool emoji,
+                   int64_t *a, int64_t *b)
+{
+    cql_values *v = vals(c);
+    rp_bind_key(v, n, emoji);
+    cql_result *q = NULL;
+    if (sc_run(c, op, id, "recounting", &q))
+        return op->status;
+    *a = 0;
+    if (b)
+        *b = 0;
+    if (cql_result_next_row(q) == 0) {
+        *a = col_i64(q, 0);
+        if (b)
+            *b = col_i64(q, 1);
+    }
+    cql_result_destroy(q);
+    return 0;
+}
+
+/* Snapshot of a count: counter (and changes) and rows, in the order asked. */
+static int rp_snapshot(sc_conn *c, store_op *op, const rp_note *n, bool counter_first,
+                       int64_t *count, int64_t *changes, int64_t *rows)
+{
+    bool rx = n->kind == RP_REACTION;
+    int64_t ignore;
+    if (rp_read(c, op, rx ? SC_RP_RX_TOUCH : SC_RP_MC_TOUCH, n, false, &ignore, NULL))
+        return op->status;
+    sc_stmt_id cs = rx ? SC_RP_RX_COUNTER : SC_RP_MC_COUNTER;
+    sc_stmt_id rs = rx ? SC_RP_RX_ROWS : SC_RP_MC_ROWS;
+    *changes = 0;
+    if (counter_first && rp_read(c, op, cs, n, true, count, rx ? changes : NULL))
+        return op->status;
+    if (rp_read(c, op, rs, n, true, rows, NULL))
+        return op->status;
+    if (!counter_first && rp_read(c, op, cs, n, true, count, rx ? changes : NULL))
+        return op->status;
+    return 0;
+}
+
+static void rp_unlease(sc_conn *c, store_op *op, rp_key *k)
+{
+    if (!k->owner)
+        return;
+    cql_values *v = vals(c);
+    rp_bind_lease(v, &k->n);
+    cql_values_add_bigint(v, (int64_t)k->owner);
+    if (sc_run(c, op, SC_RP_UNLEASE, "dropping a repair lease", NULL)) /* it expires anyway */
+        MS_WARN("store", "scylla: %s", op->detail);
+    op->status = 0;
+    k->owner = 0;
+}
+
+/* Sleeps ms unless the backend closes; false when it does. */
+static bool rp_sleep(sc_backend *b, int64_t ms)
+{
+    uint64_t until = uv_hrtime() + (uint64_t)ms * 1000000ULL;
+    pthread_mutex_lock(&b->nmu);
+    while (!b->rstop) {
+        uint64_t now = uv_hrtime();
+        if (now >= until)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t left = until - now;
+        ts.tv_sec += (time_t)(left / 1000000000ULL);
+        ts.tv_nsec += (long)(left % 1000000000ULL);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&b->ncv, &b->nmu, &ts);
+    }
+    bool ok = !b->rstop;
+    pthread_mutex_unlock(&b->nmu);
+    return ok;
+}
+
+/* Records the failures kept in memory; those that still cannot be written stay. */
+static void rp_flush_notes(sc_backend *b, sc_conn *c, store_op *op)
+{
+    pthread_mutex_lock(&b->nmu);
+    rp_note *notes = b->notes;
+    size_t n = b->nnotes;
+    b->notes = NULL;
+    b->nnotes = b->capnotes = 0;
+    pthread_mutex_unlock(&b->nmu);
+    for (size_t i = 0; i < n; i++) {
+        if (rp_record(c, op, &notes[i]) != 0) {
+            op->status = 0;
+            rp_keep(b, &notes[i]);
+        }
+    }
+    free(notes);
+}
+
+/* Reads the recorded failures, grouped by count, into *keys (malloc'd). */
+static int rp_scan(sc_conn *c, store_op *op, rp_key **keys, size_t *nkeys)
+{
+    *keys = NULL;
+    *nkeys = 0;
+    cql_values *v = vals(c);
+    cql_values_begin_list(v);
+    for (int i = 0; i < RP_SHARDS; i++)
+        cql_values_add_int(v, i);
+    cql_values_end(v);
+    cql_values_add_int(v, RP_SCAN_ROWS);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_RP_SCAN, "reading the counts to repair", &q))
+        return op->status;
+    size_t cap = q->row_count > 0 ? (size_t)q->row_count : 1, n = 0;
+    rp_note *rows = calloc(cap, sizeof *rows);
+    if (!rows) {
+        cql_result_destroy(q);
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    }
+    while (n < cap && cql_result_next_row(q) == 0) {
+        rp_note *r = &rows[n++];
+        int8_t kind = 0;
+        cql_row_get_tinyint(q, 0, &kind);
+        r->kind = kind;
+        r->ch = (uint64_t)col_i64(q, 1);
+        r->id = col_i64(q, 2);
+        cql_str e = {0};
+        if (cql_row_get_text(q, 3, &e) == 0 && e.len < sizeof r->emoji) {
+            memcpy(r->emoji, e.ptr ? e.ptr : "", e.len);
+            r->emoji[e.len] = '\0';
+        }
+        r->failure_id = (uint64_t)col_i64(q, 4);
+    }
+    cql_result_destroy(q);
+    qsort(rows, n, sizeof *rows, cmp_note_q);
+    rp_key *k = calloc(n ? n : 1, sizeof *k);
+    if (!k) {
+        free(rows);
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    }
+    size_t nk = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (nk == 0 || cmp_note(&k[nk - 1].n, &rows[i]) != 0)
+            k[nk++].n = rows[i];
+        rp_key *cur = &k[nk - 1];
+        if (rows[i].failure_id > cur->n.failure_id)
+            cur->n.failure_id = rows[i].failure_id;
+        if (cur->nfails < RP_FAILS_MAX)
+            cur->fails[cur->nfails++] = (int64_t)rows[i].failure_id;
+    }
+    free(rows);
+    *keys = k;
+    *nkeys = nk;
+    return 0;
+}
+
+/* Snapshot B of a leased count and its correction. 1 done, 0 pending, or a code. */
+static int rp_finish(sc_backend *b, sc_conn *c, store_op *op, rp_key *k, bool *fixed)
+{
+    int64_t count, changes, rows;
+    *fixed = false;
+    if (rp_snapshot(c, op, &k->n, false, &count, &changes, &rows))
+        return op->status;
+    if (count != k->count || changes != k->changes || rows != k->rows)
+        return 0; /* moving: an update was applied meanwhile, or is still in flight */
+    /* a lease outlived by this pass could be someone else's now: do nothing */
+    if ((uv_hrtime() - k->t_lease) / 1000000ULL > (uint64_t)b->lease_ttl_s * 500)
+        return 0;
+    int64_t delta = rows - count;
+    if (delta != 0) {
+        cql_values *v = vals(c);
+        cql_values_add_bigint(v, delta);
+        rp_bind_key(v, &k->n, true);
+        /* never retried; if this times out the next pass sees whether it landed */
+        if (sc_run(c, op, k->n.kind == RP_REACTION ? SC_RP_RX_FIX : SC_RP_MC_FIX,
+                   "correcting a count", NULL))
+            return op->status;
+        MS_INFO("store",
+                "scylla: %s count of channel %" PRIu64 " %s %" PRId64 " corrected by %+" PRId64
+                " to %" PRId64,
+                k->n.kind == RP_REACTION ? "a reaction" : "the message", k->n.ch,
+                k->n.kind == RP_REACTION ? "message" : "bucket", k->n.id, delta, rows);
+        *fixed = true;
+    }
+    cql_values *v = vals(c);
+    cql_values_add_int(v, rp_shard(k->n.ch));
+    cql_values_add_tinyint(v, k->n.kind);
+    cql_values_add_bigint(v, (int64_t)k->n.ch);
+    cql_values_add_bigint(v, k->n.id);
+    cql_values_add_text(v, k->n.emoji, strlen(k->n.emoji));
+    cql_values_begin_list(v);
+    for (size_t i = 0; i < k->nfails; i++)
+        cql_values_add_bigint(v, k->fails[i]);
+    cql_values_end(v);
+    if (sc_run(c, op, SC_RP_DONE, "dropping repaired counts", NULL))
+        return op->status; /* done, but seen again: the next pass finds it exact */
+    return 1;
+}
+
+/* One repair pass on the repair session (b->rmu held). */
+static int rp_pass(sc_backend *b, store_repair_report *rep, char *detail, size_t dlen)
+{
+    sc_conn *c = &b->rconn;
+    store_op op = {.kind = STORE_OP_PING, .s = b->base.s};
+    rp_key *keys = NULL;
+    size_t nkeys = 0, nleased = 0;
+    int rc = 0;
+    rp_flush_notes(b, c, &op);
+    if (rp_scan(c, &op, &keys, &nkeys)) {
+        rc = op.status;
+        snprintf(detail, dlen, "%s", op.detail);
+        goto out;
+    }
+    uint64_t now = ms_clock_realtime_ms(NULL);
+    for (size_t i = 0; i < nkeys; i++) {
+        rp_key *k = &keys[i];
+        uint64_t newest = ms_snowflake_unix_ms(k->n.failure_id, b->cfg->epoch_ms);
+        if (newest + (uint64_t)b->settle_ms > now || nleased >= RP_KEYS_MAX) {
+            rep->pending++;
+            continue;
+        }
+        rep->checked++;
+        uint64_t owner = store__next_id(b->base.s);
+        cql_values *v = vals(c);
+        rp_bind_lease(v, &k->n);
+        cql_values_add_bigint(v, (int64_t)owner);
+        cql_values_add_int(v, b->lease_ttl_s);
+        cql_result *q = NULL;
+        k->t_lease = uv_hrtime();
+        if (!owner || sc_run(c, &op, SC_RP_LEASE, "taking a repair lease", &q)) {
+            op.status = 0;
+            rep->pending++;
+            continue;
+        }
+        bool got = lwt_applied(q);
+        cql_result_destroy(q);
+        if (!got) { /* another instance is on it */
+            rep->pending++;
+            continue;
+        }
+        k->owner = owner;
+        nleased++;
+        if (rp_snapshot(c, &op, &k->n, true, &k->count, &k->changes, &k->rows)) {
+            MS_WARN("store", "scylla: %s", op.detail);
+            op.status = 0;
+            rp_unlease(c, &op, k);
+            rep->pending++;
+            continue;
+        }
+        k->snapped = true;
+    }
+    if (nleased && !rp_sleep(b, b->settle_ms)) {
+        rc = MS_ERR_SHUTDOWN;
+        snprintf(detail, dlen, "the store is closing");
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        rp_key *k = &keys[i];
+        if (!k->snapped) {
+            continue;
+        }
+        bool fixed = false;
+        int done = rc ? 0 : rp_finish(b, c, &op, k, &fixed);
+        if (done < 0) {
+            MS_WARN("store", "scylla: %s", op.detail);
+            op.status = 0;
+        }
+        if (done == 1) {
+            (*(fixed ? &rep->fixed : &rep->clean))++;
+            ms_counter_add(fixed ? b->m_fixed : b->m_clean, 1);
+        } else
+            rep->pending++;
+        rp_unlease(c, &op, k);
+    }
+out:
+    free(keys);
+    pthread_mutex_lock(&b->nmu);
+    rep->pending += (uint32_t)b->nnotes;
+    pthread_mutex_unlock(&b->nmu);
+    return rc;
+}
+
+static int sc_repair(store_backend *base, store_repair_report *rep, char *detail, size_t dlen)
+{
+    sc_backend *b = (sc_backend *)base;
+    pthread_mutex_lock(&b->rmu);
+    int rc = rp_pass(b, rep, detail, dlen);
+    pthread_mutex_unlock(&b->rmu);
+    return rc;
+}
+
+/* The background repair: a pass every interval, every settle time while counts are pending. */
+static void *repair_main(void *arg)
+{
+    sc_backend *b = arg;
+    int64_t wait_ms = b->interval_ms;
+    for (;;) {
+        pthread_mutex_lock(&b->nmu);
+        if (!b->rwake && !b->rstop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += (time_t)(wait_ms / 1000);
+            ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&b->ncv, &b->nmu, &ts);
+        }
+        bool stop = b->rstop, woken = b->rwake;
+        b->rwake = false;
+        pthread_mutex_unlock(&b->nmu);
+        if (stop)
+            break;
+        if (woken) { /* a failure just noted is due in settle_ms */
+            wait_ms = b->settle_ms;
+            continue;
+        }
+        store_repair_report rep = {0};
+        char detail[STORE_DETAIL_LEN];
+        if (sc_repair(&b->base, &rep, detail, sizeof detail) != 0 && !b->rstop)
+            MS_WARN("store", "scylla: counter repair: %s", detail);
+        wait_ms = rep.pending ? b->settle_ms : b->interval_ms;
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ threads, vtable */
 
 static void *worker_main(void *arg)
@@ -1829,26 +2448,44 @@ static int sc_submit(store_backend *base, store_op *op)
     return 0;
 }
 
+static void conn_close(sc_conn *c)
+{
+    for (int k = 0; k < SC_NSTMT; k++)
+        cql_prepared_release(c->ps[k]);
+    cql_values_free(&c->v);
+    for (int k = 0; k < 3; k++)
+        cql_values_free(&c->bv[k]);
+    cql_sync_close(c->db);
+}
+
 static void sc_close(store_backend *base)
 {
     sc_backend *b = (sc_backend *)base;
+    pthread_mutex_lock(&b->nmu);
+    b->rstop = true;
+    pthread_cond_broadcast(&b->ncv);
+    pthread_mutex_unlock(&b->nmu);
     pthread_mutex_lock(&b->mu);
     b->closing = true;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
     for (int i = 0; i < b->started; i++)
         pthread_join(b->threads[i], NULL);
-    for (int i = 0; i < b->nthreads; i++) {
-        sc_conn *c = &b->conns[i];
-        for (int k = 0; k < SC_NSTMT; k++)
-            cql_prepared_release(c->ps[k]);
-        cql_values_free(&c->v);
-        for (int k = 0; k < 3; k++)
-            cql_values_free(&c->bv[k]);
-        cql_sync_close(c->db);
-    }
+    if (b->rthread_started)
+        pthread_join(b->rthread, NULL);
+    for (int i = 0; i < b->nthreads; i++)
+        conn_close(&b->conns[i]);
+    conn_close(&b->rconn);
+    if (b->nnotes)
+        MS_WARN("store",
+                "scylla: %zu counts to repair could not be recorded; they stay as they are",
+                b->nnotes);
+    free(b->notes);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->rmu);
+    pthread_mutex_destroy(&b->nmu);
+    pthread_cond_destroy(&b->ncv);
     pthread_mutex_destroy(&b->known_mu);
     for (int k = 0; k < SC_NSTMT; k++)
         free(b->sql[k]);
@@ -1858,11 +2495,20 @@ static void sc_close(store_backend *base)
     free(b);
 }
 
+static int sc_inject(store_backend *base, store_fault fault, int times)
+{
+    sc_backend *b = (sc_backend *)base;
+    atomic_store(&b->faults[fault], times);
+    return 0;
+}
+
 static const store_backend_vtbl sc_vtbl = {
     .name = "scylla",
     .submit = sc_submit,
     .close = sc_close,
     .stats = NULL,
+    .repair = sc_repair,
+    .inject = sc_inject,
 };
 
 int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
@@ -1891,6 +2537,20 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     pthread_mutex_init(&b->known_mu, NULL);
+    pthread_mutex_init(&b->rmu, NULL);
+    pthread_mutex_init(&b->nmu, NULL);
+    pthread_cond_init(&b->ncv, NULL);
+    b->settle_ms = opt->scylla_repair_settle_ms > 0 ? opt->scylla_repair_settle_ms
+                                                    : 2 * cfg->scylla_request_timeout_ms;
+    b->interval_ms = opt->scylla_repair_interval_ms ? opt->scylla_repair_interval_ms : 60000;
+    /* a pass: two snapshots settle_ms apart, each a few requests, plus the correction */
+    b->lease_ttl_s = (int)((2 * b->settle_ms + 12 * cfg->scylla_request_timeout_ms) / 1000) + 1;
+    b->m_noted = ms_counter_get("msgstore_store_count_repairs_total", "result=\"recorded\"",
+                                "ScyllaDB counts recorded for recounting (a counter update "
+                                "failed or timed out), and what the repair found");
+    b->m_fixed = ms_counter_get("msgstore_store_count_repairs_total", "result=\"corrected\"", NULL);
+    b->m_clean = ms_counter_get("msgstore_store_count_repairs_total", "result=\"exact\"", NULL);
+    b->m_dropped = ms_counter_get("msgstore_store_count_repairs_total", "result=\"dropped\"", NULL);
     b->known = calloc(KNOWN_SLOTS, sizeof *b->known);
     b->threads = calloc((size_t)b->nthreads, sizeof *b->threads);
     b->conns = calloc((size_t)b->nthreads, sizeof *b->conns);
@@ -1911,9 +2571,10 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
     /* Statements name their keyspace (no USE: prepared statements stay unambiguous). */
     cql_options o;
     sc_options(&o, cfg, false);
-    for (int i = 0; i < b->nthreads; i++) {
-        sc_conn *c = &b->conns[i];
+    for (int i = 0; i <= b->nthreads; i++) {
+        sc_conn *c = i < b->nthreads ? &b->conns[i] : &b->rconn;
         c->b = b;
+        c->repair = c == &b->rconn;
         cql_values_init(&c->v);
         for (int k = 0; k < 3; k++)
             cql_values_init(&c->bv[k]);
@@ -1953,6 +2614,14 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
             goto fail;
         }
         b->started++;
+    }
+    if (b->interval_ms > 0) {
+        if (pthread_create(&b->rthread, NULL, repair_main, b) != 0) {
+            snprintf(err, errlen, "cannot start the ScyllaDB counter repair thread");
+            rc = MS_ERR_INTERNAL;
+            goto fail;
+        }
+        b->rthread_started = true;
     }
     *out = &b->base;
     return 0;
@@ -2002,6 +2671,20 @@ bad:
     return MS_ERR_INVALID;
 }
 
+/*
+ * True when stmt is an ALTER TABLE ... ADD whose column is already there: a
+ * migration interrupted after it ran is run again (CREATE ... IF NOT EXISTS
+ * covers the other statements; ADD IF NOT EXISTS is not understood everywhere).
+ */
+static bool column_exists(const char *stmt, const cql_status *st)
+{
+    while (*stmt == ' ' || *stmt == '\n' || *stmt == '\t')
+        stmt++;
+    return strncmp(stmt, "ALTER TABLE ", 12) == 0 && strstr(stmt, " ADD ") &&
+           (strstr(st->message, "already exists") ||
+            strstr(st->message, "conflicts with an existing column"));
+}
+
 /* Runs one CQL text (statements ending with ';' at a line end, "--" comment lines). */
 static int run_script(cql_sync *db, const char *name, const char *text, char *err, size_t errlen)
 {
@@ -2031,7 +2714,8 @@ static int run_script(cql_sync *db, const char *name, const char *text, char *er
             if (e > 0 && p[e - 1] == ';') {
                 stmt[len] = '\0';
                 cql_status st;
-                if (cql_sync_query(db, stmt, NULL, &st) != 0 || st.code) {
+                if ((cql_sync_query(db, stmt, NULL, &st) != 0 || st.code) &&
+                    !column_exists(stmt, &st)) {
                     snprintf(err, errlen, "migration %s failed: %s", name, st.message);
                     rc = st.code ? st.code : MS_ERR_IO;
                     break;

@@ -918,6 +918,37 @@ void store_get_stats(const store *s, store_stats *out)
         s->be->vt->stats(s->be, out);
 }
 
+int store_repair_counts_sync(store *s, store_repair_report *out, char *detail, size_t dlen)
+{
+    store_repair_report scratch;
+    if (!out)
+        out = &scratch;
+    memset(out, 0, sizeof *out);
+    if (detail && dlen)
+        detail[0] = '\0';
+    if (!s)
+        return MS_ERR_INVALID;
+    if (atomic_load(&s->closing))
+        return MS_ERR_SHUTDOWN;
+    if (!s->be->vt->repair)
+        return 0;
+    char scratch_detail[STORE_DETAIL_LEN];
+    if (!detail || !dlen) {
+        detail = scratch_detail;
+        dlen = sizeof scratch_detail;
+    }
+    return s->be->vt->repair(s->be, out, detail, dlen);
+}
+
+int store_inject_fault(store *s, store_fault fault, int times)
+{
+    if (!s || times < 0 || fault < STORE_FAULT_COUNTER_LOST || fault > STORE_FAULT_LWT_APPLIED)
+        return MS_ERR_INVALID;
+    if (!s->be->vt->inject)
+        return MS_ERR_UNPROCESSABLE;
+    return s->be->vt->inject(s->be, fault, times);
+}
+
 int store_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
                   char *err, size_t errlen)
 {

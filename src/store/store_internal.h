@@ -112,6 +112,10 @@ typedef struct store_backend_vtbl {
     void (*close)(store_backend *b);
     /* Adds backend counters to a stats snapshot (may be NULL). */
     void (*stats)(store_backend *b, store_stats *out);
+    /* One counter repair pass (may be NULL: nothing to repair). 0 or a code with detail. */
+    int (*repair)(store_backend *b, store_repair_report *out, char *detail, size_t dlen);
+    /* Test fault injection (may be NULL: MS_ERR_UNPROCESSABLE). */
+    int (*inject)(store_backend *b, store_fault fault, int times);
 } store_backend_vtbl;
 
 struct store_backend {
