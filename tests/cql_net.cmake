@@ -22,3 +22,7 @@ if(TARGET msgstore_cql)
     LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra_faults TIMEOUT 300
     ENV "MSGSTORE_TEST_CASSANDRA_FAULTS=127.0.0.4:9042")
 endif()
+if(TARGET msgstore_cql)
+  ms_add_test(test_cql_cluster SOURCES cluster/test_cql_cluster.c
+    LIBS msgstore_cql msgstore_core LABELS cluster FIXTURES cassandra_cluster TIMEOUT 900)
+endif()

@@ -270,7 +270,7 @@ static void pool_on_ready(cql_conn *c)
     if (!h->up) {
         h->up = true;
         s->lb_up[h->idx] = 1;
-        ms_gauge_set(h->g_up, 1);
+        ms_gauge_add(h->g_up, 1);
         MS_INFO("cql", "%s is up (%s%s)", h->label, h->dc,
                 h->scylla ? ", ScyllaDB shard-aware" : "");
         if (h->was_up)
@@ -310,7 +310,7 @@ static void pool_on_close(cql_conn *c, int status, const char *why)
     if (h->ready == 0 && h->up) {
         h->up = false;
         s->lb_up[h->idx] = 0;
-        ms_gauge_set(h->g_up, 0);
+        ms_gauge_add(h->g_up, -1);
         if (s->state < CQL_S_CLOSING) {
             MS_WARN("cql", "%s is down: %s", h->label, why);
             cql__host_event(s, h, CQL_HOST_DOWN);

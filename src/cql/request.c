@@ -287,11 +287,14 @@ static void complete(cql_request *r, cql_result_box *box)
     }
     if (r->st.code < 0 && !r->internal) {
         s->stats.errors++;
-        char lab[160];
-        snprintf(lab, sizeof(lab), "%s,kind=\"%s\"", s->mlabel, ms_err_name(r->st.code));
-        ms_counter_add(ms_counter_get("msgstore_cql_errors_total", lab,
-                                      "CQL requests that failed, by error kind"),
-                       1);
+        int k = -r->st.code < CQL_ERR_KINDS ? -r->st.code : 0;
+        if (!s->m_errors[k]) {
+            char lab[160];
+            snprintf(lab, sizeof(lab), "%s,kind=\"%s\"", s->mlabel, ms_err_name(r->st.code));
+            s->m_errors[k] = ms_counter_get("msgstore_cql_errors_total", lab,
+                                            "CQL requests that failed, by error kind");
+        }
+        ms_counter_add(s->m_errors[k], 1);
     }
     if (r->kind == CQL_REQ_PREPARE && !r->pcb && r->st.code < 0 && r->prep)
         cql__prepared_failed(r->prep, &r->st); /* an internal PREPARE: its waiters fail */
@@ -593,6 +596,8 @@ static void on_result(cql_request *r, cql_attempt *a, cql_conn *c, const cql_fra
         complete(r, NULL);
         return;
     }
+    /* an earlier failed attempt may have left its error: this one succeeded */
+    cql__status_ok(&r->st);
     cql_response resp;
     int rc = cql__response_open(&f->h, body, f->len, &resp);
     if (rc == 0) {

@@ -526,10 +526,10 @@ cql_host *cql__host_add(cql_session *s, const char *addr, int port)
         ms_gauge_get("msgstore_cql_host_in_flight", lab, "CQL requests in flight per host");
     h->g_breaker = ms_gauge_get("msgstore_cql_breaker_state", lab,
                                 "Circuit breaker per host: 0 closed, 1 open, 2 half-open");
-    h->g_up = ms_gauge_get("msgstore_cql_host_up", lab, "1 when a pool connection is ready");
+    h->g_up = ms_gauge_get("msgstore_cql_host_up", lab,
+                           "Sessions with a ready pool connection to the host");
     h->c_requests =
         ms_counter_get("msgstore_cql_host_requests_total", lab, "CQL attempts sent per host");
-    ms_gauge_set(h->g_up, 0);
     s->lb_up[h->idx] = 0;
     s->lb_local[h->idx] = 0;
     s->hosts[s->nhosts++] = h;

@@ -25,6 +25,7 @@
 #define CQL_PLAN_MAX            8
 #define CQL_MAX_ATTEMPTS_ACTIVE 4 /* one execution + speculative ones */
 #define CQL_MAX_REPREPARES      2
+#define CQL_ERR_KINDS           32 /* > -MS_ERR_INTERNAL */
 
 typedef struct cql_request cql_request;
 typedef struct cql_host cql_host;
@@ -295,7 +296,8 @@ struct cql_session {
     /* metrics */
     ms_counter *m_requests, *m_retries, *m_timeouts, *m_spec, *m_breaker_rej, *m_reprepares;
     ms_histogram *m_latency;
-    char mlabel[96]; /* session="name" */
+    ms_counter *m_errors[CQL_ERR_KINDS]; /* by -ms_err, looked up on first use */
+    char mlabel[96];                     /* session="name" */
 };
 
 /* session.c */

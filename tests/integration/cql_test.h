@@ -4,9 +4,11 @@
 
 #include "msgstore/cql.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* "host:port[,host:port]" from the fixture's variable, or the default. */
@@ -55,6 +57,49 @@ static inline int cqlt_script(const char *fmt, ...)
     snprintf(full, sizeof(full), "cd '%s' && %s", cqlt_env("MSGSTORE_SOURCE_DIR", "."), cmd);
     int rc = system(full);
     return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+/*
+ * The state directory (MSGSTORE_CASSANDRA_HOME) of the running node whose
+ * data directory ends in /<node> (e.g. "cluster/node3"), found in the process
+ * table, so tests can kill and restart a node whichever checkout started it.
+ * Returns 0 or -1.
+ */
+static inline int cqlt_node_home(const char *node, char *home, size_t n)
+{
+    char suffix[128];
+    snprintf(suffix, sizeof(suffix), "/%s", node);
+    FILE *f = popen("for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' '\\n'; "
+                    "done | sed -n 's/^-Dcassandra.storagedir=//p'",
+                    "r");
+    if (!f)
+        return -1;
+    char line[1024];
+    int rc = -1;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        size_t l = strlen(line), sl = strlen(suffix);
+        if (l > sl && strcmp(line + l - sl, suffix) == 0) {
+            snprintf(home, n, "%.*s", (int)(l - sl), line);
+            rc = 0;
+        }
+    }
+    pclose(f);
+    return rc;
+}
+
+/* Runs a command and returns its first output line (without the newline) in out. */
+static inline int cqlt_capture(const char *cmd, char *out, size_t n)
+{
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    out[0] = '\0';
+    if (fgets(out, (int)n, f))
+        out[strcspn(out, "\n")] = '\0';
+    while (fgetc(f) != EOF) {
+    }
+    return pclose(f) == 0 ? 0 : -1;
 }
 
 #endif

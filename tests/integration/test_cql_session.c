@@ -12,6 +12,7 @@
 
 #include "cql_test.h"
 #include "core/error.h"
+#include "core/metrics.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -26,6 +27,7 @@ static int setup(void **state)
     (void)state;
     cql_options o;
     cqlt_options(&o, "MSGSTORE_TEST_CASSANDRA", "127.0.0.1:9042");
+    o.name = "it"; /* its own metric labels */
     cql_status st;
     if (cql_sync_connect(&o, &db, &st) != 0) {
         fprintf(stderr, "connect: %s\n", st.message);
@@ -872,6 +874,38 @@ static void test_graceful_close(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- metrics ----------------------------------------------------------------------------------
+ */
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    cql_status st;
+    /* one success and one failure on the shared session */
+    assert_int_equal(cql_sync_query(db, "SELECT now() FROM system.local", NULL, &st), 0);
+    assert_int_equal(cql_sync_query(db, "SELEC 1", NULL, &st), MS_ERR_INVALID);
+    size_t len;
+    char *text = ms_metrics_render(&len);
+    assert_non_null(text);
+    const char *want[] = {
+        "msgstore_cql_requests_total{session=\"it\"}",
+        "msgstore_cql_errors_total{session=\"it\",kind=\"invalid_argument\"}",
+        "msgstore_cql_request_duration_seconds_bucket{session=\"it\",le=",
+        "msgstore_cql_host_requests_total{session=\"it\",host=\"127.0.0.1:9042\"}",
+        "msgstore_cql_host_in_flight{session=\"it\",host=\"127.0.0.1:9042\"} 0",
+        "msgstore_cql_breaker_state{session=\"it\",host=\"127.0.0.1:9042\"} 0",
+        "msgstore_cql_host_up{session=\"it\",host=\"127.0.0.1:9042\"} 1",
+        "msgstore_cql_retries_total{session=\"it\"}",
+        "msgstore_cql_timeouts_total{session=\"it\"}",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        if (!strstr(text, want[i]))
+            fprintf(stderr, "missing: %s\n", want[i]);
+        assert_non_null(strstr(text, want[i]));
+    }
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -886,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_errors_are_values),
         cmocka_unit_test(test_connect_failures),
         cmocka_unit_test(test_graceful_close),
+        cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
