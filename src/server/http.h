@@ -286,6 +286,13 @@ int http_stream_write(http_stream *s, const void *data, size_t len);
 /* Ends the stream after what is queued; on_closed follows. */
 void http_stream_end(http_stream *s);
 
+/*
+ * Called when h2o asked for more and the stream handed everything queued to
+ * it: write more now. Not called after http_stream_end().
+ */
+typedef void (*http_stream_drain_fn)(http_stream *s, void *ctx);
+void http_stream_set_drain(http_stream *s, http_stream_drain_fn fn, void *ctx);
+
 /* Bytes written with http_stream_write() and not yet handed to the socket. */
 size_t http_stream_queued(const http_stream *s);
 
@@ -327,6 +334,21 @@ void http_ws_close(http_ws *ws);
  * then http_ws_send_batch() writes straight from the caller's buffers.
  */
 bool http_ws_writable(const http_ws *ws);
+
+/*
+ * Called when the remainder of a direct write that the socket did not take
+ * at once has been written: the ws may be writable again. Sends and closes
+ * made from the callback are flushed when it returns. Under TLS (no direct
+ * writes) it is never called: poll http_ws_writable() instead.
+ */
+typedef void (*http_ws_drain_fn)(http_ws *ws, void *ctx);
+void http_ws_set_drain(http_ws *ws, http_ws_drain_fn fn, void *ctx);
+
+/* Whether writes bypass h2o (plain TCP; not under TLS). */
+bool http_ws_direct(const http_ws *ws);
+
+/* Whether the remainder of a direct write is being written (the drain callback follows). */
+bool http_ws_draining(const http_ws *ws);
 
 /*
  * Sends n text messages (at most 64) in one write when the ws is writable,

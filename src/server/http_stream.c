@@ -29,6 +29,8 @@ struct http_stream {
     char *pending;
     size_t pending_len, pending_cap;
     bool writing, ending, final_sent, closed;
+    http_stream_drain_fn on_drain; /* see http_stream_set_drain() */
+    void *drain_ctx;
 };
 
 static void stream_closed(http_stream *s)
@@ -69,6 +71,9 @@ static void stream_proceed(h2o_generator_t *g, h2o_req_t *req)
     free(s->inflight);
     s->inflight = NULL;
     stream_flush(s);
+    /* last: the callback may end the stream, and h2o then disposes it */
+    if (s->on_drain && s->pending_len == 0 && !s->closed && !s->ending)
+        s->on_drain(s, s->drain_ctx);
 }
 
 static void stream_stop(h2o_generator_t *g, h2o_req_t *req)
@@ -147,6 +152,12 @@ void http_stream_end(http_stream *s)
     stream_flush(s);
 }
 
+void http_stream_set_drain(http_stream *s, http_stream_drain_fn fn, void *ctx)
+{
+    s->on_drain = fn;
+    s->drain_ctx = ctx;
+}
+
 size_t http_stream_queued(const http_stream *s)
 {
     return s->pending_len;
@@ -168,8 +179,10 @@ struct http_ws {
     void *ctx;
     int in_callback;
     int fd;           /* the connection's socket, for http_ws_abort() */
-    uv_stream_t *tcp; /* the same, for direct writes (ws_direct) */
-    char *tail;       /* what a direct write left, being written by h2o */
+    uv_stream_t *tcp; /* the same, for direct writes; NULL under TLS */
+    http_ws_drain_fn on_drain;
+    void *drain_ctx;
+    char *tail; /* what a direct write left, being written by h2o */
     bool closing;
 };
 
@@ -261,7 +274,29 @@ static void ws_tail_written(h2o_socket_t *sock, const char *err)
         ws_on_msg(conn, NULL); /* as h2o does when its own write fails */
         return;
     }
+    if (ws->on_drain) {
+        /* sends and closes from the callback are queued, flushed by the proceed below */
+        ws->in_callback++;
+        ws->on_drain(ws, ws->drain_ctx);
+        ws->in_callback--;
+    }
     h2o_websocket_proceed(conn); /* wslay may have queued a pong or a close meanwhile */
+}
+
+void http_ws_set_drain(http_ws *ws, http_ws_drain_fn fn, void *ctx)
+{
+    ws->on_drain = fn;
+    ws->drain_ctx = ctx;
+}
+
+bool http_ws_direct(const http_ws *ws)
+{
+    return ws->tcp != NULL;
+}
+
+bool http_ws_draining(const http_ws *ws)
+{
+    return ws->tail != NULL;
 }
 
 bool http_ws_writable(const http_ws *ws)
