@@ -518,7 +518,10 @@ typedef void (*store_pin_cb)(int status, const char *detail, const store_pin_res
 /*
  * Pins a message (idempotent: pinning a pinned message returns the existing
  * pin, duplicate=true). MS_ERR_NOT_FOUND for an unknown message;
- * MS_ERR_CONFLICT for a deleted message or a channel with STORE_MAX_PINS pins.
+ * MS_ERR_CONFLICT for a deleted message or a channel with STORE_MAX_PINS pins
+ * (the cap holds when pins race: one of two pins for the last place gets it);
+ * MS_ERR_UNAVAILABLE when the channel's pins keep changing too fast to apply
+ * it (ScyllaDB, after 16 tries: retry).
  */
 int store_pin(store *s, uv_loop_t *loop, const store_pin_req *req, store_pin_cb cb, void *ud);
 int store_pin_sync(store *s, const store_pin_req *req, store_pin_result **res, char *detail,

@@ -192,11 +192,14 @@ enum { K_R, K_W, K_L, K_C, K_S, K_A };
     X(PIN_GET, K_R,                                                                                \
       "SELECT " SC_PIN_COLS " FROM @.pinned_messages WHERE channel_id = ? AND message_id = ?")     \
     X(PINS_ALL, K_R,                                                                               \
-      "SELECT " SC_PIN_COLS " FROM @.pinned_messages WHERE channel_id = ? LIMIT 1000")             \
-    X(PIN_ADD, K_W,                                                                                \
+      "SELECT " SC_PIN_COLS ", pin_count FROM @.pinned_messages WHERE channel_id = ? LIMIT 1000")  \
+    X(PIN_ADD, K_L,                                                                                \
       "INSERT INTO @.pinned_messages (channel_id, message_id, pinned_at, pinned_by, "              \
-      "content_preview, sender_id) VALUES (?, ?, ?, ?, ?, ?)")                                     \
-    X(PIN_DEL, K_W, "DELETE FROM @.pinned_messages WHERE channel_id = ? AND message_id = ?")       \
+      "content_preview, sender_id) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS")                       \
+    X(PIN_DEL, K_L,                                                                                \
+      "DELETE FROM @.pinned_messages WHERE channel_id = ? AND message_id = ? IF EXISTS")           \
+    X(PIN_COUNT, K_L,                                                                              \
+      "UPDATE @.pinned_messages SET pin_count = ? WHERE channel_id = ? IF pin_count = ?")          \
     X(READ_GET, K_R,                                                                               \
       "SELECT last_read_id, updated_at FROM @.message_read_positions WHERE channel_id = ? AND "    \
       "user_id = ?")                                                                               \
@@ -1286,6 +1289,9 @@ out:
     return op->status;
 }
 
+static int pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_pin_entry *add,
+                   bool *changed);
+
 static int op_delete(sc_conn *c, store_op *op)
 {
     const store_get_req *r = &op->req.get;
@@ -1303,10 +1309,8 @@ static int op_delete(sc_conn *c, store_op *op)
     cql_values_add_bigint(v, (int64_t)r->message_id);
     if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
         return op->status;
-    v = vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
-    if (sc_run(c, op, SC_PIN_DEL, "unpinning the message", NULL))
+    bool unpinned = false;
+    if (pin_cas(c, op, r->channel_id, r->message_id, NULL, &unpinned))
         return op->status;
     v = vals(c);
     cql_values_add_bigint(v, (int64_t)r->channel_id);
@@ -1529,9 +1533,13 @@ static int cmp_pin(const void *a, const void *b)
     return x->message_id < y->message_id ? 1 : x->message_id > y->message_id ? -1 : 0;
 }
 
-/* Every pin of a channel, newest first, into res (count in *n). */
+/*
+ * Every pin of a channel, newest first, into res (count in *n), and the
+ * channel's pin_count in *count (may be NULL): -1 when the channel has none
+ * (pinned before migration 003, or never pinned).
+ */
 static int all_pins(sc_conn *c, store_op *op, uint64_t ch, store_result_hdr *res,
-                    store_pin_entry **out, size_t *n)
+                    store_pin_entry **out, size_t *n, int *count)
 {
     cql_values *v = vals(c);
     cql_values_add_bigint(v, (int64_t)ch);
@@ -1541,15 +1549,151 @@ static int all_pins(sc_conn *c, store_op *op, uint64_t ch, store_result_hdr *res
     size_t cap = q->row_count > 0 ? (size_t)q->row_count : 1;
     store_pin_entry *p = store__res_alloc(res, cap * sizeof *p);
     *n = 0;
+    if (count)
+        *count = -1;
     bool oom = !p;
-    while (!oom && cql_result_next_row(q) == 0 && *n < cap)
+    while (!oom && cql_result_next_row(q) == 0 && *n < cap) {
+        int32_t pc = 0;
+        if (count && !cql_row_is_null(q, 6) && cql_row_get_int(q, 6, &pc) == 0)
+            *count = pc;
+        if (cql_row_is_null(q, 1)) /* the partition's static row only: no pin */
+            continue;
         oom = row_pin(q, res, &p[(*n)++]) != 0;
+    }
     cql_result_destroy(q);
     if (oom)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
     qsort(p, *n, sizeof *p, cmp_pin);
     *out = p;
     return 0;
+}
+
+typedef struct sc_wait {
+    bool done;
+    cql_status st;
+    cql_result *res;
+} sc_wait;
+
+static void on_batch(cql_result *res, const cql_status *st, void *ud)
+{
+    sc_wait *w = ud;
+    w->st = *st;
+    w->res = res ? cql_result_keep(res) : NULL;
+    w->done = true;
+}
+
+/*
+ * Runs the statements ids[0..n) with the values c->bv[k] as one conditional
+ * batch (a lightweight transaction over one partition); *res receives its
+ * result ([applied], then the current values when not applied). Never
+ * retried. Fails op on error.
+ */
+static int sc_lwt_batch(sc_conn *c, store_op *op, const sc_stmt_id *ids, size_t n, const char *what,
+                        cql_result **res)
+{
+    const ms_config *cfg = c->b->cfg;
+    cql_statement st[3];
+    *res = NULL;
+    for (size_t k = 0; k < n && k < 3; k++) {
+        if (prepare(c, op, ids[k], what))
+            return op->status;
+        if (cql_values_error(&c->bv[k]))
+            return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
+        cql_statement_init(&st[k]);
+        st[k].prepared = c->ps[ids[k]];
+        st[k].values = &c->bv[k];
+    }
+    cql_batch_request br;
+    cql_batch_request_init(&br);
+    br.kind = CQL_BATCH_KIND_LOGGED;
+    br.statements = st;
+    br.count = n;
+    br.consistency = (int)cfg->scylla_write_consistency;
+    br.serial_consistency = (int)cfg->scylla_serial_consistency;
+    br.idempotent = false;
+    c->queries++;
+    sc_wait w = {0};
+    int rc = cql_session_batch(cql_sync_session(c->db), &br, on_batch, &w);
+    if (rc < 0)
+        return store__op_fail(op, rc, "%s: the batch was refused", what);
+    while (!w.done)
+        cql_sync_run_for(c->db, 1);
+    if (w.st.code) {
+        cql_result_destroy(w.res);
+        return sc_fail(op, &w.st, what);
+    }
+    *res = w.res;
+    return 0;
+}
+
+/*
+ * Pins (add: the pin to write) or unpins (add NULL) message msg of channel ch
+ * and moves the channel's pin_count with it, in one conditional batch on the
+ * channel's partition (migration 003): rows and count change together or not
+ * at all, so the cap holds however pins race. When pin_count moved meanwhile,
+ * reads again and retries. *changed: false when the message was already
+ * pinned (add) or not pinned (remove). Returns 0, MS_ERR_CONFLICT at the cap,
+ * or fails op.
+ */
+static int pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_pin_entry *add,
+                   bool *changed)
+{
+    *changed = false;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        store_result_hdr *tmp = store__res_new(sizeof *tmp);
+        if (!tmp)
+            return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        store_pin_entry *pins = NULL;
+        size_t npins = 0;
+        int count = -1;
+        if (all_pins(c, op, ch, tmp, &pins, &npins, &count)) {
+            store_free(tmp);
+            return op->status;
+        }
+        bool present = false;
+        for (size_t i = 0; i < npins; i++)
+            present = present || pins[i].message_id == msg;
+        store_free(tmp);
+        if (present == (add != NULL))
+            return 0;
+        int cur = count >= 0 ? count : (int)npins; /* no pin_count yet: count the rows */
+        if (add && cur >= STORE_MAX_PINS)
+            return store__op_fail(op, MS_ERR_CONFLICT, "channel %" PRIu64 " already has %d pins",
+                                  ch, STORE_MAX_PINS);
+        cql_values *v = &c->bv[0];
+        cql_values_reset(v);
+        cql_values_add_bigint(v, (int64_t)ch);
+        cql_values_add_bigint(v, (int64_t)msg);
+        if (add) {
+            cql_values_add_bigint(v, (int64_t)add->pinned_at_ms);
+            cql_values_add_bigint(v, (int64_t)add->pinned_by);
+            cql_values_add_text(v, add->content_preview, strlen(add->content_preview));
+            cql_values_add_bigint(v, (int64_t)add->sender_id);
+        }
+        v = &c->bv[1];
+        cql_values_reset(v);
+        cql_values_add_int(v, add ? cur + 1 : (cur > 0 ? cur - 1 : 0));
+        cql_values_add_bigint(v, (int64_t)ch);
+        if (count >= 0)
+            cql_values_add_int(v, count);
+        else
+            cql_values_add_null(v);
+        const sc_stmt_id ids[2] = {add ? SC_PIN_ADD : SC_PIN_DEL, SC_PIN_COUNT};
+        cql_result *q = NULL;
+        if (sc_lwt_batch(c, op, ids, 2, add ? "pinning the message" : "unpinning the message", &q))
+            return op->status;
+        bool applied = lwt_applied(q);
+        cql_result_destroy(q);
+        if (applied) {
+            *changed = true;
+            return 0;
+        }
+        /* the pins moved under us: read them again, after a short random pause */
+        struct timespec ts = {0, (long)(1 + (uv_hrtime() % 4)) * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return store__op_fail(op, MS_ERR_UNAVAILABLE,
+                          "the pins of channel %" PRIu64 " keep changing; retry", ch);
 }
 
 static int op_pin(sc_conn *c, store_op *op)
@@ -1572,30 +1716,28 @@ static int op_pin(sc_conn *c, store_op *op)
     if (m.is_deleted)
         return store__op_fail(op, MS_ERR_CONFLICT,
                               "message %" PRIu64 " is deleted and cannot be pinned", r->message_id);
-    store_pin_entry *pins = NULL;
-    size_t npins = 0;
-    if (all_pins(c, op, r->channel_id, &res->hdr, &pins, &npins))
-        return op->status;
-    if (npins >= STORE_MAX_PINS)
-        return store__op_fail(op, MS_ERR_CONFLICT, "channel %" PRIu64 " already has %d pins",
-                              r->channel_id, STORE_MAX_PINS);
     size_t plen = store__utf8_prefix(m.content, m.content_len, STORE_PREVIEW_CHARS);
-    cql_values *v = vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
-    cql_values_add_bigint(v, (int64_t)op->now_ms);
-    cql_values_add_bigint(v, (int64_t)r->pinned_by);
-    cql_values_add_text(v, m.content, plen);
-    cql_values_add_bigint(v, (int64_t)m.sender_id);
-    if (sc_run(c, op, SC_PIN_ADD, "pinning the message", NULL))
-        return op->status;
     res->pin.channel_id = r->channel_id;
     res->pin.message_id = r->message_id;
     res->pin.pinned_by = r->pinned_by;
     res->pin.pinned_at_ms = op->now_ms;
     res->pin.sender_id = m.sender_id;
     res->pin.content_preview = store__res_strndup(&res->hdr, m.content, plen);
-    return res->pin.content_preview ? 0 : store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (!res->pin.content_preview)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    bool pinned = false;
+    if (pin_cas(c, op, r->channel_id, r->message_id, &res->pin, &pinned))
+        return op->status;
+    if (!pinned) { /* a racing pin of the same message came first: return it */
+        op->res = NULL;
+        store_free(res);
+        if (load_pin(c, op, &found))
+            return op->status;
+        if (!found)
+            return store__op_fail(op, MS_ERR_UNAVAILABLE, "the pin is changing; retry");
+        ((store_pin_result *)op->res)->duplicate = true;
+    }
+    return 0;
 }
 
 static int op_unpin(sc_conn *c, store_op *op)
@@ -1604,14 +1746,13 @@ static int op_unpin(sc_conn *c, store_op *op)
     bool found = false;
     if (load_pin(c, op, &found))
         return op->status;
+    if (found && pin_cas(c, op, r->channel_id, r->message_id, NULL, &found))
+        return op->status;
     if (!found)
         return store__op_fail(op, MS_ERR_NOT_FOUND,
                               "message %" PRIu64 " is not pinned in channel %" PRIu64,
                               r->message_id, r->channel_id);
-    cql_values *v = vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
-    return sc_run(c, op, SC_PIN_DEL, "unpinning the message", NULL);
+    return 0;
 }
 
 static int op_pins_list(sc_conn *c, store_op *op)
@@ -1620,7 +1761,7 @@ static int op_pins_list(sc_conn *c, store_op *op)
     if (!res)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
     op->res = &res->hdr;
-    if (all_pins(c, op, op->req.channel.channel_id, &res->hdr, &res->items, &res->count))
+    if (all_pins(c, op, op->req.channel.channel_id, &res->hdr, &res->items, &res->count, NULL))
         return op->status;
     if (res->count > STORE_MAX_PINS)
         res->count = STORE_MAX_PINS;

@@ -1188,6 +1188,121 @@ static void test_pins(void **state)
     store_free(pins);
 }
 
+typedef struct pin_arg {
+    pthread_barrier_t *barrier;
+    uint64_t ch;
+    uint64_t msgs[4];
+    int n;
+    bool unpin; /* churn: pin and unpin each message twice */
+    int pinned, full, other;
+} pin_arg;
+
+static void *pin_main(void *p)
+{
+    pin_arg *a = p;
+    pthread_barrier_wait(a->barrier);
+    for (int round = 0; round < (a->unpin ? 2 : 1); round++) {
+        for (int i = 0; i < a->n; i++) {
+            store_pin_req r = {.channel_id = a->ch, .message_id = a->msgs[i], .pinned_by = 3};
+            store_pin_result *res = NULL;
+            int rc = store_pin_sync(S, &r, &res, NULL, 0);
+            if (rc == 0) {
+                a->pinned += !res->duplicate;
+                store_free(res);
+            } else if (rc == MS_ERR_CONFLICT) {
+                a->full++;
+            } else {
+                a->other++;
+            }
+            if (a->unpin && store_unpin_sync(S, &r, &res, NULL, 0) == 0)
+                store_free(res);
+        }
+    }
+    return NULL;
+}
+
+static size_t pins_count(uint64_t ch)
+{
+    store_channel_req cr = {.channel_id = ch};
+    store_pins_result *pins = NULL;
+    assert_int_equal(store_pins_list_sync(S, &cr, &pins, NULL, 0), 0);
+    size_t n = pins->count;
+    store_free(pins);
+    return n;
+}
+
+/* The pin cap holds when pins race for the last places, and after pins and unpins race. */
+static void test_pins_racing(void **state)
+{
+    (void)state;
+    enum { T = 8 };
+    uint64_t ch = new_channel();
+    for (int i = 0; i < STORE_MAX_PINS - 2; i++) {
+        store_pin_req p = {.channel_id = ch, .message_id = ins(ch, "pin"), .pinned_by = 1};
+        store_pin_result *res = NULL;
+        assert_int_equal(store_pin_sync(S, &p, &res, NULL, 0), 0);
+        store_free(res);
+    }
+    /* 8 threads pin 8 other messages at once: 2 places left */
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, T);
+    pin_arg args[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (pin_arg){.barrier = &barrier, .ch = ch, .n = 1};
+        args[i].msgs[0] = ins(ch, "last places");
+    }
+    for (int i = 0; i < T; i++)
+        pthread_create(&th[i], NULL, pin_main, &args[i]);
+    int pinned = 0, full = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].other, 0);
+        pinned += args[i].pinned;
+        full += args[i].full;
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(pinned, 2);
+    assert_int_equal(full, T - 2);
+    assert_int_equal(pins_count(ch), STORE_MAX_PINS);
+
+    /* churn: 8 threads pin and unpin 4 messages each (overlapping) on a fresh channel */
+    uint64_t ch2 = new_channel();
+    uint64_t m[T * 2];
+    for (int i = 0; i < T * 2; i++)
+        m[i] = ins(ch2, "churn");
+    pthread_barrier_init(&barrier, NULL, T);
+    for (int i = 0; i < T; i++) {
+        args[i] = (pin_arg){.barrier = &barrier, .ch = ch2, .n = 4, .unpin = true};
+        for (int k = 0; k < 4; k++)
+            args[i].msgs[k] = m[(i * 2 + k) % (T * 2)];
+        pthread_create(&th[i], NULL, pin_main, &args[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].other, 0);
+        assert_int_equal(args[i].full, 0);
+    }
+    pthread_barrier_destroy(&barrier);
+    /* whatever survived, the channel takes exactly up to the cap */
+    size_t have = pins_count(ch2);
+    assert_true(have <= T * 2);
+    int added = 0;
+    for (;;) {
+        store_pin_req p = {.channel_id = ch2, .message_id = ins(ch2, "fill"), .pinned_by = 1};
+        store_pin_result *res = NULL;
+        int rc = store_pin_sync(S, &p, &res, NULL, 0);
+        if (rc == MS_ERR_CONFLICT)
+            break;
+        assert_int_equal(rc, 0);
+        store_free(res);
+        added++;
+        assert_true(added <= STORE_MAX_PINS);
+    }
+    assert_int_equal(have + (size_t)added, STORE_MAX_PINS);
+    assert_int_equal(pins_count(ch2), STORE_MAX_PINS);
+}
+
 /* ------------------------------------------------------------------ read positions */
 
 static store_read_result *read_get(uint64_t ch, uint64_t user)
@@ -1763,6 +1878,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reactions),
         cmocka_unit_test(test_counts_exact_after_faults),
         cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_pins_racing),
         cmocka_unit_test(test_read_positions),
         cmocka_unit_test(test_channel_metadata),
         cmocka_unit_test(test_sync_state),
