@@ -639,6 +639,7 @@ static void apply_keyspaces(cql_control *c, cql_result *r)
     free(s->ks);
     s->ks = ks;
     s->nks = k;
+    s->ks_gen++;
     for (size_t i = 0; i < s->nmaps; i++)
         cql__replica_map_free(&s->maps[i]);
     s->nmaps = 0;

@@ -83,10 +83,42 @@ void cql__req_release(cql_request *r)
         free(r);
         return;
     }
-    memset(r, 0, sizeof(*r));
+    /* field by field rather than a memset of the whole (large) request: the
+     * strings only need their first byte, the buffers are kept */
     r->frame = frame;
     r->vals = vals;
     r->paging_state = ps;
+    r->kind = 0;
+    r->cb = NULL;
+    r->pcb = NULL;
+    r->ud = NULL;
+    r->query = NULL;
+    r->query_len = 0;
+    r->prep = NULL;
+    r->items = NULL;
+    r->nitems = 0;
+    r->batch_kind = 0;
+    r->page_size = 0;
+    r->has_paging = false;
+    r->tracing = false;
+    r->idempotent = false;
+    r->skip_metadata = false;
+    r->route_ks[0] = '\0';
+    r->has_token = false;
+    r->token = 0;
+    r->nplan = r->plan_pos = 0;
+    r->planned = false;
+    for (int i = 0; i < CQL_MAX_ATTEMPTS_ACTIVE; i++) {
+        r->att[i].active = false;
+        r->att[i].repreparing = false;
+        r->att[i].probe = false;
+    }
+    r->nactive = r->tries = r->retries = r->reprepares = r->nspec = 0;
+    r->reprep = NULL;
+    r->done = false;
+    r->waiting = false;
+    r->internal = false;
+    r->breaker_refusals = 0;
     r->next = s->free_reqs;
     s->free_reqs = r;
     s->nfree_reqs++;
@@ -112,6 +144,16 @@ void cql_result_destroy(cql_result *res)
 }
 
 /* ---- encoding ----------------------------------------------------------------- */
+
+/* strlcpy: the hot path copies names without going through printf */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
 
 static void values_view(const cql_request *r, size_t off, size_t len, uint16_t count,
                         cql_values *out)
@@ -150,7 +192,7 @@ int cql__req_encode(cql_request *r)
         p.skip_metadata = pr->skip_metadata && pr->result != NULL;
         r->skip_metadata = p.skip_metadata;
         rc = cql__enc_execute(&r->frame, 0, flags, pr->id, pr->id_len, &p);
-        snprintf(r->route_ks, sizeof(r->route_ks), "%s", pr->route_ks);
+        copy_str(r->route_ks, sizeof(r->route_ks), pr->route_ks);
         if (s->o.token_aware && pr->bind && pr->bind->pk_count > 0 && r->vals.count) {
             cql_buf_reset(&s->scratch);
             if (cql__token_of_values(&r->vals, pr->bind->pk_indexes, pr->bind->pk_count,
@@ -186,7 +228,7 @@ int cql__req_encode(cql_request *r)
                                              it->prep->bind->pk_count, &s->scratch,
                                              &r->token) == 0) {
                         r->has_token = true;
-                        snprintf(r->route_ks, sizeof(r->route_ks), "%s", it->prep->route_ks);
+                        copy_str(r->route_ks, sizeof(r->route_ks), it->prep->route_ks);
                     }
                 }
             }
@@ -589,7 +631,11 @@ static void on_result(cql_request *r, cql_attempt *a, cql_conn *c, const cql_fra
 {
     cql_session *s = r->s;
     uint8_t *body = cql__conn_take_body(c, f);
-    cql_result_box *box = body ? calloc(1, sizeof(*box)) : NULL;
+    cql_result_box *box = body ? malloc(sizeof(*box)) : NULL; /* the decoder sets res */
+    if (box) {
+        box->prep = NULL;
+        box->kept = false;
+    }
     if (!box) {
         free(body);
         cql__status_set(&r->st, MS_ERR_NOMEM, a->host->label, "out of memory");
@@ -635,7 +681,7 @@ static void on_result(cql_request *r, cql_attempt *a, cql_conn *c, const cql_fra
     }
     if (r->skip_metadata && r->prep)
         box->prep = cql_prepared_ref(r->prep);
-    snprintf(r->st.host, sizeof(r->st.host), "%s", a->host->label);
+    copy_str(r->st.host, sizeof(r->st.host), a->host->label);
     switch (box->res.kind) {
     case CQL_RESULT_PREPARED:
         if (r->kind == CQL_REQ_PREPARE && r->prep) {
@@ -781,7 +827,17 @@ static void make_plan(cql_request *r)
     const uint32_t *reps = NULL;
     size_t nreps = 0;
     if (r->has_token && s->ring_ok && r->route_ks[0]) {
-        int ki = cql__ks_index(s, r->route_ks);
+        int ki;
+        cql_prepared *p = r->prep;
+        if (p && p->ks_gen == s->ks_gen && p->ks_idx >= 0) {
+            ki = p->ks_idx; /* no string compare per request */
+        } else {
+            ki = cql__ks_index(s, r->route_ks);
+            if (p && strcmp(p->route_ks, r->route_ks) == 0) {
+                p->ks_idx = ki;
+                p->ks_gen = s->ks_gen;
+            }
+        }
         const cql_replica_map *m = ki >= 0 ? cql__ks_map(s, ki) : NULL;
         if (m)
             reps = cql__replica_map_get(m, &s->ring, r->token, &nreps);
@@ -1034,7 +1090,7 @@ int cql_session_execute(cql_session *s, const cql_statement *st, cql_result_cb c
             r->prep = p;
         } else {
             r->kind = CQL_REQ_QUERY;
-            snprintf(r->route_ks, sizeof(r->route_ks), "%s",
+            copy_str(r->route_ks, sizeof(r->route_ks),
                      st->keyspace ? st->keyspace : (s->keyspace ? s->keyspace : ""));
         }
     }

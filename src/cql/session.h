@@ -231,7 +231,6 @@ struct cql_request {
     bool waiting;  /* parked until the session is connected or a prepare ends */
     bool internal; /* the client's own (PREPARE of a cache entry): not in user stats */
     int breaker_refusals;
-    char refused[160];
 };
 
 /* ---- the session ------------------------------------------------------------ */
@@ -263,6 +262,7 @@ struct cql_session {
     bool ring_ok;
     cql_ks *ks;
     size_t nks;
+    uint64_t ks_gen; /* bumped whenever ks is replaced (prepared statements cache an index) */
     cql_replica_map *maps;
     size_t nmaps;
     /* control connection and connecting */
