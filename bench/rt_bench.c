@@ -56,6 +56,27 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static pid_t server_pid;
+static char state_dir[64];
+
+/* Never leave the server or its files behind, whatever the exit. */
+static void cleanup(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGTERM);
+        int st;
+        waitpid(server_pid, &st, 0);
+        server_pid = 0;
+    }
+    if (state_dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", state_dir);
+        if (system(cmd) != 0) {
+        }
+        state_dir[0] = '\0';
+    }
+}
+
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
@@ -67,8 +88,6 @@ static void die(const char *fmt, ...)
     va_end(ap);
     exit(1);
 }
-
-static pid_t server_pid;
 
 static void on_alarm(int sig)
 {
@@ -528,6 +547,8 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/rt_bench.XXXXXX";
     if (!mkdtemp(dir))
         die("mkdtemp: %s", strerror(errno));
+    snprintf(state_dir, sizeof state_dir, "%s", dir);
+    atexit(cleanup);
     int port = free_port();
     start_server(binary, port, workers, dir);
     printf("rt_bench: msgstore serve pid %d, %d workers, RLIMIT_NOFILE %llu\n\n", (int)server_pid,
@@ -539,12 +560,6 @@ int main(int argc, char **argv)
     uint64_t channel = 1000;
     for (char *tok = strtok(subs_list, ","); tok; tok = strtok(NULL, ","))
         bench_one(binary, port, atoi(tok), messages, interval_ms, channel++);
-    kill(server_pid, SIGTERM);
-    int st;
-    waitpid(server_pid, &st, 0);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) {
-    }
+    cleanup();
     return 0;
 }

@@ -309,6 +309,8 @@ class Msgstore:
             except OSError:
                 pass
             time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
         raise RuntimeError(f"{name} did not start: {self.tail()}")
 
     def tail(self):
@@ -335,6 +337,7 @@ class Msgstore:
             return r.status, data
 
     def stop(self, timeout=15):
+        """SIGTERM, SIGKILL after timeout; the exit code. Safe to call twice."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -342,7 +345,8 @@ class Msgstore:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
         return self.proc.returncode
 
 

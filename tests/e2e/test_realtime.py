@@ -86,9 +86,12 @@ class SingleInstance(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="rt_e2e_")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        cls.srv = None
         cls.srv = start(cls.dir, "single", MSGSTORE_RT_QUEUE_MAX="64", MSGSTORE_PRESENCE_TTL="2s",
                         MSGSTORE_MAX_CONTENT_CHARS="100000",
                         MSGSTORE_MAX_BODY_BYTES=str(MAX_BODY))
+        cls.addClassCleanup(cls.srv.stop)
 
     @classmethod
     def tearDownClass(cls):
@@ -416,8 +419,11 @@ class TwoInstances(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="rt_e2e2_")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
         cls.a = start(cls.dir, "a", MSGSTORE_REDIS_URL=REDIS_URL, MSGSTORE_WORKER_ID="11")
+        cls.addClassCleanup(cls.a.stop)  # runs even when setUpClass fails
         cls.b = start(cls.dir, "b", MSGSTORE_REDIS_URL=REDIS_URL, MSGSTORE_WORKER_ID="12")
+        cls.addClassCleanup(cls.b.stop)
         for s in (cls.a, cls.b):
             assert wait_for(lambda: health(s)["realtime"]["redis"] == "up", 10), health(s)
 
@@ -479,10 +485,14 @@ class RedisKilledAndRestarted(unittest.TestCase):
     def setUpClass(cls):
         cls.PORT = free_port()  # other worktrees run this test at the same time
         redis_ctl("start", cls.PORT)
+        cls.addClassCleanup(redis_ctl, "stop", cls.PORT)
         cls.dir = tempfile.mkdtemp(prefix="rt_e2e3_")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
         url = f"redis://127.0.0.1:{cls.PORT}"
         cls.a = start(cls.dir, "a", MSGSTORE_REDIS_URL=url, MSGSTORE_WORKER_ID="21")
+        cls.addClassCleanup(cls.a.stop)
         cls.b = start(cls.dir, "b", MSGSTORE_REDIS_URL=url, MSGSTORE_WORKER_ID="22")
+        cls.addClassCleanup(cls.b.stop)
 
     @classmethod
     def tearDownClass(cls):
