@@ -1,6 +1,7 @@
 /*
  * result.c - result objects: a struct and its strings in one arena, shared by
- * reference count (coalesced readers receive the same result).
+ * reference count (coalesced readers receive the same result); and the
+ * results both backends build alike (an operation's result, an insert's).
  */
 #include "store_internal.h"
 
@@ -88,4 +89,46 @@ void store_free(const void *result)
         c = n;
     }
     free(b);
+}
+
+void *store__op_result(store_op *op, size_t size)
+{
+    store_result_hdr *res = store__res_new(size);
+    if (!res) {
+        store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    op->res = res;
+    return res;
+}
+
+int store__insert_result(store_op *op, uint64_t created_ms)
+{
+    const store_insert_req *r = &op->req.insert;
+    store_message_result *res = store__op_result(op, sizeof *res);
+    if (!res)
+        return op->status;
+    store_result_hdr *h = &res->hdr;
+    store_message *m = &res->msg;
+    m->id = r->id;
+    m->channel_id = r->channel_id;
+    m->bucket = ms_bucket_of(r->id);
+    m->sender_id = r->sender_id;
+    m->type = r->type;
+    m->source = r->source;
+    m->content = store__res_strndup(h, r->content, r->content_len);
+    m->content_len = r->content_len;
+    m->reply_to = r->reply_to;
+    m->attachments =
+        r->attachments ? store__res_strndup(h, r->attachments, strlen(r->attachments)) : NULL;
+    m->metadata = r->metadata ? store__res_strndup(h, r->metadata, strlen(r->metadata)) : NULL;
+    m->nonce = r->nonce ? store__res_strndup(h, r->nonce, strlen(r->nonce)) : NULL;
+    m->has_telegram = r->has_telegram;
+    m->telegram_chat_id = r->has_telegram ? r->telegram_chat_id : 0;
+    m->telegram_message_id = r->has_telegram ? r->telegram_message_id : 0;
+    m->created_at_ms = created_ms;
+    if (!m->content || (r->attachments && !m->attachments) || (r->metadata && !m->metadata) ||
+        (r->nonce && !m->nonce))
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    return 0;
 }

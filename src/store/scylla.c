@@ -293,10 +293,7 @@ typedef struct sc_conn {
 struct sc_backend {
     store_backend base;
     const ms_config *cfg;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    store_op *head, *tail;
-    bool closing;
+    store__queue q; /* operations for the workers */
     int nthreads, started;
     pthread_t *threads;
     sc_conn *conns;
@@ -738,6 +735,15 @@ static void note_failure(sc_conn *c, store_op *op, int kind, uint64_t ch, int64_
 
 /* ------------------------------------------------------------------ messages */
 
+/* A text value, or unset for NULL (fix 3: absent columns are not written, no null). */
+static void add_text_or_unset(cql_values *v, const char *text)
+{
+    if (text)
+        cql_values_add_text(v, text, strlen(text));
+    else
+        cql_values_add_unset(v);
+}
+
 static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, uint64_t created)
 {
     cql_values_add_bigint(v, (int64_t)r->channel_id);
@@ -751,18 +757,9 @@ static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, 
         cql_values_add_bigint(v, (int64_t)r->reply_to);
     else
         cql_values_add_unset(v);
-    if (r->attachments)
-        cql_values_add_text(v, r->attachments, strlen(r->attachments));
-    else
-        cql_values_add_unset(v);
-    if (r->metadata)
-        cql_values_add_text(v, r->metadata, strlen(r->metadata));
-    else
-        cql_values_add_unset(v);
-    if (r->nonce)
-        cql_values_add_text(v, r->nonce, strlen(r->nonce));
-    else
-        cql_values_add_unset(v);
+    add_text_or_unset(v, r->attachments);
+    add_text_or_unset(v, r->metadata);
+    add_text_or_unset(v, r->nonce);
     if (r->has_telegram) {
         cql_values_add_bigint(v, r->telegram_chat_id);
         cql_values_add_bigint(v, r->telegram_message_id);
@@ -969,33 +966,7 @@ static int op_insert(sc_conn *c, store_op *op)
     if (write_message(c, op, r->id, true))
         goto unclaim;
 
-    store_message_result *out = store__res_new(sizeof *out);
-    if (!out)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &out->hdr;
-    store_message *m = &out->msg;
-    m->id = r->id;
-    m->channel_id = r->channel_id;
-    m->bucket = ms_bucket_of(r->id);
-    m->sender_id = r->sender_id;
-    m->type = r->type;
-    m->source = r->source;
-    m->content = store__res_strndup(&out->hdr, r->content, r->content_len);
-    m->content_len = r->content_len;
-    m->reply_to = r->reply_to;
-    m->attachments = r->attachments
-                         ? store__res_strndup(&out->hdr, r->attachments, strlen(r->attachments))
-                         : NULL;
-    m->metadata =
-        r->metadata ? store__res_strndup(&out->hdr, r->metadata, strlen(r->metadata)) : NULL;
-    m->nonce = r->nonce ? store__res_strndup(&out->hdr, r->nonce, strlen(r->nonce)) : NULL;
-    m->has_telegram = r->has_telegram;
-    m->telegram_chat_id = r->has_telegram ? r->telegram_chat_id : 0;
-    m->telegram_message_id = r->has_telegram ? r->telegram_message_id : 0;
-    m->created_at_ms = ms_snowflake_unix_ms(r->id, c->b->cfg->epoch_ms);
-    if (!m->content)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    return 0;
+    return store__insert_result(op, ms_snowflake_unix_ms(r->id, c->b->cfg->epoch_ms));
 unclaim:
     /*
      * The message was not written. A claim left behind is completed by the
@@ -1191,10 +1162,9 @@ static int op_page(sc_conn *c, store_op *op)
 {
     const store_page_req *r = &op->req.page;
     size_t limit = (size_t)r->limit;
-    store_page_result *res = store__res_new(sizeof *res);
+    store_page_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
+        return op->status;
     msgvec older = {0}, newer = {0};
     int rc = 0;
     switch (r->mode) {
@@ -1323,10 +1293,9 @@ static int op_delete(sc_conn *c, store_op *op)
 static int op_history(sc_conn *c, store_op *op)
 {
     const store_history_req *r = &op->req.history;
-    store_history_result *res = store__res_new(sizeof *res);
+    store_history_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
+        return op->status;
     store_message m;
     if (get_msg(c, op, r->channel_id, r->message_id, &res->hdr, &m))
         return op->status;
@@ -1417,10 +1386,9 @@ static int op_reaction(sc_conn *c, store_op *op, bool add)
     if (cql_result_next_row(q) == 0)
         count = col_i64(q, 0);
     cql_result_destroy(q);
-    store_reaction_result *res = store__res_new(sizeof *res);
+    store_reaction_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
+        return op->status;
     res->changed = changed;
     res->count = count > 0 ? (uint64_t)count : 0;
     return 0;
@@ -1428,10 +1396,9 @@ static int op_reaction(sc_conn *c, store_op *op, bool add)
 
 static int op_reactions_get(sc_conn *c, store_op *op)
 {
-    store_reactions_result *res = store__res_new(sizeof *res);
+    store_reactions_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
+        return op->status;
     cql_values *v = vals(c);
     cql_values_add_bigint(v, (int64_t)op->req.get.channel_id);
     cql_values_add_bigint(v, (int64_t)op->req.get.message_id);
@@ -1458,10 +1425,9 @@ static int op_reactions_get(sc_conn *c, store_op *op)
 static int op_reaction_users(sc_conn *c, store_op *op)
 {
     const store_reaction_users_req *r = &op->req.users;
-    store_users_result *res = store__res_new(sizeof *res);
+    store_users_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
+        return op->status;
     res->user_ids = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->user_ids);
     if (!res->user_ids)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
@@ -1706,10 +1672,9 @@ static int op_pin(sc_conn *c, store_op *op)
         ((store_pin_result *)op->res)->duplicate = true;
         return 0;
     }
-    store_pin_result *res = store__res_new(sizeof *res);
+    store_pin_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
+        return op->status;
     store_message m;
     if (get_msg(c, op, r->channel_id, r->message_id, &res->hdr, &m))
         return op->status;
@@ -1757,10 +1722,9 @@ static int op_unpin(sc_conn *c, store_op *op)
 
 static int op_pins_list(sc_conn *c, store_op *op)
 {
-    store_pins_result *res = store__res_new(sizeof *res);
+    store_pins_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
+        return op->status;
     if (all_pins(c, op, op->req.channel.channel_id, &res->hdr, &res->items, &res->count, NULL))
         return op->status;
     if (res->count > STORE_MAX_PINS)
@@ -1770,30 +1734,31 @@ static int op_pins_list(sc_conn *c, store_op *op)
 
 /* ------------------------------------------------------------------ read positions */
 
-static int read_position(sc_conn *c, store_op *op, store_read_result *res)
+/* A new read result (op->res) with op's read position; NULL when op failed. */
+static store_read_result *read_position(sc_conn *c, store_op *op)
 {
+    store_read_result *res = store__op_result(op, sizeof *res);
+    if (!res)
+        return NULL;
     cql_values *v = vals(c);
     cql_values_add_bigint(v, (int64_t)op->req.read.channel_id);
     cql_values_add_bigint(v, (int64_t)op->req.read.user_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_READ_GET, "reading the read position", &q))
-        return op->status;
+        return NULL;
     if (cql_result_next_row(q) == 0) {
         res->last_read_id = (uint64_t)col_i64(q, 0);
         res->updated_at_ms = (uint64_t)col_i64(q, 1);
     }
     cql_result_destroy(q);
-    return 0;
+    return res;
 }
 
 static int op_read_set(sc_conn *c, store_op *op)
 {
     const store_read_req *r = &op->req.read;
-    store_read_result *res = store__res_new(sizeof *res);
+    store_read_result *res = read_position(c, op);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
-    if (read_position(c, op, res))
         return op->status;
     if (r->message_id <= res->last_read_id)
         return 0;
@@ -1817,11 +1782,8 @@ static int op_read_set(sc_conn *c, store_op *op)
 static int op_read_get(sc_conn *c, store_op *op)
 {
     const store_read_req *r = &op->req.read;
-    store_read_result *res = store__res_new(sizeof *res);
+    store_read_result *res = read_position(c, op);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
-    if (read_position(c, op, res))
         return op->status;
     /*
      * Count at most STORE_UNREAD_CAP messages newer than the position, newest
@@ -2075,10 +2037,9 @@ static int op_ping(sc_conn *c, store_op *op)
     if (cql_result_next_row(q) == 0)
         cql_row_get_int(q, 0, &version);
     cql_result_destroy(q);
-    store_ping_result *res = store__res_new(sizeof *res);
+    store_ping_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    op->res = &res->hdr;
+        return op->status;
     res->latency_us = (uv_hrtime() - t0) / 1000;
     res->backend = "scylla";
     res->schema_version = version;
@@ -2554,16 +2515,7 @@ static void *worker_main(void *arg)
     sc_conn *c = arg;
     sc_backend *b = c->b;
     for (;;) {
-        pthread_mutex_lock(&b->mu);
-        while (!b->head && !b->closing)
-            pthread_cond_wait(&b->cv, &b->mu);
-        store_op *op = b->head;
-        if (op) {
-            b->head = op->next;
-            if (!b->head)
-                b->tail = NULL;
-        }
-        pthread_mutex_unlock(&b->mu);
+        store_op *op = store__queue_take(&b->q, 1, NULL, true);
         if (!op)
             break;
         c->queries = 0;
@@ -2577,15 +2529,7 @@ static void *worker_main(void *arg)
 static int sc_submit(store_backend *base, store_op *op)
 {
     sc_backend *b = (sc_backend *)base;
-    op->next = NULL;
-    pthread_mutex_lock(&b->mu);
-    if (b->tail)
-        b->tail->next = op;
-    else
-        b->head = op;
-    b->tail = op;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
+    store__queue_push(&b->q, op);
     return 0;
 }
 
@@ -2606,10 +2550,7 @@ static void sc_close(store_backend *base)
     b->rstop = true;
     pthread_cond_broadcast(&b->ncv);
     pthread_mutex_unlock(&b->nmu);
-    pthread_mutex_lock(&b->mu);
-    b->closing = true;
-    pthread_cond_broadcast(&b->cv);
-    pthread_mutex_unlock(&b->mu);
+    store__queue_close(&b->q);
     for (int i = 0; i < b->started; i++)
         pthread_join(b->threads[i], NULL);
     if (b->rthread_started)
@@ -2622,8 +2563,7 @@ static void sc_close(store_backend *base)
                 "scylla: %zu counts to repair could not be recorded; they stay as they are",
                 b->nnotes);
     free(b->notes);
-    pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->cv);
+    store__queue_destroy(&b->q);
     pthread_mutex_destroy(&b->rmu);
     pthread_mutex_destroy(&b->nmu);
     pthread_cond_destroy(&b->ncv);
@@ -2675,8 +2615,7 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
     b->base.s = s;
     b->cfg = cfg;
     b->nthreads = opt->scylla_threads;
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
+    store__queue_init(&b->q);
     pthread_mutex_init(&b->known_mu, NULL);
     pthread_mutex_init(&b->rmu, NULL);
     pthread_mutex_init(&b->nmu, NULL);

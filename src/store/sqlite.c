@@ -23,16 +23,9 @@
 
 #include "core/log.h"
 
-typedef struct sq_queue {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    store_op *head, *tail;
-    bool closing;
-} sq_queue;
-
 typedef struct sq_backend {
     store_backend base;
-    sq_queue wq, rq;
+    store__queue wq, rq;
     sq_conn writer;
     sq_conn *readers;
     int nreaders;
@@ -243,66 +236,6 @@ int store__sqlite_migrate_path(const char *path, store_migrate_progress_fn progr
     return rc;
 }
 
-/* ------------------------------------------------------------------ queues */
-
-static void q_init(sq_queue *q)
-{
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
-    q->head = q->tail = NULL;
-    q->closing = false;
-}
-
-static void q_destroy(sq_queue *q)
-{
-    pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->cv);
-}
-
-static void q_push(sq_queue *q, store_op *op)
-{
-    op->next = NULL;
-    pthread_mutex_lock(&q->mu);
-    if (q->tail)
-        q->tail->next = op;
-    else
-        q->head = op;
-    q->tail = op;
-    pthread_cond_signal(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-}
-
-/* Takes up to max ops (NULL when closing and empty). */
-static store_op *q_take(sq_queue *q, int max, int *n)
-{
-    pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->closing)
-        pthread_cond_wait(&q->cv, &q->mu);
-    store_op *first = q->head, *last = NULL;
-    int k = 0;
-    for (store_op *o = q->head; o && k < max; o = o->next) {
-        last = o;
-        k++;
-    }
-    if (last) {
-        q->head = last->next;
-        if (!q->head)
-            q->tail = NULL;
-        last->next = NULL;
-    }
-    pthread_mutex_unlock(&q->mu);
-    *n = k;
-    return k ? first : NULL;
-}
-
-static void q_close(sq_queue *q)
-{
-    pthread_mutex_lock(&q->mu);
-    q->closing = true;
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-}
-
 /* ------------------------------------------------------------------ threads */
 
 static void fail_all(store_op *list, int code, const char *what)
@@ -371,7 +304,7 @@ static void *writer_main(void *arg)
     sq_backend *b = arg;
     for (;;) {
         int n = 0;
-        store_op *batch = q_take(&b->wq, b->batch_max, &n);
+        store_op *batch = store__queue_take(&b->wq, b->batch_max, &n, true);
         if (!batch)
             break;
         run_batch(b, batch, n);
@@ -387,7 +320,7 @@ static void *reader_main(void *arg)
     free(ra);
     for (;;) {
         int n = 0;
-        store_op *op = q_take(&b->rq, 1, &n);
+        store_op *op = store__queue_take(&b->rq, 1, &n, true);
         if (!op)
             break;
         c->queries = 0;
@@ -408,7 +341,7 @@ static void *reader_main(void *arg)
 static int sq_submit(store_backend *base, store_op *op)
 {
     sq_backend *b = (sq_backend *)base;
-    q_push(store__op_is_write(op->kind) ? &b->wq : &b->rq, op);
+    store__queue_push(store__op_is_write(op->kind) ? &b->wq : &b->rq, op);
     return 0;
 }
 
@@ -416,8 +349,8 @@ static void sq_close(store_backend *base)
 {
     sq_backend *b = (sq_backend *)base;
     /* Queued work drains first: the threads leave only when their queue is empty. */
-    q_close(&b->rq);
-    q_close(&b->wq);
+    store__queue_close(&b->rq);
+    store__queue_close(&b->wq);
     for (int i = 0; i < b->nrthreads; i++)
         pthread_join(b->rthreads[i], NULL);
     if (b->wstarted)
@@ -429,8 +362,8 @@ static void sq_close(store_backend *base)
         sqlite3_wal_checkpoint_v2(b->writer.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     }
     store__sq_conn_close(&b->writer);
-    q_destroy(&b->rq);
-    q_destroy(&b->wq);
+    store__queue_destroy(&b->rq);
+    store__queue_destroy(&b->wq);
     free(b->readers);
     free(b->rthreads);
     free(b);
@@ -466,8 +399,8 @@ int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
     b->base.s = s;
     b->batch_max = opt->sqlite_batch_max;
     b->nreaders = opt->sqlite_readers;
-    q_init(&b->wq);
-    q_init(&b->rq);
+    store__queue_init(&b->wq);
+    store__queue_init(&b->rq);
     b->readers = calloc((size_t)b->nreaders, sizeof *b->readers);
     b->rthreads = calloc((size_t)b->nreaders, sizeof *b->rthreads);
     int rc;

@@ -81,6 +81,41 @@ static int step_int(sq_conn *c, store_op *op, sqlite3_stmt *st, const char *what
     return 0;
 }
 
+/*
+ * Steps a statement expected to return at most one row: 1 with the row
+ * current (sqlite3_reset it when done), 0 when there is none, or a negative
+ * code with op failed.
+ */
+static int step_row(sq_conn *c, store_op *op, sqlite3_stmt *st, const char *what)
+{
+    if (!st)
+        return store__op_fail(op, MS_ERR_INTERNAL, "%s: statement unavailable", what);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : sq_fail(c, op, rc, what);
+}
+
+/* Statement id with ?1 bound (a channel); NULL if unavailable. */
+static sqlite3_stmt *stmt1(sq_conn *c, sq_stmt_id id, uint64_t a)
+{
+    sqlite3_stmt *st = store__sq_stmt(c, id);
+    if (st)
+        sqlite3_bind_int64(st, 1, I64(a));
+    return st;
+}
+
+/* Statement id with ?1 and ?2 bound (a channel and a message or user); NULL if unavailable. */
+static sqlite3_stmt *stmt2(sq_conn *c, sq_stmt_id id, uint64_t a, uint64_t b)
+{
+    sqlite3_stmt *st = store__sq_stmt(c, id);
+    if (st) {
+        sqlite3_bind_int64(st, 1, I64(a));
+        sqlite3_bind_int64(st, 2, I64(b));
+    }
+    return st;
+}
+
 static const char *dup_col(store_result_hdr *res, sqlite3_stmt *st, int col, size_t *len, bool *oom)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL) {
@@ -129,24 +164,22 @@ static int col_msg(sqlite3_stmt *st, store_result_hdr *res, store_message *m)
     return oom || !m->content ? MS_ERR_NOMEM : 0;
 }
 
+static int not_found(store_op *op, uint64_t channel, uint64_t id)
+{
+    return store__op_fail(op, MS_ERR_NOT_FOUND, "message %" PRIu64 " not found in channel %" PRIu64,
+                          id, channel);
+}
+
 /* Loads one message into a new message result (op->res). */
 static int load_message(sq_conn *c, store_op *op, uint64_t channel, uint64_t id, bool duplicate)
 {
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_MSG_GET);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(channel));
-    sqlite3_bind_int64(st, 2, I64(id));
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "message %" PRIu64 " not found in channel %" PRIu64, id, channel);
-    if (rc != SQLITE_ROW)
-        return sq_fail(c, op, rc, "reading the message");
-    store_message_result *r = store__res_new(sizeof *r);
+    sqlite3_stmt *st = stmt2(c, SQ_MSG_GET, channel, id);
+    int rc = step_row(c, op, st, "reading the message");
+    if (rc <= 0)
+        return rc ? rc : not_found(op, channel, id);
+    store_message_result *r = store__op_result(op, sizeof *r);
     if (!r)
-        return nomem(op);
-    op->res = &r->hdr;
+        return op->status;
     if (col_msg(st, &r->hdr, &r->msg) != 0)
         return nomem(op);
     r->duplicate = duplicate;
@@ -157,21 +190,32 @@ static int load_message(sq_conn *c, store_op *op, uint64_t channel, uint64_t id,
 /* The message's is_deleted flag: 0/1, or fails op with NOT_FOUND. */
 static int message_state(sq_conn *c, store_op *op, uint64_t channel, uint64_t id, int *deleted)
 {
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_MSG_STATE);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(channel));
-    sqlite3_bind_int64(st, 2, I64(id));
     int64_t v = 0;
     bool found = false;
-    int rc = step_int(c, op, st, "reading the message", &v, &found);
+    int rc =
+        step_int(c, op, stmt2(c, SQ_MSG_STATE, channel, id), "reading the message", &v, &found);
     if (rc)
         return rc;
     if (!found)
-        return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "message %" PRIu64 " not found in channel %" PRIu64, id, channel);
+        return not_found(op, channel, id);
     *deleted = (int)v;
     return 0;
+}
+
+/* Loads the message a Telegram message maps to into a new message result. */
+static int load_telegram(sq_conn *c, store_op *op, int64_t chat, int64_t tg_id, bool duplicate)
+{
+    sqlite3_stmt *st = stmt2(c, SQ_TG_GET, (uint64_t)chat, (uint64_t)tg_id);
+    int rc = step_row(c, op, st, "reading the Telegram mapping");
+    if (rc <= 0)
+        return rc ? rc
+                  : store__op_fail(op, MS_ERR_NOT_FOUND,
+                                   "no message for Telegram message %" PRId64 " in chat %" PRId64,
+                                   tg_id, chat);
+    uint64_t ch = (uint64_t)sqlite3_column_int64(st, 0);
+    uint64_t id = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    return load_message(c, op, ch, id, duplicate);
 }
 
 /* ------------------------------------------------------------------ messages */
@@ -184,8 +228,6 @@ static int op_insert(sq_conn *c, store_op *op)
     sqlite3_stmt *st;
     if (r->has_telegram) {
         st = store__sq_stmt(c, SQ_TG_CLAIM);
-        if (!st)
-            return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
         sqlite3_bind_int64(st, 1, r->telegram_chat_id);
         sqlite3_bind_int64(st, 2, r->telegram_message_id);
         sqlite3_bind_int64(st, 3, I64(r->channel_id));
@@ -195,23 +237,12 @@ static int op_insert(sq_conn *c, store_op *op)
             return op->status;
         if (sqlite3_changes(c->db) == 0) {
             c->rollback = true;
-            st = store__sq_stmt(c, SQ_TG_GET);
-            sqlite3_bind_int64(st, 1, r->telegram_chat_id);
-            sqlite3_bind_int64(st, 2, r->telegram_message_id);
-            int rc = sqlite3_step(st);
-            if (rc != SQLITE_ROW)
-                return sq_fail(c, op, rc, "reading the Telegram mapping");
-            uint64_t ch = (uint64_t)sqlite3_column_int64(st, 0);
-            uint64_t id = (uint64_t)sqlite3_column_int64(st, 1);
-            sqlite3_reset(st);
-            load_message(c, op, ch, id, true);
+            load_telegram(c, op, r->telegram_chat_id, r->telegram_message_id, true);
             return op->status;
         }
     }
     if (r->nonce) {
         st = store__sq_stmt(c, SQ_NONCE_CLAIM);
-        if (!st)
-            return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
         sqlite3_bind_int64(st, 1, I64(r->channel_id));
         sqlite3_bind_text(st, 2, r->nonce, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, I64(r->id));
@@ -266,41 +297,13 @@ static int op_insert(sq_conn *c, store_op *op)
     sqlite3_bind_int64(st, 2, ms_bucket_of(r->id));
     if (step_done(c, op, st, "recording the bucket"))
         return op->status;
-    st = store__sq_stmt(c, SQ_META_TOUCH);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(created));
+    st = stmt2(c, SQ_META_TOUCH, r->channel_id, created);
     sqlite3_bind_int64(st, 3, I64(r->id));
     sqlite3_bind_int64(st, 4, I64(op->now_ms));
     if (step_done(c, op, st, "updating the channel metadata"))
         return op->status;
 
-    store_message_result *res = store__res_new(sizeof *res);
-    if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
-    store_message *m = &res->msg;
-    m->id = r->id;
-    m->channel_id = r->channel_id;
-    m->bucket = ms_bucket_of(r->id);
-    m->sender_id = r->sender_id;
-    m->type = r->type;
-    m->source = r->source;
-    m->content = store__res_strndup(&res->hdr, r->content, r->content_len);
-    m->content_len = r->content_len;
-    m->reply_to = r->reply_to;
-    m->attachments = r->attachments
-                         ? store__res_strndup(&res->hdr, r->attachments, strlen(r->attachments))
-                         : NULL;
-    m->metadata =
-        r->metadata ? store__res_strndup(&res->hdr, r->metadata, strlen(r->metadata)) : NULL;
-    m->nonce = r->nonce ? store__res_strndup(&res->hdr, r->nonce, strlen(r->nonce)) : NULL;
-    m->has_telegram = r->has_telegram;
-    m->telegram_chat_id = r->has_telegram ? r->telegram_chat_id : 0;
-    m->telegram_message_id = r->has_telegram ? r->telegram_message_id : 0;
-    m->created_at_ms = created;
-    if (!m->content || (r->attachments && !m->attachments) || (r->metadata && !m->metadata) ||
-        (r->nonce && !m->nonce))
-        nomem(op);
+    store__insert_result(op, created);
     return op->status;
 }
 
@@ -312,23 +315,7 @@ static int op_get(sq_conn *c, store_op *op)
 
 static int op_get_telegram(sq_conn *c, store_op *op)
 {
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_TG_GET);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, op->req.tg.telegram_chat_id);
-    sqlite3_bind_int64(st, 2, op->req.tg.telegram_message_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "no message for Telegram message %" PRId64 " in chat %" PRId64,
-                              op->req.tg.telegram_message_id, op->req.tg.telegram_chat_id);
-    if (rc != SQLITE_ROW)
-        return sq_fail(c, op, rc, "reading the Telegram mapping");
-    uint64_t ch = (uint64_t)sqlite3_column_int64(st, 0);
-    uint64_t id = (uint64_t)sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
-    load_message(c, op, ch, id, false);
-    return op->status;
+    return load_telegram(c, op, op->req.tg.telegram_chat_id, op->req.tg.telegram_message_id, false);
 }
 
 /* Runs a page statement, appending up to max rows to arr. Returns the count or -1. */
@@ -358,10 +345,9 @@ static int op_page(sq_conn *c, store_op *op)
 {
     const store_page_req *r = &op->req.page;
     size_t limit = (size_t)r->limit;
-    store_page_result *res = store__res_new(sizeof *res);
+    store_page_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     store_message *buf = store__res_alloc(&res->hdr, (limit + 2) * sizeof *buf);
     if (!buf)
         return nomem(op);
@@ -371,13 +357,9 @@ static int op_page(sq_conn *c, store_op *op)
     case STORE_PAGE_LATEST:
     case STORE_PAGE_BEFORE:
         if (r->mode == STORE_PAGE_LATEST) {
-            st = store__sq_stmt(c, SQ_PAGE_LATEST);
-            sqlite3_bind_int64(st, 1, I64(r->channel_id));
-            sqlite3_bind_int64(st, 2, I64(limit + 1));
+            st = stmt2(c, SQ_PAGE_LATEST, r->channel_id, limit + 1);
         } else {
-            st = store__sq_stmt(c, SQ_PAGE_BEFORE);
-            sqlite3_bind_int64(st, 1, I64(r->channel_id));
-            sqlite3_bind_int64(st, 2, I64(r->anchor));
+            st = stmt2(c, SQ_PAGE_BEFORE, r->channel_id, r->anchor);
             sqlite3_bind_int64(st, 3, I64(limit + 1));
         }
         n = collect(c, op, st, &res->hdr, buf, limit + 1);
@@ -388,9 +370,7 @@ static int op_page(sq_conn *c, store_op *op)
         res->count = res->more_older ? limit : (size_t)n;
         return op->status;
     case STORE_PAGE_AFTER:
-        st = store__sq_stmt(c, SQ_PAGE_AFTER);
-        sqlite3_bind_int64(st, 1, I64(r->channel_id));
-        sqlite3_bind_int64(st, 2, I64(r->anchor));
+        st = stmt2(c, SQ_PAGE_AFTER, r->channel_id, r->anchor);
         sqlite3_bind_int64(st, 3, I64(limit + 1));
         n = collect(c, op, st, &res->hdr, buf, limit + 1);
         if (n < 0)
@@ -409,9 +389,7 @@ static int op_page(sq_conn *c, store_op *op)
         store_message *newer = store__res_alloc(&res->hdr, (newer_n + 1) * sizeof *newer);
         if (!newer)
             return nomem(op);
-        st = store__sq_stmt(c, SQ_PAGE_FROM);
-        sqlite3_bind_int64(st, 1, I64(r->channel_id));
-        sqlite3_bind_int64(st, 2, I64(r->anchor));
+        st = stmt2(c, SQ_PAGE_FROM, r->channel_id, r->anchor);
         sqlite3_bind_int64(st, 3, I64(newer_n + 1));
         long nn = collect(c, op, st, &res->hdr, newer, newer_n + 1);
         if (nn < 0)
@@ -422,9 +400,7 @@ static int op_page(sq_conn *c, store_op *op)
         /* newest first: the newer side reversed, then the older side */
         for (long i = 0; i < nn; i++)
             buf[i] = newer[nn - 1 - i];
-        st = store__sq_stmt(c, SQ_PAGE_BEFORE);
-        sqlite3_bind_int64(st, 1, I64(r->channel_id));
-        sqlite3_bind_int64(st, 2, I64(r->anchor));
+        st = stmt2(c, SQ_PAGE_BEFORE, r->channel_id, r->anchor);
         sqlite3_bind_int64(st, 3, I64(older_n + 1));
         long no = collect(c, op, st, &res->hdr, buf + nn, older_n + 1);
         if (no < 0)
@@ -444,18 +420,10 @@ static int op_page(sq_conn *c, store_op *op)
 static int op_edit(sq_conn *c, store_op *op)
 {
     const store_edit_req *r = &op->req.edit;
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_MSG_GET);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "message %" PRIu64 " not found in channel %" PRIu64, r->message_id,
-                              r->channel_id);
-    if (rc != SQLITE_ROW)
-        return sq_fail(c, op, rc, "reading the message");
+    sqlite3_stmt *st = stmt2(c, SQ_MSG_GET, r->channel_id, r->message_id);
+    int rc = step_row(c, op, st, "reading the message");
+    if (rc <= 0)
+        return rc ? rc : not_found(op, r->channel_id, r->message_id);
     if (sqlite3_column_int(st, 15))
         return store__op_fail(op, MS_ERR_CONFLICT,
                               "message %" PRIu64 " is deleted and cannot be edited", r->message_id);
@@ -467,24 +435,18 @@ static int op_edit(sq_conn *c, store_op *op)
     old[oldlen] = '\0';
     sqlite3_reset(st);
 
-    st = store__sq_stmt(c, SQ_EDIT_SEQ);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    st = stmt2(c, SQ_EDIT_SEQ, r->channel_id, r->message_id);
     int64_t seq = 1;
     bool found = false;
     if (step_int(c, op, st, "numbering the edit", &seq, &found))
         goto out;
-    st = store__sq_stmt(c, SQ_EDIT_SAVE);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    st = stmt2(c, SQ_EDIT_SAVE, r->channel_id, r->message_id);
     sqlite3_bind_int64(st, 3, I64(op->now_ms));
     sqlite3_bind_int64(st, 4, seq);
     sqlite3_bind_text(st, 5, old, (int)oldlen, SQLITE_STATIC);
     if (step_done(c, op, st, "saving the edit history"))
         goto out;
-    st = store__sq_stmt(c, SQ_EDIT_APPLY);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    st = stmt2(c, SQ_EDIT_APPLY, r->channel_id, r->message_id);
     sqlite3_bind_text(st, 3, r->content, (int)r->content_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, I64(op->now_ms));
     if (step_done(c, op, st, "editing the message"))
@@ -502,20 +464,14 @@ static int op_delete(sq_conn *c, store_op *op)
     if (message_state(c, op, r->channel_id, r->message_id, &deleted))
         return op->status;
     if (!deleted) {
-        sqlite3_stmt *st = store__sq_stmt(c, SQ_DELETE_APPLY);
-        sqlite3_bind_int64(st, 1, I64(r->channel_id));
-        sqlite3_bind_int64(st, 2, I64(r->message_id));
+        sqlite3_stmt *st = stmt2(c, SQ_DELETE_APPLY, r->channel_id, r->message_id);
         sqlite3_bind_int64(st, 3, I64(op->now_ms));
         if (step_done(c, op, st, "deleting the message"))
             return op->status;
-        st = store__sq_stmt(c, SQ_PIN_DEL);
-        sqlite3_bind_int64(st, 1, I64(r->channel_id));
-        sqlite3_bind_int64(st, 2, I64(r->message_id));
+        st = stmt2(c, SQ_PIN_DEL, r->channel_id, r->message_id);
         if (step_done(c, op, st, "unpinning the message"))
             return op->status;
-        st = store__sq_stmt(c, SQ_EDITS_PURGE);
-        sqlite3_bind_int64(st, 1, I64(r->channel_id));
-        sqlite3_bind_int64(st, 2, I64(r->message_id));
+        st = stmt2(c, SQ_EDITS_PURGE, r->channel_id, r->message_id);
         if (step_done(c, op, st, "purging the edit history"))
             return op->status;
     }
@@ -529,16 +485,13 @@ static int op_history(sq_conn *c, store_op *op)
     int deleted = 0;
     if (message_state(c, op, r->channel_id, r->message_id, &deleted))
         return op->status;
-    store_history_result *res = store__res_new(sizeof *res);
+    store_history_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     res->items = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->items);
     if (!res->items)
         return nomem(op);
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_HISTORY);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_stmt *st = stmt2(c, SQ_HISTORY, r->channel_id, r->message_id);
     sqlite3_bind_int64(st, 3, r->limit);
     int rc;
     bool oom = false;
@@ -592,10 +545,9 @@ static int op_reaction(sq_conn *c, store_op *op, bool add)
         if (step_done(c, op, st, "counting the reaction"))
             return op->status;
     }
-    store_reaction_result *res = store__res_new(sizeof *res);
+    store_reaction_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     res->changed = changed;
     res->count = count > 0 ? (uint64_t)count : 0;
     return op->status;
@@ -603,13 +555,10 @@ static int op_reaction(sq_conn *c, store_op *op, bool add)
 
 static int op_reactions_get(sq_conn *c, store_op *op)
 {
-    store_reactions_result *res = store__res_new(sizeof *res);
+    store_reactions_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_COUNTS_LIST);
-    sqlite3_bind_int64(st, 1, I64(op->req.get.channel_id));
-    sqlite3_bind_int64(st, 2, I64(op->req.get.message_id));
+        return op->status;
+    sqlite3_stmt *st = stmt2(c, SQ_COUNTS_LIST, op->req.get.channel_id, op->req.get.message_id);
     size_t cap = 0;
     int rc;
     bool oom = false;
@@ -638,16 +587,13 @@ static int op_reactions_get(sq_conn *c, store_op *op)
 static int op_reaction_users(sq_conn *c, store_op *op)
 {
     const store_reaction_users_req *r = &op->req.users;
-    store_users_result *res = store__res_new(sizeof *res);
+    store_users_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     res->user_ids = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->user_ids);
     if (!res->user_ids)
         return nomem(op);
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_USERS);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_stmt *st = stmt2(c, SQ_USERS, r->channel_id, r->message_id);
     sqlite3_bind_text(st, 3, r->emoji, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, I64(r->after_user_id));
     sqlite3_bind_int64(st, 5, r->limit + 1);
@@ -681,21 +627,14 @@ static int col_pin(sqlite3_stmt *st, store_result_hdr *res, store_pin_entry *p)
 static int load_pin(sq_conn *c, store_op *op, bool *found)
 {
     const store_pin_req *r = &op->req.pin;
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_PIN_GET);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
-    int rc = sqlite3_step(st);
-    *found = rc == SQLITE_ROW;
-    if (rc == SQLITE_DONE)
-        return 0;
-    if (rc != SQLITE_ROW)
-        return sq_fail(c, op, rc, "reading the pin");
-    store_pin_result *res = store__res_new(sizeof *res);
+    sqlite3_stmt *st = stmt2(c, SQ_PIN_GET, r->channel_id, r->message_id);
+    int rc = step_row(c, op, st, "reading the pin");
+    *found = rc == 1;
+    if (rc <= 0)
+        return rc;
+    store_pin_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     if (col_pin(st, &res->hdr, &res->pin))
         return nomem(op);
     sqlite3_reset(st);
@@ -721,8 +660,7 @@ static int op_pin(sq_conn *c, store_op *op)
         return store__op_fail(op, MS_ERR_CONFLICT,
                               "message %" PRIu64 " is deleted and cannot be pinned", r->message_id);
     }
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_PIN_COUNT);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    sqlite3_stmt *st = stmt1(c, SQ_PIN_COUNT, r->channel_id);
     int64_t npins = 0;
     bool f = false;
     if (step_int(c, op, st, "counting pins", &npins, &f))
@@ -733,9 +671,7 @@ static int op_pin(sq_conn *c, store_op *op)
         goto out;
     }
     size_t plen = store__utf8_prefix(mr->msg.content, mr->msg.content_len, STORE_PREVIEW_CHARS);
-    st = store__sq_stmt(c, SQ_PIN_ADD);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    st = stmt2(c, SQ_PIN_ADD, r->channel_id, r->message_id);
     sqlite3_bind_int64(st, 3, I64(op->now_ms));
     sqlite3_bind_int64(st, 4, I64(r->pinned_by));
     sqlite3_bind_text(st, 5, mr->msg.content, (int)plen, SQLITE_STATIC);
@@ -771,19 +707,16 @@ static int op_unpin(sq_conn *c, store_op *op)
         return store__op_fail(op, MS_ERR_NOT_FOUND,
                               "message %" PRIu64 " is not pinned in channel %" PRIu64,
                               r->message_id, r->channel_id);
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_PIN_DEL);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->message_id));
+    sqlite3_stmt *st = stmt2(c, SQ_PIN_DEL, r->channel_id, r->message_id);
     step_done(c, op, st, "unpinning the message");
     return op->status;
 }
 
 static int op_pins_list(sq_conn *c, store_op *op)
 {
-    store_pins_result *res = store__res_new(sizeof *res);
+    store_pins_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     res->items = store__res_alloc(&res->hdr, STORE_MAX_PINS * sizeof *res->items);
     if (!res->items)
         return nomem(op);
@@ -803,40 +736,28 @@ static int op_pins_list(sq_conn *c, store_op *op)
 
 static int read_position(sq_conn *c, store_op *op, store_read_result *res)
 {
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_READ_GET);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(op->req.read.channel_id));
-    sqlite3_bind_int64(st, 2, I64(op->req.read.user_id));
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        res->last_read_id = (uint64_t)sqlite3_column_int64(st, 0);
-        res->updated_at_ms = (uint64_t)sqlite3_column_int64(st, 1);
-        sqlite3_reset(st);
-        return 0;
-    }
-    if (rc != SQLITE_DONE)
-        return sq_fail(c, op, rc, "reading the read position");
+    sqlite3_stmt *st = stmt2(c, SQ_READ_GET, op->req.read.channel_id, op->req.read.user_id);
+    int rc = step_row(c, op, st, "reading the read position");
+    if (rc <= 0)
+        return rc;
+    res->last_read_id = (uint64_t)sqlite3_column_int64(st, 0);
+    res->updated_at_ms = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
     return 0;
 }
 
 static int op_read_set(sq_conn *c, store_op *op)
 {
     const store_read_req *r = &op->req.read;
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_READ_SET);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
-    sqlite3_bind_int64(st, 2, I64(r->user_id));
+    sqlite3_stmt *st = stmt2(c, SQ_READ_SET, r->channel_id, r->user_id);
     sqlite3_bind_int64(st, 3, I64(r->message_id));
     sqlite3_bind_int64(st, 4, I64(op->now_ms));
     if (step_done(c, op, st, "setting the read position"))
         return op->status;
     bool moved = sqlite3_changes(c->db) == 1;
-    store_read_result *res = store__res_new(sizeof *res);
+    store_read_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     res->moved = moved;
     read_position(c, op, res);
     return op->status;
@@ -844,16 +765,13 @@ static int op_read_set(sq_conn *c, store_op *op)
 
 static int op_read_get(sq_conn *c, store_op *op)
 {
-    store_read_result *res = store__res_new(sizeof *res);
+    store_read_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     if (read_position(c, op, res))
         return op->status;
     /* Bounded: reads at most STORE_UNREAD_CAP index entries past the position. */
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_UNREAD);
-    sqlite3_bind_int64(st, 1, I64(op->req.read.channel_id));
-    sqlite3_bind_int64(st, 2, I64(res->last_read_id));
+    sqlite3_stmt *st = stmt2(c, SQ_UNREAD, op->req.read.channel_id, res->last_read_id);
     sqlite3_bind_int64(st, 3, STORE_UNREAD_CAP);
     int64_t n = 0;
     bool found = false;
@@ -868,19 +786,14 @@ static int op_read_get(sq_conn *c, store_op *op)
 
 static int load_channel(sq_conn *c, store_op *op, uint64_t channel)
 {
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_CHAN_GET);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(channel));
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return store__op_fail(op, MS_ERR_NOT_FOUND, "channel %" PRIu64 " is unknown", channel);
-    if (rc != SQLITE_ROW)
-        return sq_fail(c, op, rc, "reading the channel");
-    store_channel_result *res = store__res_new(sizeof *res);
+    sqlite3_stmt *st = stmt1(c, SQ_CHAN_GET, channel);
+    int rc = step_row(c, op, st, "reading the channel");
+    if (rc <= 0)
+        return rc ? rc
+                  : store__op_fail(op, MS_ERR_NOT_FOUND, "channel %" PRIu64 " is unknown", channel);
+    store_channel_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     bool oom = false;
     store_channel *ch = &res->channel;
     ch->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
@@ -900,8 +813,6 @@ static int op_channel_upsert(sq_conn *c, store_op *op)
 {
     const store_channel_upsert_req *r = &op->req.upsert;
     sqlite3_stmt *st = store__sq_stmt(c, SQ_CHAN_UPSERT);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
     sqlite3_bind_int64(st, 1, I64(r->channel_id));
     if (r->name)
         sqlite3_bind_text(st, 2, r->name, -1, SQLITE_STATIC);
@@ -918,20 +829,15 @@ static int op_channel_upsert(sq_conn *c, store_op *op)
 
 static int load_sync(sq_conn *c, store_op *op, uint64_t channel)
 {
-    sqlite3_stmt *st = store__sq_stmt(c, SQ_SYNC_GET);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(channel));
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "channel %" PRIu64 " has no Telegram sync state", channel);
-    if (rc != SQLITE_ROW)
-        return sq_fail(c, op, rc, "reading the sync state");
-    store_sync_result *res = store__res_new(sizeof *res);
+    sqlite3_stmt *st = stmt1(c, SQ_SYNC_GET, channel);
+    int rc = step_row(c, op, st, "reading the sync state");
+    if (rc <= 0)
+        return rc ? rc
+                  : store__op_fail(op, MS_ERR_NOT_FOUND,
+                                   "channel %" PRIu64 " has no Telegram sync state", channel);
+    store_sync_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     store_sync_state *s = &res->state;
     s->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
     s->telegram_chat_id = sqlite3_column_int64(st, 1);
@@ -947,8 +853,6 @@ static int op_sync_update(sq_conn *c, store_op *op)
 {
     const store_sync_update_req *r = &op->req.sync;
     sqlite3_stmt *st = store__sq_stmt(c, SQ_SYNC_UPSERT);
-    if (!st)
-        return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
     sqlite3_bind_int64(st, 1, I64(r->channel_id));
     sqlite3_bind_int64(st, 2, r->telegram_chat_id);
     sqlite3_bind_int64(st, 3, r->last_synced_message_id);
@@ -968,10 +872,9 @@ static int op_ping(sq_conn *c, store_op *op)
     bool found = false;
     if (step_int(c, op, st, "probing the database", &v, &found))
         return op->status;
-    store_ping_result *res = store__res_new(sizeof *res);
+    store_ping_result *res = store__op_result(op, sizeof *res);
     if (!res)
-        return nomem(op);
-    op->res = &res->hdr;
+        return op->status;
     res->latency_us = (uv_hrtime() - t0) / 1000;
     res->backend = "sqlite";
     res->schema_version = (int)v;

@@ -10,6 +10,7 @@
 #include "store_internal.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,10 @@ struct store__binding {
     uv_async_t async; /* first: the handle's data points back here anyway */
     uv_loop_t *loop;
     store *s;
-    pthread_mutex_t mu;
-    store_op *head, *tail; /* answers waiting for the loop */
-    size_t inflight;       /* ops started on this loop and not yet answered (loop thread) */
-    bool detaching;        /* loop thread */
-    bool closing;          /* loop thread */
+    store__queue answers; /* answers waiting for the loop */
+    size_t inflight;      /* ops started on this loop and not yet answered (loop thread) */
+    bool detaching;       /* loop thread */
+    bool closing;         /* loop thread */
 };
 
 struct store__sync_wait {
@@ -139,45 +139,6 @@ static bool coalescable(store_op_kind kind)
     }
 }
 
-static uint64_t op_channel(const store_op *op)
-{
-    switch (op->kind) {
-    case STORE_OP_INSERT:
-        return op->req.insert.channel_id;
-    case STORE_OP_GET:
-    case STORE_OP_DELETE:
-    case STORE_OP_REACTIONS_GET:
-        return op->req.get.channel_id;
-    case STORE_OP_PAGE:
-        return op->req.page.channel_id;
-    case STORE_OP_EDIT:
-        return op->req.edit.channel_id;
-    case STORE_OP_HISTORY:
-        return op->req.history.channel_id;
-    case STORE_OP_REACTION_ADD:
-    case STORE_OP_REACTION_REMOVE:
-        return op->req.reaction.channel_id;
-    case STORE_OP_REACTION_USERS:
-        return op->req.users.channel_id;
-    case STORE_OP_PIN:
-    case STORE_OP_UNPIN:
-        return op->req.pin.channel_id;
-    case STORE_OP_PINS_LIST:
-    case STORE_OP_CHANNEL_GET:
-    case STORE_OP_SYNC_GET:
-        return op->req.channel.channel_id;
-    case STORE_OP_READ_SET:
-    case STORE_OP_READ_GET:
-        return op->req.read.channel_id;
-    case STORE_OP_CHANNEL_UPSERT:
-        return op->req.upsert.channel_id;
-    case STORE_OP_SYNC_UPDATE:
-        return op->req.sync.channel_id;
-    default:
-        return 0;
-    }
-}
-
 static bool same_read(const store_op *a, const store_op *b)
 {
     if (a->kind != b->kind)
@@ -218,13 +179,14 @@ static size_t co_bucket(uint64_t channel)
 
 /* ------------------------------------------------------------------ ops */
 
-static store_op *op_new(store *s, store_op_kind kind)
+static store_op *op_new(store *s, store_op_kind kind, store__op_call call)
 {
     store_op *op = calloc(1, sizeof *op);
     if (!op)
         return NULL;
     op->s = s;
     op->kind = kind;
+    op->call = call;
     return op;
 }
 
@@ -309,66 +271,12 @@ static int own_strings(store_op *op)
     return 0;
 }
 
-static void call_cb(store_op *op)
-{
-    const char *d = op->status ? op->detail : NULL;
-    const void *r = op->status ? NULL : op->res;
-    int st = op->status;
-    switch (op->kind) {
-    case STORE_OP_INSERT:
-    case STORE_OP_GET:
-    case STORE_OP_GET_TELEGRAM:
-    case STORE_OP_EDIT:
-    case STORE_OP_DELETE:
-        op->cb.message(st, d, r, op->ud);
-        break;
-    case STORE_OP_PAGE:
-        op->cb.page(st, d, r, op->ud);
-        break;
-    case STORE_OP_HISTORY:
-        op->cb.history(st, d, r, op->ud);
-        break;
-    case STORE_OP_REACTION_ADD:
-    case STORE_OP_REACTION_REMOVE:
-        op->cb.reaction(st, d, r, op->ud);
-        break;
-    case STORE_OP_REACTIONS_GET:
-        op->cb.reactions(st, d, r, op->ud);
-        break;
-    case STORE_OP_REACTION_USERS:
-        op->cb.users(st, d, r, op->ud);
-        break;
-    case STORE_OP_PIN:
-    case STORE_OP_UNPIN:
-        op->cb.pin(st, d, r, op->ud);
-        break;
-    case STORE_OP_PINS_LIST:
-        op->cb.pins(st, d, r, op->ud);
-        break;
-    case STORE_OP_READ_SET:
-    case STORE_OP_READ_GET:
-        op->cb.read(st, d, r, op->ud);
-        break;
-    case STORE_OP_CHANNEL_UPSERT:
-    case STORE_OP_CHANNEL_GET:
-        op->cb.channel(st, d, r, op->ud);
-        break;
-    case STORE_OP_SYNC_UPDATE:
-    case STORE_OP_SYNC_GET:
-        op->cb.sync(st, d, r, op->ud);
-        break;
-    case STORE_OP_PING:
-        op->cb.ping(st, d, r, op->ud);
-        break;
-    }
-}
-
 /* ------------------------------------------------------------------ loops */
 
 static void on_binding_closed(uv_handle_t *h)
 {
     store__binding *b = h->data;
-    pthread_mutex_destroy(&b->mu);
+    store__queue_destroy(&b->answers);
     free(b);
 }
 
@@ -383,13 +291,11 @@ static void maybe_close_binding(store__binding *b)
 static void on_async(uv_async_t *h)
 {
     store__binding *b = h->data;
-    pthread_mutex_lock(&b->mu);
-    store_op *list = b->head;
-    b->head = b->tail = NULL;
-    pthread_mutex_unlock(&b->mu);
+    store_op *list = store__queue_take(&b->answers, INT_MAX, NULL, false);
     while (list) {
         store_op *next = list->next;
-        call_cb(list);
+        list->call(list, list->status, list->status ? list->detail : NULL,
+                   list->status ? NULL : list->res);
         b->inflight--;
         op_free(list);
         list = next;
@@ -428,7 +334,7 @@ static store__binding *bind_loop(store *s, uv_loop_t *loop)
     b->async.data = b;
     b->loop = loop;
     b->s = s;
-    pthread_mutex_init(&b->mu, NULL);
+    store__queue_init(&b->answers);
     s->binds[s->nbinds++] = b;
 out:
     pthread_mutex_unlock(&s->bind_mu);
@@ -488,14 +394,7 @@ static void deliver(store_op *op)
         return;
     }
     store__binding *b = op->lb;
-    op->next = NULL;
-    pthread_mutex_lock(&b->mu);
-    if (b->tail)
-        b->tail->next = op;
-    else
-        b->head = op;
-    b->tail = op;
-    pthread_mutex_unlock(&b->mu);
+    store__queue_push(&b->answers, op);
     uv_async_send(&b->async);
 }
 
@@ -608,7 +507,6 @@ static void start(store *s, store_op *op)
         store__op_done(op);
         return;
     }
-    op->channel_id = op_channel(op);
     if (op->kind == STORE_OP_INSERT) {
         make_id(s, op);
         if (op->status) {
@@ -703,19 +601,39 @@ static int run_sync(store *s, store_op *op, void **res, char *detail, size_t dle
 
 /* ------------------------------------------------------------------ the API */
 
-#define STORE_API(fn, KIND, reqtype, member, cbtype, cbmember, restype)                            \
+/*
+ * Per operation: the callback's call with its own result type, and the op
+ * built from a copy of the request (its channel: `channel(req)`).
+ */
+#define STORE_OP(fn, KIND, reqtype, member, cbmember, channel)                                     \
+    static void fn##_call(store_op *op, int st, const char *detail, const void *res)               \
+    {                                                                                              \
+        op->cb.cbmember(st, detail, res, op->ud);                                                  \
+    }                                                                                              \
+    static store_op *fn##_op(store *s, const reqtype *req)                                         \
+    {                                                                                              \
+        store_op *op = op_new(s, KIND, fn##_call);                                                 \
+        if (!op)                                                                                   \
+            return NULL;                                                                           \
+        op->req.member = *req;                                                                     \
+        op->channel_id = channel(req);                                                             \
+        if (own_strings(op) != 0) {                                                                \
+            op_free(op);                                                                           \
+            return NULL;                                                                           \
+        }                                                                                          \
+        return op;                                                                                 \
+    }
+
+/* The async and _sync calls of an operation with a request. */
+#define STORE_API(fn, KIND, reqtype, member, cbtype, cbmember, restype, channel)                   \
+    STORE_OP(fn, KIND, reqtype, member, cbmember, channel)                                         \
     int fn(store *s, uv_loop_t *loop, const reqtype *req, cbtype cb, void *ud)                     \
     {                                                                                              \
         if (!s || !loop || !req || !cb)                                                            \
             return MS_ERR_INVALID;                                                                 \
-        store_op *op = op_new(s, KIND);                                                            \
+        store_op *op = fn##_op(s, req);                                                            \
         if (!op)                                                                                   \
             return MS_ERR_NOMEM;                                                                   \
-        op->req.member = *req;                                                                     \
-        if (own_strings(op) != 0) {                                                                \
-            op_free(op);                                                                           \
-            return MS_ERR_NOMEM;                                                                   \
-        }                                                                                          \
         op->cb.cbmember = cb;                                                                      \
         op->ud = ud;                                                                               \
         return submit_async(s, loop, op);                                                          \
@@ -724,63 +642,67 @@ static int run_sync(store *s, store_op *op, void **res, char *detail, size_t dle
     {                                                                                              \
         if (!s || !req || !res)                                                                    \
             return MS_ERR_INVALID;                                                                 \
-        store_op *op = op_new(s, KIND);                                                            \
+        store_op *op = fn##_op(s, req);                                                            \
         if (!op)                                                                                   \
             return MS_ERR_NOMEM;                                                                   \
-        op->req.member = *req;                                                                     \
-        if (own_strings(op) != 0) {                                                                \
-            op_free(op);                                                                           \
-            return MS_ERR_NOMEM;                                                                   \
-        }                                                                                          \
         void *r = NULL;                                                                            \
         int st = run_sync(s, op, &r, detail, dlen);                                                \
         *res = r;                                                                                  \
         return st;                                                                                 \
     }
 
+/* The channel an operation touches (coalescing, invalidation); 0: none. */
+#define CHANNEL(req)    ((req)->channel_id)
+#define NO_CHANNEL(req) ((void)(req), (uint64_t)0)
+
 STORE_API(store_insert, STORE_OP_INSERT, store_insert_req, insert, store_message_cb, message,
-          store_message_result)
+          store_message_result, CHANNEL)
 STORE_API(store_get, STORE_OP_GET, store_get_req, get, store_message_cb, message,
-          store_message_result)
+          store_message_result, CHANNEL)
 STORE_API(store_get_by_telegram, STORE_OP_GET_TELEGRAM, store_get_telegram_req, tg,
-          store_message_cb, message, store_message_result)
-STORE_API(store_page, STORE_OP_PAGE, store_page_req, page, store_page_cb, page, store_page_result)
+          store_message_cb, message, store_message_result, NO_CHANNEL)
+STORE_API(store_page, STORE_OP_PAGE, store_page_req, page, store_page_cb, page, store_page_result,
+          CHANNEL)
 STORE_API(store_edit, STORE_OP_EDIT, store_edit_req, edit, store_message_cb, message,
-          store_message_result)
+          store_message_result, CHANNEL)
 STORE_API(store_delete, STORE_OP_DELETE, store_get_req, get, store_message_cb, message,
-          store_message_result)
+          store_message_result, CHANNEL)
 STORE_API(store_edit_history, STORE_OP_HISTORY, store_history_req, history, store_history_cb,
-          history, store_history_result)
+          history, store_history_result, CHANNEL)
 STORE_API(store_reaction_add, STORE_OP_REACTION_ADD, store_reaction_req, reaction,
-          store_reaction_cb, reaction, store_reaction_result)
+          store_reaction_cb, reaction, store_reaction_result, CHANNEL)
 STORE_API(store_reaction_remove, STORE_OP_REACTION_REMOVE, store_reaction_req, reaction,
-          store_reaction_cb, reaction, store_reaction_result)
+          store_reaction_cb, reaction, store_reaction_result, CHANNEL)
 STORE_API(store_reactions_get, STORE_OP_REACTIONS_GET, store_get_req, get, store_reactions_cb,
-          reactions, store_reactions_result)
+          reactions, store_reactions_result, CHANNEL)
 STORE_API(store_reaction_users, STORE_OP_REACTION_USERS, store_reaction_users_req, users,
-          store_users_cb, users, store_users_result)
-STORE_API(store_pin, STORE_OP_PIN, store_pin_req, pin, store_pin_cb, pin, store_pin_result)
-STORE_API(store_unpin, STORE_OP_UNPIN, store_pin_req, pin, store_pin_cb, pin, store_pin_result)
+          store_users_cb, users, store_users_result, CHANNEL)
+STORE_API(store_pin, STORE_OP_PIN, store_pin_req, pin, store_pin_cb, pin, store_pin_result, CHANNEL)
+STORE_API(store_unpin, STORE_OP_UNPIN, store_pin_req, pin, store_pin_cb, pin, store_pin_result,
+          CHANNEL)
 STORE_API(store_pins_list, STORE_OP_PINS_LIST, store_channel_req, channel, store_pins_cb, pins,
-          store_pins_result)
+          store_pins_result, CHANNEL)
 STORE_API(store_read_set, STORE_OP_READ_SET, store_read_req, read, store_read_cb, read,
-          store_read_result)
+          store_read_result, CHANNEL)
 STORE_API(store_read_get, STORE_OP_READ_GET, store_read_req, read, store_read_cb, read,
-          store_read_result)
+          store_read_result, CHANNEL)
 STORE_API(store_channel_upsert, STORE_OP_CHANNEL_UPSERT, store_channel_upsert_req, upsert,
-          store_channel_cb, channel, store_channel_result)
+          store_channel_cb, channel, store_channel_result, CHANNEL)
 STORE_API(store_channel_get, STORE_OP_CHANNEL_GET, store_channel_req, channel, store_channel_cb,
-          channel, store_channel_result)
+          channel, store_channel_result, CHANNEL)
 STORE_API(store_sync_update, STORE_OP_SYNC_UPDATE, store_sync_update_req, sync, store_sync_cb, sync,
-          store_sync_result)
+          store_sync_result, CHANNEL)
 STORE_API(store_sync_get, STORE_OP_SYNC_GET, store_channel_req, channel, store_sync_cb, sync,
-          store_sync_result)
+          store_sync_result, CHANNEL)
+
+/* Ping has no request: an empty one. */
+STORE_OP(ping, STORE_OP_PING, store__ping_req, ping, ping, NO_CHANNEL)
 
 int store_ping(store *s, uv_loop_t *loop, store_ping_cb cb, void *ud)
 {
     if (!s || !loop || !cb)
         return MS_ERR_INVALID;
-    store_op *op = op_new(s, STORE_OP_PING);
+    store_op *op = ping_op(s, &(store__ping_req){0});
     if (!op)
         return MS_ERR_NOMEM;
     op->cb.ping = cb;
@@ -792,7 +714,7 @@ int store_ping_sync(store *s, store_ping_result **res, char *detail, size_t dlen
 {
     if (!s || !res)
         return MS_ERR_INVALID;
-    store_op *op = op_new(s, STORE_OP_PING);
+    store_op *op = ping_op(s, &(store__ping_req){0});
     if (!op)
         return MS_ERR_NOMEM;
     void *r = NULL;

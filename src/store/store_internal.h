@@ -35,6 +35,11 @@ typedef struct store_op store_op;
 typedef struct store__binding store__binding;
 typedef struct store__sync_wait store__sync_wait;
 
+/* Ping's request: none. */
+typedef struct store__ping_req {
+    char unused;
+} store__ping_req;
+
 /* The request of an operation, copied (strings in op->owned). */
 typedef union store_op_req {
     store_insert_req insert;         /* INSERT */
@@ -46,10 +51,11 @@ typedef union store_op_req {
     store_reaction_req reaction;     /* REACTION_ADD, REACTION_REMOVE */
     store_reaction_users_req users;  /* REACTION_USERS */
     store_pin_req pin;               /* PIN, UNPIN */
-    store_channel_req channel;       /* PINS_LIST, CHANNEL_GET, SYNC_GET, PING */
+    store_channel_req channel;       /* PINS_LIST, CHANNEL_GET, SYNC_GET */
     store_read_req read;             /* READ_SET, READ_GET */
     store_channel_upsert_req upsert; /* CHANNEL_UPSERT */
     store_sync_update_req sync;      /* SYNC_UPDATE */
+    store__ping_req ping;            /* PING: no request */
 } store_op_req;
 
 typedef union store_op_cb {
@@ -66,6 +72,9 @@ typedef union store_op_cb {
     store_sync_cb sync;
     store_ping_cb ping;
 } store_op_cb;
+
+/* Calls op's callback with the outcome (each operation's own result type). */
+typedef void (*store__op_call)(store_op *op, int status, const char *detail, const void *res);
 
 struct store_op {
     store_op_kind kind;
@@ -87,6 +96,7 @@ struct store_op {
     store__binding *lb;   /* async: the caller's loop */
     store__sync_wait *sw; /* sync: the waiting thread */
     store_op_cb cb;
+    store__op_call call; /* async: calls cb */
     void *ud;
     uint64_t t0_ns;
 
@@ -140,6 +150,35 @@ int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progre
 /* 64-bit FNV-1a of a migration's text, as 16 hex digits (+ NUL). */
 void store__checksum(const char *text, char out[17]);
 
+/* ---- queues: queue.c ---- */
+
+/*
+ * A FIFO of operations linked by op->next, with a lock and a condition
+ * variable: the backends' work queues and the answers waiting for a loop.
+ */
+typedef struct store__queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    store_op *head, *tail;
+    bool closing;
+} store__queue;
+
+void store__queue_init(store__queue *q);
+void store__queue_destroy(store__queue *q);
+
+/* Appends op and wakes one waiting taker. */
+void store__queue_push(store__queue *q, store_op *op);
+
+/*
+ * Takes up to max ops, oldest first, as a list linked by op->next (*n, may be
+ * NULL, gets their number). With `wait`, blocks while the queue is empty and
+ * not closed. NULL when nothing was taken (with `wait`: closed and empty).
+ */
+store_op *store__queue_take(store__queue *q, int max, int *n, bool wait);
+
+/* Wakes every taker; waiting takes return NULL once the queue is empty. */
+void store__queue_close(store__queue *q);
+
 /* ---- operations: store.c ---- */
 
 /* The backend's answer: completes op (from any thread). */
@@ -166,6 +205,18 @@ uint64_t store__now_ms(const store *s);
  * its header) with one reference. NULL when out of memory.
  */
 void *store__res_new(size_t size);
+
+/*
+ * The result of op: a new result of `size` bytes set as op->res (owned by
+ * op). NULL when out of memory, op then failed with MS_ERR_NOMEM.
+ */
+void *store__op_result(store_op *op, size_t size);
+
+/*
+ * The answer of a written insert: a message result (op->res) made of op's
+ * request, its id and created_ms. 0, or MS_ERR_NOMEM with op failed.
+ */
+int store__insert_result(store_op *op, uint64_t created_ms);
 
 /* Allocates n bytes owned by the result (freed with it); NULL on OOM. */
 void *store__res_alloc(store_result_hdr *res, size_t n);
