@@ -25,6 +25,19 @@ static void run_until(cql_sync *c, const bool *done)
         uv_run(&c->loop, UV_RUN_ONCE);
 }
 
+/*
+ * The private loop runs only inside calls. Before a new request, bring its
+ * clock to now (libuv caches it per iteration: after an idle spell a new
+ * request's deadline would already be in the past, failing it with "timed
+ * out" before it is sent) and handle what happened meanwhile (connections
+ * the server closed, events).
+ */
+static void wake(cql_sync *c)
+{
+    uv_update_time(&c->loop);
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+}
+
 static void on_connect(cql_session *s, const cql_status *st, void *ud)
 {
     (void)s;
@@ -107,6 +120,7 @@ int cql_sync_execute(cql_sync *c, const cql_statement *stmt, cql_result **res, c
     if (res)
         *res = NULL;
     waitctx w = {0};
+    wake(c);
     int rc = cql_session_execute(c->s, stmt, on_result, &w);
     if (rc < 0) {
         if (st)
@@ -137,6 +151,7 @@ int cql_sync_prepare(cql_sync *c, const char *query, cql_prepared **out, cql_sta
 {
     *out = NULL;
     waitctx w = {0};
+    wake(c);
     int rc = cql_session_prepare(c->s, query, on_prepared, &w);
     if (rc < 0) {
         if (st)
@@ -153,6 +168,7 @@ int cql_sync_prepare(cql_sync *c, const char *query, cql_prepared **out, cql_sta
 int cql_sync_batch(cql_sync *c, const cql_batch_request *b, cql_status *st)
 {
     waitctx w = {0};
+    wake(c);
     int rc = cql_session_batch(c->s, b, on_result, &w);
     if (rc < 0) {
         if (st)
@@ -168,6 +184,7 @@ int cql_sync_pager_next(cql_sync *c, cql_pager *p, cql_result **res, cql_status 
     if (res)
         *res = NULL;
     waitctx w = {0};
+    wake(c);
     int rc = cql_pager_next(p, on_result, &w);
     if (rc < 0)
         return rc;
