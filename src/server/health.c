@@ -52,6 +52,7 @@ static void record(srv *s, int status, const char *detail, const store_ping_resu
     }
     if (!h->ok)
         h->failures++;
+    h->inflight_since_ms = 0;
     bool ok = h->ok;
     char d[256];
     snprintf(d, sizeof d, "%s", h->detail);
@@ -77,6 +78,9 @@ static void *checker(void *arg)
         char detail[256] = "";
         store_ping_result *res = NULL;
         uint64_t t0 = mono_us();
+        pthread_mutex_lock(&h->mu);
+        h->inflight_since_ms = srv__unix_ms();
+        pthread_mutex_unlock(&h->mu);
         int rc = store_ping_sync(s->st, &res, detail, sizeof detail);
         record(s, rc, detail, res, mono_us() - t0);
         store_free(res);
@@ -243,11 +247,24 @@ static void h_health(http_request *r, void *ctx)
     srv__health *h = &s->health;
     pthread_mutex_lock(&h->mu);
     bool checked = h->checked, ok = h->ok;
+    uint64_t now = srv__unix_ms();
+    json_t *error = checked && !ok ? json_string(h->detail) : json_null();
+    /* a check that has been waiting longer than the ready threshold is a
+     * failure already: do not show the last (older) result as current */
+    if (h->inflight_since_ms && now > h->inflight_since_ms &&
+        now - h->inflight_since_ms > (uint64_t)s->cfg.ready_threshold_ms) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the database has not answered the check for %llu ms",
+                 (unsigned long long)(now - h->inflight_since_ms));
+        json_decref(error);
+        error = json_string(msg);
+        checked = true;
+        ok = false;
+    }
     json_t *last =
         json_pack("{s:o,s:b,s:o,s:o,s:I,s:I}", "at", iso_time(h->at_ms), "ok", ok, "latency_ms",
-                  checked ? json_real((double)h->latency_us / 1000.0) : json_null(), "error",
-                  checked && !ok ? json_string(h->detail) : json_null(), "checks",
-                  (json_int_t)h->checks, "failures", (json_int_t)h->failures);
+                  h->checked ? json_real((double)h->latency_us / 1000.0) : json_null(), "error",
+                  error, "checks", (json_int_t)h->checks, "failures", (json_int_t)h->failures);
     int schema = h->schema_version;
     pthread_mutex_unlock(&h->mu);
 

@@ -249,7 +249,8 @@ void http_respond_error(http_request *req, int status, const char *code, const c
 
 /*
  * Answers an ms_err code with its HTTP status (400, 404, 409, 413, 422, 401,
- * 403, 429, 503 with Retry-After: retry_after_s, 500) and ms_err_name().
+ * 403, 429; 503 with Retry-After: retry_after_s for unavailable, timeout,
+ * shutting_down, clock_error, io_error; 500 for the rest) and ms_err_name().
  */
 void http_respond_ms_error(http_request *req, int ms_err, int retry_after_s, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

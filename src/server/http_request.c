@@ -120,6 +120,8 @@ int http_status_of(int err)
     case MS_ERR_UNAVAILABLE:
     case MS_ERR_TIMEOUT:
     case MS_ERR_SHUTDOWN:
+    case MS_ERR_CLOCK:
+    case MS_ERR_IO:
         return 503;
     default:
         return 500;

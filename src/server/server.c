@@ -64,11 +64,16 @@ void srv__store_error(srv *s, http_request *r, int status, const char *detail, b
     case MS_ERR_UNAVAILABLE:
     case MS_ERR_TIMEOUT:
     case MS_ERR_SHUTDOWN:
-    case MS_ERR_CLOCK: {
+    case MS_ERR_CLOCK:
+    case MS_ERR_IO: { /* a connection to the database broke, a disk failed: try again later */
         char ra[16];
         snprintf(ra, sizeof ra, "%d", s->retry_after_s);
         http_response_header(r, "retry-after", ra);
-        MS_WARN("http", "rid=%s %s: %s", http_request_id(r), ms_err_name(status), msg);
+        if (status == MS_ERR_IO)
+            MS_ERROR("http", "rid=%s route=%s: store I/O error: %s", http_request_id(r),
+                     http_request_route(r), msg);
+        else
+            MS_WARN("http", "rid=%s %s: %s", http_request_id(r), ms_err_name(status), msg);
         http_respond_error(r, 503, ms_err_name(status), "%s", msg);
         return;
     }

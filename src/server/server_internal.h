@@ -24,6 +24,7 @@ typedef struct srv__health {
     int schema_version;
     uint64_t at_ms; /* Unix ms of the check */
     uint64_t checks, failures;
+    uint64_t inflight_since_ms; /* Unix ms the running check started; 0: none running */
 } srv__health;
 
 struct srv {

@@ -74,9 +74,19 @@ def new_message(c, ch, content="hello", **extra):
 def test_probes(ctx):
     c = ctx["srv"].client(token=None)
     expect(c.get("/health/live"), 200)
-    d = expect(c.get("/health/ready"), 200)
+    for _ in range(10):  # a shared Cassandra node can stall for seconds; ready is then rightly 503
+        r = c.get("/health/ready")
+        if r.status == 200:
+            break
+        time.sleep(1)
+    d = expect(r, 200)
     check(d["status"] == "ready", "ready status", d)
-    d = expect(c.get("/health"), 200)
+    for _ in range(10):
+        r = c.get("/health")
+        if r.status == 200:
+            break
+        time.sleep(1)
+    d = expect(r, 200)
     check(d["database"]["backend"] == ("scylla" if SCYLLA else "sqlite"), "backend reported", d)
     check(d["http"]["port"] == ctx["srv"].port, "port reported", d)
     check(d["auth"]["api_tokens"] is True, "auth reported", d)
@@ -598,7 +608,11 @@ def test_tls(ctx):
 def test_health_command(ctx):
     srv = ctx["srv"]
     env = dict(srv.env, MSGSTORE_PORT=str(srv.port))
-    p = subprocess.run([MSGSTORE, "health"], env=env, capture_output=True, timeout=30)
+    for _ in range(5):  # a shared Cassandra node can stall for seconds; ready is then rightly 503
+        p = subprocess.run([MSGSTORE, "health"], env=env, capture_output=True, timeout=30)
+        if p.returncode == 0:
+            break
+        time.sleep(2)
     check(p.returncode == 0 and b"ready" in p.stdout, "health: ready", p.returncode, p.stdout, p.stderr)
     p = subprocess.run([MSGSTORE, "health", "--url=http://127.0.0.1:%d/health/live" % srv.port],
                        env=env, capture_output=True, timeout=30)

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""
+The database goes away while msgstore serves, and comes back.
+
+`msgstore serve` runs on ScyllaDB/Cassandra (the ctest fixture's node,
+127.0.0.1:9042) reached through a TCP proxy owned by this test. "Stopping
+Cassandra" closes the proxy's listener and cuts every connection through it;
+"starting it again" listens again on the same port. The shared node itself is
+never touched (other tests use it).
+
+Checked: readiness turns 503; API calls fail fast with 503 and Retry-After
+(no request hangs for the driver's timeouts once the outage is known);
+/health reports the failed check; when the database is back, the service
+recovers by itself (ready 200, writes and reads work, data written before the
+outage is there).
+"""
+import os
+import random
+import select
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from msgstore_e2e import Server, check, expect, run  # noqa: E402
+
+NODE = ("127.0.0.1", int(os.environ.get("MSGSTORE_TEST_CQL_PORT", "9042")))
+
+
+class Proxy:
+    """A TCP forwarder to the Cassandra node that can be switched off and on."""
+
+    def __init__(self):
+        self.port = None
+        self.lsock = None
+        self.conns = []
+        self.lock = threading.Lock()
+        self.thread = None
+        self.running = False
+
+    def start(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port or 0))
+        s.listen(64)
+        self.port = s.getsockname()[1]
+        self.lsock = s
+        self.running = True
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while self.running:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(NODE, timeout=5)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+
+    def _pump(self, a, b):
+        socks = [a, b]
+        try:
+            while True:
+                r, _, _ = select.select(socks, [], [], 1.0)
+                if not self.running:
+                    return
+                for s in r:
+                    d = s.recv(65536)
+                    if not d:
+                        return
+                    (b if s is a else a).sendall(d)
+        except OSError:
+            return
+        finally:
+            for s in socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def stop(self):
+        """Like a dead node: connections reset, new ones refused."""
+        self.running = False
+        try:
+            # close() alone does not wake a thread blocked in accept(): the socket would
+            # go on listening (and accepting into its backlog) until then
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    s.close()
+                except OSError:
+                    pass
+            self.conns = []
+        if self.thread:
+            self.thread.join(5)
+
+
+def wait_until(what, fn, timeout):
+    t0 = time.time()
+    last = None
+    while time.time() - t0 < timeout:
+        last = fn()
+        if last:
+            return time.time() - t0
+        time.sleep(0.2)
+    raise AssertionError("%s: not within %.0fs (last: %r)" % (what, timeout, last))
+
+
+def setup():
+    tmp = tempfile.mkdtemp(prefix="msgstore-outage-")
+    proxy = Proxy()
+    proxy.start()
+    ks = "msgstore_outage_%d" % random.randrange(10**6)
+    env = {
+        "SCYLLA_ENABLED": "true",
+        "SCYLLA_CONTACT_POINTS": "127.0.0.1:%d" % proxy.port,
+        "SCYLLA_KEYSPACE": ks,
+        "SCYLLA_LOCAL_DATACENTER": os.environ.get("SCYLLA_LOCAL_DATACENTER", "datacenter1"),
+        "SCYLLA_CONNECT_TIMEOUT": "1s",
+        "SCYLLA_REQUEST_TIMEOUT": "2s",
+        "SCYLLA_BREAKER_RESET_TIMEOUT": "1s",
+        "MSGSTORE_READY_THRESHOLD": "1s",
+        "MSGSTORE_HEALTH_INTERVAL": "500ms",
+        "MSGSTORE_LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "warn"),
+    }
+    srv = Server(tmp, env=env, start_timeout=180)
+    return {"tmp": tmp, "proxy": proxy, "srv": srv}
+
+
+def teardown(ctx):
+    if not ctx:
+        return
+    rc = ctx["srv"].stop()
+    ctx["proxy"].stop()
+    print("server exit code", rc)
+    shutil.rmtree(ctx["tmp"], ignore_errors=True)
+
+
+def test_outage_and_recovery(ctx):
+    srv, proxy = ctx["srv"], ctx["proxy"]
+    c = srv.client(timeout=30)
+    ch = random.randrange(10**12, 10**15)
+    expect(c.get("/health/ready"), 200)
+    before = expect(c.post("/v1/channels/%d/messages" % ch, {"sender_id": "1", "content": "before"}), 201)
+
+    proxy.stop()
+    t_down = time.time()
+    took = wait_until("ready turns 503", lambda: c.get("/health/ready").status == 503, 30)
+    print("     ready 503 after %.1fs" % took)
+
+    # once the outage is known, API calls fail fast with 503 and Retry-After
+    wait_until("API answers 503", lambda: c.get("/v1/channels/%d/messages/%s" % (ch, before["id"])).status == 503, 30)
+    slow = []
+    for i in range(10):
+        t0 = time.time()
+        r = c.get("/v1/channels/%d/messages/%s" % (ch, before["id"]))
+        dt = time.time() - t0
+        check(r.status == 503, "503 while the database is down", r)
+        check(r.headers.get("retry-after", "").isdigit(), "Retry-After", r.headers)
+        check(r.data["error"]["code"] in ("unavailable", "timeout", "io_error"), "error code", r.data)
+        slow.append(dt)
+        r = c.post("/v1/channels/%d/messages" % ch, {"sender_id": "1", "content": "during %d" % i})
+        check(r.status == 503, "writes 503 too", r)
+    slow.sort()
+    print("     503 answers: median %.0f ms, max %.0f ms" % (slow[5] * 1000, slow[-1] * 1000))
+    check(slow[5] < 0.5, "503 is fast (median under 500 ms)", slow)
+    # the background check (every 500 ms here) reports the failure, or a check that hangs
+    wait_until("/health reports the failed check", lambda: (lambda h: h.status == 503 and h.data["last_check"]["ok"]
+               is False and bool(h.data["last_check"]["error"]))(c.get("/health")), 15)
+    expect(c.get("/health/live"), 200)  # the process is fine: no restart wanted
+
+    proxy.start()  # same port
+    took = wait_until("ready again", lambda: c.get("/health/ready").status == 200, 60)
+    print("     ready again %.1fs after the node came back (outage %.1fs)" % (took, time.time() - t_down))
+    wait_until("writes again", lambda: c.post("/v1/channels/%d/messages" % ch,
+                                              {"sender_id": "1", "content": "after"}).status == 201, 30)
+    g = expect(c.get("/v1/channels/%d/messages/%s" % (ch, before["id"])), 200)
+    check(g["content"] == "before", "data from before the outage", g)
+    wait_until("/health ok", lambda: c.get("/health").status == 200, 10)
+    c.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run(globals(), setup, teardown))
