@@ -22,12 +22,12 @@ ms_add_test(test_rt_bridge SOURCES integration/test_rt_bridge.c LIBS msgstore_re
   LABELS integration FIXTURES redis ENV ${MS_REDIS_TEST_ENV} TIMEOUT 120)
 
 # End to end: `msgstore serve` processes, real WebSocket/SSE clients (Python
-# standard library), the redis fixture, and a redis-server of the test's own
-# (on a free port) that it kills and restarts.
+# standard library) and redis-servers of the test's own on free ports (one it
+# kills and restarts).
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
   add_test(NAME e2e_realtime
            COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_realtime.py)
-  set_tests_properties(e2e_realtime PROPERTIES LABELS e2e TIMEOUT 300 FIXTURES_REQUIRED redis
-    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};MSGSTORE_TEST_REDIS=redis://127.0.0.1:6390;MSGSTORE_REDIS_HOME=${MS_REDIS_HOME}")
+  set_tests_properties(e2e_realtime PROPERTIES LABELS e2e TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};MSGSTORE_REDIS_HOME=${MS_REDIS_HOME}")
 endif()
