@@ -1665,44 +1665,58 @@ static int pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const st
 static int op_pin(sc_conn *c, store_op *op)
 {
     const store_pin_req *r = &op->req.pin;
-    bool found = false;
-    if (load_pin(c, op, &found))
-        return op->status;
-    if (found) {
-        ((store_pin_result *)op->res)->duplicate = true;
-        return 0;
-    }
-    store_pin_result *res = store__op_result(op, sizeof *res);
-    if (!res)
-        return op->status;
     store_message m;
-    if (get_msg(c, op, r->channel_id, r->message_id, &res->hdr, &m))
-        return op->status;
-    if (m.is_deleted)
-        return store__op_fail(op, MS_ERR_CONFLICT,
-                              "message %" PRIu64 " is deleted and cannot be pinned", r->message_id);
-    size_t plen = store__utf8_prefix(m.content, m.content_len, STORE_PREVIEW_CHARS);
-    res->pin.channel_id = r->channel_id;
-    res->pin.message_id = r->message_id;
-    res->pin.pinned_by = r->pinned_by;
-    res->pin.pinned_at_ms = op->now_ms;
-    res->pin.sender_id = m.sender_id;
-    res->pin.content_preview = store__res_strndup(&res->hdr, m.content, plen);
-    if (!res->pin.content_preview)
-        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    bool pinned = false;
-    if (pin_cas(c, op, r->channel_id, r->message_id, &res->pin, &pinned))
-        return op->status;
-    if (!pinned) { /* a racing pin of the same message came first: return it */
+    store_message_result *msg = NULL;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        bool found = false;
+        if (load_pin(c, op, &found))
+            break;
+        if (found) {
+            ((store_pin_result *)op->res)->duplicate = true;
+            break;
+        }
+        if (!msg) {
+            msg = store__res_new(sizeof *msg);
+            if (!msg) {
+                store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+                break;
+            }
+            if (get_msg(c, op, r->channel_id, r->message_id, &msg->hdr, &m))
+                break;
+            if (m.is_deleted) {
+                store__op_fail(op, MS_ERR_CONFLICT,
+                               "message %" PRIu64 " is deleted and cannot be pinned",
+                               r->message_id);
+                break;
+            }
+        }
+        store_pin_result *res = store__op_result(op, sizeof *res);
+        if (!res)
+            break;
+        size_t plen = store__utf8_prefix(m.content, m.content_len, STORE_PREVIEW_CHARS);
+        res->pin.channel_id = r->channel_id;
+        res->pin.message_id = r->message_id;
+        res->pin.pinned_by = r->pinned_by;
+        res->pin.pinned_at_ms = op->now_ms;
+        res->pin.sender_id = m.sender_id;
+        res->pin.content_preview = store__res_strndup(&res->hdr, m.content, plen);
+        if (!res->pin.content_preview) {
+            store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        bool pinned = false;
+        if (pin_cas(c, op, r->channel_id, r->message_id, &res->pin, &pinned) || pinned)
+            break;
+        /* a racing pin of the same message came first: return that one (if still there) */
         op->res = NULL;
         store_free(res);
-        if (load_pin(c, op, &found))
-            return op->status;
-        if (!found)
-            return store__op_fail(op, MS_ERR_UNAVAILABLE, "the pin is changing; retry");
-        ((store_pin_result *)op->res)->duplicate = true;
+        if (attempt == 7)
+            store__op_fail(op, MS_ERR_UNAVAILABLE,
+                           "message %" PRIu64 " is being pinned and unpinned; retry",
+                           r->message_id);
     }
-    return 0;
+    store_free(msg);
+    return op->status;
 }
 
 static int op_unpin(sc_conn *c, store_op *op)

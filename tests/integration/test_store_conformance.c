@@ -1205,13 +1205,15 @@ static void *pin_main(void *p)
         for (int i = 0; i < a->n; i++) {
             store_pin_req r = {.channel_id = a->ch, .message_id = a->msgs[i], .pinned_by = 3};
             store_pin_result *res = NULL;
-            int rc = store_pin_sync(S, &r, &res, NULL, 0);
+            char detail[256] = "";
+            int rc = store_pin_sync(S, &r, &res, detail, sizeof detail);
             if (rc == 0) {
                 a->pinned += !res->duplicate;
                 store_free(res);
             } else if (rc == MS_ERR_CONFLICT) {
                 a->full++;
             } else {
+                fprintf(stderr, "pin: %s (%s)\n", ms_err_name(rc), detail);
                 a->other++;
             }
             if (a->unpin && store_unpin_sync(S, &r, &res, NULL, 0) == 0)
