@@ -694,11 +694,13 @@ static void on_result(cql_request *r, cql_attempt *a, cql_conn *c, const cql_fra
                 complete(r, NULL);
                 return;
             }
-            cql__prepared_ready(r->prep);
+            /* the other hosts first: their PREPARE then goes out ahead of the
+             * waiters' EXECUTEs, which would otherwise meet UNPREPARED there */
             if (s->o.prepare_on_all_hosts)
                 for (size_t i = 0; i < s->nhosts; i++)
                     if (s->hosts[i] != a->host && s->hosts[i]->up)
                         cql__prepare_on_host(s, r->prep, s->hosts[i], NULL);
+            cql__prepared_ready(r->prep);
             complete(r, NULL);
             return;
         }
