@@ -144,6 +144,8 @@ typedef struct cql_host_info {
     uint32_t nr_shards; /* ScyllaDB shards, 0 for Cassandra */
     bool lz4;           /* the pool's connections negotiated LZ4 */
     bool tls;           /* the connections use TLS */
+    bool pooled;        /* the session keeps connections to it (local DC, or remote DCs
+                           allowed): up/down are meaningful only then */
 } cql_host_info;
 
 typedef void (*cql_host_event_cb)(cql_session *s, cql_host_event ev, const cql_host_info *host,
@@ -258,6 +260,22 @@ size_t cql_session_hosts(cql_session *s, cql_host_info *out, size_t max);
  */
 size_t cql_session_replicas(cql_session *s, const char *keyspace, int64_t token, cql_host_info *out,
                             size_t max);
+
+/** A host's totals over every session of one name (cql_host_totals_get). */
+typedef struct cql_host_totals {
+    int64_t sessions_up; /* sessions with a ready pool connection to it */
+    int64_t in_flight;   /* their requests in flight to it */
+} cql_host_totals;
+
+/**
+ * The totals for host address:port over every session named session_name
+ * (cql_options.name; a program's sessions of one pool share it), read from
+ * the client's metrics: callable from any thread, while those sessions run
+ * on theirs. Call it for a host such a session knows (cql_session_hosts):
+ * for others the metrics are created, at zero. Cannot fail.
+ */
+void cql_host_totals_get(const char *session_name, const char *address, int port,
+                         cql_host_totals *out);
 
 /** Counters of a session (for tests, tools and metrics). */
 typedef struct cql_session_stats {

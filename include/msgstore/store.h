@@ -694,6 +694,96 @@ typedef void (*store_ping_cb)(int status, const char *detail, const store_ping_r
 int store_ping(store *s, uv_loop_t *loop, store_ping_cb cb, void *ud);
 int store_ping_sync(store *s, store_ping_result **res, char *detail, size_t detail_len);
 
+/* One table the schema expects, and whether the database has it. */
+typedef struct store_health_table {
+    const char *name;
+    bool present;
+} store_health_table;
+
+/* One key and value of a map (a keyspace's replication). */
+typedef struct store_health_pair {
+    const char *key;
+    const char *value;
+} store_health_pair;
+
+/* A cluster host as the store's CQL client sees it (ScyllaDB backend). */
+typedef struct store_health_host {
+    const char *address;         /* "127.0.0.1" */
+    int port;                    /* 9042 */
+    const char *dc;              /* "datacenter1"; "" while unknown */
+    const char *rack;            /* "" while unknown */
+    const char *release_version; /* the server's, "" while unknown */
+    const char *state;           /* "up": a connection is ready; "down": none is (the client
+                                    keeps trying); "unused": a remote DC the client does not
+                                    connect to (SCYLLA_ALLOW_REMOTE_DC=false) */
+    bool up;                     /* state is "up" */
+    bool local;                  /* in the local DC */
+    const char *breaker;         /* the host's circuit breaker: "closed", "open", "half_open" */
+    int connections;             /* ready connections of the session that ran the check */
+    int sessions_up;             /* the store's CQL sessions with a ready connection to it */
+    int64_t in_flight;           /* requests in flight to it, over all the store's sessions */
+} store_health_host;
+
+/*
+ * Details of the backend (store_health). Everything points into the result.
+ * Fields of the other backend are zero/NULL.
+ */
+typedef struct store_health_result {
+    store_result_hdr hdr;
+    const char *backend; /* "sqlite" or "scylla" */
+    bool ok;             /* reachable, schema current, every table present; ScyllaDB: every
+                            host the client connects to up, their breakers closed, one schema
+                            version */
+    const char *error;   /* the first problem found, for humans; NULL when ok */
+    uint64_t latency_us; /* time the check took */
+    int schema_version;  /* highest migration applied; -1 when it could not be read */
+    int schema_expected; /* the binary's highest migration */
+    const store_health_table *tables; /* every table the schema expects, in migration order */
+    size_t ntables;
+    size_t tables_missing; /* of those, not present (all of them when unreadable) */
+    bool tables_checked;   /* false: the table list could not be read */
+
+    /* SQLite */
+    const char *path;         /* the database file */
+    const char *journal_mode; /* "wal" */
+    uint64_t size_bytes;      /* page_count * page_size */
+
+    /* ScyllaDB / Cassandra */
+    const char *keyspace;
+    bool keyspace_found;                  /* system_schema.keyspaces has it */
+    const store_health_pair *replication; /* its replication map ("class", then per DC) */
+    size_t nreplication;
+    const store_health_host *hosts; /* every host known to the client, in its order */
+    size_t nhosts;
+    size_t hosts_up;      /* hosts in state "up" */
+    size_t hosts_down;    /* hosts in state "down" */
+    const char *local_dc; /* the client's local DC ("" while unknown) */
+    const char *breaker;  /* the client as a whole: "closed" when some host it may use has a
+                             closed breaker, "half_open" when the best one is half-open,
+                             "open" when every one is open (requests fail fast) */
+    size_t breakers_open; /* hosts whose breaker is open or half-open */
+    int schema_versions;  /* distinct schema versions among the hosts not known to be down
+                             (1: agreement); 0 when it could not be read */
+} store_health_result;
+
+typedef void (*store_health_cb)(int status, const char *detail, const store_health_result *res,
+                                void *ud);
+
+/*
+ * Inspects the backend for /health and operators, through the read path like
+ * store_ping but with a few more queries (SQLite: pragmas and sqlite_master;
+ * ScyllaDB: system_schema.keyspaces, system_schema.tables, system.local and
+ * system.peers, plus what the CQL session knows of the hosts). A backend that
+ * does not answer is not an error of this call: the result says so (ok false,
+ * error set, what could not be read marked unknown), so an outage still shows
+ * the hosts and breakers. Non-zero status only when no result could be made
+ * (MS_ERR_SHUTDOWN, MS_ERR_NOMEM, MS_ERR_UNAVAILABLE for a full queue).
+ * Same calling rules as every operation (see the top of this file); the
+ * _sync result is freed with store_free().
+ */
+int store_health(store *s, uv_loop_t *loop, store_health_cb cb, void *ud);
+int store_health_sync(store *s, store_health_result **res, char *detail, size_t detail_len);
+
 /* Operations counted by store_stats(), also the "op" label of the metrics. */
 typedef enum store_op_kind {
     STORE_OP_INSERT = 0,
@@ -717,8 +807,9 @@ typedef enum store_op_kind {
     STORE_OP_SYNC_UPDATE,
     STORE_OP_SYNC_GET,
     STORE_OP_PING,
+    STORE_OP_HEALTH,
 } store_op_kind;
-#define STORE_OP_COUNT 21
+#define STORE_OP_COUNT 22
 
 /* "insert", "page", ... ; NULL out of range. */
 const char *store_op_name(store_op_kind op);

@@ -557,6 +557,7 @@ void cql__host_info(cql_session *s, const cql_host *h, cql_host_info *out)
         if (cql__conn_ready(h->conns[i]) && h->conns[i]->info.lz4)
             out->lz4 = true;
     out->tls = s->ssl_ctx != NULL;
+    out->pooled = h->pooled;
 }
 
 void cql__host_event(cql_session *s, cql_host *h, cql_host_event ev)

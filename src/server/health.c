@@ -5,7 +5,9 @@
  *   /health/ready  a ping through the store's read path answered within
  *                  MSGSTORE_READY_THRESHOLD; else 503 as soon as the
  *                  threshold passes (the probe never waits on a dead backend)
- *   /health        details: backend, schema, the last background check
+ *   /health        details: backend, schema, the last background check, and
+ *                  the store's own details (store_health: hosts, keyspace,
+ *                  tables, breaker) from the same checker
  *   /metrics       Prometheus text
  * The background checker is a thread that pings with the blocking API every
  * MSGSTORE_HEALTH_INTERVAL and keeps the last result for /health.
@@ -63,6 +65,36 @@ static void record(srv *s, int status, const char *detail, const store_ping_resu
         MS_WARN("health", "database check failed: %s", d);
 }
 
+/*
+ * The store's details (store_health) for /health: asked after each ping,
+ * also when the ping failed (an outage is when the hosts and breakers
+ * matter). Kept apart from the ping's result so a slow details query never
+ * makes the check look hung.
+ */
+static void record_details(srv *s)
+{
+    srv__health *h = &s->health;
+    char detail[256] = "";
+    store_health_result *res = NULL;
+    int rc = store_health_sync(s->st, &res, detail, sizeof detail);
+    pthread_mutex_lock(&h->mu);
+    bool was_ok = h->store && h->store->ok;
+    store_health_result *old = h->store;
+    h->store = res;
+    h->store_status = rc;
+    snprintf(h->store_error, sizeof h->store_error, "%s",
+             rc == 0     ? ""
+             : detail[0] ? detail
+                         : ms_err_str(rc));
+    h->store_at_ms = srv__unix_ms();
+    pthread_mutex_unlock(&h->mu);
+    store_free(old);
+    if (res && !res->ok && (was_ok || !old))
+        MS_WARN("health", "store: %s", res->error ? res->error : "not healthy");
+    else if (res && res->ok && old && !was_ok)
+        MS_INFO("health", "store healthy again");
+}
+
 static uint64_t mono_us(void)
 {
     struct timespec ts;
@@ -84,6 +116,7 @@ static void *checker(void *arg)
         int rc = store_ping_sync(s->st, &res, detail, sizeof detail);
         record(s, rc, detail, res, mono_us() - t0);
         store_free(res);
+        record_details(s);
 
         struct timespec deadline;
         clock_gettime(CLOCK_REALTIME, &deadline);
@@ -122,6 +155,8 @@ void srv__health_stop(srv *s)
     pthread_mutex_unlock(&s->health.mu);
     pthread_join(s->health.thread, NULL);
     s->health.running = false;
+    store_free(s->health.store);
+    s->health.store = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -241,6 +276,73 @@ static json_t *iso_time(uint64_t unix_ms)
     return json_string(b);
 }
 
+static json_t *tables_json(const store_health_result *d)
+{
+    json_t *present = json_array(), *missing = json_array();
+    for (size_t i = 0; i < d->ntables; i++)
+        json_array_append_new(d->tables[i].present ? present : missing,
+                              json_string(d->tables[i].name));
+    return json_pack("{s:b,s:I,s:o,s:o}", "checked", d->tables_checked, "expected",
+                     (json_int_t)d->ntables, "present", present, "missing", missing);
+}
+
+static json_t *hosts_json(const store_health_result *d)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < d->nhosts; i++) {
+        const store_health_host *x = &d->hosts[i];
+        json_array_append_new(
+            a, json_pack("{s:s,s:i,s:s,s:s,s:s,s:b,s:b,s:s,s:i,s:i,s:I,s:s}", "address", x->address,
+                         "port", x->port, "dc", x->dc, "rack", x->rack, "state", x->state, "up",
+                         x->up, "local", x->local, "breaker", x->breaker, "connections",
+                         x->connections, "sessions_up", x->sessions_up, "in_flight",
+                         (json_int_t)x->in_flight, "release_version", x->release_version));
+    }
+    return a;
+}
+
+/* The "store" section: the last details (h->mu held). */
+static json_t *store_json(const srv__health *h)
+{
+    const store_health_result *d = h->store;
+    if (!d) {
+        if (!h->store_at_ms)
+            return json_null(); /* not asked yet */
+        return json_pack("{s:o,s:b,s:s}", "at", iso_time(h->store_at_ms), "ok", false, "error",
+                         h->store_error);
+    }
+    json_t *o = json_pack("{s:o,s:b,s:o,s:f,s:s,s:i,s:i,s:o}", "at", iso_time(h->store_at_ms), "ok",
+                          d->ok, "error", d->error ? json_string(d->error) : json_null(),
+                          "latency_ms", (double)d->latency_us / 1000.0, "backend", d->backend,
+                          "schema_version", d->schema_version, "schema_expected",
+                          d->schema_expected, "tables", tables_json(d));
+    if (!o)
+        return json_null();
+    if (strcmp(d->backend, "sqlite") == 0) {
+        json_object_set_new(o, "sqlite",
+                            json_pack("{s:s,s:s,s:I}", "path", d->path ? d->path : "",
+                                      "journal_mode", d->journal_mode ? d->journal_mode : "",
+                                      "size_bytes", (json_int_t)d->size_bytes));
+        return o;
+    }
+    json_t *repl = json_object();
+    for (size_t i = 0; i < d->nreplication; i++)
+        json_object_set_new(repl, d->replication[i].key, json_string(d->replication[i].value));
+    json_object_set_new(o, "keyspace",
+                        json_pack("{s:s,s:b,s:o}", "name", d->keyspace ? d->keyspace : "", "exists",
+                                  d->keyspace_found, "replication", repl));
+    json_object_set_new(
+        o, "cluster",
+        json_pack("{s:s,s:I,s:I,s:i,s:o,s:o}", "local_dc", d->local_dc ? d->local_dc : "",
+                  "hosts_up", (json_int_t)d->hosts_up, "hosts_down", (json_int_t)d->hosts_down,
+                  "schema_versions", d->schema_versions, "schema_agreement",
+                  d->schema_versions ? json_boolean(d->schema_versions == 1) : json_null(), "hosts",
+                  hosts_json(d)));
+    json_object_set_new(o, "breaker", json_string(d->breaker ? d->breaker : "open"));
+    json_object_set_new(o, "breakers_open", json_integer((json_int_t)d->breakers_open));
+    return o;
+}
+
 static void h_health(http_request *r, void *ctx)
 {
     srv *s = ctx;
@@ -266,6 +368,8 @@ static void h_health(http_request *r, void *ctx)
                   h->checked ? json_real((double)h->latency_us / 1000.0) : json_null(), "error",
                   error, "checks", (json_int_t)h->checks, "failures", (json_int_t)h->failures);
     int schema = h->schema_version;
+    json_t *details = store_json(h);
+    bool store_ok = !h->store || h->store->ok;
     pthread_mutex_unlock(&h->mu);
 
     store_stats st;
@@ -286,6 +390,14 @@ static void h_health(http_request *r, void *ctx)
         json_object_set_new(db, "keyspace", json_string(s->cfg.scylla_keyspace));
         json_object_set_new(db, "local_datacenter", json_string(s->cfg.scylla_local_datacenter));
     }
+    if (o) {
+        json_object_set_new(o, "store", details);
+        details = NULL;
+        /* serving, but something the details show is wrong (a host down, a table missing) */
+        if (!store_ok && checked && ok)
+            json_object_set_new(o, "status", json_string("degraded"));
+    }
+    json_decref(details);
     if (o && s->hx_fn) {
         bool degraded = false;
         json_t *x = s->hx_fn(s->hx_ctx, &degraded);

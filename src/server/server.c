@@ -301,6 +301,7 @@ void srv_free(srv *s)
         return;
     http_server_free(s->http);
     auth_free(s->tokens);
+    store_free(s->health.store);
     pthread_mutex_destroy(&s->health.mu);
     pthread_cond_destroy(&s->health.cv);
     free(s);

@@ -25,6 +25,11 @@ typedef struct srv__health {
     uint64_t at_ms; /* Unix ms of the check */
     uint64_t checks, failures;
     uint64_t inflight_since_ms; /* Unix ms the running check started; 0: none running */
+    /* the last store details (store_health), taken after each ping */
+    store_health_result *store; /* owned; NULL until the first one */
+    int store_status;           /* 0, or why there are no details (store_error) */
+    char store_error[256];
+    uint64_t store_at_ms;
 } srv__health;
 
 struct srv {

@@ -28,7 +28,8 @@ static const char *const op_names[STORE_OP_COUNT] = {"insert",
                                                      "channel_get",
                                                      "sync_update",
                                                      "sync_get",
-                                                     "ping"};
+                                                     "ping",
+                                                     "health"};
 
 static int find(const char *const *names, int n, const char *name)
 {

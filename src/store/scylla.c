@@ -2126,6 +2126,9 @@ static void sc_run_op(sc_conn *c, store_op *op)
     case STORE_OP_PING:
         (void)op_ping(c, op);
         break;
+    case STORE_OP_HEALTH:
+        store__scylla_health(c->db, op, &c->queries);
+        break;
     }
 }
 

@@ -153,4 +153,7 @@ void store__sq_conn_close(sq_conn *c);
  */
 void store__sq_run(sq_conn *c, store_op *op);
 
+/* The health check (store_health) on c, inside a read transaction (sqlite_health.c). */
+void store__sq_health(sq_conn *c, store_op *op);
+
 #endif

@@ -947,6 +947,9 @@ void store__sq_run(sq_conn *c, store_op *op)
     case STORE_OP_PING:
         (void)op_ping(c, op);
         return;
+    case STORE_OP_HEALTH:
+        store__sq_health(c, op);
+        return;
     }
     store__op_fail(op, MS_ERR_INTERNAL, "unknown operation");
 }

@@ -723,6 +723,34 @@ int store_ping_sync(store *s, store_ping_result **res, char *detail, size_t dlen
     return st;
 }
 
+/* Health details: no request either (the same empty one as ping). */
+STORE_OP(health, STORE_OP_HEALTH, store__ping_req, ping, health, NO_CHANNEL)
+
+int store_health(store *s, uv_loop_t *loop, store_health_cb cb, void *ud)
+{
+    if (!s || !loop || !cb)
+        return MS_ERR_INVALID;
+    store_op *op = health_op(s, &(store__ping_req){0});
+    if (!op)
+        return MS_ERR_NOMEM;
+    op->cb.health = cb;
+    op->ud = ud;
+    return submit_async(s, loop, op);
+}
+
+int store_health_sync(store *s, store_health_result **res, char *detail, size_t dlen)
+{
+    if (!s || !res)
+        return MS_ERR_INVALID;
+    store_op *op = health_op(s, &(store__ping_req){0});
+    if (!op)
+        return MS_ERR_NOMEM;
+    void *r = NULL;
+    int st = run_sync(s, op, &r, detail, dlen);
+    *res = r;
+    return st;
+}
+
 /* ------------------------------------------------------------------ open, close, stats */
 
 static void register_metrics(store *s)

@@ -55,7 +55,7 @@ typedef union store_op_req {
     store_read_req read;             /* READ_SET, READ_GET */
     store_channel_upsert_req upsert; /* CHANNEL_UPSERT */
     store_sync_update_req sync;      /* SYNC_UPDATE */
-    store__ping_req ping;            /* PING: no request */
+    store__ping_req ping;            /* PING, HEALTH: no request */
 } store_op_req;
 
 typedef union store_op_cb {
@@ -71,6 +71,7 @@ typedef union store_op_cb {
     store_channel_cb channel;
     store_sync_cb sync;
     store_ping_cb ping;
+    store_health_cb health;
 } store_op_cb;
 
 /* Calls op's callback with the outcome (each operation's own result type). */
@@ -226,6 +227,36 @@ char *store__res_strndup(store_result_hdr *res, const char *s, size_t len);
 
 /* Adds a reference (coalesced readers share one result). */
 void store__res_ref(store_result_hdr *res);
+
+/* ---- health details: health.c, scylla_health.c ---- */
+
+/*
+ * Makes op's result a store_health_result for backend `kind` (owned by op):
+ * ok, the backend's name, the binary's schema version, and every table the
+ * embedded migrations create (plus schema_version), none marked present yet.
+ * NULL when out of memory (op failed).
+ */
+store_health_result *store__health_result(store_op *op, ms_backend_kind kind);
+
+/* Marks the expected table `name` (len bytes) present; false when it is not expected. */
+bool store__health_mark(store_health_result *h, const char *name, size_t len);
+
+/* After the tables were marked: counts the missing ones, a problem when any is. */
+void store__health_tables_done(store_health_result *h);
+
+/* Records a problem: ok becomes false; the first one is kept as h->error. */
+void store__health_problem(store_health_result *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Copies a string into h's arena ("" for NULL or out of memory). */
+const char *store__health_str(store_health_result *h, const char *s, size_t len);
+
+/*
+ * The ScyllaDB backend's health check on a worker's session `db` (a
+ * cql_sync). Sets op's result; *queries counts the requests sent.
+ */
+struct cql_sync;
+void store__scylla_health(struct cql_sync *db, store_op *op, uint32_t *queries);
 
 /* ---- validation: validate.c ---- */
 

@@ -329,6 +329,7 @@ int store__validate(store_op *op, const ms_config *cfg)
         return 0;
     }
     case STORE_OP_PING:
+    case STORE_OP_HEALTH:
         return 0;
     }
     return store__op_fail(op, MS_ERR_INTERNAL, "unknown operation");

@@ -98,6 +98,51 @@ def test_probes(ctx):
     c.close()
 
 
+def test_health_store_details(ctx):
+    """/health carries the store's own details (store_health) from the background check."""
+    c = ctx["srv"].client(token=None)
+    d, r = None, None
+    for _ in range(30):  # the check runs every second here; a shared Cassandra node can stall
+        r = c.get("/health")
+        if r.status == 200 and r.data.get("store") and r.data["store"]["ok"]:
+            d = r.data
+            break
+        time.sleep(1)
+    c.close()
+    check(d is not None, "store details ok within 30 s", r.status, r.data)
+    st = d["store"]
+    check(st["backend"] == d["database"]["backend"] == ("scylla" if SCYLLA else "sqlite"), "backend", st)
+    check(st["error"] is None and st["at"], "no error, a time", st)
+    check(d["status"] == "ok" or (d["status"] == "degraded" and (d.get("realtime") or {}).get("status") == "degraded"),
+          "not degraded by the store", d["status"])
+    check(st["schema_version"] == st["schema_expected"] == d["database"]["schema_version"], "schema", st)
+    t = st["tables"]
+    check(t["checked"] and t["missing"] == [] and len(t["present"]) == t["expected"] >= 12, "tables", t)
+    for name in ("messages", "message_reactions", "pinned_messages", "channel_metadata", "schema_version"):
+        check(name in t["present"], "table %s present" % name, t)
+    if SCYLLA:
+        check("sqlite" not in st, "no sqlite section", st)
+        ks = st["keyspace"]
+        check(ks["name"] == os.environ.get("SCYLLA_KEYSPACE", "msgstore") and ks["exists"], "keyspace", ks)
+        check("SimpleStrategy" in ks["replication"].get("class", "") and
+              ks["replication"].get("replication_factor") == "1", "keyspace replication", ks)
+        cl = st["cluster"]
+        check(cl["local_dc"] == "datacenter1" and cl["hosts_down"] == 0 and cl["hosts_up"] >= 1, "cluster", cl)
+        check(cl["schema_agreement"] is True and cl["schema_versions"] == 1, "schema agreement", cl)
+        hosts = cl["hosts"]
+        check(len(hosts) == 1, "the single node", hosts)
+        h = hosts[0]
+        check(h["dc"] == "datacenter1" and h["state"] == "up" and h["up"] and h["local"], "node up in datacenter1", h)
+        check(h["breaker"] == "closed" and h["connections"] >= 1 and h["sessions_up"] >= 1, "node breaker", h)
+        check(h["address"] == "127.0.0.1" and h["port"] == 9042, "node address", h)
+        check(st["breaker"] == "closed" and st["breakers_open"] == 0, "client breaker closed", st)
+    else:
+        for k in ("keyspace", "cluster", "breaker"):
+            check(k not in st, "no %s on SQLite" % k, st)
+        sq = st["sqlite"]
+        check(sq["journal_mode"] == "wal" and sq["path"].endswith("e2e.db") and sq["size_bytes"] > 0, "sqlite", sq)
+
+
 # ---------------------------------------------------------------- auth
 
 def test_auth_required_on_v1(ctx):
