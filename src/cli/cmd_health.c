@@ -7,7 +7,9 @@
  *                                   by MSGSTORE_BIND/MSGSTORE_PORT (TLS when
  *                                   MSGSTORE_TLS_CERT is set)
  *   msgstore health --url=URL       the same against another instance
- *   msgstore health --direct        no server: open the store and ping the database
+ *   msgstore health --direct        no server: open the store and ping the database;
+ *                                   when ready, also print the store's details
+ *                                   (store_health: tables, hosts, breakers)
  *   --timeout=DURATION              give up after this (default 5s)
  */
 #include "cli/cli.h"
@@ -247,6 +249,38 @@ fail:
     return -1;
 }
 
+/* The store's details (store_health) under the ready line; informative, the exit code stays. */
+static void print_details(store *st)
+{
+    store_health_result *h = NULL;
+    char err[256] = "";
+    int rc = store_health_sync(st, &h, err, sizeof err);
+    if (rc) {
+        printf("details: %s\n", err[0] ? err : ms_err_str(rc));
+        return;
+    }
+    printf("details: %s; schema %d of %d; tables %zu of %zu present\n",
+           h->ok      ? "ok"
+           : h->error ? h->error
+                      : "not ok",
+           h->schema_version, h->schema_expected, h->ntables - h->tables_missing, h->ntables);
+    if (h->path)
+        printf("  sqlite %s, journal %s, %llu bytes\n", h->path, h->journal_mode,
+               (unsigned long long)h->size_bytes);
+    if (h->keyspace) {
+        printf("  keyspace %s:", h->keyspace);
+        for (size_t i = 0; i < h->nreplication; i++)
+            printf(" %s=%s", h->replication[i].key, h->replication[i].value);
+        printf("\n  client breaker %s; %zu host(s) up, %zu down\n", h->breaker, h->hosts_up,
+               h->hosts_down);
+        for (size_t i = 0; i < h->nhosts; i++)
+            printf("  host %s:%d dc=%s rack=%s %s breaker=%s\n", h->hosts[i].address,
+                   h->hosts[i].port, h->hosts[i].dc, h->hosts[i].rack, h->hosts[i].state,
+                   h->hosts[i].breaker);
+    }
+    store_free(h);
+}
+
 static int direct_check(const ms_config *cfg)
 {
     char err[512];
@@ -272,6 +306,8 @@ static int direct_check(const ms_config *cfg)
                (double)res->latency_us / 1000.0, res->schema_version);
     }
     store_free(res);
+    if (code == MS_EXIT_OK)
+        print_details(st);
     store_close(st);
     return code;
 }

@@ -671,6 +671,11 @@ def test_health_command(ctx):
     check(p.returncode == 1 and b"not ready" in p.stdout, "health: unreachable -> 1", p.returncode, p.stdout)
     p = subprocess.run([MSGSTORE, "health", "--direct"], env=env, capture_output=True, timeout=60)
     check(p.returncode == 0 and b"ready" in p.stdout, "health --direct", p.returncode, p.stdout, p.stderr)
+    check(b"details: " in p.stdout and b"tables " in p.stdout, "health --direct prints the details", p.stdout)
+    if SCYLLA:
+        check(b"dc=datacenter1" in p.stdout, "health --direct lists the hosts", p.stdout)
+    else:
+        check(b"details: ok" in p.stdout and b"journal wal" in p.stdout, "health --direct: sqlite details", p.stdout)
     p = subprocess.run([MSGSTORE, "health", "--url=ftp://x"], env=env, capture_output=True, timeout=30)
     check(p.returncode == 2, "bad usage -> 2", p.returncode)
 
