@@ -739,7 +739,10 @@ static void attempt_fn(cql_pending *p, cql_conn *c, int status, const cql_frame 
     a->repreparing = false;
     detach_attempt(r, a);
     if (status < 0) {
-        note_breaker(s, h, true);
+        /* a broken connection counts against the host only when it was its
+         * last one: with other connections ready the host still serves */
+        if (h->ready <= 1)
+            note_breaker(s, h, true);
         if (a->probe)
             a->probe = false;
         cql__status_set(&r->st, MS_ERR_IO, h->label, "%s",

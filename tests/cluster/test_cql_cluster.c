@@ -19,6 +19,9 @@
 #include "core/error.h"
 #include "cql/proto.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+
 #define CLUSTER_DEFAULT "127.0.1.1:9042,127.0.1.2:9042,127.0.1.3:9042,127.0.1.4:9042"
 static const char *NODES[4] = {"127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4"};
 
@@ -31,9 +34,22 @@ static void opts(cql_options *o)
     o->local_dc = "dc1";
 }
 
+static int lock_fd = -1;
+
 static int setup(void **state)
 {
     (void)state;
+    /* this test stops, kills and restarts node3 of a cluster that other
+     * checkouts may share (MSGSTORE_CASSANDRA_REUSE=1): one run at a time,
+     * under the lock of the state directory the cluster runs from */
+    char home[512];
+    if (cqlt_node_home("cluster/node3", home, sizeof(home)) == 0) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/.cluster-test.lock", home);
+        lock_fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+        if (lock_fd >= 0)
+            flock(lock_fd, LOCK_EX);
+    }
     cql_options o;
     opts(&o);
     cql_status st;
@@ -77,6 +93,8 @@ static int teardown(void **state)
     snprintf(q, sizeof(q), "DROP KEYSPACE IF EXISTS %s", ks3);
     cql_sync_query(db, q, NULL, &st);
     cql_sync_close(db);
+    if (lock_fd >= 0)
+        close(lock_fd);
     return 0;
 }
 

@@ -16,6 +16,8 @@
 #include "core/error.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 
 #define CONCURRENCY 64
 
@@ -180,12 +182,17 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
     uv_close((uv_handle_t *)p, NULL);
 }
 
-/* Runs scripts/cassandra ARG faults while the loop (and the load) keeps going. */
+/* The state directory of the running faults node (whichever checkout started it). */
+static char home[512];
+
+/* Runs scripts/cassandra VERB faults while the loop (and the load) keeps going. */
 static int script(uv_loop_t *loop, const char *verb)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "cd '%s' && scripts/cassandra %s faults",
-             cqlt_env("MSGSTORE_SOURCE_DIR", "."), verb);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && MSGSTORE_CASSANDRA_HOME='%s' MSGSTORE_CASSANDRA_START_TIMEOUT=600 "
+             "scripts/cassandra %s faults",
+             cqlt_env("MSGSTORE_SOURCE_DIR", "."), home, verb);
     char sh[] = "/bin/sh", dash_c[] = "-c";
     char *args[] = {sh, dash_c, cmd, NULL};
     uv_process_options_t po;
@@ -204,6 +211,12 @@ static int script(uv_loop_t *loop, const char *verb)
         uv_run(loop, UV_RUN_ONCE);
     uv_run(loop, UV_RUN_NOWAIT);
     return (int)x.status;
+}
+
+static void script_sync(const char *verb)
+{
+    cqlt_script("MSGSTORE_CASSANDRA_HOME='%s' scripts/cassandra %s faults >/dev/null 2>&1 || true",
+                home, verb);
 }
 
 static int count_fds(void)
@@ -295,9 +308,26 @@ static void make_schema(const cql_options *o, const char *ks)
 static void test_kill_and_pause(void **state)
 {
     (void)state;
-    /* make sure the node runs (a previous failed run may have left it down) */
-    cqlt_script("scripts/cassandra status faults >/dev/null 2>&1 || scripts/cassandra restart "
-                "faults >/dev/null 2>&1 || true");
+    /* The fixture started (or, under MSGSTORE_CASSANDRA_REUSE=1, found) the
+     * node; it may come from another checkout's state directory: find it, and
+     * take that directory's lock so two runs never kill each other's node. */
+    if (cqlt_node_home("faults", home, sizeof(home)) != 0) {
+        snprintf(home, sizeof(home), "%s", cqlt_env("MSGSTORE_CASSANDRA_HOME", "build/cassandra"));
+        cqlt_script("MSGSTORE_CASSANDRA_HOME='%s' scripts/cassandra restart faults >/dev/null "
+                    "2>&1 || true",
+                    home);
+    }
+    char lock_path[600];
+    snprintf(lock_path, sizeof(lock_path), "%s/.faults-test.lock", home);
+    int lock_fd = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    assert_true(lock_fd >= 0);
+    assert_int_equal(flock(lock_fd, LOCK_EX), 0);
+    /* a previous failed run may have left it stopped or down */
+    script_sync("resume");
+    cqlt_script("MSGSTORE_CASSANDRA_HOME='%s' scripts/cassandra status faults >/dev/null 2>&1 || "
+                "MSGSTORE_CASSANDRA_HOME='%s' scripts/cassandra restart faults >/dev/null 2>&1 "
+                "|| true",
+                home, home);
     /* libuv's first child process sets up a process-wide signal pipe: spawn
      * once on a scratch loop, then count; the test's loop and everything on
      * it must be gone again after uv_loop_close */
@@ -417,6 +447,8 @@ static void test_kill_and_pause(void **state)
     snprintf(q, sizeof(q), "DROP KEYSPACE IF EXISTS %s", ks);
     CQLT_OK(c, q);
     cql_sync_close(c);
+    flock(lock_fd, LOCK_UN);
+    close(lock_fd);
 }
 
 int main(void)
