@@ -603,6 +603,7 @@ static void h_ws(http_request *r, void *ctx)
 {
     srv_rt *rt = ctx;
     if (!http_ws_is_handshake(r)) {
+        http_response_header(r, "upgrade", "websocket"); /* a 426 must name it (RFC 9110) */
         http_respond_error(r, 426, "upgrade_required",
                            "GET /v1/ws is a WebSocket endpoint (Upgrade: websocket)");
         return;
@@ -648,9 +649,12 @@ static void h_sse(http_request *r, void *ctx)
     const char *q = http_request_query(r, "since");
     char buf[32];
     const char *from = NULL;
-    if (last.base && last.len > 0 && last.len < sizeof buf) {
-        memcpy(buf, last.base, last.len);
-        buf[last.len] = '\0';
+    if (last.base && last.len > 0) {
+        /* Longer than any position: refused below, never ignored (the
+         * client would take the live stream for a resume). */
+        size_t n = last.len < sizeof buf ? last.len : 0;
+        memcpy(buf, last.base, n);
+        buf[n] = '\0';
         from = buf;
     } else if (q) {
         from = q;

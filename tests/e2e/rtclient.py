@@ -52,8 +52,14 @@ class WsClient:
                 k, v = line.split(b":", 1)
                 self.response_headers[k.strip().lower().decode()] = v.strip().decode()
         if self.status != 101:
-            # Read what body came with the refusal, for the test's message.
-            self.body = self.buf
+            # Read the body that came with the refusal (its Content-Length), for the test.
+            n = int(self.response_headers.get("content-length", "0"))
+            while len(self.buf) < n:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+            self.body = self.buf[:n] if n else self.buf
             self.sock.close()
             self.sock = None
             return

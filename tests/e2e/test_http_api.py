@@ -740,6 +740,121 @@ def test_graceful_shutdown_keeps_every_201(ctx):
     print("     %d acknowledged messages, all readable after restart; stop took %.2fs" % (len(created), took))
 
 
+# ---------------------------------------------------------------- real time (docs/realtime.md)
+
+def test_realtime_websocket(ctx):
+    """GET /v1/ws: a real upgrade (101, Sec-WebSocket-Accept checked by the client), the hello,
+    a ping, and a committed message delivered to a subscriber; 426 and 401 otherwise."""
+    srv, ch = ctx["srv"], channel()
+    c = srv.client()
+    ws = c.websocket()
+    try:
+        check(ws.status == 101, "101 Switching Protocols", ws.status)
+        check(ws.response_headers.get("upgrade", "").lower() == "websocket", "Upgrade", ws.response_headers)
+        check(ws.response_headers.get("sec-websocket-accept"), "Sec-WebSocket-Accept", ws.response_headers)
+        hello = ws.recv_json()
+        check(hello["type"] == "hello" and hello["protocol"] == 1 and hello["typing_ttl_ms"] == 10000, "hello", hello)
+        ws.send_json({"op": "ping", "id": 7})
+        pong = ws.recv_json()
+        check(pong == {"type": "pong", "id": 7}, "pong", pong)
+        ws.send_json({"op": "subscribe", "channels": [str(ch)]})
+        check(ws.recv_json() == {"type": "subscribed", "channels": [str(ch)]}, "subscribed")
+        m = new_message(c, ch, "over the socket")
+        ev, _ = ws.recv_until(lambda e: e.get("type") == "message.created")
+        check(ev["channel"] == str(ch) and ev["data"]["id"] == m["id"], "the committed message", ev)
+    finally:
+        ws.close()
+    r = c.get("/v1/ws")  # no Upgrade
+    expect(r, 426, "upgrade_required")
+    check(r.headers.get("upgrade", "").lower() == "websocket", "a 426 names the protocol", r.headers)
+    r = c.get("/v1/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "short"})
+    expect(r, 426, "upgrade_required")
+    c.close()
+    for token in (None, "wrong-token-000000000000"):
+        ws = srv.client(token=token).websocket()
+        check(ws.status == 401, "no upgrade without the token", ws.status, ws.body)
+        check(json.loads(ws.body)["error"]["code"] == "unauthorized", "unauthorized", ws.body)
+
+
+def test_realtime_sse(ctx):
+    """GET /v1/channels/{id}/events: the stream opens (200 text/event-stream) with or without a
+    resume position; a bad position or channel is 400 and opens nothing; 401 without the token."""
+    srv, ch = ctx["srv"], channel()
+    c = srv.client()
+    path = "/v1/channels/%d/events" % ch
+    for p, h in ((path, None), (path + "?since=1171405320192737280", None), (path, {"Last-Event-ID": "12345"})):
+        r = c.stream(p, headers=h)
+        check(r.status == 200, "stream opened", p, h, r)
+        check(r.headers["content-type"].startswith("text/event-stream"), "content type", r.headers)
+        check(r.headers.get("cache-control") == "no-cache", "not cached", r.headers)
+        check(r.body.startswith(b"retry: 2000\n"), "the stream's first bytes", r.body)
+    for p, h in ((path + "?since=abc", None), (path + "?since=0", None), (path, {"Last-Event-ID": "xyz"}),
+                 (path, {"Last-Event-ID": "1" * 40}),  # too long for a position: refused, not ignored
+                 (path + "?since=5", {"Last-Event-ID": "-1"}),  # Last-Event-ID wins over since
+                 ("/v1/channels/0/events", None), ("/v1/channels/abc/events", None)):
+        expect(c.stream(p, headers=h), 400, "invalid_argument")
+    expect(srv.client(token=None).stream(path), 401, "unauthorized")
+    # A resume from a position this instance cannot serve: a resync, then live events.
+    from rtclient import SseClient
+    sse = SseClient("127.0.0.1", srv.port, path, token=TOKEN, last_event_id="1")
+    try:
+        check(sse.status == 200, "SSE status", sse.status)
+        ev = sse.next_event()
+        check(ev["event"] == "resync" and json.loads(ev["data"])["reason"] == "gap", "gap resync", ev)
+        m = new_message(c, ch, "over SSE")
+        ev = sse.next_event()
+        d = json.loads(ev["data"])
+        check(ev["event"] == "message.created" and ev["id"] == d["position"] and d["data"]["id"] == m["id"],
+              "live event with its position as id", ev)
+    finally:
+        sse.close()
+    c.close()
+
+
+def test_realtime_typing_and_presence(ctx):
+    srv, ch = ctx["srv"], channel()
+    c = srv.client()
+    typing, presence = "/v1/channels/%d/typing" % ch, "/v1/channels/%d/presence" % ch
+    d = expect(c.get(presence), 200)
+    check(d == {"channel_id": str(ch), "online": [], "typing": []}, "nobody yet", d)
+    r = expect(c.post(typing, {"user_id": "77"}), 204)
+    d = expect(c.get(presence), 200)
+    check(d["typing"] == ["77"] and d["online"] == [], "typing listed", d)
+    expect(c.post(typing, {"user_id": 78}), 204)  # a JSON integer is accepted too
+    for body in ({}, {"user_id": "0"}, {"user_id": "-1"}, {"user_id": "x"}, {"user_id": "77", "channel": "1"}):
+        expect(c.post(typing, body), 422, "unprocessable")
+    for raw in (b"", b"{", b"[]"):
+        expect(c.post(typing, raw=raw), 400, "invalid_argument")
+    expect(c.post("/v1/channels/0/typing", {"user_id": "77"}), 400, "invalid_argument")
+    expect(c.get("/v1/channels/abc/presence"), 400, "invalid_argument")
+    u = srv.client(token=None)
+    expect(u.post(typing, {"user_id": "77"}), 401, "unauthorized")
+    expect(u.get(presence), 401, "unauthorized")
+    u.close()
+    d = expect(c.get(presence), 200)
+    check(sorted(d["typing"]) == ["77", "78"], "bad requests changed nothing", d)
+    # online: a presence heartbeat over the WebSocket; offline when its connection closes
+    ws = c.websocket()
+    try:
+        ws.recv_json()
+        ws.send_json({"op": "presence", "user_id": "88", "channels": [str(ch)]})
+        for _ in range(50):
+            d = expect(c.get(presence), 200)
+            if d["online"]:
+                break
+            time.sleep(0.05)
+        check(d["online"] == ["88"], "online listed", d)
+    finally:
+        ws.close()
+    for _ in range(50):
+        d = expect(c.get(presence), 200)
+        if not d["online"]:
+            break
+        time.sleep(0.05)
+    check(d["online"] == [], "offline once its connection closed", d)
+    c.close()
+
+
 def test_zz_every_documented_operation_exercised(ctx):
     if os.environ.get("E2E_ONLY"):
         return
