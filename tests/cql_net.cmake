@@ -6,6 +6,9 @@ if(TARGET msgstore_cql)
   endforeach()
   ms_add_test(test_cql_session SOURCES integration/test_cql_session.c
     LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra TIMEOUT 300)
+  # an idle cql_sync through an outage of its node (a proxy of the test's own)
+  ms_add_test(test_cql_sync_idle SOURCES integration/test_cql_sync_idle.c
+    LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra TIMEOUT 120)
 endif()
 if(TARGET msgstore_cql)
   ms_add_test(test_cql_auth SOURCES integration/test_cql_auth.c

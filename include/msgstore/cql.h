@@ -277,6 +277,17 @@ typedef struct cql_host_totals {
 void cql_host_totals_get(const char *session_name, const char *address, int port,
                          cql_host_totals *out);
 
+/**
+ * Reconnects now to every host of the session that is down, and the control
+ * connection if it is lost: their reconnection backoff starts over, as when
+ * a node announces itself UP. For programs that keep several sessions to one
+ * cluster (one per thread): when one session sees a host come back
+ * (CQL_HOST_UP), the others need not wait out their own backoff (up to
+ * reconnect.cap_ms). The attempts start from the loop, not inside this call.
+ * Call on the loop's thread; NULL or a closing session: nothing happens.
+ */
+void cql_session_reconnect_now(cql_session *s);
+
 /** Counters of a session (for tests, tools and metrics). */
 typedef struct cql_session_stats {
     uint64_t requests;           /* user requests completed */
@@ -449,7 +460,14 @@ int cql_sync_batch(cql_sync *c, const cql_batch_request *b, cql_status *st);
 /** Fetches the next page of a pager created on cql_sync_session(c). */
 int cql_sync_pager_next(cql_sync *c, cql_pager *p, cql_result **res, cql_status *st);
 
-/** Runs the private loop for about ms milliseconds (lets timers and events run). */
+/**
+ * Runs the private loop for about ms milliseconds (lets timers and events
+ * run); ms <= 0: handles what is ready now and returns without waiting. The
+ * loop runs only inside cql_sync calls: a thread that keeps a session and
+ * has nothing to send must call this now and then (every 50-100 ms), or the
+ * session stalls: no reconnection after an outage (handshakes start and
+ * never finish), no heartbeats, server events unread.
+ */
 void cql_sync_run_for(cql_sync *c, int64_t ms);
 
 /** The underlying session (stats, hosts, pagers). */

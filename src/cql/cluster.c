@@ -331,6 +331,16 @@ static void ctl_reconnect_fire(cql_tq_node *n)
     resolve_next(c);
 }
 
+void cql__cluster_reconnect_now(cql_session *s)
+{
+    cql_control *c = s->ctl;
+    /* only while waiting out the backoff: not while connecting or resolving */
+    if (!c || c->closing || s->state >= CQL_S_CLOSING || !cql__tq_queued(&c->reconnect))
+        return;
+    c->reconnect_attempt = 0;
+    cql__tq_add(&s->tq, &c->reconnect, (uint64_t)cql__now(s), ctl_reconnect_fire);
+}
+
 /* ---- jobs ---------------------------------------------------------------------------- */
 
 static void push_job(cql_control *c, int job)

@@ -351,6 +351,18 @@ void cql__pool_tick(cql_host *h, int64_t now_ms)
         cql__pool_fill(h);
 }
 
+void cql__pool_reconnect_now(cql_host *h)
+{
+    cql_session *s = h->s;
+    if (s->state >= CQL_S_CLOSING || h->removed || !h->pooled || h->up)
+        return;
+    h->reconnect_attempt = 0;
+    h->gave_up = false;
+    h->excess = 0;
+    /* due now: runs from the loop, not inside the caller's call */
+    cql__tq_add(&s->tq, &h->reconnect, (uint64_t)cql__now(s), reconnect_fire);
+}
+
 void cql__pool_status_up(cql_host *h)
 {
     cql__tq_remove(&h->s->tq, &h->reconnect);

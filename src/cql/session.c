@@ -569,6 +569,15 @@ void cql__host_event(cql_session *s, cql_host *h, cql_host_event ev)
     s->o.on_host_event(s, ev, &info, s->o.on_host_event_ud);
 }
 
+void cql_session_reconnect_now(cql_session *s)
+{
+    if (!s || s->state >= CQL_S_CLOSING)
+        return;
+    for (size_t i = 0; i < s->nhosts; i++)
+        cql__pool_reconnect_now(s->hosts[i]);
+    cql__cluster_reconnect_now(s);
+}
+
 size_t cql_session_hosts(cql_session *s, cql_host_info *out, size_t max)
 {
     size_t n = 0;

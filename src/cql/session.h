@@ -319,7 +319,8 @@ void cql__pool_fill(cql_host *h);
 void cql__pool_close(cql_host *h, const char *why);
 cql_conn *cql__pool_pick(cql_host *h, bool has_token, int64_t token);
 void cql__pool_tick(cql_host *h, int64_t now_ms);
-void cql__pool_status_up(cql_host *h); /* STATUS_CHANGE UP: reconnect now */
+void cql__pool_status_up(cql_host *h);     /* STATUS_CHANGE UP: reconnect now */
+void cql__pool_reconnect_now(cql_host *h); /* down: attempt on the next loop turn */
 
 /* request.c */
 cql_request *cql__req_alloc(cql_session *s);
@@ -356,5 +357,6 @@ void cql__cluster_close(cql_session *s);
 void cql__cluster_tick(cql_session *s, int64_t now_ms);
 void cql__cluster_schema_wait_box(cql_session *s, cql_request *r, void *box);
 bool cql__cluster_ready(const cql_session *s);
+void cql__cluster_reconnect_now(cql_session *s); /* lost: attempt on the next loop turn */
 
 #endif

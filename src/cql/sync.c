@@ -199,11 +199,23 @@ static void on_sleep(uv_timer_t *t)
 
 void cql_sync_run_for(cql_sync *c, int64_t ms)
 {
+    if (ms <= 0) {
+        /* Two passes without waiting: the first handles what came in (a
+         * connection established, an answer read) and queues what that
+         * provokes; the second writes it out (connections flush in the
+         * prepare phase) and takes what is already there. uv_run(ONCE) would
+         * instead block until the next timer (up to the 1 s housekeeping). */
+        wake(c);
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+        return;
+    }
     uv_timer_t t;
     bool done = false;
     uv_timer_init(&c->loop, &t);
     t.data = &done;
-    uv_timer_start(&t, on_sleep, (uint64_t)(ms > 0 ? ms : 0), 0);
+    /* from now, not from the loop's last turn (maybe long ago) */
+    uv_update_time(&c->loop);
+    uv_timer_start(&t, on_sleep, (uint64_t)ms, 0);
     run_until(c, &done);
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&c->loop, UV_RUN_NOWAIT);

@@ -283,6 +283,7 @@ typedef struct sc_conn {
     cql_prepared *ps[SC_NSTMT];
     bool repair;      /* the counter repair's session: never takes injected faults */
     uint32_t queries; /* requests sent for the current op */
+    unsigned up_seen; /* b->hosts_up when this session last caught up */
     cql_values v;     /* reused for every statement */
     cql_values bv[3]; /* the statements of the insert batch */
 } sc_conn;
@@ -302,6 +303,7 @@ struct sc_backend {
     uint64_t *known; /* open addressing, 0 = empty */
     size_t nknown;
     _Atomic int faults[STORE_FAULT_LWT_APPLIED + 1]; /* injected faults left, by store_fault */
+    _Atomic unsigned hosts_up; /* CQL_HOST_UP events seen by any of the sessions */
 
     /* counter repair (see "exact counts") */
     int64_t settle_ms;   /* how long a count must stay still; failures this old are due */
@@ -2152,9 +2154,9 @@ static void sc_run_op(sc_conn *c, store_op *op)
  * is seen.
  */
 
-#define RP_SCAN_ROWS 5000 /* failure rows read per pass */
-#define RP_KEYS_MAX  64   /* counts repaired per pass */
-#define RP_FAILS_MAX 64   /* failure rows deleted per count per pass */
+#define RP_SCAN_ROWS    5000 /* failure rows read per pass */
+#define RP_KEYS_MAX     64   /* counts repaired per pass */
+#define RP_FAILS_MAX    64   /* failure rows deleted per count per pass */
 
 typedef struct rp_key {
     rp_note n; /* failure_id: the newest failure's */
@@ -2489,18 +2491,62 @@ static int sc_repair(store_backend *base, store_repair_report *rep, char *detail
     return rc;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A session's private loop runs only inside cql_sync calls: a thread that
+ * owns one and has nothing to do must let it run now and then, or the session
+ * stalls (no reconnection after an outage, no heartbeats, server events
+ * unread). Idle threads wait at most this long between two turns.
+ */
+#define SC_IDLE_TICK_MS 50
+
+/* On a session's loop (its thread): tells the other sessions that a host is back. */
+static void sc_host_event(cql_session *s, cql_host_event ev, const cql_host_info *h, void *ud)
+{
+    (void)s;
+    (void)h;
+    sc_backend *b = ud;
+    if (ev == CQL_HOST_UP)
+        atomic_fetch_add(&b->hosts_up, 1);
+}
+
+/*
+ * When another session saw a host come back, this one reconnects to its down
+ * hosts now instead of waiting out its own backoff: after an outage every
+ * worker serves again within a handshake of the first one, not up to the
+ * backoff cap (30 s) later while the service already reports itself ready.
+ */
+static void sc_catch_up(sc_conn *c)
+{
+    unsigned up = atomic_load(&c->b->hosts_up);
+    if (up == c->up_seen)
+        return;
+    c->up_seen = up;
+    cql_session_reconnect_now(cql_sync_session(c->db));
+}
+
 /* The background repair: a pass every interval, every settle time while counts are pending. */
 static void *repair_main(void *arg)
 {
     sc_backend *b = arg;
-    int64_t wait_ms = b->interval_ms;
+    int64_t due = mono_ms() + b->interval_ms;
     for (;;) {
         pthread_mutex_lock(&b->nmu);
         if (!b->rwake && !b->rstop) {
+            int64_t wait_ms = due - mono_ms();
+            if (wait_ms > SC_IDLE_TICK_MS)
+                wait_ms = SC_IDLE_TICK_MS;
+            if (wait_ms < 0)
+                wait_ms = 0;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += (time_t)(wait_ms / 1000);
-            ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+            ts.tv_nsec += (long)wait_ms * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
@@ -2513,14 +2559,23 @@ static void *repair_main(void *arg)
         if (stop)
             break;
         if (woken) { /* a failure just noted is due in settle_ms */
-            wait_ms = b->settle_ms;
+            due = mono_ms() + b->settle_ms;
+            continue;
+        }
+        if (mono_ms() < due) {
+            /* a pass run by someone else (sc_repair) runs the session meanwhile */
+            if (pthread_mutex_trylock(&b->rmu) == 0) {
+                sc_catch_up(&b->rconn);
+                cql_sync_run_for(b->rconn.db, 0);
+                pthread_mutex_unlock(&b->rmu);
+            }
             continue;
         }
         store_repair_report rep = {0};
         char detail[STORE_DETAIL_LEN];
         if (sc_repair(&b->base, &rep, detail, sizeof detail) != 0 && !b->rstop)
             MS_WARN("store", "scylla: counter repair: %s", detail);
-        wait_ms = rep.pending ? b->settle_ms : b->interval_ms;
+        due = mono_ms() + (rep.pending ? b->settle_ms : b->interval_ms);
     }
     return NULL;
 }
@@ -2532,9 +2587,15 @@ static void *worker_main(void *arg)
     sc_conn *c = arg;
     sc_backend *b = c->b;
     for (;;) {
-        store_op *op = store__queue_take(&b->q, 1, NULL, true);
-        if (!op)
-            break;
+        bool closed = false;
+        store_op *op = store__queue_take_for(&b->q, 1, NULL, SC_IDLE_TICK_MS, &closed);
+        sc_catch_up(c);
+        if (!op) {
+            if (closed)
+                break;
+            cql_sync_run_for(c->db, 0); /* what is ready now: no wait */
+            continue;
+        }
         c->queries = 0;
         sc_run_op(c, op);
         op->queries = c->queries;
@@ -2668,6 +2729,8 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
     /* Statements name their keyspace (no USE: prepared statements stay unambiguous). */
     cql_options o;
     sc_options(&o, cfg, false);
+    o.on_host_event = sc_host_event;
+    o.on_host_event_ud = b;
     for (int i = 0; i <= b->nthreads; i++) {
         sc_conn *c = i < b->nthreads ? &b->conns[i] : &b->rconn;
         c->b = b;

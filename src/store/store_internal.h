@@ -177,6 +177,14 @@ void store__queue_push(store__queue *q, store_op *op);
  */
 store_op *store__queue_take(store__queue *q, int max, int *n, bool wait);
 
+/*
+ * Like store__queue_take with `wait`, but waits at most wait_ms (monotonic):
+ * NULL when nothing came meanwhile, so that the taker can tend to something
+ * else (the ScyllaDB workers run their CQL session's loop). *closed (may be
+ * NULL) is set to true when NULL means closed and empty: time to stop.
+ */
+store_op *store__queue_take_for(store__queue *q, int max, int *n, int64_t wait_ms, bool *closed);
+
 /* Wakes every taker; waiting takes return NULL once the queue is empty. */
 void store__queue_close(store__queue *q);
 

@@ -4,15 +4,21 @@ The database goes away while msgstore serves, and comes back.
 
 `msgstore serve` runs on ScyllaDB/Cassandra (the ctest fixture's node,
 127.0.0.1:9042) reached through a TCP proxy owned by this test. "Stopping
-Cassandra" closes the proxy's listener and cuts every connection through it;
-"starting it again" listens again on the same port. The shared node itself is
-never touched (other tests use it).
+Cassandra" closes the proxy's listener and resets every connection through
+it; "starting it again" listens again on the same port. The shared node
+itself is never touched (other tests use it).
 
 Checked: readiness turns 503; API calls fail fast with 503 and Retry-After
 (no request hangs for the driver's timeouts once the outage is known);
-/health reports the failed check; when the database is back, the service
-recovers by itself (ready 200, writes and reads work, data written before the
-outage is there).
+/health reports the failed check. The outage then lasts a while with no
+client traffic at all (the reconnection backoff grows, the store's worker
+sessions sit idle). When the database is back the service recovers by
+itself within RECOVERY_BOUND seconds: ready 200, and a second later every
+worker's session (bursts of concurrent reads wider than the worker pool all
+succeed: no worker is left waiting out its own reconnection backoff), writes
+and reads work. No acknowledged write is lost: a writer posts steadily from
+before the cut until the outage is known, and every message answered 201 is
+read back afterwards.
 """
 import os
 import random
@@ -28,6 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from msgstore_e2e import Server, check, expect, run  # noqa: E402
 
 NODE = ("127.0.0.1", int(os.environ.get("MSGSTORE_TEST_CQL_PORT", "9042")))
+OUTAGE = float(os.environ.get("OUTAGE_SECONDS", "10"))  # from the cut to the node's return
+RECOVERY_BOUND = 30.0  # seconds from the node's return to a fully working service
+WORKERS = 8  # the store's ScyllaDB worker threads (store_options default), one session each
 
 
 class Proxy:
@@ -79,7 +88,7 @@ class Proxy:
                     if not d:
                         return
                     (b if s is a else a).sendall(d)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a socket closed by stop()
             return
         finally:
             for s in socks:
@@ -128,7 +137,9 @@ def setup():
     tmp = tempfile.mkdtemp(prefix="msgstore-outage-")
     proxy = Proxy()
     proxy.start()
-    ks = "msgstore_outage_%d" % random.randrange(10**6)
+    # one keyspace for every run (created once; channels are random): a keyspace per
+    # run would pile up schema on the shared node
+    ks = os.environ.get("OUTAGE_KEYSPACE", "msgstore_e2e_outage")
     env = {
         "SCYLLA_ENABLED": "true",
         "SCYLLA_CONTACT_POINTS": "127.0.0.1:%d" % proxy.port,
@@ -154,12 +165,72 @@ def teardown(ctx):
     shutil.rmtree(ctx["tmp"], ignore_errors=True)
 
 
+class Writer:
+    """Posts messages one after another; remembers those acknowledged (201)."""
+
+    def __init__(self, srv, ch):
+        self.srv, self.ch = srv, ch
+        self.acked = {}  # id -> content
+        self.statuses = {}
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        c = self.srv.client(timeout=30)
+        i = 0
+        while not self.stop_flag.is_set():
+            content = "w%d" % i
+            i += 1
+            try:
+                r = c.post("/v1/channels/%d/messages" % self.ch, {"sender_id": "2", "content": content})
+            except Exception as e:  # noqa: BLE001 - no answer: not acknowledged
+                self.statuses[type(e).__name__] = self.statuses.get(type(e).__name__, 0) + 1
+                c = self.srv.client(timeout=30)
+                continue
+            self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
+            if r.status == 201:
+                self.acked[r.data["id"]] = content
+            time.sleep(0.01)
+        c.close()
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(60)
+        check(not self.thread.is_alive(), "the writer stops")
+
+
+def burst(srv, path, n):
+    """n concurrent GETs (one connection each); their statuses."""
+    out = [None] * n
+
+    def one(i):
+        c = srv.client(timeout=30)
+        try:
+            out[i] = c.get(path).status
+        except Exception as e:  # noqa: BLE001
+            out[i] = type(e).__name__
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    return out
+
+
 def test_outage_and_recovery(ctx):
     srv, proxy = ctx["srv"], ctx["proxy"]
     c = srv.client(timeout=30)
     ch = random.randrange(10**12, 10**15)
+    wch = ch + 1
     expect(c.get("/health/ready"), 200)
     before = expect(c.post("/v1/channels/%d/messages" % ch, {"sender_id": "1", "content": "before"}), 201)
+    writer = Writer(srv, wch)
+    wait_until("the writer's first acknowledged write", lambda: len(writer.acked) > 0, 30)
+    time.sleep(1)
 
     proxy.stop()
     t_down = time.time()
@@ -186,14 +257,40 @@ def test_outage_and_recovery(ctx):
     wait_until("/health reports the failed check", lambda: (lambda h: h.status == 503 and h.data["last_check"]["ok"]
                is False and bool(h.data["last_check"]["error"]))(c.get("/health")), 15)
     expect(c.get("/health/live"), 200)  # the process is fine: no restart wanted
+    writer.stop()
+    check(writer.statuses.get(503, 0) > 0, "the writer saw the outage", writer.statuses)
+    print("     writer: %s" % writer.statuses)
+
+    # the rest of the outage without a single client request: the workers sit idle
+    c.close()
+    time.sleep(max(0.0, OUTAGE - (time.time() - t_down)))
 
     proxy.start()  # same port
-    took = wait_until("ready again", lambda: c.get("/health/ready").status == 200, 60)
-    print("     ready again %.1fs after the node came back (outage %.1fs)" % (took, time.time() - t_down))
-    wait_until("writes again", lambda: c.post("/v1/channels/%d/messages" % ch,
-                                              {"sender_id": "1", "content": "after"}).status == 201, 30)
+    t_up = time.time()
+    c = srv.client(timeout=30)
+    took = wait_until("ready again", lambda: c.get("/health/ready").status == 200, RECOVERY_BOUND)
+    print("     ready again %.1fs after the node came back (outage %.1fs)" % (took, t_up - t_down))
+
+    # every worker's session is back with the first one (they reconnect together, not each
+    # after its own backoff): after a moment's grace, bursts wider than the worker pool
+    # all succeed, at the first try
+    time.sleep(1.0)
+    path = "/v1/channels/%d/messages/%s" % (ch, before["id"])
+    for i in range(4):
+        statuses = burst(srv, path, 2 * WORKERS)
+        check(all(st == 200 for st in statuses), "every worker serves %.1fs after ready (burst %d)"
+              % (time.time() - t_up - took, i), statuses)
+        time.sleep(0.5)
+    print("     every worker serving (%d bursts of %d reads)" % (4, 2 * WORKERS))
+    expect(c.post("/v1/channels/%d/messages" % ch, {"sender_id": "1", "content": "after"}), 201)
     g = expect(c.get("/v1/channels/%d/messages/%s" % (ch, before["id"])), 200)
     check(g["content"] == "before", "data from before the outage", g)
+
+    # nothing acknowledged is lost
+    for mid, content in writer.acked.items():
+        g = expect(c.get("/v1/channels/%d/messages/%s" % (wch, mid)), 200)
+        check(g["content"] == content, "acknowledged write %s" % mid, g)
+    print("     %d acknowledged writes all read back" % len(writer.acked))
     wait_until("/health ok", lambda: c.get("/health").status == 200, 10)
     c.close()
 
