@@ -439,7 +439,8 @@ void cql_pager_free(cql_pager *p);
 
 /**
  * A session on a private loop; each call runs that loop until its request
- * completes. Not for event-loop threads. Use from one thread at a time.
+ * completes (see cql_sync_run_for for threads that keep one idle). Not for
+ * event-loop threads. Use from one thread at a time.
  */
 typedef struct cql_sync cql_sync;
 
@@ -460,6 +461,16 @@ int cql_sync_batch(cql_sync *c, const cql_batch_request *b, cql_status *st);
 /** Fetches the next page of a pager created on cql_sync_session(c). */
 int cql_sync_pager_next(cql_sync *c, cql_pager *p, cql_result **res, cql_status *st);
 
+/** What the session knows about its hosts (as cql_session_hosts). */
+size_t cql_sync_hosts(cql_sync *c, cql_host_info *out, size_t max);
+
+/** The replicas of a token (as cql_session_replicas). */
+size_t cql_sync_replicas(cql_sync *c, const char *keyspace, int64_t token, cql_host_info *out,
+                         size_t max);
+
+/** The session's counters (as cql_session_stats_get). */
+void cql_sync_stats(cql_sync *c, cql_session_stats *out);
+
 /**
  * Runs the private loop for about ms milliseconds (lets timers and events
  * run); ms <= 0: handles what is ready now and returns without waiting. The
@@ -470,7 +481,10 @@ int cql_sync_pager_next(cql_sync *c, cql_pager *p, cql_result **res, cql_status 
  */
 void cql_sync_run_for(cql_sync *c, int64_t ms);
 
-/** The underlying session (stats, hosts, pagers). */
+/**
+ * The underlying session (pagers, async calls driven with cql_sync_run_for).
+ * Call it only from the thread that uses c.
+ */
 cql_session *cql_sync_session(cql_sync *c);
 
 /** Closes gracefully (deadline 5 s) and frees. NULL is fine. */

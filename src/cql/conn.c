@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 enum {
     ST_CONNECTING = 0,
@@ -31,6 +32,7 @@ static cql_pending orphan; /* slot marker of an abandoned request */
 
 static void close_handles(cql_conn *c);
 static void flush(cql_conn *c);
+static bool input_pending(cql_conn *c);
 static void hs_fn(cql_pending *p, cql_conn *c, int status, const cql_frame *f);
 
 bool cql__conn_ready(const cql_conn *c)
@@ -716,6 +718,11 @@ static void on_connect(uv_connect_t *req, int status)
 static void on_connect_timeout(uv_timer_t *t)
 {
     cql_conn *c = t->data;
+    if (c->state > ST_CONNECTING && input_pending(c)) {
+        /* the answer is there, the loop was late: give it one more turn */
+        uv_timer_start(&c->timer, on_connect_timeout, 100, 0);
+        return;
+    }
     static const char *names[] = {"TCP connect",    "TLS handshake", "OPTIONS", "STARTUP",
                                   "authentication", "USE keyspace",  "REGISTER"};
     const char *step = c->state < ST_READY ? names[c->state] : "handshake";
@@ -813,10 +820,22 @@ static void hb_fn(cql_pending *p, cql_conn *c, int status, const cql_frame *f)
     (void)status;
 }
 
+/* Bytes waiting in the socket: a loop that did not run for a while (a busy
+ * worker, an idle sync session) runs its timers before it reads; the answers
+ * may be there already and must not be taken for silence. */
+static bool input_pending(cql_conn *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 void cql__conn_tick(cql_conn *c, int64_t now_ms, int64_t heartbeat_ms, int64_t idle_timeout_ms)
 {
     if (c->state != ST_READY)
         return;
+    if (input_pending(c))
+        return; /* the poll phase reads it right after the timers */
     if (c->hb_busy && idle_timeout_ms > 0 && now_ms - c->hb_sent_ms > idle_timeout_ms) {
         fail_conn(c, MS_ERR_TIMEOUT, "%s: heartbeat not answered in %lld ms", c->label,
                   (long long)idle_timeout_ms);

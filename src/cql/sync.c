@@ -235,3 +235,19 @@ void cql_sync_close(cql_sync *c)
     run_until(c, &done);
     free_sync(c);
 }
+
+size_t cql_sync_hosts(cql_sync *c, cql_host_info *out, size_t max)
+{
+    return cql_session_hosts(c->s, out, max);
+}
+
+size_t cql_sync_replicas(cql_sync *c, const char *keyspace, int64_t token, cql_host_info *out,
+                         size_t max)
+{
+    return cql_session_replicas(c->s, keyspace, token, out, max);
+}
+
+void cql_sync_stats(cql_sync *c, cql_session_stats *out)
+{
+    cql_session_stats_get(c->s, out);
+}

@@ -2913,7 +2913,7 @@ int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progre
     }
     /* ScyllaDB: counters and LWT need a keyspace without tablets. */
     cql_host_info hosts[1];
-    bool scylla = cql_session_hosts(cql_sync_session(db), hosts, 1) > 0 && hosts[0].nr_shards > 0;
+    bool scylla = cql_sync_hosts(db, hosts, 1) > 0 && hosts[0].nr_shards > 0;
     char q[1024];
     snprintf(q, sizeof q, "CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s%s",
              cfg->scylla_keyspace, repl, scylla ? " AND tablets = {'enabled': false}" : "");

@@ -107,16 +107,26 @@ static int host_index(const char *addr)
 }
 
 /* Requests sent to each node so far, by this client (its per-host counters). */
-static void client_counts(cql_session *s, uint64_t out[4])
+static void counts_of(const cql_host_info *h, size_t n, uint64_t out[4])
 {
-    cql_host_info h[8];
-    size_t n = cql_session_hosts(s, h, 8);
     memset(out, 0, 4 * sizeof(uint64_t));
     for (size_t i = 0; i < n && i < 8; i++) {
         int k = host_index(h[i].address);
         if (k >= 0)
             out[k] = h[i].requests;
     }
+}
+
+static void client_counts(cql_session *s, uint64_t out[4])
+{
+    cql_host_info h[8];
+    counts_of(h, cql_session_hosts(s, h, 8), out);
+}
+
+static void client_counts_sync(cql_sync *c, uint64_t out[4])
+{
+    cql_host_info h[8];
+    counts_of(h, cql_sync_hosts(c, h, 8), out);
 }
 
 /* Requests each node coordinated for ks.t, from the node itself. */
@@ -166,7 +176,7 @@ static void test_topology(void **state)
 {
     (void)state;
     cql_host_info h[8];
-    size_t n = cql_session_hosts(cql_sync_session(db), h, 8);
+    size_t n = cql_sync_hosts(db, h, 8);
     assert_int_equal(n, 4);
     int local = 0, up = 0;
     for (size_t i = 0; i < n; i++) {
@@ -187,7 +197,6 @@ static void test_topology(void **state)
 static void test_token_aware_routing(void **state)
 {
     (void)state;
-    cql_session *s = cql_sync_session(db);
     char q[200];
     snprintf(q, sizeof(q), "INSERT INTO %s.t (k, v) VALUES (?, ?)", ks1);
     cql_prepared *ins;
@@ -230,7 +239,7 @@ static void test_token_aware_routing(void **state)
                      cqlt_env("MSGSTORE_SOURCE_DIR", "."), home, ks1, k);
             assert_int_equal(cqlt_capture(cmd, out, sizeof(out)), 0);
             cql_host_info rep[4];
-            assert_int_equal(cql_session_replicas(s, ks1, token_of_int(k), rep, 4), 1);
+            assert_int_equal(cql_sync_replicas(db, ks1, token_of_int(k), rep, 4), 1);
             fprintf(stderr, "key %d: nodetool says %s, we say %s\n", k, out, rep[0].address);
             assert_non_null(strstr(out, rep[0].address));
         }
@@ -243,7 +252,7 @@ static void test_token_aware_routing(void **state)
     uint64_t expect[4] = {0};
     for (int32_t k = 1000; k < 1000 + N; k++) {
         cql_host_info rep[4];
-        assert_int_equal(cql_session_replicas(s, ks1, token_of_int(k), rep, 4), 1);
+        assert_int_equal(cql_sync_replicas(db, ks1, token_of_int(k), rep, 4), 1);
         int i = host_index(rep[0].address);
         assert_true(i >= 0 && i < 3); /* dc1 only */
         expect[i]++;
@@ -254,7 +263,7 @@ static void test_token_aware_routing(void **state)
     server_counts(ks1, "write", w0);
     server_counts(ks1, "read", r0);
     uint64_t c0[4];
-    client_counts(s, c0);
+    client_counts_sync(db, c0);
     for (int32_t k = 1000; k < 1000 + N; k++) {
         cql_values v;
         cql_values_init(&v);
@@ -276,7 +285,7 @@ static void test_token_aware_routing(void **state)
         cql_values_free(&v);
     }
     uint64_t c1[4];
-    client_counts(s, c1);
+    client_counts_sync(db, c1);
     int64_t w1[4], r1[4];
     server_counts(ks1, "write", w1);
     server_counts(ks1, "read", r1);
@@ -298,7 +307,6 @@ static void test_token_aware_routing(void **state)
 static void test_dc_aware_spread(void **state)
 {
     (void)state;
-    cql_session *s = cql_sync_session(db);
     char q[200];
     snprintf(q, sizeof(q), "INSERT INTO %s.t (k, v) VALUES (?, ?)", ks3);
     cql_prepared *ins;
@@ -307,7 +315,7 @@ static void test_dc_aware_spread(void **state)
     int64_t w0[4];
     server_counts(ks3, "write", w0);
     uint64_t c0[4];
-    client_counts(s, c0);
+    client_counts_sync(db, c0);
     enum { N = 300 };
     for (int32_t k = 0; k < N; k++) {
         cql_values v;
@@ -325,7 +333,7 @@ static void test_dc_aware_spread(void **state)
     int64_t w1[4];
     server_counts(ks3, "write", w1);
     uint64_t c1[4];
-    client_counts(s, c1);
+    client_counts_sync(db, c1);
     for (int i = 0; i < 4; i++) {
         fprintf(stderr, "%s: client sent %llu, coordinated %lld\n", NODES[i],
                 (unsigned long long)(c1[i] - c0[i]), (long long)(w1[i] - w0[i]));

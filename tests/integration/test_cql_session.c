@@ -516,7 +516,7 @@ static void test_prepared_cache_eviction(void **state)
         }
     }
     cql_session_stats ss;
-    cql_session_stats_get(cql_sync_session(c), &ss);
+    cql_sync_stats(c, &ss);
     assert_int_equal(ss.prepared_cached, 4);
     assert_int_equal(ss.prepared_misses, 20); /* the LRU never holds the next one */
     assert_int_equal(ss.prepared_evictions, 16);
@@ -529,7 +529,7 @@ static void test_prepared_cache_eviction(void **state)
         s.prepare = true;
         assert_int_equal(cql_sync_execute(c, &s, NULL, &st), 0);
     }
-    cql_session_stats_get(cql_sync_session(c), &ss);
+    cql_sync_stats(c, &ss);
     assert_int_equal(ss.prepared_hits, 4);
     assert_int_equal(ss.prepared_misses, 20);
     cql_sync_close(c);
@@ -548,7 +548,7 @@ static void test_unprepared_recovery(void **state)
     cql_status st;
     assert_int_equal(exec(ins, &v, NULL, &st), 0);
     cql_session_stats before;
-    cql_session_stats_get(cql_sync_session(db), &before);
+    cql_sync_stats(db, &before);
     /* dropping the table makes the server forget both statements */
     q_ok("DROP TABLE %s.up", ks);
     q_ok("CREATE TABLE %s.up (k int PRIMARY KEY, v text)", ks);
@@ -570,7 +570,7 @@ static void test_unprepared_recovery(void **state)
     assert_true(cql_str_eq(s, "after"));
     cql_result_destroy(r);
     cql_session_stats after;
-    cql_session_stats_get(cql_sync_session(db), &after);
+    cql_sync_stats(db, &after);
     assert_true(after.reprepares >= before.reprepares + 2);
     cql_values_free(&v);
     cql_prepared_release(ins);
@@ -678,7 +678,7 @@ static void lz4_round(bool compression)
     cql_status st;
     assert_int_equal(cql_sync_connect(&o, &c, &st), 0);
     cql_host_info h;
-    assert_int_equal(cql_session_hosts(cql_sync_session(c), &h, 1), 1);
+    assert_int_equal(cql_sync_hosts(c, &h, 1), 1);
     assert_int_equal(h.lz4, compression);
     char q[128];
     snprintf(q, sizeof(q), "INSERT INTO %s.lz (k, v) VALUES (?, ?)", ks);

@@ -44,7 +44,7 @@ static void run_queries(cql_sync *c)
     assert_true(r->row_count > 100);
     cql_result_destroy(r);
     cql_host_info h;
-    assert_int_equal(cql_session_hosts(cql_sync_session(c), &h, 1), 1);
+    assert_int_equal(cql_sync_hosts(c, &h, 1), 1);
     assert_true(h.tls);
     assert_true(h.up);
 }
