@@ -416,39 +416,6 @@ static void host_event(cql_session *s, cql_host_event ev, const cql_host_info *h
     }
 }
 
-static void on_timer(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void run_for(uv_loop_t *loop, int64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-    uv_timer_init(loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, on_timer, (uint64_t)ms, 0);
-    while (!done)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
-typedef struct proc {
-    uv_process_t p;
-    bool done;
-    int64_t status;
-} proc;
-
-static void on_child_exit(uv_process_t *p, int64_t status, int sig)
-{
-    (void)sig;
-    proc *x = p->data;
-    x->done = true;
-    x->status = status;
-    uv_close((uv_handle_t *)p, NULL);
-}
-
 /* scripts/cassandra VERB cluster/node3, with the loop (and the load) running */
 static int node3(uv_loop_t *loop, const char *home, const char *verb)
 {
@@ -458,24 +425,7 @@ static int node3(uv_loop_t *loop, const char *home, const char *verb)
              "cd '%s' && MSGSTORE_CASSANDRA_HOME='%s' MSGSTORE_CASSANDRA_START_TIMEOUT=600 "
              "scripts/cassandra %s cluster/node3%s",
              cqlt_env("MSGSTORE_SOURCE_DIR", "."), home, verb, nodetool ? " flush" : "");
-    char sh[] = "/bin/sh", dash_c[] = "-c";
-    char *args[] = {sh, dash_c, cmd, NULL};
-    uv_process_options_t po;
-    memset(&po, 0, sizeof(po));
-    po.file = sh;
-    po.args = args;
-    po.exit_cb = on_child_exit;
-    uv_stdio_container_t io[3] = {
-        {UV_IGNORE, {0}}, {UV_INHERIT_FD, {.fd = 2}}, {UV_INHERIT_FD, {.fd = 2}}};
-    po.stdio = io;
-    po.stdio_count = 3;
-    proc x = {0};
-    x.p.data = &x;
-    assert_int_equal(uv_spawn(loop, &x.p, &po), 0);
-    while (!x.done)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return (int)x.status;
+    return cqlt_sh(loop, cmd, 2);
 }
 
 static void on_connect(cql_session *s, const cql_status *st, void *ud)
@@ -488,11 +438,6 @@ static void on_prepared(cql_prepared *p, const cql_status *st, void *ud)
 {
     (void)st;
     *(cql_prepared **)ud = p;
-}
-
-static void on_closed(void *ud)
-{
-    *(bool *)ud = true;
 }
 
 static uint64_t node3_requests(cql_session *s)
@@ -553,7 +498,7 @@ static void test_node_killed_and_back(void **state)
     l.running = true;
     for (int i = 0; i < 32; i++)
         submit(&l);
-    run_for(&loop, 2000);
+    cqlt_run_for(&loop, 2000);
     assert_true(l.ok > 100);
     assert_int_equal(l.errors, 0);
 
@@ -562,10 +507,10 @@ static void test_node_killed_and_back(void **state)
     assert_int_equal(node3(&loop, home, "nodetool"), 0);
     assert_int_equal(node3(&loop, home, "kill"), 0);
     for (int i = 0; i < 50 && !l.node3_down; i++)
-        run_for(&loop, 100);
+        cqlt_run_for(&loop, 100);
     assert_true(l.node3_down);
     uint64_t ok_at_down = l.ok, n3 = node3_requests(l.s);
-    run_for(&loop, 5000);
+    cqlt_run_for(&loop, 5000);
     fprintf(stderr,
             "node3 down: %llu writes ok since, %llu errors (%llu after the down mark)%s%s\n",
             (unsigned long long)(l.ok - ok_at_down), (unsigned long long)l.errors,
@@ -576,16 +521,16 @@ static void test_node_killed_and_back(void **state)
 
     assert_int_equal(node3(&loop, home, "restart"), 0);
     for (int i = 0; i < 1200 && l.node3_down; i++)
-        run_for(&loop, 100);
+        cqlt_run_for(&loop, 100);
     assert_false(l.node3_down);
     assert_int_equal(l.errors_after_down, 0);
     /* the test nodes skip fsync: the killed node may have lost recent schema
      * and gets it back from its peers; wait for that before judging it */
     for (int i = 0; i < 120 && !node3_serves_table(ks3); i++)
-        run_for(&loop, 500);
+        cqlt_run_for(&loop, 500);
     assert_true(node3_serves_table(ks3));
     uint64_t n3_up = node3_requests(l.s), errors_up = l.errors, ok_up = l.ok;
-    run_for(&loop, 3000);
+    cqlt_run_for(&loop, 3000);
     fprintf(stderr,
             "node3 back: %llu requests sent to it in 3 s, %llu writes ok, %llu errors%s%s\n",
             (unsigned long long)(node3_requests(l.s) - n3_up), (unsigned long long)(l.ok - ok_up),
@@ -599,7 +544,7 @@ static void test_node_killed_and_back(void **state)
         uv_run(&loop, UV_RUN_ONCE);
     cql_prepared_release(l.ins);
     bool closed = false;
-    cql_session_close(l.s, 2000, on_closed, &closed);
+    cql_session_close(l.s, 2000, cqlt_on_closed, &closed);
     while (!closed)
         uv_run(&loop, UV_RUN_ONCE);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -702,7 +647,7 @@ static void test_speculative_reads(void **state)
     assert_true(ss.speculative >= N / 6);
     assert_true(c.max_us < 2000000); /* far from the 5 s deadline */
     bool closed = false;
-    cql_session_close(s, 2000, on_closed, &closed);
+    cql_session_close(s, 2000, cqlt_on_closed, &closed);
     while (!closed)
         uv_run(&loop, UV_RUN_ONCE);
     uv_run(&loop, UV_RUN_DEFAULT);

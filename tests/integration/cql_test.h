@@ -102,4 +102,72 @@ static inline int cqlt_capture(const char *cmd, char *out, size_t n)
     return pclose(f) == 0 ? 0 : -1;
 }
 
+static inline void cqlt_on_timer(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Runs the loop for ms milliseconds (a timer ends it). */
+static inline void cqlt_run_for(uv_loop_t *loop, int64_t ms)
+{
+    uv_timer_t t;
+    bool done = false;
+    uv_timer_init(loop, &t);
+    t.data = &done;
+    uv_timer_start(&t, cqlt_on_timer, (uint64_t)ms, 0);
+    while (!done)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* A child process run by cqlt_sh. */
+typedef struct cqlt_proc {
+    uv_process_t p;
+    bool done;
+    int64_t status;
+} cqlt_proc;
+
+static inline void cqlt_on_child_exit(uv_process_t *p, int64_t status, int sig)
+{
+    (void)sig;
+    cqlt_proc *x = p->data;
+    x->done = true;
+    x->status = status;
+    uv_close((uv_handle_t *)p, NULL);
+}
+
+/*
+ * Runs /bin/sh -c cmd while the loop (and whatever load it carries) keeps
+ * going; the child's stdout goes to out_fd, its stderr to 2, stdin is closed.
+ * Returns the exit status.
+ */
+static inline int cqlt_sh(uv_loop_t *loop, char *cmd, int out_fd)
+{
+    char sh[] = "/bin/sh", dash_c[] = "-c";
+    char *args[] = {sh, dash_c, cmd, NULL};
+    uv_process_options_t po;
+    memset(&po, 0, sizeof(po));
+    po.file = sh;
+    po.args = args;
+    po.exit_cb = cqlt_on_child_exit;
+    uv_stdio_container_t io[3] = {
+        {UV_IGNORE, {0}}, {UV_INHERIT_FD, {.fd = out_fd}}, {UV_INHERIT_FD, {.fd = 2}}};
+    po.stdio = io;
+    po.stdio_count = 3;
+    cqlt_proc x = {0};
+    x.p.data = &x;
+    assert_int_equal(uv_spawn(loop, &x.p, &po), 0);
+    while (!x.done)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return (int)x.status;
+}
+
+/* A cql_session_close callback: sets the bool at ud. */
+static inline void cqlt_on_closed(void *ud)
+{
+    *(bool *)ud = true;
+}
+
 #endif

@@ -149,39 +149,6 @@ static void host_event(cql_session *s, cql_host_event ev, const cql_host_info *h
 
 /* ---- helpers running the loop -------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void run_for(uv_loop_t *loop, int64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-    uv_timer_init(loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, on_timer, (uint64_t)ms, 0);
-    while (!done)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
-typedef struct proc {
-    uv_process_t p;
-    bool done;
-    int64_t status;
-} proc;
-
-static void on_child_exit(uv_process_t *p, int64_t status, int sig)
-{
-    (void)sig;
-    proc *x = p->data;
-    x->done = true;
-    x->status = status;
-    uv_close((uv_handle_t *)p, NULL);
-}
-
 /* The state directory of the running faults node (whichever checkout started it). */
 static char home[512];
 
@@ -193,24 +160,7 @@ static int script(uv_loop_t *loop, const char *verb)
              "cd '%s' && MSGSTORE_CASSANDRA_HOME='%s' MSGSTORE_CASSANDRA_START_TIMEOUT=600 "
              "scripts/cassandra %s faults",
              cqlt_env("MSGSTORE_SOURCE_DIR", "."), home, verb);
-    char sh[] = "/bin/sh", dash_c[] = "-c";
-    char *args[] = {sh, dash_c, cmd, NULL};
-    uv_process_options_t po;
-    memset(&po, 0, sizeof(po));
-    po.file = "/bin/sh";
-    po.args = args;
-    po.exit_cb = on_child_exit;
-    uv_stdio_container_t io[3] = {
-        {UV_IGNORE, {0}}, {UV_INHERIT_FD, {.fd = 1}}, {UV_INHERIT_FD, {.fd = 2}}};
-    po.stdio = io;
-    po.stdio_count = 3;
-    proc x = {0};
-    x.p.data = &x;
-    assert_int_equal(uv_spawn(loop, &x.p, &po), 0);
-    while (!x.done)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return (int)x.status;
+    return cqlt_sh(loop, cmd, 1);
 }
 
 static void script_sync(const char *verb)
@@ -261,7 +211,7 @@ static bool wait_ok(load *l, uint64_t want, int64_t timeout_ms)
     for (int64_t waited = 0; waited < timeout_ms; waited += 100) {
         if (l->ok >= base + want)
             return true;
-        run_for(l->loop, 100);
+        cqlt_run_for(l->loop, 100);
     }
     cql_host_info h;
     cql_session_hosts(l->s, &h, 1);
@@ -279,11 +229,6 @@ static void on_connect(cql_session *s, const cql_status *st, void *ud)
     *(int *)ud = st->code == 0 ? 1 : -1;
     if (st->code)
         fprintf(stderr, "connect: %s\n", st->message);
-}
-
-static void on_closed(void *ud)
-{
-    *(bool *)ud = true;
 }
 
 static void make_schema(const cql_options *o, const char *ks)
@@ -381,18 +326,18 @@ static void test_kill_and_pause(void **state)
         fprintf(stderr, "errors before the kill: %llu (%llu timeouts), last: %s\n",
                 (unsigned long long)errors_before, (unsigned long long)l.timeouts, l.last_err);
     for (int i = 0; i < 100 && breaker_of(l.s) != CQL_BREAKER_CLOSED; i++)
-        run_for(&loop, 100);
+        cqlt_run_for(&loop, 100);
     assert_int_equal(breaker_of(l.s), CQL_BREAKER_CLOSED);
 
     /* ---- SIGKILL ---- */
     assert_int_equal(script(&loop, "kill"), 0);
-    run_for(&loop, 1500);
+    cqlt_run_for(&loop, 1500);
     assert_false(host_up(l.s));
     assert_true(l.host_down >= 1);
     /* the breaker opened: consecutive failures of the host */
     assert_int_not_equal(breaker_of(l.s), CQL_BREAKER_CLOSED);
     uint64_t failed = l.unavailable + l.other;
-    run_for(&loop, 1000);
+    cqlt_run_for(&loop, 1000);
     /* while the node is down, requests keep failing fast, by the thousand */
     assert_true(l.unavailable + l.other > failed + 5000);
     assert_int_equal(l.slow_failures, 0);
@@ -417,12 +362,12 @@ static void test_kill_and_pause(void **state)
     /* ---- SIGSTOP: deadlines, breaker, defunct connection ---- */
     uint64_t timeouts_before = l.timeouts;
     assert_int_equal(script(&loop, "pause"), 0);
-    run_for(&loop, 5000);
+    cqlt_run_for(&loop, 5000);
     assert_true(l.timeouts >= timeouts_before + CONCURRENCY / 2);
     assert_int_not_equal(breaker_of(l.s), CQL_BREAKER_CLOSED);
     fprintf(stderr, "paused: %llu timeouts, last: %s\n",
             (unsigned long long)(l.timeouts - timeouts_before), l.last_err);
-    run_for(&loop, 3000); /* idle timeout (6 s): the silent connection is dropped */
+    cqlt_run_for(&loop, 3000); /* idle timeout (6 s): the silent connection is dropped */
     assert_int_equal(script(&loop, "resume"), 0);
     assert_true(wait_ok(&l, 2000, 30000));
     assert_int_equal(breaker_of(l.s), CQL_BREAKER_CLOSED);
@@ -441,7 +386,7 @@ static void test_kill_and_pause(void **state)
             (unsigned long long)ss.retries, (unsigned long long)ss.breaker_rejections);
     assert_int_equal(ss.in_flight, 0);
     bool closed = false;
-    cql_session_close(l.s, 2000, on_closed, &closed);
+    cql_session_close(l.s, 2000, cqlt_on_closed, &closed);
     while (!closed)
         uv_run(&loop, UV_RUN_ONCE);
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -17,34 +17,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "raw_socket.h"
+
 #define OP_OPTIONS   0x05
 #define OP_SUPPORTED 0x06
 #define MAX_BODY     (64 * 1024)
-
-/* Connects to host:port given as "a.b.c.d:port"; returns a socket or -1. */
-static int connect_addr(const char *spec)
-{
-    char host[64];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || (size_t)(colon - spec) >= sizeof host)
-        return -1;
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 static int read_full(int fd, uint8_t *buf, size_t n)
 {
@@ -87,7 +64,7 @@ static void test_options_returns_supported_v4(void **state)
     const char *addr = getenv("MSGSTORE_TEST_CASSANDRA");
     if (!addr || !*addr)
         addr = "127.0.0.1:9042";
-    int fd = connect_addr(addr);
+    int fd = rawsock_connect(addr, 10);
     if (fd < 0)
         fail_msg("cannot connect to %s (is the cassandra fixture up?)", addr);
 

@@ -21,6 +21,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "raw_socket.h"
+
 #include "core/error.h"
 #include "cql/proto.h"
 
@@ -39,30 +41,6 @@ typedef struct conn {
 } conn;
 
 static conn C;
-
-static int connect_addr(const char *spec)
-{
-    char host[64];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || (size_t)(colon - spec) >= sizeof host)
-        return -1;
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {.tv_sec = 60};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 static void read_full(int fd, uint8_t *p, size_t n)
 {
@@ -215,7 +193,7 @@ static int setup(void **state)
     if (!addr || !*addr)
         addr = "127.0.0.1:9042";
     memset(&C, 0, sizeof C);
-    C.fd = connect_addr(addr);
+    C.fd = rawsock_connect(addr, 60);
     if (C.fd < 0) {
         fprintf(stderr, "cannot connect to %s (is the cassandra fixture up?)\n", addr);
         return -1;

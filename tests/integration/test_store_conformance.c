@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/snowflake.h"
 #include "msgstore/store.h"
+#include "store_test.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -39,10 +40,6 @@
 #define MAX_PAGE_Q   6
 #define RACE_THREADS 8
 
-static store *S;
-static ms_config CFG;
-static bool SCYLLA;
-static char TMPDIR_PATH[256];
 static uint64_t CHANNEL_BASE;
 static uint64_t channel_seq;
 
@@ -1798,32 +1795,24 @@ static void test_reopen_durable(void **state)
 static const char *lookup(const char *name, void *ctx)
 {
     (void)ctx;
-    if (strcmp(name, "SCYLLA_ENABLED") == 0)
-        return SCYLLA ? "true" : "false";
-    if (strcmp(name, "MSGSTORE_SQLITE_PATH") == 0 && !SCYLLA) {
-        static char path[300];
-        snprintf(path, sizeof path, "%s/store.db", TMPDIR_PATH);
-        return path;
-    }
+    const char *v = storet_lookup_backend(name);
+    if (v)
+        return v;
     if (strcmp(name, "SCYLLA_KEYSPACE") == 0 && SCYLLA && !getenv(name))
         return "msgstore_conformance";
     /* the ctest fixture's node, unless SCYLLA_CONTACT_POINTS says otherwise */
     if (strcmp(name, "SCYLLA_CONTACT_POINTS") == 0 && SCYLLA && !getenv(name) &&
         getenv("MSGSTORE_TEST_CASSANDRA"))
         return getenv("MSGSTORE_TEST_CASSANDRA");
-    if (strcmp(name, "MSGSTORE_LOG_LEVEL") == 0 && !getenv(name))
-        return "warn";
-    return getenv(name);
+    return storet_lookup_env(name);
 }
 
 static int group_setup(void **state)
 {
     (void)state;
-    char err[512];
-    if (ms_config_load(&CFG, lookup, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "config: %s\n", err);
+    if (storet_config_load(lookup) != 0)
         return -1;
-    }
+    char err[512];
     if (SCYLLA) {
         int applied = 0;
         if (store_migrate(&CFG, NULL, NULL, &applied, err, sizeof err) != 0) {
@@ -1836,49 +1825,14 @@ static int group_setup(void **state)
     }
     /* a short settle time lets the counter repair finish within the test */
     store_options opt = {.scylla_repair_settle_ms = 300};
-    if (store_open(&CFG, &opt, &S, err, sizeof err) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    store_close(S);
-    S = NULL;
-    if (!SCYLLA && TMPDIR_PATH[0]) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMPDIR_PATH);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", TMPDIR_PATH);
-    }
-    return 0;
+    return storet_open(&opt);
 }
 
 int main(int argc, char **argv)
 {
-#ifndef STORE_TEST_DEFAULT_BACKEND
-#define STORE_TEST_DEFAULT_BACKEND "sqlite"
-#endif
-    const char *backend = argc > 1 ? argv[1] : getenv("MSGSTORE_TEST_BACKEND");
-    if (!backend)
-        backend = STORE_TEST_DEFAULT_BACKEND;
-    ms_log_setup(MS_LOG_WARN, false);
-    if (strcmp(backend, "scylla") == 0) {
-        SCYLLA = true;
-    } else if (strcmp(backend, "sqlite") != 0) {
-        fprintf(stderr, "usage: %s [sqlite|scylla]\n", argv[0]);
-        return 2;
-    }
-    if (!SCYLLA) {
-        snprintf(TMPDIR_PATH, sizeof TMPDIR_PATH, "/tmp/msgstore-conformance-XXXXXX");
-        if (!mkdtemp(TMPDIR_PATH)) {
-            perror("mkdtemp");
-            return 1;
-        }
-    }
+    int rc = storet_backend(argc, argv, "/tmp/msgstore-conformance-XXXXXX");
+    if (rc != 0)
+        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_get),
         cmocka_unit_test(test_attachment_only_and_types),
@@ -1905,5 +1859,5 @@ int main(int argc, char **argv)
     };
     return cmocka_run_group_tests_name(SCYLLA ? "store conformance (scylla)"
                                               : "store conformance (sqlite)",
-                                       tests, group_setup, group_teardown);
+                                       tests, group_setup, storet_group_teardown);
 }

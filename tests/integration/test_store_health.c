@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "msgstore/cql.h"
 #include "msgstore/store.h"
+#include "store_test.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -41,10 +42,6 @@
 #define DROPPED      "telegram_sync_state" /* the table the missing-table test drops */
 #define BOGUS_SCHEMA 999                   /* a schema version no binary has */
 
-static store *S;
-static ms_config CFG;
-static bool SCYLLA;
-static char TMPDIR_PATH[256];
 static char CONTACT[128]; /* overrides SCYLLA_CONTACT_POINTS (the proxy) when set */
 
 /* ------------------------------------------------------------------ helpers */
@@ -566,13 +563,9 @@ static void test_node_gone(void **state)
 static const char *lookup(const char *name, void *ctx)
 {
     (void)ctx;
-    if (strcmp(name, "SCYLLA_ENABLED") == 0)
-        return SCYLLA ? "true" : "false";
-    if (strcmp(name, "MSGSTORE_SQLITE_PATH") == 0 && !SCYLLA) {
-        static char path[300];
-        snprintf(path, sizeof path, "%s/store.db", TMPDIR_PATH);
-        return path;
-    }
+    const char *v = storet_lookup_backend(name);
+    if (v)
+        return v;
     if (strcmp(name, "SCYLLA_KEYSPACE") == 0 && SCYLLA && !getenv(name))
         return KEYSPACE;
     if (strcmp(name, "SCYLLA_CONTACT_POINTS") == 0 && SCYLLA && CONTACT[0])
@@ -585,19 +578,15 @@ static const char *lookup(const char *name, void *ctx)
         return "5s";
     if (strcmp(name, "SCYLLA_CONNECT_TIMEOUT") == 0 && SCYLLA && !getenv(name))
         return "2s";
-    if (strcmp(name, "MSGSTORE_LOG_LEVEL") == 0 && !getenv(name))
-        return "warn";
-    return getenv(name);
+    return storet_lookup_env(name);
 }
 
 static int group_setup(void **state)
 {
     (void)state;
-    char err[512];
-    if (ms_config_load(&CFG, lookup, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "config: %s\n", err);
+    if (storet_config_load(lookup) != 0)
         return -1;
-    }
+    char err[512];
     if (SCYLLA) {
         if (store_migrate(&CFG, NULL, NULL, NULL, err, sizeof err) != 0) {
             fprintf(stderr, "migrate: %s\n", err);
@@ -614,54 +603,19 @@ static int group_setup(void **state)
         free(create);
     }
     store_options opt = {.scylla_repair_interval_ms = -1};
-    if (store_open(&CFG, &opt, &S, err, sizeof err) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    store_close(S);
-    S = NULL;
-    if (!SCYLLA && TMPDIR_PATH[0]) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMPDIR_PATH);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", TMPDIR_PATH);
-    }
-    return 0;
+    return storet_open(&opt);
 }
 
 int main(int argc, char **argv)
 {
-#ifndef STORE_TEST_DEFAULT_BACKEND
-#define STORE_TEST_DEFAULT_BACKEND "sqlite"
-#endif
-    const char *backend = argc > 1 ? argv[1] : getenv("MSGSTORE_TEST_BACKEND");
-    if (!backend)
-        backend = STORE_TEST_DEFAULT_BACKEND;
-    ms_log_setup(MS_LOG_WARN, false);
-    if (strcmp(backend, "scylla") == 0) {
-        SCYLLA = true;
-    } else if (strcmp(backend, "sqlite") != 0) {
-        fprintf(stderr, "usage: %s [sqlite|scylla]\n", argv[0]);
-        return 2;
-    }
-    if (!SCYLLA) {
-        snprintf(TMPDIR_PATH, sizeof TMPDIR_PATH, "/tmp/msgstore-health-XXXXXX");
-        if (!mkdtemp(TMPDIR_PATH)) {
-            perror("mkdtemp");
-            return 1;
-        }
-    }
+    int rc = storet_backend(argc, argv, "/tmp/msgstore-health-XXXXXX");
+    if (rc != 0)
+        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_healthy),       cmocka_unit_test(test_async_and_stats),
         cmocka_unit_test(test_missing_table), cmocka_unit_test(test_schema_version_mismatch),
         cmocka_unit_test(test_node_gone),
     };
     return cmocka_run_group_tests_name(SCYLLA ? "store health (scylla)" : "store health (sqlite)",
-                                       tests, group_setup, group_teardown);
+                                       tests, group_setup, storet_group_teardown);
 }
