@@ -84,20 +84,30 @@ static inline const char *storet_lookup_backend(const char *name)
     return NULL;
 }
 
-/* The lookup's last answers: log level warn unless set, else the environment. */
+/* The lookup's last answers: on ScyllaDB the ctest fixture's node
+ * ($MSGSTORE_TEST_CASSANDRA) unless SCYLLA_CONTACT_POINTS says otherwise, log
+ * level warn unless set, else the environment. */
 static inline const char *storet_lookup_env(const char *name)
 {
+    if (strcmp(name, "SCYLLA_CONTACT_POINTS") == 0 && SCYLLA && !getenv(name) &&
+        getenv("MSGSTORE_TEST_CASSANDRA"))
+        return getenv("MSGSTORE_TEST_CASSANDRA");
     if (strcmp(name, "MSGSTORE_LOG_LEVEL") == 0 && !getenv(name))
         return "warn";
     return getenv(name);
 }
 
-/* Loads CFG through lookup; prints the error and returns -1 on failure. */
+/* Loads CFG through lookup and, on ScyllaDB, migrates the keyspace; prints
+ * the error and returns -1 on failure. */
 static inline int storet_config_load(ms_config_lookup_fn lookup)
 {
     char err[512];
     if (ms_config_load(&CFG, lookup, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "config: %s\n", err);
+        return -1;
+    }
+    if (SCYLLA && store_migrate(&CFG, NULL, NULL, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "migrate: %s\n", err);
         return -1;
     }
     return 0;

@@ -1800,10 +1800,6 @@ static const char *lookup(const char *name, void *ctx)
         return v;
     if (strcmp(name, "SCYLLA_KEYSPACE") == 0 && SCYLLA && !getenv(name))
         return "msgstore_conformance";
-    /* the ctest fixture's node, unless SCYLLA_CONTACT_POINTS says otherwise */
-    if (strcmp(name, "SCYLLA_CONTACT_POINTS") == 0 && SCYLLA && !getenv(name) &&
-        getenv("MSGSTORE_TEST_CASSANDRA"))
-        return getenv("MSGSTORE_TEST_CASSANDRA");
     return storet_lookup_env(name);
 }
 
@@ -1812,13 +1808,7 @@ static int group_setup(void **state)
     (void)state;
     if (storet_config_load(lookup) != 0)
         return -1;
-    char err[512];
     if (SCYLLA) {
-        int applied = 0;
-        if (store_migrate(&CFG, NULL, NULL, &applied, err, sizeof err) != 0) {
-            fprintf(stderr, "migrate: %s\n", err);
-            return -1;
-        }
         CHANNEL_BASE = (now_ms() % 1000000000ULL) * 1000; /* fresh channels per run */
     } else {
         CHANNEL_BASE = 1000;

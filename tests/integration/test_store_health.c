@@ -570,9 +570,6 @@ static const char *lookup(const char *name, void *ctx)
         return KEYSPACE;
     if (strcmp(name, "SCYLLA_CONTACT_POINTS") == 0 && SCYLLA && CONTACT[0])
         return CONTACT;
-    if (strcmp(name, "SCYLLA_CONTACT_POINTS") == 0 && SCYLLA && !getenv(name) &&
-        getenv("MSGSTORE_TEST_CASSANDRA"))
-        return getenv("MSGSTORE_TEST_CASSANDRA");
     /* the proxied store must give up on the gone node quickly */
     if (strcmp(name, "SCYLLA_REQUEST_TIMEOUT") == 0 && SCYLLA && !getenv(name))
         return "5s";
@@ -586,12 +583,7 @@ static int group_setup(void **state)
     (void)state;
     if (storet_config_load(lookup) != 0)
         return -1;
-    char err[512];
     if (SCYLLA) {
-        if (store_migrate(&CFG, NULL, NULL, NULL, err, sizeof err) != 0) {
-            fprintf(stderr, "migrate: %s\n", err);
-            return -1;
-        }
         /* a run stopped half-way may have left the test's rows or lost the table */
         char *create = create_statement(DROPPED);
         char sql[160];
