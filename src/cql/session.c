@@ -158,6 +158,20 @@ static int validate(const cql_options *o, char *err, size_t errlen)
 
 static void house_fn(uv_timer_t *t);
 
+/* Frees the strings copied from the options (NULL ones are fine). */
+static void free_option_strings(cql_session *s)
+{
+    free(s->contact_points);
+    free(s->keyspace);
+    free(s->username);
+    free(s->password);
+    free(s->local_dc);
+    free(s->name);
+    free(s->tls_ca);
+    free(s->tls_cert);
+    free(s->tls_key);
+}
+
 int cql_session_new(uv_loop_t *loop, const cql_options *o, cql_session **out, char *err,
                     size_t errlen)
 {
@@ -242,15 +256,7 @@ fail:
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);
     cql__lru_destroy(&s->cache);
-    free(s->contact_points);
-    free(s->keyspace);
-    free(s->username);
-    free(s->password);
-    free(s->local_dc);
-    free(s->name);
-    free(s->tls_ca);
-    free(s->tls_cert);
-    free(s->tls_key);
+    free_option_strings(s);
     free(s);
     return rc;
 }
@@ -391,15 +397,7 @@ static void on_session_handle_closed(uv_handle_t *h)
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);
     cql_buf_free(&s->scratch);
-    free(s->contact_points);
-    free(s->keyspace);
-    free(s->username);
-    free(s->password);
-    free(s->local_dc);
-    free(s->name);
-    free(s->tls_ca);
-    free(s->tls_cert);
-    free(s->tls_key);
+    free_option_strings(s);
     if (cb)
         cb(ud);
     free(s);
