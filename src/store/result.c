@@ -68,6 +68,16 @@ char *store__res_strndup(store_result_hdr *res, const char *s, size_t len)
     return d;
 }
 
+const char *store__res_text(store_result_hdr *res, const char *s, size_t n, size_t *len, bool *oom)
+{
+    char *d = store__res_strndup(res, s ? s : "", s ? n : 0);
+    if (!d)
+        *oom = true;
+    if (len)
+        *len = s ? n : 0;
+    return d;
+}
+
 void store__res_ref(store_result_hdr *res)
 {
     res_block *b = res->_priv;

@@ -527,12 +527,7 @@ static const char *col_text(cql_result *r, int col, store_result_hdr *res, size_
         *len = 0;
     if (cql_row_get_text(r, col, &s) != 0 || (empty_is_null && s.len == 0))
         return NULL;
-    char *d = store__res_strndup(res, s.ptr ? s.ptr : "", s.len);
-    if (!d)
-        *oom = true;
-    if (len)
-        *len = s.len;
-    return d;
+    return store__res_text(res, s.ptr ? s.ptr : "", s.len, len, oom);
 }
 
 /*

@@ -124,13 +124,7 @@ static const char *dup_col(store_result_hdr *res, sqlite3_stmt *st, int col, siz
         return NULL;
     }
     const char *t = (const char *)sqlite3_column_text(st, col);
-    size_t n = (size_t)sqlite3_column_bytes(st, col);
-    char *d = store__res_strndup(res, t ? t : "", t ? n : 0);
-    if (!d)
-        *oom = true;
-    if (len)
-        *len = t ? n : 0;
-    return d;
+    return store__res_text(res, t, (size_t)sqlite3_column_bytes(st, col), len, oom);
 }
 
 /* Reads a row of SQ_MSG_COLS into *m (strings into res). */

@@ -233,6 +233,13 @@ void *store__res_alloc(store_result_hdr *res, size_t n);
 /* Copies len bytes + NUL into the result; NULL on OOM. s may be NULL (-> NULL). */
 char *store__res_strndup(store_result_hdr *res, const char *s, size_t len);
 
+/*
+ * Copies a column's text (n bytes; s NULL counts as "") into the result for
+ * the backends' row readers: sets *len (may be NULL) to n, and *oom on
+ * allocation failure (then returns NULL).
+ */
+const char *store__res_text(store_result_hdr *res, const char *s, size_t n, size_t *len, bool *oom);
+
 /* Adds a reference (coalesced readers share one result). */
 void store__res_ref(store_result_hdr *res);
 
