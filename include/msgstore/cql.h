@@ -203,7 +203,10 @@ typedef struct cql_options {
     void *on_host_event_ud;
 } cql_options;
 
-/** Library defaults (9042, ONE... see docs/cql-client.md). Cannot fail. */
+/**
+ * Library defaults (127.0.0.1:9042, LOCAL_QUORUM and LOCAL_SERIAL, 5 s connect and 10 s
+ * request timeouts... see docs/cql-client.md). Cannot fail.
+ */
 void cql_options_init(cql_options *o);
 
 /**

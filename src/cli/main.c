@@ -35,7 +35,7 @@ int cli_load_config(ms_config *cfg, int argc, char **argv, char **rest, int *nre
 {
     char err[512];
     if (ms_config_load(cfg, NULL, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "msgstore: invalid configuration: %s\n", err);
+        fprintf(stderr, "msgstore: %s\n", err);
         return MS_EXIT_USAGE;
     }
     *nrest = 0;
@@ -52,7 +52,7 @@ int cli_load_config(ms_config *cfg, int argc, char **argv, char **rest, int *nre
             memcpy(name, a + 2, n);
             name[n] = '\0';
             if (ms_config_set(cfg, name, eq + 1, err, sizeof err) != 0) {
-                fprintf(stderr, "msgstore: invalid setting: %s\n", err);
+                fprintf(stderr, "msgstore: %s\n", err);
                 return MS_EXIT_USAGE;
             }
         } else {

@@ -389,6 +389,23 @@ static int validate(const ms_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* Every error of a setting reads the same, whether it came from the environment or a
+ * --NAME=VALUE flag: "invalid configuration: NAME=\"value\": what is expected". */
+static int prefixed(int rc, char *err, size_t errlen)
+{
+    static const char pre[] = "invalid configuration: ";
+    size_t plen = sizeof pre - 1;
+    if (rc == 0 || errlen <= plen)
+        return rc;
+    size_t n = strnlen(err, errlen - 1);
+    if (n > errlen - 1 - plen)
+        n = errlen - 1 - plen;
+    memmove(err + plen, err, n);
+    memcpy(err, pre, plen);
+    err[plen + n] = '\0';
+    return rc;
+}
+
 int ms_config_load(ms_config *cfg, ms_config_lookup_fn lookup, void *ctx, char *err, size_t errlen)
 {
     if (!lookup)
@@ -402,7 +419,7 @@ int ms_config_load(ms_config *cfg, ms_config_lookup_fn lookup, void *ctx, char *
     if (pv) {
         int rc = apply(cfg, &opts[0], pv, err, errlen);
         if (rc)
-            return rc;
+            return prefixed(rc, err, errlen);
         profile = cfg->profile;
     }
     for (size_t i = 0; i < NOPTS; i++) {
@@ -416,10 +433,10 @@ int ms_config_load(ms_config *cfg, ms_config_lookup_fn lookup, void *ctx, char *
         if (v) {
             int rc = apply(cfg, &opts[i], v, err, errlen);
             if (rc)
-                return rc;
+                return prefixed(rc, err, errlen);
         }
     }
-    return validate(cfg, err, errlen);
+    return prefixed(validate(cfg, err, errlen), err, errlen);
 }
 
 int ms_config_set(ms_config *cfg, const char *name, const char *value, char *err, size_t errlen)
@@ -427,11 +444,11 @@ int ms_config_set(ms_config *cfg, const char *name, const char *value, char *err
     for (size_t i = 1; i < NOPTS; i++) {
         if (strcmp(opts[i].name, name) == 0) {
             int rc = apply(cfg, &opts[i], value, err, errlen);
-            return rc ? rc : validate(cfg, err, errlen);
+            return prefixed(rc ? rc : validate(cfg, err, errlen), err, errlen);
         }
     }
     snprintf(err, errlen, "%s: unknown setting (msgstore serve --help lists them)", name);
-    return MS_ERR_INVALID;
+    return prefixed(MS_ERR_INVALID, err, errlen);
 }
 
 static const char *type_name(const opt *o)

@@ -36,7 +36,7 @@ void cql_options_init(cql_options *o)
     o->contact_points = "127.0.0.1";
     o->port = 9042;
     o->connect_timeout_ms = 5000;
-    o->request_timeout_ms = 12000;
+    o->request_timeout_ms = 10000;
     o->heartbeat_ms = 30000;
     o->idle_timeout_ms = 60000;
     o->pool_size = 1;

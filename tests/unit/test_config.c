@@ -166,12 +166,43 @@ static void test_set_override(void **state)
     assert_non_null(strstr(err, "NO_SUCH"));
 }
 
+/* A bad value reads the same from the environment and from a --NAME=VALUE flag. */
+static void test_env_and_flag_same_words(void **state)
+{
+    (void)state;
+    fake_env bad = {{{"MSGSTORE_PORT", "abc"}, {NULL, NULL}}};
+    fake_env none = {{{NULL, NULL}}};
+    ms_config c;
+    char from_env[256], from_flag[256];
+    assert_int_equal(ms_config_load(&c, lookup, &bad, from_env, sizeof from_env), MS_ERR_INVALID);
+    assert_int_equal(ms_config_load(&c, lookup, &none, from_flag, sizeof from_flag), 0);
+    assert_int_equal(ms_config_set(&c, "MSGSTORE_PORT", "abc", from_flag, sizeof from_flag),
+                     MS_ERR_INVALID);
+    assert_string_equal(from_env, from_flag);
+    assert_non_null(strstr(from_env, "invalid configuration: MSGSTORE_PORT=\"abc\": "));
+    /* a check across settings reads the same way */
+    fake_env half = {{{"SCYLLA_USERNAME", "u"}, {NULL, NULL}}};
+    assert_int_equal(ms_config_load(&c, lookup, &half, from_env, sizeof from_env), MS_ERR_INVALID);
+    assert_int_equal(ms_config_load(&c, lookup, &none, from_flag, sizeof from_flag), 0);
+    assert_int_equal(ms_config_set(&c, "SCYLLA_USERNAME", "u", from_flag, sizeof from_flag),
+                     MS_ERR_INVALID);
+    assert_string_equal(from_env, from_flag);
+    /* a tiny buffer is still terminated */
+    char tiny[8];
+    assert_int_equal(ms_config_set(&c, "MSGSTORE_PORT", "abc", tiny, sizeof tiny), MS_ERR_INVALID);
+    assert_true(strlen(tiny) < sizeof tiny);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_development), cmocka_unit_test(test_profiles),
-        cmocka_unit_test(test_values_parsed),        cmocka_unit_test(test_bad_values_rejected),
-        cmocka_unit_test(test_cross_checks),         cmocka_unit_test(test_set_override),
+        cmocka_unit_test(test_defaults_development),
+        cmocka_unit_test(test_profiles),
+        cmocka_unit_test(test_values_parsed),
+        cmocka_unit_test(test_bad_values_rejected),
+        cmocka_unit_test(test_cross_checks),
+        cmocka_unit_test(test_set_override),
+        cmocka_unit_test(test_env_and_flag_same_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
