@@ -34,3 +34,14 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server AND TARGET msgstore_cql)
   set_tests_properties(e2e_scylla_outage PROPERTIES LABELS e2e TIMEOUT 300 FIXTURES_REQUIRED cassandra
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
+
+# Attacks and limits (issue 10): more than 64 workers, a WebSocket client that
+# never reads, request smuggling, /health and /metrics behind a token, SSE
+# events over the frame limit, the access log's UTF-8; Redis with AUTH and
+# a db number through scripts/redis on free ports.
+if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
+  add_test(NAME e2e_hardening
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_hardening.py)
+  set_tests_properties(e2e_hardening PROPERTIES LABELS e2e TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};MSGSTORE_REDIS_HOME=${PROJECT_BINARY_DIR}/redis")
+endif()

@@ -21,7 +21,8 @@
 #include <sys/random.h>
 
 #define RT_STRIPES      64
-#define RT_MAX_WORKERS  64
+#define RT_MAX_WORKERS  RT_HUB_MAX_WORKERS
+#define MASK_WORDS      (RT_MAX_WORKERS / 64)
 #define SWEEP_PERIOD_MS 5000
 #define EPH_PERIOD_MS   500
 
@@ -29,10 +30,11 @@
 
 typedef struct rt_chan {
     uint64_t id;
-    uint64_t workers;       /* bit w: worker w has subscribers of this channel */
-    uint64_t next_seq;      /* arrival order on this instance */
-    uint64_t covered_since; /* the ring holds every local event after this position */
-    int64_t idle_since_ms;  /* when the last subscriber left; 0 while followed */
+    uint64_t workers[MASK_WORDS]; /* bit w: worker w has subscribers of this channel */
+    uint32_t nworkers;            /* bits set in workers */
+    uint64_t next_seq;            /* arrival order on this instance */
+    uint64_t covered_since;       /* the ring holds every local event after this position */
+    int64_t idle_since_ms;        /* when the last subscriber left; 0 while followed */
     bool has_ring;
     rt_msg **ring;
     uint32_t ring_cap, ring_head, ring_len;
@@ -547,18 +549,18 @@ static void worker_wake(rt_worker *w)
 void rt__hub_dispatch(rt_hub *h, rt_msg *msg, bool to_bridge)
 {
     rt_stripe *st = stripe_of(h, msg->channel);
-    uint64_t mask = 0;
+    uint64_t mask[MASK_WORDS] = {0};
     pthread_mutex_lock(&st->mu);
     rt_chan *c = rt__map_get(&st->chans, msg->channel);
     if (c) {
         msg->seq = c->next_seq++;
         if (!rt_kind_ephemeral((rt_kind)msg->kind))
             ring_push(h, c, msg);
-        mask = c->workers;
+        memcpy(mask, c->workers, sizeof mask);
     }
     pthread_mutex_unlock(&st->mu);
-    for (int i = 0; mask; i++, mask >>= 1) {
-        if (!(mask & 1))
+    for (int i = 0; i < h->o.workers; i++) {
+        if (!(mask[i / 64] >> (i % 64) & 1))
             continue;
         rt_worker *w = &h->workers[i];
         inbox_node *n = malloc(sizeof *n);
@@ -628,7 +630,7 @@ static void sweep_stripe(rt_hub *h, rt_stripe *st, int64_t now)
         pthread_mutex_lock(&st->mu);
         for (uint32_t i = 0; i < st->chans.cap && nv < 64; i++) {
             rt_chan *c = st->chans.vals[i];
-            if (st->chans.keys[i] && c->workers == 0 && c->idle_since_ms &&
+            if (st->chans.keys[i] && c->nworkers == 0 && c->idle_since_ms &&
                 now - c->idle_since_ms >= h->o.ring_idle_ms)
                 victims[nv++] = st->chans.keys[i];
         }
@@ -883,9 +885,13 @@ int rt_sub_add(rt_sub *s, uint64_t channel, bool has_since, uint64_t since)
         /* Nothing published before now is in the ring. */
         c->covered_since = rt__hub_position_at(h, rt__now_ms());
     }
-    if (c->workers == 0)
+    if (c->nworkers == 0)
         shard_new = true;
-    c->workers |= 1ULL << w->idx;
+    uint64_t bit = 1ULL << (w->idx % 64);
+    if (!(c->workers[w->idx / 64] & bit)) {
+        c->workers[w->idx / 64] |= bit;
+        c->nworkers++;
+    }
     c->idle_since_ms = 0;
     m->join_seq = c->next_seq;
     if (has_since)
@@ -953,8 +959,12 @@ static void member_drop(rt_sub *s, uint32_t idx)
     pthread_mutex_lock(&st->mu);
     rt_chan *c = rt__map_get(&st->chans, channel);
     if (c) {
-        c->workers &= ~(1ULL << w->idx);
-        if (c->workers == 0) {
+        uint64_t bit = 1ULL << (w->idx % 64);
+        if (c->workers[w->idx / 64] & bit) {
+            c->workers[w->idx / 64] &= ~bit;
+            c->nworkers--;
+        }
+        if (c->nworkers == 0) {
             c->idle_since_ms = rt__now_ms();
             shard_gone = true;
         }

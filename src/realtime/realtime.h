@@ -100,8 +100,11 @@ void rt_msg_unref(rt_msg *m);
 typedef struct rt_hub rt_hub;
 typedef struct rt_bridge rt_bridge;
 
+/* The most worker loops a hub serves: MSGSTORE_WORKERS's maximum. */
+#define RT_HUB_MAX_WORKERS 256
+
 typedef struct rt_hub_options {
-    int workers;             /* worker loops that hold subscribers, 1..64 */
+    int workers;             /* worker loops that hold subscribers, 1..RT_HUB_MAX_WORKERS */
     uint32_t queue_max;      /* events queued per subscriber before overflow (default 1024) */
     size_t queue_bytes;      /* bytes queued per subscriber before overflow (default 4 MiB) */
     uint32_t ring_events;    /* events kept per channel for replay (default 256) */

@@ -188,6 +188,16 @@ int http_server_workers(const http_server *srv)
     return srv->nworkers;
 }
 
+int http_workers_for(int configured)
+{
+    int n = configured;
+    if (n <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (int)cpus : 1;
+    }
+    return n > HTTP_MAX_WORKERS ? HTTP_MAX_WORKERS : n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Connections                                                        */
 
@@ -730,13 +740,7 @@ int http_server_start(http_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return MS_ERR_NOMEM;
     }
-    int n = s->o.workers;
-    if (n <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus > 0 ? (int)cpus : 1;
-    }
-    if (n > 256)
-        n = 256;
+    int n = http_workers_for(s->o.workers);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,

@@ -151,6 +151,11 @@ int http_server_port(const http_server *srv);
 /* Number of worker threads (valid after start). */
 int http_server_workers(const http_server *srv);
 
+/* The worker threads a server started with options.workers == configured
+ * runs: configured, or one per online core when 0; at most HTTP_MAX_WORKERS. */
+#define HTTP_MAX_WORKERS 256
+int http_workers_for(int configured);
+
 /*
  * Graceful stop, from any thread but a worker's: stops accepting, closes
  * idle keep-alive connections, lets requests in flight finish and answers

