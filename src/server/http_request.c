@@ -8,11 +8,14 @@
 #include "core/error.h"
 #include "core/log.h"
 
+#include <dlfcn.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -391,6 +394,101 @@ void http__request_done(http_request *r, int status, size_t bytes_out)
 }
 
 /* ------------------------------------------------------------------ */
+/* Request framing (RFC 9112 §6.1, §6.3)                              */
+
+/*
+ * h2o 2.2.5 frames a request with both Transfer-Encoding and Content-Length
+ * as chunked and one with several Content-Length values by the first, and
+ * keeps the connection: what a proxy in front framed differently is then
+ * served as another request (smuggling). RFC 9112 wants 400 and a closed
+ * connection for both. h2o keeps neither header where a handler could see
+ * it, so the check sits where h2o parses the head: libh2o calls
+ * picohttpparser's phr_parse_request through its PLT, and this definition in
+ * the executable comes first. It calls libh2o's own; for a head it must
+ * refuse it renames the Content-Length fields h2o would not frame by to
+ * FRAMING_MARK, with the reason as the value. h2o then reads the body as it
+ * would have (chunked, or by the first Content-Length), and http__on_req
+ * answers 400 with the reason and closes the connection before anything
+ * else: the bytes after the body are never parsed.
+ */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len,
+                      const char **path, size_t *path_len, int *minor_version,
+                      struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+typedef int (*phr_parse_request_fn)(const char *, size_t, const char **, size_t *, const char **,
+                                    size_t *, int *, struct phr_header *, size_t *, size_t);
+
+#define FRAMING_MARK "x-msgstore-framing-error"
+/* h2o lowercases header names in place: the name must be writable, and it
+ * outlives the request on the worker's thread. */
+static _Thread_local char framing_mark[] = FRAMING_MARK;
+
+static bool header_is(const struct phr_header *h, const char *name)
+{
+    return h->name && h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+static void mark(struct phr_header *h, const char *why)
+{
+    h->name = framing_mark;
+    h->name_len = sizeof framing_mark - 1;
+    h->value = why;
+    h->value_len = strlen(why);
+}
+
+/* Marks a head whose framing must be refused (see above). */
+static void framing_check(struct phr_header *h, size_t n)
+{
+    static const char two_cl[] = "the request has two different Content-Length values";
+    static const char cl_te[] = "the request has both Transfer-Encoding and Content-Length";
+    struct phr_header *cl = NULL;
+    bool te = false, differ = false;
+    for (size_t i = 0; i < n; i++) {
+        if (header_is(&h[i], "transfer-encoding")) {
+            te = true;
+        } else if (header_is(&h[i], "content-length")) {
+            if (!cl)
+                cl = &h[i];
+            else if (cl->value_len != h[i].value_len ||
+                     memcmp(cl->value, h[i].value, h[i].value_len) != 0)
+                differ = true;
+        }
+    }
+    if (!cl || (!te && !differ))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (header_is(&h[i], "content-length") && (te || &h[i] != cl))
+            mark(&h[i], te ? cl_te : two_cl);
+}
+
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len,
+                      const char **path, size_t *path_len, int *minor_version,
+                      struct phr_header *headers, size_t *num_headers, size_t last_len)
+{
+    static _Atomic(phr_parse_request_fn) real;
+    phr_parse_request_fn fn = atomic_load_explicit(&real, memory_order_acquire);
+    if (!fn) {
+        void *sym = dlsym(RTLD_NEXT, "phr_parse_request");
+        memcpy(&fn, &sym, sizeof fn); /* POSIX: dlsym's object pointer is the function */
+        if (!fn)
+            abort(); /* libh2o always has it: the server cannot parse anything */
+        atomic_store_explicit(&real, fn, memory_order_release);
+    }
+    int rc = fn(buf, len, method, method_len, path, path_len, minor_version, headers, num_headers,
+                last_len);
+    if (rc > 0)
+        framing_check(headers, *num_headers);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Dispatch                                                           */
 
 static bool rid_ok(h2o_iovec_t v)
@@ -440,6 +538,14 @@ int http__on_req(h2o_handler_t *self, h2o_req_t *req)
     if (r->conn)
         r->conn->in_handler++;
 
+    ssize_t fi = h2o_find_header_by_str(&req->headers, H2O_STRLIT(FRAMING_MARK), -1);
+    if (fi >= 0) {
+        req->http1_is_persistent = 0; /* what follows the body was framed by a guess */
+        http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID), "%.*s (RFC 9112 section 6.3)",
+                           (int)req->headers.entries[fi].value.len,
+                           req->headers.entries[fi].value.base);
+        return 0;
+    }
     if (header_bytes(req) > s->o.max_header_bytes) {
         http_respond_error(r, 431, "headers_too_large",
                            "the request header block is larger than %zu bytes",

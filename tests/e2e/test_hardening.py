@@ -17,6 +17,7 @@ server and the test sees it. Environment: MSGSTORE_BINARY_DIR,
 MSGSTORE_SOURCE_DIR.
 """
 import json
+import re
 import os
 import shutil
 import socket
@@ -82,7 +83,7 @@ def raw(port, data, timeout=5.0):
 
 def statuses(data):
     """Status codes of the HTTP/1.1 responses in data."""
-    return [int(line.split()[1]) for line in data.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
 
 
 class Server(unittest.TestCase):
@@ -138,6 +139,54 @@ class ManyWorkers(Server):
             m, _ = c.recv_until(lambda m: m["type"] == "message.created", timeout=10)
             self.assertEqual(m["data"]["id"], msg["id"])
             c.close()
+        self.alive()
+
+
+class Smuggling(Server):
+    """RFC 9112 §6.1, §6.3: framing that a proxy in front may read otherwise gets 400 and a
+    closed connection; what follows on the connection is never served."""
+
+    SECOND = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def refused(self, request, why):
+        data, closed = raw(self.srv.port, request + self.SECOND)
+        self.assertEqual(statuses(data), [400], data)
+        self.assertTrue(closed, "connection left open")
+        body = data.partition(b"\r\n\r\n")[2]
+        err = json.loads(body)["error"]
+        self.assertEqual(err["code"], "invalid_argument")
+        self.assertIn(why, err["message"])
+
+    def test_content_length_and_transfer_encoding(self):
+        body = b"5\r\nhello\r\n0\r\n\r\n"
+        req = (b"POST /v1/channels/1/messages HTTP/1.1\r\nHost: x\r\n"
+               b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+               b"Content-Type: application/json\r\n"
+               b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        self.refused(req, "both Transfer-Encoding and Content-Length")
+        # the other order
+        req = (b"POST /v1/channels/1/messages HTTP/1.1\r\nHost: x\r\n"
+               b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + body)
+        self.refused(req, "both Transfer-Encoding and Content-Length")
+
+    def test_two_content_lengths(self):
+        req = (b"POST /v1/channels/1/messages HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\n"
+               b"Content-Length: 2\r\ncontent-length: 40\r\n\r\n{}")
+        self.refused(req, "two different Content-Length values")
+
+    def test_same_content_length_twice_and_pipelining_still_work(self):
+        req = (b"GET /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+               b"Content-Length: 0\r\n\r\n" + self.SECOND +
+               b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data, closed = raw(self.srv.port, req)
+        self.assertEqual(statuses(data), [200, 200, 200], data)
+        # a smuggling head behind a good one on the same connection is refused too
+        bad = (b"POST /v1/channels/1/messages HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        data, closed = raw(self.srv.port, self.SECOND + bad + self.SECOND)
+        self.assertEqual(statuses(data), [200, 400], data)
+        self.assertTrue(closed)
         self.alive()
 
 
