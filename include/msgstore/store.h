@@ -675,6 +675,73 @@ int store_sync_get(store *s, uv_loop_t *loop, const store_channel_req *req, stor
 int store_sync_get_sync(store *s, const store_channel_req *req, store_sync_result **res,
                         char *detail, size_t detail_len);
 
+/* ------------------------------------------------------------------ search */
+
+#define STORE_SEARCH_QUERY_MAX_BYTES 512 /* longest query text */
+#define STORE_SEARCH_TERMS_MAX       16  /* words, phrases and exclusions in one query */
+#define STORE_SEARCH_CHANNELS_MAX    50  /* channels one search may name */
+#define STORE_SEARCH_LIMIT_DEFAULT   20  /* hits per page when limit is STORE_LIMIT_DEFAULT */
+
+typedef enum store_search_sort {
+    STORE_SEARCH_NEWEST = 0,    /* newest first (descending id): pages with `before` */
+    STORE_SEARCH_RELEVANCE = 1, /* best match first (BM25 / ts_rank), then newest */
+} store_search_sort;
+
+typedef struct store_search_req {
+    const uint64_t *channel_ids; /* 1..STORE_SEARCH_CHANNELS_MAX channels (copied) */
+    size_t nchannels;
+    const char *query; /* NUL-terminated UTF-8, 1..STORE_SEARCH_QUERY_MAX_BYTES bytes:
+                          words, "quoted phrases", prefix*, -excluded (see store_search) */
+    uint64_t before;   /* 0: none; otherwise only messages with id < before */
+    int limit;         /* 1..100, or STORE_LIMIT_DEFAULT for 20 */
+    store_search_sort sort;
+} store_search_req;
+
+/* One hit: the message as stored and an excerpt of its content. */
+typedef struct store_search_hit {
+    store_message msg;
+    const char *snippet; /* excerpt of the content, HTML-escaped (&amp; &lt; &gt; &quot;
+                            &#39;), each match wrapped in <mark>...</mark>, "…" where cut */
+    double score;        /* relevance, higher is better (comparable within one result) */
+} store_search_hit;
+
+typedef struct store_search_result {
+    store_result_hdr hdr;
+    store_search_hit *items;
+    size_t count;
+    bool more; /* more hits beyond this page (NEWEST: older ones, ask with before = the
+                  last hit's id) */
+} store_search_result;
+
+typedef void (*store_search_cb)(int status, const char *detail, const store_search_result *res,
+                                void *ud);
+
+/*
+ * Full-text search over the content of the messages of some channels.
+ * Query syntax, terms separated by white space, all of them required:
+ *   word        messages containing the word (case and accents ignored)
+ *   "a phrase"  the words next to each other, in this order
+ *   pre*        a word starting with "pre"
+ *   -word, -"a phrase"  messages NOT containing it (needs at least one
+ *               positive term)
+ * Terms without a letter or digit ("-", "&") are ignored. The query text
+ * never reaches the index's own syntax: each term is quoted.
+ * An edit re-indexes a message, a delete removes it: a deleted message is
+ * never a hit. SQLite: an FTS5 index in the same file, written in the
+ * writer's transaction, so a message is found as soon as its insert
+ * returned. ScyllaDB: answered by the search provider (the PostgreSQL
+ * indexer, src/search/) when one is attached (store_set_search_provider),
+ * otherwise MS_ERR_UNPROCESSABLE; its index may lag the writes.
+ * Errors: MS_ERR_INVALID for a malformed query (empty, longer than
+ * STORE_SEARCH_QUERY_MAX_BYTES, an unbalanced quote, more than
+ * STORE_SEARCH_TERMS_MAX terms, no positive term, invalid UTF-8), no
+ * channel, too many channels, a bad id or limit.
+ */
+int store_search(store *s, uv_loop_t *loop, const store_search_req *req, store_search_cb cb,
+                 void *ud);
+int store_search_sync(store *s, const store_search_req *req, store_search_result **res,
+                      char *detail, size_t detail_len);
+
 /* ------------------------------------------------------------------ health, stats */
 
 typedef struct store_ping_result {
@@ -808,8 +875,9 @@ typedef enum store_op_kind {
     STORE_OP_SYNC_GET,
     STORE_OP_PING,
     STORE_OP_HEALTH,
+    STORE_OP_SEARCH,
 } store_op_kind;
-#define STORE_OP_COUNT 22
+#define STORE_OP_COUNT 23
 
 /* "insert", "page", ... ; NULL out of range. */
 const char *store_op_name(store_op_kind op);

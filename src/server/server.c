@@ -220,6 +220,8 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
         rc = srv__routes_other(s);
     if (rc == 0)
         rc = srv__routes_ops(s);
+    if (rc == 0)
+        rc = srv__routes_search(s);
     if (rc) {
         if (!err[0])
             snprintf(err, errlen, "cannot set the routes up: %s", ms_err_str(rc));

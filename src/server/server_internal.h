@@ -103,6 +103,7 @@ void srv__jw_message(srv__jw *w, const store_message *m);
 int srv__routes_messages(srv *s);
 int srv__routes_other(srv *s);
 int srv__routes_ops(srv *s);
+int srv__routes_search(srv *s);
 
 /* health.c */
 int srv__health_start(srv *s);

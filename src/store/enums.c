@@ -29,7 +29,8 @@ static const char *const op_names[STORE_OP_COUNT] = {"insert",
                                                      "sync_update",
                                                      "sync_get",
                                                      "ping",
-                                                     "health"};
+                                                     "health",
+                                                     "search"};
 
 static int find(const char *const *names, int n, const char *name)
 {

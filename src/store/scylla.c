@@ -2126,6 +2126,10 @@ static void sc_run_op(sc_conn *c, store_op *op)
     case STORE_OP_HEALTH:
         store__scylla_health(c->db, op, &c->queries);
         break;
+    case STORE_OP_SEARCH: /* answered by a search provider (src/search/) when one is attached */
+        store__op_fail(op, MS_ERR_UNPROCESSABLE,
+                       "search needs a search index: this ScyllaDB store has none attached");
+        break;
     }
 }
 

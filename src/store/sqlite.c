@@ -200,6 +200,11 @@ int store__sq_migrate_db(sqlite3 *db, store_migrate_progress_fn progress, void *
             exec(db, "ROLLBACK");
             return MS_ERR_IO;
         }
+        int step = store__sq_migration_step(db, m[i].name, err, errlen);
+        if (step) {
+            exec(db, "ROLLBACK");
+            return step;
+        }
         sqlite3_prepare_v2(db,
                            "INSERT INTO schema_version(version, name, checksum, applied_at) "
                            "VALUES(?1, ?2, ?3, ?4)",

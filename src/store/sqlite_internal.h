@@ -16,6 +16,21 @@
     "deleted_at"
 #define SQ_PIN_COLS "channel_id, message_id, pinned_by, pinned_at, content_preview, sender_id"
 
+/*
+ * A search in one channel (?1), the content expression ?2 (store__query_fts5),
+ * ids below ?3: the channel token intersects the match in the index, the
+ * message comes from its primary key. Columns: SQ_MSG_COLS, snippet, rank.
+ */
+#define SQ_SEARCH_SELECT                                                                           \
+    "SELECT m.channel_id, m.message_id, m.sender_id, m.type, m.source, m.content, m.reply_to, "    \
+    "m.attachments, m.metadata, m.nonce, m.telegram_chat_id, m.telegram_message_id, "              \
+    "m.created_at, m.is_edited, m.edited_at, m.is_deleted, m.deleted_at, "                         \
+    "snippet(message_search, 0, char(2), char(3), '…', 16), message_search.rank "                \
+    "FROM message_search CROSS JOIN messages m "                                                   \
+    "ON m.channel_id=?1 AND m.message_id=message_search.rowid "                                    \
+    "WHERE message_search MATCH 'channel : \"c' || ?1 || '\" AND ' || ?2 "                         \
+    "AND message_search.rowid<?3 AND m.is_deleted=0 "
+
 #define SQ_STATEMENTS(X)                                                                           \
     X(MSG_GET, "SELECT " SQ_MSG_COLS " FROM messages WHERE channel_id=?1 AND message_id=?2")       \
     X(MSG_STATE, "SELECT is_deleted FROM messages WHERE channel_id=?1 AND message_id=?2")          \
@@ -107,7 +122,9 @@
       "direction=excluded.direction, last_sync_at=excluded.last_sync_at")                          \
     X(SYNC_GET, "SELECT channel_id, telegram_chat_id, last_synced_message_id, direction, "         \
                 "last_sync_at, created_at FROM telegram_sync_state WHERE channel_id=?1")           \
-    X(PING, "SELECT coalesce(max(version), 0) FROM schema_version")
+    X(PING, "SELECT coalesce(max(version), 0) FROM schema_version")                                \
+    X(SEARCH_NEWEST, SQ_SEARCH_SELECT "ORDER BY message_search.rowid DESC LIMIT ?4")               \
+    X(SEARCH_RELEVANCE, SQ_SEARCH_SELECT "ORDER BY message_search.rank LIMIT ?4")
 
 #define SQ_ENUM(name, sql) SQ_##name,
 typedef enum sq_stmt_id { SQ_STATEMENTS(SQ_ENUM) SQ_NSTMT } sq_stmt_id;
@@ -152,6 +169,22 @@ void store__sq_conn_close(sq_conn *c);
  * res. Never blocks on anything but SQLite.
  */
 void store__sq_run(sq_conn *c, store_op *op);
+
+/* Reads a row of SQ_MSG_COLS (from column 0) into *m, strings into res. 0 or MS_ERR_NOMEM. */
+int store__sq_col_msg(sqlite3_stmt *st, store_result_hdr *res, store_message *m);
+
+/* Fails op with the store code of SQLite's rc and "what: <SQLite's message>". Returns it. */
+int store__sq_fail(sq_conn *c, store_op *op, int rc, const char *what);
+
+/* store_search on c, inside a read transaction (sqlite_search.c). */
+void store__sq_search(sq_conn *c, store_op *op);
+
+/*
+ * After migration `name` ran in db's open transaction: the C part of it, if
+ * any (002_search.sql indexes the messages already stored, logging progress).
+ * 0 or a negative code with a message in err.
+ */
+int store__sq_migration_step(sqlite3 *db, const char *name, char *err, size_t errlen);
 
 /* The health check (store_health) on c, inside a read transaction (sqlite_health.c). */
 void store__sq_health(sq_conn *c, store_op *op);

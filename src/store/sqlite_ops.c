@@ -14,7 +14,7 @@
 
 #define I64(v) ((sqlite3_int64)(v))
 
-static int sq_fail(sq_conn *c, store_op *op, int rc, const char *what)
+int store__sq_fail(sq_conn *c, store_op *op, int rc, const char *what)
 {
     int code;
     switch (rc & 0xFF) {
@@ -55,7 +55,7 @@ static int step_done(sq_conn *c, store_op *op, sqlite3_stmt *st, const char *wha
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         ;
     if (rc != SQLITE_DONE)
-        return sq_fail(c, op, rc, what);
+        return store__sq_fail(c, op, rc, what);
     return 0;
 }
 
@@ -77,7 +77,7 @@ static int step_int(sq_conn *c, store_op *op, sqlite3_stmt *st, const char *what
         }
     }
     if (rc != SQLITE_DONE)
-        return sq_fail(c, op, rc, what);
+        return store__sq_fail(c, op, rc, what);
     return 0;
 }
 
@@ -93,7 +93,7 @@ static int step_row(sq_conn *c, store_op *op, sqlite3_stmt *st, const char *what
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         return 1;
-    return rc == SQLITE_DONE ? 0 : sq_fail(c, op, rc, what);
+    return rc == SQLITE_DONE ? 0 : store__sq_fail(c, op, rc, what);
 }
 
 /* Statement id with ?1 bound (a channel); NULL if unavailable. */
@@ -127,8 +127,7 @@ static const char *dup_col(store_result_hdr *res, sqlite3_stmt *st, int col, siz
     return store__res_text(res, t, (size_t)sqlite3_column_bytes(st, col), len, oom);
 }
 
-/* Reads a row of SQ_MSG_COLS into *m (strings into res). */
-static int col_msg(sqlite3_stmt *st, store_result_hdr *res, store_message *m)
+int store__sq_col_msg(sqlite3_stmt *st, store_result_hdr *res, store_message *m)
 {
     bool oom = false;
     memset(m, 0, sizeof *m);
@@ -174,7 +173,7 @@ static int load_message(sq_conn *c, store_op *op, uint64_t channel, uint64_t id,
     store_message_result *r = store__op_result(op, sizeof *r);
     if (!r)
         return op->status;
-    if (col_msg(st, &r->hdr, &r->msg) != 0)
+    if (store__sq_col_msg(st, &r->hdr, &r->msg) != 0)
         return nomem(op);
     r->duplicate = duplicate;
     sqlite3_reset(st);
@@ -284,8 +283,11 @@ static int op_insert(sq_conn *c, store_op *op)
         return store__op_fail(op, MS_ERR_CONFLICT,
                               "message id %" PRIu64 " already exists in channel %" PRIu64, r->id,
                               r->channel_id);
+    if ((rc & 0xFF) == SQLITE_CONSTRAINT) /* the search index's rowid: ids are unique in a file */
+        return store__op_fail(op, MS_ERR_CONFLICT,
+                              "message id %" PRIu64 " already exists in another channel", r->id);
     if (rc != SQLITE_DONE)
-        return sq_fail(c, op, rc, "writing the message");
+        return store__sq_fail(c, op, rc, "writing the message");
     st = store__sq_stmt(c, SQ_BUCKET_ADD);
     sqlite3_bind_int64(st, 1, I64(r->channel_id));
     sqlite3_bind_int64(st, 2, ms_bucket_of(r->id));
@@ -320,7 +322,7 @@ static long collect(sq_conn *c, store_op *op, sqlite3_stmt *st, store_result_hdr
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n < max) {
-            if (col_msg(st, res, &arr[n]) != 0) {
+            if (store__sq_col_msg(st, res, &arr[n]) != 0) {
                 nomem(op);
                 sqlite3_reset(st);
                 return -1;
@@ -329,7 +331,7 @@ static long collect(sq_conn *c, store_op *op, sqlite3_stmt *st, store_result_hdr
         n++;
     }
     if (rc != SQLITE_DONE) {
-        sq_fail(c, op, rc, "reading the page");
+        store__sq_fail(c, op, rc, "reading the page");
         return -1;
     }
     return (long)(n < max ? n : max);
@@ -497,7 +499,7 @@ static int op_history(sq_conn *c, store_op *op)
     if (oom)
         return nomem(op);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        sq_fail(c, op, rc, "reading the edit history");
+        store__sq_fail(c, op, rc, "reading the edit history");
     return op->status;
 }
 
@@ -574,7 +576,7 @@ static int op_reactions_get(sq_conn *c, store_op *op)
     if (oom)
         return nomem(op);
     if (rc != SQLITE_DONE)
-        sq_fail(c, op, rc, "reading the reactions");
+        store__sq_fail(c, op, rc, "reading the reactions");
     return op->status;
 }
 
@@ -599,7 +601,7 @@ static int op_reaction_users(sq_conn *c, store_op *op)
             res->more = true;
     }
     if (rc != SQLITE_DONE)
-        sq_fail(c, op, rc, "reading the reaction users");
+        store__sq_fail(c, op, rc, "reading the reaction users");
     return op->status;
 }
 
@@ -722,7 +724,7 @@ static int op_pins_list(sq_conn *c, store_op *op)
         if (col_pin(st, &res->hdr, &res->items[res->count++]))
             return nomem(op);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        sq_fail(c, op, rc, "reading the pins");
+        store__sq_fail(c, op, rc, "reading the pins");
     return op->status;
 }
 
@@ -943,6 +945,9 @@ void store__sq_run(sq_conn *c, store_op *op)
         return;
     case STORE_OP_HEALTH:
         store__sq_health(c, op);
+        return;
+    case STORE_OP_SEARCH:
+        store__sq_search(c, op);
         return;
     }
     store__op_fail(op, MS_ERR_INTERNAL, "unknown operation");

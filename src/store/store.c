@@ -203,9 +203,36 @@ typedef struct sref {
     size_t len;
 } sref;
 
+/* A search's channel list and query, copied into one allocation owned by op. */
+static int own_search(store_op *op)
+{
+    store_search_req *r = &op->req.search;
+    size_t qlen = r->query ? strlen(r->query) : 0;
+    size_t nch = r->channel_ids ? r->nchannels : 0;
+    if (nch > STORE_SEARCH_CHANNELS_MAX)
+        nch = STORE_SEARCH_CHANNELS_MAX + 1; /* enough for validation to refuse it */
+    char *buf = malloc(nch * sizeof *r->channel_ids + qlen + 1);
+    if (!buf)
+        return MS_ERR_NOMEM;
+    uint64_t *ch = (uint64_t *)(void *)buf;
+    if (nch)
+        memcpy(ch, r->channel_ids, nch * sizeof *ch);
+    char *q = buf + nch * sizeof *ch;
+    if (r->query)
+        memcpy(q, r->query, qlen);
+    q[qlen] = '\0';
+    r->channel_ids = nch ? ch : NULL;
+    r->nchannels = nch;
+    r->query = r->query ? q : NULL;
+    op->owned = buf;
+    return 0;
+}
+
 /* Copies the request's strings into one allocation owned by op. */
 static int own_strings(store_op *op)
 {
+    if (op->kind == STORE_OP_SEARCH)
+        return own_search(op);
     sref r[4];
     int n = 0;
     const char **content = NULL;
@@ -694,6 +721,10 @@ STORE_API(store_sync_update, STORE_OP_SYNC_UPDATE, store_sync_update_req, sync, 
           store_sync_result, CHANNEL)
 STORE_API(store_sync_get, STORE_OP_SYNC_GET, store_channel_req, channel, store_sync_cb, sync,
           store_sync_result, CHANNEL)
+
+/* A search may name several channels: it invalidates nothing and coalesces with nothing. */
+STORE_API(store_search, STORE_OP_SEARCH, store_search_req, search, store_search_cb, search,
+          store_search_result, NO_CHANNEL)
 
 /* Ping has no request: an empty one. */
 STORE_OP(ping, STORE_OP_PING, store__ping_req, ping, ping, NO_CHANNEL)

@@ -56,6 +56,7 @@ typedef union store_op_req {
     store_channel_upsert_req upsert; /* CHANNEL_UPSERT */
     store_sync_update_req sync;      /* SYNC_UPDATE */
     store__ping_req ping;            /* PING, HEALTH: no request */
+    store_search_req search;         /* SEARCH (channel_ids and query in op->owned) */
 } store_op_req;
 
 typedef union store_op_cb {
@@ -72,6 +73,7 @@ typedef union store_op_cb {
     store_sync_cb sync;
     store_ping_cb ping;
     store_health_cb health;
+    store_search_cb search;
 } store_op_cb;
 
 /* Calls op's callback with the outcome (each operation's own result type). */
@@ -272,6 +274,53 @@ const char *store__health_str(store_health_result *h, const char *s, size_t len)
  */
 struct cql_sync;
 void store__scylla_health(struct cql_sync *db, store_op *op, uint32_t *queries);
+
+/* ---- search queries and excerpts: search_query.c ---- */
+
+typedef enum store__term_kind {
+    STORE__TERM_WORD = 0,   /* word */
+    STORE__TERM_PREFIX = 1, /* pre* (text without the stars) */
+    STORE__TERM_PHRASE = 2, /* "a phrase" (text without the quotes) */
+} store__term_kind;
+
+/* One term of a query; text points into the query string. */
+typedef struct store__term {
+    store__term_kind kind;
+    bool exclude; /* -term */
+    const char *text;
+    size_t len;
+} store__term;
+
+typedef struct store__query {
+    store__term t[STORE_SEARCH_TERMS_MAX];
+    size_t n;         /* terms */
+    size_t npositive; /* terms not excluded (at least 1) */
+} store__query;
+
+/*
+ * Parses a search query (the syntax of store_search) into q; the terms point
+ * into text, which must outlive q. Returns 0 or MS_ERR_INVALID with a
+ * sentence in err.
+ */
+int store__query_parse(const char *text, store__query *q, char *err, size_t errlen);
+
+/*
+ * The FTS5 expression of q restricted to `column`: every term a quoted FTS5
+ * string. malloc'd (the caller frees it); NULL when out of memory.
+ */
+char *store__query_fts5(const store__query *q, const char *column);
+
+/* Where an index marks a match in an excerpt (FTS5 snippet(), ts_headline). */
+#define STORE__MARK_OPEN    '\x02'
+#define STORE__MARK_CLOSE   '\x03'
+#define STORE__MARK_OPEN_S  "\x02"
+#define STORE__MARK_CLOSE_S "\x03"
+
+/*
+ * The HTML form of an excerpt marked with STORE__MARK_*: text escaped, matches
+ * in <mark></mark>. Copied into res; NULL when out of memory.
+ */
+const char *store__snippet_html(store_result_hdr *res, const char *s, size_t n);
 
 /* ---- validation: validate.c ---- */
 

@@ -331,6 +331,26 @@ int store__validate(store_op *op, const ms_config *cfg)
     case STORE_OP_PING:
     case STORE_OP_HEALTH:
         return 0;
+    case STORE_OP_SEARCH: {
+        store_search_req *r = &op->req.search;
+        if (r->nchannels == 0)
+            return store__op_fail(op, MS_ERR_INVALID, "a search needs at least one channel");
+        if (r->nchannels > STORE_SEARCH_CHANNELS_MAX)
+            return store__op_fail(op, MS_ERR_INVALID, "a search may name at most %d channels",
+                                  STORE_SEARCH_CHANNELS_MAX);
+        for (size_t i = 0; i < r->nchannels; i++)
+            if ((rc = check_id(op, "channel_id", r->channel_ids[i], true)))
+                return rc;
+        if ((rc = check_id(op, "before", r->before, false)))
+            return rc;
+        if ((unsigned)r->sort > STORE_SEARCH_RELEVANCE)
+            return store__op_fail(op, MS_ERR_INVALID, "unknown search order %d", (int)r->sort);
+        store__query q;
+        char err[STORE_DETAIL_LEN];
+        if (store__query_parse(r->query, &q, err, sizeof err) != 0)
+            return store__op_fail(op, MS_ERR_INVALID, "%s", err);
+        return check_limit(op, &r->limit, STORE_SEARCH_LIMIT_DEFAULT);
+    }
     }
     return store__op_fail(op, MS_ERR_INTERNAL, "unknown operation");
 }

@@ -1803,6 +1803,290 @@ static const char *lookup(const char *name, void *ctx)
     return storet_lookup_env(name);
 }
 
+/* ------------------------------------------------------------------ search */
+
+/*
+ * Searches chs for q (sort, before, limit as given). On ScyllaDB the index is
+ * fed asynchronously (src/search/): the search is repeated until it returns
+ * `expect` hits or 20 s passed; on SQLite it must be exact at once.
+ */
+static store_search_result *search_in(const uint64_t *chs, size_t nch, const char *q,
+                                      store_search_sort sort, uint64_t before, int limit,
+                                      size_t expect)
+{
+    store_search_req r = {.channel_ids = chs,
+                          .nchannels = nch,
+                          .query = q,
+                          .before = before,
+                          .limit = limit,
+                          .sort = sort};
+    uint64_t deadline = now_ms() + (SCYLLA ? 20000 : 0);
+    for (;;) {
+        store_search_result *res = NULL;
+        char detail[256] = "";
+        int rc = store_search_sync(S, &r, &res, detail, sizeof detail);
+        if (rc)
+            fail_msg("search %s failed: %s (%s)", q, ms_err_name(rc), detail);
+        for (size_t i = 0; i < res->count; i++) {
+            assert_false(res->items[i].msg.is_deleted);
+            assert_non_null(res->items[i].snippet);
+            if (sort == STORE_SEARCH_NEWEST && i)
+                assert_true(res->items[i - 1].msg.id > res->items[i].msg.id);
+            if (sort == STORE_SEARCH_RELEVANCE && i)
+                assert_true(res->items[i - 1].score >= res->items[i].score);
+        }
+        if (res->count == expect || now_ms() >= deadline)
+            return res;
+        store_free(res);
+        usleep(100 * 1000);
+    }
+}
+
+/*
+ * Skips the calling test when the store has no search index (a ScyllaDB store
+ * opened without MSGSTORE_SEARCH_PG_URL: MS_ERR_UNPROCESSABLE); SQLite always has one.
+ */
+static void need_search(void)
+{
+    uint64_t ch = 1;
+    store_search_req r = {.channel_ids = &ch, .nchannels = 1, .query = "x", .limit = 1};
+    store_search_result *res = NULL;
+    int rc = store_search_sync(S, &r, &res, NULL, 0);
+    store_free(res);
+    if (rc == MS_ERR_UNPROCESSABLE && SCYLLA) {
+        print_message("      no search index attached to this ScyllaDB store: skipped\n");
+        skip();
+    }
+}
+
+/* The number of hits of q in one channel, newest first, limit 100. */
+static size_t search_count(uint64_t ch, const char *q, size_t expect)
+{
+    store_search_result *res = search_in(&ch, 1, q, STORE_SEARCH_NEWEST, 0, 100, expect);
+    size_t n = res->count;
+    store_free(res);
+    return n;
+}
+
+static bool hit_has(const store_search_result *res, uint64_t id)
+{
+    for (size_t i = 0; i < res->count; i++)
+        if (res->items[i].msg.id == id)
+            return true;
+    return false;
+}
+
+static void test_search_syntax(void **state)
+{
+    (void)state;
+    need_search();
+    uint64_t ch = new_channel(), other = new_channel();
+    uint64_t fox = ins(ch, "The quick brown fox jumps");
+    uint64_t dogs = ins(ch, "quick brown dogs <b>bark</b> & growl");
+    uint64_t lazy = ins(ch, "a lazy dog sleeps");
+    uint64_t brownies = ins(ch, "Brownies are QUICK to bake");
+    uint64_t cafe = ins(ch, "un café crème, s'il vous plaît");
+    ins(other, "quick brown fox in another channel");
+
+    store_search_result *res = search_in(&ch, 1, "quick", STORE_SEARCH_NEWEST, 0, 100, 3);
+    assert_int_equal(res->count, 3); /* case folded; the other channel stays out */
+    assert_int_equal(res->items[0].msg.id, brownies);
+    assert_int_equal(res->items[1].msg.id, dogs);
+    assert_int_equal(res->items[2].msg.id, fox);
+    assert_false(res->more);
+    assert_non_null(strstr(res->items[0].snippet, "<mark>QUICK</mark>"));
+    /* the excerpt is HTML-escaped around the marks */
+    assert_non_null(strstr(res->items[1].snippet, "&lt;b&gt;bark&lt;/b&gt; &amp; growl"));
+    assert_string_equal(res->items[1].msg.content, "quick brown dogs <b>bark</b> & growl");
+    store_free(res);
+
+    assert_int_equal(search_count(ch, "quick brown", 2), 2);   /* every word */
+    assert_int_equal(search_count(ch, "\"brown fox\"", 1), 1); /* a phrase */
+    assert_int_equal(search_count(ch, "\"fox brown\"", 0), 0); /* in order */
+    assert_int_equal(search_count(ch, "brown*", 3), 3);        /* brown, brown, brownies */
+    assert_int_equal(search_count(ch, "quick -dogs", 2), 2);   /* an exclusion */
+    assert_int_equal(search_count(ch, "quick -\"brown fox\"", 2), 2);
+    assert_int_equal(search_count(ch, "dog", 1), 1);        /* words, not substrings */
+    assert_int_equal(search_count(ch, "cafe CREME", 1), 1); /* accents and case */
+    assert_int_equal(search_count(ch, "plaît", 1), 1);
+    assert_int_equal(search_count(ch, "zebra", 0), 0);
+    assert_int_equal(search_count(ch, "quick & -", 3), 3); /* punctuation is ignored */
+    /* FTS5 and tsquery syntax in the text is only text */
+    assert_int_equal(search_count(ch, "quick OR lazy", 0), 0);
+    assert_int_equal(search_count(ch, "NEAR(quick lazy)", 0), 0);
+    assert_int_equal(search_count(ch, "channel:c1 content:quick", 0), 0);
+    assert_int_equal(search_count(ch, "lazy|quick", 0), 0);
+    assert_int_equal(search_count(ch, "sleeps:*", 1), 1);
+    res = search_in(&ch, 1, "sleeps", STORE_SEARCH_NEWEST, 0, 100, 1);
+    assert_int_equal(res->count, 1);
+    assert_int_equal(res->items[0].msg.id, lazy);
+    store_free(res);
+    res = search_in(&ch, 1, "cafe", STORE_SEARCH_NEWEST, 0, 100, 1);
+    assert_int_equal(res->items[0].msg.id, cafe);
+    assert_non_null(strstr(res->items[0].snippet, "<mark>café</mark>"));
+    assert_non_null(strstr(res->items[0].snippet, "s&#39;il"));
+    store_free(res);
+}
+
+static void test_search_edit_delete(void **state)
+{
+    (void)state;
+    need_search();
+    uint64_t ch = new_channel();
+    uint64_t id = ins(ch, "apple pie recipe");
+    uint64_t keep = ins(ch, "apple juice");
+    assert_int_equal(search_count(ch, "apple", 2), 2);
+    store_edit_req e = {.channel_id = ch, .message_id = id, .content = "banana bread recipe"};
+    e.content_len = strlen(e.content);
+    store_message_result *mr = NULL;
+    assert_int_equal(store_edit_sync(S, &e, &mr, NULL, 0), 0);
+    store_free(mr);
+    /* the edit re-indexed the message: the old words are gone, the new ones found */
+    assert_int_equal(search_count(ch, "banana", 1), 1);
+    assert_int_equal(search_count(ch, "pie", 0), 0);
+    store_search_result *res = search_in(&ch, 1, "apple", STORE_SEARCH_NEWEST, 0, 100, 1);
+    assert_int_equal(res->count, 1);
+    assert_int_equal(res->items[0].msg.id, keep);
+    store_free(res);
+    res = search_in(&ch, 1, "recipe", STORE_SEARCH_NEWEST, 0, 100, 1);
+    assert_int_equal(res->count, 1);
+    assert_string_equal(res->items[0].msg.content, "banana bread recipe");
+    assert_true(res->items[0].msg.is_edited);
+    store_free(res);
+    /* a deleted message is never a hit */
+    store_get_req d = {.channel_id = ch, .message_id = id};
+    assert_int_equal(store_delete_sync(S, &d, &mr, NULL, 0), 0);
+    store_free(mr);
+    assert_int_equal(search_count(ch, "banana", 0), 0);
+    assert_int_equal(search_count(ch, "recipe", 0), 0);
+    assert_int_equal(search_count(ch, "apple", 1), 1);
+    /* an attachment-only message has nothing to find, and is no error */
+    store_insert_req r = text_req(ch, "");
+    r.attachments = "[{\"url\":\"https://example.com/apple.png\"}]";
+    assert_int_equal(store_insert_sync(S, &r, &mr, NULL, 0), 0);
+    store_free(mr);
+    assert_int_equal(search_count(ch, "apple", 1), 1);
+}
+
+static void test_search_paging(void **state)
+{
+    (void)state;
+    need_search();
+    uint64_t ch = new_channel();
+    uint64_t ids[7];
+    for (int i = 0; i < 7; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "paging token number %d", i);
+        ids[i] = ins(ch, text);
+    }
+    ins(ch, "unrelated words");
+    store_search_result *res = search_in(&ch, 1, "token", STORE_SEARCH_NEWEST, 0, 3, 3);
+    assert_int_equal(res->count, 3);
+    assert_true(res->more);
+    assert_int_equal(res->items[0].msg.id, ids[6]);
+    assert_int_equal(res->items[2].msg.id, ids[4]);
+    uint64_t before = res->items[2].msg.id;
+    store_free(res);
+    res = search_in(&ch, 1, "token", STORE_SEARCH_NEWEST, before, 3, 3);
+    assert_int_equal(res->count, 3);
+    assert_true(res->more);
+    assert_int_equal(res->items[0].msg.id, ids[3]);
+    assert_int_equal(res->items[2].msg.id, ids[1]);
+    before = res->items[2].msg.id;
+    store_free(res);
+    res = search_in(&ch, 1, "token", STORE_SEARCH_NEWEST, before, 3, 1);
+    assert_int_equal(res->count, 1);
+    assert_false(res->more);
+    assert_int_equal(res->items[0].msg.id, ids[0]);
+    store_free(res);
+    /* the default limit (20) */
+    res = search_in(&ch, 1, "token", STORE_SEARCH_NEWEST, 0, STORE_LIMIT_DEFAULT, 7);
+    assert_int_equal(res->count, 7);
+    store_free(res);
+}
+
+static void test_search_channels_relevance(void **state)
+{
+    (void)state;
+    need_search();
+    uint64_t a = new_channel(), b = new_channel(), c = new_channel();
+    uint64_t a1 = ins(a, "kiwi once among many other words in a long message about fruit");
+    uint64_t b1 = ins(b, "kiwi kiwi kiwi");
+    uint64_t a2 = ins(a, "kiwi salad");
+    uint64_t c1 = ins(c, "kiwi in a channel nobody asked for");
+    uint64_t chs[] = {a, b, a}; /* a channel named twice is searched once */
+    store_search_result *res = search_in(chs, 3, "kiwi", STORE_SEARCH_NEWEST, 0, 10, 3);
+    assert_int_equal(res->count, 3);
+    assert_int_equal(res->items[0].msg.id, a2);
+    assert_int_equal(res->items[1].msg.id, b1);
+    assert_int_equal(res->items[2].msg.id, a1);
+    assert_false(hit_has(res, c1));
+    store_free(res);
+    res = search_in(chs, 2, "kiwi", STORE_SEARCH_NEWEST, 0, 2, 2);
+    assert_int_equal(res->count, 2);
+    assert_true(res->more);
+    store_free(res);
+    /* relevance: the dense short message first, the long one last */
+    res = search_in(chs, 2, "kiwi", STORE_SEARCH_RELEVANCE, 0, 10, 3);
+    assert_int_equal(res->count, 3);
+    assert_int_equal(res->items[0].msg.id, b1);
+    assert_int_equal(res->items[2].msg.id, a1);
+    assert_true(res->items[0].score > res->items[2].score);
+    store_free(res);
+}
+
+static void expect_search_error(const uint64_t *chs, size_t nch, const char *q, int limit,
+                                const char *words)
+{
+    store_search_req r = {.channel_ids = chs, .nchannels = nch, .query = q, .limit = limit};
+    store_search_result *res = NULL;
+    char detail[256] = "";
+    assert_int_equal(store_search_sync(S, &r, &res, detail, sizeof detail), MS_ERR_INVALID);
+    assert_null(res);
+    if (!strstr(detail, words))
+        fail_msg("query [%s]: expected \"%s\" in \"%s\"", q ? q : "(null)", words, detail);
+}
+
+static void test_search_bad_queries(void **state)
+{
+    (void)state;
+    need_search();
+    uint64_t ch = new_channel();
+    ins(ch, "something to find");
+    char big[STORE_SEARCH_QUERY_MAX_BYTES + 2];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    expect_search_error(&ch, 1, "", 10, "empty");
+    expect_search_error(&ch, 1, " \t ", 10, "empty");
+    expect_search_error(&ch, 1, NULL, 10, "required");
+    expect_search_error(&ch, 1, big, 10, "longer than");
+    expect_search_error(&ch, 1, "find \"something", 10, "unbalanced");
+    expect_search_error(&ch, 1, "\"a\" \"b", 10, "unbalanced");
+    expect_search_error(&ch, 1, "\"to find\"*", 10, "prefix");
+    expect_search_error(&ch, 1, "-something -find", 10, "not excluded");
+    expect_search_error(&ch, 1, "& - *", 10, "no word");
+    expect_search_error(&ch, 1, "a b c d e f g h i j k l m n o p q", 10, "more than 16");
+    expect_search_error(&ch, 1, "caf\xc3", 10, "UTF-8");
+    expect_search_error(&ch, 1, "find", 0, "limit");
+    expect_search_error(&ch, 1, "find", 101, "limit");
+    expect_search_error(&ch, 0, "find", 10, "at least one channel");
+    uint64_t many[STORE_SEARCH_CHANNELS_MAX + 1];
+    for (size_t i = 0; i < sizeof many / sizeof many[0]; i++)
+        many[i] = ch;
+    expect_search_error(many, sizeof many / sizeof many[0], "find", 10, "at most");
+    uint64_t zero = 0;
+    expect_search_error(&zero, 1, "find", 10, "channel_id");
+    big[STORE_SEARCH_QUERY_MAX_BYTES] = '\0'; /* exactly the limit is fine */
+    assert_int_equal(search_count(ch, big, 0), 0);
+    /* nothing changed: the message is still found, the channel still holds one message */
+    assert_int_equal(search_count(ch, "find", 1), 1);
+    int rc;
+    store_channel_result *cr = channel_get(ch, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(cr->channel.message_count, 1);
+    store_free(cr);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1846,6 +2130,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_async_api),
         cmocka_unit_test(test_ping_stats_migrations),
         cmocka_unit_test(test_reopen_durable),
+        cmocka_unit_test(test_search_syntax),
+        cmocka_unit_test(test_search_edit_delete),
+        cmocka_unit_test(test_search_paging),
+        cmocka_unit_test(test_search_channels_relevance),
+        cmocka_unit_test(test_search_bad_queries),
     };
     return cmocka_run_group_tests_name(SCYLLA ? "store conformance (scylla)"
                                               : "store conformance (sqlite)",

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "core/config.h"
 #include "msgstore/store.h"
 
 #include <sqlite3.h>
@@ -22,11 +23,11 @@ static char dir[] = "/tmp/msgstore-migrate-XXXXXX";
 static char db[300];
 static char bin[512];
 
-/* Runs msgstore migrate from an empty directory; returns the exit code and the output. */
-static int run_migrate(char *out, size_t cap)
+/* Runs msgstore migrate on `path` from an empty directory; returns the exit code and output. */
+static int run_migrate_at(const char *path, char *out, size_t cap)
 {
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cd '%s' && MSGSTORE_SQLITE_PATH='%s' '%s' migrate 2>&1", dir, db,
+    snprintf(cmd, sizeof cmd, "cd '%s' && MSGSTORE_SQLITE_PATH='%s' '%s' migrate 2>&1", dir, path,
              bin);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -34,6 +35,11 @@ static int run_migrate(char *out, size_t cap)
     out[n] = '\0';
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run_migrate(char *out, size_t cap)
+{
+    return run_migrate_at(db, out, cap);
 }
 
 static int count_versions(void)
@@ -95,6 +101,88 @@ static void test_list(void **state)
     assert_non_null(strstr(out, m[n - 1].name));
 }
 
+static const char *lookup_path(const char *name, void *ctx)
+{
+    return strcmp(name, "MSGSTORE_SQLITE_PATH") == 0 ? ctx : NULL;
+}
+
+static void exec_ok(sqlite3 *h, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+/*
+ * A store made before search (002_search.sql) with messages in it: the
+ * migration indexes them, showing progress, and they are found afterwards
+ * (deleted ones not).
+ */
+static void test_search_index_built_for_old_store(void **state)
+{
+    (void)state;
+    char old[400], out[16384];
+    snprintf(old, sizeof old, "%s/old.db", dir);
+    assert_int_equal(run_migrate_at(old, out, sizeof out), 0);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(old, &h), SQLITE_OK);
+    /* back to the schema before search, then messages written as that version wrote them */
+    exec_ok(h, "DROP TRIGGER message_search_insert; DROP TRIGGER message_search_update;"
+               "DROP TRIGGER message_search_delete; DROP TABLE message_search;"
+               "DELETE FROM schema_version WHERE name='002_search.sql'");
+    exec_ok(h, "BEGIN");
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "INSERT INTO messages(channel_id, bucket, message_id, "
+                                        "sender_id, type, source, content, created_at, "
+                                        "is_deleted) VALUES(5, 0, ?1, 1, 0, 0, ?2, 0, ?3)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    for (int i = 1; i <= 3000; i++) {
+        char text[64];
+        bool deleted = i % 10 == 0; /* soft-deleted rows keep no content */
+        snprintf(text, sizeof text, "needle number %d", i);
+        sqlite3_bind_int64(st, 1, i);
+        sqlite3_bind_text(st, 2, deleted ? "" : text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 3, deleted);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    exec_ok(h, "COMMIT");
+    sqlite3_close(h);
+
+    assert_int_equal(run_migrate_at(old, out, sizeof out), 0);
+    assert_non_null(strstr(out, "applied  002_search.sql"));
+    assert_non_null(strstr(out, "building the search index of 2700 message(s)"));
+    assert_non_null(strstr(out, "search index: 1350 of 2700 (50%)")); /* progress */
+    assert_non_null(strstr(out, "search index built: 2700 message(s)"));
+
+    ms_config cfg;
+    char err[256];
+    assert_int_equal(ms_config_load(&cfg, lookup_path, old, err, sizeof err), 0);
+    store *s = NULL;
+    assert_int_equal(store_open(&cfg, NULL, &s, err, sizeof err), 0);
+    uint64_t ch = 5;
+    store_search_req q = {.channel_ids = &ch, .nchannels = 1, .query = "needle", .limit = 100};
+    store_search_result *res = NULL;
+    assert_int_equal(store_search_sync(s, &q, &res, NULL, 0), 0);
+    assert_int_equal(res->count, 100);
+    assert_true(res->more);
+    assert_int_equal(res->items[0].msg.id, 2999); /* newest first; 3000 is deleted */
+    store_free(res);
+    q.query = "\"number 1234\"";
+    assert_int_equal(store_search_sync(s, &q, &res, NULL, 0), 0);
+    assert_int_equal(res->count, 1);
+    assert_int_equal(res->items[0].msg.id, 1234);
+    store_free(res);
+    q.query = "\"number 1230\"";
+    assert_int_equal(store_search_sync(s, &q, &res, NULL, 0), 0);
+    assert_int_equal(res->count, 0);
+    store_free(res);
+    store_close(s);
+}
+
 int main(void)
 {
     const char *bdir = getenv("MSGSTORE_BINARY_DIR");
@@ -110,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_migrate_twice),
         cmocka_unit_test(test_changed_migration_refused),
         cmocka_unit_test(test_list),
+        cmocka_unit_test(test_search_index_built_for_old_store),
     };
     int rc = cmocka_run_group_tests_name("msgstore migrate (sqlite)", tests, NULL, NULL);
     char cmd[400];
