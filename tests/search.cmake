@@ -1,0 +1,30 @@
+# search: the PostgreSQL fixture of the cluster backend's search index
+# (src/search/, docs/architecture.md).
+#
+#   fixture   server                                  state
+#   postgres  PostgreSQL 15 127.0.0.1:54329, db msgstore  <build>/postgres/54329 (scripts/postgres)
+#
+# Every test that needs it gets MSGSTORE_TEST_PG_URL. Tests that kill and
+# restart PostgreSQL start their own cluster on a free port through
+# scripts/postgres (same state dir), never the fixture's.
+set(MS_PG_HOME "${PROJECT_BINARY_DIR}/postgres")
+set(MS_PG_PORT 54329)
+add_test(NAME fixture_postgres_setup
+  COMMAND ${CMAKE_COMMAND} -E env MSGSTORE_PG_HOME=${MS_PG_HOME}
+          ${PROJECT_SOURCE_DIR}/scripts/postgres ensure ${MS_PG_PORT})
+add_test(NAME fixture_postgres_cleanup
+  COMMAND ${CMAKE_COMMAND} -E env MSGSTORE_PG_HOME=${MS_PG_HOME}
+          ${PROJECT_SOURCE_DIR}/scripts/postgres release ${MS_PG_PORT})
+set_tests_properties(fixture_postgres_setup PROPERTIES FIXTURES_SETUP postgres LABELS fixture
+  TIMEOUT 120)
+set_tests_properties(fixture_postgres_cleanup PROPERTIES FIXTURES_CLEANUP postgres LABELS fixture
+  TIMEOUT 60)
+set(MS_PG_TEST_ENV "MSGSTORE_TEST_PG_URL=postgresql://msgstore@127.0.0.1:${MS_PG_PORT}/msgstore"
+    "MSGSTORE_PG_HOME=${MS_PG_HOME}")
+
+# The fixture's server accepts connections and runs full-text queries (the
+# features the indexer relies on: to_tsvector with the simple configuration).
+add_test(NAME postgres_status
+  COMMAND sh -c "psql -X -q -tA -v ON_ERROR_STOP=1 -c \"SELECT to_tsvector('simple', 'Hello World') @@ to_tsquery('simple', 'hello')\" \"$MSGSTORE_TEST_PG_URL\" | grep -qx t")
+set_tests_properties(postgres_status PROPERTIES LABELS integration FIXTURES_REQUIRED postgres
+  TIMEOUT 60 ENVIRONMENT "${MS_PG_TEST_ENV}")
