@@ -284,10 +284,15 @@ http_stream *http_stream_start(http_request *req, int status, const char *conten
 
 /*
  * Queues data (copied) and sends it as soon as the socket takes it. Returns
- * 0, MS_ERR_SHUTDOWN when the stream has ended, or MS_ERR_TOO_LARGE when more
- * than 1 MiB is queued behind a slow client (the caller should end it).
+ * 0, MS_ERR_SHUTDOWN when the stream has ended, or MS_ERR_TOO_LARGE when
+ * bytes are queued and these would take the queue over 1 MiB (a slow client:
+ * nothing was queued; write again after the drain callback, or end it). Into
+ * an empty queue a write of any size goes.
  */
 int http_stream_write(http_stream *s, const void *data, size_t len);
+
+/* The same for the n pieces bufs as one write: all of them are queued, or none. */
+int http_stream_writev(http_stream *s, const http_str *bufs, size_t n);
 
 /* Ends the stream after what is queued; on_closed follows. */
 void http_stream_end(http_stream *s);

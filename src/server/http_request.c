@@ -294,17 +294,62 @@ void http__count(http_server *srv, http__route *rt, http_method m, int status, u
 }
 
 /* Appends s as the inside of a JSON string. */
+/* The length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no
+ * overlong forms, no surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* Appends s as the inside of a JSON string: valid UTF-8 as it is, bytes that
+ * are not part of a well-formed sequence percent-encoded (%FF), so the line
+ * is always valid UTF-8 JSON. */
 static size_t json_esc(char *buf, size_t len, size_t cap, const char *s, size_t slen)
 {
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < slen && len + 8 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
+        unsigned char c = u[i];
         if (c == '"' || c == '\\') {
             buf[len++] = '\\';
             buf[len++] = (char)c;
         } else if (c < 0x20 || c == 0x7f) {
             len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", c);
-        } else {
+        } else if (c < 0x80) {
             buf[len++] = (char)c;
+        } else {
+            size_t n = utf8_seq(u + i, slen - i);
+            if (n == 0) {
+                len += (size_t)snprintf(buf + len, cap - len, "%%%02X", c);
+            } else {
+                memcpy(buf + len, u + i, n);
+                len += n;
+                i += n - 1;
+            }
         }
     }
     return len;

@@ -120,13 +120,19 @@ http_stream *http_stream_start(http_request *r, int status, const char *content_
     return s;
 }
 
-int http_stream_write(http_stream *s, const void *data, size_t len)
+int http_stream_writev(http_stream *s, const http_str *bufs, size_t n)
 {
     if (s->closed || s->ending)
         return MS_ERR_SHUTDOWN;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += bufs[i].len;
     if (len == 0)
         return 0;
-    if (s->pending_len + len > STREAM_MAX_QUEUED)
+    /* All or nothing: a part queued without the rest would corrupt the
+     * stream's framing. One piece larger than the limit goes into an empty
+     * queue: the limit bounds a slow client's backlog, not a piece. */
+    if (s->pending_len > 0 && s->pending_len + len > STREAM_MAX_QUEUED)
         return MS_ERR_TOO_LARGE;
     if (s->pending_len + len > s->pending_cap) {
         size_t cap = s->pending_cap ? s->pending_cap : 4096;
@@ -138,10 +144,19 @@ int http_stream_write(http_stream *s, const void *data, size_t len)
         s->pending = p;
         s->pending_cap = cap;
     }
-    memcpy(s->pending + s->pending_len, data, len);
-    s->pending_len += len;
+    for (size_t i = 0; i < n; i++) {
+        if (bufs[i].len)
+            memcpy(s->pending + s->pending_len, bufs[i].base, bufs[i].len);
+        s->pending_len += bufs[i].len;
+    }
     stream_flush(s);
     return 0;
+}
+
+int http_stream_write(http_stream *s, const void *data, size_t len)
+{
+    http_str b = {data, len};
+    return http_stream_writev(s, &b, 1);
 }
 
 void http_stream_end(http_stream *s)

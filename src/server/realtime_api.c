@@ -69,6 +69,7 @@ struct session {
     http_ws *ws;
     http_stream *st;
     rt_sub *sub;
+    rt_msg *held;           /* SSE: popped, waits for the stream's queue to drain */
     session *next, *prev;   /* all sessions of the worker */
     session *bnext, *bprev; /* blocked list */
     bool blocked;
@@ -140,6 +141,7 @@ static void session_free(session *ss)
     for (uint32_t i = 0; i < ss->npres; i++)
         rt_presence_leave(w->rt->hub, ss->pres[i][0], ss->pres[i][1]);
     free(ss->pres);
+    rt_msg_unref(ss->held);
     rt_sub_destroy(ss->sub);
     if (ss->kill) {
         uv_timer_stop(ss->kill);
@@ -160,7 +162,8 @@ static bool release(session *ss)
     return false;
 }
 
-static void send_msg(session *ss, const rt_msg *m)
+/* One SSE event, whole or not at all (http_stream_writev). */
+static int send_msg(session *ss, const rt_msg *m)
 {
     char head[96];
     int n;
@@ -170,9 +173,8 @@ static void send_msg(session *ss, const rt_msg *m)
         n = snprintf(head, sizeof head, "id: %" PRIu64 "\nevent: %s\ndata: ", m->position,
                      rt_kind_name((rt_kind)m->kind));
     /* The JSON has no raw newline (escaped inside strings): one data line. */
-    if (http_stream_write(ss->st, head, (size_t)n) == 0 &&
-        http_stream_write(ss->st, m->json, m->len) == 0)
-        http_stream_write(ss->st, "\n\n", 2);
+    http_str parts[3] = {{head, (size_t)n}, {m->json, m->len}, {"\n\n", 2}};
+    return http_stream_writev(ss->st, parts, 3);
 }
 
 static void on_kill(uv_timer_t *t)
@@ -241,16 +243,31 @@ static void flush_ws(session *ss)
     }
 }
 
-/* SSE: through the stream's own buffer, a window at a time. */
+/* SSE: through the stream's own buffer, a window at a time. An event that
+ * does not fit behind what is queued (one near the stream's 1 MiB limit) is
+ * held and goes out whole once the queue drained: never a part of one. */
 static void flush_sse(session *ss)
 {
     while (!ss->gone && http_stream_queued(ss->st) < SSE_WINDOW) {
-        rt_msg *m = rt_sub_pop(ss->sub);
-        if (!m)
+        rt_msg *m = ss->held;
+        ss->held = NULL;
+        if (!m) {
+            m = rt_sub_pop(ss->sub);
+            if (!m)
+                break;
+            observe(ss, m);
+        }
+        int rc = send_msg(ss, m);
+        if (rc == MS_ERR_TOO_LARGE) {
+            ss->held = m; /* the drain callback comes when the queue is empty */
             break;
-        observe(ss, m);
-        send_msg(ss, m);
+        }
         rt_msg_unref(m);
+        if (rc == MS_ERR_NOMEM) {
+            /* lost for this client: end the stream, its resume replays or resyncs */
+            http_stream_abort(ss->st);
+            break;
+        }
     }
 }
 
@@ -265,7 +282,7 @@ static void flush(session *ss)
     else
         flush_sse(ss);
     if (!ss->gone) {
-        bool left = rt_sub_queued(ss->sub) > 0;
+        bool left = rt_sub_queued(ss->sub) > 0 || ss->held;
         /* Waiting for the socket: a drain callback follows a direct write's
          * remainder and an SSE stream's buffer; anything else (wslay or h2o
          * writing, TLS) is looked at again after every loop turn. */

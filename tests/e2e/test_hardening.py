@@ -190,5 +190,52 @@ class Smuggling(Server):
         self.alive()
 
 
+class LargeEvents(Server):
+    """An SSE event over the stream's 1 MiB queue limit goes out whole: the events around it
+    stay intact (it used to lose its data line after writing its header lines)."""
+    ENV = {"MSGSTORE_MAX_CONTENT_CHARS": "1000000", "MSGSTORE_MAX_BODY_BYTES": "8388608"}
+
+    def test_sse_event_over_one_mib(self):
+        channel = 77
+        sse = SseClient(H, self.srv.port, f"/v1/channels/{channel}/events", token=TOKEN)
+        self.assertEqual(sse.status, 200)
+        small1 = post(self.srv, channel, "before")
+        big_text = "\u00e9" * 700000  # 1.4 MB of UTF-8 in the event
+        big = post(self.srv, channel, big_text)
+        small2 = post(self.srv, channel, "after")
+        got = []
+        for _ in range(3):
+            ev = sse.next_event(timeout=20)
+            self.assertEqual(ev["event"], "message.created", ev["event"])
+            got.append(json.loads(ev["data"]))  # a corrupted stream does not parse
+        sse.close()
+        self.assertEqual([g["data"]["id"] for g in got], [small1["id"], big["id"], small2["id"]])
+        self.assertEqual(got[1]["data"]["content"], big_text)
+        self.alive()
+
+
+class AccessLog(Server):
+    """The JSON access log is valid UTF-8 JSON whatever bytes the request path has."""
+    ENV = {"MSGSTORE_LOG_FORMAT": "json", "MSGSTORE_LOG_LEVEL": "info"}
+
+    def test_path_bytes_not_utf8(self):
+        path = b"/v1/nothing/\xff\xc3\x28-\xc3\xa9-\xed\xa0\x80-\xf0\x9f\x98\x80-end"
+        data, _ = raw(self.srv.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+        self.assertEqual(statuses(data), [404], data)
+        self.srv.log.flush()
+
+        def logged():
+            with open(self.srv.log_path, "rb") as f:
+                lines = f.read().splitlines()
+            return [ln for ln in lines if b"/v1/nothing/" in ln]
+        lines = wait_for(logged, timeout=5)
+        self.assertEqual(len(lines), 1, lines)
+        entry = json.loads(lines[0].decode("utf-8"))  # strict: raises on invalid UTF-8
+        # valid sequences kept (é, 😀), the rest percent-encoded byte by byte
+        self.assertEqual(entry["path"],
+                         "/v1/nothing/%FF%C3(-\u00e9-%ED%A0%80-\U0001f600-end")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
