@@ -152,6 +152,9 @@ static const opt opts[] = {
      false, "a request (headers and body) must arrive within this"},
     {"MSGSTORE_MAX_CONNECTIONS", T_INT, F(max_connections), 1, 1000000, NULL, D("10000"), false,
      "open client connections per instance"},
+    {"MSGSTORE_WS_MAX_QUEUED", T_INT, F(ws_max_queued), 4096, 1073741824, NULL, D("1048576"), false,
+     "bytes of answers (pongs, replies) a WebSocket client may leave unread; past it the "
+     "server stops reading it and closes it with 1008"},
     {"MSGSTORE_TLS_CERT", T_STR, F(tls_cert), 0, 0, NULL, D(""), false,
      "PEM certificate for serving HTTPS (empty: plain HTTP)"},
     {"MSGSTORE_TLS_KEY", T_STR, F(tls_key), 0, 0, NULL, D(""), false,

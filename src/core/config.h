@@ -102,6 +102,7 @@ typedef struct ms_config {
     int64_t idle_timeout_ms;
     int64_t request_timeout_ms;
     int max_connections;
+    int ws_max_queued; /* bytes of answers a WebSocket may leave unread */
     char tls_cert[MS_CONFIG_STR];
     char tls_key[MS_CONFIG_STR];
     char redis_url[MS_CONFIG_STR]; /* empty: single instance, in-process fan-out */

@@ -122,6 +122,8 @@ int http_server_new(const http_server_options *opts, http_server **out, char *er
         s->o.idle_timeout_ms = 60000;
     if (!s->o.request_timeout_ms)
         s->o.request_timeout_ms = 10000;
+    if (!s->o.ws_max_queued)
+        s->o.ws_max_queued = 1024 * 1024;
     pthread_mutex_init(&s->done_mu, NULL);
     pthread_cond_init(&s->done_cv, NULL);
     http__route_compile(&s->unmatched, "/unmatched");
@@ -136,6 +138,10 @@ int http_server_new(const http_server_options *opts, http_server **out, char *er
     s->g_conns = ms_gauge_get("msgstore_http_connections", NULL, "open client connections");
     s->c_rejected_conns = ms_counter_get("msgstore_http_rejected_connections_total", NULL,
                                          "connections refused over MSGSTORE_MAX_CONNECTIONS");
+    s->c_ws_overflows =
+        ms_counter_get("msgstore_http_ws_queue_overflows_total", NULL,
+                       "WebSockets closed (1008) for not reading: more than MSGSTORE_WS_MAX_QUEUED "
+                       "bytes of answers waited for them");
     s->c_timeouts = ms_counter_get("msgstore_http_request_timeouts_total", NULL,
                                    "requests cut for arriving slower than MSGSTORE_REQUEST_TIMEOUT "
                                    "or with oversized headers");

@@ -110,8 +110,10 @@ typedef struct http_server_options {
     uint64_t shutdown_timeout_ms; /* grace for in-flight requests at stop */
     const char *tls_cert_file;    /* PEM; NULL or "": plain HTTP */
     const char *tls_key_file;
-    bool log_json;   /* access log as JSON lines (else text) */
-    bool access_log; /* one info line per request */
+    size_t ws_max_queued; /* a WebSocket's unsent bytes past which it is no longer read and
+                             is closed with 1008; 0: 1 MiB */
+    bool log_json;        /* access log as JSON lines (else text) */
+    bool access_log;      /* one info line per request */
 
     http_guard_fn guard;
     void *guard_ctx;
@@ -378,7 +380,15 @@ int http_ws_send_batch(http_ws *ws, const http_str *msgs, size_t n);
  */
 int http_ws_ping(http_ws *ws);
 
-/* Messages queued in the ws (wslay) and not yet written to the socket. */
+/*
+ * Bytes queued in the ws (wslay) and not yet handed to the socket, with a
+ * per-message overhead (HTTP_WS_MSG_OVERHEAD) so that many empty frames
+ * (pongs) count too. Past the server's ws_max_queued the peer is not read
+ * from anymore and gets a close frame with 1008; if it does not take it
+ * within HTTP_WS_CLOSE_GRACE_MS the connection is cut.
+ */
+#define HTTP_WS_MSG_OVERHEAD   64
+#define HTTP_WS_CLOSE_GRACE_MS 2000
 size_t http_ws_queued(const http_ws *ws);
 
 /*

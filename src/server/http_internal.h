@@ -99,7 +99,7 @@ struct http_server {
     pthread_cond_t done_cv;
     int workers_done;
     ms_gauge *g_in_flight, *g_conns;
-    ms_counter *c_rejected_conns, *c_timeouts;
+    ms_counter *c_rejected_conns, *c_timeouts, *c_ws_overflows;
 };
 
 struct http_request {

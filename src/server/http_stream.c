@@ -199,7 +199,58 @@ struct http_ws {
     void *drain_ctx;
     char *tail; /* what a direct write left, being written by h2o */
     bool closing;
+    uv_timer_t *cut; /* over the queue limit: cuts the connection after the grace */
 };
+
+static void cut_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_cut(uv_timer_t *t)
+{
+    http_ws *ws = t->data;
+    MS_INFO("http", "closing a WebSocket that does not read (over MSGSTORE_WS_MAX_QUEUED)");
+    http_ws_abort(ws);
+}
+
+/*
+ * The peer sends faster than it reads what we answer (pongs to its pings,
+ * replies to its requests): wslay's queue would grow without bound. Stop
+ * reading it (wslay no longer asks for input, h2o stops reading the socket:
+ * the peer's own sends block), queue a close frame with 1008 behind what is
+ * queued, and cut the connection if that does not go out within the grace.
+ */
+static void ws_check_queue(http_ws *ws)
+{
+    if (ws->cut || http_ws_queued(ws) <= ws->w->srv->o.ws_max_queued)
+        return;
+    ms_counter_add(ws->w->srv->c_ws_overflows, 1);
+    wslay_event_shutdown_read(ws->conn->ws_ctx);
+    if (!ws->closing) {
+        ws->closing = true;
+        static const char why[] = "send queue over the limit: the client does not read";
+        wslay_event_queue_close(ws->conn->ws_ctx, 1008, (const uint8_t *)why, sizeof why - 1);
+    }
+    ws->cut = malloc(sizeof *ws->cut);
+    if (!ws->cut) {
+        http_ws_abort(ws);
+        return;
+    }
+    uv_timer_init(&ws->w->loop, ws->cut);
+    ws->cut->data = ws;
+    uv_timer_start(ws->cut, on_cut, HTTP_WS_CLOSE_GRACE_MS, 0);
+}
+
+static void ws_free(http_ws *ws)
+{
+    if (ws->cut) {
+        uv_timer_stop(ws->cut);
+        uv_close((uv_handle_t *)ws->cut, cut_closed);
+    }
+    free(ws->tail);
+    free(ws);
+}
 
 static void ws_on_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
 {
@@ -207,8 +258,7 @@ static void ws_on_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_ms
     if (!arg) {
         ws->cb(ws, NULL, 0, false, ws->ctx);
         h2o_websocket_close(conn);
-        free(ws->tail);
-        free(ws);
+        ws_free(ws);
         return;
     }
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
@@ -216,6 +266,8 @@ static void ws_on_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_ms
         ws->cb(ws, arg->msg, arg->msg_length, arg->opcode == WSLAY_BINARY_FRAME, ws->ctx);
         ws->in_callback--;
     }
+    /* every message counts, pings too: wslay queued a pong for each */
+    ws_check_queue(ws);
 }
 
 bool http_ws_is_handshake(http_request *r)
@@ -423,7 +475,9 @@ int http_ws_ping(http_ws *ws)
 
 size_t http_ws_queued(const http_ws *ws)
 {
-    return wslay_event_get_queued_msg_count(ws->conn->ws_ctx);
+    wslay_event_context_ptr c = ws->conn->ws_ctx;
+    return wslay_event_get_queued_msg_length(c) +
+           wslay_event_get_queued_msg_count(c) * HTTP_WS_MSG_OVERHEAD;
 }
 
 void http_ws_abort(http_ws *ws)

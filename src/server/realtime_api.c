@@ -38,6 +38,7 @@
 #define CLOSE_GRACE_MS     2000
 #define PING_MS            15000
 #define MAX_CLIENT_MESSAGE (64 * 1024)
+#define MAX_PING_ID        128 /* bytes of JSON echoed in a pong */
 
 typedef struct session session;
 
@@ -571,6 +572,23 @@ static void op_presence(session *ss, json_t *req)
     }
 }
 
+/* The pong echoes the ping's id: a small one only, or every ping would make
+ * the server queue as much as the client sends. */
+static void op_ping(session *ss, json_t *req)
+{
+    json_t *id = json_object_get(req, "id");
+    if (id) {
+        char *text = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t n = text ? strlen(text) : 0;
+        free(text);
+        if (!n || n > MAX_PING_ID) {
+            ws_error(ss, "ping", MS_ERR_INVALID, "id: at most %d bytes of JSON", MAX_PING_ID);
+            return;
+        }
+    }
+    ws_send_json(ss, json_pack("{s:s, s:O?}", "type", "pong", "id", id));
+}
+
 static void ws_on_message(http_ws *ws, const void *data, size_t len, bool binary, void *ctx)
 {
     session *ss = ctx;
@@ -600,8 +618,7 @@ static void ws_on_message(http_ws *ws, const void *data, size_t len, bool binary
     else if (strcmp(op, "unsubscribe") == 0)
         op_unsubscribe(ss, req);
     else if (strcmp(op, "ping") == 0)
-        ws_send_json(ss,
-                     json_pack("{s:s, s:O?}", "type", "pong", "id", json_object_get(req, "id")));
+        op_ping(ss, req);
     else if (strcmp(op, "typing") == 0)
         op_typing(ss, req);
     else if (strcmp(op, "presence") == 0)

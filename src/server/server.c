@@ -201,6 +201,7 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
         .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
         .request_timeout_ms = (uint64_t)cfg->request_timeout_ms,
         .max_connections = cfg->max_connections,
+        .ws_max_queued = (size_t)cfg->ws_max_queued,
         .shutdown_timeout_ms = (uint64_t)cfg->shutdown_timeout_ms,
         .tls_cert_file = cfg->tls_cert,
         .tls_key_file = cfg->tls_key,

@@ -142,6 +142,102 @@ class ManyWorkers(Server):
         self.alive()
 
 
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def metric(srv, name):
+    st, body = srv.request("GET", "/metrics", token=TOKEN)
+    assert st == 200, st
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def ws_frame(opcode, payload):
+    """A masked client frame (RFC 6455 5.2)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if n < 4096 else \
+        (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+    return head + mask + body
+
+
+class WebSocketThatNeverReads(Server):
+    """A client that sends pings (WebSocket PING frames, and app-level pings with a 60 KB id)
+    and never reads: the server's queue for it stays bounded (it stops reading the client)
+    and the connection is closed. It used to queue every answer: 512 MB and more."""
+    ENV = {"MSGSTORE_WS_MAX_QUEUED": "262144"}
+
+    def test_bounded_and_closed(self):
+        pid = self.srv.proc.pid
+        before = rss_bytes(pid)
+        overflows = metric(self.srv, "msgstore_http_ws_queue_overflows_total")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+        s.connect((H, self.srv.port))
+        s.sendall((f"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        self.assertIn(b" 101 ", head.split(b"\r\n")[0])
+        app_ping = ws_frame(0x1, json.dumps({"op": "ping", "id": "x" * 60000}).encode())
+        pings = ws_frame(0x9, b"") * 200
+        s.settimeout(5)
+        sent = 0
+        stopped = None
+        for _ in range(3000):  # 180 MB of app pings, 600,000 PING frames
+            try:
+                s.sendall(app_ping + pings)
+                sent += len(app_ping) + len(pings)
+            except socket.timeout:
+                stopped = "the server stopped reading"
+                break
+            except (BrokenPipeError, ConnectionResetError):
+                stopped = "the server closed the connection"
+                break
+        self.assertIsNotNone(stopped, f"the server read all {sent} bytes and answered none")
+        grown = rss_bytes(pid) - before
+        print(f"\n{stopped} after {sent} bytes; RSS grew by {grown}", file=sys.stderr)
+        self.assertLess(grown, 64 * 1024 * 1024, f"server RSS grew by {grown} bytes")
+        # Reading now: what the kernel holds, then the end of the connection.
+        s.settimeout(30)
+        closed = False
+        try:
+            while s.recv(65536):
+                pass
+            closed = True
+        except ConnectionResetError:
+            closed = True
+        s.close()
+        self.assertTrue(closed)
+        self.assertEqual(metric(self.srv, "msgstore_http_ws_queue_overflows_total"), overflows + 1)
+        # others are served as before
+        c = WsClient(H, self.srv.port, token=TOKEN)
+        self.assertEqual(c.recv_json()["type"], "hello")
+        c.send_json({"op": "ping", "id": "small"})
+        self.assertEqual(c.recv_json(), {"type": "pong", "id": "small"})
+        c.send_json({"op": "ping", "id": "y" * 200})
+        m = c.recv_json()
+        self.assertEqual((m["type"], m["code"]), ("error", "invalid_argument"), m)
+        c.close()
+
+
 class Smuggling(Server):
     """RFC 9112 §6.1, §6.3: framing that a proxy in front may read otherwise gets 400 and a
     closed connection; what follows on the connection is never served."""
