@@ -851,33 +851,73 @@ typedef void (*store_health_cb)(int status, const char *detail, const store_heal
 int store_health(store *s, uv_loop_t *loop, store_health_cb cb, void *ud);
 int store_health_sync(store *s, store_health_result **res, char *detail, size_t detail_len);
 
+/*
+ * The table of store operations: one row per operation, in the order of
+ * store_op_kind. It generates the enum below, the operations' names, the
+ * public calls and their _sync twins (store.c) and each backend's array of
+ * operation functions (no backend dispatches a second time). Columns:
+ *   KIND, label     STORE_OP_KIND and its name (store_op_name, the "op" label of metrics)
+ *   fn              the public calls store_<fn>() and store_<fn>_sync()
+ *   shape, req      REQ and the request type, or NOREQ (ping, health: no request)
+ *   member          the request's member of the store's private request union
+ *   cb, cbm, res    the callback type, its member of the callback union, the result type
+ *   chan            CHAN: the request's channel_id is the channel touched; NOCHAN: none (a
+ *                   search may name several channels: it invalidates and coalesces nothing)
+ *   W, C            1 for an operation that writes; 1 for a read that may be coalesced
+ */
+#define STORE_OPS(X)                                                                               \
+    X(INSERT, insert, insert, REQ, store_insert_req, insert, store_message_cb, message,            \
+      store_message_result, CHAN, 1, 0)                                                            \
+    X(GET, get, get, REQ, store_get_req, get, store_message_cb, message, store_message_result,     \
+      CHAN, 0, 1)                                                                                  \
+    X(GET_TELEGRAM, get_telegram, get_by_telegram, REQ, store_get_telegram_req, tg,                \
+      store_message_cb, message, store_message_result, NOCHAN, 0, 0)                               \
+    X(PAGE, page, page, REQ, store_page_req, page, store_page_cb, page, store_page_result, CHAN,   \
+      0, 1)                                                                                        \
+    X(EDIT, edit, edit, REQ, store_edit_req, edit, store_message_cb, message,                      \
+      store_message_result, CHAN, 1, 0)                                                            \
+    X(DELETE, delete, delete, REQ, store_get_req, get, store_message_cb, message,                  \
+      store_message_result, CHAN, 1, 0)                                                            \
+    X(HISTORY, history, edit_history, REQ, store_history_req, history, store_history_cb, history,  \
+      store_history_result, CHAN, 0, 1)                                                            \
+    X(REACTION_ADD, reaction_add, reaction_add, REQ, store_reaction_req, reaction,                 \
+      store_reaction_cb, reaction, store_reaction_result, CHAN, 1, 0)                              \
+    X(REACTION_REMOVE, reaction_remove, reaction_remove, REQ, store_reaction_req, reaction,        \
+      store_reaction_cb, reaction, store_reaction_result, CHAN, 1, 0)                              \
+    X(REACTIONS_GET, reactions_get, reactions_get, REQ, store_get_req, get, store_reactions_cb,    \
+      reactions, store_reactions_result, CHAN, 0, 1)                                               \
+    X(REACTION_USERS, reaction_users, reaction_users, REQ, store_reaction_users_req, users,        \
+      store_users_cb, users, store_users_result, CHAN, 0, 1)                                       \
+    X(PIN, pin, pin, REQ, store_pin_req, pin, store_pin_cb, pin, store_pin_result, CHAN, 1, 0)     \
+    X(UNPIN, unpin, unpin, REQ, store_pin_req, pin, store_pin_cb, pin, store_pin_result, CHAN, 1,  \
+      0)                                                                                           \
+    X(PINS_LIST, pins_list, pins_list, REQ, store_channel_req, channel, store_pins_cb, pins,       \
+      store_pins_result, CHAN, 0, 1)                                                               \
+    X(READ_SET, read_set, read_set, REQ, store_read_req, read, store_read_cb, read,                \
+      store_read_result, CHAN, 1, 0)                                                               \
+    X(READ_GET, read_get, read_get, REQ, store_read_req, read, store_read_cb, read,                \
+      store_read_result, CHAN, 0, 0)                                                               \
+    X(CHANNEL_UPSERT, channel_upsert, channel_upsert, REQ, store_channel_upsert_req, upsert,       \
+      store_channel_cb, channel, store_channel_result, CHAN, 1, 0)                                 \
+    X(CHANNEL_GET, channel_get, channel_get, REQ, store_channel_req, channel, store_channel_cb,    \
+      channel, store_channel_result, CHAN, 0, 1)                                                   \
+    X(SYNC_UPDATE, sync_update, sync_update, REQ, store_sync_update_req, sync, store_sync_cb,      \
+      sync, store_sync_result, CHAN, 1, 0)                                                         \
+    X(SYNC_GET, sync_get, sync_get, REQ, store_channel_req, channel, store_sync_cb, sync,          \
+      store_sync_result, CHAN, 0, 1)                                                               \
+    X(PING, ping, ping, NOREQ, store__no_req, ping, store_ping_cb, ping, store_ping_result,        \
+      NOCHAN, 0, 0)                                                                                \
+    X(HEALTH, health, health, NOREQ, store__no_req, ping, store_health_cb, health,                 \
+      store_health_result, NOCHAN, 0, 0)                                                           \
+    X(SEARCH, search, search, REQ, store_search_req, search, store_search_cb, search,              \
+      store_search_result, NOCHAN, 0, 0)
+
 /* Operations counted by store_stats(), also the "op" label of the metrics. */
-typedef enum store_op_kind {
-    STORE_OP_INSERT = 0,
-    STORE_OP_GET,
-    STORE_OP_GET_TELEGRAM,
-    STORE_OP_PAGE,
-    STORE_OP_EDIT,
-    STORE_OP_DELETE,
-    STORE_OP_HISTORY,
-    STORE_OP_REACTION_ADD,
-    STORE_OP_REACTION_REMOVE,
-    STORE_OP_REACTIONS_GET,
-    STORE_OP_REACTION_USERS,
-    STORE_OP_PIN,
-    STORE_OP_UNPIN,
-    STORE_OP_PINS_LIST,
-    STORE_OP_READ_SET,
-    STORE_OP_READ_GET,
-    STORE_OP_CHANNEL_UPSERT,
-    STORE_OP_CHANNEL_GET,
-    STORE_OP_SYNC_UPDATE,
-    STORE_OP_SYNC_GET,
-    STORE_OP_PING,
-    STORE_OP_HEALTH,
-    STORE_OP_SEARCH,
-} store_op_kind;
-#define STORE_OP_COUNT 23
+#define STORE__OP_ENUM(KIND, ...) STORE_OP_##KIND,
+typedef enum store_op_kind { STORE_OPS(STORE__OP_ENUM) } store_op_kind;
+#undef STORE__OP_ENUM
+#define STORE__OP_ONE(...) +1
+#define STORE_OP_COUNT     (0 STORE_OPS(STORE__OP_ONE))
 
 /* "insert", "page", ... ; NULL out of range. */
 const char *store_op_name(store_op_kind op);

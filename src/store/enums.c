@@ -8,29 +8,9 @@ static const char *const type_names[STORE_MSG_TYPE_COUNT] = {"text",  "image", "
 static const char *const source_names[STORE_MSG_SOURCE_COUNT] = {"web", "telegram", "api"};
 static const char *const direction_names[STORE_SYNC_DIRECTION_COUNT] = {
     "bidirectional", "telegram_to_web", "web_to_telegram"};
-static const char *const op_names[STORE_OP_COUNT] = {"insert",
-                                                     "get",
-                                                     "get_telegram",
-                                                     "page",
-                                                     "edit",
-                                                     "delete",
-                                                     "history",
-                                                     "reaction_add",
-                                                     "reaction_remove",
-                                                     "reactions_get",
-                                                     "reaction_users",
-                                                     "pin",
-                                                     "unpin",
-                                                     "pins_list",
-                                                     "read_set",
-                                                     "read_get",
-                                                     "channel_upsert",
-                                                     "channel_get",
-                                                     "sync_update",
-                                                     "sync_get",
-                                                     "ping",
-                                                     "health",
-                                                     "search"};
+#define OP_NAME(KIND, label, fn, ...) [STORE_OP_##KIND] = #label,
+static const char *const op_names[STORE_OP_COUNT] = {STORE_OPS(OP_NAME)};
+#undef OP_NAME
 
 static int find(const char *const *names, int n, const char *name)
 {

@@ -118,16 +118,6 @@ static int exec(sqlite3 *db, const char *sql)
 
 /* ------------------------------------------------------------------ migrations */
 
-void store__checksum(const char *text, char out[17])
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
-}
-
 int store__sq_schema_version(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
@@ -148,10 +138,67 @@ int store__sq_schema_version(sqlite3 *db)
     return v;
 }
 
+/* BEGIN IMMEDIATE (two processes migrating at once serialize here), then the recorded checksum. */
+static int sq_recorded(void *dbp, int version, char have[17], char *err, size_t errlen)
+{
+    sqlite3 *db = dbp;
+    if (exec(db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+        snprintf(err, errlen, "cannot lock the database: %s", sqlite3_errmsg(db));
+        return MS_ERR_IO;
+    }
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(db, "SELECT checksum FROM schema_version WHERE version=?1", -1, &st, NULL);
+    sqlite3_bind_int(st, 1, version);
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    if (found)
+        snprintf(have, 17, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return found;
+}
+
+static void sq_skip(void *db)
+{
+    exec(db, "ROLLBACK");
+}
+
+/* The migration and its schema_version row, then COMMIT (the transaction of sq_recorded). */
+static int sq_apply(void *dbp, const store_migration *m, const char *sum, char *err, size_t errlen)
+{
+    sqlite3 *db = dbp;
+    char *msg = NULL;
+    if (sqlite3_exec(db, m->text, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "migration %s failed: %s", m->name, msg ? msg : "?");
+        sqlite3_free(msg);
+        exec(db, "ROLLBACK");
+        return MS_ERR_IO;
+    }
+    int step = store__sq_migration_step(db, m->name, err, errlen);
+    if (step) {
+        exec(db, "ROLLBACK");
+        return step;
+    }
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(db,
+                       "INSERT INTO schema_version(version, name, checksum, applied_at) "
+                       "VALUES(?1, ?2, ?3, ?4)",
+                       -1, &st, NULL);
+    sqlite3_bind_int(st, 1, m->version);
+    sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, sum, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)ms_clock_realtime_ms(NULL));
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE || exec(db, "COMMIT") != SQLITE_OK) {
+        snprintf(err, errlen, "cannot record migration %s: %s", m->name, sqlite3_errmsg(db));
+        exec(db, "ROLLBACK");
+        return MS_ERR_IO;
+    }
+    return 0;
+}
+
 int store__sq_migrate_db(sqlite3 *db, store_migrate_progress_fn progress, void *ctx, int *applied,
                          char *err, size_t errlen)
 {
-    int napplied = 0;
     if (applied)
         *applied = 0;
     if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -160,73 +207,8 @@ int store__sq_migrate_db(sqlite3 *db, store_migrate_progress_fn progress, void *
         snprintf(err, errlen, "cannot create schema_version: %s", sqlite3_errmsg(db));
         return MS_ERR_IO;
     }
-    size_t n = 0;
-    const store_migration *m = store_migrations(MS_BACKEND_SQLITE, &n);
-    for (size_t i = 0; i < n; i++) {
-        char sum[17];
-        store__checksum(m[i].text, sum);
-        uint64_t t0 = ms_clock_realtime_ms(NULL);
-        /* BEGIN IMMEDIATE: two processes migrating at once serialize here. */
-        if (exec(db, "BEGIN IMMEDIATE") != SQLITE_OK) {
-            snprintf(err, errlen, "cannot lock the database: %s", sqlite3_errmsg(db));
-            return MS_ERR_IO;
-        }
-        sqlite3_stmt *st = NULL;
-        sqlite3_prepare_v2(db, "SELECT checksum FROM schema_version WHERE version=?1", -1, &st,
-                           NULL);
-        sqlite3_bind_int(st, 1, m[i].version);
-        int found = sqlite3_step(st) == SQLITE_ROW;
-        char have[17] = "";
-        if (found)
-            snprintf(have, sizeof have, "%s", (const char *)sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
-        if (found) {
-            exec(db, "ROLLBACK");
-            if (strcmp(have, sum) != 0) {
-                snprintf(err, errlen,
-                         "migration %s was applied with checksum %s but the binary's copy has "
-                         "%s: the file changed after it was applied",
-                         m[i].name, have, sum);
-                return MS_ERR_CONFLICT;
-            }
-            if (progress)
-                progress(&m[i], false, 0, ctx);
-            continue;
-        }
-        char *msg = NULL;
-        if (sqlite3_exec(db, m[i].text, NULL, NULL, &msg) != SQLITE_OK) {
-            snprintf(err, errlen, "migration %s failed: %s", m[i].name, msg ? msg : "?");
-            sqlite3_free(msg);
-            exec(db, "ROLLBACK");
-            return MS_ERR_IO;
-        }
-        int step = store__sq_migration_step(db, m[i].name, err, errlen);
-        if (step) {
-            exec(db, "ROLLBACK");
-            return step;
-        }
-        sqlite3_prepare_v2(db,
-                           "INSERT INTO schema_version(version, name, checksum, applied_at) "
-                           "VALUES(?1, ?2, ?3, ?4)",
-                           -1, &st, NULL);
-        sqlite3_bind_int(st, 1, m[i].version);
-        sqlite3_bind_text(st, 2, m[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, sum, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)ms_clock_realtime_ms(NULL));
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE || exec(db, "COMMIT") != SQLITE_OK) {
-            snprintf(err, errlen, "cannot record migration %s: %s", m[i].name, sqlite3_errmsg(db));
-            exec(db, "ROLLBACK");
-            return MS_ERR_IO;
-        }
-        napplied++;
-        if (applied)
-            *applied = napplied;
-        if (progress)
-            progress(&m[i], true, ms_clock_realtime_ms(NULL) - t0, ctx);
-    }
-    return 0;
+    store__migrator mg = {.db = db, .recorded = sq_recorded, .skip = sq_skip, .apply = sq_apply};
+    return store__migrate_run(MS_BACKEND_SQLITE, &mg, progress, ctx, applied, err, errlen);
 }
 
 int store__sqlite_migrate_path(const char *path, store_migrate_progress_fn progress, void *ctx,

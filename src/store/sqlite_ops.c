@@ -877,78 +877,48 @@ static int op_ping(sq_conn *c, store_op *op)
     return op->status;
 }
 
+static int op_reaction_add(sq_conn *c, store_op *op)
+{
+    return op_reaction(c, op, true);
+}
+
+static int op_reaction_remove(sq_conn *c, store_op *op)
+{
+    return op_reaction(c, op, false);
+}
+
+static int op_channel_get(sq_conn *c, store_op *op)
+{
+    return load_channel(c, op, op->req.channel.channel_id);
+}
+
+static int op_sync_get(sq_conn *c, store_op *op)
+{
+    return load_sync(c, op, op->req.channel.channel_id);
+}
+
+static int op_health(sq_conn *c, store_op *op)
+{
+    store__sq_health(c, op);
+    return op->status;
+}
+
+static int op_search(sq_conn *c, store_op *op)
+{
+    store__sq_search(c, op);
+    return op->status;
+}
+
+/* The operations, from the store's table (store.h): op_<label> each. */
+#define SQ_OP(KIND, label, ...) [STORE_OP_##KIND] = op_##label,
+static int (*const sq_ops[STORE_OP_COUNT])(sq_conn *c, store_op *op) = {STORE_OPS(SQ_OP)};
+#undef SQ_OP
+
 void store__sq_run(sq_conn *c, store_op *op)
 {
-    switch (op->kind) {
-    case STORE_OP_INSERT:
-        (void)op_insert(c, op);
-        return;
-    case STORE_OP_GET:
-        (void)op_get(c, op);
-        return;
-    case STORE_OP_GET_TELEGRAM:
-        (void)op_get_telegram(c, op);
-        return;
-    case STORE_OP_PAGE:
-        (void)op_page(c, op);
-        return;
-    case STORE_OP_EDIT:
-        (void)op_edit(c, op);
-        return;
-    case STORE_OP_DELETE:
-        (void)op_delete(c, op);
-        return;
-    case STORE_OP_HISTORY:
-        (void)op_history(c, op);
-        return;
-    case STORE_OP_REACTION_ADD:
-        (void)op_reaction(c, op, true);
-        return;
-    case STORE_OP_REACTION_REMOVE:
-        (void)op_reaction(c, op, false);
-        return;
-    case STORE_OP_REACTIONS_GET:
-        (void)op_reactions_get(c, op);
-        return;
-    case STORE_OP_REACTION_USERS:
-        (void)op_reaction_users(c, op);
-        return;
-    case STORE_OP_PIN:
-        (void)op_pin(c, op);
-        return;
-    case STORE_OP_UNPIN:
-        (void)op_unpin(c, op);
-        return;
-    case STORE_OP_PINS_LIST:
-        (void)op_pins_list(c, op);
-        return;
-    case STORE_OP_READ_SET:
-        (void)op_read_set(c, op);
-        return;
-    case STORE_OP_READ_GET:
-        (void)op_read_get(c, op);
-        return;
-    case STORE_OP_CHANNEL_UPSERT:
-        (void)op_channel_upsert(c, op);
-        return;
-    case STORE_OP_CHANNEL_GET:
-        (void)load_channel(c, op, op->req.channel.channel_id);
-        return;
-    case STORE_OP_SYNC_UPDATE:
-        (void)op_sync_update(c, op);
-        return;
-    case STORE_OP_SYNC_GET:
-        (void)load_sync(c, op, op->req.channel.channel_id);
-        return;
-    case STORE_OP_PING:
-        (void)op_ping(c, op);
-        return;
-    case STORE_OP_HEALTH:
-        store__sq_health(c, op);
-        return;
-    case STORE_OP_SEARCH:
-        store__sq_search(c, op);
+    if ((unsigned)op->kind >= STORE_OP_COUNT) {
+        store__op_fail(op, MS_ERR_INTERNAL, "unknown operation");
         return;
     }
-    store__op_fail(op, MS_ERR_INTERNAL, "unknown operation");
+    (void)sq_ops[op->kind](c, op);
 }

@@ -105,38 +105,20 @@ int store__op_fail(store_op *op, int code, const char *fmt, ...)
 
 bool store__op_is_write(store_op_kind kind)
 {
-    switch (kind) {
-    case STORE_OP_INSERT:
-    case STORE_OP_EDIT:
-    case STORE_OP_DELETE:
-    case STORE_OP_REACTION_ADD:
-    case STORE_OP_REACTION_REMOVE:
-    case STORE_OP_PIN:
-    case STORE_OP_UNPIN:
-    case STORE_OP_READ_SET:
-    case STORE_OP_CHANNEL_UPSERT:
-    case STORE_OP_SYNC_UPDATE:
-        return true;
-    default:
-        return false;
-    }
+#define IS_WRITE(KIND, label, fn, shape, req, member, cb, cbm, res, chan, W, C)                    \
+    [STORE_OP_##KIND] = W,
+    static const bool write[STORE_OP_COUNT] = {STORE_OPS(IS_WRITE)};
+#undef IS_WRITE
+    return (unsigned)kind < STORE_OP_COUNT && write[kind];
 }
 
 static bool coalescable(store_op_kind kind)
 {
-    switch (kind) {
-    case STORE_OP_GET:
-    case STORE_OP_PAGE:
-    case STORE_OP_HISTORY:
-    case STORE_OP_REACTIONS_GET:
-    case STORE_OP_REACTION_USERS:
-    case STORE_OP_PINS_LIST:
-    case STORE_OP_CHANNEL_GET:
-    case STORE_OP_SYNC_GET:
-        return true;
-    default:
-        return false;
-    }
+#define IS_COALESCABLE(KIND, label, fn, shape, req, member, cb, cbm, res, chan, W, C)              \
+    [STORE_OP_##KIND] = C,
+    static const bool co[STORE_OP_COUNT] = {STORE_OPS(IS_COALESCABLE)};
+#undef IS_COALESCABLE
+    return (unsigned)kind < STORE_OP_COUNT && co[kind];
 }
 
 static bool same_read(const store_op *a, const store_op *b)
@@ -652,9 +634,9 @@ static int run_sync(store *s, store_op *op, void **res, char *detail, size_t dle
     }
 
 /* The async and _sync calls of an operation with a request. */
-#define STORE_API(fn, KIND, reqtype, member, cbtype, cbmember, restype, channel)                   \
+#define STORE_API_REQ(fn, KIND, reqtype, member, cbtype, cbmember, restype, channel)               \
     STORE_OP(fn, KIND, reqtype, member, cbmember, channel)                                         \
-    int fn(store *s, uv_loop_t *loop, const reqtype *req, cbtype cb, void *ud)                     \
+    int store_##fn(store *s, uv_loop_t *loop, const reqtype *req, cbtype cb, void *ud)             \
     {                                                                                              \
         if (!s || !loop || !req || !cb)                                                            \
             return MS_ERR_INVALID;                                                                 \
@@ -665,7 +647,7 @@ static int run_sync(store *s, store_op *op, void **res, char *detail, size_t dle
         op->ud = ud;                                                                               \
         return submit_async(s, loop, op);                                                          \
     }                                                                                              \
-    int fn##_sync(store *s, const reqtype *req, restype **res, char *detail, size_t dlen)          \
+    int store_##fn##_sync(store *s, const reqtype *req, restype **res, char *detail, size_t dlen)  \
     {                                                                                              \
         if (!s || !req || !res)                                                                    \
             return MS_ERR_INVALID;                                                                 \
@@ -678,109 +660,41 @@ static int run_sync(store *s, store_op *op, void **res, char *detail, size_t dle
         return st;                                                                                 \
     }
 
+/* The same for an operation without a request (ping, health): an empty one. */
+#define STORE_API_NOREQ(fn, KIND, reqtype, member, cbtype, cbmember, restype, channel)             \
+    STORE_OP(fn, KIND, reqtype, member, cbmember, channel)                                         \
+    int store_##fn(store *s, uv_loop_t *loop, cbtype cb, void *ud)                                 \
+    {                                                                                              \
+        if (!s || !loop || !cb)                                                                    \
+            return MS_ERR_INVALID;                                                                 \
+        store_op *op = fn##_op(s, &(reqtype){0});                                                  \
+        if (!op)                                                                                   \
+            return MS_ERR_NOMEM;                                                                   \
+        op->cb.cbmember = cb;                                                                      \
+        op->ud = ud;                                                                               \
+        return submit_async(s, loop, op);                                                          \
+    }                                                                                              \
+    int store_##fn##_sync(store *s, restype **res, char *detail, size_t dlen)                      \
+    {                                                                                              \
+        if (!s || !res)                                                                            \
+            return MS_ERR_INVALID;                                                                 \
+        store_op *op = fn##_op(s, &(reqtype){0});                                                  \
+        if (!op)                                                                                   \
+            return MS_ERR_NOMEM;                                                                   \
+        void *r = NULL;                                                                            \
+        int st = run_sync(s, op, &r, detail, dlen);                                                \
+        *res = r;                                                                                  \
+        return st;                                                                                 \
+    }
+
 /* The channel an operation touches (coalescing, invalidation); 0: none. */
-#define CHANNEL(req)    ((req)->channel_id)
-#define NO_CHANNEL(req) ((void)(req), (uint64_t)0)
+#define CHAN(req)   ((req)->channel_id)
+#define NOCHAN(req) ((void)(req), (uint64_t)0)
 
-STORE_API(store_insert, STORE_OP_INSERT, store_insert_req, insert, store_message_cb, message,
-          store_message_result, CHANNEL)
-STORE_API(store_get, STORE_OP_GET, store_get_req, get, store_message_cb, message,
-          store_message_result, CHANNEL)
-STORE_API(store_get_by_telegram, STORE_OP_GET_TELEGRAM, store_get_telegram_req, tg,
-          store_message_cb, message, store_message_result, NO_CHANNEL)
-STORE_API(store_page, STORE_OP_PAGE, store_page_req, page, store_page_cb, page, store_page_result,
-          CHANNEL)
-STORE_API(store_edit, STORE_OP_EDIT, store_edit_req, edit, store_message_cb, message,
-          store_message_result, CHANNEL)
-STORE_API(store_delete, STORE_OP_DELETE, store_get_req, get, store_message_cb, message,
-          store_message_result, CHANNEL)
-STORE_API(store_edit_history, STORE_OP_HISTORY, store_history_req, history, store_history_cb,
-          history, store_history_result, CHANNEL)
-STORE_API(store_reaction_add, STORE_OP_REACTION_ADD, store_reaction_req, reaction,
-          store_reaction_cb, reaction, store_reaction_result, CHANNEL)
-STORE_API(store_reaction_remove, STORE_OP_REACTION_REMOVE, store_reaction_req, reaction,
-          store_reaction_cb, reaction, store_reaction_result, CHANNEL)
-STORE_API(store_reactions_get, STORE_OP_REACTIONS_GET, store_get_req, get, store_reactions_cb,
-          reactions, store_reactions_result, CHANNEL)
-STORE_API(store_reaction_users, STORE_OP_REACTION_USERS, store_reaction_users_req, users,
-          store_users_cb, users, store_users_result, CHANNEL)
-STORE_API(store_pin, STORE_OP_PIN, store_pin_req, pin, store_pin_cb, pin, store_pin_result, CHANNEL)
-STORE_API(store_unpin, STORE_OP_UNPIN, store_pin_req, pin, store_pin_cb, pin, store_pin_result,
-          CHANNEL)
-STORE_API(store_pins_list, STORE_OP_PINS_LIST, store_channel_req, channel, store_pins_cb, pins,
-          store_pins_result, CHANNEL)
-STORE_API(store_read_set, STORE_OP_READ_SET, store_read_req, read, store_read_cb, read,
-          store_read_result, CHANNEL)
-STORE_API(store_read_get, STORE_OP_READ_GET, store_read_req, read, store_read_cb, read,
-          store_read_result, CHANNEL)
-STORE_API(store_channel_upsert, STORE_OP_CHANNEL_UPSERT, store_channel_upsert_req, upsert,
-          store_channel_cb, channel, store_channel_result, CHANNEL)
-STORE_API(store_channel_get, STORE_OP_CHANNEL_GET, store_channel_req, channel, store_channel_cb,
-          channel, store_channel_result, CHANNEL)
-STORE_API(store_sync_update, STORE_OP_SYNC_UPDATE, store_sync_update_req, sync, store_sync_cb, sync,
-          store_sync_result, CHANNEL)
-STORE_API(store_sync_get, STORE_OP_SYNC_GET, store_channel_req, channel, store_sync_cb, sync,
-          store_sync_result, CHANNEL)
-
-/* A search may name several channels: it invalidates nothing and coalesces with nothing. */
-STORE_API(store_search, STORE_OP_SEARCH, store_search_req, search, store_search_cb, search,
-          store_search_result, NO_CHANNEL)
-
-/* Ping has no request: an empty one. */
-STORE_OP(ping, STORE_OP_PING, store__ping_req, ping, ping, NO_CHANNEL)
-
-int store_ping(store *s, uv_loop_t *loop, store_ping_cb cb, void *ud)
-{
-    if (!s || !loop || !cb)
-        return MS_ERR_INVALID;
-    store_op *op = ping_op(s, &(store__ping_req){0});
-    if (!op)
-        return MS_ERR_NOMEM;
-    op->cb.ping = cb;
-    op->ud = ud;
-    return submit_async(s, loop, op);
-}
-
-int store_ping_sync(store *s, store_ping_result **res, char *detail, size_t dlen)
-{
-    if (!s || !res)
-        return MS_ERR_INVALID;
-    store_op *op = ping_op(s, &(store__ping_req){0});
-    if (!op)
-        return MS_ERR_NOMEM;
-    void *r = NULL;
-    int st = run_sync(s, op, &r, detail, dlen);
-    *res = r;
-    return st;
-}
-
-/* Health details: no request either (the same empty one as ping). */
-STORE_OP(health, STORE_OP_HEALTH, store__ping_req, ping, health, NO_CHANNEL)
-
-int store_health(store *s, uv_loop_t *loop, store_health_cb cb, void *ud)
-{
-    if (!s || !loop || !cb)
-        return MS_ERR_INVALID;
-    store_op *op = health_op(s, &(store__ping_req){0});
-    if (!op)
-        return MS_ERR_NOMEM;
-    op->cb.health = cb;
-    op->ud = ud;
-    return submit_async(s, loop, op);
-}
-
-int store_health_sync(store *s, store_health_result **res, char *detail, size_t dlen)
-{
-    if (!s || !res)
-        return MS_ERR_INVALID;
-    store_op *op = health_op(s, &(store__ping_req){0});
-    if (!op)
-        return MS_ERR_NOMEM;
-    void *r = NULL;
-    int st = run_sync(s, op, &r, detail, dlen);
-    *res = r;
-    return st;
-}
+#define STORE_API(KIND, label, fn, shape, req, member, cb, cbm, res, chan, W, C)                   \
+    STORE_API_##shape(fn, STORE_OP_##KIND, req, member, cb, cbm, res, chan)
+STORE_OPS(STORE_API)
+#undef STORE_API
 
 /* ------------------------------------------------------------------ open, close, stats */
 

@@ -36,9 +36,9 @@ typedef struct store__binding store__binding;
 typedef struct store__sync_wait store__sync_wait;
 
 /* Ping's request: none. */
-typedef struct store__ping_req {
+typedef struct store__no_req {
     char unused;
-} store__ping_req;
+} store__no_req;
 
 /* The request of an operation, copied (strings in op->owned). */
 typedef union store_op_req {
@@ -55,7 +55,7 @@ typedef union store_op_req {
     store_read_req read;             /* READ_SET, READ_GET */
     store_channel_upsert_req upsert; /* CHANNEL_UPSERT */
     store_sync_update_req sync;      /* SYNC_UPDATE */
-    store__ping_req ping;            /* PING, HEALTH: no request */
+    store__no_req ping;              /* PING, HEALTH: no request */
     store_search_req search;         /* SEARCH (channel_ids and query in op->owned) */
 } store_op_req;
 
@@ -152,6 +152,29 @@ int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progre
 
 /* 64-bit FNV-1a of a migration's text, as 16 hex digits (+ NUL). */
 void store__checksum(const char *text, char out[17]);
+
+/* How a backend looks up, runs and records one migration (migrate.c runs them). */
+typedef struct store__migrator {
+    void *db;
+    /*
+     * The checksum recorded for `version` into have: 1 recorded, 0 not, or a
+     * negative code with err. SQLite begins the migration's transaction here.
+     */
+    int (*recorded)(void *db, int version, char have[17], char *err, size_t errlen);
+    /* Ends what recorded() began for a migration already applied; may be NULL. */
+    void (*skip)(void *db);
+    /* Runs m's text and records it with checksum sum; 0 or a code with err. */
+    int (*apply)(void *db, const store_migration *m, const char *sum, char *err, size_t errlen);
+} store__migrator;
+
+/*
+ * Applies the embedded migrations of `kind` not yet recorded, in order,
+ * checking the checksums of those that are. *applied (may be NULL) counts
+ * those run. 0 or a code with err.
+ */
+int store__migrate_run(ms_backend_kind kind, const store__migrator *mg,
+                       store_migrate_progress_fn progress, void *ctx, int *applied, char *err,
+                       size_t errlen);
 
 /* ---- queues: queue.c ---- */
 

@@ -1,0 +1,251 @@
+/*
+ * scylla_cql.c - the ScyllaDB backend's statements: their table (kind and
+ * text, scylla_internal.h), preparing, running one statement or a
+ * conditional batch for an operation, and reading columns back.
+ */
+#include "scylla_internal.h"
+
+#if defined(MSGSTORE_HAVE_CQL_SESSION)
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each statement's kind and text ("@." stands for the keyspace). */
+const sc_stmt_def sc_stmt[SC_NSTMT] = {
+#define SC_ROW(name, k, cql) {k, cql},
+    SC_STATEMENTS(SC_ROW)
+#undef SC_ROW
+};
+
+/* ------------------------------------------------------------------ statements */
+
+int sc_fail(store_op *op, const cql_status *st, const char *what)
+{
+    int code = st->code ? st->code : MS_ERR_INTERNAL;
+    return store__op_fail(op, code, "%s: %s", what,
+                          st->message[0] ? st->message : ms_err_str(code));
+}
+
+cql_values *sc_vals(sc_conn *c)
+{
+    cql_values_reset(&c->v);
+    return &c->v;
+}
+
+/* Prepares statement id on c's session once. */
+int sc_prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what)
+{
+    cql_status st;
+    if (!c->ps[id] && cql_sync_prepare(c->db, c->b->sql[id], &c->ps[id], &st) != 0) {
+        c->ps[id] = NULL;
+        return sc_fail(op, &st, what);
+    }
+    return 0;
+}
+
+/* Takes one injected fault that applies to statement id, if any is left (0: none). */
+static int take_fault(sc_conn *c, sc_stmt_id id)
+{
+    static const store_fault counter[] = {STORE_FAULT_COUNTER_LOST, STORE_FAULT_COUNTER_APPLIED};
+    static const store_fault lwt[] = {STORE_FAULT_LWT_APPLIED};
+    const store_fault *which = NULL;
+    size_t n = 0;
+    if (c->repair)
+        return 0;
+    if (sc_stmt[id].kind == K_C) {
+        which = counter;
+        n = 2;
+    } else if (id == SC_REACT_ADD || id == SC_REACT_DEL) {
+        which = lwt;
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        _Atomic int *left = &c->b->faults[which[i]];
+        int v = atomic_load(left);
+        while (v > 0)
+            if (atomic_compare_exchange_weak(left, &v, v - 1))
+                return (int)which[i];
+    }
+    return 0;
+}
+
+/*
+ * Runs statement id with the values in c->v. *res (may be NULL) receives the
+ * result, to free with cql_result_destroy. Fails op on error.
+ */
+int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result **res)
+{
+    const ms_config *cfg = c->b->cfg;
+    cql_status st;
+    if (res)
+        *res = NULL;
+    if (cql_values_error(&c->v))
+        return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
+    if (sc_prepare(c, op, id, what))
+        return op->status;
+    cql_statement s;
+    cql_statement_init(&s);
+    s.prepared = c->ps[id];
+    s.values = &c->v;
+    s.page_size = 0;
+    int kind = sc_stmt[id].kind;
+    s.idempotent = kind == K_R || kind == K_W || kind == K_S || kind == K_A;
+    switch (kind) {
+    case K_R:
+        s.consistency = (int)cfg->scylla_read_consistency;
+        break;
+    case K_S: /* a serial read completes any transaction left in progress on the partition */
+        s.consistency = (int)cfg->scylla_serial_consistency;
+        break;
+    case K_A: /* every replica: a counter update applied by one replica only is seen */
+        s.consistency = CQL_CONSISTENCY_ALL;
+        s.timeout_ms = 6 * cfg->scylla_request_timeout_ms;
+        break;
+    default:
+        s.consistency = (int)cfg->scylla_write_consistency;
+        break;
+    }
+    if (kind == K_L)
+        s.serial_consistency = (int)cfg->scylla_serial_consistency;
+    int fault = take_fault(c, id);
+    if (fault == STORE_FAULT_COUNTER_LOST)
+        return store__op_fail(op, MS_ERR_TIMEOUT, "%s: timed out (injected fault)", what);
+    c->queries++;
+    cql_result *r = NULL;
+    if (cql_sync_execute(c->db, &s, &r, &st) != 0 || st.code != 0) {
+        cql_result_destroy(r);
+        return sc_fail(op, &st, what);
+    }
+    if (fault) {
+        cql_result_destroy(r);
+        return store__op_fail(op, MS_ERR_TIMEOUT, "%s: timed out (injected fault, applied)", what);
+    }
+    if (res)
+        *res = r;
+    else
+        cql_result_destroy(r);
+    return 0;
+}
+
+void sc_bind_id(cql_values *v, uint64_t id)
+{
+    cql_values_add_bigint(v, (int64_t)id);
+}
+
+uint64_t sc_col_id(cql_result *r, int col)
+{
+    return (uint64_t)sc_col_i64(r, col);
+}
+
+/* [applied] of a lightweight transaction's result. */
+bool sc_lwt_applied(cql_result *r)
+{
+    bool applied = false;
+    if (cql_result_next_row(r) == 0)
+        cql_row_get_bool(r, 0, &applied);
+    return applied;
+}
+
+int64_t sc_col_i64(cql_result *r, int col)
+{
+    int64_t v = 0;
+    if (cql_row_get_bigint(r, col, &v) != 0)
+        v = 0;
+    return v;
+}
+
+int64_t sc_named_i64(cql_result *r, const char *name)
+{
+    int col = cql_result_column_index(r, name);
+    return col < 0 ? 0 : sc_col_i64(r, col);
+}
+
+bool sc_col_bool(cql_result *r, int col)
+{
+    bool v = false;
+    if (cql_row_get_bool(r, col, &v) != 0)
+        v = false;
+    return v;
+}
+
+int sc_col_tiny(cql_result *r, int col)
+{
+    int8_t v = 0;
+    if (cql_row_get_tinyint(r, col, &v) != 0)
+        v = 0;
+    return v;
+}
+
+/* Copies a text column into res; NULL for null (and for "" when empty_is_null). */
+const char *sc_col_text(cql_result *r, int col, store_result_hdr *res, size_t *len,
+                        bool empty_is_null, bool *oom)
+{
+    cql_str s;
+    if (len)
+        *len = 0;
+    if (cql_row_get_text(r, col, &s) != 0 || (empty_is_null && s.len == 0))
+        return NULL;
+    return store__res_text(res, s.ptr ? s.ptr : "", s.len, len, oom);
+}
+
+typedef struct sc_wait {
+    bool done;
+    cql_status st;
+    cql_result *res;
+} sc_wait;
+
+static void on_batch(cql_result *res, const cql_status *st, void *ud)
+{
+    sc_wait *w = ud;
+    w->st = *st;
+    w->res = res ? cql_result_keep(res) : NULL;
+    w->done = true;
+}
+
+/*
+ * Runs the statements ids[0..n) with the values c->bv[k] as one conditional
+ * batch (a lightweight transaction over one partition); *res receives its
+ * result ([applied], then the current values when not applied). Never
+ * retried. Fails op on error.
+ */
+int sc_lwt_batch(sc_conn *c, store_op *op, const sc_stmt_id *ids, size_t n, const char *what,
+                 cql_result **res)
+{
+    const ms_config *cfg = c->b->cfg;
+    cql_statement st[3];
+    *res = NULL;
+    for (size_t k = 0; k < n && k < 3; k++) {
+        if (sc_prepare(c, op, ids[k], what))
+            return op->status;
+        if (cql_values_error(&c->bv[k]))
+            return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
+        cql_statement_init(&st[k]);
+        st[k].prepared = c->ps[ids[k]];
+        st[k].values = &c->bv[k];
+    }
+    cql_batch_request br;
+    cql_batch_request_init(&br);
+    br.kind = CQL_BATCH_KIND_LOGGED;
+    br.statements = st;
+    br.count = n;
+    br.consistency = (int)cfg->scylla_write_consistency;
+    br.serial_consistency = (int)cfg->scylla_serial_consistency;
+    br.idempotent = false;
+    c->queries++;
+    sc_wait w = {0};
+    int rc = cql_session_batch(cql_sync_session(c->db), &br, on_batch, &w);
+    if (rc < 0)
+        return store__op_fail(op, rc, "%s: the batch was refused", what);
+    while (!w.done)
+        cql_sync_run_for(c->db, 1);
+    if (w.st.code) {
+        cql_result_destroy(w.res);
+        return sc_fail(op, &w.st, what);
+    }
+    *res = w.res;
+    return 0;
+}
+
+#endif /* MSGSTORE_HAVE_CQL_SESSION */

@@ -1,0 +1,423 @@
+/*
+ * scylla_internal.h - what the ScyllaDB backend's files share: the statement
+ * table, the backend and its sessions, and the helpers every operation uses.
+ *
+ *   scylla.c           dispatch: options, sessions, the operation array, open/close
+ *   scylla_cql.c       statements: prepare, run, conditional batches, column readers
+ *   scylla_messages.c  messages: insert, get, pages, edit, delete, history
+ *   scylla_meta.c      reactions, pins, read positions, channels, sync state, ping
+ *   scylla_repair.c    exact counts: recording failures, the repair pass
+ *   scylla_migrate.c   the keyspace and the schema/cql migrations
+ *   scylla_health.c    store_health
+ *
+ * Rules (docs/data-model.md):
+ *  - every statement is prepared once per session and bound; nothing is built
+ *    from user input;
+ *  - idempotence is marked per statement: plain inserts/updates of fixed
+ *    values may be retried by the client; counter updates and lightweight
+ *    transactions are never retried blindly (fix 2);
+ *  - only the columns an operation has are written (unset values, no nulls:
+ *    fix 3); soft delete writes '' instead of null;
+ *  - reads at SCYLLA_READ_CONSISTENCY, writes at SCYLLA_WRITE_CONSISTENCY
+ *    (both LOCAL_QUORUM by default: read-your-writes, fix 1), LWT at
+ *    SCYLLA_SERIAL_CONSISTENCY;
+ *  - pages walk the channel's list of non-empty buckets (fix 6): the first
+ *    bucket alone, the next ones with one IN query, so a page costs a few
+ *    queries however many empty buckets lie between messages;
+ *  - nonce and Telegram dedup through INSERT ... IF NOT EXISTS (fix 7);
+ *  - last_message_id, last_read_id and last_synced_message_id only move
+ *    forward without a read: they are written USING TIMESTAMP derived from
+ *    the value, so last-write-wins keeps the largest.
+ *  - every channel or user id is bound with sc_bind_id and read with
+ *    sc_col_id: the id's CQL type is decided there alone.
+ */
+#ifndef MS_SCYLLA_INTERNAL_H
+#define MS_SCYLLA_INTERNAL_H
+
+#include "store_internal.h"
+
+#if defined(MSGSTORE_HAVE_CQL_SESSION)
+
+#include "msgstore/cql.h"
+#include "core/metrics.h"
+
+#define BUCKET_CHUNK 32 /* buckets read per bucket-list query and per IN query */
+
+#define SC_MSG_COLS                                                                                \
+    "channel_id, message_id, sender_id, type, source, content, reply_to, attachments, metadata, "  \
+    "nonce, telegram_chat_id, telegram_message_id, created_at, is_edited, edited_at, is_deleted, " \
+    "deleted_at"
+#define SC_PIN_COLS "channel_id, message_id, pinned_by, pinned_at, content_preview, sender_id"
+
+/*
+ * Kinds: R read; W idempotent write; L lightweight transaction; C counter
+ * (never retried); S serial read (completes a transaction left in progress);
+ * A read at ALL with a long timeout (the counter repair's recounts).
+ */
+enum { K_R, K_W, K_L, K_C, K_S, K_A };
+
+#define SC_STATEMENTS(X)                                                                           \
+    X(MSG_INSERT, K_W,                                                                             \
+      "INSERT INTO @.messages (channel_id, bucket, message_id, sender_id, type, source, content, " \
+      "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "            \
+      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                             \
+    X(MSG_INSERT_NEW, K_L,                                                                         \
+      "INSERT INTO @.messages (channel_id, bucket, message_id, sender_id, type, source, content, " \
+      "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "            \
+      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")               \
+    X(MSG_GET, K_R,                                                                                \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
+      "message_id = ?")                                                                            \
+    X(BUCKET_ADD, K_W, "INSERT INTO @.channel_buckets (channel_id, bucket) VALUES (?, ?)")         \
+    X(BUCKETS_DOWN, K_R,                                                                           \
+      "SELECT bucket FROM @.channel_buckets WHERE channel_id = ? AND bucket <= ? LIMIT ?")         \
+    X(BUCKETS_UP, K_R,                                                                             \
+      "SELECT bucket FROM @.channel_buckets WHERE channel_id = ? AND bucket >= ? "                 \
+      "ORDER BY bucket ASC LIMIT ?")                                                               \
+    X(PAGE_BEFORE, K_R,                                                                            \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
+      "message_id < ? LIMIT ?")                                                                    \
+    X(PAGE_AFTER, K_R,                                                                             \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
+      "message_id > ? ORDER BY message_id ASC LIMIT ?")                                            \
+    X(PAGE_FROM, K_R,                                                                              \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
+      "message_id >= ? ORDER BY message_id ASC LIMIT ?")                                           \
+    X(PAGE_BEFORE_IN, K_R,                                                                         \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
+      "message_id < ? PER PARTITION LIMIT ?")                                                      \
+    X(PAGE_AFTER_IN, K_R,                                                                          \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
+      "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?")                              \
+    X(UNREAD_IN, K_R,                                                                              \
+      "SELECT bucket, message_id, is_deleted FROM @.messages WHERE channel_id = ? AND bucket IN "  \
+      "? "                                                                                         \
+      "AND message_id > ? PER PARTITION LIMIT ?")                                                  \
+    X(UNREAD_SCAN, K_R,                                                                            \
+      "SELECT bucket, message_id, is_deleted FROM @.messages WHERE channel_id = ? AND bucket = ? " \
+      "AND message_id > ? AND message_id < ? LIMIT ?")                                             \
+    X(TG_CLAIM, K_L,                                                                               \
+      "INSERT INTO @.telegram_message_mapping (telegram_message_id, telegram_chat_id, "            \
+      "channel_id, "                                                                               \
+      "message_id, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                              \
+    X(TG_UNCLAIM, K_L,                                                                             \
+      "DELETE FROM @.telegram_message_mapping WHERE telegram_message_id = ? AND "                  \
+      "telegram_chat_id = ? IF message_id = ?")                                                    \
+    X(TG_GET, K_R,                                                                                 \
+      "SELECT channel_id, message_id FROM @.telegram_message_mapping WHERE "                       \
+      "telegram_message_id = ? AND telegram_chat_id = ?")                                          \
+    X(NONCE_CLAIM, K_L,                                                                            \
+      "INSERT INTO @.message_nonces (channel_id, nonce, message_id, created_at) "                  \
+      "VALUES (?, ?, ?, ?) IF NOT EXISTS")                                                         \
+    X(META_CREATE, K_L,                                                                            \
+      "INSERT INTO @.channel_metadata (channel_id, name, type, created_at, updated_at) "           \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                                                      \
+    X(META_LAST, K_W,                                                                              \
+      "UPDATE @.channel_metadata USING TIMESTAMP ? SET last_message_id = ? WHERE channel_id = ?")  \
+    X(META_SET, K_W,                                                                               \
+      "UPDATE @.channel_metadata SET name = ?, type = ?, created_at = ?, updated_at = ? "          \
+      "WHERE channel_id = ?")                                                                      \
+    X(META_GET, K_R,                                                                               \
+      "SELECT channel_id, name, type, created_at, last_message_id, updated_at FROM "               \
+      "@.channel_metadata WHERE channel_id = ?")                                                   \
+    X(COUNT_MSG, K_C,                                                                              \
+      "UPDATE @.channel_message_counts SET count = count + 1 WHERE channel_id = ? AND bucket = ?") \
+    X(COUNTER_GET, K_R, "SELECT SUM(count) FROM @.channel_message_counts WHERE channel_id = ?")    \
+    X(EDIT_SAVE, K_W,                                                                              \
+      "INSERT INTO @.message_edits (channel_id, message_id, seq, edited_at, content) "             \
+      "VALUES (?, ?, ?, ?, ?)")                                                                    \
+    X(EDIT_APPLY, K_W,                                                                             \
+      "UPDATE @.messages SET content = ?, is_edited = true, edited_at = ? WHERE channel_id = ? "   \
+      "AND bucket = ? AND message_id = ?")                                                         \
+    X(DELETE_APPLY, K_W,                                                                           \
+      "UPDATE @.messages SET content = '', attachments = '', metadata = '', is_deleted = true, "   \
+      "deleted_at = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?")                     \
+    X(EDITS_PURGE, K_W, "DELETE FROM @.message_edits WHERE channel_id = ? AND message_id = ?")     \
+    X(HISTORY, K_R,                                                                                \
+      "SELECT edited_at, content FROM @.message_edits WHERE channel_id = ? AND message_id = ? "    \
+      "LIMIT ?")                                                                                   \
+    X(REACT_ADD, K_L,                                                                              \
+      "INSERT INTO @.message_reactions (channel_id, message_id, emoji, user_id, created_at) "      \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                                                      \
+    X(REACT_DEL, K_L,                                                                              \
+      "DELETE FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND emoji = ? AND " \
+      "user_id = ? IF EXISTS")                                                                     \
+    X(COUNT_INC, K_C,                                                                              \
+      "UPDATE @.message_reaction_counts SET count = count + 1, changes = changes + 1 WHERE "       \
+      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
+    X(COUNT_DEC, K_C,                                                                              \
+      "UPDATE @.message_reaction_counts SET count = count - 1, changes = changes + 1 WHERE "       \
+      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
+    X(REACT_ROWS, K_R,                                                                             \
+      "SELECT COUNT(*) FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "      \
+      "emoji = ?")                                                                                 \
+    X(COUNT_GET, K_R,                                                                              \
+      "SELECT count FROM @.message_reaction_counts WHERE channel_id = ? AND message_id = ? AND "   \
+      "emoji = ?")                                                                                 \
+    X(COUNTS_LIST, K_R,                                                                            \
+      "SELECT emoji, count FROM @.message_reaction_counts WHERE channel_id = ? AND "               \
+      "message_id = ?")                                                                            \
+    X(USERS, K_R,                                                                                  \
+      "SELECT user_id FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "       \
+      "emoji = ? AND user_id > ? LIMIT ?")                                                         \
+    X(PIN_GET, K_R,                                                                                \
+      "SELECT " SC_PIN_COLS " FROM @.pinned_messages WHERE channel_id = ? AND message_id = ?")     \
+    X(PINS_ALL, K_R,                                                                               \
+      "SELECT " SC_PIN_COLS ", pin_count FROM @.pinned_messages WHERE channel_id = ? LIMIT 1000")  \
+    X(PIN_ADD, K_L,                                                                                \
+      "INSERT INTO @.pinned_messages (channel_id, message_id, pinned_at, pinned_by, "              \
+      "content_preview, sender_id) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS")                       \
+    X(PIN_DEL, K_L,                                                                                \
+      "DELETE FROM @.pinned_messages WHERE channel_id = ? AND message_id = ? IF EXISTS")           \
+    X(PIN_COUNT, K_L,                                                                              \
+      "UPDATE @.pinned_messages SET pin_count = ? WHERE channel_id = ? IF pin_count = ?")          \
+    X(READ_GET, K_R,                                                                               \
+      "SELECT last_read_id, updated_at FROM @.message_read_positions WHERE channel_id = ? AND "    \
+      "user_id = ?")                                                                               \
+    X(READ_SET, K_W,                                                                               \
+      "UPDATE @.message_read_positions USING TIMESTAMP ? SET last_read_id = ?, updated_at = ? "    \
+      "WHERE channel_id = ? AND user_id = ?")                                                      \
+    X(SYNC_GET, K_R,                                                                               \
+      "SELECT channel_id, telegram_chat_id, last_synced_message_id, direction, last_sync_at, "     \
+      "created_at FROM @.telegram_sync_state WHERE channel_id = ?")                                \
+    X(SYNC_SET, K_W,                                                                               \
+      "UPDATE @.telegram_sync_state SET telegram_chat_id = ?, direction = ?, last_sync_at = ?, "   \
+      "created_at = ? WHERE channel_id = ?")                                                       \
+    X(SYNC_LAST, K_W,                                                                              \
+      "UPDATE @.telegram_sync_state USING TIMESTAMP ? SET last_synced_message_id = ? WHERE "       \
+      "channel_id = ?")                                                                            \
+    X(PING, K_R, "SELECT version FROM @.schema_version WHERE scope = 'msgstore' LIMIT 1")          \
+    X(RP_NOTE, K_W,                                                                                \
+      "INSERT INTO @.counter_repairs (shard, kind, channel_id, id, emoji, failure_id) "            \
+      "VALUES (?, ?, ?, ?, ?, ?)")                                                                 \
+    X(RP_SCAN, K_R,                                                                                \
+      "SELECT kind, channel_id, id, emoji, failure_id FROM @.counter_repairs WHERE shard IN ? "    \
+      "LIMIT ?")                                                                                   \
+    X(RP_DONE, K_W,                                                                                \
+      "DELETE FROM @.counter_repairs WHERE shard = ? AND kind = ? AND channel_id = ? AND id = ? "  \
+      "AND emoji = ? AND failure_id IN ?")                                                         \
+    X(RP_LEASE, K_L,                                                                               \
+      "INSERT INTO @.counter_repair_leases (kind, channel_id, id, emoji, owner) "                  \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?")                                          \
+    X(RP_UNLEASE, K_L,                                                                             \
+      "DELETE FROM @.counter_repair_leases WHERE kind = ? AND channel_id = ? AND id = ? AND "      \
+      "emoji = ? IF owner = ?")                                                                    \
+    X(RP_RX_TOUCH, K_S,                                                                            \
+      "SELECT user_id FROM @.message_reactions WHERE channel_id = ? AND message_id = ? LIMIT 1")   \
+    X(RP_RX_ROWS, K_A,                                                                             \
+      "SELECT COUNT(*) FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "      \
+      "emoji = ?")                                                                                 \
+    X(RP_RX_COUNTER, K_A,                                                                          \
+      "SELECT count, changes FROM @.message_reaction_counts WHERE channel_id = ? AND "             \
+      "message_id = ? AND emoji = ?")                                                              \
+    X(RP_RX_FIX, K_C,                                                                              \
+      "UPDATE @.message_reaction_counts SET count = count + ?, changes = changes + 1 WHERE "       \
+      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
+    X(RP_MC_TOUCH, K_S,                                                                            \
+      "SELECT message_id FROM @.messages WHERE channel_id = ? AND bucket = ? LIMIT 1")             \
+    X(RP_MC_ROWS, K_A,                                                                             \
+      "SELECT COUNT(created_at) FROM @.messages WHERE channel_id = ? AND bucket = ?")              \
+    X(RP_MC_COUNTER, K_A,                                                                          \
+      "SELECT count FROM @.channel_message_counts WHERE channel_id = ? AND bucket = ?")            \
+    X(RP_MC_FIX, K_C,                                                                              \
+      "UPDATE @.channel_message_counts SET count = count + ? WHERE channel_id = ? AND bucket = ?")
+
+#define SC_ENUM(name, kind, cql) SC_##name,
+typedef enum sc_stmt_id { SC_STATEMENTS(SC_ENUM) SC_NSTMT } sc_stmt_id;
+#undef SC_ENUM
+
+typedef struct sc_stmt_def {
+    int kind; /* K_* */
+    const char *cql;
+} sc_stmt_def;
+
+/* The statements' kinds and texts, by sc_stmt_id (scylla_cql.c). */
+extern const sc_stmt_def sc_stmt[SC_NSTMT];
+
+typedef struct sc_backend sc_backend;
+
+/* A count to recount (counter_repairs): a reaction count or a bucket's message count. */
+enum { RP_REACTION = 1, RP_MESSAGES = 2 };
+
+typedef struct rp_note {
+    int8_t kind;
+    uint64_t ch;
+    int64_t id; /* message id (RP_REACTION) or bucket (RP_MESSAGES) */
+    char emoji[STORE_MAX_EMOJI_BYTES + 1];
+    uint64_t failure_id; /* a snowflake of the failure's time */
+} rp_note;
+
+typedef struct sc_conn {
+    sc_backend *b;
+    cql_sync *db;
+    cql_prepared *ps[SC_NSTMT];
+    bool repair;      /* the counter repair's session: never takes injected faults */
+    uint32_t queries; /* requests sent for the current op */
+    unsigned up_seen; /* b->hosts_up when this session last caught up */
+    cql_values v;     /* reused for every statement */
+    cql_values bv[3]; /* the statements of the insert batch */
+} sc_conn;
+
+/* Channels known to have a metadata row (skips the IF NOT EXISTS on inserts). */
+#define KNOWN_SLOTS 65536
+
+struct sc_backend {
+    store_backend base;
+    const ms_config *cfg;
+    store__queue q; /* operations for the workers */
+    int nthreads, started;
+    pthread_t *threads;
+    sc_conn *conns;
+    char *sql[SC_NSTMT]; /* statement texts with the keyspace filled in */
+    pthread_mutex_t known_mu;
+    uint64_t *known; /* open addressing, 0 = empty */
+    size_t nknown;
+    _Atomic int faults[STORE_FAULT_LWT_APPLIED + 1]; /* injected faults left, by store_fault */
+    _Atomic unsigned hosts_up; /* CQL_HOST_UP events seen by any of the sessions */
+
+    /* counter repair (see "exact counts") */
+    int64_t settle_ms;   /* how long a count must stay still; failures this old are due */
+    int64_t interval_ms; /* background passes; <= 0: no thread */
+    int lease_ttl_s;
+    sc_conn rconn;       /* the repair's own session */
+    pthread_mutex_t rmu; /* one pass at a time */
+    pthread_mutex_t nmu; /* the fields below */
+    pthread_cond_t ncv;  /* wakes the repair thread (a note, closing) */
+    rp_note *notes;      /* failures not yet recorded in counter_repairs */
+    size_t nnotes, capnotes;
+    uint64_t notes_dropped;
+    bool rstop, rwake;
+    bool rthread_started;
+    pthread_t rthread;
+    ms_counter *m_noted, *m_fixed, *m_clean, *m_dropped;
+};
+
+/* ---- dispatch: scylla.c ---- */
+
+/* Session options from the SCYLLA_* settings; keyspace: USE it on every connection. */
+void sc_options(cql_options *o, const ms_config *cfg, bool keyspace);
+
+/* True for 1..max letters, digits, '_' or '-' (keyspace and DC names). */
+bool sc_valid_name(const char *s, size_t max);
+
+/* Reconnects c's session to its down hosts when another session saw one come back. */
+void sc_catch_up(sc_conn *c);
+
+/*
+ * A session's private loop runs only inside cql_sync calls: a thread that
+ * owns one and has nothing to do must let it run now and then, or the session
+ * stalls (no reconnection after an outage, no heartbeats, server events
+ * unread). Idle threads wait at most this long between two turns.
+ */
+#define SC_IDLE_TICK_MS 50
+
+/* Monotonic milliseconds. */
+int64_t sc_mono_ms(void);
+
+/* ---- statements: scylla_cql.c ---- */
+
+/* Fails op with st's code and message, prefixed with `what`. Returns the code. */
+int sc_fail(store_op *op, const cql_status *st, const char *what);
+
+/* c's value list, emptied for the next statement. */
+cql_values *sc_vals(sc_conn *c);
+
+/* Prepares statement id on c's session once; 0, or fails op. */
+int sc_prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what);
+
+/*
+ * Runs statement id with the values in c->v. *res (may be NULL) receives the
+ * result, to free with cql_result_destroy. Fails op on error.
+ */
+int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result **res);
+
+/*
+ * Runs the statements ids[0..n) (n <= 3) with the values c->bv[k] as one
+ * conditional batch; *res receives its result. Never retried. Fails op on error.
+ */
+int sc_lwt_batch(sc_conn *c, store_op *op, const sc_stmt_id *ids, size_t n, const char *what,
+                 cql_result **res);
+
+/* Binds a channel or user id (the one place that knows its CQL type). */
+void sc_bind_id(cql_values *v, uint64_t id);
+
+/* Reads a channel or user id back from column col of the current row (0 for null). */
+uint64_t sc_col_id(cql_result *r, int col);
+
+/* [applied] of a lightweight transaction's result (reads its first row). */
+bool sc_lwt_applied(cql_result *r);
+
+/* Column readers of the current row: 0 / false for null. */
+int64_t sc_col_i64(cql_result *r, int col);
+int64_t sc_named_i64(cql_result *r, const char *name);
+bool sc_col_bool(cql_result *r, int col);
+int sc_col_tiny(cql_result *r, int col);
+
+/* Copies a text column into res; NULL for null (and for "" when empty_is_null). */
+const char *sc_col_text(cql_result *r, int col, store_result_hdr *res, size_t *len,
+                        bool empty_is_null, bool *oom);
+
+/* ---- messages: scylla_messages.c ---- */
+
+/*
+ * Reads the current row (SC_MSG_COLS) into *m. 1 for a usable row, 0 for a
+ * partial row to skip, MS_ERR_NOMEM.
+ */
+int sc_row_msg(cql_result *r, store_result_hdr *res, store_message *m);
+
+/* Reads one message into *m (strings into res). 0, or fails op (NOT_FOUND). */
+int sc_get_msg(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, store_result_hdr *res,
+               store_message *m);
+
+/* Loads a message into a new message result (op->res). */
+int sc_load_message(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, bool duplicate);
+
+/* Whether channel ch is known to have its metadata row; remembers one that has. */
+bool sc_known_has(sc_backend *b, uint64_t ch);
+void sc_known_add(sc_backend *b, uint64_t ch);
+
+/* The next chunk of the channel's non-empty buckets from `from` (inclusive), one direction. */
+int sc_bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool desc, int32_t *out,
+                   size_t *n);
+
+/* ---- reactions, pins, ...: scylla_meta.c ---- */
+
+/*
+ * Pins (add) or unpins (add NULL) message msg of channel ch with the
+ * channel's pin_count, in one conditional batch. *changed: whether anything
+ * changed. 0, MS_ERR_CONFLICT at the cap, or fails op.
+ */
+int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_pin_entry *add,
+               bool *changed);
+
+/* Loads the channel's metadata into a new channel result (op->res). */
+int sc_load_channel(sc_conn *c, store_op *op, uint64_t ch);
+
+/* ---- exact counts: scylla_repair.c ---- */
+
+/* False for errors that prove a statement was never sent. */
+bool sc_maybe_applied(int code);
+
+/*
+ * A row was (or may have been) written and its counter update failed, timed
+ * out or was skipped: records the count for the repair and wakes the repair
+ * thread. Keeps op's status and detail.
+ */
+void sc_note_failure(sc_conn *c, store_op *op, int kind, uint64_t ch, int64_t id,
+                     const char *emoji);
+
+/* One repair pass (store_repair_counts_sync). */
+int sc_repair(store_backend *base, store_repair_report *rep, char *detail, size_t dlen);
+
+/* The background repair thread. */
+void *sc_repair_main(void *arg);
+
+/* ---- the operations (store.h's table): sc_op_<label> ---- */
+
+#define SC_OP_DECL(KIND, label, ...) int sc_op_##label(sc_conn *c, store_op *op);
+STORE_OPS(SC_OP_DECL)
+#undef SC_OP_DECL
+
+#endif /* MSGSTORE_HAVE_CQL_SESSION */
+
+#endif

@@ -1,0 +1,731 @@
+/*
+ * scylla_messages.c - the ScyllaDB backend's messages: reading a message row,
+ * inserting (nonce and Telegram claims, the write batch, the bucket's count),
+ * pages over the channel's bucket list, edit, delete and edit history.
+ */
+#include "scylla_internal.h"
+
+#if defined(MSGSTORE_HAVE_CQL_SESSION)
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+#include "core/metrics.h"
+
+/*
+ * Reads the current row (SC_MSG_COLS) into *m. Returns 1 for a usable row,
+ * 0 for a partial row to skip (no sender or time: only an update reached it),
+ * or MS_ERR_NOMEM. A deleted message never shows content, even if an edit
+ * raced the delete.
+ */
+int sc_row_msg(cql_result *r, store_result_hdr *res, store_message *m)
+{
+    bool oom = false;
+    memset(m, 0, sizeof *m);
+    if (cql_row_is_null(r, 2) || cql_row_is_null(r, 12))
+        return 0;
+    m->channel_id = (uint64_t)sc_col_i64(r, 0);
+    m->id = (uint64_t)sc_col_i64(r, 1);
+    m->bucket = ms_bucket_of(m->id);
+    m->sender_id = (uint64_t)sc_col_i64(r, 2);
+    m->type = (store_msg_type)sc_col_tiny(r, 3);
+    m->source = (store_msg_source)sc_col_tiny(r, 4);
+    m->is_deleted = sc_col_bool(r, 15);
+    m->deleted_at_ms = (uint64_t)sc_col_i64(r, 16);
+    if (!m->is_deleted) {
+        m->content = sc_col_text(r, 5, res, &m->content_len, false, &oom);
+        m->attachments = sc_col_text(r, 7, res, NULL, true, &oom);
+        m->metadata = sc_col_text(r, 8, res, NULL, true, &oom);
+    }
+    if (!m->content && !oom) {
+        m->content = store__res_strndup(res, "", 0);
+        m->content_len = 0;
+        oom = !m->content;
+    }
+    m->reply_to = (uint64_t)sc_col_i64(r, 6);
+    m->nonce = sc_col_text(r, 9, res, NULL, true, &oom);
+    if (!cql_row_is_null(r, 10)) {
+        m->has_telegram = true;
+        m->telegram_chat_id = sc_col_i64(r, 10);
+        m->telegram_message_id = sc_col_i64(r, 11);
+    }
+    m->created_at_ms = (uint64_t)sc_col_i64(r, 12);
+    m->is_edited = sc_col_bool(r, 13);
+    m->edited_at_ms = (uint64_t)sc_col_i64(r, 14);
+    return oom ? MS_ERR_NOMEM : 1;
+}
+
+/* Reads one message into *m (strings into res). 0, or fails op (NOT_FOUND). */
+int sc_get_msg(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, store_result_hdr *res,
+               store_message *m)
+{
+    cql_values *v = sc_vals(c);
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+    cql_values_add_bigint(v, (int64_t)id);
+    cql_result *r = NULL;
+    if (sc_run(c, op, SC_MSG_GET, "reading the message", &r))
+        return op->status;
+    int got = 0;
+    if (cql_result_next_row(r) == 0)
+        got = sc_row_msg(r, res, m);
+    cql_result_destroy(r);
+    if (got < 0)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (got == 0)
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "message %" PRIu64 " not found in channel %" PRIu64, id, ch);
+    return 0;
+}
+
+/* Loads a message into a new message result (op->res). */
+int sc_load_message(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, bool duplicate)
+{
+    store_message_result *res = store__res_new(sizeof *res);
+    if (!res)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (sc_get_msg(c, op, ch, id, &res->hdr, &res->msg)) {
+        store_free(res);
+        return op->status;
+    }
+    res->duplicate = duplicate;
+    op->res = &res->hdr;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ known channels */
+
+bool sc_known_has(sc_backend *b, uint64_t ch)
+{
+    bool found = false;
+    pthread_mutex_lock(&b->known_mu);
+    size_t i = (size_t)((ch * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
+    for (size_t k = 0; k < KNOWN_SLOTS && b->known[i]; k++, i = (i + 1) % KNOWN_SLOTS) {
+        if (b->known[i] == ch) {
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->known_mu);
+    return found;
+}
+
+void sc_known_add(sc_backend *b, uint64_t ch)
+{
+    pthread_mutex_lock(&b->known_mu);
+    if (b->nknown >= KNOWN_SLOTS / 2) { /* keep probing short: forget everything */
+        memset(b->known, 0, KNOWN_SLOTS * sizeof *b->known);
+        b->nknown = 0;
+    }
+    size_t i = (size_t)((ch * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
+    while (b->known[i] && b->known[i] != ch)
+        i = (i + 1) % KNOWN_SLOTS;
+    if (!b->known[i]) {
+        b->known[i] = ch;
+        b->nknown++;
+    }
+    pthread_mutex_unlock(&b->known_mu);
+}
+
+/* ------------------------------------------------------------------ messages */
+
+/* A text value, or unset for NULL (fix 3: absent columns are not written, no null). */
+static void add_text_or_unset(cql_values *v, const char *text)
+{
+    if (text)
+        cql_values_add_text(v, text, strlen(text));
+    else
+        cql_values_add_unset(v);
+}
+
+static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, uint64_t created)
+{
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+    cql_values_add_bigint(v, (int64_t)id);
+    cql_values_add_bigint(v, (int64_t)r->sender_id);
+    cql_values_add_tinyint(v, (int8_t)r->type);
+    cql_values_add_tinyint(v, (int8_t)r->source);
+    cql_values_add_text(v, r->content, r->content_len);
+    if (r->reply_to)
+        cql_values_add_bigint(v, (int64_t)r->reply_to);
+    else
+        cql_values_add_unset(v);
+    add_text_or_unset(v, r->attachments);
+    add_text_or_unset(v, r->metadata);
+    add_text_or_unset(v, r->nonce);
+    if (r->has_telegram) {
+        cql_values_add_bigint(v, r->telegram_chat_id);
+        cql_values_add_bigint(v, r->telegram_message_id);
+    } else {
+        cql_values_add_unset(v);
+        cql_values_add_unset(v);
+    }
+    cql_values_add_bigint(v, (int64_t)created);
+}
+
+/*
+ * Writes the message row and what goes with it. The bucket is registered
+ * first: a listed bucket without its message costs a page nothing but a
+ * query, a message in an unlisted bucket would be invisible to pages.
+ * count: increment the bucket's message count once (never retried); else,
+ * or when that fails, or when a failure leaves the message possibly written,
+ * the bucket's count is recorded for the repair, which recounts its rows.
+ */
+static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
+{
+    const store_insert_req *r = &op->req.insert;
+    const ms_config *cfg = c->b->cfg;
+    uint64_t created = ms_snowflake_unix_ms(id, cfg->epoch_ms);
+    cql_values *v;
+    if (!sc_known_has(c->b, r->channel_id)) {
+        v = sc_vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_text(v, "", 0);
+        cql_values_add_text(v, "channel", 7);
+        cql_values_add_bigint(v, (int64_t)created);
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        if (sc_run(c, op, SC_META_CREATE, "creating the channel", NULL))
+            return op->status;
+        sc_known_add(c->b, r->channel_id);
+    }
+    if (op->id_given) {
+        v = sc_vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+        if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
+            return op->status;
+        v = sc_vals(c);
+        bind_message(v, r, id, created);
+        cql_result *res = NULL;
+        if (sc_run(c, op, SC_MSG_INSERT_NEW, "writing the message", &res))
+            goto uncounted;
+        bool applied = sc_lwt_applied(res);
+        cql_result_destroy(res);
+        if (!applied)
+            return store__op_fail(op, MS_ERR_CONFLICT,
+                                  "message id %" PRIu64 " already exists in channel %" PRIu64, id,
+                                  r->channel_id);
+        v = sc_vals(c);
+        cql_values_add_bigint(v, (int64_t)(created * 1000));
+        cql_values_add_bigint(v, (int64_t)id);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        if (sc_run(c, op, SC_META_LAST, "updating the channel metadata", NULL))
+            goto uncounted;
+    } else {
+        /*
+         * One round trip: bucket, message and last_message_id in an unlogged
+         * batch (three partitions, each write idempotent, so the batch may be
+         * retried). last_message_id only grows: its write timestamp is the
+         * id's time in µs. A failure leaves at most a listed bucket or an
+         * unacknowledged message; a retry with the same nonce completes it.
+         */
+        static const sc_stmt_id ids[3] = {SC_BUCKET_ADD, SC_MSG_INSERT, SC_META_LAST};
+        cql_statement st[3];
+        for (int k = 0; k < 3; k++) {
+            if (sc_prepare(c, op, ids[k], "writing the message"))
+                return op->status;
+            cql_values_reset(&c->bv[k]);
+            cql_statement_init(&st[k]);
+            st[k].prepared = c->ps[ids[k]];
+            st[k].values = &c->bv[k];
+        }
+        cql_values_add_bigint(&c->bv[0], (int64_t)r->channel_id);
+        cql_values_add_int(&c->bv[0], (int32_t)ms_bucket_of(id));
+        bind_message(&c->bv[1], r, id, created);
+        cql_values_add_bigint(&c->bv[2], (int64_t)(created * 1000));
+        cql_values_add_bigint(&c->bv[2], (int64_t)id);
+        cql_values_add_bigint(&c->bv[2], (int64_t)r->channel_id);
+        for (int k = 0; k < 3; k++)
+            if (cql_values_error(&c->bv[k]))
+                return store__op_fail(op, MS_ERR_NOMEM, "writing the message: cannot bind");
+        cql_batch_request br;
+        cql_batch_request_init(&br);
+        br.kind = CQL_BATCH_KIND_UNLOGGED;
+        br.statements = st;
+        br.count = 3;
+        br.consistency = (int)cfg->scylla_write_consistency;
+        br.idempotent = true;
+        cql_status cs;
+        c->queries++;
+        if (cql_sync_batch(c->db, &br, &cs) != 0 || cs.code != 0) {
+            sc_fail(op, &cs, "writing the message");
+            goto uncounted;
+        }
+    }
+    if (count) {
+        v = sc_vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+        if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL) == 0)
+            return 0;
+        /* The message is durable; only its count may be off: the repair recounts. */
+        sc_note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
+        op->status = 0;
+        op->detail[0] = '\0';
+        return 0;
+    }
+    sc_note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
+    return 0;
+uncounted:
+    if (sc_maybe_applied(op->status))
+        sc_note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
+    return op->status;
+}
+
+/*
+ * The nonce or Telegram ids were claimed by message `id` first. Return it;
+ * when it is not there yet (the claimer is still writing it, or died between
+ * claim and write), wait a little, then complete it with this request's
+ * content, uncounted.
+ */
+static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (sc_load_message(c, op, ch, id, true) == 0) {
+            /* the first insert may have failed after writing the message: list its bucket */
+            cql_values *v = sc_vals(c);
+            cql_values_add_bigint(v, (int64_t)ch);
+            cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+            return sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL);
+        }
+        if (op->status != MS_ERR_NOT_FOUND)
+            return op->status;
+        op->status = 0;
+        op->detail[0] = '\0';
+        struct timespec ts = {0, 25 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (ch != op->req.insert.channel_id)
+        return store__op_fail(op, MS_ERR_UNAVAILABLE,
+                              "the Telegram message is claimed by an unfinished insert in channel "
+                              "%" PRIu64 "; retry",
+                              ch);
+    MS_WARN("store",
+            "scylla: completing message %" PRIu64 " of channel %" PRIu64
+            " whose insert did not finish",
+            id, ch);
+    if (write_message(c, op, id, false))
+        return op->status;
+    return sc_load_message(c, op, ch, id, true);
+}
+
+int sc_op_insert(sc_conn *c, store_op *op)
+{
+    const store_insert_req *r = &op->req.insert;
+    cql_values *v;
+    cql_result *res = NULL;
+    bool tg_claimed = false;
+    if (r->has_telegram) {
+        v = sc_vals(c);
+        cql_values_add_bigint(v, r->telegram_message_id);
+        cql_values_add_bigint(v, r->telegram_chat_id);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_bigint(v, (int64_t)r->id);
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        if (sc_run(c, op, SC_TG_CLAIM, "claiming the Telegram message", &res))
+            return op->status;
+        if (!sc_lwt_applied(res)) {
+            uint64_t ch = (uint64_t)sc_named_i64(res, "channel_id");
+            uint64_t id = (uint64_t)sc_named_i64(res, "message_id");
+            cql_result_destroy(res);
+            return duplicate_of(c, op, ch, id);
+        }
+        cql_result_destroy(res);
+        tg_claimed = true;
+    }
+    if (r->nonce) {
+        v = sc_vals(c);
+        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        cql_values_add_text(v, r->nonce, strlen(r->nonce));
+        cql_values_add_bigint(v, (int64_t)r->id);
+        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        if (sc_run(c, op, SC_NONCE_CLAIM, "claiming the nonce", &res))
+            goto unclaim;
+        if (!sc_lwt_applied(res)) {
+            uint64_t id = (uint64_t)sc_named_i64(res, "message_id");
+            cql_result_destroy(res);
+            if (tg_claimed) {
+                v = sc_vals(c);
+                cql_values_add_bigint(v, r->telegram_message_id);
+                cql_values_add_bigint(v, r->telegram_chat_id);
+                cql_values_add_bigint(v, (int64_t)r->id);
+                if (sc_run(c, op, SC_TG_UNCLAIM, "releasing the Telegram claim", NULL))
+                    return op->status;
+            }
+            return duplicate_of(c, op, r->channel_id, id);
+        }
+        cql_result_destroy(res);
+    }
+    if (write_message(c, op, r->id, true))
+        goto unclaim;
+
+    return store__insert_result(op, ms_snowflake_unix_ms(r->id, c->b->cfg->epoch_ms));
+unclaim:
+    /*
+     * The message was not written. A claim left behind is completed by the
+     * next insert with the same nonce/Telegram ids (duplicate_of); an explicit
+     * id conflict releases its Telegram claim now so that it can be retried.
+     */
+    if (op->status == MS_ERR_CONFLICT && tg_claimed) {
+        int st = op->status;
+        char detail[STORE_DETAIL_LEN];
+        memcpy(detail, op->detail, sizeof detail);
+        v = sc_vals(c);
+        cql_values_add_bigint(v, r->telegram_message_id);
+        cql_values_add_bigint(v, r->telegram_chat_id);
+        cql_values_add_bigint(v, (int64_t)r->id);
+        sc_run(c, op, SC_TG_UNCLAIM, "releasing the Telegram claim", NULL);
+        op->status = st;
+        memcpy(op->detail, detail, sizeof detail);
+    }
+    return op->status;
+}
+
+int sc_op_get(sc_conn *c, store_op *op)
+{
+    return sc_load_message(c, op, op->req.get.channel_id, op->req.get.message_id, false);
+}
+
+int sc_op_get_telegram(sc_conn *c, store_op *op)
+{
+    cql_values *v = sc_vals(c);
+    cql_values_add_bigint(v, op->req.tg.telegram_message_id);
+    cql_values_add_bigint(v, op->req.tg.telegram_chat_id);
+    cql_result *r = NULL;
+    if (sc_run(c, op, SC_TG_GET, "reading the Telegram mapping", &r))
+        return op->status;
+    if (cql_result_next_row(r) != 0) {
+        cql_result_destroy(r);
+        return store__op_fail(op, MS_ERR_NOT_FOUND,
+                              "no message for Telegram message %" PRId64 " in chat %" PRId64,
+                              op->req.tg.telegram_message_id, op->req.tg.telegram_chat_id);
+    }
+    uint64_t ch = (uint64_t)sc_col_i64(r, 0), id = (uint64_t)sc_col_i64(r, 1);
+    cql_result_destroy(r);
+    int rc = sc_load_message(c, op, ch, id, false);
+    if (rc == MS_ERR_NOT_FOUND)
+        store__op_fail(op, MS_ERR_NOT_FOUND,
+                       "no message for Telegram message %" PRId64 " in chat %" PRId64,
+                       op->req.tg.telegram_message_id, op->req.tg.telegram_chat_id);
+    return op->status;
+}
+
+/* ------------------------------------------------------------------ pages */
+
+typedef struct msgvec {
+    store_message *v;
+    size_t n, cap;
+} msgvec;
+
+static int vec_push(msgvec *mv, const store_message *m)
+{
+    if (mv->n == mv->cap) {
+        size_t cap = mv->cap ? mv->cap * 2 : 64;
+        store_message *nv = realloc(mv->v, cap * sizeof *nv);
+        if (!nv)
+            return MS_ERR_NOMEM;
+        mv->v = nv;
+        mv->cap = cap;
+    }
+    mv->v[mv->n++] = *m;
+    return 0;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = ((const store_message *)a)->id, y = ((const store_message *)b)->id;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int cmp_asc(const void *a, const void *b)
+{
+    return -cmp_desc(a, b);
+}
+
+/* Appends the rows of r (sorted by dir) to mv, up to `want` in mv. */
+static int take_rows(store_op *op, cql_result *r, store_result_hdr *res, msgvec *mv, size_t want,
+                     bool desc)
+{
+    msgvec tmp = {0};
+    store_message m;
+    int rc;
+    while (cql_result_next_row(r) == 0) {
+        rc = sc_row_msg(r, res, &m);
+        if (rc < 0 || (rc == 1 && vec_push(&tmp, &m) != 0)) {
+            free(tmp.v);
+            return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (tmp.n > 1)
+        qsort(tmp.v, tmp.n, sizeof *tmp.v, desc ? cmp_desc : cmp_asc);
+    for (size_t i = 0; i < tmp.n && mv->n < want; i++) {
+        if (vec_push(mv, &tmp.v[i]) != 0) {
+            free(tmp.v);
+            return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        }
+    }
+    free(tmp.v);
+    return 0;
+}
+
+/* The next chunk of the channel's bucket list from `from` (inclusive) in one direction. */
+int sc_bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool desc, int32_t *out,
+                   size_t *n)
+{
+    cql_values *v = sc_vals(c);
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_values_add_int(v, from);
+    cql_values_add_int(v, BUCKET_CHUNK);
+    cql_result *r = NULL;
+    if (sc_run(c, op, desc ? SC_BUCKETS_DOWN : SC_BUCKETS_UP, "reading the bucket list", &r))
+        return op->status;
+    *n = 0;
+    while (cql_result_next_row(r) == 0 && *n < BUCKET_CHUNK) {
+        int32_t b = 0;
+        if (cql_row_get_int(r, 0, &b) == 0)
+            out[(*n)++] = b;
+    }
+    cql_result_destroy(r);
+    return 0;
+}
+
+/*
+ * Collects up to `want` messages next to `anchor` into mv: desc = older than
+ * anchor (newest first), else newer than anchor (oldest first; `inclusive`:
+ * the anchor too). First the anchor's own bucket (for the latest page: the
+ * current one), which fills most pages of an active channel in one query;
+ * then, per chunk of the channel's non-empty buckets, one bucket-list query
+ * and one IN query over at most `want` of them (each listed bucket holds at
+ * least one row, soft-deleted rows included). A page costs 1 + 2 per chunk
+ * of 32 non-empty buckets, however many empty buckets lie between.
+ */
+static int collect(sc_conn *c, store_op *op, uint64_t ch, uint64_t anchor, bool desc,
+                   bool inclusive, size_t want, store_result_hdr *res, msgvec *mv)
+{
+    const ms_config *cfg = c->b->cfg;
+    int32_t start = (int32_t)ms_bucket_of(desc ? anchor - 1 : anchor);
+    if (desc) {
+        /* no message lies in the future (ids are checked against the clock) */
+        uint64_t now_id = ms_snowflake_from_unix_ms(op->now_ms + 60000, cfg->epoch_ms);
+        int32_t now_b = (int32_t)ms_bucket_of(now_id);
+        if (now_b < start)
+            start = now_b;
+    }
+    cql_values *v = sc_vals(c);
+    cql_result *r = NULL;
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_values_add_int(v, start);
+    cql_values_add_bigint(v, (int64_t)anchor);
+    cql_values_add_int(v, (int32_t)want);
+    sc_stmt_id id = desc ? SC_PAGE_BEFORE : inclusive ? SC_PAGE_FROM : SC_PAGE_AFTER;
+    if (sc_run(c, op, id, "reading the page", &r))
+        return op->status;
+    int rc = take_rows(op, r, res, mv, want, desc);
+    cql_result_destroy(r);
+    if (rc)
+        return rc;
+
+    int32_t list[BUCKET_CHUNK];
+    size_t n = 0;
+    int32_t from = desc ? start - 1 : start + 1;
+    while (mv->n < want && from >= 0) {
+        if (sc_bucket_list(c, op, ch, from, desc, list, &n))
+            return op->status;
+        if (n == 0)
+            break;
+        size_t use = n < want - mv->n ? n : want - mv->n;
+        v = sc_vals(c);
+        cql_values_add_bigint(v, (int64_t)ch);
+        cql_values_begin_list(v);
+        for (size_t k = 0; k < use; k++)
+            cql_values_add_int(v, list[k]);
+        cql_values_end(v);
+        /* these buckets lie wholly on the far side of the anchor */
+        cql_values_add_bigint(v, (int64_t)anchor);
+        cql_values_add_int(v, (int32_t)(want - mv->n));
+        if (sc_run(c, op, desc ? SC_PAGE_BEFORE_IN : SC_PAGE_AFTER_IN, "reading the page", &r))
+            return op->status;
+        rc = take_rows(op, r, res, mv, want, desc);
+        cql_result_destroy(r);
+        if (rc)
+            return rc;
+        if (n < BUCKET_CHUNK && use == n)
+            break;
+        from = desc ? list[use - 1] - 1 : list[use - 1] + 1;
+    }
+    return 0;
+}
+
+int sc_op_page(sc_conn *c, store_op *op)
+{
+    const store_page_req *r = &op->req.page;
+    size_t limit = (size_t)r->limit;
+    store_page_result *res = store__op_result(op, sizeof *res);
+    if (!res)
+        return op->status;
+    msgvec older = {0}, newer = {0};
+    int rc = 0;
+    switch (r->mode) {
+    case STORE_PAGE_LATEST:
+    case STORE_PAGE_BEFORE: {
+        uint64_t anchor = r->mode == STORE_PAGE_LATEST ? STORE_ID_MAX : r->anchor;
+        rc = collect(c, op, r->channel_id, anchor, true, false, limit + 1, &res->hdr, &older);
+        res->more_older = older.n > limit;
+        break;
+    }
+    case STORE_PAGE_AFTER:
+        rc = collect(c, op, r->channel_id, r->anchor, false, false, limit + 1, &res->hdr, &newer);
+        res->more_newer = newer.n > limit;
+        break;
+    case STORE_PAGE_AROUND: {
+        size_t older_n = limit / 2, newer_n = limit - older_n;
+        rc = collect(c, op, r->channel_id, r->anchor, false, true, newer_n + 1, &res->hdr, &newer);
+        if (!rc)
+            rc = collect(c, op, r->channel_id, r->anchor, true, false, older_n + 1, &res->hdr,
+                         &older);
+        res->more_newer = newer.n > newer_n;
+        res->more_older = older.n > older_n;
+        if (newer.n > newer_n)
+            newer.n = newer_n;
+        if (older.n > older_n)
+            older.n = older_n;
+        break;
+    }
+    }
+    if (!rc) {
+        if (older.n > limit)
+            older.n = limit;
+        if (newer.n > limit)
+            newer.n = limit;
+        res->count = older.n + newer.n;
+        res->items =
+            store__res_alloc(&res->hdr, (res->count ? res->count : 1) * sizeof *res->items);
+        if (!res->items) {
+            rc = store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        } else {
+            size_t k = 0;
+            for (size_t i = newer.n; i > 0; i--) /* newest first */
+                res->items[k++] = newer.v[i - 1];
+            for (size_t i = 0; i < older.n; i++)
+                res->items[k++] = older.v[i];
+        }
+    }
+    free(older.v);
+    free(newer.v);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ edit, delete */
+
+int sc_op_edit(sc_conn *c, store_op *op)
+{
+    const store_edit_req *r = &op->req.edit;
+    store_message_result *cur = store__res_new(sizeof *cur);
+    if (!cur)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (sc_get_msg(c, op, r->channel_id, r->message_id, &cur->hdr, &cur->msg))
+        goto out;
+    if (cur->msg.is_deleted) {
+        store__op_fail(op, MS_ERR_CONFLICT, "message %" PRIu64 " is deleted and cannot be edited",
+                       r->message_id);
+        goto out;
+    }
+    uint64_t seq = store__next_id(op->s);
+    if (!seq) {
+        store__op_fail(op, MS_ERR_CLOCK, "the clock stepped back; retry");
+        goto out;
+    }
+    cql_values *v = sc_vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_values_add_bigint(v, (int64_t)seq);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_text(v, cur->msg.content, cur->msg.content_len);
+    if (sc_run(c, op, SC_EDIT_SAVE, "saving the edit history", NULL))
+        goto out;
+    v = sc_vals(c);
+    cql_values_add_text(v, r->content, r->content_len);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    if (sc_run(c, op, SC_EDIT_APPLY, "editing the message", NULL))
+        goto out;
+    sc_load_message(c, op, r->channel_id, r->message_id, false);
+out:
+    store_free(cur);
+    return op->status;
+}
+
+int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_pin_entry *add,
+               bool *changed);
+
+int sc_op_delete(sc_conn *c, store_op *op)
+{
+    const store_get_req *r = &op->req.get;
+    if (sc_load_message(c, op, r->channel_id, r->message_id, false))
+        return op->status;
+    store_message_result *cur = (store_message_result *)op->res;
+    if (cur->msg.is_deleted)
+        return 0;
+    op->res = NULL;
+    store_free(cur);
+    cql_values *v = sc_vals(c);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
+        return op->status;
+    bool unpinned = false;
+    if (sc_pin_cas(c, op, r->channel_id, r->message_id, NULL, &unpinned))
+        return op->status;
+    v = sc_vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    if (sc_run(c, op, SC_EDITS_PURGE, "purging the edit history", NULL))
+        return op->status;
+    return sc_load_message(c, op, r->channel_id, r->message_id, false);
+}
+
+int sc_op_history(sc_conn *c, store_op *op)
+{
+    const store_history_req *r = &op->req.history;
+    store_history_result *res = store__op_result(op, sizeof *res);
+    if (!res)
+        return op->status;
+    store_message m;
+    if (sc_get_msg(c, op, r->channel_id, r->message_id, &res->hdr, &m))
+        return op->status;
+    res->items = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->items);
+    if (!res->items)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    if (m.is_deleted) /* purged with the delete; an edit racing it must not resurface */
+        return 0;
+    cql_values *v = sc_vals(c);
+    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    cql_values_add_bigint(v, (int64_t)r->message_id);
+    cql_values_add_int(v, r->limit);
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_HISTORY, "reading the edit history", &q))
+        return op->status;
+    bool oom = false;
+    while (cql_result_next_row(q) == 0 && res->count < (size_t)r->limit) {
+        store_edit_entry *e = &res->items[res->count++];
+        e->edited_at_ms = (uint64_t)sc_col_i64(q, 0);
+        e->content = sc_col_text(q, 1, &res->hdr, &e->content_len, false, &oom);
+        if (!e->content && !oom)
+            e->content = store__res_strndup(&res->hdr, "", 0);
+    }
+    cql_result_destroy(q);
+    if (oom)
+        return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+#endif /* MSGSTORE_HAVE_CQL_SESSION */

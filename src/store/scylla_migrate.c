@@ -1,0 +1,229 @@
+/*
+ * scylla_migrate.c - the ScyllaDB backend's migrations: the keyspace, then
+ * the schema/cql scripts not yet recorded in schema_version.
+ */
+#include "scylla_internal.h"
+
+#if defined(MSGSTORE_HAVE_CQL_SESSION)
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+/* ------------------------------------------------------------------ migrations */
+
+/* "SimpleStrategy:3" or "dc1:3,dc2:3" as a CQL replication map. */
+static int replication_map(const char *spec, char *out, size_t cap, char *err, size_t errlen)
+{
+    char buf[MS_CONFIG_STR];
+    snprintf(buf, sizeof buf, "%s", spec);
+    const char *simple = "SimpleStrategy:";
+    if (strncmp(buf, simple, strlen(simple)) == 0) {
+        char *end = NULL;
+        long rf = strtol(buf + strlen(simple), &end, 10);
+        if (!end || *end || rf < 1 || rf > 100)
+            goto bad;
+        snprintf(out, cap, "{'class': 'SimpleStrategy', 'replication_factor': %ld}", rf);
+        return 0;
+    }
+    size_t len = (size_t)snprintf(out, cap, "{'class': 'NetworkTopologyStrategy'");
+    char *save = NULL;
+    int ndc = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(tok, ':');
+        if (!colon)
+            goto bad;
+        *colon = '\0';
+        char *end = NULL;
+        long rf = strtol(colon + 1, &end, 10);
+        if (!sc_valid_name(tok, 64) || !end || *end || rf < 0 || rf > 100)
+            goto bad;
+        len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, ", '%s': %ld", tok, rf);
+        ndc++;
+    }
+    if (ndc == 0 || len + 2 > cap)
+        goto bad;
+    snprintf(out + len, cap - len, "}");
+    return 0;
+bad:
+    snprintf(err, errlen,
+             "SCYLLA_REPLICATION=\"%s\": expected SimpleStrategy:RF or DC:RF[,DC:RF...]", spec);
+    return MS_ERR_INVALID;
+}
+
+/*
+ * True when stmt is an ALTER TABLE ... ADD whose column is already there: a
+ * migration interrupted after it ran is run again (CREATE ... IF NOT EXISTS
+ * covers the other statements; ADD IF NOT EXISTS is not understood everywhere).
+ */
+static bool column_exists(const char *stmt, const cql_status *st)
+{
+    while (*stmt == ' ' || *stmt == '\n' || *stmt == '\t')
+        stmt++;
+    return strncmp(stmt, "ALTER TABLE ", 12) == 0 && strstr(stmt, " ADD ") &&
+           (strstr(st->message, "already exists") ||
+            strstr(st->message, "conflicts with an existing column"));
+}
+
+/* Runs one CQL text (statements ending with ';' at a line end, "--" comment lines). */
+static int run_script(cql_sync *db, const char *name, const char *text, char *err, size_t errlen)
+{
+    size_t cap = strlen(text) + 1;
+    char *stmt = malloc(cap);
+    if (!stmt) {
+        snprintf(err, errlen, "out of memory");
+        return MS_ERR_NOMEM;
+    }
+    size_t len = 0;
+    int rc = 0;
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        const char *q = p;
+        while (q < p + n && (*q == ' ' || *q == '\t'))
+            q++;
+        bool comment = (size_t)(p + n - q) >= 2 && q[0] == '-' && q[1] == '-';
+        if (!comment && q < p + n) {
+            memcpy(stmt + len, p, n);
+            len += n;
+            stmt[len++] = '\n';
+            size_t e = n;
+            while (e > 0 && (p[e - 1] == ' ' || p[e - 1] == '\t' || p[e - 1] == '\r'))
+                e--;
+            if (e > 0 && p[e - 1] == ';') {
+                stmt[len] = '\0';
+                cql_status st;
+                if ((cql_sync_query(db, stmt, NULL, &st) != 0 || st.code) &&
+                    !column_exists(stmt, &st)) {
+                    snprintf(err, errlen, "migration %s failed: %s", name, st.message);
+                    rc = st.code ? st.code : MS_ERR_IO;
+                    break;
+                }
+                len = 0;
+            }
+        }
+        p += n + (eol ? 1 : 0);
+    }
+    free(stmt);
+    return rc;
+}
+
+typedef struct sc_mig {
+    cql_sync *db;
+    const ms_config *cfg;
+} sc_mig;
+
+static int cql_recorded(void *ctx, int version, char have[17], char *err, size_t errlen)
+{
+    sc_mig *mc = ctx;
+    cql_values v;
+    cql_values_init(&v);
+    cql_values_add_int(&v, version);
+    cql_statement s;
+    cql_statement_init(&s);
+    s.query = "SELECT checksum FROM schema_version WHERE scope = 'msgstore' AND version = ?";
+    s.values = &v;
+    s.consistency = (int)mc->cfg->scylla_read_consistency;
+    cql_result *res = NULL;
+    cql_status st;
+    int rc = cql_sync_execute(mc->db, &s, &res, &st);
+    cql_values_free(&v);
+    if (rc != 0 || st.code) {
+        snprintf(err, errlen, "cannot read schema_version: %s", st.message);
+        return st.code ? st.code : MS_ERR_IO;
+    }
+    int found = cql_result_next_row(res) == 0;
+    cql_str cs;
+    if (found && cql_row_get_text(res, 0, &cs) == 0)
+        snprintf(have, 17, "%.*s", (int)cs.len, cs.ptr);
+    cql_result_destroy(res);
+    return found;
+}
+
+static int cql_apply(void *ctx, const store_migration *m, const char *sum, char *err, size_t errlen)
+{
+    sc_mig *mc = ctx;
+    int rc = run_script(mc->db, m->name, m->text, err, errlen);
+    if (rc)
+        return rc;
+    cql_values v;
+    cql_values_init(&v);
+    cql_values_add_int(&v, m->version);
+    cql_values_add_text(&v, m->name, strlen(m->name));
+    cql_values_add_text(&v, sum, strlen(sum));
+    cql_values_add_bigint(&v, (int64_t)ms_clock_realtime_ms(NULL));
+    cql_statement s;
+    cql_statement_init(&s);
+    s.query = "INSERT INTO schema_version (scope, version, name, checksum, applied_at) "
+              "VALUES ('msgstore', ?, ?, ?, ?)";
+    s.values = &v;
+    s.consistency = (int)mc->cfg->scylla_write_consistency;
+    s.idempotent = true;
+    cql_status st;
+    if (cql_sync_execute(mc->db, &s, NULL, &st) != 0 || st.code) {
+        snprintf(err, errlen, "cannot record migration %s: %s", m->name, st.message);
+        rc = st.code ? st.code : MS_ERR_IO;
+    }
+    cql_values_free(&v);
+    return rc;
+}
+
+int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx,
+                          int *applied, char *err, size_t errlen)
+{
+    if (applied)
+        *applied = 0;
+    if (!sc_valid_name(cfg->scylla_keyspace, 48)) {
+        snprintf(err, errlen, "SCYLLA_KEYSPACE=\"%s\": expected 1 to 48 letters, digits or '_'",
+                 cfg->scylla_keyspace);
+        return MS_ERR_INVALID;
+    }
+    char repl[512];
+    int rc = replication_map(cfg->scylla_replication, repl, sizeof repl, err, errlen);
+    if (rc)
+        return rc;
+    cql_options o;
+    cql_status st;
+    cql_sync *db = NULL;
+    sc_options(&o, cfg, false);
+    if (cql_sync_connect(&o, &db, &st) != 0 || !db) {
+        snprintf(err, errlen, "cannot connect to %s: %s", cfg->scylla_contact_points, st.message);
+        return st.code ? st.code : MS_ERR_UNAVAILABLE;
+    }
+    /* ScyllaDB: counters and LWT need a keyspace without tablets. */
+    cql_host_info hosts[1];
+    bool scylla = cql_sync_hosts(db, hosts, 1) > 0 && hosts[0].nr_shards > 0;
+    char q[1024];
+    snprintf(q, sizeof q, "CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s%s",
+             cfg->scylla_keyspace, repl, scylla ? " AND tablets = {'enabled': false}" : "");
+    if (cql_sync_query(db, q, NULL, &st) != 0 || st.code) {
+        snprintf(err, errlen, "cannot create keyspace %s: %s", cfg->scylla_keyspace, st.message);
+        cql_sync_close(db);
+        return st.code ? st.code : MS_ERR_IO;
+    }
+    cql_sync_close(db);
+    sc_options(&o, cfg, true);
+    if (cql_sync_connect(&o, &db, &st) != 0 || !db) {
+        snprintf(err, errlen, "cannot connect to keyspace %s: %s", cfg->scylla_keyspace,
+                 st.message);
+        return st.code ? st.code : MS_ERR_UNAVAILABLE;
+    }
+    rc = run_script(db, "schema_version",
+                    "CREATE TABLE IF NOT EXISTS schema_version (scope text, version int, name "
+                    "text, checksum text, applied_at bigint, PRIMARY KEY (scope, version)) WITH "
+                    "CLUSTERING ORDER BY (version DESC);\n",
+                    err, errlen);
+    if (!rc) {
+        sc_mig mc = {.db = db, .cfg = cfg};
+        store__migrator mg = {.db = &mc, .recorded = cql_recorded, .apply = cql_apply};
+        rc = store__migrate_run(MS_BACKEND_SCYLLA, &mg, progress, ctx, applied, err, errlen);
+    }
+    cql_sync_close(db);
+    return rc;
+}
+
+#endif /* MSGSTORE_HAVE_CQL_SESSION */
