@@ -136,7 +136,7 @@ void sc_bind_id(cql_values *v, uint64_t id)
 
 uint64_t sc_col_id(cql_result *r, int col)
 {
-    return (uint64_t)sc_col_i64(r, col);
+    return col < 0 ? 0 : (uint64_t)sc_col_i64(r, col);
 }
 
 /* [applied] of a lightweight transaction's result. */

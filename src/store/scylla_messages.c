@@ -28,10 +28,10 @@ int sc_row_msg(cql_result *r, store_result_hdr *res, store_message *m)
     memset(m, 0, sizeof *m);
     if (cql_row_is_null(r, 2) || cql_row_is_null(r, 12))
         return 0;
-    m->channel_id = (uint64_t)sc_col_i64(r, 0);
+    m->channel_id = sc_col_id(r, 0);
     m->id = (uint64_t)sc_col_i64(r, 1);
     m->bucket = ms_bucket_of(m->id);
-    m->sender_id = (uint64_t)sc_col_i64(r, 2);
+    m->sender_id = sc_col_id(r, 2);
     m->type = (store_msg_type)sc_col_tiny(r, 3);
     m->source = (store_msg_source)sc_col_tiny(r, 4);
     m->is_deleted = sc_col_bool(r, 15);
@@ -64,7 +64,7 @@ int sc_get_msg(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, store_result_
                store_message *m)
 {
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)ch);
+    sc_bind_id(v, ch);
     cql_values_add_int(v, (int32_t)ms_bucket_of(id));
     cql_values_add_bigint(v, (int64_t)id);
     cql_result *r = NULL;
@@ -144,10 +144,10 @@ static void add_text_or_unset(cql_values *v, const char *text)
 
 static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, uint64_t created)
 {
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_int(v, (int32_t)ms_bucket_of(id));
     cql_values_add_bigint(v, (int64_t)id);
-    cql_values_add_bigint(v, (int64_t)r->sender_id);
+    sc_bind_id(v, r->sender_id);
     cql_values_add_tinyint(v, (int8_t)r->type);
     cql_values_add_tinyint(v, (int8_t)r->source);
     cql_values_add_text(v, r->content, r->content_len);
@@ -184,7 +184,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
     cql_values *v;
     if (!sc_known_has(c->b, r->channel_id)) {
         v = sc_vals(c);
-        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        sc_bind_id(v, r->channel_id);
         cql_values_add_text(v, "", 0);
         cql_values_add_text(v, "channel", 7);
         cql_values_add_bigint(v, (int64_t)created);
@@ -195,7 +195,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
     }
     if (op->id_given) {
         v = sc_vals(c);
-        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        sc_bind_id(v, r->channel_id);
         cql_values_add_int(v, (int32_t)ms_bucket_of(id));
         if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
             return op->status;
@@ -213,7 +213,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         v = sc_vals(c);
         cql_values_add_bigint(v, (int64_t)(created * 1000));
         cql_values_add_bigint(v, (int64_t)id);
-        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        sc_bind_id(v, r->channel_id);
         if (sc_run(c, op, SC_META_LAST, "updating the channel metadata", NULL))
             goto uncounted;
     } else {
@@ -234,12 +234,12 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             st[k].prepared = c->ps[ids[k]];
             st[k].values = &c->bv[k];
         }
-        cql_values_add_bigint(&c->bv[0], (int64_t)r->channel_id);
+        sc_bind_id(&c->bv[0], r->channel_id);
         cql_values_add_int(&c->bv[0], (int32_t)ms_bucket_of(id));
         bind_message(&c->bv[1], r, id, created);
         cql_values_add_bigint(&c->bv[2], (int64_t)(created * 1000));
         cql_values_add_bigint(&c->bv[2], (int64_t)id);
-        cql_values_add_bigint(&c->bv[2], (int64_t)r->channel_id);
+        sc_bind_id(&c->bv[2], r->channel_id);
         for (int k = 0; k < 3; k++)
             if (cql_values_error(&c->bv[k]))
                 return store__op_fail(op, MS_ERR_NOMEM, "writing the message: cannot bind");
@@ -259,7 +259,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
     }
     if (count) {
         v = sc_vals(c);
-        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        sc_bind_id(v, r->channel_id);
         cql_values_add_int(v, (int32_t)ms_bucket_of(id));
         if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL) == 0)
             return 0;
@@ -289,7 +289,7 @@ static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
         if (sc_load_message(c, op, ch, id, true) == 0) {
             /* the first insert may have failed after writing the message: list its bucket */
             cql_values *v = sc_vals(c);
-            cql_values_add_bigint(v, (int64_t)ch);
+            sc_bind_id(v, ch);
             cql_values_add_int(v, (int32_t)ms_bucket_of(id));
             return sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL);
         }
@@ -324,13 +324,13 @@ int sc_op_insert(sc_conn *c, store_op *op)
         v = sc_vals(c);
         cql_values_add_bigint(v, r->telegram_message_id);
         cql_values_add_bigint(v, r->telegram_chat_id);
-        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        sc_bind_id(v, r->channel_id);
         cql_values_add_bigint(v, (int64_t)r->id);
         cql_values_add_bigint(v, (int64_t)op->now_ms);
         if (sc_run(c, op, SC_TG_CLAIM, "claiming the Telegram message", &res))
             return op->status;
         if (!sc_lwt_applied(res)) {
-            uint64_t ch = (uint64_t)sc_named_i64(res, "channel_id");
+            uint64_t ch = sc_col_id(res, cql_result_column_index(res, "channel_id"));
             uint64_t id = (uint64_t)sc_named_i64(res, "message_id");
             cql_result_destroy(res);
             return duplicate_of(c, op, ch, id);
@@ -340,7 +340,7 @@ int sc_op_insert(sc_conn *c, store_op *op)
     }
     if (r->nonce) {
         v = sc_vals(c);
-        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        sc_bind_id(v, r->channel_id);
         cql_values_add_text(v, r->nonce, strlen(r->nonce));
         cql_values_add_bigint(v, (int64_t)r->id);
         cql_values_add_bigint(v, (int64_t)op->now_ms);
@@ -405,7 +405,7 @@ int sc_op_get_telegram(sc_conn *c, store_op *op)
                               "no message for Telegram message %" PRId64 " in chat %" PRId64,
                               op->req.tg.telegram_message_id, op->req.tg.telegram_chat_id);
     }
-    uint64_t ch = (uint64_t)sc_col_i64(r, 0), id = (uint64_t)sc_col_i64(r, 1);
+    uint64_t ch = sc_col_id(r, 0), id = (uint64_t)sc_col_i64(r, 1);
     cql_result_destroy(r);
     int rc = sc_load_message(c, op, ch, id, false);
     if (rc == MS_ERR_NOT_FOUND)
@@ -478,7 +478,7 @@ int sc_bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool des
                    size_t *n)
 {
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)ch);
+    sc_bind_id(v, ch);
     cql_values_add_int(v, from);
     cql_values_add_int(v, BUCKET_CHUNK);
     cql_result *r = NULL;
@@ -518,7 +518,7 @@ static int collect(sc_conn *c, store_op *op, uint64_t ch, uint64_t anchor, bool 
     }
     cql_values *v = sc_vals(c);
     cql_result *r = NULL;
-    cql_values_add_bigint(v, (int64_t)ch);
+    sc_bind_id(v, ch);
     cql_values_add_int(v, start);
     cql_values_add_bigint(v, (int64_t)anchor);
     cql_values_add_int(v, (int32_t)want);
@@ -540,7 +540,7 @@ static int collect(sc_conn *c, store_op *op, uint64_t ch, uint64_t anchor, bool 
             break;
         size_t use = n < want - mv->n ? n : want - mv->n;
         v = sc_vals(c);
-        cql_values_add_bigint(v, (int64_t)ch);
+        sc_bind_id(v, ch);
         cql_values_begin_list(v);
         for (size_t k = 0; k < use; k++)
             cql_values_add_int(v, list[k]);
@@ -641,7 +641,7 @@ int sc_op_edit(sc_conn *c, store_op *op)
         goto out;
     }
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_bigint(v, (int64_t)seq);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
@@ -651,7 +651,7 @@ int sc_op_edit(sc_conn *c, store_op *op)
     v = sc_vals(c);
     cql_values_add_text(v, r->content, r->content_len);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
     cql_values_add_bigint(v, (int64_t)r->message_id);
     if (sc_run(c, op, SC_EDIT_APPLY, "editing the message", NULL))
@@ -677,7 +677,7 @@ int sc_op_delete(sc_conn *c, store_op *op)
     store_free(cur);
     cql_values *v = sc_vals(c);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
     cql_values_add_bigint(v, (int64_t)r->message_id);
     if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
@@ -686,7 +686,7 @@ int sc_op_delete(sc_conn *c, store_op *op)
     if (sc_pin_cas(c, op, r->channel_id, r->message_id, NULL, &unpinned))
         return op->status;
     v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     if (sc_run(c, op, SC_EDITS_PURGE, "purging the edit history", NULL))
         return op->status;
@@ -708,7 +708,7 @@ int sc_op_history(sc_conn *c, store_op *op)
     if (m.is_deleted) /* purged with the delete; an edit racing it must not resurface */
         return 0;
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_int(v, r->limit);
     cql_result *q = NULL;

@@ -17,7 +17,7 @@
 
 static void bind_reaction3(cql_values *v, const store_reaction_req *r)
 {
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_text(v, r->emoji, strlen(r->emoji));
 }
@@ -37,7 +37,7 @@ static int reaction(sc_conn *c, store_op *op, bool add)
         return store__op_fail(op, MS_ERR_CONFLICT, "message %" PRIu64 " is deleted", r->message_id);
     cql_values *v = sc_vals(c);
     bind_reaction3(v, r);
-    cql_values_add_bigint(v, (int64_t)r->user_id);
+    sc_bind_id(v, r->user_id);
     if (add)
         cql_values_add_bigint(v, (int64_t)op->now_ms);
     cql_result *q = NULL;
@@ -88,7 +88,7 @@ int sc_op_reactions_get(sc_conn *c, store_op *op)
     if (!res)
         return op->status;
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)op->req.get.channel_id);
+    sc_bind_id(v, op->req.get.channel_id);
     cql_values_add_bigint(v, (int64_t)op->req.get.message_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_COUNTS_LIST, "reading the reactions", &q))
@@ -120,17 +120,17 @@ int sc_op_reaction_users(sc_conn *c, store_op *op)
     if (!res->user_ids)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_text(v, r->emoji, strlen(r->emoji));
-    cql_values_add_bigint(v, (int64_t)r->after_user_id);
+    sc_bind_id(v, r->after_user_id);
     cql_values_add_int(v, r->limit + 1);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_USERS, "reading the reaction users", &q))
         return op->status;
     while (cql_result_next_row(q) == 0) {
         if (res->count < (size_t)r->limit)
-            res->user_ids[res->count++] = (uint64_t)sc_col_i64(q, 0);
+            res->user_ids[res->count++] = sc_col_id(q, 0);
         else
             res->more = true;
     }
@@ -153,14 +153,14 @@ int sc_op_reaction_remove(sc_conn *c, store_op *op)
 static int row_pin(cql_result *q, store_result_hdr *res, store_pin_entry *p)
 {
     bool oom = false;
-    p->channel_id = (uint64_t)sc_col_i64(q, 0);
+    p->channel_id = sc_col_id(q, 0);
     p->message_id = (uint64_t)sc_col_i64(q, 1);
-    p->pinned_by = (uint64_t)sc_col_i64(q, 2);
+    p->pinned_by = sc_col_id(q, 2);
     p->pinned_at_ms = (uint64_t)sc_col_i64(q, 3);
     p->content_preview = sc_col_text(q, 4, res, NULL, false, &oom);
     if (!p->content_preview && !oom)
         p->content_preview = store__res_strndup(res, "", 0);
-    p->sender_id = (uint64_t)sc_col_i64(q, 5);
+    p->sender_id = sc_col_id(q, 5);
     return oom || !p->content_preview ? MS_ERR_NOMEM : 0;
 }
 
@@ -169,7 +169,7 @@ static int load_pin(sc_conn *c, store_op *op, bool *found)
 {
     const store_pin_req *r = &op->req.pin;
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_result *q = NULL;
     *found = false;
@@ -206,7 +206,7 @@ static int all_pins(sc_conn *c, store_op *op, uint64_t ch, store_result_hdr *res
                     store_pin_entry **out, size_t *n, int *count)
 {
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)ch);
+    sc_bind_id(v, ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_PINS_ALL, "reading the pins", &q))
         return op->status;
@@ -268,18 +268,18 @@ int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_
                                   ch, STORE_MAX_PINS);
         cql_values *v = &c->bv[0];
         cql_values_reset(v);
-        cql_values_add_bigint(v, (int64_t)ch);
+        sc_bind_id(v, ch);
         cql_values_add_bigint(v, (int64_t)msg);
         if (add) {
             cql_values_add_bigint(v, (int64_t)add->pinned_at_ms);
-            cql_values_add_bigint(v, (int64_t)add->pinned_by);
+            sc_bind_id(v, add->pinned_by);
             cql_values_add_text(v, add->content_preview, strlen(add->content_preview));
-            cql_values_add_bigint(v, (int64_t)add->sender_id);
+            sc_bind_id(v, add->sender_id);
         }
         v = &c->bv[1];
         cql_values_reset(v);
         cql_values_add_int(v, add ? cur + 1 : (cur > 0 ? cur - 1 : 0));
-        cql_values_add_bigint(v, (int64_t)ch);
+        sc_bind_id(v, ch);
         if (count >= 0)
             cql_values_add_int(v, count);
         else
@@ -395,8 +395,8 @@ static store_read_result *read_position(sc_conn *c, store_op *op)
     if (!res)
         return NULL;
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)op->req.read.channel_id);
-    cql_values_add_bigint(v, (int64_t)op->req.read.user_id);
+    sc_bind_id(v, op->req.read.channel_id);
+    sc_bind_id(v, op->req.read.user_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_READ_GET, "reading the read position", &q))
         return NULL;
@@ -423,8 +423,8 @@ int sc_op_read_set(sc_conn *c, store_op *op)
     cql_values_add_bigint(v, (int64_t)ts);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->user_id);
+    sc_bind_id(v, r->channel_id);
+    sc_bind_id(v, r->user_id);
     if (sc_run(c, op, SC_READ_SET, "setting the read position", NULL))
         return op->status;
     res->moved = true;
@@ -461,7 +461,7 @@ int sc_op_read_get(sc_conn *c, store_op *op)
         if (keep == 0)
             break;
         cql_values *v = sc_vals(c);
-        cql_values_add_bigint(v, (int64_t)r->channel_id);
+        sc_bind_id(v, r->channel_id);
         cql_values_begin_list(v);
         for (size_t k = 0; k < keep; k++) {
             cql_values_add_int(v, list[k]);
@@ -494,7 +494,7 @@ int sc_op_read_get(sc_conn *c, store_op *op)
             uint32_t got = rows[k];
             while (got == STORE_UNREAD_CAP && count < STORE_UNREAD_CAP) {
                 v = sc_vals(c);
-                cql_values_add_bigint(v, (int64_t)r->channel_id);
+                sc_bind_id(v, r->channel_id);
                 cql_values_add_int(v, list[k]);
                 cql_values_add_bigint(v, (int64_t)res->last_read_id);
                 cql_values_add_bigint(v, (int64_t)hi);
@@ -527,7 +527,7 @@ int sc_op_read_get(sc_conn *c, store_op *op)
 int sc_load_channel(sc_conn *c, store_op *op, uint64_t ch)
 {
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)ch);
+    sc_bind_id(v, ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_META_GET, "reading the channel", &q))
         return op->status;
@@ -557,7 +557,7 @@ int sc_load_channel(sc_conn *c, store_op *op, uint64_t ch)
     if (oom || !m->name || !m->type)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
     v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)ch);
+    sc_bind_id(v, ch);
     if (sc_run(c, op, SC_COUNTER_GET, "reading the message count", &q))
         return op->status;
     if (cql_result_next_row(q) == 0)
@@ -575,7 +575,7 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
 {
     const store_channel_upsert_req *r = &op->req.upsert;
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_META_GET, "reading the channel", &q))
         return op->status;
@@ -604,7 +604,7 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
     else
         cql_values_add_unset(v);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     if (sc_run(c, op, SC_META_SET, "writing the channel", NULL))
         return op->status;
     sc_known_add(c->b, r->channel_id);
@@ -614,7 +614,7 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
 static int load_sync(sc_conn *c, store_op *op, uint64_t ch, bool *found)
 {
     cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)ch);
+    sc_bind_id(v, ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_SYNC_GET, "reading the sync state", &q))
         return op->status;
@@ -668,14 +668,14 @@ int sc_op_sync_update(sc_conn *c, store_op *op)
         cql_values_add_unset(v);
     else
         cql_values_add_bigint(v, (int64_t)op->now_ms);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     if (sc_run(c, op, SC_SYNC_SET, "writing the sync state", NULL))
         return op->status;
     /* Forward only, without a read: the value is its own write timestamp. */
     v = sc_vals(c);
     cql_values_add_bigint(v, r->last_synced_message_id);
     cql_values_add_bigint(v, r->last_synced_message_id);
-    cql_values_add_bigint(v, (int64_t)r->channel_id);
+    sc_bind_id(v, r->channel_id);
     if (sc_run(c, op, SC_SYNC_LAST, "writing the sync state", NULL))
         return op->status;
     if (load_sync(c, op, r->channel_id, &found))

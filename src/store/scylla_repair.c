@@ -34,7 +34,7 @@ static int rp_record(sc_conn *c, store_op *op, const rp_note *n)
     cql_values *v = sc_vals(c);
     cql_values_add_int(v, rp_shard(n->ch));
     cql_values_add_tinyint(v, n->kind);
-    cql_values_add_bigint(v, (int64_t)n->ch);
+    sc_bind_id(v, n->ch);
     cql_values_add_bigint(v, n->id);
     cql_values_add_text(v, n->emoji, strlen(n->emoji));
     cql_values_add_bigint(v, (int64_t)n->failure_id);
@@ -154,7 +154,7 @@ static int cmp_note_q(const void *a, const void *b)
 
 static void rp_bind_key(cql_values *v, const rp_note *n, bool emoji)
 {
-    cql_values_add_bigint(v, (int64_t)n->ch);
+    sc_bind_id(v, n->ch);
     if (n->kind == RP_REACTION)
         cql_values_add_bigint(v, n->id);
     else
@@ -166,7 +166,7 @@ static void rp_bind_key(cql_values *v, const rp_note *n, bool emoji)
 static void rp_bind_lease(cql_values *v, const rp_note *n)
 {
     cql_values_add_tinyint(v, n->kind);
-    cql_values_add_bigint(v, (int64_t)n->ch);
+    sc_bind_id(v, n->ch);
     cql_values_add_bigint(v, n->id);
     cql_values_add_text(v, n->emoji, strlen(n->emoji));
 }
@@ -293,7 +293,7 @@ static int rp_scan(sc_conn *c, store_op *op, rp_key **keys, size_t *nkeys)
         int8_t kind = 0;
         cql_row_get_tinyint(q, 0, &kind);
         r->kind = kind;
-        r->ch = (uint64_t)sc_col_i64(q, 1);
+        r->ch = sc_col_id(q, 1);
         r->id = sc_col_i64(q, 2);
         cql_str e = {0};
         if (cql_row_get_text(q, 3, &e) == 0 && e.len < sizeof r->emoji) {
@@ -356,7 +356,7 @@ static int rp_finish(sc_backend *b, sc_conn *c, store_op *op, rp_key *k, bool *f
     cql_values *v = sc_vals(c);
     cql_values_add_int(v, rp_shard(k->n.ch));
     cql_values_add_tinyint(v, k->n.kind);
-    cql_values_add_bigint(v, (int64_t)k->n.ch);
+    sc_bind_id(v, k->n.ch);
     cql_values_add_bigint(v, k->n.id);
     cql_values_add_text(v, k->n.emoji, strlen(k->n.emoji));
     cql_values_begin_list(v);
