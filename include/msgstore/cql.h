@@ -28,7 +28,7 @@
  *  - a circuit breaker per host that fails fast while open;
  *  - optional speculative executions for idempotent statements.
  *
- * Errors are values: a cql_status with an ms_err code (src/core/error.h), the
+ * Errors are values: a cql_status with an ms_err code (msgstore/error.h), the
  * server's error code when there was one, and a message. Nothing a server or
  * the network does makes the client abort.
  */
@@ -42,6 +42,8 @@
 #include <uv.h>
 
 #include "msgstore/cql_value.h"
+#include "msgstore/error.h"
+#include "msgstore/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -202,6 +204,12 @@ typedef struct cql_options {
     cql_host_event_cb on_host_event; /* optional */
     void *on_host_event_ud;
 } cql_options;
+
+/**
+ * The version of the library the program runs against
+ * (MSGSTORE_VERSION_STRING of the build that made it), e.g. "0.1.0".
+ */
+const char *cql_version_string(void);
 
 /**
  * Library defaults (127.0.0.1:9042, LOCAL_QUORUM and LOCAL_SERIAL, 5 s connect and 10 s

@@ -13,7 +13,7 @@
  *  - cql_value:   a generic tagged tree for any value (collections, tuples, UDTs).
  *
  * Error convention: every function returning int returns 0 or a negative
- * ms_err code (src/core/error.h):
+ * ms_err code (msgstore/error.h):
  *   MS_ERR_INVALID        malformed bytes / bad argument
  *   MS_ERR_NOT_FOUND      the value is null (getters), or no such column/key
  *   MS_ERR_UNPROCESSABLE  the column/value has another CQL type than asked for
@@ -34,6 +34,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "msgstore/error.h"
 
 #ifdef __cplusplus
 extern "C" {

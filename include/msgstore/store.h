@@ -34,7 +34,7 @@
  *
  * Callbacks
  *   void cb(int status, const char *detail, const T *res, void *ud)
- *   status is 0 or a negative ms_err code (core/error.h). On 0, res is the
+ *   status is 0 or a negative ms_err code (msgstore/error.h). On 0, res is the
  *   result and detail is NULL. On error, res is NULL and detail is a short
  *   English sentence for humans ("content is longer than 4000 characters").
  *   res and detail are valid only until cb returns: identical reads in flight
@@ -72,12 +72,15 @@
 
 #include <uv.h>
 
-#include "core/config.h"
-#include "core/error.h"
+#include "msgstore/backend.h"
+#include "msgstore/error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The settings (src/core/config.h); the store only takes a pointer. */
+typedef struct ms_config ms_config;
 
 /* ------------------------------------------------------------------ limits */
 

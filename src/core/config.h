@@ -40,10 +40,7 @@ typedef enum ms_consistency {
     MS_CL_LOCAL_ONE = 0x000A,
 } ms_consistency;
 
-typedef enum ms_backend_kind {
-    MS_BACKEND_SQLITE = 0,
-    MS_BACKEND_SCYLLA = 1,
-} ms_backend_kind;
+#include "msgstore/backend.h" /* ms_backend_kind */
 
 #define MS_CONFIG_STR 256
 

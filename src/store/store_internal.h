@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 
+#include "core/config.h"
 #include "core/snowflake.h"
 
 extern const store_migration store__sqlite_migrations[];
