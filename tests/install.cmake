@@ -8,3 +8,12 @@ if(TARGET msgstore_cql_shared)
     FIXTURES_REQUIRED cassandra
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
+
+# The systemd unit: systemd-analyze verify and security (offline), and its
+# readiness check against a real msgstore serve (tests/install/check_systemd.sh).
+# (scripts/deps check installs systemd: without systemd-analyze the test fails.)
+if(TARGET msgstore)
+  add_test(NAME systemd_unit COMMAND ${PROJECT_SOURCE_DIR}/tests/install/check_systemd.sh)
+  set_tests_properties(systemd_unit PROPERTIES LABELS integration TIMEOUT 120
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endif()
