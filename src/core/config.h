@@ -89,10 +89,12 @@ typedef struct ms_config {
     int64_t max_body_bytes;
     char api_tokens[1024]; /* comma-separated bearer tokens */
     char api_token_file[MS_CONFIG_STR];
-    bool auth_probes;    /* the health probes need a token */
-    bool auth_metrics;   /* /metrics needs a token */
-    char log_level[16];  /* debug, info, warn, error */
-    char log_format[16]; /* json, text */
+    bool auth_probes;       /* /health/live and /health/ready need a token */
+    bool auth_metrics;      /* /health and /metrics need a token */
+    char ops_tokens[1024];  /* comma-separated tokens for /health and /metrics only */
+    int64_t ready_cache_ms; /* /health/ready reuses its last check this long */
+    char log_level[16];     /* debug, info, warn, error */
+    char log_format[16];    /* json, text */
     int64_t shutdown_timeout_ms;
     int64_t health_interval_ms;
     int64_t ready_threshold_ms;

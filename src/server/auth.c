@@ -112,6 +112,23 @@ int auth_load(const ms_config *cfg, auth_tokens **out, char *err, size_t errlen)
     return 0;
 }
 
+int auth_load_list(const char *list, const char *origin, auth_tokens **out, char *err,
+                   size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    auth_tokens *a = calloc(1, sizeof *a);
+    if (!a)
+        return MS_ERR_NOMEM;
+    int rc = add_list(a, list, ',', false, origin, err, errlen);
+    if (rc) {
+        auth_free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
 size_t auth_count(const auth_tokens *a)
 {
     return a ? a->n : 0;

@@ -26,6 +26,14 @@ typedef struct auth_tokens auth_tokens;
  */
 int auth_load(const ms_config *cfg, auth_tokens **out, char *err, size_t errlen);
 
+/*
+ * Loads the comma-separated tokens of list (origin names it in messages,
+ * e.g. "MSGSTORE_OPS_TOKENS"), with the same rules. Returns 0 and *out (free
+ * with auth_free), MS_ERR_INVALID (err filled) or MS_ERR_NOMEM.
+ */
+int auth_load_list(const char *list, const char *origin, auth_tokens **out, char *err,
+                   size_t errlen);
+
 /* Number of tokens loaded. */
 size_t auth_count(const auth_tokens *a);
 

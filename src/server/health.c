@@ -4,7 +4,8 @@
  *                  must not get the process restarted)
  *   /health/ready  a ping through the store's read path answered within
  *                  MSGSTORE_READY_THRESHOLD; else 503 as soon as the
- *                  threshold passes (the probe never waits on a dead backend)
+ *                  threshold passes (the probe never waits on a dead backend);
+ *                  the answer is reused for MSGSTORE_READY_CACHE
  *   /health        details: backend, schema, the last background check, and
  *                  the store's own details (store_health: hosts, keyspace,
  *                  tables, breaker) from the same checker
@@ -169,6 +170,14 @@ static void h_live(http_request *r, void *ctx)
     http_respond(r, 200, "application/json", body, sizeof body - 1);
 }
 
+/*
+ * /health/ready is open (load balancers and orchestrators call it without a
+ * token), so one call must not cost a database round trip: the answer is
+ * kept for MSGSTORE_READY_CACHE and reused by every worker, and while one
+ * check runs, calls get the last answer. Where /health is behind a token
+ * (MSGSTORE_AUTH_METRICS), a failure says only which kind it was: the
+ * database's own error text is for /health.
+ */
 typedef struct {
     srv *s;
     http_request *r;
@@ -190,10 +199,42 @@ static void on_ready_timer_closed(uv_handle_t *h)
     ready_maybe_free(c);
 }
 
-static void ready_503(ready_call *c, const char *code, const char *msg)
+static void ready_send(http_request *r, int status, const char *body, size_t len)
 {
-    http_response_header(c->r, "retry-after", "1");
-    http_respond_error(c->r, 503, code, "%s", msg);
+    if (status != 200)
+        http_response_header(r, "retry-after", "1");
+    http_respond(r, status, "application/json", body, len);
+}
+
+/* Answers the call and keeps the answer for the next ones. */
+static void ready_answer(ready_call *c, int status, json_t *body)
+{
+    srv__health *h = &c->s->health;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    pthread_mutex_lock(&h->mu);
+    h->ready_inflight = false;
+    if (text && strlen(text) < sizeof h->ready_body) {
+        memcpy(h->ready_body, text, strlen(text) + 1);
+        h->ready_status = status;
+        h->ready_at_ms = mono_us() / 1000;
+        if (h->ready_at_ms == 0)
+            h->ready_at_ms = 1;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (text)
+        ready_send(c->r, status, text, strlen(text));
+    else
+        http_respond_error(c->r, 503, ms_err_name(MS_ERR_NOMEM), "out of memory");
+    free(text);
+}
+
+static void ready_fail(ready_call *c, const char *code, const char *detail)
+{
+    const char *msg = c->s->cfg.auth_metrics && !c->s->open_api
+                          ? "the database check failed (details: /health)"
+                          : detail;
+    ready_answer(c, 503, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
 static void on_ready_timeout(uv_timer_t *t)
@@ -206,7 +247,7 @@ static void on_ready_timeout(uv_timer_t *t)
                  "the database did not answer within %lld ms "
                  "(MSGSTORE_READY_THRESHOLD)",
                  (long long)c->s->cfg.ready_threshold_ms);
-        ready_503(c, ms_err_name(MS_ERR_TIMEOUT), msg);
+        ready_fail(c, ms_err_name(MS_ERR_TIMEOUT), msg);
     }
     uv_close((uv_handle_t *)&c->timer, on_ready_timer_closed);
 }
@@ -220,15 +261,15 @@ static void on_ready_ping(int status, const char *detail, const store_ping_resul
         uint64_t wall_us = (mono_us() - c->t0);
         uint64_t us = status == 0 && res->latency_us > wall_us ? res->latency_us : wall_us;
         if (status) {
-            ready_503(c, ms_err_name(status), detail && detail[0] ? detail : ms_err_str(status));
+            ready_fail(c, ms_err_name(status), detail && detail[0] ? detail : ms_err_str(status));
         } else if (us > (uint64_t)c->s->cfg.ready_threshold_ms * 1000) {
-            ready_503(c, ms_err_name(MS_ERR_TIMEOUT),
-                      "the database answered slower than MSGSTORE_READY_THRESHOLD");
+            ready_fail(c, ms_err_name(MS_ERR_TIMEOUT),
+                       "the database answered slower than MSGSTORE_READY_THRESHOLD");
         } else {
-            http_respond_json(c->r, 200,
-                              json_pack("{s:s,s:s,s:f}", "status", "ready", "backend",
-                                        res->backend ? res->backend : "?", "latency_ms",
-                                        (double)us / 1000.0));
+            ready_answer(c, 200,
+                         json_pack("{s:s,s:s,s:f}", "status", "ready", "backend",
+                                   res->backend ? res->backend : "?", "latency_ms",
+                                   (double)us / 1000.0));
         }
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, on_ready_timer_closed);
@@ -237,11 +278,39 @@ static void on_ready_ping(int status, const char *detail, const store_ping_resul
     ready_maybe_free(c);
 }
 
+/* Answers from the kept answer when it is fresh, or when a check runs and
+ * there is one; else marks a check as running. Returns true when answered. */
+static bool ready_cached(srv *s, http_request *r)
+{
+    srv__health *h = &s->health;
+    char body[sizeof h->ready_body];
+    int status = 0;
+    uint64_t now = mono_us() / 1000;
+    pthread_mutex_lock(&h->mu);
+    bool fresh = h->ready_at_ms && now - h->ready_at_ms < (uint64_t)s->cfg.ready_cache_ms;
+    if (h->ready_at_ms && (fresh || h->ready_inflight)) {
+        status = h->ready_status;
+        memcpy(body, h->ready_body, sizeof body);
+    } else {
+        h->ready_inflight = true;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!status)
+        return false;
+    ready_send(r, status, body, strlen(body));
+    return true;
+}
+
 static void h_ready(http_request *r, void *ctx)
 {
     srv *s = ctx;
+    if (ready_cached(s, r))
+        return;
     ready_call *c = calloc(1, sizeof *c);
     if (!c) {
+        pthread_mutex_lock(&s->health.mu);
+        s->health.ready_inflight = false;
+        pthread_mutex_unlock(&s->health.mu);
         http_respond_error(r, 503, ms_err_name(MS_ERR_NOMEM), "out of memory");
         return;
     }
@@ -250,9 +319,9 @@ static void h_ready(http_request *r, void *ctx)
     c->t0 = mono_us();
     int rc = store_ping(s->st, http_request_loop(r), on_ready_ping, c);
     if (rc) {
+        c->answered = c->ping_done = c->timer_closed = true;
+        ready_fail(c, ms_err_name(rc), ms_err_str(rc));
         free(c);
-        http_response_header(r, "retry-after", "1");
-        http_respond_error(r, 503, ms_err_name(rc), "%s", ms_err_str(rc));
         return;
     }
     uv_timer_init(http_request_loop(r), &c->timer);
@@ -432,7 +501,8 @@ int srv__routes_ops(srv *s)
     int rc = 0;
     rc |= http_server_route(h, HTTP_GET, "/health/live", P | HTTP_ROUTE_NO_LOG, h_live, s);
     rc |= http_server_route(h, HTTP_GET, "/health/ready", P | HTTP_ROUTE_NO_LOG, h_ready, s);
-    rc |= http_server_route(h, HTTP_GET, "/health", P, h_health, s);
+    /* the details (paths, hosts, versions, errors) go with /metrics: token in production */
+    rc |= http_server_route(h, HTTP_GET, "/health", HTTP_ROUTE_AUTH_METRICS, h_health, s);
     rc |= http_server_route(h, HTTP_GET, "/metrics", HTTP_ROUTE_AUTH_METRICS | HTTP_ROUTE_NO_LOG,
                             h_metrics, s);
     return rc ? MS_ERR_INVALID : 0;

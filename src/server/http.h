@@ -81,7 +81,7 @@ enum {
     HTTP_ROUTE_PUBLIC = 0,       /* no guard */
     HTTP_ROUTE_AUTH_API = 1,     /* the API's bearer token */
     HTTP_ROUTE_AUTH_PROBE = 2,   /* health probes: token only if configured */
-    HTTP_ROUTE_AUTH_METRICS = 4, /* /metrics: token only if configured */
+    HTTP_ROUTE_AUTH_METRICS = 4, /* /health, /metrics: token only if configured */
     HTTP_ROUTE_NO_LOG = 8,       /* no access-log line (probes polled every second) */
 };
 

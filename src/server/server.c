@@ -28,18 +28,21 @@ const char *srv_event_name(srv_event_kind k)
 static int guard(http_request *r, unsigned flags, void *ctx)
 {
     srv *s = ctx;
-    bool have = auth_count(s->tokens) > 0;
-    bool need = false;
-    if (flags & HTTP_ROUTE_AUTH_API)
+    bool have = auth_count(s->tokens) + auth_count(s->ops_tokens) > 0;
+    bool need = false, ops = false;
+    if (flags & HTTP_ROUTE_AUTH_API) {
         need = !s->open_api;
-    else if (flags & HTTP_ROUTE_AUTH_PROBE)
+    } else if (flags & HTTP_ROUTE_AUTH_PROBE) {
         need = have && s->cfg.auth_probes;
-    else if (flags & HTTP_ROUTE_AUTH_METRICS)
+    } else if (flags & HTTP_ROUTE_AUTH_METRICS) {
         need = have && s->cfg.auth_metrics;
+        ops = true; /* /health and /metrics: the ops tokens too */
+    }
     if (!need)
         return 0;
     http_str h = http_request_header(r, "authorization");
-    if (auth_check(s->tokens, h.base, h.len) == 0)
+    if (auth_check(s->tokens, h.base, h.len) == 0 ||
+        (ops && auth_check(s->ops_tokens, h.base, h.len) == 0))
         return 0;
     http_response_header(r, "www-authenticate", "Bearer realm=\"msgstore\"");
     http_respond_error(r, 401, ms_err_name(MS_ERR_UNAUTHORIZED), "%s",
@@ -172,6 +175,8 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
     pthread_mutex_init(&s->health.mu, NULL);
     pthread_cond_init(&s->health.cv, NULL);
     int rc = auth_load(cfg, &s->tokens, err, errlen);
+    if (rc == 0)
+        rc = auth_load_list(cfg->ops_tokens, "MSGSTORE_OPS_TOKENS", &s->ops_tokens, err, errlen);
     if (rc) {
         srv_free(s);
         return rc;
@@ -304,6 +309,7 @@ void srv_free(srv *s)
         return;
     http_server_free(s->http);
     auth_free(s->tokens);
+    auth_free(s->ops_tokens);
     store_free(s->health.store);
     pthread_mutex_destroy(&s->health.mu);
     pthread_cond_destroy(&s->health.cv);

@@ -30,6 +30,12 @@ typedef struct srv__health {
     int store_status;           /* 0, or why there are no details (store_error) */
     char store_error[256];
     uint64_t store_at_ms;
+    /* /health/ready's last answer, reused for MSGSTORE_READY_CACHE */
+    uint64_t ready_at_ms; /* monotonic ms of the answer; 0: none yet */
+    int ready_status;     /* 200 or 503 */
+    char ready_body[384]; /* the JSON */
+    char ready_retry[8];  /* Retry-After of a 503 */
+    bool ready_inflight;  /* a check for /health/ready is running */
 } srv__health;
 
 struct srv {
@@ -37,7 +43,8 @@ struct srv {
     store *st;
     http_server *http;
     auth_tokens *tokens;
-    bool open_api; /* no token configured: /v1 is open (not in production) */
+    auth_tokens *ops_tokens; /* MSGSTORE_OPS_TOKENS: /health and /metrics only */
+    bool open_api;           /* no token configured: /v1 is open (not in production) */
     srv_commit_hook_fn hook;
     void *hook_ctx;
     http_worker_hook_fn x_start, x_shutdown, x_stop;

@@ -16,6 +16,7 @@ the ASan build too (MSGSTORE_BINARY_DIR=build-asan): heap errors abort the
 server and the test sees it. Environment: MSGSTORE_BINARY_DIR,
 MSGSTORE_SOURCE_DIR.
 """
+import http.client
 import json
 import re
 import os
@@ -236,6 +237,61 @@ class WebSocketThatNeverReads(Server):
         m = c.recv_json()
         self.assertEqual((m["type"], m["code"]), ("error", "invalid_argument"), m)
         c.close()
+
+
+def get(port, path, token=None):
+    c = http.client.HTTPConnection(H, port, timeout=10)
+    c.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+OPS_TOKEN = "monitoring-token-0123456789abcdef"
+
+
+class ProductionHealth(Server):
+    """The production profile: /health and /metrics need a token (an API or an ops token),
+    /health/live and /health/ready stay open, and ready answers from a short cache."""
+    ENV = {"MSGSTORE_PROFILE": "production", "MSGSTORE_OPS_TOKENS": OPS_TOKEN,
+           "MSGSTORE_READY_CACHE": "60s", "MSGSTORE_LOG_LEVEL": "warn"}
+
+    def test_details_need_a_token(self):
+        port = self.srv.port
+        for path in ("/health", "/metrics"):
+            st, body = get(port, path)
+            self.assertEqual(st, 401, (path, body))
+            self.assertNotIn(b"sqlite", body)
+            self.assertNotIn(self.dir.encode(), body)  # no file path
+            self.assertEqual(get(port, path, "not-a-valid-token-at-all")[0], 401)
+            self.assertEqual(get(port, path, TOKEN)[0], 200, path)
+            self.assertEqual(get(port, path, OPS_TOKEN)[0], 200, path)
+        st, body = get(port, "/health", OPS_TOKEN)
+        self.assertIn(self.dir.encode(), body)  # the details are there for the token holder
+        # the ops token is for monitoring only
+        self.assertEqual(get(port, "/v1/channels/1/messages", OPS_TOKEN)[0], 401)
+        self.assertEqual(get(port, "/v1/channels/1/messages", TOKEN)[0], 200)
+        for path in ("/health/live", "/health/ready"):
+            self.assertEqual(get(port, path)[0], 200, path)
+
+    def test_ready_is_cached(self):
+        port = self.srv.port
+
+        def pings():
+            st, body = get(port, "/metrics", OPS_TOKEN)
+            self.assertEqual(st, 200)
+            m = re.search(rb'msgstore_store_ops_total\{backend="sqlite",op="ping"\} (\d+)', body)
+            return int(m.group(1)) if m else 0
+        self.assertEqual(get(port, "/health/ready")[0], 200)
+        before = pings()
+        for _ in range(50):
+            st, body = get(port, "/health/ready")
+            self.assertEqual(st, 200)
+            self.assertEqual(json.loads(body)["status"], "ready")
+        # 50 unauthenticated calls within the 60 s cache: no database round trip
+        # (the background checker may ping once meanwhile)
+        self.assertLessEqual(pings() - before, 1)
 
 
 class Smuggling(Server):
