@@ -45,3 +45,21 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
   set_tests_properties(e2e_hardening PROPERTIES LABELS e2e TIMEOUT 300
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};MSGSTORE_REDIS_HOME=${PROJECT_BINARY_DIR}/redis")
 endif()
+
+# User tokens (JWT), ?access_token=, CORS and rate limits, on SQLite.
+if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
+  add_test(NAME e2e_auth
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_auth.py)
+  set_tests_properties(e2e_auth PROPERTIES LABELS e2e TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endif()
+
+# /console in headless Chromium (Debian's chromium + chromium-driver, scripts/deps check):
+# two users in one channel, live delivery, typing, reactions, scroll back; screenshots
+# under the build directory (console-test/).
+if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
+  add_test(NAME e2e_console_browser
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_console_browser.py)
+  set_tests_properties(e2e_console_browser PROPERTIES LABELS e2e TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endif()

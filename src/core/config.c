@@ -173,6 +173,32 @@ static const opt opts[] = {
      "resync event and is closed"},
     {"MSGSTORE_PRESENCE_TTL", T_DURATION, F(presence_ttl_ms), 1000, 3600000, NULL, D("30s"), false,
      "presence heartbeat lifetime: a user whose heartbeats stop for this long goes offline"},
+    {"MSGSTORE_JWT_SECRET", T_STR, F(jwt_secret), 0, 0, NULL, D(""), true,
+     "HS256 secret of user tokens (JWTs), at least 32 bytes (empty: no HS256)"},
+    {"MSGSTORE_JWT_SECRET_FILE", T_STR, F(jwt_secret_file), 0, 0, NULL, D(""), false,
+     "file holding the HS256 secret (trailing newline ignored)"},
+    {"MSGSTORE_JWT_PUBLIC_KEY_FILE", T_STR, F(jwt_public_key_file), 0, 0, NULL, D(""), false,
+     "PEM public key of user tokens: Ed25519 (alg EdDSA) or RSA (alg RS256)"},
+    {"MSGSTORE_JWT_AUDIENCE", T_STR, F(jwt_audience), 0, 0, NULL, D(""), false,
+     "aud a user token must carry (empty: aud not checked)"},
+    {"MSGSTORE_JWT_LEEWAY", T_DURATION, F(jwt_leeway_ms), 0, 300000, NULL, D("30s"), false,
+     "clock leeway allowed on a user token's exp and nbf"},
+    {"MSGSTORE_CORS_ORIGINS", T_STR, F(cors_origins), 0, 0, NULL, D(""), false,
+     "comma-separated origins (https://app.example) browsers may call the API from, or * "
+     "(empty: no CORS)"},
+    {"MSGSTORE_CORS_MAX_AGE", T_DURATION, F(cors_max_age_ms), 0, 86400000, NULL, D("10m"), false,
+     "how long a browser may cache a preflight answer"},
+    {"MSGSTORE_RATE_LIMIT_USER", T_INT, F(rate_user_rps), 0, 1000000, NULL, D("0"), false,
+     "requests per second per user (user token's sub); over it: 429 (0: no limit)"},
+    {"MSGSTORE_RATE_LIMIT_USER_BURST", T_INT, F(rate_user_burst), 0, 1000000, NULL, D("0"), false,
+     "requests a user may make at once before the rate applies (0: the rate)"},
+    {"MSGSTORE_RATE_LIMIT_SERVICE", T_INT, F(rate_service_rps), 0, 10000000, NULL, D("0"), false,
+     "requests per second per service token; over it: 429 (0: no limit)"},
+    {"MSGSTORE_RATE_LIMIT_SERVICE_BURST", T_INT, F(rate_service_burst), 0, 10000000, NULL, D("0"),
+     false, "requests a service token may make at once (0: the rate)"},
+    {"MSGSTORE_RATE_LIMIT_TABLE", T_INT, F(rate_table_size), 64, 16777216, NULL, D("65536"), false,
+     "rate-limit buckets kept in memory (about 48 bytes each); past it the least recently used "
+     "bucket is reused"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -107,6 +107,20 @@ typedef struct ms_config {
     char redis_url[MS_CONFIG_STR]; /* empty: single instance, in-process fan-out */
     int rt_queue_max;              /* events queued per real-time subscriber */
     int64_t presence_ttl_ms;       /* presence heartbeat lifetime */
+
+    /* --- user tokens (JWT), browsers, rate limits --- */
+    char jwt_secret[512]; /* HS256 shared secret */
+    char jwt_secret_file[MS_CONFIG_STR];
+    char jwt_public_key_file[MS_CONFIG_STR]; /* PEM: Ed25519 (EdDSA) or RSA (RS256) */
+    char jwt_audience[MS_CONFIG_STR];        /* required aud when set */
+    int64_t jwt_leeway_ms;                   /* clock leeway for exp and nbf */
+    char cors_origins[1024];                 /* comma-separated origins, or "*" */
+    int64_t cors_max_age_ms;
+    int rate_user_rps;    /* requests per second per user token's sub; 0: no limit */
+    int rate_user_burst;  /* bucket size; 0: the rate */
+    int rate_service_rps; /* per service token */
+    int rate_service_burst;
+    int rate_table_size; /* buckets kept (least recently used ones are reused) */
 } ms_config;
 
 /* Looks a variable up; returns NULL when unset. getenv() fits. */

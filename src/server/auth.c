@@ -134,11 +134,9 @@ size_t auth_count(const auth_tokens *a)
     return a ? a->n : 0;
 }
 
-int auth_check(const auth_tokens *a, const char *h, size_t len)
+int auth_bearer(const char *h, size_t len, const char **tok, size_t *toklen)
 {
-    if (!a || !h)
-        return MS_ERR_UNAUTHORIZED;
-    if (len < 7 || strncasecmp(h, "bearer ", 7) != 0)
+    if (!h || len < 7 || strncasecmp(h, "bearer ", 7) != 0)
         return MS_ERR_UNAUTHORIZED;
     h += 7;
     len -= 7;
@@ -148,14 +146,34 @@ int auth_check(const auth_tokens *a, const char *h, size_t len)
     }
     while (len && h[len - 1] == ' ')
         len--;
-    if (len == 0 || len > MAX_TOKEN_CHARS)
+    if (len == 0)
         return MS_ERR_UNAUTHORIZED;
+    *tok = h;
+    *toklen = len;
+    return 0;
+}
+
+int auth_find(const auth_tokens *a, const char *tok, size_t len)
+{
+    if (!a || len == 0 || len > MAX_TOKEN_CHARS)
+        return -1;
     unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)h, len, d);
-    int found = 0;
-    for (size_t i = 0; i < a->n; i++)
-        found |= CRYPTO_memcmp(d, a->digests[i], sizeof d) == 0;
-    return found ? 0 : MS_ERR_UNAUTHORIZED;
+    SHA256((const unsigned char *)tok, len, d);
+    int found = -1;
+    for (size_t i = 0; i < a->n; i++) {
+        int eq = CRYPTO_memcmp(d, a->digests[i], sizeof d) == 0;
+        found = eq ? (int)i : found; /* every digest compared: no early exit */
+    }
+    return found;
+}
+
+int auth_check(const auth_tokens *a, const char *h, size_t len)
+{
+    const char *tok;
+    size_t toklen;
+    if (!a || auth_bearer(h, len, &tok, &toklen) != 0)
+        return MS_ERR_UNAUTHORIZED;
+    return auth_find(a, tok, toklen) >= 0 ? 0 : MS_ERR_UNAUTHORIZED;
 }
 
 void auth_free(auth_tokens *a)

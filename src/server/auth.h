@@ -44,6 +44,17 @@ size_t auth_count(const auth_tokens *a);
  */
 int auth_check(const auth_tokens *a, const char *header, size_t len);
 
+/*
+ * Finds the token of an Authorization header value ("Bearer <token>", the
+ * scheme case-insensitive, spaces around the token trimmed): 0 and *tok,
+ * *toklen pointing into h, or MS_ERR_UNAUTHORIZED (NULL, another scheme,
+ * empty).
+ */
+int auth_bearer(const char *h, size_t len, const char **tok, size_t *toklen);
+
+/* The index of token tok among the loaded ones (constant time), or -1. */
+int auth_find(const auth_tokens *a, const char *tok, size_t len);
+
 void auth_free(auth_tokens *a);
 
 #endif

@@ -126,6 +126,12 @@ int http_server_new(const http_server_options *opts, http_server **out, char *er
         s->o.ws_max_queued = 1024 * 1024;
     pthread_mutex_init(&s->done_mu, NULL);
     pthread_cond_init(&s->done_cv, NULL);
+    s->o.cors_origins = NULL;
+    if (http__cors_init(&s->cors, opts->cors_origins, opts->cors_max_age_s) != 0) {
+        snprintf(err, errlen, "MSGSTORE_CORS_ORIGINS: at most %d origins", HTTP__MAX_ORIGINS);
+        http_server_free(s);
+        return MS_ERR_INVALID;
+    }
     http__route_compile(&s->unmatched, "/unmatched");
     free(s->unmatched.pattern);
     s->unmatched.pattern = strdup("unmatched");
@@ -910,6 +916,7 @@ void http_server_free(http_server *s)
     for (size_t i = 0; i < s->nroutes; i++)
         http__route_free(&s->routes[i]);
     http__route_free(&s->unmatched);
+    http__cors_free(&s->cors);
     free(s->routes);
     free(s->bind);
     free(s->tls_cert);

@@ -91,7 +91,10 @@ typedef void (*http_handler_fn)(http_request *req, void *ctx);
 /*
  * Runs before every handler of a route whose flags are not 0. Returns 0 to
  * let the request through, or answers it itself (401, 403) and returns
- * nonzero. Runs on the worker's loop thread.
+ * a negative value, or returns a positive value when it decides later (it
+ * waits for the store): then it answers the request or calls
+ * http_request_continue() from a callback on the same loop. Runs on the
+ * worker's loop thread.
  */
 typedef int (*http_guard_fn)(http_request *req, unsigned route_flags, void *ctx);
 
@@ -110,10 +113,12 @@ typedef struct http_server_options {
     uint64_t shutdown_timeout_ms; /* grace for in-flight requests at stop */
     const char *tls_cert_file;    /* PEM; NULL or "": plain HTTP */
     const char *tls_key_file;
-    size_t ws_max_queued; /* a WebSocket's unsent bytes past which it is no longer read and
-                             is closed with 1008; 0: 1 MiB */
-    bool log_json;        /* access log as JSON lines (else text) */
-    bool access_log;      /* one info line per request */
+    size_t ws_max_queued;     /* a WebSocket's unsent bytes past which it is no longer read and
+                                 is closed with 1008; 0: 1 MiB */
+    const char *cors_origins; /* comma-separated origins, "*", or NULL/"": no CORS */
+    int cors_max_age_s;       /* Access-Control-Max-Age of preflight answers */
+    bool log_json;            /* access log as JSON lines (else text) */
+    bool access_log;          /* one info line per request */
 
     http_guard_fn guard;
     void *guard_ctx;
@@ -211,6 +216,12 @@ http_str http_request_header(const http_request *req, const char *lname);
 
 /* The body (.len 0 and .base possibly NULL when there is none). */
 http_str http_request_body(const http_request *req);
+
+/* Replaces the body the handler will see with a copy of body (a guard completing it). */
+void http_request_set_body(http_request *req, const char *body, size_t len);
+
+/* Runs the route's handler of a request whose guard decided later (returned > 0). */
+void http_request_continue(http_request *req);
 
 /* The request id (X-Request-Id), NUL-terminated. */
 const char *http_request_id(const http_request *req);

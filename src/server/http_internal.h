@@ -15,6 +15,16 @@
 #define HTTP__MAX_SEGMENTS 16
 #define HTTP__STATUS_SLOTS 24
 
+#define HTTP__MAX_ORIGINS 32
+
+typedef struct http__cors {
+    bool on;  /* some origin is allowed */
+    bool any; /* "*" */
+    char *origins[HTTP__MAX_ORIGINS];
+    size_t n;
+    int max_age_s;
+} http__cors;
+
 typedef struct http__route {
     http_method method;
     char *pattern;
@@ -89,6 +99,7 @@ struct http_server {
     http__route *routes;
     size_t nroutes, caproutes;
     http__route unmatched; /* pseudo route for metrics of 404/405/h2o errors */
+    http__cors cors;
     http__worker *workers;
     int nworkers;
     int port;
@@ -131,6 +142,8 @@ int http__on_req(h2o_handler_t *self, h2o_req_t *req);
 void http__install_error_filter(h2o_pathconf_t *pathconf, http_server *srv);
 int http__route_compile(http__route *rt, const char *pattern);
 void http__route_free(http__route *rt);
+int http__cors_init(http__cors *c, const char *origins, int max_age_s);
+void http__cors_free(http__cors *c);
 const char *http__reason(int status);
 void http__access_log(http_request *r, int status, size_t bytes_out);
 void http__count(http_server *srv, http__route *rt, http_method m, int status, uint64_t us);

@@ -534,6 +534,122 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
 }
 
 /* ------------------------------------------------------------------ */
+/* CORS                                                               */
+
+int http__cors_init(http__cors *c, const char *origins, int max_age_s)
+{
+    memset(c, 0, sizeof *c);
+    c->max_age_s = max_age_s;
+    if (!origins)
+        return 0;
+    const char *p = origins;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == 0)
+            break;
+        if (n == 1 && *p == '*') {
+            c->any = true;
+        } else {
+            if (c->n == HTTP__MAX_ORIGINS)
+                return MS_ERR_INVALID;
+            c->origins[c->n] = strndup(p, n);
+            if (!c->origins[c->n])
+                return MS_ERR_NOMEM;
+            c->n++;
+        }
+        p += n;
+    }
+    c->on = c->any || c->n > 0;
+    return 0;
+}
+
+void http__cors_free(http__cors *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->origins[i]);
+    c->n = 0;
+}
+
+/* The request's Origin when CORS allows it; .base NULL otherwise. */
+static h2o_iovec_t cors_origin(http_request *r)
+{
+    http__cors *c = &r->w->srv->cors;
+    ssize_t i = h2o_find_header_by_str(&r->h->headers, H2O_STRLIT("origin"), -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    h2o_iovec_t o = r->h->headers.entries[i].value;
+    if (c->any)
+        return o;
+    for (size_t k = 0; k < c->n; k++)
+        if (strlen(c->origins[k]) == o.len && strncasecmp(c->origins[k], o.base, o.len) == 0)
+            return o;
+    return h2o_iovec_init(NULL, 0);
+}
+
+static void cors_allow_origin(http_request *r, h2o_iovec_t origin)
+{
+    h2o_mem_pool_t *pool = &r->h->pool;
+    h2o_headers_t *hs = &r->h->res.headers;
+    if (r->w->srv->cors.any) {
+        h2o_add_header(pool, hs, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
+    } else {
+        h2o_iovec_t v = h2o_strdup(pool, origin.base, origin.len);
+        h2o_add_header(pool, hs, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, v.base, v.len);
+        h2o_add_header(pool, hs, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
+    }
+}
+
+/* An actual (not preflight) request from an allowed origin: say so in the answer. */
+static void cors_actual(http_request *r)
+{
+    h2o_iovec_t o = cors_origin(r);
+    if (!o.base)
+        return;
+    cors_allow_origin(r, o);
+    h2o_add_header_by_str(&r->h->pool, &r->h->res.headers,
+                          H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT("X-Request-Id, Retry-After, Location, WWW-Authenticate"));
+}
+
+/* OPTIONS with Access-Control-Request-Method on a path with routes: answers it
+ * (204 with the allowed methods and headers, or 403 without CORS headers for
+ * an origin not listed) and returns true; false when it is not a preflight. */
+static bool cors_preflight(http_request *r, unsigned allowed)
+{
+    if (h2o_find_header_by_str(&r->h->headers, H2O_STRLIT("access-control-request-method"), -1) <
+            0 ||
+        h2o_find_header_by_str(&r->h->headers, H2O_STRLIT("origin"), -1) < 0)
+        return false;
+    h2o_iovec_t o = cors_origin(r);
+    if (!o.base) {
+        /* cors_actual added nothing: the answer carries no CORS header */
+        http_respond_error(r, 403, ms_err_name(MS_ERR_FORBIDDEN),
+                           "this origin may not call the API (MSGSTORE_CORS_ORIGINS)");
+        return true;
+    }
+    char methods[96] = "";
+    for (int i = 0; i < HTTP_METHOD_OTHER; i++) {
+        if (allowed & (1u << i)) {
+            if (methods[0])
+                strcat(methods, ", ");
+            strcat(methods, method_names[i]);
+        }
+    }
+    if (allowed & (1u << HTTP_GET) && !(allowed & (1u << HTTP_HEAD)))
+        strcat(methods, ", HEAD");
+    char age[16];
+    snprintf(age, sizeof age, "%d", r->w->srv->cors.max_age_s);
+    http_response_header(r, "access-control-allow-methods", methods);
+    http_response_header(r, "access-control-allow-headers",
+                         "Authorization, Content-Type, X-Request-Id, Last-Event-ID");
+    http_response_header(r, "access-control-max-age", age);
+    http_respond_empty(r, 204);
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
 /* Dispatch                                                           */
 
 static bool rid_ok(h2o_iovec_t v)
@@ -598,6 +714,9 @@ int http__on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
 
+    if (s->cors.on)
+        cors_actual(r);
+
     http_method m = parse_method(req->method);
     size_t plen = req->path.len;
     if (req->query_at != SIZE_MAX && req->query_at < plen)
@@ -623,6 +742,8 @@ int http__on_req(h2o_handler_t *self, h2o_req_t *req)
             r->head = true;
         }
     }
+    if (!found && allowed && m == HTTP_OPTIONS && s->cors.on && cors_preflight(r, allowed))
+        return 0;
     if (!found) {
         if (allowed) {
             char allow[96] = "";
@@ -665,7 +786,7 @@ int http__on_req(h2o_handler_t *self, h2o_req_t *req)
     if (found->flags & (HTTP_ROUTE_AUTH_API | HTTP_ROUTE_AUTH_PROBE | HTTP_ROUTE_AUTH_METRICS) &&
         s->o.guard) {
         if (s->o.guard(r, found->flags, s->o.guard_ctx) != 0)
-            return 0;
+            return 0; /* answered, or the guard runs the handler later */
     }
     found->fn(r, found->ctx);
     return 0;
@@ -770,6 +891,16 @@ http_str http_request_header(const http_request *req, const char *lname)
 http_str http_request_body(const http_request *req)
 {
     return (http_str){req->h->entity.base, req->h->entity.base ? req->h->entity.len : 0};
+}
+
+void http_request_set_body(http_request *req, const char *body, size_t len)
+{
+    req->h->entity = h2o_strdup(&req->h->pool, body, len);
+}
+
+void http_request_continue(http_request *req)
+{
+    req->route->fn(req, req->route->ctx);
 }
 
 const char *http_request_id(const http_request *req)
@@ -981,7 +1112,10 @@ static void error_filter_setup(h2o_filter_t *self_, h2o_req_t *req, h2o_ostream_
     req->res.content_length = b.len;
     http__count(self->srv, &self->srv->unmatched, parse_method(req->input.method), status, 0);
     if (self->srv->o.access_log && ms_log_enabled(MS_LOG_INFO)) {
-        size_t plen = req->input.path.len;
+        size_t plen = req->input.path.len; /* without the query: it may hold ?access_token= */
+        const char *q = memchr(req->input.path.base, '?', plen);
+        if (q)
+            plen = (size_t)(q - req->input.path.base);
         char method[16];
         size_t ml = req->input.method.len < sizeof method - 1 ? req->input.method.len : 0;
         for (size_t i = 0; i < ml; i++) {

@@ -80,6 +80,7 @@ struct session {
     uv_timer_t *kill;    /* CLOSE_GRACE_MS after closing */
     uint64_t (*pres)[2]; /* (channel, user) this session sent presence for */
     uint32_t npres, pres_cap;
+    srv__caller *user; /* a user token's claims (malloc'd); NULL: service token, open API */
 };
 
 /* ------------------------------------------------------------ sessions */
@@ -143,6 +144,7 @@ static void session_free(session *ss)
         rt_presence_leave(w->rt->hub, ss->pres[i][0], ss->pres[i][1]);
     free(ss->pres);
     rt_msg_unref(ss->held);
+    free(ss->user);
     rt_sub_destroy(ss->sub);
     if (ss->kill) {
         uv_timer_stop(ss->kill);
@@ -428,6 +430,55 @@ static void ws_error(session *ss, const char *op, int code, const char *fmt, ...
                                "message", msg, "op", op));
 }
 
+/* A user token's rights for an op: still valid, scope. 0, or -1 after an error message. */
+static int ws_user_ok(session *ss, const char *op, unsigned scope)
+{
+    const srv__caller *c = ss->user;
+    if (!c)
+        return 0;
+    if (srv__unix_s() > c->exp + ss->w->rt->s->cfg.jwt_leeway_ms / 1000) {
+        ws_error(ss, op, MS_ERR_UNAUTHORIZED, "the token has expired");
+        begin_close(ss);
+        return -1;
+    }
+    if (!(c->scope & scope)) {
+        ws_error(ss, op, MS_ERR_FORBIDDEN, "the token's scope does not include %s",
+                 scope == JWT_SCOPE_WRITE ? "write" : "read");
+        return -1;
+    }
+    return 0;
+}
+
+/* The op's user_id: the sub of a user token when left out, 403 when another. 0 or -1. */
+static int ws_user_id(session *ss, const char *op, json_t *req, uint64_t *user)
+{
+    json_t *v = json_object_get(req, "user_id");
+    *user = json_to_id(v);
+    const srv__caller *c = ss->user;
+    if (!c)
+        return 0;
+    if (!v || json_is_null(v)) {
+        *user = c->sub.lo; /* int64 ids: {0, value} */
+        return 0;
+    }
+    if (*user && !ms_xid_eq(ms_xid_int(*user), c->sub)) {
+        ws_error(ss, op, MS_ERR_FORBIDDEN, "user_id: a user token acts only as its own user (sub)");
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 when the session may use channel; -1 after an error message. */
+static int ws_channel_ok(session *ss, const char *op, uint64_t channel)
+{
+    if (srv__caller_channel_ok(ss->user, ms_xid_int(channel)))
+        return 0;
+    ws_error(ss, op, MS_ERR_FORBIDDEN,
+             "channel %" PRIu64 ": the token does not cover this channel (channels claim)",
+             channel);
+    return -1;
+}
+
 /* Reads a "channels" array into ids (at most max); -1 on a bad entry. */
 static int read_channels(json_t *arr, uint64_t *ids, size_t max, size_t *n)
 {
@@ -468,6 +519,11 @@ static void op_subscribe(session *ss, json_t *req)
         ws_error(ss, "subscribe", MS_ERR_INVALID, "since: expected {\"<channel>\":\"<position>\"}");
         return;
     }
+    if (ws_user_ok(ss, "subscribe", JWT_SCOPE_READ) != 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (ws_channel_ok(ss, "subscribe", ids[i]) != 0)
+            return;
     /* Validate everything before following anything: bad input changes nothing. */
     const char *key;
     json_t *v;
@@ -531,11 +587,15 @@ static int pres_remember(session *ss, uint64_t channel, uint64_t user)
 static void op_typing(session *ss, json_t *req)
 {
     uint64_t ch = json_to_id(json_object_get(req, "channel"));
-    uint64_t user = json_to_id(json_object_get(req, "user_id"));
+    uint64_t user;
+    if (ws_user_ok(ss, "typing", JWT_SCOPE_WRITE) != 0 || ws_user_id(ss, "typing", req, &user) != 0)
+        return;
     if (!ch || !user) {
         ws_error(ss, "typing", MS_ERR_INVALID, "expected channel and user_id (ids)");
         return;
     }
+    if (ws_channel_ok(ss, "typing", ch) != 0)
+        return;
     int rc = rt_typing(ss->w->rt->hub, ch, user);
     if (rc)
         ws_error(ss, "typing", rc, "%s", ms_err_str(rc));
@@ -543,7 +603,10 @@ static void op_typing(session *ss, json_t *req)
 
 static void op_presence(session *ss, json_t *req)
 {
-    uint64_t user = json_to_id(json_object_get(req, "user_id"));
+    uint64_t user;
+    if (ws_user_ok(ss, "presence", JWT_SCOPE_WRITE) != 0 ||
+        ws_user_id(ss, "presence", req, &user) != 0)
+        return;
     const char *status = json_string_value(json_object_get(req, "status"));
     uint64_t ids[RT_SUB_MAX_CHANNELS];
     size_t n = 0;
@@ -555,6 +618,9 @@ static void op_presence(session *ss, json_t *req)
         return;
     }
     bool offline = status && strcmp(status, "offline") == 0;
+    for (size_t i = 0; i < n; i++)
+        if (ws_channel_ok(ss, "presence", ids[i]) != 0)
+            return;
     for (size_t i = 0; i < n; i++) {
         int rc;
         if (offline) {
@@ -647,6 +713,21 @@ static void h_ws(http_request *r, void *ctx)
     if (!ss) {
         http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
         return;
+    }
+    const srv__caller *c = srv__caller_of(r);
+    if (c && c->kind == SRV_CALLER_USER) {
+        /* the claims outlive the request: one block with the channel list after it */
+        ss->user = malloc(sizeof *ss->user + c->nchannels * sizeof(ms_xid));
+        if (!ss->user) {
+            session_free(ss);
+            http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
+            return;
+        }
+        *ss->user = *c;
+        ms_xid *ch = (ms_xid *)(ss->user + 1);
+        if (c->nchannels)
+            memcpy(ch, c->channels, c->nchannels * sizeof *ch);
+        ss->user->channels = ch;
     }
     ss->ws = http_ws_accept(r, ws_on_message, ss);
     if (!ss->ws) {

@@ -23,35 +23,6 @@ const char *srv_event_name(srv_event_kind k)
 }
 
 /* ------------------------------------------------------------------ */
-/* Guard                                                              */
-
-static int guard(http_request *r, unsigned flags, void *ctx)
-{
-    srv *s = ctx;
-    bool have = auth_count(s->tokens) + auth_count(s->ops_tokens) > 0;
-    bool need = false, ops = false;
-    if (flags & HTTP_ROUTE_AUTH_API) {
-        need = !s->open_api;
-    } else if (flags & HTTP_ROUTE_AUTH_PROBE) {
-        need = have && s->cfg.auth_probes;
-    } else if (flags & HTTP_ROUTE_AUTH_METRICS) {
-        need = have && s->cfg.auth_metrics;
-        ops = true; /* /health and /metrics: the ops tokens too */
-    }
-    if (!need)
-        return 0;
-    http_str h = http_request_header(r, "authorization");
-    if (auth_check(s->tokens, h.base, h.len) == 0 ||
-        (ops && auth_check(s->ops_tokens, h.base, h.len) == 0))
-        return 0;
-    http_response_header(r, "www-authenticate", "Bearer realm=\"msgstore\"");
-    http_respond_error(r, 401, ms_err_name(MS_ERR_UNAUTHORIZED), "%s",
-                       h.base ? "the bearer token is not valid"
-                              : "a bearer token is required: Authorization: Bearer <token>");
-    return -1;
-}
-
-/* ------------------------------------------------------------------ */
 /* Answers                                                            */
 
 void srv__store_error(srv *s, http_request *r, int status, const char *detail, bool from_body)
@@ -177,15 +148,28 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
     int rc = auth_load(cfg, &s->tokens, err, errlen);
     if (rc == 0)
         rc = auth_load_list(cfg->ops_tokens, "MSGSTORE_OPS_TOKENS", &s->ops_tokens, err, errlen);
+    if (rc == 0)
+        rc = jwt_keys_load(cfg, &s->jwt, err, errlen);
     if (rc) {
         srv_free(s);
         return rc;
     }
-    if (auth_count(s->tokens) == 0) {
+    if (cfg->rate_user_rps > 0 || cfg->rate_service_rps > 0) {
+        s->rl = rl_new((size_t)cfg->rate_table_size);
+        if (!s->rl) {
+            srv_free(s);
+            return MS_ERR_NOMEM;
+        }
+    }
+    s->c_rl_user = ms_counter_get("msgstore_rate_limited_total", "kind=\"user\"",
+                                  "requests refused with 429 by the rate limits, by token kind");
+    s->c_rl_service = ms_counter_get("msgstore_rate_limited_total", "kind=\"service\"",
+                                     "requests refused with 429 by the rate limits, by token kind");
+    if (auth_count(s->tokens) == 0 && !s->jwt) {
         if (cfg->profile == MS_PROFILE_PRODUCTION) {
             snprintf(err, errlen,
                      "the production profile needs API tokens: set MSGSTORE_API_TOKENS or "
-                     "MSGSTORE_API_TOKEN_FILE");
+                     "MSGSTORE_API_TOKEN_FILE (or user tokens: MSGSTORE_JWT_*)");
             srv_free(s);
             return MS_ERR_INVALID;
         }
@@ -212,7 +196,9 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
         .tls_key_file = cfg->tls_key,
         .log_json = strcmp(cfg->log_format, "json") == 0,
         .access_log = true,
-        .guard = guard,
+        .cors_origins = cfg->cors_origins,
+        .cors_max_age_s = (int)(cfg->cors_max_age_ms / 1000),
+        .guard = srv__guard,
         .guard_ctx = s,
         .on_worker_start = on_worker_start,
         .on_shutdown = on_shutdown,
@@ -228,6 +214,8 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
         rc = srv__routes_ops(s);
     if (rc == 0)
         rc = srv__routes_search(s);
+    if (rc == 0)
+        rc = srv__routes_console(s);
     if (rc) {
         if (!err[0])
             snprintf(err, errlen, "cannot set the routes up: %s", ms_err_str(rc));
@@ -310,6 +298,8 @@ void srv_free(srv *s)
     http_server_free(s->http);
     auth_free(s->tokens);
     auth_free(s->ops_tokens);
+    jwt_keys_free(s->jwt);
+    rl_free(s->rl);
     store_free(s->health.store);
     pthread_mutex_destroy(&s->health.mu);
     pthread_cond_destroy(&s->health.cv);

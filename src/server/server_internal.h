@@ -4,8 +4,13 @@
 #ifndef MS_SERVER_SERVER_INTERNAL_H
 #define MS_SERVER_SERVER_INTERNAL_H
 
+#include "core/metrics.h"
 #include "server/auth.h"
+#include "server/jwt.h"
+#include "server/ratelimit.h"
 #include "server/server.h"
+
+#include <msgstore/id.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -38,13 +43,33 @@ typedef struct srv__health {
     bool ready_inflight;  /* a check for /health/ready is running */
 } srv__health;
 
+/* Who makes a request (http_request_user); NULL on an open API. */
+typedef enum srv__caller_kind {
+    SRV_CALLER_SERVICE = 1, /* a service token: every right */
+    SRV_CALLER_USER = 2,    /* a user token (JWT): its claims */
+} srv__caller_kind;
+
+typedef struct srv__caller {
+    srv__caller_kind kind;
+    int token;  /* service: the token's index */
+    ms_xid sub; /* user: the user id */
+    int64_t exp;
+    unsigned scope; /* JWT_SCOPE_* */
+    bool all_channels;
+    const ms_xid *channels;
+    size_t nchannels;
+} srv__caller;
+
 struct srv {
     ms_config cfg;
     store *st;
     http_server *http;
     auth_tokens *tokens;
     auth_tokens *ops_tokens; /* MSGSTORE_OPS_TOKENS: /health and /metrics only */
-    bool open_api;           /* no token configured: /v1 is open (not in production) */
+    jwt_keys *jwt;           /* NULL: user tokens off */
+    rl_table *rl;            /* NULL: no rate limit */
+    ms_counter *c_rl_user, *c_rl_service;
+    bool open_api; /* no token configured: /v1 is open (not in production) */
     srv_commit_hook_fn hook;
     void *hook_ctx;
     http_worker_hook_fn x_start, x_shutdown, x_stop;
@@ -111,11 +136,22 @@ int srv__routes_messages(srv *s);
 int srv__routes_other(srv *s);
 int srv__routes_ops(srv *s);
 int srv__routes_search(srv *s);
+int srv__routes_console(srv *s);
 
 /* health.c */
 int srv__health_start(srv *s);
 void srv__health_stop(srv *s);
 
 uint64_t srv__unix_ms(void);
+
+/* access.c: the guard of every route with flags (service and user tokens, rate limits). */
+int srv__guard(http_request *r, unsigned flags, void *ctx);
+/* The caller of a request; NULL when the API is open. */
+const srv__caller *srv__caller_of(const http_request *r);
+/* True when c may act on channel (service tokens and NULL: always). */
+bool srv__caller_channel_ok(const srv__caller *c, ms_xid channel);
+/* The format of channel and user ids. */
+ms_id_format srv__id_format(const srv *s);
+int64_t srv__unix_s(void);
 
 #endif

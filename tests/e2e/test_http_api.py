@@ -930,6 +930,18 @@ def test_realtime_typing_and_presence(ctx):
     c.close()
 
 
+def test_console_page(ctx):
+    """/console: one page from the binary, public, loading nothing from elsewhere."""
+    r = Client(ctx["srv"].port, token=None).get("/console")
+    check(r.status == 200, "console served without a token", r)
+    check(r.headers["content-type"].startswith("text/html"), "HTML", r.headers)
+    page = r.body.decode()
+    check("EventSource" in page and "access_token" in page, "the page subscribes with SSE")
+    check("http://" not in page.replace("http://www.w3.org", "") and "https://" not in page,
+          "nothing fetched from another origin")
+    check("connect-src 'self'" in r.headers.get("content-security-policy", ""), "CSP", r.headers)
+
+
 def test_zz_every_documented_operation_exercised(ctx):
     if os.environ.get("E2E_ONLY"):
         return
