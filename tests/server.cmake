@@ -63,3 +63,9 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
   set_tests_properties(e2e_console_browser PROPERTIES LABELS e2e TIMEOUT 300
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
+
+# User tokens and rate-limit buckets, without a server.
+if(TARGET msgstore_server)
+  ms_add_test(test_jwt SOURCES unit/test_jwt.c LIBS msgstore_server LABELS unit)
+  ms_add_test(test_ratelimit SOURCES unit/test_ratelimit.c LIBS msgstore_server LABELS unit)
+endif()
