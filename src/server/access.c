@@ -26,13 +26,14 @@
 #include <time.h>
 
 enum {
-    A_READ = 1,         /* needs scope read */
-    A_WRITE = 2,        /* needs scope write */
-    A_QUERY_TOKEN = 4,  /* ?access_token= accepted (EventSource, browser WebSocket) */
-    A_OWN_MESSAGE = 8,  /* the message's sender must be the sub */
-    A_PATH_USER = 16,   /* path {user_id} must be the sub */
-    A_BODY_SENDER = 32, /* body sender_id: filled from or checked against the sub */
-    A_BODY_USER = 64,   /* body user_id: the same */
+    A_READ = 1,             /* needs scope read */
+    A_WRITE = 2,            /* needs scope write */
+    A_QUERY_TOKEN = 4,      /* ?access_token= accepted (EventSource, browser WebSocket) */
+    A_OWN_MESSAGE = 8,      /* the message's sender must be the sub */
+    A_PATH_USER = 16,       /* path {user_id} must be the sub */
+    A_BODY_SENDER = 32,     /* body sender_id: filled from or checked against the sub */
+    A_BODY_USER = 64,       /* body user_id: the same */
+    A_QUERY_CHANNELS = 128, /* ?channels=ID,ID...: each must be in the claims */
 };
 
 #define CH   "/v1/channels/{channel_id}"
@@ -64,6 +65,7 @@ static const struct {
     {HTTP_POST, CH "/typing", A_WRITE | A_BODY_USER},
     {HTTP_GET, CH "/presence", A_READ},
     {HTTP_GET, CH "/search", A_READ},
+    {HTTP_GET, "/v1/search", A_READ | A_QUERY_CHANNELS},
 };
 
 /* Rights of a route for user tokens; -1: service token only. */
@@ -263,6 +265,19 @@ static int authorize_user(srv *s, http_request *r, const srv__caller *c)
     if (p && parse_id(s, p, len, &channel) == 0 && !srv__caller_channel_ok(c, channel)) {
         refuse_403(r, "%s", "the token does not cover this channel (channels claim)");
         return -1;
+    }
+    if (rights & A_QUERY_CHANNELS) {
+        /* every id the handler will accept must be covered; what it refuses is its 400 */
+        const char *q = http_request_query(r, "channels");
+        for (const char *e; q && *q; q = *e ? e + 1 : e) {
+            e = q + strcspn(q, ",");
+            ms_xid ch;
+            if (parse_id(s, q, (size_t)(e - q), &ch) == 0 && !srv__caller_channel_ok(c, ch)) {
+                refuse_403(r, "%s",
+                           "the token does not cover every channel asked (channels claim)");
+                return -1;
+            }
+        }
     }
     if (rights & A_PATH_USER) {
         ms_xid u;

@@ -215,6 +215,20 @@ def test_service_only_routes(ctx):
     expect(c.get("/v1/channels/%s/pins" % ch), 200)
 
 
+def test_search_within_claims(ctx):
+    ch, other_ch, me = new_id(), new_id(), new_id()
+    svc = ctx["c"]
+    expect(svc.post(msgs(ch), {"content": "needle in mine", "sender_id": me}), 201)
+    expect(svc.post(msgs(other_ch), {"content": "needle in theirs", "sender_id": me}), 201)
+    c = user_client(ctx["srv"], hs256(claims(me, [ch])))
+    r = expect(c.get("/v1/channels/%s/search?q=needle" % ch), 200)
+    check(len(r["hits"]) == 1, "its channel is searched", r)
+    expect(c.get("/v1/channels/%s/search?q=needle" % other_ch), 403, "forbidden")
+    r = expect(c.get("/v1/search?q=needle&channels=%s" % ch), 200)
+    check(len(r["hits"]) == 1, "across its channels", r)
+    expect(c.get("/v1/search?q=needle&channels=%s,%s" % (ch, other_ch)), 403, "forbidden")
+
+
 def test_scope(ctx):
     ch, me = new_id(), new_id()
     ro = user_client(ctx["srv"], hs256(claims(me, [ch], scope="read")))
