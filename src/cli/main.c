@@ -20,6 +20,8 @@ static const command commands[] = {
     {"serve", cmd_serve, "serve the HTTP/JSON API until SIGTERM (--help lists the settings)"},
     {"health", cmd_health,
      "check a running instance (/health/ready) or the database; exit 0 if ready"},
+    {"backup", cmd_backup, "copy the SQLite store to a file while it serves (--to FILE)"},
+    {"restore", cmd_restore, "put a backup back as the SQLite store (--from FILE)"},
 };
 
 static void usage(FILE *out)

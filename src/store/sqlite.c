@@ -30,6 +30,7 @@ typedef struct sq_backend {
     sq_conn *readers;
     int nreaders;
     int batch_max;
+    int hold_fd; /* the file's in-use lock (store__sq_hold), -1 when none */
     pthread_t wthread;
     pthread_t *rthreads;
     int nrthreads; /* started */
@@ -351,6 +352,8 @@ static void sq_close(store_backend *base)
     store__sq_conn_close(&b->writer);
     store__queue_destroy(&b->rq);
     store__queue_destroy(&b->wq);
+    if (b->hold_fd >= 0)
+        close(b->hold_fd);
     free(b->readers);
     free(b->rthreads);
     free(b);
@@ -386,6 +389,7 @@ int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
     b->base.s = s;
     b->batch_max = opt->sqlite_batch_max;
     b->nreaders = opt->sqlite_readers;
+    b->hold_fd = -1;
     store__queue_init(&b->wq);
     store__queue_init(&b->rq);
     b->readers = calloc((size_t)b->nreaders, sizeof *b->readers);
@@ -397,6 +401,9 @@ int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
         goto fail;
     }
     rc = store__sq_open_db(cfg->sqlite_path, !opt->no_migrate, &b->writer.db, err, errlen);
+    if (rc)
+        goto fail;
+    rc = store__sq_hold(cfg->sqlite_path, &b->hold_fd, err, errlen);
     if (rc)
         goto fail;
     if (opt->no_migrate) {

@@ -155,6 +155,14 @@ int store__sq_migrate_db(sqlite3 *db, store_migrate_progress_fn progress, void *
 int store__sq_schema_version(sqlite3 *db);
 
 /*
+ * Marks the store at path in use for as long as *fd stays open (a shared
+ * flock; sqlite_backup.c): `msgstore restore` refuses a file so
+ * held. The flock is on PATH-lock, a file of its own. Fails with MS_ERR_UNAVAILABLE while a restore
+ * holds it, MS_ERR_IO.
+ */
+int store__sq_hold(const char *path, int *fd, char *err, size_t errlen);
+
+/*
  * Returns statement id reset and with its bindings cleared, preparing it on
  * first use, and counts one query. NULL when preparing failed.
  */
