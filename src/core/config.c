@@ -89,6 +89,8 @@ static const opt opts[] = {
      false, "check that a node's certificate names the address connected to"},
     {"SCYLLA_POOL_SIZE", T_INT, F(scylla_pool_size), 1, 64, NULL, D("1"), false,
      "connections per host (per shard on ScyllaDB) and per worker thread"},
+    {"SCYLLA_MAX_IN_FLIGHT", T_INT, F(scylla_max_in_flight), 1, 1000000, NULL, D("4096"), false,
+     "store operations in flight at once on the ScyllaDB backend; past it, 503 with Retry-After"},
     {"SCYLLA_PREPARED_CACHE_SIZE", T_INT, F(scylla_prepared_cache_size), 1, 1000000, NULL,
      D("1000"), false, "prepared statements kept (LRU)"},
     {"SCYLLA_RETRY_MAX_ATTEMPTS", T_INT, F(scylla_retry_max_attempts), 1, 100, NULL, D("3"), false,

@@ -67,7 +67,8 @@ typedef struct ms_config {
     char scylla_ssl_certfile[MS_CONFIG_STR];
     char scylla_ssl_keyfile[MS_CONFIG_STR];
     bool scylla_ssl_verify_hostname;
-    int scylla_pool_size; /* connections per host (per shard) */
+    int scylla_pool_size;     /* connections per host (per shard) */
+    int scylla_max_in_flight; /* store operations in flight (all worker loops) */
     int scylla_prepared_cache_size;
     int scylla_retry_max_attempts;
     int64_t scylla_retry_base_delay_ms;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Each statement's kind and text ("@." stands for the keyspace). */
 const sc_stmt_def sc_stmt[SC_NSTMT] = {
@@ -34,14 +35,198 @@ cql_values *sc_vals(sc_conn *c)
     return &c->v;
 }
 
+/* ------------------------------------------------------------------ requests */
+
+/*
+ * Every request goes through sc_exec / sc_exec_batch / exec_prepare. On a
+ * loop (c->task: the operation's coroutine) they submit the request to the
+ * loop's session and yield; the request's callback resumes the coroutine.
+ * On a blocking connection (c->db: the counter repair's thread) they wait
+ * in cql_sync.
+ */
+
+static void on_result(cql_result *res, const cql_status *st, void *ud)
+{
+    sc_task *t = ud;
+    t->st = *st;
+    t->res = res ? cql_result_keep(res) : NULL;
+    t->ready = true;
+    sc_task_resume(t);
+}
+
+static void on_prepared(cql_prepared *p, const cql_status *st, void *ud)
+{
+    sc_task *t = ud;
+    t->st = *st;
+    t->prep = p;
+    t->ready = true;
+    sc_task_resume(t);
+}
+
+/* Yields until the request submitted by t completes (rc: what the submit returned). */
+static int wait_task(sc_task *t, int rc, cql_status *st)
+{
+    if (rc < 0) {
+        memset(st, 0, sizeof *st);
+        st->code = rc;
+        snprintf(st->message, sizeof st->message, "the request was refused: %s", ms_err_str(rc));
+        return rc;
+    }
+    while (!t->ready)
+        ms_coro_yield(t->co);
+    *st = t->st;
+    return st->code;
+}
+
+static int exec_prepare(sc_conn *c, const char *query, cql_prepared **out, cql_status *st)
+{
+    *out = NULL;
+    if (c->db)
+        return cql_sync_prepare(c->db, query, out, st) != 0 ? (st->code ? st->code : -1) : 0;
+    sc_task *t = c->task;
+    t->ready = false;
+    t->prep = NULL;
+    int rc = wait_task(
+        t, c->lp->sess ? cql_session_prepare(c->lp->sess, query, on_prepared, t) : MS_ERR_SHUTDOWN,
+        st);
+    *out = t->prep;
+    t->prep = NULL;
+    if (rc == 0 && !*out)
+        rc = st->code = MS_ERR_INTERNAL;
+    return rc;
+}
+
+int sc_exec(sc_conn *c, const cql_statement *s, cql_result **res, cql_status *st)
+{
+    cql_result *r = NULL;
+    int rc;
+    if (c->db) {
+        rc = cql_sync_execute(c->db, s, &r, st);
+        if (rc == 0)
+            rc = st->code;
+    } else {
+        sc_task *t = c->task;
+        t->ready = false;
+        t->res = NULL;
+        rc = wait_task(
+            t, c->lp->sess ? cql_session_execute(c->lp->sess, s, on_result, t) : MS_ERR_SHUTDOWN,
+            st);
+        r = t->res;
+        t->res = NULL;
+    }
+    if (rc != 0 || !res) {
+        cql_result_destroy(r);
+        r = NULL;
+    }
+    if (res)
+        *res = r;
+    return rc;
+}
+
+typedef struct sc_wait {
+    bool done;
+    cql_status st;
+    cql_result *res;
+} sc_wait;
+
+static void on_batch(cql_result *res, const cql_status *st, void *ud)
+{
+    sc_wait *w = ud;
+    w->st = *st;
+    w->res = res ? cql_result_keep(res) : NULL;
+    w->done = true;
+}
+
+int sc_exec_batch(sc_conn *c, const cql_batch_request *br, cql_result **res, cql_status *st)
+{
+    cql_result *r = NULL;
+    int rc;
+    if (c->db) {
+        sc_wait w = {0};
+        rc = cql_session_batch(cql_sync_session(c->db), br, on_batch, &w);
+        if (rc == 0) {
+            while (!w.done)
+                cql_sync_run_for(c->db, 1);
+            *st = w.st;
+            rc = st->code;
+            r = w.res;
+        } else {
+            memset(st, 0, sizeof *st);
+            st->code = rc;
+            snprintf(st->message, sizeof st->message, "the batch was refused");
+        }
+    } else {
+        sc_task *t = c->task;
+        t->ready = false;
+        t->res = NULL;
+        rc = wait_task(
+            t, c->lp->sess ? cql_session_batch(c->lp->sess, br, on_result, t) : MS_ERR_SHUTDOWN,
+            st);
+        r = t->res;
+        t->res = NULL;
+    }
+    if (rc != 0 || !res) {
+        cql_result_destroy(r);
+        r = NULL;
+    }
+    if (res)
+        *res = r;
+    return rc;
+}
+
+static void on_sleep_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_sleep(uv_timer_t *tm)
+{
+    sc_task *t = tm->data;
+    uv_close((uv_handle_t *)tm, on_sleep_closed);
+    t->ready = true;
+    sc_task_resume(t);
+}
+
+void sc_sleep(sc_conn *c, int64_t ms)
+{
+    if (c->db || !c->task) {
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    uv_timer_t *tm = malloc(sizeof *tm);
+    if (!tm || uv_timer_init(c->lp->loop, tm) != 0) {
+        free(tm);
+        return;
+    }
+    sc_task *t = c->task;
+    tm->data = t;
+    t->ready = false;
+    uv_timer_start(tm, on_sleep, (uint64_t)ms, 0);
+    while (!t->ready)
+        ms_coro_yield(t->co);
+}
+
+cql_session *sc_session(sc_conn *c)
+{
+    return c->db ? cql_sync_session(c->db) : c->lp->sess;
+}
+
 /* Prepares statement id on c's session once. */
 int sc_prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what)
 {
+    if (c->ps[id])
+        return 0;
     cql_status st;
-    if (!c->ps[id] && cql_sync_prepare(c->db, c->b->sql[id], &c->ps[id], &st) != 0) {
-        c->ps[id] = NULL;
+    cql_prepared *p = NULL;
+    if (exec_prepare(c, c->b->sql[id], &p, &st) != 0) {
+        cql_prepared_release(p);
         return sc_fail(op, &st, what);
     }
+    if (c->ps[id]) /* another operation of this session prepared it meanwhile */
+        cql_prepared_release(p);
+    else
+        c->ps[id] = p;
     return 0;
 }
 
@@ -114,10 +299,8 @@ int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result
         return store__op_fail(op, MS_ERR_TIMEOUT, "%s: timed out (injected fault)", what);
     c->queries++;
     cql_result *r = NULL;
-    if (cql_sync_execute(c->db, &s, &r, &st) != 0 || st.code != 0) {
-        cql_result_destroy(r);
+    if (sc_exec(c, &s, &r, &st) != 0)
         return sc_fail(op, &st, what);
-    }
     if (fault) {
         cql_result_destroy(r);
         return store__op_fail(op, MS_ERR_TIMEOUT, "%s: timed out (injected fault, applied)", what);
@@ -190,20 +373,6 @@ const char *sc_col_text(cql_result *r, int col, store_result_hdr *res, size_t *l
     return store__res_text(res, s.ptr ? s.ptr : "", s.len, len, oom);
 }
 
-typedef struct sc_wait {
-    bool done;
-    cql_status st;
-    cql_result *res;
-} sc_wait;
-
-static void on_batch(cql_result *res, const cql_status *st, void *ud)
-{
-    sc_wait *w = ud;
-    w->st = *st;
-    w->res = res ? cql_result_keep(res) : NULL;
-    w->done = true;
-}
-
 /*
  * Runs the statements ids[0..n) with the values c->bv[k] as one conditional
  * batch (a lightweight transaction over one partition); *res receives its
@@ -234,17 +403,9 @@ int sc_lwt_batch(sc_conn *c, store_op *op, const sc_stmt_id *ids, size_t n, cons
     br.serial_consistency = (int)cfg->scylla_serial_consistency;
     br.idempotent = false;
     c->queries++;
-    sc_wait w = {0};
-    int rc = cql_session_batch(cql_sync_session(c->db), &br, on_batch, &w);
-    if (rc < 0)
-        return store__op_fail(op, rc, "%s: the batch was refused", what);
-    while (!w.done)
-        cql_sync_run_for(c->db, 1);
-    if (w.st.code) {
-        cql_result_destroy(w.res);
-        return sc_fail(op, &w.st, what);
-    }
-    *res = w.res;
+    cql_status cs;
+    if (sc_exec_batch(c, &br, res, &cs) != 0)
+        return sc_fail(op, &cs, what);
     return 0;
 }
 

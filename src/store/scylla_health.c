@@ -18,11 +18,9 @@
  * just met. Which worker runs the check is not chosen: the host view is that
  * session's, which sent the check's requests a moment ago.
  */
-#include "store_internal.h"
+#include "scylla_internal.h"
 
 #if defined(MSGSTORE_HAVE_CQL_SESSION)
-
-#include "msgstore/cql.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -35,7 +33,7 @@
 #define MAX_VERSIONS       16
 
 typedef struct hc {
-    cql_sync *db;
+    sc_conn *sc;
     store_op *op;
     store_health_result *h;
     uint32_t *queries;
@@ -66,7 +64,7 @@ static cql_result *run(hc *c, const char *query, const char *text, int cl, const
     cql_status st;
     memset(&st, 0, sizeof st);
     (*c->queries)++;
-    int rc = cql_values_error(&v) ? MS_ERR_NOMEM : cql_sync_execute(c->db, &s, &r, &st);
+    int rc = cql_values_error(&v) ? MS_ERR_NOMEM : sc_exec(c->sc, &s, &r, &st);
     cql_values_free(&v);
     if (rc != 0 || st.code != 0) {
         cql_result_destroy(r);
@@ -266,7 +264,7 @@ static void fill_hosts(hc *c, const cql_host_info *hi, size_t n)
                               first_open);
 }
 
-void store__scylla_health(struct cql_sync *db, store_op *op, uint32_t *queries)
+void sc_health(sc_conn *sc, store_op *op)
 {
     uint64_t t0 = uv_hrtime();
     store_health_result *h = store__health_result(op, MS_BACKEND_SCYLLA);
@@ -276,7 +274,7 @@ void store__scylla_health(struct cql_sync *db, store_op *op, uint32_t *queries)
     h->keyspace = store__health_str(h, cfg->scylla_keyspace, strlen(cfg->scylla_keyspace));
     h->local_dc = "";
     h->breaker = "open";
-    hc c = {.db = db, .op = op, .h = h, .queries = queries, .cfg = cfg};
+    hc c = {.sc = sc, .op = op, .h = h, .queries = &sc->queries, .cfg = cfg};
     read_keyspace(&c);
     read_tables(&c);
     read_version(&c);
@@ -286,13 +284,13 @@ void store__scylla_health(struct cql_sync *db, store_op *op, uint32_t *queries)
         store__op_fail(op, MS_ERR_NOMEM, "out of memory");
         return;
     }
-    cql_session *s = cql_sync_session(db);
-    size_t n = cql_session_hosts(s, hi, MAX_HOSTS);
+    cql_session *s = sc_session(sc);
+    size_t n = s ? cql_session_hosts(s, hi, MAX_HOSTS) : 0;
     if (n > MAX_HOSTS)
         n = MAX_HOSTS;
     read_agreement(&c, hi, n);
     /* again: the state after every request of the check */
-    n = cql_session_hosts(s, hi, MAX_HOSTS);
+    n = s ? cql_session_hosts(s, hi, MAX_HOSTS) : 0;
     if (n > MAX_HOSTS)
         n = MAX_HOSTS;
     fill_hosts(&c, hi, n);

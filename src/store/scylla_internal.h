@@ -40,6 +40,7 @@
 
 #include "msgstore/cql.h"
 #include "core/metrics.h"
+#include "coro.h"
 
 #define BUCKET_CHUNK 32 /* buckets read per bucket-list query and per IN query */
 
@@ -247,10 +248,21 @@ typedef struct rp_note {
     uint64_t failure_id; /* a snowflake of the failure's time */
 } rp_note;
 
+typedef struct sc_loop sc_loop;
+typedef struct sc_task sc_task;
+
+/*
+ * What an operation's statements run on: either a loop's session (lp, with
+ * the coroutine of the operation: task) or a blocking session (db: the
+ * counter repair's thread). Values are the operation's own.
+ */
 typedef struct sc_conn {
     sc_backend *b;
-    cql_sync *db;
-    cql_prepared *ps[SC_NSTMT];
+    cql_sync *db;      /* blocking; NULL on a loop */
+    sc_loop *lp;       /* the loop whose session runs the statements */
+    sc_task *task;     /* the operation's coroutine (on a loop) */
+    cql_prepared **ps; /* prepared statements of the session: lp->ps or own_ps */
+    cql_prepared *own_ps[SC_NSTMT];
     bool repair;      /* the counter repair's session: never takes injected faults */
     uint32_t queries; /* requests sent for the current op */
     unsigned up_seen; /* b->hosts_up when this session last caught up */
@@ -258,16 +270,79 @@ typedef struct sc_conn {
     cql_values bv[3]; /* the statements of the insert batch */
 } sc_conn;
 
+/* One operation in flight on a loop: its coroutine and what it waits for. */
+struct sc_task {
+    sc_conn c;
+    ms_coro *co;
+    store_op *op;
+    bool ready; /* the awaited request completed */
+    cql_status st;
+    cql_result *res;
+    cql_prepared *prep;
+    sc_task *next; /* idle list, ready list */
+};
+
+/*
+ * A loop's share of the backend: its CQL session (created on the loop's
+ * first operation; again after a failed connect), the statements prepared on
+ * it, the operations in flight. Touched only on the loop's thread.
+ */
+struct sc_loop {
+    sc_backend *b;
+    uv_loop_t *loop;
+    cql_session *sess;
+    bool failed;      /* the session could not connect: ops fail fast until retry_at */
+    int64_t retry_at; /* monotonic ms */
+    char error[256];  /* why it failed */
+    cql_prepared *ps[SC_NSTMT];
+    size_t inflight;  /* operations running */
+    uv_idle_t resume; /* resumes the ready tasks right after the callbacks that woke them */
+    uv_async_t poke;  /* another session saw a host come back: reconnect now */
+    int handles;      /* open handles (resume, poke): freed when both closed */
+    sc_task *ready, *ready_tail; /* tasks whose awaited request completed */
+    sc_task *idle;               /* finished tasks kept for the next operations */
+    size_t nidle;
+    unsigned up_seen; /* b->hosts_up when this session last caught up */
+    bool sess_closed; /* no session, or its close completed */
+    bool detached;    /* the loop goes away: close when idle */
+    bool freeing;
+    sc_loop *prev, *next; /* b->loops */
+};
+
 /* Channels known to have a metadata row (skips the IF NOT EXISTS on inserts). */
 #define KNOWN_SLOTS 65536
 
 struct sc_backend {
     store_backend base;
     const ms_config *cfg;
-    store__queue q; /* operations for the workers */
-    int nthreads, started;
-    pthread_t *threads;
-    sc_conn *conns;
+    int64_t close_ms; /* bound on store_close (MSGSTORE_SHUTDOWN_TIMEOUT, at most 10 s) */
+    bool no_migrate;  /* store_options.no_migrate: check the schema, do not migrate */
+    int inflight_max; /* operations in flight over all loops (SCYLLA_MAX_IN_FLIGHT) */
+    _Atomic int inflight;
+    ms_gauge *m_inflight;
+    pthread_mutex_t loops_mu;
+    sc_loop *loops; /* every loop with a session (including the private one) */
+
+    /* the schema: checked (or migrated) at open, or by the bootstrap thread once the
+       cluster appears; operations fail with MS_ERR_UNAVAILABLE until then */
+    _Atomic bool schema_ok;
+    pthread_mutex_t boot_mu;
+    char boot_error[256];
+    bool boot_started;
+    pthread_t boot_thread;
+
+    /* the *_sync calls: a private loop on its own thread */
+    store__queue sq;
+    uv_loop_t sloop;
+    uv_async_t sasync;
+    sc_loop *slp;
+    bool sthread_started;
+    pthread_t sthread;
+    _Atomic bool stop; /* store_close began */
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    int threads_done; /* of the private-loop, bootstrap and repair threads */
+
     char *sql[SC_NSTMT]; /* statement texts with the keyspace filled in */
     pthread_mutex_t known_mu;
     uint64_t *known; /* open addressing, 0 = empty */
@@ -338,6 +413,23 @@ int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result
 int sc_lwt_batch(sc_conn *c, store_op *op, const sc_stmt_id *ids, size_t n, const char *what,
                  cql_result **res);
 
+/*
+ * One request on c's session (see scylla_cql.c): on a loop it yields until
+ * the answer. 0, or the error's code with st set. *res (may be NULL) gets the
+ * result on success (cql_result_destroy).
+ */
+int sc_exec(sc_conn *c, const cql_statement *s, cql_result **res, cql_status *st);
+int sc_exec_batch(sc_conn *c, const cql_batch_request *br, cql_result **res, cql_status *st);
+
+/* Waits ms without blocking c's loop (on a loop: a timer). */
+void sc_sleep(sc_conn *c, int64_t ms);
+
+/* c's session. */
+cql_session *sc_session(sc_conn *c);
+
+/* On t's loop: resumes t's coroutine after what it awaited completed (scylla.c). */
+void sc_task_resume(sc_task *t);
+
 /* Binds a channel or user id (the one place that knows its CQL type). */
 void sc_bind_id(cql_values *v, uint64_t id);
 
@@ -406,11 +498,25 @@ bool sc_maybe_applied(int code);
 void sc_note_failure(sc_conn *c, store_op *op, int kind, uint64_t ch, int64_t id,
                      const char *emoji);
 
+/* The counter repair's blocking session, connected on first use. 0, or a code with detail. */
+int sc_repair_connect(sc_backend *b, char *detail, size_t dlen);
+
 /* One repair pass (store_repair_counts_sync). */
 int sc_repair(store_backend *base, store_repair_report *rep, char *detail, size_t dlen);
 
 /* The background repair thread. */
 void *sc_repair_main(void *arg);
+
+/* ---- health: scylla_health.c ---- */
+
+/* store_health on c's session: sets op's result. */
+void sc_health(sc_conn *c, store_op *op);
+
+/* ---- migrations: scylla_migrate.c ---- */
+
+/* store__scylla_migrate; *unreachable: no contact point could be reached. */
+int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
+               char *err, size_t errlen, bool *unreachable);
 
 /* ---- the operations (store.h's table): sc_op_<label> ---- */
 

@@ -252,7 +252,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         br.idempotent = true;
         cql_status cs;
         c->queries++;
-        if (cql_sync_batch(c->db, &br, &cs) != 0 || cs.code != 0) {
+        if (sc_exec_batch(c, &br, NULL, &cs) != 0) {
             sc_fail(op, &cs, "writing the message");
             goto uncounted;
         }
@@ -297,8 +297,7 @@ static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
             return op->status;
         op->status = 0;
         op->detail[0] = '\0';
-        struct timespec ts = {0, 25 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        sc_sleep(c, 25);
     }
     if (ch != op->req.insert.channel_id)
         return store__op_fail(op, MS_ERR_UNAVAILABLE,

@@ -295,8 +295,7 @@ int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_
             return 0;
         }
         /* the pins moved under us: read them again, after a short random pause */
-        struct timespec ts = {0, (long)(1 + (uv_hrtime() % 4)) * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        sc_sleep(c, (int64_t)(1 + uv_hrtime() % 4));
     }
     return store__op_fail(op, MS_ERR_UNAVAILABLE,
                           "the pins of channel %" PRIu64 " keep changing; retry", ch);

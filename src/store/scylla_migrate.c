@@ -175,6 +175,13 @@ static int cql_apply(void *ctx, const store_migration *m, const char *sum, char 
 int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx,
                           int *applied, char *err, size_t errlen)
 {
+    bool unreachable = false;
+    return sc_migrate(cfg, progress, ctx, applied, err, errlen, &unreachable);
+}
+
+int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
+               char *err, size_t errlen, bool *unreachable)
+{
     if (applied)
         *applied = 0;
     if (!sc_valid_name(cfg->scylla_keyspace, 48)) {
@@ -190,8 +197,10 @@ int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progre
     cql_status st;
     cql_sync *db = NULL;
     sc_options(&o, cfg, false);
+    *unreachable = false;
     if (cql_sync_connect(&o, &db, &st) != 0 || !db) {
         snprintf(err, errlen, "cannot connect to %s: %s", cfg->scylla_contact_points, st.message);
+        *unreachable = st.code != MS_ERR_UNAUTHORIZED && st.code != MS_ERR_INVALID;
         return st.code ? st.code : MS_ERR_UNAVAILABLE;
     }
     /* ScyllaDB: counters and LWT need a keyspace without tablets. */

@@ -450,11 +450,30 @@ out:
     return rc;
 }
 
+int sc_repair_connect(sc_backend *b, char *detail, size_t dlen)
+{
+    if (b->rconn.db)
+        return 0;
+    cql_options o;
+    sc_options(&o, b->cfg, false);
+    cql_status st;
+    if (cql_sync_connect(&o, &b->rconn.db, &st) != 0 || !b->rconn.db) {
+        b->rconn.db = NULL;
+        snprintf(detail, dlen, "counter repair: cannot connect to %s: %s",
+                 b->cfg->scylla_contact_points, st.message);
+        return st.code ? st.code : MS_ERR_UNAVAILABLE;
+    }
+    b->rconn.up_seen = atomic_load(&b->hosts_up);
+    return 0;
+}
+
 int sc_repair(store_backend *base, store_repair_report *rep, char *detail, size_t dlen)
 {
     sc_backend *b = (sc_backend *)base;
     pthread_mutex_lock(&b->rmu);
-    int rc = rp_pass(b, rep, detail, dlen);
+    int rc = sc_repair_connect(b, detail, dlen);
+    if (rc == 0)
+        rc = rp_pass(b, rep, detail, dlen);
     pthread_mutex_unlock(&b->rmu);
     return rc;
 }
@@ -493,8 +512,10 @@ void *sc_repair_main(void *arg)
         if (sc_mono_ms() < due) {
             /* a pass run by someone else (sc_repair) runs the session meanwhile */
             if (pthread_mutex_trylock(&b->rmu) == 0) {
-                sc_catch_up(&b->rconn);
-                cql_sync_run_for(b->rconn.db, 0);
+                if (b->rconn.db) {
+                    sc_catch_up(&b->rconn);
+                    cql_sync_run_for(b->rconn.db, 0);
+                }
                 pthread_mutex_unlock(&b->rmu);
             }
             continue;

@@ -26,6 +26,7 @@ struct store__binding {
     store *s;
     store__queue answers; /* answers waiting for the loop */
     size_t inflight;      /* ops started on this loop and not yet answered (loop thread) */
+    void *bdata;          /* the backend's state for this loop (loop thread) */
     bool detaching;       /* loop thread */
     bool closing;         /* loop thread */
 };
@@ -366,8 +367,21 @@ void store_loop_detach(store *s, uv_loop_t *loop)
     pthread_mutex_unlock(&s->bind_mu);
     if (!b)
         return;
+    if (b->bdata && s->be->vt->detach)
+        s->be->vt->detach(s->be, loop, b->bdata);
+    b->bdata = NULL;
     b->detaching = true;
     maybe_close_binding(b);
+}
+
+uv_loop_t *store__op_loop(const store_op *op)
+{
+    return op->lb ? op->lb->loop : NULL;
+}
+
+void **store__op_loop_data(store_op *op)
+{
+    return op->lb ? &op->lb->bdata : NULL;
 }
 
 /* ------------------------------------------------------------------ completion */

@@ -128,6 +128,11 @@ typedef struct store_backend_vtbl {
     void (*stats)(store_backend *b, store_stats *out);
     /* One counter repair pass (may be NULL: nothing to repair). 0 or a code with detail. */
     int (*repair)(store_backend *b, store_repair_report *out, char *detail, size_t dlen);
+    /*
+     * The loop goes away (store_loop_detach, on its thread): data is what the
+     * backend kept in store__op_loop_data for it. May be NULL.
+     */
+    void (*detach)(store_backend *b, uv_loop_t *loop, void *data);
     /* Test fault injection (may be NULL: MS_ERR_UNPROCESSABLE). */
     int (*inject)(store_backend *b, store_fault fault, int times);
 } store_backend_vtbl;
@@ -223,6 +228,15 @@ void store__op_done(store_op *op);
 int store__op_fail(store_op *op, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The loop an async op was called from (its answer goes there); NULL for a _sync call. */
+uv_loop_t *store__op_loop(const store_op *op);
+
+/*
+ * The backend's slot for state of op's loop (NULL for a _sync call): read
+ * and written on that loop's thread only; handed back to vtbl.detach.
+ */
+void **store__op_loop_data(store_op *op);
+
 /* True for operations that write. */
 bool store__op_is_write(store_op_kind kind);
 
@@ -291,13 +305,6 @@ void store__health_problem(store_health_result *h, const char *fmt, ...)
 
 /* Copies a string into h's arena ("" for NULL or out of memory). */
 const char *store__health_str(store_health_result *h, const char *s, size_t len);
-
-/*
- * The ScyllaDB backend's health check on a worker's session `db` (a
- * cql_sync). Sets op's result; *queries counts the requests sent.
- */
-struct cql_sync;
-void store__scylla_health(struct cql_sync *db, store_op *op, uint32_t *queries);
 
 /* ---- search queries and excerpts: search_query.c ---- */
 
