@@ -168,8 +168,10 @@ static const opt opts[] = {
      "PEM certificate for serving HTTPS (empty: plain HTTP)"},
     {"MSGSTORE_TLS_KEY", T_STR, F(tls_key), 0, 0, NULL, D(""), false,
      "PEM key for MSGSTORE_TLS_CERT"},
-    {"MSGSTORE_REDIS_URL", T_STR, F(redis_url), 0, 0, NULL, D(""), false,
-     "redis://host:port of the Redis that carries events between instances (empty: one instance)"},
+    {"MSGSTORE_REDIS_URL", T_STR, F(redis_url), 0, 0, NULL, D(""), true,
+     "redis://[[user]:password@]host[:port][/db] of the Redis that carries events between "
+     "instances (empty: one instance); AUTH with user and password, db for the typing and "
+     "presence keys; rediss:// is refused (this build's hiredis has no TLS)"},
     {"MSGSTORE_RT_QUEUE_MAX", T_INT, F(rt_queue_max), 16, 1000000, NULL, D("1024"), false,
      "events queued per real-time subscriber; a subscriber that falls further behind gets a "
      "resync event and is closed"},

@@ -34,6 +34,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,8 @@ typedef struct out_node {
 
 struct rt_bridge {
     rt_hub *hub;
-    char host[256];
+    rt_redis_url url;
+    char host[256]; /* url.host, url.port: for messages */
     int port;
     uv_loop_t loop;
     uv_thread_t thread;
@@ -90,8 +92,8 @@ struct rt_bridge {
     pthread_mutex_t errmu;
     char err[256];
 
-    _Atomic uint64_t published, received, dropped, reconnects;
-    ms_counter *m_dropped, *m_received;
+    _Atomic uint64_t published, received, dropped, reconnects, invalid;
+    ms_counter *m_dropped, *m_received, *m_invalid;
     ms_gauge *m_up;
 };
 
@@ -110,35 +112,102 @@ const char *rt_bridge_state_name(rt_bridge_state s)
     return "unknown";
 }
 
-int rt_redis_url_parse(const char *url, char *host, size_t hostlen, int *port)
+static int hexval(char c)
 {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decodes s[0..n) into out (cap bytes, NUL-terminated); -1 when it does not fit or a
+ * %XX is malformed or decodes to NUL. */
+static int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int rt_redis_url_parse(const char *url, rt_redis_url *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+#define URL_FAIL(...)                                                                              \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        return MS_ERR_INVALID;                                                                     \
+    } while (0)
     if (!url || !*url)
-        return MS_ERR_INVALID;
+        URL_FAIL("empty");
     const char *p = url;
-    if (strncmp(p, "redis://", 8) == 0)
+    if (strncmp(p, "redis://", 8) == 0) {
         p += 8;
-    const char *end = p + strcspn(p, "/?");
-    if (end[0] == '/' && end[1] != '\0' && strcmp(end, "/0") != 0)
-        return MS_ERR_INVALID; /* a database number: pub/sub ignores it, refuse rather than mislead
-                                */
-    if (memchr(p, '@', (size_t)(end - p)))
-        return MS_ERR_INVALID; /* credentials are not supported */
+    } else if (strncmp(p, "rediss://", 9) == 0) {
+        p += 9;
+        out->tls = true;
+    } else if (strstr(p, "://")) {
+        URL_FAIL("expected redis:// or rediss://");
+    }
+    const char *end = p + strcspn(p, "/?#");
+    if (*end == '?' || *end == '#')
+        URL_FAIL("no query or fragment expected");
+    /* userinfo: everything up to the last '@' of the authority */
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *uend = colon ? colon : at;
+        if (pct_decode(p, (size_t)(uend - p), out->user, sizeof out->user) != 0)
+            URL_FAIL("bad user name");
+        if (!colon)
+            URL_FAIL("user without a password: expected redis://user:password@host");
+        if (pct_decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof out->password) !=
+                0 ||
+            !out->password[0])
+            URL_FAIL("bad or empty password (percent-encode special characters)");
+        p = at + 1;
+    }
     const char *colon = memchr(p, ':', (size_t)(end - p));
     const char *hend = colon ? colon : end;
     size_t hl = (size_t)(hend - p);
-    if (hl == 0 || hl >= hostlen)
-        return MS_ERR_INVALID;
-    memcpy(host, p, hl);
-    host[hl] = '\0';
-    *port = 6379;
+    if (hl == 0 || hl >= sizeof out->host)
+        URL_FAIL("expected a host name");
+    memcpy(out->host, p, hl);
+    out->host[hl] = '\0';
     if (colon) {
         char *e;
         long v = strtol(colon + 1, &e, 10);
         if (e != end || e == colon + 1 || v < 1 || v > 65535)
-            return MS_ERR_INVALID;
-        *port = (int)v;
+            URL_FAIL("port: expected 1 to 65535");
+        out->port = (int)v;
+    }
+    if (*end == '/' && end[1]) {
+        char *e;
+        long v = strtol(end + 1, &e, 10);
+        if (*e || e == end + 1 || end[1] == '-' || end[1] == '+' || v < 0 || v > 100000)
+            URL_FAIL("database: expected a number after the last '/'");
+        out->db = (int)v;
     }
     return 0;
+#undef URL_FAIL
 }
 
 static void set_err(rt_bridge *b, const char *what, const char *detail)
@@ -416,6 +485,33 @@ static void both_up(rt_bridge *b)
     reconcile(b);
 }
 
+static void conn_ready(rt_bridge *b, const redisAsyncContext *ac)
+{
+    if (ac == b->pub)
+        b->pub_up = true;
+    if (ac == b->sub)
+        b->sub_up = true;
+    if (b->pub_up && b->sub_up)
+        both_up(b);
+}
+
+/* The answer to AUTH or SELECT; priv is 1 for the last command of the handshake. */
+static void on_hello(redisAsyncContext *ac, void *r, void *priv)
+{
+    rt_bridge *b = ac->data;
+    redisReply *reply = r;
+    if (!reply || (ac != b->pub && ac != b->sub))
+        return; /* the connection is being freed */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "%s", reply->str ? reply->str : "error");
+        go_down(b, priv ? "redis refused SELECT or AUTH" : "redis refused AUTH", detail);
+        return;
+    }
+    if (priv)
+        conn_ready(b, ac);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     rt_bridge *b = ac->data;
@@ -428,12 +524,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         go_down(b, "connect failed", ac->errstr);
         return;
     }
-    if (ac == b->pub)
-        b->pub_up = true;
-    if (ac == b->sub)
-        b->sub_up = true;
-    if (b->pub_up && b->sub_up)
-        both_up(b);
+    if (!b->url.password[0] && (ac == b->sub || b->url.db == 0))
+        conn_ready(b, ac); /* else when the handshake's last answer comes (on_hello) */
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -468,10 +560,30 @@ static redisAsyncContext *open_one(rt_bridge *b)
     return ac;
 }
 
+/* AUTH and (on the publishing connection: keys live in a database, pub/sub
+ * spans them all) SELECT, sent first: hiredis writes them once connected. */
+static void hello(rt_bridge *b, redisAsyncContext *ac, bool select)
+{
+    bool sel = select && b->url.db != 0;
+    if (b->url.password[0]) {
+        void *last = (void *)(uintptr_t)!sel;
+        if (b->url.user[0])
+            redisAsyncCommand(ac, on_hello, last, "AUTH %s %s", b->url.user, b->url.password);
+        else
+            redisAsyncCommand(ac, on_hello, last, "AUTH %s", b->url.password);
+    }
+    if (sel)
+        redisAsyncCommand(ac, on_hello, (void *)(uintptr_t)1, "SELECT %d", b->url.db);
+}
+
 static void try_connect(rt_bridge *b)
 {
     b->pub = open_one(b);
     b->sub = b->pub ? open_one(b) : NULL;
+    if (b->pub && b->sub) {
+        hello(b, b->pub, true);
+        hello(b, b->sub, false);
+    }
     if (!b->pub || !b->sub) {
         char err[256];
         pthread_mutex_lock(&b->errmu);
@@ -506,9 +618,75 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv)
 static void on_pong(redisAsyncContext *ac, void *r, void *priv)
 {
     rt_bridge *b = ac->data;
+    redisReply *reply = r;
     on_reply(ac, r, priv);
+    if (reply && reply->type == REDIS_REPLY_ERROR && ac == b->pub) {
+        char detail[200]; /* NOAUTH: a password is needed (MSGSTORE_REDIS_URL) */
+        snprintf(detail, sizeof detail, "%s", reply->str ? reply->str : "error");
+        go_down(b, "redis refused PING", detail);
+        return;
+    }
     if (r)
         b->ping_sent_ms = 0;
+}
+
+/* Something on our Redis channels that no instance of ours sent: dropped, counted, logged
+ * (the first and every 1000th: a flood must not flood the log too). */
+static void invalid(rt_bridge *b, const char *why)
+{
+    uint64_t n = atomic_fetch_add(&b->invalid, 1);
+    ms_counter_add(b->m_invalid, 1);
+    if (n % 1000 == 0)
+        MS_WARN("realtime", "dropped a message from redis (%" PRIu64 " so far): %s", n + 1, why);
+}
+
+/*
+ * Whether an event from Redis is one an instance of ours rendered: the
+ * header in its canonical form, a kind that is published, a channel and a
+ * position, and as JSON exactly {"type","channel","position","data"} with
+ * the header's values and an object as data. Its bytes go to subscribers
+ * as they are (an SSE data line, a WebSocket text frame): no byte below
+ * 0x20 may be in them (a raw newline would end the SSE data line and let
+ * the rest forge events), and it must be valid UTF-8 (jansson checks).
+ * Returns NULL or why not.
+ */
+static const char *check_event(const char *head, size_t hl, uint64_t inst, int kind,
+                               uint64_t channel, uint64_t position, int64_t created,
+                               const char *json, size_t len)
+{
+    if (kind < 0 || kind >= RT_KIND_COUNT || kind == RT_RESYNC)
+        return "an unknown event kind";
+    if (channel == 0 || position == 0)
+        return "channel or position 0";
+    char canon[128];
+    int n = snprintf(canon, sizeof canon, "E %016" PRIx64 " %d %" PRIu64 " %" PRIu64 " %" PRId64,
+                     inst, kind, channel, position, created);
+    if (n < 0 || (size_t)n != hl || memcmp(canon, head, hl) != 0)
+        return "a malformed event header";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)json[i] < 0x20)
+            return "a control character (a raw newline?) in the event";
+    json_error_t e;
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
+    const char *why = NULL;
+    char num[24];
+    if (!json_is_object(o)) {
+        why = "the event is not a JSON object (or not UTF-8)";
+    } else if (json_object_size(o) != 4 || !json_is_object(json_object_get(o, "data"))) {
+        why = "the event is not {type, channel, position, data}";
+    } else if (!json_is_string(json_object_get(o, "type")) ||
+               strcmp(json_string_value(json_object_get(o, "type")), rt_kind_name(kind)) != 0) {
+        why = "the event's type is not its header's kind";
+    } else {
+        snprintf(num, sizeof num, "%" PRIu64, channel);
+        const char *c = json_string_value(json_object_get(o, "channel"));
+        snprintf(canon, sizeof canon, "%" PRIu64, position);
+        const char *p = json_string_value(json_object_get(o, "position"));
+        if (!c || strcmp(c, num) != 0 || !p || strcmp(p, canon) != 0)
+            why = "the event's channel or position is not its header's";
+    }
+    json_decref(o);
+    return why;
 }
 
 /* An event or a gap notice from some instance. */
@@ -518,14 +696,16 @@ static void on_message(rt_bridge *b, uint32_t shard, const char *p, size_t len)
     char head[128];
     const char *nl = memchr(p, '\n', len);
     size_t hl = nl ? (size_t)(nl - p) : len;
-    if (hl >= sizeof head)
+    if (hl >= sizeof head) {
+        invalid(b, "a header line over 127 bytes");
         return;
+    }
     memcpy(head, p, hl);
     head[hl] = '\0';
     uint64_t inst = 0, channel = 0, position = 0;
     int64_t created = 0;
     int kind = -1;
-    if (head[0] == 'G' && sscanf(head, "G %" SCNx64, &inst) == 1) {
+    if (head[0] == 'G' && !nl && hl == 18 && sscanf(head, "G %" SCNx64, &inst) == 1) {
         if (inst == rt_hub_instance(h))
             return;
         /* Another instance dropped events of this shard: what our rings
@@ -535,12 +715,18 @@ static void on_message(rt_bridge *b, uint32_t shard, const char *p, size_t len)
         return;
     }
     if (!nl || sscanf(head, "E %" SCNx64 " %d %" SCNu64 " %" SCNu64 " %" SCNd64, &inst, &kind,
-                      &channel, &position, &created) != 5)
+                      &channel, &position, &created) != 5) {
+        invalid(b, "a message that is neither an event nor a gap notice");
         return;
+    }
     if (inst == rt_hub_instance(h))
         return; /* delivered locally when it was published */
-    if (kind < 0 || kind >= RT_KIND_COUNT || kind == RT_RESYNC || channel == 0)
+    const char *why =
+        check_event(head, hl, inst, kind, channel, position, created, nl + 1, len - hl - 1);
+    if (why) {
+        invalid(b, why);
         return;
+    }
     rt_msg *m = rt__msg_raw((rt_kind)kind, channel, position, nl + 1, len - hl - 1);
     if (!m)
         return;
@@ -559,6 +745,12 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
     rt_bridge *b = ac->data;
     redisReply *reply = r;
     uint32_t shard = (uint32_t)(uintptr_t)priv;
+    if (reply && reply->type == REDIS_REPLY_ERROR && (ac == b->sub)) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "%s", reply->str ? reply->str : "error");
+        go_down(b, "redis refused SUBSCRIBE", detail);
+        return;
+    }
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || shard >= b->nshards)
         return;
     const redisReply *what = reply->element[0];
@@ -716,16 +908,29 @@ static void thread_main(void *arg)
     uv_run(&b->loop, UV_RUN_DEFAULT);
 }
 
-int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out)
+int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out, char *err, size_t errlen)
 {
     *out = NULL;
+    if (errlen)
+        err[0] = '\0';
     rt_bridge *b = calloc(1, sizeof *b);
     if (!b)
         return MS_ERR_NOMEM;
-    if (rt_redis_url_parse(url, b->host, sizeof b->host, &b->port) != 0) {
+    if (rt_redis_url_parse(url, &b->url, err, errlen) != 0) {
         free(b);
         return MS_ERR_INVALID;
     }
+    if (b->url.tls) {
+        /* Debian 12's hiredis is 0.14.1: no hiredis_ssl (that came with 1.0). */
+        snprintf(err, errlen,
+                 "rediss:// (TLS) is not supported: this build's hiredis (%d.%d.%d) has no TLS; "
+                 "use redis:// on a trusted network",
+                 HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+        free(b);
+        return MS_ERR_INVALID;
+    }
+    snprintf(b->host, sizeof b->host, "%s", b->url.host);
+    b->port = b->url.port;
     b->hub = h;
     b->nshards = rt__hub_shards(h);
     b->sh_state = calloc(b->nshards, 1);
@@ -747,6 +952,9 @@ int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out)
                                   "events not sent to Redis (down or backlog full)");
     b->m_received = ms_counter_get("msgstore_rt_redis_received_total", NULL,
                                    "events received from other instances");
+    b->m_invalid = ms_counter_get("msgstore_rt_redis_invalid_total", NULL,
+                                  "messages on msgstore's Redis channels dropped as not ours "
+                                  "(malformed or forged)");
     b->m_up = ms_gauge_get("msgstore_rt_redis_up", NULL, "1 when the Redis bridge is connected");
     set_state(b, RT_BRIDGE_CONNECTING);
     uv_async_init(&b->loop, &b->wake, on_wake);

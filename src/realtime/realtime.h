@@ -233,21 +233,36 @@ typedef enum rt_bridge_state {
 
 const char *rt_bridge_state_name(rt_bridge_state s);
 
-/*
- * Parses "redis://host:port" (also "redis://host", "host:port", "host";
- * port 6379 by default) into host (NUL-terminated) and *port.
- * Returns 0 or MS_ERR_INVALID.
- */
-int rt_redis_url_parse(const char *url, char *host, size_t hostlen, int *port);
+/* A parsed MSGSTORE_REDIS_URL. */
+typedef struct rt_redis_url {
+    char host[256];
+    int port;           /* 6379 by default */
+    char user[128];     /* ACL user; "" with a password: the default user */
+    char password[256]; /* "": no AUTH */
+    int db;             /* database for the typing/presence keys (pub/sub spans all) */
+    bool tls;           /* rediss:// */
+} rt_redis_url;
 
 /*
- * Starts the bridge on its own thread and loop: connects to Redis at url,
- * subscribes to the shards that local subscribers need, publishes this
- * instance's events, reconnects with backoff when Redis goes away.
- * The hub must outlive the bridge. Returns 0, MS_ERR_INVALID (bad url) or
- * MS_ERR_NOMEM; a Redis that is down is not an error (state DOWN).
+ * Parses redis://[[user]:password@]host[:port][/db] (also without the
+ * scheme; user and password percent-decoded; port 6379 and db 0 by
+ * default) and rediss:// (tls set). Returns 0, or MS_ERR_INVALID with what
+ * is wrong in err (never the password).
  */
-int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out);
+int rt_redis_url_parse(const char *url, rt_redis_url *out, char *err, size_t errlen);
+
+/*
+ * Starts the bridge on its own thread and loop: connects to Redis at url
+ * (AUTH with the url's user and password, SELECT its db, on both
+ * connections), subscribes to the shards that local subscribers need,
+ * publishes this instance's events, reconnects with backoff when Redis goes
+ * away. What arrives from Redis is checked before it reaches a subscriber
+ * (framing, kind, channel, position, JSON). The hub must outlive the
+ * bridge. Returns 0, MS_ERR_INVALID (bad url, or rediss://: hiredis 0.14 has
+ * no TLS; err says which) or MS_ERR_NOMEM; a Redis that is down is not an
+ * error (state DOWN).
+ */
+int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out, char *err, size_t errlen);
 
 /* Stops the thread, closes the connections, frees. NULL is a no-op. */
 void rt_bridge_stop(rt_bridge *b);

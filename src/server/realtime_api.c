@@ -979,12 +979,14 @@ int srv_rt_install(srv *s, const ms_config *cfg, srv_rt **out, char *err, size_t
         return rc;
     }
     if (cfg->redis_url[0]) {
-        rc = rt_bridge_start(rt->hub, cfg->redis_url, &rt->bridge);
+        char why[256];
+        rc = rt_bridge_start(rt->hub, cfg->redis_url, &rt->bridge, why, sizeof why);
         if (rc) {
+            /* never the URL itself: it may hold the password */
             snprintf(err, errlen,
-                     "MSGSTORE_REDIS_URL=\"%s\": expected redis://host[:port] (no credentials, "
-                     "no database number)",
-                     cfg->redis_url);
+                     "MSGSTORE_REDIS_URL: %s; expected "
+                     "redis://[[user]:password@]host[:port][/db]",
+                     rc == MS_ERR_NOMEM ? "out of memory" : why);
             rt_hub_destroy(rt->hub);
             free(rt->w);
             free(rt);

@@ -23,13 +23,14 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rtclient import Msgstore, SseClient, WsClient, WsClosed, wait_for  # noqa: E402
+from rtclient import Msgstore, SseClient, WsClient, WsClosed, free_port, wait_for  # noqa: E402
 
 SOURCE_DIR = os.environ.get("MSGSTORE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY_DIR = os.environ.get("MSGSTORE_BINARY_DIR", os.path.join(SOURCE_DIR, "build"))
@@ -292,6 +293,182 @@ class ProductionHealth(Server):
         # 50 unauthenticated calls within the 60 s cache: no database round trip
         # (the background checker may ping once meanwhile)
         self.assertLessEqual(pings() - before, 1)
+
+
+def redis_ctl(cmd, port, *args):
+    subprocess.run([os.path.join(SOURCE_DIR, "scripts", "redis"), cmd, str(port), *args],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+class Resp:
+    """A minimal Redis client (RESP2) over a socket: what the test needs to forge messages."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection((H, port), timeout=5)
+        self.f = self.sock.makefile("rb")
+
+    def __call__(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return self._read()
+
+    def _read(self):
+        line = self.f.readline().rstrip(b"\r\n")
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2]
+        if t == b"*":
+            return [self._read() for _ in range(int(rest))]
+        raise AssertionError(f"bad reply {line!r}")
+
+    def close(self):
+        self.sock.close()
+
+
+def health(srv):
+    return json.loads(get(srv.port, "/health", TOKEN)[1])
+
+
+class RedisPair(unittest.TestCase):
+    """Two instances sharing a redis-server of the test's own on a free port."""
+    REDIS_ARGS = ()
+    URL_AUTH = ""
+    DB = ""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rport = free_port()
+        redis_ctl("start", cls.rport, *cls.REDIS_ARGS)
+        cls.addClassCleanup(redis_ctl, "stop", cls.rport)
+        cls.dir = tempfile.mkdtemp(prefix="hardening_redis_")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        url = f"redis://{cls.URL_AUTH}127.0.0.1:{cls.rport}{cls.DB}"
+        cls.a = start(cls.dir, "a", MSGSTORE_REDIS_URL=url, MSGSTORE_WORKER_ID="31")
+        cls.addClassCleanup(cls.stop_server, cls.a)
+        cls.b = start(cls.dir, "b", MSGSTORE_REDIS_URL=url, MSGSTORE_WORKER_ID="32")
+        cls.addClassCleanup(cls.stop_server, cls.b)
+        for srv in (cls.a, cls.b):
+            assert wait_for(lambda: health(srv)["realtime"]["redis"] == "up", 15), health(srv)
+
+    @staticmethod
+    def stop_server(srv):
+        rc = srv.stop()
+        assert rc == 0, f"server exit code {rc}: {srv.tail()}"
+
+    def sse_following(self, channel):
+        """An SSE stream on A whose shard A is subscribed to (an event from B came through)."""
+        sse = SseClient(H, self.a.port, f"/v1/channels/{channel}/events", token=TOKEN)
+        self.assertEqual(sse.status, 200)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            probe = post(self.b, channel, "probe")
+            try:
+                ev = sse.next_event(timeout=1)
+            except socket.timeout:
+                continue
+            self.assertEqual(json.loads(ev["data"])["data"]["id"], probe["id"])
+            # drain the probes still on their way
+            while True:
+                try:
+                    sse.next_event(timeout=0.5)
+                except socket.timeout:
+                    return sse
+        self.fail("no event from B reached A")
+
+
+class ForgedRedisEvents(RedisPair):
+    """What comes from Redis is checked: a PUBLISH with embedded newlines used to forge a
+    separate SSE event (chosen id and kind) at a subscriber."""
+
+    def test_forged_events_are_dropped(self):
+        channel = 9191
+        sse = self.sse_following(channel)
+        before = metric(self.a, "msgstore_rt_redis_invalid_total")
+        ch = str(channel)
+        good_json = ('{"type":"message.created","channel":"%s","position":"123","data":{}}' % ch)
+        forged = [
+            # a raw newline: the rest would have been a second SSE event
+            ("E 00000000000000aa 0 %s 123 0\n" % ch) + good_json +
+            '\n\nid: 999\nevent: message.deleted\ndata: {"type":"message.deleted"}',
+            # the JSON's type is not the header's kind
+            ("E 00000000000000aa 2 %s 123 0\n" % ch) + good_json,
+            # another channel in the JSON than in the header
+            ("E 00000000000000aa 0 %s 123 0\n" % ch) + good_json.replace(ch, "1"),
+            # not JSON
+            ("E 00000000000000aa 0 %s 123 0\n" % ch) + "{not json",
+            # a header that is not ours
+            ("E  00000000000000aa 0 %s 123 0\n" % ch) + good_json,
+        ]
+        r = Resp(self.rport)
+        for text in forged:
+            for shard in range(64):
+                self.assertIsInstance(r("PUBLISH", f"msgstore:rt:{shard}", text), int)
+        r.close()
+        real = post(self.b, channel, "the real one")
+        ev = sse.next_event(timeout=10)
+        sse.close()
+        self.assertNotEqual(ev["id"], "123", "a forged event reached the subscriber")
+        self.assertEqual(ev["event"], "message.created")
+        self.assertEqual(json.loads(ev["data"])["data"].get("id"), real["id"])
+        self.assertGreaterEqual(metric(self.a, "msgstore_rt_redis_invalid_total") - before,
+                                len(forged))
+
+
+class RedisWithAuthAndDb(RedisPair):
+    """AUTH with an ACL user and password, and a database number, from MSGSTORE_REDIS_URL."""
+    REDIS_ARGS = ("--requirepass", "default-secret-pw", "--databases", "16",
+                  "--user", "app", "on", ">app-secret-pw", "~*", "&*", "+@all")
+    URL_AUTH = "app:app-secret-pw@"
+    DB = "/5"
+
+    def test_events_and_keys(self):
+        channel = 5151
+        sse = self.sse_following(channel)  # events cross through the authenticated Redis
+        sse.close()
+        st, _ = self.a.request("POST", f"/v1/channels/{channel}/typing", {"user_id": "77"},
+                               token=TOKEN)
+        self.assertEqual(st, 204)
+        r = Resp(self.rport)
+        self.assertIsInstance(r("PING"), RuntimeError)  # NOAUTH: the server needs a password
+        self.assertEqual(r("AUTH", "app", "app-secret-pw"), "OK")
+        key = f"msgstore:typing:{channel}:77"
+        self.assertTrue(wait_for(lambda: r("SELECT", 5) == "OK" and r("EXISTS", key) == 1, 5))
+        self.assertEqual(r("SELECT", 0), "OK")
+        self.assertEqual(r("EXISTS", key), 0)  # in db 5, not 0
+        r.close()
+        for srv in (self.a, self.b):
+            self.assertNotIn("app-secret-pw", srv.tail())
+
+    def test_wrong_password_is_reported(self):
+        d = tempfile.mkdtemp(prefix="hardening_badpw_", dir=self.dir)
+        srv = start(d, "c", MSGSTORE_REDIS_URL=f"redis://app:wrong-pw@127.0.0.1:{self.rport}/5",
+                    MSGSTORE_WORKER_ID="33")
+        try:
+            h = wait_for(lambda: (lambda x: x if x["realtime"].get("redis_error") else None)(
+                health(srv)), 10)
+            self.assertIsNotNone(h)
+            self.assertNotEqual(h["realtime"]["redis"], "up")
+            self.assertIn("WRONGPASS", h["realtime"]["redis_error"])
+            self.assertNotIn("wrong-pw", json.dumps(h))
+        finally:
+            self.stop_server(srv)
+
+    def test_tls_url_refused_with_a_reason(self):
+        d = tempfile.mkdtemp(prefix="hardening_tls_", dir=self.dir)
+        with self.assertRaises(RuntimeError) as cm:
+            start(d, "d", MSGSTORE_REDIS_URL=f"rediss://app:app-secret-pw@127.0.0.1:{self.rport}")
+        self.assertIn("TLS", str(cm.exception))
+        self.assertNotIn("app-secret-pw", str(cm.exception))
 
 
 class Smuggling(Server):

@@ -77,7 +77,8 @@ static void start(instance *in, const char *url, int worker_id)
     uv_loop_init(&in->loop);
     assert_int_equal(rt_hub_create(&o, &in->hub), 0);
     assert_int_equal(rt_hub_attach(in->hub, 0, &in->loop), 0);
-    assert_int_equal(rt_bridge_start(in->hub, url, &in->bridge), 0);
+    char err[256];
+    assert_int_equal(rt_bridge_start(in->hub, url, &in->bridge, err, sizeof err), 0);
 }
 
 static void stop(instance *in)
@@ -177,10 +178,10 @@ static void test_cross_instance(void **state)
     uint64_t users[4];
     assert_int_equal(rt_ephemeral_list(B.hub, 1001, true, users, 4), 1);
     assert_int_equal(users[0], 555);
-    char host[64];
-    int port;
-    assert_int_equal(rt_redis_url_parse(redis_url(), host, sizeof host, &port), 0);
-    redisContext *rc = redisConnect(host, port);
+    rt_redis_url u;
+    char err[256];
+    assert_int_equal(rt_redis_url_parse(redis_url(), &u, err, sizeof err), 0);
+    redisContext *rc = redisConnect(u.host, u.port);
     assert_non_null(rc);
     assert_int_equal(rc->err, 0);
     redisReply *r = NULL;

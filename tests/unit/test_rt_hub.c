@@ -428,22 +428,55 @@ static void test_presence(void **state)
 static void test_url(void **state)
 {
     (void)state;
-    char host[64];
-    int port;
-    assert_int_equal(rt_redis_url_parse("redis://127.0.0.1:6390", host, sizeof host, &port), 0);
-    assert_string_equal(host, "127.0.0.1");
-    assert_int_equal(port, 6390);
-    assert_int_equal(rt_redis_url_parse("redis://cache", host, sizeof host, &port), 0);
-    assert_string_equal(host, "cache");
-    assert_int_equal(port, 6379);
-    assert_int_equal(rt_redis_url_parse("localhost:7000/0", host, sizeof host, &port), 0);
-    assert_int_equal(port, 7000);
-    assert_int_equal(rt_redis_url_parse("redis://h:0", host, sizeof host, &port), MS_ERR_INVALID);
-    assert_int_equal(rt_redis_url_parse("redis://h:x", host, sizeof host, &port), MS_ERR_INVALID);
-    assert_int_equal(rt_redis_url_parse("redis://u:p@h", host, sizeof host, &port), MS_ERR_INVALID);
-    assert_int_equal(rt_redis_url_parse("redis://h/3", host, sizeof host, &port), MS_ERR_INVALID);
-    assert_int_equal(rt_redis_url_parse("", host, sizeof host, &port), MS_ERR_INVALID);
-    assert_int_equal(rt_bridge_status(NULL, host, sizeof host), RT_BRIDGE_DISABLED);
+    char err[256];
+    rt_redis_url u;
+    assert_int_equal(rt_redis_url_parse("redis://127.0.0.1:6390", &u, err, sizeof err), 0);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 6390);
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.password, "");
+    assert_false(u.tls);
+    assert_int_equal(rt_redis_url_parse("redis://cache", &u, err, sizeof err), 0);
+    assert_string_equal(u.host, "cache");
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(rt_redis_url_parse("localhost:7000/0", &u, err, sizeof err), 0);
+    assert_int_equal(u.port, 7000);
+    /* credentials (percent-decoded) and a database */
+    assert_int_equal(rt_redis_url_parse("redis://app:s%40cr%3At@h:6380/3", &u, err, sizeof err), 0);
+    assert_string_equal(u.user, "app");
+    assert_string_equal(u.password, "s@cr:t");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 3);
+    assert_int_equal(rt_redis_url_parse("redis://:only-a-password@h", &u, err, sizeof err), 0);
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.password, "only-a-password");
+    assert_int_equal(rt_redis_url_parse("rediss://h", &u, err, sizeof err), 0);
+    assert_true(u.tls);
+    /* refused, and the message never shows the password */
+    const char *bad[] = {
+        "redis://h:0",      "redis://h:x",          "redis://u@h", "redis://u:@h",   "redis://h/x",
+        "redis://h/-1",     "redis://u:p%4@h",      "http://h",    "redis://h?db=1", "",
+        "redis://:p%00x@h", "redis://u:secretpw@:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(rt_redis_url_parse(bad[i], &u, err, sizeof err), MS_ERR_INVALID);
+        assert_true(err[0] != '\0');
+        assert_null(strstr(err, "secretpw"));
+    }
+    /* rediss:// parses, but the bridge refuses it: this hiredis has no TLS */
+    rt_hub_options o;
+    rt_hub_options_default(&o);
+    rt_hub *h = NULL;
+    assert_int_equal(rt_hub_create(&o, &h), 0);
+    rt_bridge *b = NULL;
+    assert_int_equal(rt_bridge_start(h, "rediss://u:secretpw@h", &b, err, sizeof err),
+                     MS_ERR_INVALID);
+    assert_null(b);
+    assert_non_null(strstr(err, "TLS"));
+    assert_null(strstr(err, "secretpw"));
+    rt_hub_destroy(h);
+    assert_int_equal(rt_bridge_status(NULL, err, sizeof err), RT_BRIDGE_DISABLED);
     assert_string_equal(rt_bridge_state_name(RT_BRIDGE_DOWN), "down");
 }
 
