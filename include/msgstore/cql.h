@@ -316,6 +316,24 @@ typedef struct cql_session_stats {
 
 void cql_session_stats_get(cql_session *s, cql_session_stats *out);
 
+/**
+ * What the server of the control connection said about itself in SUPPORTED
+ * (the same for every node of a cluster). Decides "this is ScyllaDB" without
+ * waiting for a pool connection.
+ */
+typedef struct cql_server_features {
+    bool known;              /* a control connection has been ready: the rest is meaningful */
+    bool scylla;             /* ScyllaDB: SUPPORTED carries its SCYLLA_* keys */
+    bool sharded;            /* ScyllaDB sharding usable (shard-aware pools) */
+    bool rate_limit_error;   /* SCYLLA_RATE_LIMIT_ERROR negotiated: such errors are
+                                MS_ERR_RATE_LIMITED and never retried */
+    int32_t rate_limit_code; /* the error code the server advertised for it */
+    bool tablets_routing;    /* TABLETS_ROUTING_V1 negotiated: tablet-aware routing */
+} cql_server_features;
+
+/** Fills *out (all false before the first control connection). Loop thread only. */
+void cql_session_server_features(const cql_session *s, cql_server_features *out);
+
 /* ------------------------------------------------------------------------- */
 /* Statements                                                                 */
 
@@ -481,6 +499,9 @@ size_t cql_sync_replicas(cql_sync *c, const char *keyspace, int64_t token, cql_h
 
 /** The session's counters (as cql_session_stats_get). */
 void cql_sync_stats(cql_sync *c, cql_session_stats *out);
+
+/** The server's features (as cql_session_server_features). */
+void cql_sync_server_features(cql_sync *c, cql_server_features *out);
 
 /**
  * Runs the private loop for about ms milliseconds (lets timers and events

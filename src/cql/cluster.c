@@ -395,7 +395,7 @@ static void job_fn(cql_pending *p, cql_conn *conn, int status, const cql_frame *
     if (f->h.opcode == CQL_OP_ERROR) {
         cql_error e;
         if (cql__error_decode(resp.body, resp.body_len, &e) == 0)
-            cql__status_server(&st, &e, conn->label);
+            cql__status_server(&st, &e, conn->label, cql__conn_rate_limit_code(conn, e.code));
         else
             cql__status_set(&st, MS_ERR_IO, c->addr, "undecodable ERROR");
         job_done(c, job, NULL, &st);
@@ -854,6 +854,15 @@ static void ctl_on_ready(cql_conn *conn)
 {
     cql_control *c = conn->owner;
     c->reconnect_attempt = 0;
+    const cql_scylla_ext *x = &conn->info.ext;
+    c->s->server = (cql_server_features){
+        .known = true,
+        .scylla = x->scylla,
+        .sharded = conn->info.scylla,
+        .rate_limit_error = x->rate_limit,
+        .rate_limit_code = x->rate_limit_code,
+        .tablets_routing = x->tablets_routing,
+    };
     if (c->initialized)
         MS_INFO("cql", "control connection to %s re-established", conn->label);
     start_round(c);

@@ -505,7 +505,7 @@ static int enc_options(cql_buf *b, cql_conn *c)
 
 static int enc_startup(cql_buf *b, cql_conn *c)
 {
-    const char *kv[8];
+    const char *kv[12];
     size_t n = 0;
     kv[n++] = "CQL_VERSION";
     kv[n++] = "3.0.0";
@@ -516,6 +516,15 @@ static int enc_startup(cql_buf *b, cql_conn *c)
     if (c->info.lz4) {
         kv[n++] = "COMPRESSION";
         kv[n++] = "lz4";
+    }
+    /* accepted extensions are echoed back (an empty value, as ScyllaDB's drivers send) */
+    if (c->info.ext.rate_limit) {
+        kv[n++] = "SCYLLA_RATE_LIMIT_ERROR";
+        kv[n++] = "";
+    }
+    if (c->info.ext.tablets_routing) {
+        kv[n++] = "TABLETS_ROUTING_V1";
+        kv[n++] = "";
     }
     return cql__enc_startup(b, 0, kv, n / 2);
 }
@@ -550,7 +559,7 @@ static void hs_server_error(cql_conn *c, const cql_response *r, const char *step
         return;
     }
     cql_status st;
-    cql__status_server(&st, &e, c->label);
+    cql__status_server(&st, &e, c->label, cql__conn_rate_limit_code(c, e.code));
     fail_conn(c, st.code, "%s failed: %s", step, st.message);
 }
 
@@ -602,6 +611,7 @@ static void hs_fn(cql_pending *p, cql_conn *c, int status, const cql_frame *f)
             return;
         }
         c->info.lz4 = c->cfg->compression && cql__multimap_has(&mm, "COMPRESSION", "lz4");
+        cql__scylla_ext_parse(&mm, &c->info.ext);
         cql_scylla_info si;
         if (cql__scylla_parse(&mm, &si) == 0 && si.present && cql__scylla_sharding_supported(&si)) {
             c->info.scylla = true;
@@ -884,4 +894,9 @@ void cql__conn_send_simple(cql_conn *c, const char *query)
         cql__conn_send(c, p, b.data, b.len) < 0)
         free(p);
     cql_buf_free(&b);
+}
+
+bool cql__conn_rate_limit_code(const cql_conn *c, int32_t code)
+{
+    return c->info.ext.rate_limit && code == c->info.ext.rate_limit_code;
 }

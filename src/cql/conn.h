@@ -80,6 +80,7 @@ typedef struct cql_conn_info {
     bool scylla; /* sharding info present and usable */
     uint32_t shard, nr_shards, ignore_msb;
     uint16_t shard_aware_port, shard_aware_port_ssl;
+    cql_scylla_ext ext; /* offered extensions; rate_limit and tablets_routing are asked for */
     char authenticator[96];
 } cql_conn_info;
 
@@ -173,6 +174,9 @@ void cql__conn_close(cql_conn *c, int status, const char *why);
 void cql__conn_tick(cql_conn *c, int64_t now_ms, int64_t heartbeat_ms, int64_t idle_timeout_ms);
 
 bool cql__conn_ready(const cql_conn *c);
+
+/* True when code is the rate-limit error code this connection's server negotiated. */
+bool cql__conn_rate_limit_code(const cql_conn *c, int32_t code);
 
 /* Sends a simple query whose answer nobody waits for (USE after a keyspace change). */
 void cql__conn_send_simple(cql_conn *c, const char *query);

@@ -78,7 +78,7 @@ int cql__spool_missing_shard(const cql_shard_pool *p)
     return best;
 }
 
-void *cql__spool_pick(cql_shard_pool *p, bool has_token, int64_t token,
+void *cql__spool_pick(cql_shard_pool *p, bool has_token, int64_t token, int shard,
                       int (*load)(const void *conn))
 {
     if (!p->conns || p->total == 0)
@@ -86,8 +86,9 @@ void *cql__spool_pick(cql_shard_pool *p, bool has_token, int64_t token,
     size_t per = (size_t)p->per_shard;
     if (p->nr_shards == 1 && per == 1)
         return p->conns[0];
-    if (has_token && p->nr_shards > 1) {
-        uint32_t sh = cql__scylla_shard_of(token, p->nr_shards, p->ignore_msb);
+    if ((has_token || shard >= 0) && p->nr_shards > 1) {
+        uint32_t sh = shard >= 0 ? (uint32_t)shard % p->nr_shards
+                                 : cql__scylla_shard_of(token, p->nr_shards, p->ignore_msb);
         void *best = NULL;
         int best_load = 0;
         for (size_t i = 0; i < per; i++) {
@@ -326,9 +327,9 @@ static void pool_on_close(cql_conn *c, int status, const char *why)
         cql__connect_done(s, NULL); /* lets the session notice when every host failed */
 }
 
-cql_conn *cql__pool_pick(cql_host *h, bool has_token, int64_t token)
+cql_conn *cql__pool_pick(cql_host *h, bool has_token, int64_t token, int shard)
 {
-    return cql__spool_pick(&h->spool, has_token, token, conn_load);
+    return cql__spool_pick(&h->spool, has_token, token, shard, conn_load);
 }
 
 void cql__pool_close(cql_host *h, const char *why)

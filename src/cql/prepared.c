@@ -124,12 +124,15 @@ int cql__prepared_set(cql_prepared *p, const cql_result *res, const char *sessio
 routing:
     /* the keyspace of the bound table, for token-aware routing */
     p->route_ks[0] = '\0';
+    p->route_table[0] = '\0';
     const cql_metadata *m = bind->column_count > 0 ? bind : result;
     if (m && m->column_count > 0 && m->columns) {
-        cql_str ks = m->columns[0].keyspace;
-        if (ks.len < sizeof(p->route_ks)) {
+        cql_str ks = m->columns[0].keyspace, tb = m->columns[0].table;
+        if (ks.len < sizeof(p->route_ks) && tb.len < sizeof(p->route_table)) {
             memcpy(p->route_ks, ks.ptr, ks.len);
             p->route_ks[ks.len] = '\0';
+            memcpy(p->route_table, tb.ptr, tb.len);
+            p->route_table[tb.len] = '\0';
         }
     }
     /* conditional statements (IF ...) are LWTs: replicas in ring order */
@@ -277,7 +280,7 @@ void cql__prepare_on_host(cql_session *s, cql_prepared *p, cql_host *h, cql_conn
     if (p->state != CQL_PREP_READY)
         return;
     if (!c)
-        c = cql__pool_pick(h, false, 0);
+        c = cql__pool_pick(h, false, 0, -1);
     if (c)
         prepare_on_conn(p, c, h->label);
 }
@@ -326,6 +329,7 @@ static void schema_one(void *v, void *ctx)
 
 void cql__prepared_schema_changed(cql_session *s, cql_str ks, cql_str table)
 {
+    cql__tablets_drop(&s->tablets, ks.ptr, ks.len, table.len ? table.ptr : NULL, table.len);
     schema_ctx x = {ks, table};
     cql__lru_foreach(&s->cache, schema_one, &x);
 }

@@ -365,6 +365,20 @@ typedef struct cql_scylla_info {
  */
 int cql__scylla_parse(const cql_multimap *m, cql_scylla_info *out);
 
+/** ScyllaDB protocol extensions a node offers in SUPPORTED (docs/dev/protocol-extensions.md). */
+typedef struct cql_scylla_ext {
+    bool scylla;     /* any SCYLLA_* key: the server is ScyllaDB, sharding usable or not */
+    bool rate_limit; /* SCYLLA_RATE_LIMIT_ERROR with ERROR_CODE=<n> */
+    int32_t rate_limit_code;
+    bool tablets_routing; /* TABLETS_ROUTING_V1 */
+} cql_scylla_ext;
+
+/**
+ * Reads the extensions from a SUPPORTED multimap; never fails (an unreadable
+ * ERROR_CODE leaves rate_limit false: the error then stays a plain server error).
+ */
+void cql__scylla_ext_parse(const cql_multimap *m, cql_scylla_ext *out);
+
 /**
  * True when the node's sharding can be computed by cql__scylla_shard_of:
  * Murmur3 partitioner and biased-token-round-robin.

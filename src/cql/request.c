@@ -104,6 +104,8 @@ void cql__req_release(cql_request *r)
     r->idempotent = false;
     r->skip_metadata = false;
     r->route_ks[0] = '\0';
+    r->route_table[0] = '\0';
+    r->ntrep = 0;
     r->has_token = false;
     r->token = 0;
     r->nplan = r->plan_pos = 0;
@@ -193,6 +195,7 @@ int cql__req_encode(cql_request *r)
         r->skip_metadata = p.skip_metadata;
         rc = cql__enc_execute(&r->frame, 0, flags, pr->id, pr->id_len, &p);
         copy_str(r->route_ks, sizeof(r->route_ks), pr->route_ks);
+        copy_str(r->route_table, sizeof(r->route_table), pr->route_table);
         if (s->o.token_aware && pr->bind && pr->bind->pk_count > 0 && r->vals.count) {
             cql_buf_reset(&s->scratch);
             if (cql__token_of_values(&r->vals, pr->bind->pk_indexes, pr->bind->pk_count,
@@ -229,6 +232,7 @@ int cql__req_encode(cql_request *r)
                                              &r->token) == 0) {
                         r->has_token = true;
                         copy_str(r->route_ks, sizeof(r->route_ks), it->prep->route_ks);
+                        copy_str(r->route_table, sizeof(r->route_table), it->prep->route_table);
                     }
                 }
             }
@@ -569,6 +573,7 @@ static void handle_failure(cql_request *r, cql_failure_kind kind, int32_t code)
 /* ---- attempts ---------------------------------------------------------------------- */
 
 static void attempt_fn(cql_pending *p, cql_conn *c, int status, const cql_frame *f);
+static void learn_tablet(cql_request *r, cql_conn *c, const cql_response *resp);
 
 static void send_reprepare(cql_request *r, cql_attempt *a, cql_prepared *target)
 {
@@ -647,6 +652,7 @@ static void on_result(cql_request *r, cql_attempt *a, cql_conn *c, const cql_fra
     cql_response resp;
     int rc = cql__response_open(&f->h, body, f->len, &resp);
     if (rc == 0) {
+        learn_tablet(r, c, &resp);
         r->st.warnings = resp.warning_count;
         for (uint16_t i = 0; i < resp.warning_count; i++) {
             cql_str w;
@@ -816,7 +822,7 @@ static void attempt_fn(cql_pending *p, cql_conn *c, int status, const cql_frame 
             }
         }
         note_breaker(s, h, breaker_counts(e.code));
-        cql__status_server(&r->st, &e, h->label);
+        cql__status_server(&r->st, &e, h->label, cql__conn_rate_limit_code(c, e.code));
         handle_failure(r, CQL_FAIL_SERVER, e.code);
         return;
     }
@@ -826,12 +832,59 @@ static void attempt_fn(cql_pending *p, cql_conn *c, int status, const cql_frame 
     handle_failure(r, CQL_FAIL_CONNECTION, -1);
 }
 
+/* The replicas of the cached tablet owning r's token, as host indexes (0: none cached). */
+static size_t tablet_replicas(cql_request *r)
+{
+    cql_session *s = r->s;
+    r->ntrep = 0;
+    if (!r->has_token || !r->route_table[0] || cql__tablets_empty(&s->tablets))
+        return 0;
+    const cql_tablet *t = cql__tablets_find(&s->tablets, r->route_ks, r->route_table, r->token);
+    for (int i = 0; t && i < t->nrep; i++)
+        for (size_t k = 0; k < s->nhosts; k++) {
+            cql_host *h = s->hosts[k];
+            if (!h->removed && strcmp(h->host_id, t->rep[i].host_id) == 0) {
+                r->trep_host[r->ntrep] = (uint32_t)k;
+                r->trep_shard[r->ntrep++] = t->rep[i].shard;
+                break;
+            }
+        }
+    return (size_t)r->ntrep;
+}
+
+/* The shard a tablet gives host h for r, or -1 (then the token's vnode shard is used). */
+static int tablet_shard(const cql_request *r, const cql_host *h)
+{
+    for (int i = 0; i < r->ntrep; i++)
+        if (r->trep_host[i] == h->idx)
+            return r->trep_shard[i];
+    return -1;
+}
+
+/* Learns the tablet a node sent back with a RESULT (it was not the right node or shard). */
+static void learn_tablet(cql_request *r, cql_conn *c, const cql_response *resp)
+{
+    if (!c->info.ext.tablets_routing || !r->route_table[0] || resp->payload_count == 0)
+        return;
+    for (uint16_t i = 0; i < resp->payload_count; i++) {
+        cql_str key;
+        cql_bytes val;
+        cql_tablet t;
+        if (cql__response_payload(resp, i, &key, &val) == 0 &&
+            cql_str_eq(key, CQL_TABLETS_PAYLOAD_KEY) && val.len > 0 &&
+            cql__tablet_decode(val.ptr, (size_t)val.len, &t) == 0)
+            cql__tablets_put(&r->s->tablets, r->route_ks, r->route_table, &t);
+    }
+}
+
 static void make_plan(cql_request *r)
 {
     cql_session *s = r->s;
     const uint32_t *reps = NULL;
-    size_t nreps = 0;
-    if (r->has_token && s->ring_ok && r->route_ks[0]) {
+    size_t nreps = tablet_replicas(r);
+    if (nreps > 0) {
+        reps = r->trep_host;
+    } else if (r->has_token && s->ring_ok && r->route_ks[0]) {
         int ki;
         cql_prepared *p = r->prep;
         if (p && p->ks_gen == s->ks_gen && p->ks_idx >= 0) {
@@ -871,7 +924,7 @@ static bool try_next(cql_request *r)
             continue;
         }
         bool probe = !was_closed;
-        cql_conn *c = cql__pool_pick(h, r->has_token, r->token);
+        cql_conn *c = cql__pool_pick(h, r->has_token, r->token, tablet_shard(r, h));
         if (!c) {
             if (probe)
                 cql__breaker_probe_cancelled(&h->breaker);

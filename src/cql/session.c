@@ -372,6 +372,7 @@ static void free_hosts(cql_session *s)
     free(s->maps);
     free(s->ks);
     cql__ring_free(&s->ring);
+    cql__tablets_clear(&s->tablets);
 }
 
 static void on_session_handle_closed(uv_handle_t *h)
@@ -716,6 +717,11 @@ void cql__session_keyspace_changed(cql_session *s, const char *ks)
                 cql__conn_send_simple(h->conns[j], q);
     }
     MS_INFO("cql", "session %s: keyspace is now %s", s->name, ks);
+}
+
+void cql_session_server_features(const cql_session *s, cql_server_features *out)
+{
+    *out = s->server;
 }
 
 void cql_session_stats_get(cql_session *s, cql_session_stats *out)

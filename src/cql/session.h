@@ -17,6 +17,7 @@
 #include "cql/lru.h"
 #include "cql/proto.h"
 #include "cql/ring.h"
+#include "cql/tablets.h"
 #include "cql/tq.h"
 
 #include <netinet/in.h>
@@ -61,11 +62,11 @@ int cql__spool_remove(cql_shard_pool *p, void *conn);
 int cql__spool_missing_shard(const cql_shard_pool *p);
 
 /*
- * The connection for a request: the token's shard when known and it has
- * one (least loaded by load()), else the least loaded of the others
- * (rotating). NULL when the pool is empty.
+ * The connection for a request: shard when >= 0 (a tablet's replica shard),
+ * else the token's shard when known; when that shard has one (least loaded by load()), else the
+ * least loaded of the others (rotating). NULL when the pool is empty.
  */
-void *cql__spool_pick(cql_shard_pool *p, bool has_token, int64_t token,
+void *cql__spool_pick(cql_shard_pool *p, bool has_token, int64_t token, int shard,
                       int (*load)(const void *conn));
 
 /*
@@ -148,9 +149,10 @@ struct cql_prepared {
     size_t nretired;
     bool skip_metadata; /* EXECUTE may ask for rows without metadata */
     bool lwt;
-    char route_ks[64]; /* keyspace of the bound table (routing) */
-    int ks_idx;        /* session keyspace index, -1 unknown */
-    uint64_t ks_gen;   /* topology generation of ks_idx */
+    char route_ks[64];    /* keyspace of the bound table (routing) */
+    char route_table[64]; /* the bound table (tablet routing) */
+    int ks_idx;           /* session keyspace index, -1 unknown */
+    uint64_t ks_gen;      /* topology generation of ks_idx */
     bool in_cache;
     cql_request *waiters; /* requests waiting for the PREPARE */
 };
@@ -210,8 +212,13 @@ struct cql_request {
     bool idempotent;
     bool skip_metadata;
     char route_ks[64];
+    char route_table[64]; /* "" unless a prepared statement names it */
     bool has_token;
     int64_t token;
+    /* the tablet owning token, when one is cached: hosts by index, and their shards */
+    int ntrep;
+    uint32_t trep_host[CQL_TABLET_MAX_REPLICAS];
+    int32_t trep_shard[CQL_TABLET_MAX_REPLICAS];
     /* execution */
     uint32_t plan[CQL_PLAN_MAX];
     int nplan, plan_pos;
@@ -265,6 +272,7 @@ struct cql_session {
     uint64_t ks_gen; /* bumped whenever ks is replaced (prepared statements cache an index) */
     cql_replica_map *maps;
     size_t nmaps;
+    cql_tablets tablets; /* ScyllaDB tablet routing, learnt from routing payloads */
     /* control connection and connecting */
     cql_control *ctl;
     cql_connect_cb connect_cb;
@@ -291,6 +299,8 @@ struct cql_session {
     void *close_ud;
     cql_tq_node close_deadline;
     int open_handles;
+    /* what the control connection's server offered (SUPPORTED) */
+    cql_server_features server;
     /* stats */
     cql_session_stats stats;
     /* metrics */
@@ -317,7 +327,8 @@ void cql__session_keyspace_changed(cql_session *s, const char *ks);
 /* pool.c */
 void cql__pool_fill(cql_host *h);
 void cql__pool_close(cql_host *h, const char *why);
-cql_conn *cql__pool_pick(cql_host *h, bool has_token, int64_t token);
+/* The connection for a request: shard >= 0 (a tablet's) wins, else the token's shard. */
+cql_conn *cql__pool_pick(cql_host *h, bool has_token, int64_t token, int shard);
 void cql__pool_tick(cql_host *h, int64_t now_ms);
 void cql__pool_status_up(cql_host *h);     /* STATUS_CHANGE UP: reconnect now */
 void cql__pool_reconnect_now(cql_host *h); /* down: attempt on the next loop turn */

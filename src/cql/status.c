@@ -28,8 +28,6 @@ int cql__ms_code(int32_t server_code)
     case CQL_ERR_WRITE_TIMEOUT:
     case CQL_ERR_CAS_WRITE_UNKNOWN:
         return MS_ERR_TIMEOUT;
-    case 0xF000: /* ScyllaDB rate limit */
-        return MS_ERR_RATE_LIMITED;
     case CQL_ERR_SERVER:
         return MS_ERR_INTERNAL;
     default:
@@ -67,12 +65,12 @@ void cql__status_set(cql_status *st, int code, const char *host, const char *fmt
     va_end(ap);
 }
 
-void cql__status_server(cql_status *st, const cql_error *e, const char *host)
+void cql__status_server(cql_status *st, const cql_error *e, const char *host, bool rate_limited)
 {
     int attempts = st->attempts;
     cql__status_ok(st);
     st->attempts = attempts;
-    st->code = cql__ms_code(e->code);
+    st->code = rate_limited ? MS_ERR_RATE_LIMITED : cql__ms_code(e->code);
     st->server_code = e->code;
     st->consistency = e->consistency;
     st->required = e->required;
@@ -88,6 +86,7 @@ void cql__status_server(cql_status *st, const cql_error *e, const char *host)
     if (host)
         snprintf(st->host, sizeof(st->host), "%s", host);
     snprintf(st->message, sizeof(st->message), "%s: %s: %.*s", host ? host : "server",
-             cql_error_code_name(e->code), (int)(e->message.len > 200 ? 200 : e->message.len),
+             rate_limited ? "Rate_limit_error" : cql_error_code_name(e->code),
+             (int)(e->message.len > 200 ? 200 : e->message.len),
              e->message.ptr ? e->message.ptr : "");
 }

@@ -16,7 +16,11 @@ void cql__status_ok(cql_status *st);
 void cql__status_set(cql_status *st, int code, const char *host, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Sets a server error with its details; the message names host and the error. */
-void cql__status_server(cql_status *st, const cql_error *e, const char *host);
+/*
+ * Sets a server error with its details; the message names host and the error.
+ * rate_limited: e->code is the rate-limit code the connection negotiated
+ * (ScyllaDB's SCYLLA_RATE_LIMIT_ERROR): the status becomes MS_ERR_RATE_LIMITED.
+ */
+void cql__status_server(cql_status *st, const cql_error *e, const char *host, bool rate_limited);
 
 #endif

@@ -251,3 +251,8 @@ void cql_sync_stats(cql_sync *c, cql_session_stats *out)
 {
     cql_session_stats_get(c->s, out);
 }
+
+void cql_sync_server_features(cql_sync *c, cql_server_features *out)
+{
+    cql_session_server_features(c->s, out);
+}

@@ -239,6 +239,33 @@ int cql__scylla_parse(const cql_multimap *m, cql_scylla_info *out)
     return 0;
 }
 
+void cql__scylla_ext_parse(const cql_multimap *m, cql_scylla_ext *out)
+{
+    memset(out, 0, sizeof *out);
+    static const char *const keys[] = {"SCYLLA_SHARD",
+                                       "SCYLLA_NR_SHARDS",
+                                       "SCYLLA_PARTITIONER",
+                                       "SCYLLA_SHARDING_ALGORITHM",
+                                       "SCYLLA_RATE_LIMIT_ERROR",
+                                       "SCYLLA_LWT_ADD_METADATA_MARK",
+                                       "SCYLLA_SHARD_AWARE_PORT"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !out->scylla; i++)
+        out->scylla = cql__multimap_get(m, keys[i], NULL, NULL) == 0;
+    cql_str v;
+    if (cql__multimap_get(m, "SCYLLA_RATE_LIMIT_ERROR", &v, NULL) == 0) {
+        /* "ERROR_CODE=61440": the code is the server's choice, not a constant */
+        static const char pre[] = "ERROR_CODE=";
+        size_t pl = sizeof pre - 1;
+        uint32_t code;
+        if (v.len > pl && memcmp(v.ptr, pre, pl) == 0 &&
+            parse_u32((cql_str){v.ptr + pl, v.len - pl}, INT32_MAX, &code) == 0) {
+            out->rate_limit = true;
+            out->rate_limit_code = (int32_t)code;
+        }
+    }
+    out->tablets_routing = cql__multimap_get(m, "TABLETS_ROUTING_V1", NULL, NULL) == 0;
+}
+
 bool cql__scylla_sharding_supported(const cql_scylla_info *s)
 {
     return s->present && s->nr_shards > 0 &&

@@ -7,7 +7,8 @@
  *   scylla_messages.c  messages: insert, get, pages, edit, delete, history
  *   scylla_meta.c      reactions, pins, read positions, channels, sync state, ping
  *   scylla_repair.c    exact counts: recording failures, the repair pass
- *   scylla_migrate.c   the keyspace and the schema/cql migrations
+ *   scylla_migrate.c   the schema/cql migrations (through migrate.c)
+ *   scylla_keyspace.c  the keyspace: vnodes or tablets per ScyllaDB release
  *   scylla_health.c    store_health
  *
  * Rules (docs/data-model.md):

@@ -3,6 +3,7 @@
  * the schema/cql scripts not yet recorded in schema_version.
  */
 #include "scylla_internal.h"
+#include "scylla_keyspace.h"
 
 #if defined(MSGSTORE_HAVE_CQL_SESSION)
 
@@ -203,18 +204,11 @@ int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *c
         *unreachable = st.code != MS_ERR_UNAUTHORIZED && st.code != MS_ERR_INVALID;
         return st.code ? st.code : MS_ERR_UNAVAILABLE;
     }
-    /* ScyllaDB: counters and LWT need a keyspace without tablets. */
-    cql_host_info hosts[1];
-    bool scylla = cql_sync_hosts(db, hosts, 1) > 0 && hosts[0].nr_shards > 0;
-    char q[1024];
-    snprintf(q, sizeof q, "CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s%s",
-             cfg->scylla_keyspace, repl, scylla ? " AND tablets = {'enabled': false}" : "");
-    if (cql_sync_query(db, q, NULL, &st) != 0 || st.code) {
-        snprintf(err, errlen, "cannot create keyspace %s: %s", cfg->scylla_keyspace, st.message);
-        cql_sync_close(db);
-        return st.code ? st.code : MS_ERR_IO;
-    }
+    /* vnodes or tablets: ScyllaDB's releases differ (scylla_keyspace.c) */
+    rc = store__scylla_keyspace_ensure(db, cfg->scylla_keyspace, repl, NULL, err, errlen);
     cql_sync_close(db);
+    if (rc)
+        return rc;
     sc_options(&o, cfg, true);
     if (cql_sync_connect(&o, &db, &st) != 0 || !db) {
         snprintf(err, errlen, "cannot connect to keyspace %s: %s", cfg->scylla_keyspace,

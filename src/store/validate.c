@@ -196,6 +196,24 @@ static int check_insert(store_op *op, const ms_config *cfg)
     return 0;
 }
 
+/*
+ * Forward-only positions are written USING TIMESTAMP derived from the value
+ * (scylla.c). ScyllaDB refuses write timestamps more than 3 days ahead
+ * (restrict_future_timestamp), Cassandra does not: refuse such values here so
+ * both databases, and SQLite, answer the same 400.
+ */
+#define FUTURE_TS_MAX_MS (3 * 24 * 3600 * 1000ULL)
+
+static int check_not_future(store_op *op, const char *name, uint64_t ts_ms)
+{
+    if (ts_ms > op->now_ms + FUTURE_TS_MAX_MS)
+        return store__op_fail(op, MS_ERR_INVALID,
+                              "%s is more than 3 days in the future (ScyllaDB refuses such "
+                              "write timestamps)",
+                              name);
+    return 0;
+}
+
 static int check_channel_type(store_op *op, const char *t)
 {
     size_t n = strlen(t);
@@ -293,9 +311,11 @@ int store__validate(store_op *op, const ms_config *cfg)
         if ((rc = check_id(op, "channel_id", op->req.read.channel_id, true)) ||
             (rc = check_id(op, "user_id", op->req.read.user_id, true)))
             return rc;
-        if (op->kind == STORE_OP_READ_SET)
-            return check_id(op, "message_id", op->req.read.message_id, true);
-        return 0;
+        if (op->kind == STORE_OP_READ_SET &&
+            (rc = check_id(op, "message_id", op->req.read.message_id, true)) == 0)
+            rc = check_not_future(op, "message_id",
+                                  ms_snowflake_unix_ms(op->req.read.message_id, cfg->epoch_ms));
+        return rc;
     case STORE_OP_CHANNEL_UPSERT: {
         store_channel_upsert_req *r = &op->req.upsert;
         if ((rc = check_id(op, "channel_id", r->channel_id, true)))
@@ -323,6 +343,10 @@ int store__validate(store_op *op, const ms_config *cfg)
         if (r->last_synced_message_id < 0)
             return store__op_fail(op, MS_ERR_INVALID,
                                   "last_synced_message_id must not be negative");
+        /* it is its own write timestamp, in microseconds */
+        if ((rc = check_not_future(op, "last_synced_message_id",
+                                   (uint64_t)r->last_synced_message_id / 1000)))
+            return rc;
         if ((unsigned)r->direction >= STORE_SYNC_DIRECTION_COUNT)
             return store__op_fail(op, MS_ERR_INVALID, "unknown sync direction %d",
                                   (int)r->direction);

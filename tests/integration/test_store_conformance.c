@@ -1599,6 +1599,19 @@ static void test_bad_input(void **state)
     store_sync_update_req su = {.channel_id = ch, .telegram_chat_id = 0};
     store_sync_result *sr = NULL;
     assert_int_equal(store_sync_update_sync(S, &su, &sr, NULL, 0), MS_ERR_INVALID);
+    /* forward-only positions are their own write timestamps: more than 3 days ahead is
+     * refused (ScyllaDB would refuse the write; Cassandra and SQLite answer the same) */
+    uint64_t far = ms_snowflake_from_unix_ms(now_ms() + 4 * DAY_MS, CFG.epoch_ms);
+    store_read_req rf = {.channel_id = ch, .user_id = 5, .message_id = far};
+    assert_int_equal(store_read_set_sync(S, &rf, &rdr, NULL, 0), MS_ERR_INVALID);
+    rf.message_id = ms_snowflake_from_unix_ms(now_ms() + 2 * DAY_MS, CFG.epoch_ms);
+    assert_int_equal(store_read_set_sync(S, &rf, &rdr, NULL, 0), 0);
+    store_free(rdr);
+    rdr = NULL;
+    su = (store_sync_update_req){.channel_id = ch,
+                                 .telegram_chat_id = -100,
+                                 .last_synced_message_id = (int64_t)(now_ms() + 4 * DAY_MS) * 1000};
+    assert_int_equal(store_sync_update_sync(S, &su, &sr, NULL, 0), MS_ERR_INVALID);
     /* an explicit id that is taken */
     uint64_t id = ins(ok_ch, "taken");
     r = text_req(ok_ch, "again");

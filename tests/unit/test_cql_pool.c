@@ -94,16 +94,16 @@ static void test_scylla_pool(void **state)
     const int64_t tokens[] = {-9219783007514621794LL, 9222582454147032830LL};
     for (int t = 0; t < 2; t++) {
         assert_int_equal(cql__scylla_shard_of(tokens[t], 4, 12), 3);
-        fake_conn *c = cql__spool_pick(&p, true, tokens[t], load_of);
+        fake_conn *c = cql__spool_pick(&p, true, tokens[t], -1, load_of);
         assert_non_null(c);
         assert_int_equal(c->shard, 3);
     }
     /* the less loaded of shard 3's two connections */
     conns[3].load = 10;
     conns[5].load = 2;
-    assert_ptr_equal(cql__spool_pick(&p, true, tokens[0], load_of), &conns[5]);
+    assert_ptr_equal(cql__spool_pick(&p, true, tokens[0], -1, load_of), &conns[5]);
     conns[5].load = 20;
-    assert_ptr_equal(cql__spool_pick(&p, true, tokens[0], load_of), &conns[3]);
+    assert_ptr_equal(cql__spool_pick(&p, true, tokens[0], -1, load_of), &conns[3]);
 
     /* shard 3 loses its connections: requests still go out, on another shard,
      * and shard 3 is the one to reconnect */
@@ -111,7 +111,7 @@ static void test_scylla_pool(void **state)
     assert_true(cql__spool_remove(&p, &conns[5]) >= 0);
     assert_int_equal(cql__spool_remove(&p, &conns[5]), -1);
     assert_int_equal(cql__spool_missing_shard(&p), 3);
-    fake_conn *c = cql__spool_pick(&p, true, tokens[0], load_of);
+    fake_conn *c = cql__spool_pick(&p, true, tokens[0], -1, load_of);
     assert_non_null(c);
     assert_int_not_equal(c->shard, 3);
 
@@ -162,10 +162,10 @@ static void test_cassandra_pool(void **state)
         assert_true(cql__spool_add(&p, 0, &c[i]) >= 0);
     assert_int_equal(cql__spool_add(&p, 0, &c[3]), -1); /* pool full */
     /* tokens do not matter: the least loaded connection */
-    assert_ptr_equal(cql__spool_pick(&p, true, 12345, load_of), &c[1]);
-    assert_ptr_equal(cql__spool_pick(&p, false, 0, load_of), &c[1]);
+    assert_ptr_equal(cql__spool_pick(&p, true, 12345, -1, load_of), &c[1]);
+    assert_ptr_equal(cql__spool_pick(&p, false, 0, -1, load_of), &c[1]);
     c[1].load = 9;
-    assert_ptr_equal(cql__spool_pick(&p, false, 0, load_of), &c[2]);
+    assert_ptr_equal(cql__spool_pick(&p, false, 0, -1, load_of), &c[2]);
     cql__spool_free(&p);
 
     /* inconsistent sharding info is refused, not trusted */
@@ -175,7 +175,7 @@ static void test_cassandra_pool(void **state)
     assert_true(cql__scylla_parse(&mm, &si) < 0);
     /* an empty pool gives no connection */
     assert_int_equal(cql__spool_init(&p, 2, 0, 1), 0);
-    assert_null(cql__spool_pick(&p, true, 1, load_of));
+    assert_null(cql__spool_pick(&p, true, 1, -1, load_of));
     cql__spool_free(&p);
 }
 
