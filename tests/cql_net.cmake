@@ -1,7 +1,7 @@
 # CQL client (I/O half): unit tests of the pure parts, integration tests on a
 # real Cassandra node, cluster tests on the 4-node cluster.
 if(TARGET msgstore_cql)
-  foreach(t lru breaker backoff ring lb pool)
+  foreach(t lru breaker backoff ring lb pool tablets)
     ms_add_test(test_cql_${t} SOURCES unit/test_cql_${t}.c LIBS msgstore_cql msgstore_core LABELS unit)
   endforeach()
   ms_add_test(test_cql_session SOURCES integration/test_cql_session.c
@@ -28,4 +28,17 @@ endif()
 if(TARGET msgstore_cql)
   ms_add_test(test_cql_cluster SOURCES cluster/test_cql_cluster.c
     LIBS msgstore_cql msgstore_core LABELS cluster FIXTURES cassandra_cluster TIMEOUT 900)
+endif()
+# Simulated ScyllaDB releases (tests/scylla_sim/scylla_sim.py): the protocol
+# extensions and keyspace decisions a real Cassandra node cannot show (issue 14).
+find_package(Python3 COMPONENTS Interpreter)
+if(TARGET msgstore_cql AND Python3_Interpreter_FOUND)
+  ms_add_test(test_cql_scylla_sim SOURCES integration/test_cql_scylla_sim.c
+    LIBS msgstore_cql msgstore_core LABELS integration TIMEOUT 120)
+endif()
+if(TARGET msgstore_cql AND Python3_Interpreter_FOUND AND TARGET msgstore_server)
+  add_test(NAME scylla_sim_migrate
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/scylla_sim/test_scylla_sim_migrate.py)
+  set_tests_properties(scylla_sim_migrate PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
