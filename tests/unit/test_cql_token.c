@@ -200,7 +200,7 @@ static void test_scylla_supported(void **state)
     (void)state;
     /* Key set of a real Scylla SUPPORTED (scylladb/python-driver issue #295, notes) */
     cql_buf b = {0};
-    cql__put_short(&b, 9);
+    cql__put_short(&b, 11);
     put_entry(&b, "SCYLLA_SHARD", "3");
     put_entry(&b, "SCYLLA_NR_SHARDS", "12");
     put_entry(&b, "SCYLLA_SHARDING_IGNORE_MSB", "12");
@@ -213,9 +213,17 @@ static void test_scylla_supported(void **state)
     cql__put_string(&b, "lz4", 3);
     cql__put_string(&b, "snappy", 6);
     put_entry(&b, "CQL_VERSION", "3.3.1");
+    put_entry(&b, "SCYLLA_RATE_LIMIT_ERROR", "ERROR_CODE=61440");
+    put_entry(&b, "TABLETS_ROUTING_V1", "");
     cql_multimap m;
     assert_int_equal(cql__supported_decode(b.data, b.len, &m), 0);
-    assert_int_equal(m.count, 9);
+    assert_int_equal(m.count, 11);
+    cql_scylla_ext x;
+    cql__scylla_ext_parse(&m, &x);
+    assert_true(x.scylla);
+    assert_true(x.rate_limit);
+    assert_int_equal(x.rate_limit_code, 61440);
+    assert_true(x.tablets_routing);
     cql_scylla_info s;
     assert_int_equal(cql__scylla_parse(&m, &s), 0);
     assert_true(s.present);
@@ -246,6 +254,20 @@ static void test_scylla_supported(void **state)
     assert_int_equal(cql__scylla_parse(&m, &s), 0);
     assert_false(s.present);
     assert_false(cql__scylla_sharding_supported(&s));
+    cql__scylla_ext_parse(&m, &x);
+    assert_false(x.scylla || x.rate_limit || x.tablets_routing);
+
+    /* ScyllaDB whose sharding is unusable (another partitioner) is still ScyllaDB; an
+     * unreadable rate-limit code leaves the extension off (the error stays a server error) */
+    cql_buf_reset(&b);
+    cql__put_short(&b, 2);
+    put_entry(&b, "SCYLLA_PARTITIONER", "org.apache.cassandra.dht.RandomPartitioner");
+    put_entry(&b, "SCYLLA_RATE_LIMIT_ERROR", "ERROR_CODE=x");
+    assert_int_equal(cql__supported_decode(b.data, b.len, &m), 0);
+    cql__scylla_ext_parse(&m, &x);
+    assert_true(x.scylla);
+    assert_false(x.rate_limit);
+    assert_false(x.tablets_routing);
 
     /* inconsistent: shard >= nr_shards, zero shards, garbage numbers, half present */
     const char *bad[][2] = {{"5", "4"}, {"0", "0"}, {"x", "4"}, {"1", "4294967296"}};
