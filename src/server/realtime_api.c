@@ -262,6 +262,7 @@ static void flush_sse(session *ss)
         }
         int rc = send_msg(ss, m);
         if (rc == MS_ERR_TOO_LARGE) {
+            MS_DEBUG("realtime", "an SSE event of %zu bytes waits for the stream to drain", m->len);
             ss->held = m; /* the drain callback comes when the queue is empty */
             break;
         }

@@ -30,7 +30,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rtclient import Msgstore, SseClient, WsClient, WsClosed, free_port, wait_for  # noqa: E402
+from rtclient import Msgstore, SseClient, WsClient, free_port, wait_for  # noqa: E402
 
 SOURCE_DIR = os.environ.get("MSGSTORE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY_DIR = os.environ.get("MSGSTORE_BINARY_DIR", os.path.join(SOURCE_DIR, "build"))
@@ -215,7 +215,6 @@ class WebSocketThatNeverReads(Server):
                 break
         self.assertIsNotNone(stopped, f"the server read all {sent} bytes and answered none")
         grown = rss_bytes(pid) - before
-        print(f"\n{stopped} after {sent} bytes; RSS grew by {grown}", file=sys.stderr)
         self.assertLess(grown, 64 * 1024 * 1024, f"server RSS grew by {grown} bytes")
         # Reading now: what the kernel holds, then the end of the connection.
         s.settimeout(30)
@@ -540,6 +539,35 @@ class LargeEvents(Server):
         sse.close()
         self.assertEqual([g["data"]["id"] for g in got], [small1["id"], big["id"], small2["id"]])
         self.assertEqual(got[1]["data"]["content"], big_text)
+        self.alive()
+
+    def test_large_events_behind_a_client_that_reads_late(self):
+        # Posted while the client does not read, through a small receive window: the
+        # stream's queue fills behind the socket, so a large event finds bytes queued
+        # before it and waits for the queue to drain. Every event arrives whole, in order.
+        channel = 78
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+        s.connect((H, self.srv.port))
+        s.sendall((f"GET /v1/channels/{channel}/events HTTP/1.1\r\nHost: x\r\n"
+                   f"Authorization: Bearer {TOKEN}\r\n\r\n").encode())
+        texts = ["\u00e9" * 600000, "small 1", "\u00e8" * 600000, "small 2", "\u00ea" * 600000,
+                 "small 3", "\u00eb" * 600000]
+        ids = [post(self.srv, channel, t)["id"] for t in texts]
+        sse = SseClient.__new__(SseClient)  # its parser, on this socket
+        sse.sock, sse.raw, sse.text, sse.ended, sse.last_id = s, b"", b"", False, None
+        s.settimeout(20)
+        while b"\r\n\r\n" not in sse.raw:
+            sse.raw += s.recv(65536)
+        head, sse.raw = sse.raw.split(b"\r\n\r\n", 1)
+        self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+        sse.chunked = b"chunked" in head.lower()
+        for want_id, want_text in zip(ids, texts):
+            ev = sse.next_event(timeout=20)
+            self.assertEqual(ev["event"], "message.created")
+            data = json.loads(ev["data"])["data"]
+            self.assertEqual((data["id"], data["content"]), (want_id, want_text))
+        s.close()
         self.alive()
 
 
