@@ -1,6 +1,7 @@
 # server: end-to-end tests of `msgstore serve` over real HTTP on loopback
-# (tests/e2e/, Python standard library + python3-yaml; responses checked
-# against docs/openapi.yaml).
+# (tests/e2e/; responses checked against docs/openapi.yaml with a real OpenAPI
+# validator). The tests run in the venv of scripts/pyvenv (<build>/e2e-venv, the
+# pinned packages of tests/e2e/requirements.txt), which they make when missing.
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
   add_test(NAME e2e_http_sqlite

@@ -92,8 +92,9 @@ typedef struct ms_config ms_config;
 #define STORE_MAX_PINS               50    /* pins per channel */
 #define STORE_PREVIEW_CHARS          100   /* characters of content kept in a pin's preview */
 #define STORE_MAX_NONCE_BYTES        64    /* client nonce: 1..64 bytes of printable ASCII */
-#define STORE_MAX_EMOJI_BYTES        64    /* emoji: 1..64 bytes of UTF-8, no control chars */
-#define STORE_MAX_NAME_BYTES         256   /* channel name: 0..256 bytes of UTF-8 */
+#define STORE_MAX_EMOJI_CHARS        16    /* emoji: 1..16 characters, no control chars */
+#define STORE_MAX_EMOJI_BYTES        64    /* ...so at most 64 bytes of UTF-8 */
+#define STORE_MAX_NAME_CHARS         256   /* channel name: 0..256 characters of UTF-8 */
 #define STORE_MAX_CHANNEL_TYPE_BYTES 32    /* channel type: 1..32 bytes [a-z0-9_-] */
 #define STORE_MAX_JSON_BYTES         16384 /* attachments, metadata: JSON text up to this size */
 #define STORE_ID_MAX                 ((uint64_t)INT64_MAX)
@@ -599,7 +600,8 @@ int store_read_get_sync(store *s, const store_read_req *req, store_read_result *
 
 typedef struct store_channel_upsert_req {
     uint64_t channel_id;
-    const char *name;       /* NULL: keep (new channel: ""); UTF-8 up to STORE_MAX_NAME_BYTES */
+    const char
+        *name; /* NULL: keep (new channel: ""); UTF-8 up to STORE_MAX_NAME_CHARS characters */
     const char *type;       /* NULL: keep (new channel: "channel"); [a-z0-9_-]{1,32} */
     uint64_t created_at_ms; /* 0: keep (new channel: now); otherwise set it */
 } store_channel_upsert_req;

@@ -58,6 +58,13 @@ static void on_inserted(int status, const char *detail, const store_message_resu
         srv__store_error(c->s, c->r, status, detail, true);
         return;
     }
+    if (res->duplicate && res->msg.channel_id != c->channel_id) {
+        /* Telegram ids are unique across channels: the message they name lives elsewhere */
+        http_respond_error(c->r, 409, ms_err_name(MS_ERR_CONFLICT),
+                           "this Telegram message is already stored in channel %" PRIu64,
+                           res->msg.channel_id);
+        return;
+    }
     if (!res->duplicate) {
         char loc[96];
         snprintf(loc, sizeof loc, "/v1/channels/%" PRIu64 "/messages/%" PRIu64, res->msg.channel_id,
@@ -141,7 +148,8 @@ static void h_create(http_request *r, void *ctx)
         q.content = "";
         q.content_len = 0;
     }
-    int rc = store_insert(s->st, http_request_loop(r), &q, on_inserted, call_new(s, r, 0, 0));
+    int rc =
+        store_insert(s->st, http_request_loop(r), &q, on_inserted, call_new(s, r, q.channel_id, 0));
     if (rc)
         call_failed(s, r, rc);
 out:

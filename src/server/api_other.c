@@ -44,8 +44,8 @@ static int path_emoji(http_request *r, const char **out, size_t *len)
     *out = http_request_param(r, "emoji", len);
     if (!*out || *len == 0 || *len > STORE_MAX_EMOJI_BYTES || memchr(*out, '\0', *len)) {
         http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID),
-                           "emoji: expected 1 to %d bytes of percent-encoded UTF-8",
-                           STORE_MAX_EMOJI_BYTES);
+                           "emoji: expected 1 to %d characters of percent-encoded UTF-8",
+                           STORE_MAX_EMOJI_CHARS);
         return -1;
     }
     return 0;

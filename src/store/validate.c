@@ -135,11 +135,12 @@ static int check_emoji(store_op *op, const char *emoji)
     if (!emoji || !*emoji)
         return store__op_fail(op, MS_ERR_INVALID, "emoji must not be empty");
     size_t len = strlen(emoji);
-    if (len > STORE_MAX_EMOJI_BYTES)
-        return store__op_fail(op, MS_ERR_INVALID, "emoji is longer than %d bytes",
-                              STORE_MAX_EMOJI_BYTES);
-    if (store__utf8_count(emoji, len, NULL) < 0)
+    long chars = store__utf8_count(emoji, len, NULL);
+    if (chars < 0)
         return store__op_fail(op, MS_ERR_INVALID, "emoji is not valid UTF-8");
+    if (chars > STORE_MAX_EMOJI_CHARS || len > STORE_MAX_EMOJI_BYTES)
+        return store__op_fail(op, MS_ERR_INVALID, "emoji is longer than %d characters",
+                              STORE_MAX_EMOJI_CHARS);
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)emoji[i] < 0x20 || emoji[i] == 0x7F)
             return store__op_fail(op, MS_ERR_INVALID, "emoji contains a control character");
@@ -321,12 +322,13 @@ int store__validate(store_op *op, const ms_config *cfg)
         if ((rc = check_id(op, "channel_id", r->channel_id, true)))
             return rc;
         if (r->name) {
-            size_t n = strlen(r->name);
-            if (n > STORE_MAX_NAME_BYTES)
-                return store__op_fail(op, MS_ERR_INVALID, "channel name is longer than %d bytes",
-                                      STORE_MAX_NAME_BYTES);
-            if (store__utf8_count(r->name, n, NULL) < 0)
+            long chars = store__utf8_count(r->name, strlen(r->name), NULL);
+            if (chars < 0)
                 return store__op_fail(op, MS_ERR_INVALID, "channel name is not valid UTF-8");
+            if (chars > STORE_MAX_NAME_CHARS)
+                return store__op_fail(op, MS_ERR_INVALID,
+                                      "channel name is longer than %d characters",
+                                      STORE_MAX_NAME_CHARS);
         }
         if (r->type && (rc = check_channel_type(op, r->type)))
             return rc;

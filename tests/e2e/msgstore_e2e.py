@@ -2,9 +2,11 @@
 msgstore_e2e.py - helpers for the end-to-end tests: start a real `msgstore serve`
 process, talk HTTP/1.1 to it over loopback (http.client, keep-alive), and check
 every answer against docs/openapi.yaml (status documented for the route, body
-matching the schema).
+matching the schema with a real OpenAPI 3.0 validator: openapi-schema-validator).
 
-Only the Python standard library and python3-yaml (a Debian package).
+Runs in the venv of scripts/pyvenv (<build>/e2e-venv, pinned packages of
+tests/e2e/requirements.txt): a test started with any other python re-executes
+itself there, making the venv first if needed.
 """
 import http.client
 import json
@@ -19,10 +21,28 @@ import threading
 import time
 import traceback
 
-import yaml
-
 SOURCE_DIR = os.environ.get("MSGSTORE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY_DIR = os.environ.get("MSGSTORE_BINARY_DIR", os.path.join(SOURCE_DIR, "build"))
+VENV = os.environ.get("MSGSTORE_E2E_VENV", os.path.join(BINARY_DIR, "e2e-venv"))
+
+
+def _in_venv():
+    if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
+        if os.environ.get("MSGSTORE_E2E_REEXEC"):
+            sys.exit("msgstore_e2e: the venv %s does not run as itself" % VENV)
+        subprocess.run([os.path.join(SOURCE_DIR, "scripts", "pyvenv"), VENV], check=True,
+                       stdout=subprocess.DEVNULL)
+        os.environ["MSGSTORE_E2E_REEXEC"] = "1"
+        py = os.path.join(VENV, "bin", "python")
+        os.execv(py, [py] + sys.argv)
+
+
+_in_venv()
+
+import yaml  # noqa: E402 - from the venv
+from openapi_schema_validator import OAS30Validator  # noqa: E402
+from referencing import Registry, Resource  # noqa: E402
+from referencing.jsonschema import DRAFT4  # noqa: E402
 MSGSTORE = os.environ.get("MSGSTORE_BIN", os.path.join(BINARY_DIR, "src", "cli", "msgstore"))
 TOKEN = "e2e-token-0123456789abcdef"
 
@@ -37,14 +57,20 @@ def check(cond, what, *ctx):
 
 
 # ---------------------------------------------------------------------------
-# OpenAPI: the routes, their documented statuses, and a small JSON Schema check
-# (type, nullable, required, properties, additionalProperties, items, enum,
-# pattern, allOf, $ref) - enough for the shapes of this API.
+# OpenAPI: the routes, their documented statuses, and the schemas, checked with
+# openapi-schema-validator's OpenAPI 3.0 validator (every keyword: minimum,
+# maxLength, pattern, nullable, anyOf...).
+
+SPEC_URI = "urn:msgstore:openapi"
+
 
 class Spec:
     def __init__(self, path):
         with open(path) as f:
             self.doc = yaml.safe_load(f)
+        self.registry = Registry().with_resource(
+            SPEC_URI, Resource.from_contents(self.doc, default_specification=DRAFT4))
+        self.validators = {}
         self.routes = []
         for tmpl, item in self.doc["paths"].items():
             rx = "^" + re.sub(r"\{[^/]+\}", "[^/]+", tmpl) + "$"
@@ -69,36 +95,19 @@ class Spec:
         return None, None
 
     def validate(self, schema, value, where="$"):
-        schema = self.resolve(schema)
-        if value is None:
-            check(schema.get("nullable", False) or schema == {}, "null not allowed at " + where)
-            return
-        for sub in schema.get("allOf", []):
-            self.validate(sub, value, where)
-        t = schema.get("type")
-        types = {"object": dict, "array": list, "string": str, "boolean": bool, "number": (int, float)}
-        if t == "integer":
-            check(isinstance(value, int) and not isinstance(value, bool), "expected integer at " + where, value)
-        elif t in types:
-            ok = isinstance(value, types[t]) and not (t == "number" and isinstance(value, bool))
-            check(ok, "expected %s at %s" % (t, where), repr(value)[:200])
-        if "enum" in schema:
-            check(value in schema["enum"], "value not in enum at " + where, value, schema["enum"])
-        if "pattern" in schema and isinstance(value, str):
-            check(re.search(schema["pattern"], value), "pattern mismatch at " + where, value)
-        if isinstance(value, dict):
-            for k in schema.get("required", []):
-                check(k in value, "missing required field %s at %s" % (k, where), list(value))
-            props = schema.get("properties", {})
-            for k, v in value.items():
-                if k in props:
-                    self.validate(props[k], v, where + "." + k)
-                else:
-                    check(schema.get("additionalProperties", True) is not False,
-                          "undocumented field %s at %s" % (k, where))
-        if isinstance(value, list) and "items" in schema:
-            for i, v in enumerate(value):
-                self.validate(schema["items"], v, "%s[%d]" % (where, i))
+        """Checks value against a schema of the spec (a node of self.doc or a $ref)."""
+        if isinstance(schema, dict) and set(schema) == {"$ref"}:
+            ref = schema["$ref"]
+            check(ref.startswith("#/"), "only local $ref", ref)
+            schema = {"$ref": SPEC_URI + ref}
+        key = json.dumps(schema, sort_keys=True)
+        v = self.validators.get(key)
+        if v is None:
+            v = self.validators[key] = OAS30Validator(_absolute_refs(schema), registry=self.registry)
+        errors = sorted(v.iter_errors(value), key=lambda e: list(e.absolute_path))
+        check(not errors, "schema violation at %s" % where,
+              *["%s: %s" % ("/".join(str(p) for p in e.absolute_path) or "$", e.message[:300])
+                for e in errors[:5]])
 
     def check_response(self, method, path, status, headers, body):
         """Checks an answer against the spec; returns the parsed JSON (or text)."""
@@ -145,6 +154,16 @@ class Spec:
                 if not any((tmpl, m.upper(), int(s)) in self.seen for s in ok):
                     missing.append("%s %s" % (m.upper(), tmpl))
         return missing
+
+
+def _absolute_refs(node):
+    """A schema taken out of the spec, its local $refs made to point into the spec."""
+    if isinstance(node, dict):
+        return {k: (SPEC_URI + v if k == "$ref" and isinstance(v, str) and v.startswith("#/")
+                    else _absolute_refs(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_absolute_refs(v) for v in node]
+    return node
 
 
 SPEC = Spec(os.path.join(SOURCE_DIR, "docs", "openapi.yaml"))

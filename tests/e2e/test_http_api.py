@@ -529,6 +529,69 @@ def test_bad_input_never_500(ctx):
     expect(r, 413, "payload_too_large")
 
 
+def _spec_accepts(schema_ref, value):
+    try:
+        SPEC.validate({"$ref": "#/components/schemas/" + schema_ref}, value)
+        return True
+    except Failure:
+        return False
+
+
+def test_spec_checker_enforces_every_keyword(ctx):
+    """The answers' checker is a real OpenAPI 3.0 validator: minimum, maxLength, pattern,
+    enum, nullable, required, additionalProperties all count."""
+    def rejects(schema, value):
+        try:
+            SPEC.validate(schema, value)
+        except Failure:
+            return True
+        return False
+    check(rejects({"type": "integer", "minimum": 1}, 0), "minimum")
+    check(rejects({"type": "string", "maxLength": 3}, "abcd"), "maxLength")
+    check(rejects({"$ref": "#/components/schemas/Id"}, "0"), "Id pattern: 0")
+    check(rejects({"$ref": "#/components/schemas/Id"}, "9223372036854775808"), "Id pattern: range")
+    check(rejects({"$ref": "#/components/schemas/Error"}, {"error": {"code": "nope", "message": "x"}}), "enum")
+    check(rejects({"$ref": "#/components/schemas/Presence"},
+                  {"channel_id": "1", "online": [], "typing": [], "extra": 1}), "additionalProperties")
+    check(rejects({"type": "integer"}, None), "null where not nullable")
+    check(not rejects({"type": "integer", "nullable": True}, None), "nullable")
+    check(not rejects({"$ref": "#/components/schemas/Id"}, "9223372036854775807"), "Id max")
+
+
+def test_spec_and_server_agree_on_edges(ctx):
+    """What the spec allows the server takes, what it refuses the server refuses (the edges
+    a schema fuzzer found: ids "0" and out of range, null optional fields, lengths)."""
+    c, ch = ctx["c"], channel()
+    for cid in ("1", "0", "007", "9223372036854775807", "9223372036854775808", "-1", "+5",
+                "00000000000000000001", "000000000000000000001", "99999999999999999999"):
+        r = c.get("/v1/channels/%s/messages?limit=1" % cid)
+        check((r.status == 200) == _spec_accepts("Id", cid), "path id %s: server %d vs spec" % (cid, r.status))
+        r = c.post("/v1/channels/%d/messages" % ch, {"sender_id": cid, "content": "x"})
+        check((r.status == 201) == _spec_accepts("IdIn", cid), "body id %s: server %d vs spec" % (cid, r.status))
+    for n in (1, 0, -1, 2**63 - 1):
+        r = c.post("/v1/channels/%d/messages" % ch, {"sender_id": n, "content": "x"})
+        check((r.status == 201) == _spec_accepts("IdIn", n), "JSON integer id %d: %d" % (n, r.status))
+    # null is "absent" for optional fields, as the spec says (nullable)
+    expect(c.post("/v1/channels/%d/messages" % ch,
+                  {"sender_id": "1", "content": "x", "reply_to": None, "nonce": None, "type": None,
+                   "source": None, "attachments": None, "metadata": None, "telegram_chat_id": None,
+                   "telegram_message_id": None}), 201)
+    expect(c.put("/v1/channels/%d" % ch, {"name": None, "type": None, "created_at_ms": None}), 200)
+    expect(c.post("/v1/channels/%d/messages" % ch, {"sender_id": None, "content": "x"}), 422, "unprocessable")
+    # lengths are characters, as JSON Schema counts them
+    expect(c.put("/v1/channels/%d" % ch, {"name": "é" * 256}), 200)
+    expect(c.put("/v1/channels/%d" % ch, {"name": "é" * 257}), 422, "unprocessable")
+    m = new_message(c, ch)
+    base = "/v1/channels/%d/messages/%s/reactions" % (ch, m["id"])
+    expect(c.put("%s/%s/7" % (base, urllib.parse.quote("😀" * 16, safe=""))), 201)
+    expect(c.put("%s/%s/7" % (base, urllib.parse.quote("a" * 17, safe=""))), 400, "invalid_argument")
+    # Telegram ids name one message: posting them in another channel is a conflict, not that message
+    chat = -2000000000000 - random.randrange(10**9)
+    body = {"sender_id": "1", "content": "tg", "telegram_chat_id": chat, "telegram_message_id": 5}
+    expect(c.post("/v1/channels/%d/messages" % ch, body), 201)
+    expect(c.post("/v1/channels/%d/messages" % channel(), body), 409, "conflict")
+
+
 def test_unknown_route_and_method(ctx):
     c = ctx["c"]
     expect(c.get("/v1/nothing"), 404, "not_found")
