@@ -45,6 +45,16 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
            COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_hardening.py)
   set_tests_properties(e2e_hardening PROPERTIES LABELS e2e TIMEOUT 300
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};MSGSTORE_REDIS_HOME=${PROJECT_BINARY_DIR}/redis")
+  # The memory-safety cases also in the sanitized build's integration run (make check runs
+  # unit and integration there): more than 64 workers, a client that never reads, SSE
+  # events over 1 MiB.
+  if(MSGSTORE_SANITIZE)
+    add_test(NAME e2e_hardening_sanitized
+             COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_hardening.py
+                     ManyWorkers WebSocketThatNeverReads LargeEvents)
+    set_tests_properties(e2e_hardening_sanitized PROPERTIES LABELS integration TIMEOUT 300
+      ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+  endif()
 endif()
 
 # User tokens (JWT), ?access_token=, CORS and rate limits, on SQLite.
