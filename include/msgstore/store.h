@@ -982,7 +982,12 @@ typedef enum store_fault {
                                         timed out */
     STORE_FAULT_LWT_APPLIED = 3,     /* the next reaction add/remove transaction is applied, then
                                         reported as timed out */
+    STORE_FAULT_EDIT_RACE = 4,       /* another writer deletes the message the next edit is
+                                        editing, between the edit's read and its write */
+    STORE_FAULT_SLOW_INSERT = 5,     /* the next insert waits 1 s between claiming its nonce or
+                                        Telegram ids and writing the message */
 } store_fault;
+#define STORE_FAULT_LAST STORE_FAULT_SLOW_INSERT
 
 /*
  * Test hook: the next `times` statements of that kind, run by any operation

@@ -230,6 +230,16 @@ int sc_prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what)
     return 0;
 }
 
+bool sc_take_fault(sc_conn *c, store_fault f)
+{
+    _Atomic int *left = &c->b->faults[f];
+    int v = atomic_load(left);
+    while (v > 0)
+        if (atomic_compare_exchange_weak(left, &v, v - 1))
+            return true;
+    return false;
+}
+
 /* Takes one injected fault that applies to statement id, if any is left (0: none). */
 static int take_fault(sc_conn *c, sc_stmt_id id)
 {

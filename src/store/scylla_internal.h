@@ -128,9 +128,11 @@ enum { K_R, K_W, K_L, K_C, K_S, K_A };
     X(EDIT_SAVE, K_W,                                                                              \
       "INSERT INTO @.message_edits (channel_id, message_id, seq, edited_at, content) "             \
       "VALUES (?, ?, ?, ?, ?)")                                                                    \
-    X(EDIT_APPLY, K_W,                                                                             \
+    X(EDIT_APPLY, K_L,                                                                             \
       "UPDATE @.messages SET content = ?, is_edited = true, edited_at = ? WHERE channel_id = ? "   \
-      "AND bucket = ? AND message_id = ?")                                                         \
+      "AND bucket = ? AND message_id = ? IF created_at != null AND is_deleted != true")            \
+    X(EDIT_UNSAVE, K_W,                                                                            \
+      "DELETE FROM @.message_edits WHERE channel_id = ? AND message_id = ? AND seq = ?")           \
     X(DELETE_APPLY, K_W,                                                                           \
       "UPDATE @.messages SET content = '', attachments = '', metadata = '', is_deleted = true, "   \
       "deleted_at = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?")                     \
@@ -348,8 +350,8 @@ struct sc_backend {
     pthread_mutex_t known_mu;
     uint64_t *known; /* open addressing, 0 = empty */
     size_t nknown;
-    _Atomic int faults[STORE_FAULT_LWT_APPLIED + 1]; /* injected faults left, by store_fault */
-    _Atomic unsigned hosts_up; /* CQL_HOST_UP events seen by any of the sessions */
+    _Atomic int faults[STORE_FAULT_LAST + 1]; /* injected faults left, by store_fault */
+    _Atomic unsigned hosts_up;                /* CQL_HOST_UP events seen by any of the sessions */
 
     /* counter repair (see "exact counts") */
     int64_t settle_ms;   /* how long a count must stay still; failures this old are due */
@@ -430,6 +432,9 @@ cql_session *sc_session(sc_conn *c);
 
 /* On t's loop: resumes t's coroutine after what it awaited completed (scylla.c). */
 void sc_task_resume(sc_task *t);
+
+/* Takes one injected fault `f` (tests) if any is left: true when taken. */
+bool sc_take_fault(sc_conn *c, store_fault f);
 
 /* Binds a channel or user id (the one place that knows its CQL type). */
 void sc_bind_id(cql_values *v, uint64_t id);

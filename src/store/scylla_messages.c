@@ -168,6 +168,36 @@ static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, 
     cql_values_add_bigint(v, (int64_t)created);
 }
 
+/* The same message: same nonce, same Telegram ids (a retry of one request). */
+static bool same_request(const store_insert_req *r, const store_message *m)
+{
+    if (r->nonce && (!m->nonce || strcmp(r->nonce, m->nonce) != 0))
+        return false;
+    if (r->has_telegram && (!m->has_telegram || m->telegram_chat_id != r->telegram_chat_id ||
+                            m->telegram_message_id != r->telegram_message_id))
+        return false;
+    return r->nonce || r->has_telegram;
+}
+
+/*
+ * Message `id` was already there when op wrote it: written by another
+ * attempt of the same request (1: op->res is the stored message), or a
+ * conflict of ids.
+ */
+static int stored_instead(sc_conn *c, store_op *op, uint64_t id)
+{
+    const store_insert_req *r = &op->req.insert;
+    if (sc_load_message(c, op, r->channel_id, id, true))
+        return op->status;
+    if (same_request(r, &((store_message_result *)op->res)->msg))
+        return 1;
+    store_free(op->res);
+    op->res = NULL;
+    return store__op_fail(op, MS_ERR_CONFLICT,
+                          "message id %" PRIu64 " already exists in channel %" PRIu64, id,
+                          r->channel_id);
+}
+
 /*
  * Writes the message row and what goes with it. The bucket is registered
  * first: a listed bucket without its message costs a page nothing but a
@@ -175,6 +205,8 @@ static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, 
  * count: increment the bucket's message count once (never retried); else,
  * or when that fails, or when a failure leaves the message possibly written,
  * the bucket's count is recorded for the repair, which recounts its rows.
+ * Returns 0, 1 when another attempt of the same request wrote the message
+ * first (op->res: the stored one), or fails op.
  */
 static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
 {
@@ -193,7 +225,14 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             return op->status;
         sc_known_add(c->b, r->channel_id);
     }
-    if (op->id_given) {
+    if (op->id_given || r->nonce || r->has_telegram) {
+        /*
+         * Written only if absent: an id chosen by the caller must not
+         * overwrite a message, and a message claimed by a nonce or Telegram
+         * ids may be completed by a retry (duplicate_of) while its first
+         * writer is slow: whichever writes first is the one stored, and both
+         * answer with it (issue 10 item 7).
+         */
         v = sc_vals(c);
         sc_bind_id(v, r->channel_id);
         cql_values_add_int(v, (int32_t)ms_bucket_of(id));
@@ -207,9 +246,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         bool applied = sc_lwt_applied(res);
         cql_result_destroy(res);
         if (!applied)
-            return store__op_fail(op, MS_ERR_CONFLICT,
-                                  "message id %" PRIu64 " already exists in channel %" PRIu64, id,
-                                  r->channel_id);
+            return stored_instead(c, op, id);
         v = sc_vals(c);
         cql_values_add_bigint(v, (int64_t)(created * 1000));
         cql_values_add_bigint(v, (int64_t)id);
@@ -308,8 +345,9 @@ static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
             "scylla: completing message %" PRIu64 " of channel %" PRIu64
             " whose insert did not finish",
             id, ch);
-    if (write_message(c, op, id, false))
-        return op->status;
+    int rc = write_message(c, op, id, false);
+    if (rc)
+        return rc > 0 ? 0 : op->status;
     return sc_load_message(c, op, ch, id, true);
 }
 
@@ -360,7 +398,12 @@ int sc_op_insert(sc_conn *c, store_op *op)
         }
         cql_result_destroy(res);
     }
-    if (write_message(c, op, r->id, true))
+    if (sc_take_fault(c, STORE_FAULT_SLOW_INSERT)) /* a slow first writer (tests) */
+        sc_sleep(c, 1000);
+    int wr = write_message(c, op, r->id, true);
+    if (wr > 0) /* a retry of this request completed the message first: that one is stored */
+        return 0;
+    if (wr)
         goto unclaim;
 
     return store__insert_result(op, ms_snowflake_unix_ms(r->id, c->b->cfg->epoch_ms));
@@ -621,6 +664,29 @@ int sc_op_page(sc_conn *c, store_op *op)
 
 /* ------------------------------------------------------------------ edit, delete */
 
+/* The statements of a delete (soft delete, edit history purged); 0 or fails op. */
+static int delete_rows(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg)
+{
+    cql_values *v = sc_vals(c);
+    cql_values_add_bigint(v, (int64_t)op->now_ms);
+    sc_bind_id(v, ch);
+    cql_values_add_int(v, (int32_t)ms_bucket_of(msg));
+    cql_values_add_bigint(v, (int64_t)msg);
+    if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
+        return op->status;
+    v = sc_vals(c);
+    sc_bind_id(v, ch);
+    cql_values_add_bigint(v, (int64_t)msg);
+    return sc_run(c, op, SC_EDITS_PURGE, "purging the edit history", NULL);
+}
+
+/*
+ * An edit races a delete (issue 10 item 6): the content is replaced only if
+ * the message is still not deleted, in a lightweight transaction, so the
+ * order holds: a delete that committed first wins (the edit answers
+ * MS_ERR_CONFLICT and its history row is taken back), an edit that
+ * committed first is wiped by the delete like any content.
+ */
 int sc_op_edit(sc_conn *c, store_op *op)
 {
     const store_edit_req *r = &op->req.edit;
@@ -634,6 +700,9 @@ int sc_op_edit(sc_conn *c, store_op *op)
                        r->message_id);
         goto out;
     }
+    if (sc_take_fault(c, STORE_FAULT_EDIT_RACE) &&
+        delete_rows(c, op, r->channel_id, r->message_id)) /* another writer's delete */
+        goto out;
     uint64_t seq = store__next_id(op->s);
     if (!seq) {
         store__op_fail(op, MS_ERR_CLOCK, "the clock stepped back; retry");
@@ -653,16 +722,28 @@ int sc_op_edit(sc_conn *c, store_op *op)
     sc_bind_id(v, r->channel_id);
     cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
     cql_values_add_bigint(v, (int64_t)r->message_id);
-    if (sc_run(c, op, SC_EDIT_APPLY, "editing the message", NULL))
+    cql_result *q = NULL;
+    if (sc_run(c, op, SC_EDIT_APPLY, "editing the message", &q))
         goto out;
+    bool applied = sc_lwt_applied(q);
+    cql_result_destroy(q);
+    if (!applied) {
+        /* deleted meanwhile: the history row saved above must not outlive the delete */
+        v = sc_vals(c);
+        sc_bind_id(v, r->channel_id);
+        cql_values_add_bigint(v, (int64_t)r->message_id);
+        cql_values_add_bigint(v, (int64_t)seq);
+        if (sc_run(c, op, SC_EDIT_UNSAVE, "taking back the edit history", NULL))
+            goto out;
+        store__op_fail(op, MS_ERR_CONFLICT,
+                       "message %" PRIu64 " was deleted while it was being edited", r->message_id);
+        goto out;
+    }
     sc_load_message(c, op, r->channel_id, r->message_id, false);
 out:
     store_free(cur);
     return op->status;
 }
-
-int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_pin_entry *add,
-               bool *changed);
 
 int sc_op_delete(sc_conn *c, store_op *op)
 {

@@ -851,7 +851,7 @@ int store_repair_counts_sync(store *s, store_repair_report *out, char *detail, s
 
 int store_inject_fault(store *s, store_fault fault, int times)
 {
-    if (!s || times < 0 || fault < STORE_FAULT_COUNTER_LOST || fault > STORE_FAULT_LWT_APPLIED)
+    if (!s || times < 0 || fault < STORE_FAULT_COUNTER_LOST || fault > STORE_FAULT_LAST)
         return MS_ERR_INVALID;
     if (!s->be->vt->inject)
         return MS_ERR_UNPROCESSABLE;

@@ -250,7 +250,6 @@ static void test_nonce_dedup(void **state)
     assert_string_equal(b->msg.content, "first");
     store_free(a);
     store_free(b);
-    assert_int_equal(channel_count(ch), 1);
     store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, STORE_LIMIT_DEFAULT);
     assert_int_equal(p->count, 1);
     store_free(p);
@@ -284,7 +283,6 @@ static void test_telegram_dedup(void **state)
     assert_int_equal(store_insert_sync(S, &r, &b, NULL, 0), 0);
     assert_true(b->duplicate);
     store_free(b);
-    assert_int_equal(channel_count(ch), 1);
     /* the nonce of that rejected duplicate was not consumed */
     r.has_telegram = false;
     assert_int_equal(store_insert_sync(S, &r, &b, NULL, 0), 0);
@@ -337,7 +335,6 @@ static void race(store_insert_req base, uint64_t ch)
     store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, 100);
     assert_int_equal(p->count, 1);
     store_free(p);
-    assert_int_equal(channel_count(ch), 1);
 }
 
 static void test_duplicates_racing(void **state)
@@ -1747,6 +1744,133 @@ static void test_async_api(void **state)
     assert_int_equal(store_insert(S, NULL, &r, on_insert, &c), MS_ERR_INVALID);
 }
 
+/* ------------------------------------------------------------------ races (issue 10) */
+
+/*
+ * Issue 10 item 6: an edit racing a delete must not bring the deleted
+ * content back (into the message or its edit history) nor succeed after the
+ * delete. The fault makes another writer delete the message between the
+ * edit's read and its write (ScyllaDB; SQLite serializes writes anyway).
+ */
+static void test_edit_races_delete(void **state)
+{
+    (void)state;
+    if (store_inject_fault(S, STORE_FAULT_EDIT_RACE, 0) != 0) {
+        print_message("      no fault injection on this backend: skipped\n");
+        skip();
+    }
+    uint64_t ch = new_channel();
+    uint64_t id = ins(ch, "original");
+    assert_int_equal(store_inject_fault(S, STORE_FAULT_EDIT_RACE, 1), 0);
+    store_edit_req e = {.channel_id = ch,
+                        .message_id = id,
+                        .content = "secret edit",
+                        .content_len = strlen("secret edit")};
+    store_message_result *res = NULL;
+    char detail[256] = "";
+    assert_int_equal(store_edit_sync(S, &e, &res, detail, sizeof detail), MS_ERR_CONFLICT);
+    assert_null(res);
+    assert_non_null(strstr(detail, "deleted"));
+
+    store_get_req g = {.channel_id = ch, .message_id = id};
+    assert_int_equal(store_get_sync(S, &g, &res, NULL, 0), 0);
+    assert_true(res->msg.is_deleted);
+    assert_false(res->msg.is_edited);
+    assert_string_equal(res->msg.content, "");
+    store_free(res);
+    store_history_req h = {.channel_id = ch, .message_id = id, .limit = 10};
+    store_history_result *hr = NULL;
+    assert_int_equal(store_edit_history_sync(S, &h, &hr, NULL, 0), 0);
+    assert_int_equal(hr->count, 0);
+    store_free(hr);
+}
+
+typedef struct nonce_race {
+    int done;
+    int status[2];
+    uint64_t id[2];
+    char content[2][32];
+} nonce_race;
+
+typedef struct nonce_slot {
+    nonce_race *r;
+    int i;
+} nonce_slot;
+
+static void on_nonce_insert(int status, const char *detail, const store_message_result *res,
+                            void *ud)
+{
+    nonce_slot *sl = ud;
+    (void)detail;
+    sl->r->status[sl->i] = status;
+    if (status == 0) {
+        sl->r->id[sl->i] = res->msg.id;
+        snprintf(sl->r->content[sl->i], sizeof sl->r->content[sl->i], "%s", res->msg.content);
+    }
+    sl->r->done++;
+}
+
+typedef struct delayed_insert {
+    store_insert_req req;
+    uv_loop_t *loop;
+    nonce_slot *slot;
+} delayed_insert;
+
+static void on_second_insert(uv_timer_t *t)
+{
+    delayed_insert *d = t->data;
+    assert_int_equal(store_insert(S, d->loop, &d->req, on_nonce_insert, d->slot), 0);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/*
+ * Issue 10 item 7: a retry of a POST (same nonce) while the first writer is
+ * slow. The retry finds the nonce claimed and the message missing, waits,
+ * then completes the message itself; the first writer writes later. Both
+ * callers must be answered with the one message that is stored.
+ */
+static void test_nonce_retry_one_message(void **state)
+{
+    (void)state;
+    if (store_inject_fault(S, STORE_FAULT_SLOW_INSERT, 0) != 0) {
+        print_message("      no fault injection on this backend: skipped\n");
+        skip();
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uint64_t ch = new_channel();
+    char nonce[48];
+    snprintf(nonce, sizeof nonce, "slow-%" PRIu64, ch);
+    nonce_race race = {0};
+    nonce_slot slots[2] = {{&race, 0}, {&race, 1}};
+    store_insert_req first = text_req(ch, "first attempt");
+    first.nonce = nonce;
+    assert_int_equal(store_inject_fault(S, STORE_FAULT_SLOW_INSERT, 1), 0);
+    assert_int_equal(store_insert(S, &loop, &first, on_nonce_insert, &slots[0]), 0);
+    /* the retry, once the first one claimed the nonce and is stalled */
+    delayed_insert d = {.req = text_req(ch, "the retry"), .loop = &loop, .slot = &slots[1]};
+    d.req.nonce = nonce;
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &d;
+    uv_timer_start(&t, on_second_insert, 300, 0);
+    while (race.done < 2)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(race.status[0], 0);
+    assert_int_equal(race.status[1], 0);
+    assert_int_equal(race.id[0], race.id[1]);
+    assert_string_equal(race.content[0], race.content[1]);
+
+    store_get_req g = {.channel_id = ch, .message_id = race.id[0]};
+    store_message_result *res = NULL;
+    assert_int_equal(store_get_sync(S, &g, &res, NULL, 0), 0);
+    assert_string_equal(res->msg.content, race.content[0]);
+    store_free(res);
+    store_loop_detach(S, &loop);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* ------------------------------------------------------------------ health, stats, migrations */
 
 static void test_ping_stats_migrations(void **state)
@@ -2141,6 +2265,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync_state),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_async_api),
+        cmocka_unit_test(test_edit_races_delete),
+        cmocka_unit_test(test_nonce_retry_one_message),
         cmocka_unit_test(test_ping_stats_migrations),
         cmocka_unit_test(test_reopen_durable),
         cmocka_unit_test(test_search_syntax),
