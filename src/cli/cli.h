@@ -32,5 +32,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 #endif

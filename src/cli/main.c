@@ -22,6 +22,7 @@ static const command commands[] = {
      "check a running instance (/health/ready) or the database; exit 0 if ready"},
     {"backup", cmd_backup, "copy the SQLite store to a file while it serves (--to FILE)"},
     {"restore", cmd_restore, "put a backup back as the SQLite store (--from FILE)"},
+    {"copy", cmd_copy, "copy the SQLite store into the SCYLLA_* cluster (--to-cluster)"},
 };
 
 static void usage(FILE *out)

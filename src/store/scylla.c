@@ -72,8 +72,7 @@ void sc_options(cql_options *o, const ms_config *cfg, bool keyspace)
     o->name = "store";
 }
 
-/* The statement text with every "@." replaced by "<keyspace>."; malloc'd, NULL on OOM. */
-static char *qualify(const char *cql, const char *ks)
+char *sc_qualify(const char *cql, const char *ks)
 {
     size_t n = 0, kl = strlen(ks);
     for (const char *p = cql; *p; p++)
@@ -890,7 +889,7 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
         goto fail;
     }
     for (int k = 0; k < SC_NSTMT; k++) {
-        b->sql[k] = qualify(sc_stmt[k].cql, cfg->scylla_keyspace);
+        b->sql[k] = sc_qualify(sc_stmt[k].cql, cfg->scylla_keyspace);
         if (!b->sql[k]) {
             snprintf(err, errlen, "out of memory");
             rc = MS_ERR_NOMEM;

@@ -375,6 +375,9 @@ struct sc_backend {
 /* Session options from the SCYLLA_* settings; keyspace: USE it on every connection. */
 void sc_options(cql_options *o, const ms_config *cfg, bool keyspace);
 
+/* The statement text with every "@." replaced by "<keyspace>."; malloc'd, NULL on OOM. */
+char *sc_qualify(const char *cql, const char *ks);
+
 /* True for 1..max letters, digits, '_' or '-' (keyspace and DC names). */
 bool sc_valid_name(const char *s, size_t max);
 
