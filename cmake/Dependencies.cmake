@@ -7,6 +7,7 @@ pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
 pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 # libh2o.pc omits libuv and OpenSSL from Libs; libwslay ships no .pc at all.
 pkg_check_modules(H2O REQUIRED IMPORTED_TARGET libh2o)

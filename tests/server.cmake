@@ -23,8 +23,9 @@ endif()
 if(Python3_Interpreter_FOUND AND TARGET msgstore_server AND TARGET msgstore_cql)
   add_test(NAME e2e_http_scylla
            COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_http_api.py)
-  set_tests_properties(e2e_http_scylla PROPERTIES LABELS e2e TIMEOUT 600 FIXTURES_REQUIRED cassandra
-    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};SCYLLA_ENABLED=true;SCYLLA_CONTACT_POINTS=127.0.0.1;SCYLLA_KEYSPACE=msgstore_e2e_http")
+  set_tests_properties(e2e_http_scylla PROPERTIES LABELS e2e TIMEOUT 600
+    FIXTURES_REQUIRED "cassandra;postgres"
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};SCYLLA_ENABLED=true;SCYLLA_CONTACT_POINTS=127.0.0.1;SCYLLA_KEYSPACE=msgstore_e2e_http;MSGSTORE_SEARCH_PG_URL=postgresql://msgstore@127.0.0.1:54329/msgstore")
 endif()
 
 # The node goes away while serving (behind a TCP proxy of the test's own) and comes back:

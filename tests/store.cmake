@@ -1,14 +1,18 @@
 # The message store: one conformance suite run against every backend.
 #   test_store_conformance         SQLite (a fresh file in a temp dir)
 #   test_store_conformance_scylla  the same suite on the Cassandra node (fixture cassandra;
-#                                  keyspace msgstore_conformance, fresh channels every run)
+#                                  keyspace msgstore_conformance, fresh channels every run),
+#                                  searches through the PostgreSQL index (fixture postgres)
 ms_add_test(test_store_conformance SOURCES integration/test_store_conformance.c
             LIBS msgstore_store LABELS integration TIMEOUT 600)
 if(TARGET msgstore_cql AND EXISTS ${PROJECT_SOURCE_DIR}/src/cql/sync.c)
+  # ... with the search cases answered by the PostgreSQL index (src/search/, fixture postgres)
   ms_add_test(test_store_conformance_scylla SOURCES integration/test_store_conformance.c
-              LIBS msgstore_store LABELS integration FIXTURES cassandra TIMEOUT 900)
+              LIBS msgstore_store msgstore_search LABELS integration
+              FIXTURES cassandra postgres TIMEOUT 900
+              ENV "MSGSTORE_TEST_PG_URL=postgresql://msgstore@127.0.0.1:54329/msgstore")
   target_compile_definitions(test_store_conformance_scylla PRIVATE
-                             STORE_TEST_DEFAULT_BACKEND="scylla")
+                             STORE_TEST_DEFAULT_BACKEND="scylla" STORE_TEST_SEARCH=1)
 endif()
 
 # `msgstore migrate` on a SQLite file (runs the built binary).

@@ -747,6 +747,69 @@ int store_search(store *s, uv_loop_t *loop, const store_search_req *req, store_s
 int store_search_sync(store *s, const store_search_req *req, store_search_result **res,
                       char *detail, size_t detail_len);
 
+/*
+ * The ScyllaDB backend's search change log (table search_log, migration
+ * 004): with MSGSTORE_SEARCH_PG_URL set, every insert, edit and delete
+ * writes an entry (shard, seq, channel_id, message_id, kind, version)
+ * together with the change (docs/data-model.md, "Search"); the indexer of
+ * src/search/ drains it into PostgreSQL. shard = store_search_shard(channel,
+ * MSGSTORE_SEARCH_SHARDS); seq is a snowflake of the write; version is the
+ * time (Unix ms) the message state the entry announces was made: an insert's
+ * created_at, an edit's edited_at, a delete's deleted_at.
+ */
+#define STORE_SEARCH_LOG_INSERT 1
+#define STORE_SEARCH_LOG_EDIT   2
+#define STORE_SEARCH_LOG_DELETE 3
+
+/* The change-log shard of a channel: 0..shards-1, stable across processes. */
+int store_search_shard(uint64_t channel_id, int shards);
+
+/*
+ * A search provider answers store_search for a backend without an index of
+ * its own (ScyllaDB): src/search/ attaches the PostgreSQL one. submit takes
+ * the job on the caller's thread (never block there) and later, from any
+ * thread, adds the hits (store_search_job_add) and ends it with
+ * store_search_job_done, exactly once.
+ */
+typedef struct store_search_job store_search_job;
+
+typedef struct store_search_provider {
+    void (*submit)(void *ctx, store_search_job *job);
+    void *ctx;
+} store_search_provider;
+
+/*
+ * Attaches p (copied) to s, or detaches with NULL. Set it before the first
+ * search and detach only once no search is in flight (before store_close).
+ */
+void store_set_search_provider(store *s, const store_search_provider *p);
+
+/* The job's request (validated: channels 1..50, a parsed query, limit 1..100). */
+const store_search_req *store_search_job_req(const store_search_job *job);
+
+/*
+ * Adds a hit: m (its strings are copied), the excerpt `marked` (len bytes,
+ * matches between STORE_SEARCH_MARK_OPEN and STORE_SEARCH_MARK_CLOSE, made
+ * HTML here) and its score. 0 or MS_ERR_NOMEM.
+ */
+#define STORE_SEARCH_MARK_OPEN  "\x02"
+#define STORE_SEARCH_MARK_CLOSE "\x03"
+int store_search_job_add(store_search_job *job, const store_message *m, const char *marked,
+                         size_t len, double score);
+
+/* Ends the job: status 0 (with `more`), or a code and a detail for the caller. */
+void store_search_job_done(store_search_job *job, int status, bool more, const char *detail);
+
+/*
+ * The PostgreSQL form of a query: the tsquery expression over parameters
+ * $first.. (text-search configuration in $cfg_param), each parameter a term's
+ * text for plainto_tsquery/phraseto_tsquery/to_tsquery. On 0, *expr (malloc'd)
+ * and params[0..*nparams) (malloc'd strings) are the caller's to free.
+ * MS_ERR_INVALID with a detail for a bad query, MS_ERR_NOMEM.
+ */
+int store_search_query_pg(const char *query, int cfg_param, int first, char **expr, char **params,
+                          int *nparams, char *detail, size_t dlen);
+
 /* ------------------------------------------------------------------ health, stats */
 
 typedef struct store_ping_result {

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "server/realtime_api.h"
+#include "search/search.h"
 #include "server/server.h"
 
 #include <msgstore/store.h>
@@ -100,11 +101,24 @@ int cmd_serve(int argc, char **argv)
         store_close(st);
         return rc == MS_ERR_INVALID ? MS_EXIT_USAGE : MS_EXIT_FAIL;
     }
+    search_index *search = NULL; /* ScyllaDB: the PostgreSQL search index (src/search/) */
+    if (ms_config_backend(&cfg) == MS_BACKEND_SCYLLA && cfg.search_pg_url[0]) {
+        rc = search_index_open(&cfg, st, &search, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "msgstore serve: %s\n", err[0] ? err : ms_err_str(rc));
+            srv_free(server);
+            srv_rt_free(rt);
+            store_close(st);
+            return rc == MS_ERR_INVALID ? MS_EXIT_USAGE : MS_EXIT_FAIL;
+        }
+        srv_set_health_section(server, "search", search_index_health, search);
+    }
     rc = srv_start(server, err, sizeof err);
     if (rc) {
         fprintf(stderr, "msgstore serve: %s\n", err[0] ? err : ms_err_str(rc));
         srv_free(server);
         srv_rt_free(rt);
+        search_index_close(search);
         store_close(st);
         return rc == MS_ERR_INVALID ? MS_EXIT_USAGE : MS_EXIT_FAIL;
     }
@@ -123,7 +137,8 @@ int cmd_serve(int argc, char **argv)
         pthread_detach(impatient);
     int cut = srv_stop(server);
     srv_rt_free(rt);
-    store_close(st); /* commits what the writer still holds */
+    search_index_close(search); /* no request runs any more: no search in flight */
+    store_close(st);            /* commits what the writer still holds */
     srv_free(server);
     if (cut)
         MS_WARN("serve", "stopped; %d request(s) were cut at the shutdown deadline", cut);

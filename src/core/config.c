@@ -203,6 +203,20 @@ static const opt opts[] = {
     {"MSGSTORE_RATE_LIMIT_TABLE", T_INT, F(rate_table_size), 64, 16777216, NULL, D("65536"), false,
      "rate-limit buckets kept in memory (about 48 bytes each); past it the least recently used "
      "bucket is reused"},
+    {"MSGSTORE_SEARCH_PG_URL", T_STR, F(search_pg_url), 0, 0, NULL, D(""), false,
+     "ScyllaDB backend: PostgreSQL (libpq URL) holding the search index, fed from a change log "
+     "by an indexer in every instance (empty: no search; SQLite always has its own index)"},
+    {"MSGSTORE_SEARCH_TEXT_CONFIG", T_STR, F(search_text_config), 0, 0, NULL, D("simple"), false,
+     "PostgreSQL text-search configuration of the index (simple: no stemming, any language); "
+     "changing it applies to messages indexed afterwards"},
+    {"MSGSTORE_SEARCH_SHARDS", T_INT, F(search_shards), 1, 1024, NULL, D("16"), false,
+     "change-log partitions; each is drained by one instance at a time (keep it equal on every "
+     "instance of a cluster)"},
+    {"MSGSTORE_SEARCH_POLL", T_DURATION, F(search_poll_ms), 10, 60000, NULL, D("100ms"), false,
+     "how often an idle indexer looks for new changes (the floor of the index lag)"},
+    {"MSGSTORE_SEARCH_LOG_TTL", T_DURATION, F(search_log_ttl_ms), 3600000, 31536000000, NULL,
+     D("336h"), false,
+     "change-log entries not indexed within this expire (PostgreSQL down longer: reindex)"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -122,6 +122,12 @@ typedef struct ms_config {
     int rate_service_rps; /* per service token */
     int rate_service_burst;
     int rate_table_size; /* buckets kept (least recently used ones are reused) */
+    /* --- search index of the ScyllaDB backend (src/search/): PostgreSQL --- */
+    char search_pg_url[MS_CONFIG_STR];      /* libpq URL; empty: no index (SQLite has its own) */
+    char search_text_config[MS_CONFIG_STR]; /* PostgreSQL text-search configuration ("simple") */
+    int search_shards;                      /* change-log partitions drained independently */
+    int64_t search_poll_ms;                 /* how often an idle indexer looks for changes */
+    int64_t search_log_ttl_ms;              /* change-log entries expire after this */
 } ms_config;
 
 /* Looks a variable up; returns NULL when unset. getenv() fits. */

@@ -467,11 +467,11 @@ static void h_health(http_request *r, void *ctx)
             json_object_set_new(o, "status", json_string("degraded"));
     }
     json_decref(details);
-    if (o && s->hx_fn) {
+    for (int i = 0; o && i < s->nhx; i++) {
         bool degraded = false;
-        json_t *x = s->hx_fn(s->hx_ctx, &degraded);
+        json_t *x = s->hx[i].fn(s->hx[i].ctx, &degraded);
         if (x)
-            json_object_set_new(o, s->hx_name, x);
+            json_object_set_new(o, s->hx[i].name, x);
         if (degraded && checked && ok)
             json_object_set_new(o, "status", json_string("degraded"));
     }

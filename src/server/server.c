@@ -253,9 +253,22 @@ void srv_set_worker_hooks(srv *s, http_worker_hook_fn on_start, http_worker_hook
 
 void srv_set_health_section(srv *s, const char *name, srv_health_section_fn fn, void *ctx)
 {
-    s->hx_name = name;
-    s->hx_fn = fn;
-    s->hx_ctx = ctx;
+    for (int i = 0; i < s->nhx; i++) {
+        if (strcmp(s->hx[i].name, name) == 0) { /* the same name again: replaced */
+            s->hx[i].fn = fn;
+            s->hx[i].ctx = ctx;
+            return;
+        }
+    }
+    if (s->nhx == SRV_HEALTH_SECTIONS_MAX) {
+        MS_ERROR("http", "srv_set_health_section: more than %d sections, %s left out",
+                 SRV_HEALTH_SECTIONS_MAX, name);
+        return;
+    }
+    s->hx[s->nhx].name = name;
+    s->hx[s->nhx].fn = fn;
+    s->hx[s->nhx].ctx = ctx;
+    s->nhx++;
 }
 
 int srv_start(srv *s, char *err, size_t errlen)

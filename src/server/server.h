@@ -87,12 +87,14 @@ void srv_set_worker_hooks(srv *s, http_worker_hook_fn on_start, http_worker_hook
                           http_worker_hook_fn on_stop, void *ctx);
 
 /*
- * Adds a section `name` to GET /health (one; before srv_start()). fn runs on
+ * Adds a section `name` to GET /health (up to SRV_HEALTH_SECTIONS_MAX, each
+ * name once; before srv_start()). fn runs on
  * a worker's loop thread for every /health request, must not block, and
  * returns a new JSON object; setting *degraded makes the top-level status
  * "degraded" (still 200: the instance serves, a dependency such as Redis
  * is missing).
  */
+#define SRV_HEALTH_SECTIONS_MAX 4
 typedef json_t *(*srv_health_section_fn)(void *ctx, bool *degraded);
 void srv_set_health_section(srv *s, const char *name, srv_health_section_fn fn, void *ctx);
 

@@ -74,9 +74,12 @@ struct srv {
     void *hook_ctx;
     http_worker_hook_fn x_start, x_shutdown, x_stop;
     void *x_ctx;
-    const char *hx_name; /* extra /health section (srv_set_health_section) */
-    srv_health_section_fn hx_fn;
-    void *hx_ctx;
+    struct {
+        const char *name;
+        srv_health_section_fn fn;
+        void *ctx;
+    } hx[SRV_HEALTH_SECTIONS_MAX]; /* extra /health sections (srv_set_health_section) */
+    int nhx;
     srv__health health;
     uint64_t started_ms;
     int retry_after_s; /* Retry-After on 503 from the store */

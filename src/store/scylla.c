@@ -194,7 +194,7 @@ static void task_main(void *arg)
 static void task_free(sc_task *t)
 {
     cql_values_free(&t->c.v);
-    for (int k = 0; k < 3; k++)
+    for (size_t k = 0; k < sizeof t->c.bv / sizeof t->c.bv[0]; k++)
         cql_values_free(&t->c.bv[k]);
     ms_coro_free(t->co);
     free(t);
@@ -222,7 +222,7 @@ static sc_task *task_get(sc_loop *lp)
     t->c.task = t;
     t->c.ps = lp->ps;
     cql_values_init(&t->c.v);
-    for (int k = 0; k < 3; k++)
+    for (size_t k = 0; k < sizeof t->c.bv / sizeof t->c.bv[0]; k++)
         cql_values_init(&t->c.bv[k]);
     return t;
 }
@@ -711,7 +711,7 @@ static void conn_close(sc_conn *c)
 {
     release_ps(c->own_ps);
     cql_values_free(&c->v);
-    for (int k = 0; k < 3; k++)
+    for (size_t k = 0; k < sizeof c->bv / sizeof c->bv[0]; k++)
         cql_values_free(&c->bv[k]);
     cql_sync_close(c->db);
     c->db = NULL;
@@ -879,7 +879,7 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
     b->rconn.repair = true;
     b->rconn.ps = b->rconn.own_ps;
     cql_values_init(&b->rconn.v);
-    for (int k = 0; k < 3; k++)
+    for (size_t k = 0; k < sizeof b->rconn.bv / sizeof b->rconn.bv[0]; k++)
         cql_values_init(&b->rconn.bv[k]);
     b->known = calloc(KNOWN_SLOTS, sizeof *b->known);
     int rc = 0;

@@ -191,6 +191,9 @@ enum { K_R, K_W, K_L, K_C, K_S, K_A };
       "UPDATE @.telegram_sync_state USING TIMESTAMP ? SET last_synced_message_id = ? WHERE "       \
       "channel_id = ?")                                                                            \
     X(PING, K_R, "SELECT version FROM @.schema_version WHERE scope = 'msgstore' LIMIT 1")          \
+    X(SEARCH_LOG, K_W,                                                                             \
+      "INSERT INTO @.search_log (shard, seq, channel_id, message_id, kind, version) "              \
+      "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?")                                                     \
     X(RP_NOTE, K_W,                                                                                \
       "INSERT INTO @.counter_repairs (shard, kind, channel_id, id, emoji, failure_id) "            \
       "VALUES (?, ?, ?, ?, ?, ?)")                                                                 \
@@ -270,7 +273,7 @@ typedef struct sc_conn {
     uint32_t queries; /* requests sent for the current op */
     unsigned up_seen; /* b->hosts_up when this session last caught up */
     cql_values v;     /* reused for every statement */
-    cql_values bv[3]; /* the statements of the insert batch */
+    cql_values bv[4]; /* the statements of the insert batch (with search: 4) */
 } sc_conn;
 
 /* One operation in flight on a loop: its coroutine and what it waits for. */
@@ -441,6 +444,27 @@ bool sc_take_fault(sc_conn *c, store_fault f);
 
 /* Binds a channel or user id (the one place that knows its CQL type). */
 void sc_bind_id(cql_values *v, uint64_t id);
+
+/* ---- search change log (scylla_messages.c) ---- */
+
+/* True when the store feeds a search index (MSGSTORE_SEARCH_PG_URL set: src/search/). */
+bool sc_search_on(const sc_backend *b);
+
+/*
+ * Binds a search_log entry for message (ch, id) (STORE_SEARCH_LOG_* kind; the
+ * version the index must see: an insert's created_at, an edit's or a delete's
+ * time). 0, or MS_ERR_CLOCK with op failed.
+ */
+int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, uint64_t ch, uint64_t id, int kind,
+                       uint64_t version);
+
+/*
+ * Writes the search_log entry of a change before the change itself (edit,
+ * delete, an explicit-id insert): an acknowledged change always has its
+ * entry, and the indexer waits for the change to show (its version) before
+ * applying it. A no-op without search.
+ */
+int sc_search_log(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, int kind, uint64_t version);
 
 /* Reads a channel or user id back from column col of the current row (0 for null). */
 uint64_t sc_col_id(cql_result *r, int col);

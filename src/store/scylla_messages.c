@@ -208,6 +208,39 @@ static int stored_instead(sc_conn *c, store_op *op, uint64_t id)
  * Returns 0, 1 when another attempt of the same request wrote the message
  * first (op->res: the stored one), or fails op.
  */
+/* ------------------------------------------------------------------ search change log */
+
+bool sc_search_on(const sc_backend *b)
+{
+    return b->cfg->search_pg_url[0] != '\0';
+}
+
+int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, uint64_t ch, uint64_t id, int kind,
+                       uint64_t version)
+{
+    uint64_t seq = store__next_id(op->s);
+    if (!seq)
+        return store__op_fail(op, MS_ERR_CLOCK, "the clock stepped back; retry");
+    const ms_config *cfg = c->b->cfg;
+    cql_values_add_int(v, store_search_shard(ch, cfg->search_shards));
+    cql_values_add_bigint(v, (int64_t)seq);
+    cql_values_add_bigint(v, (int64_t)ch);
+    cql_values_add_bigint(v, (int64_t)id);
+    cql_values_add_int(v, kind);
+    cql_values_add_bigint(v, (int64_t)version);
+    cql_values_add_int(v, (int32_t)(cfg->search_log_ttl_ms / 1000));
+    return 0;
+}
+
+int sc_search_log(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, int kind, uint64_t version)
+{
+    if (!sc_search_on(c->b))
+        return 0;
+    if (sc_bind_search_log(c, op, sc_vals(c), ch, id, kind, version))
+        return op->status;
+    return sc_run(c, op, SC_SEARCH_LOG, "logging the change for search", NULL);
+}
+
 static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
 {
     const store_insert_req *r = &op->req.insert;
@@ -238,6 +271,8 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         cql_values_add_int(v, (int32_t)ms_bucket_of(id));
         if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
             return op->status;
+        if (sc_search_log(c, op, r->channel_id, id, STORE_SEARCH_LOG_INSERT, created))
+            return op->status;
         v = sc_vals(c);
         bind_message(v, r, id, created);
         cql_result *res = NULL;
@@ -261,9 +296,16 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
          * id's time in µs. A failure leaves at most a listed bucket or an
          * unacknowledged message; a retry with the same nonce completes it.
          */
-        static const sc_stmt_id ids[3] = {SC_BUCKET_ADD, SC_MSG_INSERT, SC_META_LAST};
-        cql_statement st[3];
-        for (int k = 0; k < 3; k++) {
+        static const sc_stmt_id ids[4] = {SC_BUCKET_ADD, SC_MSG_INSERT, SC_META_LAST,
+                                          SC_SEARCH_LOG};
+        /*
+         * With search, the change-log entry joins the batch, and the batch is
+         * logged: message and entry are both applied or neither, so no
+         * message ever stays out of the index (docs/data-model.md, "Search").
+         */
+        int nst = sc_search_on(c->b) ? 4 : 3;
+        cql_statement st[4];
+        for (int k = 0; k < nst; k++) {
             if (sc_prepare(c, op, ids[k], "writing the message"))
                 return op->status;
             cql_values_reset(&c->bv[k]);
@@ -277,14 +319,17 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         cql_values_add_bigint(&c->bv[2], (int64_t)(created * 1000));
         cql_values_add_bigint(&c->bv[2], (int64_t)id);
         sc_bind_id(&c->bv[2], r->channel_id);
-        for (int k = 0; k < 3; k++)
+        if (nst == 4 && sc_bind_search_log(c, op, &c->bv[3], r->channel_id, id,
+                                           STORE_SEARCH_LOG_INSERT, created))
+            return op->status;
+        for (int k = 0; k < nst; k++)
             if (cql_values_error(&c->bv[k]))
                 return store__op_fail(op, MS_ERR_NOMEM, "writing the message: cannot bind");
         cql_batch_request br;
         cql_batch_request_init(&br);
-        br.kind = CQL_BATCH_KIND_UNLOGGED;
+        br.kind = nst == 4 ? CQL_BATCH_KIND_LOGGED : CQL_BATCH_KIND_UNLOGGED;
         br.statements = st;
-        br.count = 3;
+        br.count = (size_t)nst;
         br.consistency = (int)cfg->scylla_write_consistency;
         br.idempotent = true;
         cql_status cs;
@@ -328,7 +373,11 @@ static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
             cql_values *v = sc_vals(c);
             sc_bind_id(v, ch);
             cql_values_add_int(v, (int32_t)ms_bucket_of(id));
-            return sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL);
+            if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
+                return op->status;
+            /* ... or before its change-log entry: the duplicate is acknowledged now */
+            return sc_search_log(c, op, ch, id, STORE_SEARCH_LOG_INSERT,
+                                 ms_snowflake_unix_ms(id, c->b->cfg->epoch_ms));
         }
         if (op->status != MS_ERR_NOT_FOUND)
             return op->status;
@@ -716,6 +765,8 @@ int sc_op_edit(sc_conn *c, store_op *op)
     cql_values_add_text(v, cur->msg.content, cur->msg.content_len);
     if (sc_run(c, op, SC_EDIT_SAVE, "saving the edit history", NULL))
         goto out;
+    if (sc_search_log(c, op, r->channel_id, r->message_id, STORE_SEARCH_LOG_EDIT, op->now_ms))
+        goto out;
     v = sc_vals(c);
     cql_values_add_text(v, r->content, r->content_len);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
@@ -755,6 +806,8 @@ int sc_op_delete(sc_conn *c, store_op *op)
         return 0;
     op->res = NULL;
     store_free(cur);
+    if (sc_search_log(c, op, r->channel_id, r->message_id, STORE_SEARCH_LOG_DELETE, op->now_ms))
+        return op->status;
     cql_values *v = sc_vals(c);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
     sc_bind_id(v, r->channel_id);

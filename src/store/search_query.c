@@ -239,3 +239,82 @@ const char *store__snippet_html(store_result_hdr *res, const char *s, size_t n)
     free(b.p);
     return out;
 }
+
+int store_search_shard(uint64_t channel_id, int shards)
+{
+    if (shards <= 1)
+        return 0;
+    uint64_t h = channel_id * 0x9E3779B97F4A7C15ULL;
+    return (int)((h >> 32) % (uint64_t)shards);
+}
+
+/* A to_tsquery lexeme 'text':* with quotes doubled and backslashes escaped. */
+static char *pg_prefix(const char *s, size_t n)
+{
+    sbuf b = {0};
+    sb_lit(&b, "'");
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\'')
+            sb_lit(&b, "''");
+        else if (s[i] == '\\')
+            sb_lit(&b, "\\\\");
+        else
+            sb_add(&b, s + i, 1);
+    }
+    sb_lit(&b, "':*");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+int store_search_query_pg(const char *query, int cfg_param, int first, char **expr, char **params,
+                          int *nparams, char *detail, size_t dlen)
+{
+    store__query q;
+    char scratch[STORE_DETAIL_LEN];
+    if (!detail || !dlen) {
+        detail = scratch;
+        dlen = sizeof scratch;
+    }
+    *expr = NULL;
+    *nparams = 0;
+    int rc = store__query_parse(query, &q, detail, dlen);
+    if (rc)
+        return rc;
+    sbuf b = {0};
+    char part[96];
+    bool firstpos = true;
+    for (int pass = 0; pass < 2; pass++) { /* the required terms, then the excluded ones */
+        for (size_t i = 0; i < q.n; i++) {
+            const store__term *t = &q.t[i];
+            if (t->exclude != (pass == 1))
+                continue;
+            int p = first + *nparams;
+            char *param = t->kind == STORE__TERM_PREFIX ? pg_prefix(t->text, t->len)
+                                                        : strndup(t->text, t->len);
+            if (!param)
+                goto oom;
+            params[(*nparams)++] = param;
+            const char *fn = t->kind == STORE__TERM_PHRASE   ? "phraseto_tsquery"
+                             : t->kind == STORE__TERM_PREFIX ? "to_tsquery"
+                                                             : "plainto_tsquery";
+            snprintf(part, sizeof part, "%s%s%s($%d::regconfig, $%d)%s", firstpos ? "" : " && ",
+                     t->exclude ? "!!(" : "", fn, cfg_param, p, t->exclude ? ")" : "");
+            sb_lit(&b, part);
+            firstpos = false;
+        }
+    }
+    if (b.oom)
+        goto oom;
+    *expr = b.p;
+    return 0;
+oom:
+    free(b.p);
+    for (int i = 0; i < *nparams; i++)
+        free(params[i]);
+    *nparams = 0;
+    snprintf(detail, dlen, "out of memory");
+    return MS_ERR_NOMEM;
+}

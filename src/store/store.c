@@ -66,6 +66,8 @@ struct store {
     op_counters st[STORE_OP_COUNT];
     op_metrics m[STORE_OP_COUNT];
     ms_gauge *m_queue;
+
+    store_search_provider search; /* answers searches when set (ScyllaDB: src/search/) */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -521,6 +523,73 @@ static void make_id(store *s, store_op *op)
         store__op_fail(op, MS_ERR_CLOCK, "the clock stepped back; no id can be issued now");
 }
 
+/* ------------------------------------------------------------------ search providers */
+
+void store_set_search_provider(store *s, const store_search_provider *p)
+{
+    if (!s)
+        return;
+    if (p)
+        s->search = *p;
+    else
+        memset(&s->search, 0, sizeof s->search);
+}
+
+/* Hands a validated search to the provider, its result (room for `limit` hits) ready. */
+static void search_submit(store *s, store_op *op)
+{
+    store_search_result *res = store__op_result(op, sizeof *res);
+    if (res)
+        res->items = store__res_alloc(&res->hdr, (size_t)op->req.search.limit * sizeof *res->items);
+    if (!res || !res->items) {
+        store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+        store__op_done(op);
+        return;
+    }
+    s->search.submit(s->search.ctx, (store_search_job *)op);
+}
+
+const store_search_req *store_search_job_req(const store_search_job *job)
+{
+    return &((const store_op *)job)->req.search;
+}
+
+int store_search_job_add(store_search_job *job, const store_message *m, const char *marked,
+                         size_t len, double score)
+{
+    store_op *op = (store_op *)job;
+    store_search_result *res = (store_search_result *)op->res;
+    if (res->count >= (size_t)op->req.search.limit)
+        return MS_ERR_INVALID;
+    store_search_hit *h = &res->items[res->count];
+    store_result_hdr *hdr = &res->hdr;
+    bool oom = false;
+    h->msg = *m;
+    h->msg.content = store__res_text(hdr, m->content, m->content_len, &h->msg.content_len, &oom);
+    h->msg.attachments =
+        m->attachments ? store__res_strndup(hdr, m->attachments, strlen(m->attachments)) : NULL;
+    h->msg.metadata =
+        m->metadata ? store__res_strndup(hdr, m->metadata, strlen(m->metadata)) : NULL;
+    h->msg.nonce = m->nonce ? store__res_strndup(hdr, m->nonce, strlen(m->nonce)) : NULL;
+    h->snippet = store__snippet_html(hdr, marked ? marked : "", marked ? len : 0);
+    h->score = score;
+    if (oom || !h->snippet || (m->attachments && !h->msg.attachments) ||
+        (m->metadata && !h->msg.metadata) || (m->nonce && !h->msg.nonce))
+        return MS_ERR_NOMEM;
+    res->count++;
+    return 0;
+}
+
+void store_search_job_done(store_search_job *job, int status, bool more, const char *detail)
+{
+    store_op *op = (store_op *)job;
+    if (status)
+        store__op_fail(op, status, "%s", detail && *detail ? detail : ms_err_str(status));
+    else
+        ((store_search_result *)op->res)->more = more;
+    store__op_done(op);
+}
+
 /* Validates op and sends it on its way; every path ends in store__op_done. */
 static void start(store *s, store_op *op)
 {
@@ -560,6 +629,10 @@ static void start(store *s, store_op *op)
         store__op_fail(op, MS_ERR_UNAVAILABLE, "the store's queue is full (%d operations)",
                        s->opt.queue_max);
         store__op_done(op);
+        return;
+    }
+    if (op->kind == STORE_OP_SEARCH && s->search.submit) {
+        search_submit(s, op);
         return;
     }
     int rc = s->be->vt->submit(s->be, op);

@@ -21,6 +21,10 @@
 #include "core/snowflake.h"
 #include "msgstore/store.h"
 #include "store_test.h"
+#ifdef STORE_TEST_SEARCH
+#include "search/search.h"
+static search_index *SEARCH; /* ScyllaDB with MSGSTORE_TEST_PG_URL: the PostgreSQL index */
+#endif
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -2236,7 +2240,34 @@ static int group_setup(void **state)
     }
     /* a short settle time lets the counter repair finish within the test */
     store_options opt = {.scylla_repair_settle_ms = 300};
-    return storet_open(&opt);
+#ifdef STORE_TEST_SEARCH
+    /* ScyllaDB: the PostgreSQL index of src/search/ when the fixture gives one (the store
+     * writes the change log only when it knows of an index) */
+    const char *pg = getenv("MSGSTORE_TEST_PG_URL");
+    if (SCYLLA && pg && *pg)
+        snprintf(CFG.search_pg_url, sizeof CFG.search_pg_url, "%s", pg);
+#endif
+    if (storet_open(&opt) != 0)
+        return -1;
+#ifdef STORE_TEST_SEARCH
+    if (CFG.search_pg_url[0]) {
+        char err[512];
+        if (search_index_open(&CFG, S, &SEARCH, err, sizeof err) != 0) {
+            fprintf(stderr, "search_index_open: %s\n", err);
+            return -1;
+        }
+    }
+#endif
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+#ifdef STORE_TEST_SEARCH
+    search_index_close(SEARCH);
+    SEARCH = NULL;
+#endif
+    return storet_group_teardown(state);
 }
 
 int main(int argc, char **argv)
@@ -2277,5 +2308,5 @@ int main(int argc, char **argv)
     };
     return cmocka_run_group_tests_name(SCYLLA ? "store conformance (scylla)"
                                               : "store conformance (sqlite)",
-                                       tests, group_setup, storet_group_teardown);
+                                       tests, group_setup, group_teardown);
 }

@@ -1,0 +1,828 @@
+/*
+ * index.c - the search index of the ScyllaDB backend (search.h): the indexer
+ * that drains the change log into PostgreSQL, and the provider that answers
+ * store_search from it.
+ *
+ * Why the indexer is correct (docs/data-model.md, "Search"):
+ *   - an acknowledged insert has its log entry (same logged batch); an
+ *     acknowledged edit or delete wrote its entry before the change;
+ *   - entries of a shard are applied in seq order by the one instance that
+ *     holds the shard's advisory lock, each from the message's state read
+ *     after the entry, which is at least as new as the change it announces
+ *     (the entry's version) or, when older than the settle time, whatever the
+ *     store holds (the change failed);
+ *   - index rows and the shard's checkpoint commit in one PostgreSQL
+ *     transaction; upserts never replace a newer version. Dying anywhere
+ *     replays entries after the checkpoint, which changes nothing twice.
+ */
+#include "search/search.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/snowflake.h"
+#include "msgstore/cql.h"
+#include "search/pg.h"
+
+#define DRAIN_BATCH     256 /* log entries read and applied per shard per round */
+#define QUERY_THREADS   2   /* provider threads, each with its own connection */
+#define LOCK_SPACE_SALT 0x5ea4c8
+#define RECONNECT_MS    500
+
+typedef struct log_entry {
+    int64_t seq;
+    uint64_t channel_id, message_id;
+    int kind;
+    int64_t version;
+} log_entry;
+
+typedef struct job_node {
+    store_search_job *job;
+    struct job_node *next;
+} job_node;
+
+struct search_index {
+    ms_config cfg;
+    store *st;
+    int32_t lock_key; /* advisory lock space of this keyspace */
+    char t_index[160], t_ckpt[160];
+    char tsconfig[MS_CONFIG_STR + 64]; /* the text-search configuration in use */
+    int64_t settle_ms;
+    const char *fault; /* MSGSTORE_SEARCH_FAULT (tests): "kill_before_index" */
+
+    /* indexer */
+    pthread_t thread;
+    bool started;
+    cql_sync *db;
+    cql_prepared *p_read, *p_trim;
+    PGconn *pg;
+    bool *held;
+    int64_t *oldest_ms; /* per shard: time of the oldest waiting entry; 0: none */
+    uint32_t *waiting;  /* per shard: entries seen waiting */
+
+    pthread_mutex_t mu; /* guards the status fields and the stop flag */
+    pthread_cond_t cv;
+    _Atomic bool stop;
+    bool connected;
+    char error[256];
+    uint64_t rounds; /* drain rounds completed */
+    uint64_t idle_rounds;
+    _Atomic uint64_t indexed;
+
+    /* provider */
+    pthread_t qthreads[QUERY_THREADS];
+    int nq;
+    job_node *jobs_head, *jobs_tail;
+    bool qstop;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+
+    ms_histogram *m_delay; /* seconds from a change to its index row */
+    ms_counter *m_indexed; /* changes applied */
+};
+
+static int64_t now_ms(void)
+{
+    return (int64_t)ms_clock_realtime_ms(NULL);
+}
+
+static void set_error(search_index *x, bool connected, const char *msg)
+{
+    pthread_mutex_lock(&x->mu);
+    if (msg && *msg && strcmp(x->error, msg) != 0)
+        MS_WARN("search", "%s", msg);
+    x->connected = connected;
+    snprintf(x->error, sizeof x->error, "%s", msg ? msg : "");
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Sleeps ms unless asked to stop (turning the CQL session's loop first); true when stopping. */
+static bool nap(search_index *x, int64_t ms)
+{
+    if (x->db)
+        cql_sync_run_for(x->db, 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&x->mu);
+    while (!x->stop && pthread_cond_timedwait(&x->cv, &x->mu, &ts) == 0)
+        ;
+    bool stop = x->stop;
+    pthread_mutex_unlock(&x->mu);
+    return stop;
+}
+
+/* ------------------------------------------------------------------ the change log */
+
+/* Reads up to DRAIN_BATCH entries of shard after seq into out; count, or -1 (err set). */
+static int read_log(search_index *x, int shard, int64_t after, log_entry *out, char *err,
+                    size_t errlen)
+{
+    cql_values v;
+    cql_values_init(&v);
+    cql_values_add_int(&v, shard);
+    cql_values_add_bigint(&v, after);
+    cql_values_add_int(&v, DRAIN_BATCH);
+    cql_statement st;
+    cql_statement_init(&st);
+    st.prepared = x->p_read;
+    st.values = &v;
+    st.consistency = (int)x->cfg.scylla_read_consistency;
+    cql_result *r = NULL;
+    cql_status cs;
+    int rc = cql_sync_execute(x->db, &st, &r, &cs);
+    cql_values_free(&v);
+    if (rc != 0 || !r) {
+        snprintf(err, errlen, "reading the change log: %s", cs.message);
+        return -1;
+    }
+    int n = 0;
+    while (n < DRAIN_BATCH && cql_result_next_row(r) == 0) {
+        int64_t ch = 0, id = 0, ver = 0;
+        int32_t kind = 0;
+        cql_row_get_bigint(r, 0, &out[n].seq);
+        cql_row_get_bigint(r, 1, &ch);
+        cql_row_get_bigint(r, 2, &id);
+        cql_row_get_int(r, 3, &kind);
+        cql_row_get_bigint(r, 4, &ver);
+        out[n].channel_id = (uint64_t)ch;
+        out[n].message_id = (uint64_t)id;
+        out[n].kind = kind;
+        out[n].version = ver;
+        n++;
+    }
+    cql_result_destroy(r);
+    return n;
+}
+
+/* Removes the entries of shard up to seq (applied); a failure only leaves them to expire. */
+static void trim_log(search_index *x, int shard, int64_t upto)
+{
+    cql_values v;
+    cql_values_init(&v);
+    cql_values_add_int(&v, shard);
+    cql_values_add_bigint(&v, upto);
+    cql_statement st;
+    cql_statement_init(&st);
+    st.prepared = x->p_trim;
+    st.values = &v;
+    st.idempotent = true;
+    cql_status cs;
+    if (cql_sync_execute(x->db, &st, NULL, &cs) != 0)
+        MS_DEBUG("search", "trimming the change log of shard %d: %s", shard, cs.message);
+    cql_values_free(&v);
+}
+
+/* ------------------------------------------------------------------ PostgreSQL */
+
+static PGresult *pq(search_index *x, const char *sql, int n, const char *const *vals)
+{
+    return PQexecParams(x->pg, sql, n, NULL, vals, NULL, NULL, 0);
+}
+
+static bool pq_ok(PGresult *r)
+{
+    ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
+static void drop_pg(search_index *x, const char *why)
+{
+    if (x->pg)
+        PQfinish(x->pg);
+    x->pg = NULL;
+    for (int i = 0; i < x->cfg.search_shards; i++) {
+        x->held[i] = false; /* the session's advisory locks went with it */
+        x->waiting[i] = 0;
+    }
+    set_error(x, false, why);
+}
+
+static int64_t checkpoint(search_index *x, int shard, bool *ok)
+{
+    char sql[320], sh[16];
+    snprintf(sql, sizeof sql, "SELECT seq FROM %s WHERE shard = $1", x->t_ckpt);
+    snprintf(sh, sizeof sh, "%d", shard);
+    const char *v[] = {sh};
+    PGresult *r = pq(x, sql, 1, v);
+    *ok = pq_ok(r);
+    int64_t seq = *ok && PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return seq;
+}
+
+/*
+ * What the index must hold for an entry, read from the store: *row true with
+ * m set (upsert), or false (delete). Returns 1 when the state is at least the
+ * entry's version, 0 when it is not visible yet, -1 on a store error.
+ */
+static int current(search_index *x, const log_entry *e, store_message_result **res, bool *row)
+{
+    store_get_req q = {.channel_id = e->channel_id, .message_id = e->message_id};
+    char detail[192];
+    *res = NULL;
+    *row = false;
+    int rc = store_get_sync(x->st, &q, res, detail, sizeof detail);
+    if (rc == MS_ERR_NOT_FOUND)
+        return e->kind == STORE_SEARCH_LOG_INSERT ? 0 : 1; /* never written, or written later */
+    if (rc != 0) {
+        set_error(x, x->connected, detail);
+        return -1;
+    }
+    const store_message *m = &(*res)->msg;
+    *row = !m->is_deleted && m->content_len > 0;
+    switch (e->kind) {
+    case STORE_SEARCH_LOG_EDIT:
+        return m->is_deleted || (int64_t)m->edited_at_ms >= e->version;
+    case STORE_SEARCH_LOG_DELETE:
+        return m->is_deleted;
+    default:
+        return 1;
+    }
+}
+
+/* Applies one entry's state inside the open transaction; false on a PostgreSQL error. */
+static bool apply(search_index *x, const log_entry *e, const store_message *m, bool row, char *err,
+                  size_t errlen)
+{
+    char ch[24], id[24], sender[24], created[24], ver[24], sql[1024];
+    snprintf(ch, sizeof ch, "%" PRId64, (int64_t)e->channel_id);
+    snprintf(id, sizeof id, "%" PRId64, (int64_t)e->message_id);
+    PGresult *r;
+    if (row) {
+        snprintf(sender, sizeof sender, "%" PRId64, (int64_t)m->sender_id);
+        snprintf(created, sizeof created, "%" PRIu64, m->created_at_ms);
+        snprintf(ver, sizeof ver, "%" PRIu64, m->is_edited ? m->edited_at_ms : m->created_at_ms);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO %s AS i (channel_id, message_id, sender_id, created_at, version, "
+                 "content, tsv) VALUES ($1, $2, $3, $4, $5, $6, to_tsvector($7::regconfig, $6)) "
+                 "ON CONFLICT (channel_id, message_id) DO UPDATE SET sender_id = "
+                 "excluded.sender_id, version = excluded.version, content = excluded.content, "
+                 "tsv = excluded.tsv WHERE i.version <= excluded.version",
+                 x->t_index);
+        const char *v[] = {ch, id, sender, created, ver, m->content, x->tsconfig};
+        r = pq(x, sql, 7, v);
+    } else {
+        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE channel_id = $1 AND message_id = $2",
+                 x->t_index);
+        const char *v[] = {ch, id};
+        r = pq(x, sql, 2, v);
+    }
+    bool ok = pq_ok(r);
+    if (!ok)
+        search__pg_error(x->pg, r, err, errlen);
+    PQclear(r);
+    return ok;
+}
+
+/*
+ * One round on a held shard: entries after the checkpoint, applied in order
+ * up to the first whose change is not visible yet. Returns the number
+ * applied, or -1 when PostgreSQL failed (the connection is dropped).
+ */
+static int drain(search_index *x, int shard)
+{
+    char err[512] = "";
+    bool ok = false;
+    int64_t from = checkpoint(x, shard, &ok);
+    if (!ok) {
+        search__pg_error(x->pg, NULL, err, sizeof err);
+        drop_pg(x, err);
+        return -1;
+    }
+    static __thread log_entry batch[DRAIN_BATCH];
+    int n = read_log(x, shard, from, batch, err, sizeof err);
+    if (n < 0) {
+        set_error(x, true, err);
+        return 0;
+    }
+    pthread_mutex_lock(&x->mu);
+    x->waiting[shard] = (uint32_t)n;
+    x->oldest_ms[shard] =
+        n ? (int64_t)ms_snowflake_unix_ms((uint64_t)batch[0].seq, x->cfg.epoch_ms) : 0;
+    pthread_mutex_unlock(&x->mu);
+    if (n == 0)
+        return 0;
+    if (!search__pg_exec(x->pg, "BEGIN", err, sizeof err)) {
+        drop_pg(x, err);
+        return -1;
+    }
+    int applied = 0;
+    int64_t last = from, now = now_ms();
+    for (int i = 0; i < n; i++) {
+        const log_entry *e = &batch[i];
+        store_message_result *res = NULL;
+        bool row = false;
+        int vis = current(x, e, &res, &row);
+        int64_t age = now - (int64_t)ms_snowflake_unix_ms((uint64_t)e->seq, x->cfg.epoch_ms);
+        if (vis < 0 || (vis == 0 && age < x->settle_ms)) {
+            store_free(res);
+            break; /* not visible yet (or the store failed): retry this entry next round */
+        }
+        if (vis == 0)
+            MS_WARN("search",
+                    "change of message %" PRIu64 " in channel %" PRIu64 " never showed in %" PRId64
+                    " ms: indexing what the store holds",
+                    e->message_id, e->channel_id, age);
+        bool okk = apply(x, e, res ? &res->msg : NULL, row && res, err, sizeof err);
+        store_free(res);
+        if (!okk) {
+            drop_pg(x, err);
+            return -1;
+        }
+        last = e->seq;
+        applied++;
+    }
+    if (applied == 0) {
+        search__pg_exec(x->pg, "ROLLBACK", err, sizeof err);
+        return 0;
+    }
+    if (x->fault && strcmp(x->fault, "kill_before_index") == 0) {
+        MS_WARN("search", "fault injection: SIGKILL before committing %d change(s)", applied);
+        raise(SIGKILL);
+    }
+    char sql[768], sh[16], seq[24];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s (shard, seq, updated_at) VALUES ($1, $2, now()) ON CONFLICT (shard) "
+             "DO UPDATE SET seq = greatest(%s.seq, excluded.seq), updated_at = now()",
+             x->t_ckpt, x->t_ckpt);
+    snprintf(sh, sizeof sh, "%d", shard);
+    snprintf(seq, sizeof seq, "%" PRId64, last);
+    const char *v[] = {sh, seq};
+    PGresult *r = pq(x, sql, 2, v);
+    bool cok = pq_ok(r);
+    if (!cok)
+        search__pg_error(x->pg, r, err, sizeof err);
+    PQclear(r);
+    if (!cok || !search__pg_exec(x->pg, "COMMIT", err, sizeof err)) {
+        drop_pg(x, err);
+        return -1;
+    }
+    now = now_ms();
+    for (int i = 0; i < applied; i++) {
+        int64_t t = (int64_t)ms_snowflake_unix_ms((uint64_t)batch[i].seq, x->cfg.epoch_ms);
+        ms_histogram_observe_us(x->m_delay, now > t ? (uint64_t)(now - t) * 1000 : 0);
+    }
+    ms_counter_add(x->m_indexed, (uint64_t)applied);
+    atomic_fetch_add(&x->indexed, (uint64_t)applied);
+    pthread_mutex_lock(&x->mu);
+    x->waiting[shard] = (uint32_t)(n - applied);
+    x->oldest_ms[shard] =
+        applied < n ? (int64_t)ms_snowflake_unix_ms((uint64_t)batch[applied].seq, x->cfg.epoch_ms)
+                    : 0;
+    pthread_mutex_unlock(&x->mu);
+    trim_log(x, shard, last);
+    return applied;
+}
+
+static void *indexer_main(void *arg)
+{
+    search_index *x = arg;
+    char err[512];
+    while (!x->stop) {
+        if (!x->pg) {
+            x->pg = search__pg_connect(x->cfg.search_pg_url, err, sizeof err);
+            if (!x->pg ||
+                search__pg_ensure_schema(x->pg, x->cfg.scylla_keyspace, err, sizeof err) != 0) {
+                drop_pg(x, err);
+                if (nap(x, RECONNECT_MS))
+                    break;
+                continue;
+            }
+            set_error(x, true, "");
+            MS_INFO("search", "indexer connected to PostgreSQL");
+        }
+        int total = 0;
+        bool failed = false;
+        for (int s = 0; s < x->cfg.search_shards && !x->stop && !failed; s++) {
+            if (!x->held[s]) {
+                char sql[96], k1[16], k2[16];
+                snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock($1::int, $2::int)");
+                snprintf(k1, sizeof k1, "%d", (int)x->lock_key);
+                snprintf(k2, sizeof k2, "%d", s);
+                const char *v[] = {k1, k2};
+                PGresult *r = pq(x, sql, 2, v);
+                if (!pq_ok(r)) {
+                    search__pg_error(x->pg, r, err, sizeof err);
+                    PQclear(r);
+                    drop_pg(x, err);
+                    failed = true;
+                    break;
+                }
+                x->held[s] = PQgetvalue(r, 0, 0)[0] == 't';
+                PQclear(r);
+                if (!x->held[s])
+                    continue;
+            }
+            int k = drain(x, s);
+            if (k < 0)
+                failed = true;
+            else
+                total += k;
+        }
+        pthread_mutex_lock(&x->mu);
+        x->rounds++;
+        if (total == 0)
+            x->idle_rounds++;
+        pthread_cond_broadcast(&x->cv);
+        pthread_mutex_unlock(&x->mu);
+        if (failed) {
+            if (nap(x, RECONNECT_MS))
+                break;
+        } else if (total == 0 && nap(x, x->cfg.search_poll_ms)) {
+            break;
+        }
+    }
+    if (x->pg)
+        PQfinish(x->pg);
+    x->pg = NULL;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ the provider */
+
+static void provider_submit(void *ctx, store_search_job *job)
+{
+    search_index *x = ctx;
+    job_node *n = malloc(sizeof *n);
+    if (!n) {
+        store_search_job_done(job, MS_ERR_NOMEM, false, "out of memory");
+        return;
+    }
+    n->job = job;
+    n->next = NULL;
+    pthread_mutex_lock(&x->qmu);
+    if (x->jobs_tail)
+        x->jobs_tail->next = n;
+    else
+        x->jobs_head = n;
+    x->jobs_tail = n;
+    pthread_cond_signal(&x->qcv);
+    pthread_mutex_unlock(&x->qmu);
+}
+
+/* Runs one search on pg; *pg is dropped (NULL) when the connection broke. */
+static void run_search(search_index *x, PGconn **pg, store_search_job *job)
+{
+    const store_search_req *q = store_search_job_req(job);
+    char detail[256] = "";
+    char *expr = NULL, *terms[STORE_SEARCH_TERMS_MAX];
+    int nterms = 0;
+    int rc = store_search_query_pg(q->query, 1, 5, &expr, terms, &nterms, detail, sizeof detail);
+    if (rc) {
+        store_search_job_done(job, rc, false, detail);
+        return;
+    }
+    /* $1 configuration, $2 channels, $3 before, $4 limit + 1, $5.. the terms */
+    char *sql = NULL;
+    int len = asprintf(
+        &sql,
+        "SELECT i.channel_id, i.message_id, ts_headline($1::regconfig, "
+        "replace(i.content, '<', E'\\x01'), x.q, "
+        "E'StartSel=\\x02, StopSel=\\x03, MaxWords=24, MinWords=10, MaxFragments=1, "
+        "FragmentDelimiter=\" … \"'), ts_rank(i.tsv, x.q) "
+        "FROM %s i, (SELECT %s AS q) x "
+        "WHERE i.channel_id = ANY($2::bigint[]) AND i.message_id < $3 AND i.tsv @@ x.q "
+        "ORDER BY %s LIMIT $4",
+        x->t_index, expr,
+        q->sort == STORE_SEARCH_RELEVANCE ? "4 DESC, i.message_id DESC" : "i.message_id DESC");
+    free(expr);
+    char chans[STORE_SEARCH_CHANNELS_MAX * 21 + 3], before[24], lim[16];
+    size_t w = 0;
+    chans[w++] = '{';
+    for (size_t i = 0; i < q->nchannels; i++)
+        w += (size_t)snprintf(chans + w, sizeof chans - w, "%s%" PRIu64, i ? "," : "",
+                              q->channel_ids[i]);
+    snprintf(chans + w, sizeof chans - w, "}");
+    snprintf(before, sizeof before, "%" PRIu64, q->before ? q->before : (uint64_t)INT64_MAX);
+    snprintf(lim, sizeof lim, "%d", q->limit + 1);
+    const char *v[4 + STORE_SEARCH_TERMS_MAX] = {x->tsconfig, chans, before, lim};
+    for (int i = 0; i < nterms; i++)
+        v[4 + i] = terms[i];
+    PGresult *r = NULL;
+    if (len < 0 || !sql) {
+        rc = MS_ERR_NOMEM;
+        snprintf(detail, sizeof detail, "out of memory");
+    } else {
+        if (!*pg) {
+            /* the tables may not exist yet when a search comes before the indexer's first turn */
+            *pg = search__pg_connect(x->cfg.search_pg_url, detail, sizeof detail);
+            if (*pg &&
+                search__pg_ensure_schema(*pg, x->cfg.scylla_keyspace, detail, sizeof detail)) {
+                PQfinish(*pg);
+                *pg = NULL;
+            }
+        }
+        if (*pg)
+            r = PQexecParams(*pg, sql, 4 + nterms, NULL, v, NULL, NULL, 0);
+        if (!*pg || !pq_ok(r)) {
+            if (*pg)
+                search__pg_error(*pg, r, detail, sizeof detail);
+            rc = MS_ERR_UNAVAILABLE;
+            if (*pg && PQstatus(*pg) != CONNECTION_OK) {
+                PQfinish(*pg);
+                *pg = NULL;
+            }
+        }
+    }
+    free(sql);
+    for (int i = 0; i < nterms; i++)
+        free(terms[i]);
+    if (rc) {
+        PQclear(r);
+        store_search_job_done(job, rc, false, detail);
+        return;
+    }
+    int rows = PQntuples(r), added = 0;
+    bool more = false;
+    for (int i = 0; i < rows; i++) {
+        if (added == q->limit) {
+            more = true;
+            break;
+        }
+        store_get_req g = {.channel_id = strtoull(PQgetvalue(r, i, 0), NULL, 10),
+                           .message_id = strtoull(PQgetvalue(r, i, 1), NULL, 10)};
+        store_message_result *m = NULL;
+        int grc = store_get_sync(x->st, &g, &m, detail, sizeof detail);
+        if (grc == MS_ERR_NOT_FOUND || (grc == 0 && m->msg.is_deleted)) {
+            store_free(m); /* deleted since it was indexed: the index catches up */
+            continue;
+        }
+        if (grc) {
+            PQclear(r);
+            store_search_job_done(job, grc, false, detail);
+            return;
+        }
+        /* ts_headline drops what looks like an HTML tag: '<' went in as \x01 */
+        char *snip = PQgetvalue(r, i, 2);
+        for (char *p = snip; *p; p++)
+            if (*p == '\x01')
+                *p = '<';
+        rc = store_search_job_add(job, &m->msg, snip, strlen(snip), atof(PQgetvalue(r, i, 3)));
+        store_free(m);
+        if (rc) {
+            PQclear(r);
+            store_search_job_done(job, rc, false, "out of memory");
+            return;
+        }
+        added++;
+    }
+    PQclear(r);
+    store_search_job_done(job, 0, more, NULL);
+}
+
+static void *query_main(void *arg)
+{
+    search_index *x = arg;
+    PGconn *pg = NULL;
+    for (;;) {
+        pthread_mutex_lock(&x->qmu);
+        while (!x->jobs_head && !x->qstop)
+            pthread_cond_wait(&x->qcv, &x->qmu);
+        job_node *n = x->jobs_head;
+        if (n) {
+            x->jobs_head = n->next;
+            if (!x->jobs_head)
+                x->jobs_tail = NULL;
+        }
+        pthread_mutex_unlock(&x->qmu);
+        if (!n)
+            break; /* stopping and nothing queued */
+        run_search(x, &pg, n->job);
+        free(n);
+    }
+    if (pg)
+        PQfinish(pg);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ status */
+
+void search_index_status(search_index *x, search_status *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t now = now_ms(), oldest = 0;
+    pthread_mutex_lock(&x->mu);
+    out->connected = x->connected;
+    snprintf(out->error, sizeof out->error, "%s", x->error);
+    out->shards = x->cfg.search_shards;
+    for (int s = 0; s < x->cfg.search_shards; s++) {
+        if (!x->held[s])
+            continue;
+        out->shards_held++;
+        out->lag_messages += x->waiting[s];
+        if (x->oldest_ms[s] && (!oldest || x->oldest_ms[s] < oldest))
+            oldest = x->oldest_ms[s];
+    }
+    pthread_mutex_unlock(&x->mu);
+    out->lag_seconds = oldest && now > oldest ? (double)(now - oldest) / 1000.0 : 0.0;
+    out->indexed = atomic_load(&x->indexed);
+}
+
+json_t *search_index_health(void *ctx, bool *degraded)
+{
+    search_status st;
+    search_index_status(ctx, &st);
+    *degraded = !st.connected;
+    return json_pack("{s:s,s:b,s:s?,s:f,s:I,s:i,s:i,s:I}", "backend", "postgresql", "connected",
+                     st.connected, "error", st.error[0] ? st.error : NULL, "lag_seconds",
+                     st.lag_seconds, "lag_messages", (json_int_t)st.lag_messages, "shards",
+                     st.shards, "shards_held", st.shards_held, "indexed", (json_int_t)st.indexed);
+}
+
+static void collect(ms_metrics_buf *buf, void *ctx)
+{
+    search_status st;
+    search_index_status(ctx, &st);
+    ms_metrics_appendf(buf,
+                       "# HELP msgstore_search_lag_seconds Age of the oldest change not yet in "
+                       "the search index (shards this instance drains)\n"
+                       "# TYPE msgstore_search_lag_seconds gauge\n"
+                       "msgstore_search_lag_seconds %.3f\n"
+                       "# HELP msgstore_search_lag_messages Changes waiting for the search index "
+                       "(shards this instance drains)\n"
+                       "# TYPE msgstore_search_lag_messages gauge\n"
+                       "msgstore_search_lag_messages %" PRIu64 "\n"
+                       "# HELP msgstore_search_connected Whether the indexer's PostgreSQL "
+                       "connection is up\n"
+                       "# TYPE msgstore_search_connected gauge\n"
+                       "msgstore_search_connected %d\n",
+                       st.lag_seconds, st.lag_messages, st.connected ? 1 : 0);
+}
+
+int search_index_wait(search_index *x, int64_t timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    pthread_mutex_lock(&x->mu);
+    uint64_t start = x->rounds;
+    for (;;) {
+        bool caught_up = x->rounds >= start + 2 && x->connected;
+        for (int s = 0; caught_up && s < x->cfg.search_shards; s++)
+            caught_up = x->held[s] && x->waiting[s] == 0;
+        if (caught_up) {
+            pthread_mutex_unlock(&x->mu);
+            return 0;
+        }
+        if (now_ms() >= deadline) {
+            pthread_mutex_unlock(&x->mu);
+            return MS_ERR_TIMEOUT;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+    }
+}
+
+/* ------------------------------------------------------------------ open, close */
+
+static int32_t keyspace_key(const char *ks)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)ks; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return (int32_t)((h ^ LOCK_SPACE_SALT) & 0x7fffffff);
+}
+
+static int prepare(search_index *x, const char *q, cql_prepared **out, char *err, size_t errlen)
+{
+    cql_status cs;
+    if (cql_sync_prepare(x->db, q, out, &cs) != 0) {
+        snprintf(err, errlen, "cannot prepare the change-log statements: %s", cs.message);
+        return MS_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+int search_index_open(const ms_config *cfg, store *st, search_index **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!cfg->search_pg_url[0] || ms_config_backend(cfg) != MS_BACKEND_SCYLLA) {
+        snprintf(err, errlen, "the search index needs MSGSTORE_SEARCH_PG_URL and a ScyllaDB store");
+        return MS_ERR_INVALID;
+    }
+    search_index *x = calloc(1, sizeof *x);
+    if (!x) {
+        snprintf(err, errlen, "out of memory");
+        return MS_ERR_NOMEM;
+    }
+    x->cfg = *cfg;
+    x->st = st;
+    x->lock_key = keyspace_key(cfg->scylla_keyspace);
+    x->settle_ms = 2 * cfg->scylla_request_timeout_ms + 1000;
+    x->fault = getenv("MSGSTORE_SEARCH_FAULT");
+    search__pg_table(cfg->scylla_keyspace, "message_index", x->t_index, sizeof x->t_index);
+    search__pg_table(cfg->scylla_keyspace, "checkpoint", x->t_ckpt, sizeof x->t_ckpt);
+    search__pg_text_config(cfg->scylla_keyspace, cfg->search_text_config, x->tsconfig,
+                           sizeof x->tsconfig);
+    x->held = calloc((size_t)cfg->search_shards, sizeof *x->held);
+    x->oldest_ms = calloc((size_t)cfg->search_shards, sizeof *x->oldest_ms);
+    x->waiting = calloc((size_t)cfg->search_shards, sizeof *x->waiting);
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->cv, NULL);
+    pthread_mutex_init(&x->qmu, NULL);
+    pthread_cond_init(&x->qcv, NULL);
+    snprintf(x->error, sizeof x->error, "not connected yet");
+    int rc = 0;
+    if (!x->held || !x->oldest_ms || !x->waiting) {
+        snprintf(err, errlen, "out of memory");
+        rc = MS_ERR_NOMEM;
+        goto fail;
+    }
+    cql_options o;
+    cql_options_init(&o);
+    cql_options_from_config(&o, cfg);
+    o.name = "search";
+    cql_status cs;
+    if (cql_sync_connect(&o, &x->db, &cs) != 0 || !x->db) {
+        snprintf(err, errlen, "the search indexer cannot reach the cluster: %s", cs.message);
+        rc = MS_ERR_UNAVAILABLE;
+        goto fail;
+    }
+    char qread[256], qtrim[256];
+    snprintf(qread, sizeof qread,
+             "SELECT seq, channel_id, message_id, kind, version FROM %s.search_log "
+             "WHERE shard = ? AND seq > ? LIMIT ?",
+             cfg->scylla_keyspace);
+    snprintf(qtrim, sizeof qtrim, "DELETE FROM %s.search_log WHERE shard = ? AND seq <= ?",
+             cfg->scylla_keyspace);
+    if ((rc = prepare(x, qread, &x->p_read, err, errlen)) ||
+        (rc = prepare(x, qtrim, &x->p_trim, err, errlen)))
+        goto fail;
+    char labels[8] = "";
+    x->m_delay = ms_histogram_get("msgstore_search_index_delay_seconds", labels,
+                                  "Time from a change (its log entry) to its row in the search "
+                                  "index, per change applied by this instance");
+    x->m_indexed = ms_counter_get("msgstore_search_indexed_total", labels,
+                                  "Changes applied to the search index by this instance");
+    if (pthread_create(&x->thread, NULL, indexer_main, x) != 0) {
+        snprintf(err, errlen, "cannot start the indexer thread");
+        rc = MS_ERR_INTERNAL;
+        goto fail;
+    }
+    x->started = true;
+    for (int i = 0; i < QUERY_THREADS; i++) {
+        if (pthread_create(&x->qthreads[i], NULL, query_main, x) != 0)
+            break;
+        x->nq++;
+    }
+    ms_metrics_add_collector(collect, x);
+    store_set_search_provider(st, &(store_search_provider){.submit = provider_submit, .ctx = x});
+    *out = x;
+    return 0;
+fail:
+    search_index_close(x);
+    return rc;
+}
+
+void search_index_close(search_index *x)
+{
+    if (!x)
+        return;
+    if (x->st)
+        store_set_search_provider(x->st, NULL);
+    ms_metrics_remove_collector(collect, x);
+    pthread_mutex_lock(&x->qmu);
+    x->qstop = true;
+    pthread_cond_broadcast(&x->qcv);
+    pthread_mutex_unlock(&x->qmu);
+    for (int i = 0; i < x->nq; i++)
+        pthread_join(x->qthreads[i], NULL);
+    pthread_mutex_lock(&x->mu);
+    x->stop = true;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    if (x->started)
+        pthread_join(x->thread, NULL);
+    if (x->p_read)
+        cql_prepared_release(x->p_read);
+    if (x->p_trim)
+        cql_prepared_release(x->p_trim);
+    if (x->db)
+        cql_sync_close(x->db);
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->cv);
+    pthread_mutex_destroy(&x->qmu);
+    pthread_cond_destroy(&x->qcv);
+    free(x->held);
+    free(x->oldest_ms);
+    free(x->waiting);
+    free(x);
+}
