@@ -394,7 +394,8 @@ int http_ws_ping(http_ws *ws);
 /*
  * Bytes queued in the ws (wslay) and not yet handed to the socket, with a
  * per-message overhead (HTTP_WS_MSG_OVERHEAD) so that many empty frames
- * (pongs) count too. Past the server's ws_max_queued the peer is not read
+ * (pongs) count too. Past the server's ws_max_queued, with more messages
+ * queued than one batch of the server's own (64), the peer is not read
  * from anymore and gets a close frame with 1008; if it does not take it
  * within HTTP_WS_CLOSE_GRACE_MS the connection is cut.
  */

@@ -187,6 +187,8 @@ void http_stream_abort(http_stream *s)
 /* ------------------------------------------------------------------ */
 /* WebSocket                                                          */
 
+#define WS_BATCH_MAX 64 /* messages in one http_ws_send_batch */
+
 struct http_ws {
     h2o_websocket_conn_t *conn;
     http__worker *w;
@@ -223,7 +225,12 @@ static void on_cut(uv_timer_t *t)
  */
 static void ws_check_queue(http_ws *ws)
 {
-    if (ws->cut || http_ws_queued(ws) <= ws->w->srv->o.ws_max_queued)
+    /* Events the server sends itself go into wslay only when it is empty (a
+     * batch of at most WS_BATCH_MAX; under TLS, or when a direct write could
+     * not start), and may be large: a queue over the limit is the peer's
+     * doing only when it also holds more messages than a batch. */
+    if (ws->cut || wslay_event_get_queued_msg_count(ws->conn->ws_ctx) <= WS_BATCH_MAX ||
+        http_ws_queued(ws) <= ws->w->srv->o.ws_max_queued)
         return;
     ms_counter_add(ws->w->srv->c_ws_overflows, 1);
     wslay_event_shutdown_read(ws->conn->ws_ctx);
@@ -372,8 +379,6 @@ bool http_ws_writable(const http_ws *ws)
     return !ws->closing && c->sock && !h2o_socket_is_writing(c->sock) &&
            !wslay_event_want_write(c->ws_ctx);
 }
-
-#define WS_BATCH_MAX 64
 
 int http_ws_send_batch(http_ws *ws, const http_str *msgs, size_t n)
 {
