@@ -362,6 +362,9 @@ typedef struct cql_statement {
     int64_t timeout_ms;       /* 0: the session default */
     const char *keyspace;     /* routing keyspace of a simple query (NULL: session's) */
     bool tracing;
+    bool no_speculative; /* an idempotent statement that must not be sent twice at once
+                            (speculative_delay_ms): writes, whose second copy costs the
+                            cluster a full write to save a little latency */
 } cql_statement;
 
 void cql_statement_init(cql_statement *st);
@@ -432,6 +435,7 @@ typedef struct cql_batch_request {
     bool idempotent;
     int64_t timestamp; /* INT64_MIN: the client's (if enabled) */
     int64_t timeout_ms;
+    bool no_speculative; /* as cql_statement.no_speculative */
 } cql_batch_request;
 
 void cql_batch_request_init(cql_batch_request *b);

@@ -103,6 +103,24 @@ static const opt opts[] = {
      NULL, D("5"), false, "consecutive failures that open the circuit breaker"},
     {"SCYLLA_BREAKER_RESET_TIMEOUT", T_DURATION, F(scylla_breaker_reset_timeout_ms), 1, 3600000,
      NULL, D3("30s", "30s", "1s"), false, "time the breaker stays open before one probe"},
+    {"SCYLLA_SPECULATIVE_DELAY", T_DURATION, F(scylla_speculative_delay_ms), 0, 600000, NULL,
+     D("200ms"), false,
+     "idempotent reads still unanswered after this go to a second node too (0: never); far above "
+     "a healthy read, far below SCYLLA_REQUEST_TIMEOUT (docs/cql-client.md)"},
+    {"SCYLLA_SPECULATIVE_MAX", T_INT, F(scylla_speculative_max), 1, 3, NULL, D("1"), false,
+     "extra executions of one read at most"},
+    {"SCYLLA_RECONNECT_POLICY", T_STR, F(scylla_reconnect_policy), 0, 0, "exponential|constant",
+     D("exponential"), false,
+     "delays between reconnection attempts to a node: exponential (doubling from the base delay "
+     "to the max, equal jitter) or constant (the base delay); the seed's is constant, 1s, 10 "
+     "attempts"},
+    {"SCYLLA_RECONNECT_BASE_DELAY", T_DURATION, F(scylla_reconnect_base_delay_ms), 0, 3600000,
+     NULL, D("500ms"), false, "first reconnection delay (constant: every delay)"},
+    {"SCYLLA_RECONNECT_MAX_DELAY", T_DURATION, F(scylla_reconnect_max_delay_ms), 0, 3600000, NULL,
+     D("30s"), false, "cap of the exponential reconnection delay"},
+    {"SCYLLA_RECONNECT_MAX_ATTEMPTS", T_INT, F(scylla_reconnect_max_attempts), 0, 1000000, NULL,
+     D("0"), false,
+     "reconnection attempts before a node is left until it is announced up again (0: no limit)"},
     {"SCYLLA_ALLOW_REMOTE_DC", T_BOOL, F(scylla_allow_remote_dc), 0, 0, NULL, D("false"), false,
      "send requests to other datacenters when no local node is up"},
     {"SCYLLA_COMPRESSION", T_BOOL, F(scylla_compression), 0, 0, NULL, D("true"), false,
@@ -438,6 +456,23 @@ static int validate(const ms_config *cfg, char *err, size_t errlen)
                  "SCYLLA_RETRY_BASE_DELAY=%" PRId64
                  "ms is larger than SCYLLA_RETRY_MAX_DELAY=%" PRId64 "ms",
                  cfg->scylla_retry_base_delay_ms, cfg->scylla_retry_max_delay_ms);
+        return MS_ERR_INVALID;
+    }
+    if (strcmp(cfg->scylla_reconnect_policy, "exponential") == 0 &&
+        cfg->scylla_reconnect_base_delay_ms > cfg->scylla_reconnect_max_delay_ms) {
+        snprintf(err, errlen,
+                 "SCYLLA_RECONNECT_BASE_DELAY=%" PRId64
+                 "ms is larger than SCYLLA_RECONNECT_MAX_DELAY=%" PRId64 "ms",
+                 cfg->scylla_reconnect_base_delay_ms, cfg->scylla_reconnect_max_delay_ms);
+        return MS_ERR_INVALID;
+    }
+    if (cfg->scylla_speculative_delay_ms > 0 &&
+        cfg->scylla_speculative_delay_ms >= cfg->scylla_request_timeout_ms) {
+        snprintf(err, errlen,
+                 "SCYLLA_SPECULATIVE_DELAY=%" PRId64
+                 "ms is not shorter than SCYLLA_REQUEST_TIMEOUT=%" PRId64
+                 "ms: no speculative execution could start",
+                 cfg->scylla_speculative_delay_ms, cfg->scylla_request_timeout_ms);
         return MS_ERR_INVALID;
     }
     return 0;

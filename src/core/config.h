@@ -75,6 +75,12 @@ typedef struct ms_config {
     int64_t scylla_retry_max_delay_ms;
     int scylla_breaker_failure_threshold;
     int64_t scylla_breaker_reset_timeout_ms;
+    int64_t scylla_speculative_delay_ms; /* 0: off */
+    int scylla_speculative_max;
+    char scylla_reconnect_policy[16]; /* exponential | constant */
+    int64_t scylla_reconnect_base_delay_ms;
+    int64_t scylla_reconnect_max_delay_ms;
+    int scylla_reconnect_max_attempts; /* 0: forever */
     bool scylla_allow_remote_dc;
     bool scylla_compression;                /* LZ4 when the server offers it */
     char scylla_replication[MS_CONFIG_STR]; /* "SimpleStrategy:1" or "dc1:3,dc2:3" */

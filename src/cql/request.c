@@ -102,6 +102,7 @@ void cql__req_release(cql_request *r)
     r->has_paging = false;
     r->tracing = false;
     r->idempotent = false;
+    r->speculative = false;
     r->skip_metadata = false;
     r->route_ks[0] = '\0';
     r->route_table[0] = '\0';
@@ -476,7 +477,7 @@ static void spec_fn(cql_tq_node *n)
 {
     cql_request *r = req_of_node(n, offsetof(cql_request, spec));
     cql_session *s = r->s;
-    if (r->done || !r->idempotent || r->nspec >= s->o.speculative_max ||
+    if (r->done || !r->speculative || r->nspec >= s->o.speculative_max ||
         r->nactive >= CQL_MAX_ATTEMPTS_ACTIVE || r->nactive == 0)
         return;
     r->nspec++;
@@ -957,7 +958,7 @@ static bool try_next(cql_request *r)
         h->in_flight++;
         ms_gauge_add(h->g_in_flight, 1);
         ms_counter_add(h->c_requests, 1);
-        if (r->tries == 1 && s->o.speculative_delay_ms > 0 && r->idempotent &&
+        if (r->tries == 1 && s->o.speculative_delay_ms > 0 && r->speculative &&
             s->o.speculative_max > 0)
             cql__tq_add(&s->tq, &r->spec, uv_now(s->loop) + (uint64_t)s->o.speculative_delay_ms,
                         spec_fn);
@@ -1109,6 +1110,7 @@ int cql_session_execute(cql_session *s, const cql_statement *st, cql_result_cb c
     int rc = copy_params(r, st->consistency, st->serial_consistency, st->timestamp, st->timeout_ms);
     r->page_size = st->page_size == CQL_DEFAULT ? s->o.default_page_size : st->page_size;
     r->idempotent = st->idempotent;
+    r->speculative = st->idempotent && !st->no_speculative;
     r->tracing = st->tracing;
     if (st->paging_state.ptr && st->paging_state.len >= 0) {
         cql_buf_append(&r->paging_state, st->paging_state.ptr, (size_t)st->paging_state.len);
@@ -1225,6 +1227,7 @@ int cql__req_prepare_entry(cql_session *s, cql_prepared *p)
     s->internal_in_flight++;
     r->prep = cql_prepared_ref(p);
     r->idempotent = true;
+    r->speculative = true;
     r->query = malloc(p->query_len + 1);
     if (!r->query) {
         cql__req_release(r);
@@ -1283,6 +1286,7 @@ int cql_session_batch(cql_session *s, const cql_batch_request *b, cql_result_cb 
     r->batch_kind = (uint8_t)b->kind;
     int rc = copy_params(r, b->consistency, b->serial_consistency, b->timestamp, b->timeout_ms);
     r->idempotent = b->idempotent && b->kind != CQL_BATCH_KIND_COUNTER;
+    r->speculative = r->idempotent && !b->no_speculative;
     arm_deadline(r);
     if (rc < 0) {
         cql__req_fail_later(r, MS_ERR_INVALID, "invalid batch: bad consistency");

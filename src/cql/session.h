@@ -210,6 +210,7 @@ struct cql_request {
     int64_t timestamp;
     bool tracing;
     bool idempotent;
+    bool speculative; /* idempotent and not no_speculative: may run twice at once */
     bool skip_metadata;
     char route_ks[64];
     char route_table[64]; /* "" unless a prepared statement names it */

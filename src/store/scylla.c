@@ -331,6 +331,7 @@ static sc_loop *loop_new(sc_backend *b, uv_loop_t *loop)
     lp->resume.data = lp;
     lp->poke.data = lp;
     pthread_mutex_lock(&b->loops_mu);
+    lp->idx = b->loops_made++;
     lp->next = b->loops;
     if (b->loops)
         b->loops->prev = lp;
@@ -440,6 +441,11 @@ static int loop_session(sc_loop *lp, char *err, size_t errlen)
     sc_options(&o, b->cfg, false);
     o.on_host_event = sc_host_event;
     o.on_host_event_ud = b;
+    /* a name per loop: the client's metrics (breaker state, host up, in flight) are
+     * labelled by session, and the loops must not overwrite each other's */
+    char name[32];
+    snprintf(name, sizeof name, "store-%u", lp->idx);
+    o.name = name;
     char e[160] = "";
     int rc = cql_session_new(lp->loop, &o, &lp->sess, e, sizeof e);
     if (rc) {

@@ -287,6 +287,7 @@ int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result
     s.page_size = 0;
     int kind = sc_stmt[id].kind;
     s.idempotent = kind == K_R || kind == K_W || kind == K_S || kind == K_A;
+    s.no_speculative = kind != K_R; /* SCYLLA_SPECULATIVE_DELAY: reads only */
     switch (kind) {
     case K_R:
         s.consistency = (int)cfg->scylla_read_consistency;

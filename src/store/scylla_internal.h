@@ -296,6 +296,7 @@ struct sc_task {
 struct sc_loop {
     sc_backend *b;
     uv_loop_t *loop;
+    unsigned idx; /* creation order: its session is "store-<idx>" (metric labels) */
     cql_session *sess;
     bool failed;      /* the session could not connect: ops fail fast until retry_at */
     int64_t retry_at; /* monotonic ms */
@@ -328,6 +329,7 @@ struct sc_backend {
     ms_gauge *m_inflight;
     pthread_mutex_t loops_mu;
     sc_loop *loops; /* every loop with a session (including the private one) */
+    unsigned loops_made; /* names the next loop's session */
 
     /* the schema: checked (or migrated) at open, or by the bootstrap thread once the
        cluster appears; operations fail with MS_ERR_UNAVAILABLE until then */

@@ -332,6 +332,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         br.count = (size_t)nst;
         br.consistency = (int)cfg->scylla_write_consistency;
         br.idempotent = true;
+        br.no_speculative = true;
         cql_status cs;
         c->queries++;
         if (sc_exec_batch(c, &br, NULL, &cs) != 0) {

@@ -198,6 +198,7 @@ int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *c
     cql_status st;
     cql_sync *db = NULL;
     sc_options(&o, cfg, false);
+    o.name = "store-migrate";
     *unreachable = false;
     if (cql_sync_connect(&o, &db, &st) != 0 || !db) {
         snprintf(err, errlen, "cannot connect to %s: %s", cfg->scylla_contact_points, st.message);
@@ -210,6 +211,7 @@ int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *c
     if (rc)
         return rc;
     sc_options(&o, cfg, true);
+    o.name = "store-migrate";
     if (cql_sync_connect(&o, &db, &st) != 0 || !db) {
         snprintf(err, errlen, "cannot connect to keyspace %s: %s", cfg->scylla_keyspace,
                  st.message);

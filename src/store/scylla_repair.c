@@ -456,6 +456,7 @@ int sc_repair_connect(sc_backend *b, char *detail, size_t dlen)
         return 0;
     cql_options o;
     sc_options(&o, b->cfg, false);
+    o.name = "store-repair";
     cql_status st;
     if (cql_sync_connect(&o, &b->rconn.db, &st) != 0 || !b->rconn.db) {
         b->rconn.db = NULL;

@@ -214,12 +214,67 @@ static void test_tablet_routing(void **state)
     sim_stop(&s);
 }
 
+/* Speculative executions: idempotent statements only, and not those marked no_speculative
+ * (the store's writes). The simulator answers the first execution of a key late. */
+static void test_speculative_reads_only(void **state)
+{
+    (void)state;
+    sim s;
+    sim_start(&s, "--version 6.2 --base-ip 21 --hosts 3");
+    cql_options o;
+    cqlt_options(&o, "MSGSTORE_TEST_SIM_UNSET", "127.0.0.21");
+    o.port = s.port;
+    o.compression = false;
+    o.speculative_delay_ms = 100;
+    o.speculative_max = 1;
+    cql_sync *c = NULL;
+    cql_status st;
+    assert_int_equal(cql_sync_connect(&o, &c, &st), 0);
+    cql_sync_run_for(c, 300);
+    cql_prepared *p = NULL;
+    assert_int_equal(cql_sync_prepare(c, "SELECT v FROM vks.slow WHERE k = ?", &p, &st), 0);
+    cql_session_stats before, after;
+    struct {
+        bool idempotent, no_spec;
+        int64_t key;
+        uint64_t want_spec;
+    } cases[] = {{true, false, 1, 1}, {true, true, 2, 0}, {false, false, 3, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cql_sync_stats(c, &before);
+        cql_values v;
+        cql_values_init(&v);
+        cql_values_add_bigint(&v, cases[i].key);
+        cql_statement q;
+        cql_statement_init(&q);
+        q.prepared = p;
+        q.values = &v;
+        q.idempotent = cases[i].idempotent;
+        q.no_speculative = cases[i].no_spec;
+        cql_result *res = NULL;
+        assert_int_equal(cql_sync_execute(c, &q, &res, &st), 0);
+        assert_int_equal(cql_result_next_row(res), 0);
+        cql_str served;
+        assert_int_equal(cql_row_get_text(res, 0, &served), 0);
+        /* "addr/shard/attempt": the speculative copy is the key's second execution */
+        char last = served.ptr[served.len - 1];
+        assert_int_equal(last, cases[i].want_spec ? '2' : '1');
+        cql_result_destroy(res);
+        cql_values_free(&v);
+        cql_sync_stats(c, &after);
+        assert_int_equal(after.speculative - before.speculative, cases[i].want_spec);
+    }
+    cql_prepared_release(p);
+    cql_sync_close(c);
+    sim_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_features_from_supported),
         cmocka_unit_test(test_rate_limit_error),
         cmocka_unit_test(test_tablet_routing),
+        cmocka_unit_test(test_speculative_reads_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/snowflake.h"
 #include "msgstore/store.h"
 #include "store_test.h"
@@ -1890,6 +1891,16 @@ static void test_ping_stats_migrations(void **state)
     store_free(p);
     for (size_t i = 1; i < n; i++)
         assert_true(m[i].version > m[i - 1].version);
+    if (SCYLLA) {
+        /* every loop's session has its own labels: gauges such as the breaker state are
+         * not overwritten by whichever loop wrote last */
+        size_t len = 0;
+        char *text = ms_metrics_render(&len);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "msgstore_cql_breaker_state{session=\"store-"));
+        assert_null(strstr(text, "msgstore_cql_breaker_state{session=\"store\""));
+        free(text);
+    }
     /* migrating again is a no-op */
     int applied = -1;
     char err[256];

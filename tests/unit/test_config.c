@@ -149,6 +149,20 @@ static void test_cross_checks(void **state)
     fake_env env2 = {{{"SCYLLA_RETRY_BASE_DELAY", "5s"}, {"SCYLLA_RETRY_MAX_DELAY", "1s"}}};
     assert_int_equal(ms_config_load(&c, lookup, &env2, err, sizeof err), MS_ERR_INVALID);
     assert_non_null(strstr(err, "SCYLLA_RETRY_MAX_DELAY"));
+
+    fake_env env3 = {{{"SCYLLA_RECONNECT_BASE_DELAY", "1m"}, {"SCYLLA_RECONNECT_MAX_DELAY", "1s"}}};
+    assert_int_equal(ms_config_load(&c, lookup, &env3, err, sizeof err), MS_ERR_INVALID);
+    assert_non_null(strstr(err, "SCYLLA_RECONNECT_MAX_DELAY"));
+    /* constant: the cap does not apply */
+    fake_env env4 = {{{"SCYLLA_RECONNECT_POLICY", "constant"},
+                      {"SCYLLA_RECONNECT_BASE_DELAY", "1m"},
+                      {"SCYLLA_RECONNECT_MAX_DELAY", "1s"}}};
+    assert_int_equal(ms_config_load(&c, lookup, &env4, err, sizeof err), 0);
+    fake_env env5 = {{{"SCYLLA_RECONNECT_POLICY", "linear"}}};
+    assert_int_equal(ms_config_load(&c, lookup, &env5, err, sizeof err), MS_ERR_INVALID);
+    fake_env env6 = {{{"SCYLLA_SPECULATIVE_DELAY", "20s"}, {"SCYLLA_REQUEST_TIMEOUT", "10s"}}};
+    assert_int_equal(ms_config_load(&c, lookup, &env6, err, sizeof err), MS_ERR_INVALID);
+    assert_non_null(strstr(err, "SCYLLA_SPECULATIVE_DELAY"));
 }
 
 static void test_set_override(void **state)

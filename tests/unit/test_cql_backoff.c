@@ -5,11 +5,13 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "core/config.h"
 #include "cql/clock.h"
 #include "cql/retry.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_full_jitter_bounds(void **state)
 {
@@ -105,6 +107,56 @@ static void test_retry_decisions(void **state)
         assert_int_equal(cql__retry_decide(CQL_FAIL_SERVER, never[i], true), CQL_RETRY_FAIL);
 }
 
+
+static const char *cfg_lookup(const char *name, void *ctx)
+{
+    const char *const *kv = ctx;
+    for (; kv[0]; kv += 2)
+        if (strcmp(kv[0], name) == 0)
+            return kv[1];
+    return NULL;
+}
+
+/* The settings reach the session's options: reconnection policy and speculative reads. */
+static void test_options_from_settings(void **state)
+{
+    (void)state;
+    ms_config c;
+    char err[256];
+    const char *dflt[] = {NULL};
+    assert_int_equal(ms_config_load(&c, cfg_lookup, (void *)dflt, err, sizeof err), 0);
+    cql_options o;
+    cql_options_from_config(&o, &c);
+    assert_int_equal(o.reconnect.kind, CQL_BACKOFF_EXPONENTIAL);
+    assert_int_equal(o.reconnect.jitter, CQL_JITTER_EQUAL);
+    assert_int_equal(o.reconnect.base_ms, 500);
+    assert_int_equal(o.reconnect.cap_ms, 30000);
+    assert_int_equal(o.reconnect.max_attempts, 0);
+    assert_int_equal(o.speculative_delay_ms, 200);
+    assert_int_equal(o.speculative_max, 1);
+    /* the seed's policy: 1 s, 10 times; speculation off */
+    const char *seed[] = {"SCYLLA_RECONNECT_POLICY",
+                          "constant",
+                          "SCYLLA_RECONNECT_BASE_DELAY",
+                          "1s",
+                          "SCYLLA_RECONNECT_MAX_ATTEMPTS",
+                          "10",
+                          "SCYLLA_SPECULATIVE_DELAY",
+                          "0",
+                          NULL};
+    assert_int_equal(ms_config_load(&c, cfg_lookup, (void *)seed, err, sizeof err), 0);
+    cql_options_from_config(&o, &c);
+    assert_int_equal(o.reconnect.kind, CQL_BACKOFF_CONSTANT);
+    assert_int_equal(o.reconnect.jitter, CQL_JITTER_NONE);
+    assert_int_equal(o.reconnect.base_ms, 1000);
+    assert_int_equal(o.reconnect.max_attempts, 10);
+    assert_int_equal(o.speculative_delay_ms, 0);
+    uint64_t rng = 1;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(cql__backoff_delay(&o.reconnect, i, &rng), 1000);
+    assert_int_equal(cql__backoff_delay(&o.reconnect, 10, &rng), -1); /* gave up */
+}
+
 static void test_timestamps_monotonic(void **state)
 {
     (void)state;
@@ -164,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_constant),
         cmocka_unit_test(test_equal_jitter_and_huge_attempts),
         cmocka_unit_test(test_retry_decisions),
+        cmocka_unit_test(test_options_from_settings),
         cmocka_unit_test(test_timestamps_monotonic),
         cmocka_unit_test(test_timestamps_threads_unique),
     };
