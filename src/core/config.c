@@ -114,8 +114,8 @@ static const opt opts[] = {
      "delays between reconnection attempts to a node: exponential (doubling from the base delay "
      "to the max, equal jitter) or constant (the base delay); the seed's is constant, 1s, 10 "
      "attempts"},
-    {"SCYLLA_RECONNECT_BASE_DELAY", T_DURATION, F(scylla_reconnect_base_delay_ms), 0, 3600000,
-     NULL, D("500ms"), false, "first reconnection delay (constant: every delay)"},
+    {"SCYLLA_RECONNECT_BASE_DELAY", T_DURATION, F(scylla_reconnect_base_delay_ms), 0, 3600000, NULL,
+     D("500ms"), false, "first reconnection delay (constant: every delay)"},
     {"SCYLLA_RECONNECT_MAX_DELAY", T_DURATION, F(scylla_reconnect_max_delay_ms), 0, 3600000, NULL,
      D("30s"), false, "cap of the exponential reconnection delay"},
     {"SCYLLA_RECONNECT_MAX_ATTEMPTS", T_INT, F(scylla_reconnect_max_attempts), 0, 1000000, NULL,

@@ -86,11 +86,10 @@ void cql_options_from_config(cql_options *o, const ms_config *c)
     o->speculative_delay_ms = c->scylla_speculative_delay_ms;
     o->speculative_max = c->scylla_speculative_max;
     bool constant = strcmp(c->scylla_reconnect_policy, "constant") == 0;
-    o->reconnect = (cql_backoff){constant ? CQL_BACKOFF_CONSTANT : CQL_BACKOFF_EXPONENTIAL,
-                                 constant ? CQL_JITTER_NONE : CQL_JITTER_EQUAL,
-                                 c->scylla_reconnect_base_delay_ms,
-                                 c->scylla_reconnect_max_delay_ms,
-                                 c->scylla_reconnect_max_attempts};
+    o->reconnect = (cql_backoff){
+        constant ? CQL_BACKOFF_CONSTANT : CQL_BACKOFF_EXPONENTIAL,
+        constant ? CQL_JITTER_NONE : CQL_JITTER_EQUAL, c->scylla_reconnect_base_delay_ms,
+        c->scylla_reconnect_max_delay_ms, c->scylla_reconnect_max_attempts};
     o->compression = c->scylla_compression;
     o->default_consistency = (int)c->scylla_default_consistency;
     o->default_serial_consistency = (int)c->scylla_serial_consistency;

@@ -328,7 +328,7 @@ struct sc_backend {
     _Atomic int inflight;
     ms_gauge *m_inflight;
     pthread_mutex_t loops_mu;
-    sc_loop *loops; /* every loop with a session (including the private one) */
+    sc_loop *loops;      /* every loop with a session (including the private one) */
     unsigned loops_made; /* names the next loop's session */
 
     /* the schema: checked (or migrated) at open, or by the bootstrap thread once the

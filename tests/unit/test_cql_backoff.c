@@ -107,7 +107,6 @@ static void test_retry_decisions(void **state)
         assert_int_equal(cql__retry_decide(CQL_FAIL_SERVER, never[i], true), CQL_RETRY_FAIL);
 }
 
-
 static const char *cfg_lookup(const char *name, void *ctx)
 {
     const char *const *kv = ctx;
