@@ -272,6 +272,36 @@ static int take_fault(sc_conn *c, sc_stmt_id id)
  */
 int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result **res)
 {
+    return sc_run_page(c, op, id, what, 0, NULL, res);
+}
+
+int sc_run_pages(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int32_t page_rows,
+                 int (*each)(void *ud, cql_result *page), void *ud)
+{
+    cql_result *prev = NULL;
+    for (;;) {
+        cql_bytes state = prev ? cql_result_paging_state(prev) : (cql_bytes){NULL, -1};
+        cql_result *r = NULL;
+        int rc = sc_run_page(c, op, id, what, page_rows, prev ? &state : NULL, &r);
+        cql_result_destroy(prev); /* the paging state was copied with the request */
+        prev = NULL;
+        if (rc)
+            return op->status;
+        if (each(ud, r)) {
+            cql_result_destroy(r);
+            return op->status ? op->status : MS_ERR_INTERNAL;
+        }
+        if (!cql_result_has_more_pages(r)) {
+            cql_result_destroy(r);
+            return 0;
+        }
+        prev = r;
+    }
+}
+
+int sc_run_page(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int32_t page_rows,
+                const cql_bytes *state, cql_result **res)
+{
     const ms_config *cfg = c->b->cfg;
     cql_status st;
     if (res)
@@ -284,7 +314,9 @@ int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result
     cql_statement_init(&s);
     s.prepared = c->ps[id];
     s.values = &c->v;
-    s.page_size = 0;
+    s.page_size = page_rows;
+    if (state && state->ptr && state->len >= 0)
+        s.paging_state = *state;
     int kind = sc_stmt[id].kind;
     s.idempotent = kind == K_R || kind == K_W || kind == K_S || kind == K_A;
     s.no_speculative = kind != K_R; /* SCYLLA_SPECULATIVE_DELAY: reads only */

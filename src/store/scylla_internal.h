@@ -91,6 +91,12 @@ enum { K_R, K_W, K_L, K_C, K_S, K_A };
     X(PAGE_AFTER_IN, K_R,                                                                          \
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
       "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?")                              \
+    X(PAGE_AFTER_IDS, K_R,                                                                         \
+      "SELECT bucket, message_id FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "        \
+      "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?")                              \
+    X(PAGE_RANGE_IN, K_R,                                                                          \
+      "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
+      "message_id > ? AND message_id <= ?")                                                        \
     X(UNREAD_IN, K_R,                                                                              \
       "SELECT bucket, message_id, is_deleted FROM @.messages WHERE channel_id = ? AND bucket IN "  \
       "? "                                                                                         \
@@ -416,6 +422,25 @@ int sc_prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what);
  * result, to free with cql_result_destroy. Fails op on error.
  */
 int sc_run(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, cql_result **res);
+
+/*
+ * Like sc_run, one page of page_rows rows (0: unpaged) from paging state
+ * `state` (NULL: the first page).
+ */
+int sc_run_page(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int32_t page_rows,
+                const cql_bytes *state, cql_result **res);
+
+/*
+ * Runs statement id (values in c->v, the same for every page) page by page,
+ * page_rows rows each, handing each page's result to each() (non-zero: stop,
+ * with op failed). 0, or fails op. For reads that could exceed SC_READ_BYTES
+ * unpaged (issue 14 item 4).
+ */
+int sc_run_pages(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int32_t page_rows,
+                 int (*each)(void *ud, cql_result *page), void *ud);
+
+/* What one read may return at most (ScyllaDB warns above 1 MiB unpaged). */
+#define SC_READ_BYTES (1024 * 1024)
 
 /*
  * Runs the statements ids[0..n) (n <= 3) with the values c->bv[k] as one

@@ -534,34 +534,76 @@ static int cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
 static int cmp_asc(const void *a, const void *b)
 {
     return -cmp_desc(a, b);
 }
 
-/* Appends the rows of r (sorted by dir) to mv, up to `want` in mv. */
-static int take_rows(store_op *op, cql_result *r, store_result_hdr *res, msgvec *mv, size_t want,
-                     bool desc)
+/* The rows of one read, gathered over its pages. */
+typedef struct rows_acc {
+    store_op *op;
+    store_result_hdr *res;
+    msgvec tmp;
+} rows_acc;
+
+static int acc_page(void *ud, cql_result *r)
 {
-    msgvec tmp = {0};
+    rows_acc *a = ud;
     store_message m;
-    int rc;
     while (cql_result_next_row(r) == 0) {
-        rc = sc_row_msg(r, res, &m);
-        if (rc < 0 || (rc == 1 && vec_push(&tmp, &m) != 0)) {
-            free(tmp.v);
+        int rc = sc_row_msg(r, a->res, &m);
+        if (rc < 0 || (rc == 1 && vec_push(&a->tmp, &m) != 0))
+            return store__op_fail(a->op, MS_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/*
+ * The most a message row can take: content at its character limit (4 bytes
+ * each), both JSON columns full, the rest.
+ */
+static size_t max_row_bytes(const ms_config *cfg)
+{
+    return (size_t)cfg->max_content_chars * 4 + 2 * STORE_MAX_JSON_BYTES + STORE_MAX_NONCE_BYTES +
+           256;
+}
+
+/* Rows per page so that one page stays under SC_READ_BYTES whatever the contents. */
+static int32_t page_rows(const ms_config *cfg)
+{
+    size_t n = SC_READ_BYTES / max_row_bytes(cfg);
+    return n < 1 ? 1 : (int32_t)n;
+}
+
+/*
+ * Runs statement id (values in c->v) page by page (SC_PAGE_AFTER_IN, which
+ * cannot be paged, in one read bounded by its caller) and appends its rows,
+ * sorted by dir, to mv, up to `want` in mv.
+ */
+static int take_read(sc_conn *c, store_op *op, sc_stmt_id id, store_result_hdr *res, msgvec *mv,
+                     size_t want, bool desc)
+{
+    rows_acc a = {.op = op, .res = res};
+    int32_t rows = id == SC_PAGE_AFTER_IN ? 0 : page_rows(c->b->cfg); /* IN + ORDER BY: unpaged */
+    if (sc_run_pages(c, op, id, "reading the page", rows, acc_page, &a)) {
+        free(a.tmp.v);
+        return op->status;
+    }
+    if (a.tmp.n > 1)
+        qsort(a.tmp.v, a.tmp.n, sizeof *a.tmp.v, desc ? cmp_desc : cmp_asc);
+    for (size_t i = 0; i < a.tmp.n && mv->n < want; i++) {
+        if (vec_push(mv, &a.tmp.v[i]) != 0) {
+            free(a.tmp.v);
             return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
         }
     }
-    if (tmp.n > 1)
-        qsort(tmp.v, tmp.n, sizeof *tmp.v, desc ? cmp_desc : cmp_asc);
-    for (size_t i = 0; i < tmp.n && mv->n < want; i++) {
-        if (vec_push(mv, &tmp.v[i]) != 0) {
-            free(tmp.v);
-            return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-        }
-    }
-    free(tmp.v);
+    free(a.tmp.v);
     return 0;
 }
 
@@ -609,19 +651,25 @@ static int collect(sc_conn *c, store_op *op, uint64_t ch, uint64_t anchor, bool 
             start = now_b;
     }
     cql_values *v = sc_vals(c);
-    cql_result *r = NULL;
     sc_bind_id(v, ch);
     cql_values_add_int(v, start);
     cql_values_add_bigint(v, (int64_t)anchor);
     cql_values_add_int(v, (int32_t)want);
     sc_stmt_id id = desc ? SC_PAGE_BEFORE : inclusive ? SC_PAGE_FROM : SC_PAGE_AFTER;
-    if (sc_run(c, op, id, "reading the page", &r))
-        return op->status;
-    int rc = take_rows(op, r, res, mv, want, desc);
-    cql_result_destroy(r);
+    int rc = take_read(c, op, id, res, mv, want, desc);
     if (rc)
         return rc;
 
+    /*
+     * The next buckets, a chunk at a time, all wholly on the far side of the
+     * anchor. Older ones: one IN read, paged (sorted here anyway). Newer
+     * ones need the oldest rows of each bucket, so ORDER BY, which ScyllaDB
+     * does not page together with IN on the partition key: in one read
+     * when even rows at their largest stay under SC_READ_BYTES (short
+     * pages), else first the ids alone (a few bytes a row: bounded), then
+     * the rows up to the last id wanted, paged without ORDER BY. Every read
+     * stays under SC_READ_BYTES whatever the contents (issue 14 item 4).
+     */
     int32_t list[BUCKET_CHUNK];
     size_t n = 0;
     int32_t from = desc ? start - 1 : start + 1;
@@ -630,22 +678,65 @@ static int collect(sc_conn *c, store_op *op, uint64_t ch, uint64_t anchor, bool 
             return op->status;
         if (n == 0)
             break;
-        size_t use = n < want - mv->n ? n : want - mv->n;
-        v = sc_vals(c);
-        sc_bind_id(v, ch);
-        cql_values_begin_list(v);
-        for (size_t k = 0; k < use; k++)
-            cql_values_add_int(v, list[k]);
-        cql_values_end(v);
-        /* these buckets lie wholly on the far side of the anchor */
-        cql_values_add_bigint(v, (int64_t)anchor);
-        cql_values_add_int(v, (int32_t)(want - mv->n));
-        if (sc_run(c, op, desc ? SC_PAGE_BEFORE_IN : SC_PAGE_AFTER_IN, "reading the page", &r))
-            return op->status;
-        rc = take_rows(op, r, res, mv, want, desc);
-        cql_result_destroy(r);
-        if (rc)
-            return rc;
+        size_t left = want - mv->n;
+        size_t use = n < left ? n : left;
+        uint64_t last = STORE_ID_MAX;
+        if (!desc && use * left * max_row_bytes(c->b->cfg) <= SC_READ_BYTES) {
+            v = sc_vals(c);
+            sc_bind_id(v, ch);
+            cql_values_begin_list(v);
+            for (size_t k = 0; k < use; k++)
+                cql_values_add_int(v, list[k]);
+            cql_values_end(v);
+            cql_values_add_bigint(v, (int64_t)anchor);
+            cql_values_add_int(v, (int32_t)left);
+            rc = take_read(c, op, SC_PAGE_AFTER_IN, res, mv, want, false);
+            if (rc)
+                return rc;
+            last = 0; /* read */
+        } else if (!desc) {
+            v = sc_vals(c);
+            sc_bind_id(v, ch);
+            cql_values_begin_list(v);
+            for (size_t k = 0; k < use; k++)
+                cql_values_add_int(v, list[k]);
+            cql_values_end(v);
+            cql_values_add_bigint(v, (int64_t)anchor);
+            cql_values_add_int(v, (int32_t)left);
+            cql_result *r = NULL;
+            if (sc_run(c, op, SC_PAGE_AFTER_IDS, "reading the page", &r))
+                return op->status;
+            uint64_t *got = malloc((r->row_count > 0 ? (size_t)r->row_count : 1) * sizeof *got);
+            size_t ng = 0;
+            if (!got) {
+                cql_result_destroy(r);
+                return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
+            }
+            while (ng < (size_t)(r->row_count > 0 ? r->row_count : 0) &&
+                   cql_result_next_row(r) == 0)
+                got[ng++] = (uint64_t)sc_col_i64(r, 1);
+            cql_result_destroy(r);
+            if (ng > 1)
+                qsort(got, ng, sizeof *got, cmp_u64);
+            last = ng == 0 ? 0 : got[(ng < left ? ng : left) - 1];
+            free(got);
+        }
+        if (desc || last) {
+            v = sc_vals(c);
+            sc_bind_id(v, ch);
+            cql_values_begin_list(v);
+            for (size_t k = 0; k < use; k++)
+                cql_values_add_int(v, list[k]);
+            cql_values_end(v);
+            cql_values_add_bigint(v, (int64_t)anchor);
+            if (desc)
+                cql_values_add_int(v, (int32_t)left);
+            else
+                cql_values_add_bigint(v, (int64_t)last);
+            rc = take_read(c, op, desc ? SC_PAGE_BEFORE_IN : SC_PAGE_RANGE_IN, res, mv, want, desc);
+            if (rc)
+                return rc;
+        }
         if (n < BUCKET_CHUNK && use == n)
             break;
         from = desc ? list[use - 1] - 1 : list[use - 1] + 1;

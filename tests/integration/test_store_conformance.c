@@ -641,7 +641,8 @@ static void test_sparse_channel(void **state)
     p = page(wide, STORE_PAGE_AFTER, wids[0], 50);
     assert_int_equal(p->count, 39);
     assert_int_equal(p->items[38].id, wids[1]);
-    assert_true(p->hdr.queries <= MAX_PAGE_Q);
+    /* forward, a long page reads each chunk's ids first (bounded reads, issue 14): +1 a chunk */
+    assert_true(p->hdr.queries <= MAX_PAGE_Q + 2);
     store_free(p);
 
     /* the same page costs the same on a dense channel */
@@ -1749,6 +1750,55 @@ static void test_async_api(void **state)
     assert_int_equal(store_insert(S, NULL, &r, on_insert, &c), MS_ERR_INVALID);
 }
 
+/*
+ * Issue 14 item 4: pages over buckets full of rows at their largest. On
+ * ScyllaDB the reads that need no ORDER BY are paged (each page under
+ * 1 MiB, so more requests than buckets chunks), those that do have their IN
+ * list capped (down to one bucket a read); the pages must still be exact.
+ */
+static void test_large_rows_bounded_reads(void **state)
+{
+    (void)state;
+    uint64_t ch = new_channel();
+    size_t chars = (size_t)CFG.max_content_chars;
+    char *big = malloc(chars * 4 + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < chars; i++)
+        memcpy(big + i * 4, "\xf0\x9d\x84\x9e", 4); /* U+1D11E, 4 bytes */
+    big[chars * 4] = '\0';
+    enum { NB = 6, PER = 10 };
+    uint64_t since_epoch = now_ms() - 80 * DAY_MS - CFG.epoch_ms;
+    uint64_t t0 = CFG.epoch_ms + (since_epoch / MS_BUCKET_MS + 1) * MS_BUCKET_MS;
+    uint64_t ids[NB * PER];
+    for (int b = 0; b < NB; b++)
+        for (int k = 0; k < PER; k++)
+            ids[b * PER + k] = ins_at(ch, big, t0 + (uint64_t)b * MS_BUCKET_MS + (uint64_t)k);
+    free(big);
+
+    store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, 50);
+    assert_int_equal(p->count, 50);
+    assert_true(p->more_older);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(p->items[i].id, ids[NB * PER - 1 - i]);
+        assert_int_equal(p->items[i].content_len, chars * 4);
+    }
+    if (SCYLLA) { /* the first bucket, the bucket list, then the IN read in several pages */
+        size_t row = chars * 4 + 2 * STORE_MAX_JSON_BYTES + STORE_MAX_NONCE_BYTES + 256;
+        size_t per_page = (1024 * 1024) / row;
+        size_t pages = (NB * PER + per_page - 1) / per_page;
+        assert_true(pages > 1);
+        assert_true(p->hdr.queries >= 2 + pages);
+    }
+    store_free(p);
+
+    p = page(ch, STORE_PAGE_AFTER, ids[0], 50);
+    assert_int_equal(p->count, 50);
+    assert_true(p->more_newer);
+    for (int i = 0; i < 50; i++) /* newest first: ids[50] .. ids[1] */
+        assert_int_equal(p->items[i].id, ids[50 - i]);
+    store_free(p);
+}
+
 /* ------------------------------------------------------------------ races (issue 10) */
 
 /*
@@ -2307,6 +2357,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync_state),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_async_api),
+        cmocka_unit_test(test_large_rows_bounded_reads),
         cmocka_unit_test(test_edit_races_delete),
         cmocka_unit_test(test_nonce_retry_one_message),
         cmocka_unit_test(test_ping_stats_migrations),
