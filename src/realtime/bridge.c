@@ -60,8 +60,6 @@ typedef struct out_node {
 struct rt_bridge {
     rt_hub *hub;
     rt_redis_url url;
-    char host[256]; /* url.host, url.port: for messages */
-    int port;
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wake;
@@ -428,8 +426,8 @@ static void go_down(rt_bridge *b, const char *why, const char *detail)
     set_err(b, why, detail);
     set_state(b, b->ever_up ? RT_BRIDGE_DOWN : RT_BRIDGE_CONNECTING);
     if (was_up)
-        MS_WARN("realtime", "redis %s:%d lost (%s%s%s): delivering locally, reconnecting", b->host,
-                b->port, why, detail && *detail ? ": " : "", detail ? detail : "");
+        MS_WARN("realtime", "redis %s:%d lost (%s%s%s): delivering locally, reconnecting",
+                b->url.host, b->url.port, why, detail && *detail ? ": " : "", detail ? detail : "");
     b->next_connect_ms = rt__now_ms() + b->backoff_ms;
     b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->backoff_ms * 2;
 }
@@ -474,9 +472,9 @@ static void both_up(rt_bridge *b)
     b->backoff_ms = BACKOFF_MIN_MS;
     if (b->ever_up) {
         atomic_fetch_add(&b->reconnects, 1);
-        MS_INFO("realtime", "redis %s:%d back", b->host, b->port);
+        MS_INFO("realtime", "redis %s:%d back", b->url.host, b->url.port);
     } else {
-        MS_INFO("realtime", "redis %s:%d connected", b->host, b->port);
+        MS_INFO("realtime", "redis %s:%d connected", b->url.host, b->url.port);
     }
     b->ever_up = true;
     set_err(b, "", NULL);
@@ -542,7 +540,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static redisAsyncContext *open_one(rt_bridge *b)
 {
-    redisAsyncContext *ac = redisAsyncConnect(b->host, b->port);
+    redisAsyncContext *ac = redisAsyncConnect(b->url.host, b->url.port);
     if (!ac)
         return NULL;
     if (ac->err) {
@@ -929,8 +927,6 @@ int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out, char *err, size
         free(b);
         return MS_ERR_INVALID;
     }
-    snprintf(b->host, sizeof b->host, "%s", b->url.host);
-    b->port = b->url.port;
     b->hub = h;
     b->nshards = rt__hub_shards(h);
     b->sh_state = calloc(b->nshards, 1);

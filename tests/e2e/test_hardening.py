@@ -448,6 +448,16 @@ class RedisWithAuthAndDb(RedisPair):
         for srv in (self.a, self.b):
             self.assertNotIn("app-secret-pw", srv.tail())
 
+    def test_requirepass_of_the_default_user(self):
+        d = tempfile.mkdtemp(prefix="hardening_defaultpw_", dir=self.dir)
+        srv = start(d, "e", MSGSTORE_REDIS_URL=f"redis://:default-secret-pw@127.0.0.1:{self.rport}",
+                    MSGSTORE_WORKER_ID="34")
+        try:
+            self.assertTrue(wait_for(lambda: health(srv)["realtime"]["redis"] == "up", 15),
+                            health(srv))
+        finally:
+            self.stop_server(srv)
+
     def test_wrong_password_is_reported(self):
         d = tempfile.mkdtemp(prefix="hardening_badpw_", dir=self.dir)
         srv = start(d, "c", MSGSTORE_REDIS_URL=f"redis://app:wrong-pw@127.0.0.1:{self.rport}/5",
