@@ -296,7 +296,7 @@ static void test_token_aware_routing(void **state)
                 NODES[i], (unsigned long long)expect[i], (unsigned long long)(c1[i] - c0[i]),
                 (long long)(w1[i] - w0[i]), (long long)(r1[i] - r0[i]));
         assert_int_equal(c1[i] - c0[i], 2 * expect[i]);
-        assert_true(w0[i] >= 0 && r0[i] >= 0);
+        assert_true(w0[i] >= 0 && r0[i] >= 0 && w1[i] >= 0 && r1[i] >= 0);
         assert_int_equal(w1[i] - w0[i], (int64_t)expect[i]);
         assert_int_equal(r1[i] - r0[i], (int64_t)expect[i]);
     }
@@ -337,6 +337,8 @@ static void test_dc_aware_spread(void **state)
     for (int i = 0; i < 4; i++) {
         fprintf(stderr, "%s: client sent %llu, coordinated %lld\n", NODES[i],
                 (unsigned long long)(c1[i] - c0[i]), (long long)(w1[i] - w0[i]));
+        /* both counts were read (-1: the node did not answer; -1 - -1 would pass as 0) */
+        assert_true(w0[i] >= 0 && w1[i] >= 0);
         if (i == 3) {
             /* the remote DC coordinates nothing */
             assert_int_equal(c1[i] - c0[i], 0);
@@ -498,7 +500,8 @@ static void test_node_killed_and_back(void **state)
     l.running = true;
     for (int i = 0; i < 32; i++)
         submit(&l);
-    cqlt_run_for(&loop, 2000);
+    /* behaviour, not speed: bounds a loaded 2-core machine under sanitizers meets */
+    CQLT_RUN_UNTIL(&loop, l.ok > 100, 60000);
     assert_true(l.ok > 100);
     assert_int_equal(l.errors, 0);
 
@@ -510,7 +513,8 @@ static void test_node_killed_and_back(void **state)
         cqlt_run_for(&loop, 100);
     assert_true(l.node3_down);
     uint64_t ok_at_down = l.ok, n3 = node3_requests(l.s);
-    cqlt_run_for(&loop, 5000);
+    /* writes go on without node3 (RF 3, LOCAL_QUORUM) and without a single error */
+    CQLT_RUN_UNTIL(&loop, l.ok > ok_at_down + 500 || l.errors_after_down > 0, 120000);
     fprintf(stderr,
             "node3 down: %llu writes ok since, %llu errors (%llu after the down mark)%s%s\n",
             (unsigned long long)(l.ok - ok_at_down), (unsigned long long)l.errors,
@@ -530,9 +534,10 @@ static void test_node_killed_and_back(void **state)
         cqlt_run_for(&loop, 500);
     assert_true(node3_serves_table(ks3));
     uint64_t n3_up = node3_requests(l.s), errors_up = l.errors, ok_up = l.ok;
-    cqlt_run_for(&loop, 3000);
+    /* the client uses node3 again by itself */
+    CQLT_RUN_UNTIL(&loop, node3_requests(l.s) > n3_up + 50 || l.errors > errors_up, 120000);
     fprintf(stderr,
-            "node3 back: %llu requests sent to it in 3 s, %llu writes ok, %llu errors%s%s\n",
+            "node3 back: %llu requests sent to it, %llu writes ok, %llu errors%s%s\n",
             (unsigned long long)(node3_requests(l.s) - n3_up), (unsigned long long)(l.ok - ok_up),
             (unsigned long long)(l.errors - errors_up), l.errors > errors_up ? "; last: " : "",
             l.last_err);
@@ -644,8 +649,9 @@ static void test_speculative_reads(void **state)
         c.ok, N, (unsigned long long)ss.speculative, (unsigned long long)(c.max_us / 1000),
         c.err[0] ? "; last error: " : "", c.err);
     assert_int_equal(c.ok, N);
+    /* every read answered within its 5 s deadline although a third of them went to a
+     * stalled coordinator: speculative executions answered them (no time is asserted) */
     assert_true(ss.speculative >= N / 6);
-    assert_true(c.max_us < 2000000); /* far from the 5 s deadline */
     bool closed = false;
     cql_session_close(s, 2000, cqlt_on_closed, &closed);
     while (!closed)

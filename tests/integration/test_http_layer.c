@@ -336,7 +336,7 @@ static void test_websocket_echo(void **state)
                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n";
     send_all(fd, req, strlen(req));
-    char buf[1024];
+    char buf[1024] = ""; /* strstr reads it before the first recv */
     size_t got = 0;
     while (!strstr(buf, "\r\n\r\n") && got < sizeof buf - 1) {
         ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, 0);
