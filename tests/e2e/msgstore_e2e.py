@@ -354,6 +354,28 @@ def expect(resp, status, code=None):
     return resp.data
 
 
+def raw_exchange_closed(port, data, timeout=5.0):
+    """Sends raw bytes and reads until the server closes the connection. Returns (what came
+    back, True) when the server closed it (or reset it), (what came back, False) when the
+    timeout passed first: an empty answer means something only with the flag."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out = b""
+    try:
+        s.sendall(data)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                return out, False
+            except ConnectionResetError:
+                return out, True
+            if not chunk:
+                return out, True
+            out += chunk
+    finally:
+        s.close()
+
+
 def raw_exchange(port, data, timeout=5.0, read_until_close=False):
     """Sends raw bytes, returns what came back before close or timeout."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -400,6 +422,11 @@ def run(module_globals, setup=None, teardown=None):
                 traceback.print_exc()
     finally:
         if teardown:
-            teardown(ctx)
+            try:
+                teardown(ctx)
+            except Exception as e:  # noqa: BLE001 - e.g. the server's exit code: a failure too
+                failed.append("teardown")
+                print("FAIL %-45s %s" % ("teardown", e), flush=True)
+                traceback.print_exc()
     print("%d tests, %d failed%s" % (len(tests), len(failed), (": " + ", ".join(failed)) if failed else ""))
     return 1 if failed else 0

@@ -20,6 +20,7 @@ and reads work. No acknowledged write is lost: a writer posts steadily from
 before the cut until the outage is known, and every message answered 201 is
 read back afterwards.
 """
+import http.client
 import os
 import random
 import select
@@ -161,8 +162,8 @@ def teardown(ctx):
         return
     rc = ctx["srv"].stop()
     ctx["proxy"].stop()
-    print("server exit code", rc)
     shutil.rmtree(ctx["tmp"], ignore_errors=True)
+    check(rc == 0, "msgstore serve exits 0 on SIGTERM", rc, ctx["srv"].log()[-3000:])
 
 
 class Writer:
@@ -172,32 +173,40 @@ class Writer:
         self.srv, self.ch = srv, ch
         self.acked = {}  # id -> content
         self.statuses = {}
+        self.error = None
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
-        c = self.srv.client(timeout=30)
-        i = 0
-        while not self.stop_flag.is_set():
-            content = "w%d" % i
-            i += 1
-            try:
-                r = c.post("/v1/channels/%d/messages" % self.ch, {"sender_id": "2", "content": content})
-            except Exception as e:  # noqa: BLE001 - no answer: not acknowledged
-                self.statuses[type(e).__name__] = self.statuses.get(type(e).__name__, 0) + 1
-                c = self.srv.client(timeout=30)
-                continue
-            self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
-            if r.status == 201:
-                self.acked[r.data["id"]] = content
-            time.sleep(0.01)
-        c.close()
+        try:
+            c = self.srv.client(timeout=30)
+            i = 0
+            while not self.stop_flag.is_set():
+                content = "w%d" % i
+                i += 1
+                try:
+                    r = c.post("/v1/channels/%d/messages" % self.ch, {"sender_id": "2", "content": content})
+                except (OSError, http.client.HTTPException) as e:  # no answer: not acknowledged
+                    self.statuses[type(e).__name__] = self.statuses.get(type(e).__name__, 0) + 1
+                    c.close()
+                    c = self.srv.client(timeout=30)
+                    continue
+                self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
+                if r.status == 201:
+                    self.acked[r.data["id"]] = content
+                else:
+                    check(r.status == 503, "a write answers 201 or 503", r)
+                time.sleep(0.01)
+            c.close()
+        except Exception as e:  # noqa: BLE001 - handed to stop(), which fails the test with it
+            self.error = e
 
     def stop(self):
         self.stop_flag.set()
         self.thread.join(60)
         check(not self.thread.is_alive(), "the writer stops")
+        check(self.error is None, "the writer thread failed", repr(self.error))
 
 
 def burst(srv, path, n):
@@ -252,7 +261,8 @@ def test_outage_and_recovery(ctx):
         check(r.status == 503, "writes 503 too", r)
     slow.sort()
     print("     503 answers: median %.0f ms, max %.0f ms" % (slow[5] * 1000, slow[-1] * 1000))
-    check(slow[5] < 0.5, "503 is fast (median under 500 ms)", slow)
+    # behaviour, not speed: a call that waited for the driver would take its 2 s deadline
+    check(slow[5] < 1.0, "503 without waiting for the 2 s request deadline (median)", slow)
     # the background check (every 500 ms here) reports the failure, or a check that hangs
     wait_until("/health reports the failed check", lambda: (lambda h: h.status == 503 and h.data["last_check"]["ok"]
                is False and bool(h.data["last_check"]["error"]))(c.get("/health")), 15)
@@ -272,11 +282,11 @@ def test_outage_and_recovery(ctx):
     print("     ready again %.1fs after the node came back (outage %.1fs)" % (took, t_up - t_down))
 
     # every worker's session is back with the first one (they reconnect together, not each
-    # after its own backoff): after a moment's grace, bursts wider than the worker pool
-    # all succeed, at the first try
-    time.sleep(1.0)
+    # after its own backoff, which has grown to several seconds by now): bursts wider than
+    # the worker pool all succeed soon after ready, and go on succeeding
     path = "/v1/channels/%d/messages/%s" % (ch, before["id"])
-    for i in range(4):
+    wait_until("every worker serving", lambda: all(st == 200 for st in burst(srv, path, 2 * WORKERS)), 5)
+    for i in range(3):
         statuses = burst(srv, path, 2 * WORKERS)
         check(all(st == 200 for st in statuses), "every worker serves %.1fs after ready (burst %d)"
               % (time.time() - t_up - took, i), statuses)
