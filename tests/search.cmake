@@ -28,3 +28,14 @@ add_test(NAME postgres_status
   COMMAND sh -c "psql -X -q -tA -v ON_ERROR_STOP=1 -c \"SELECT to_tsvector('simple', 'Hello World') @@ to_tsquery('simple', 'hello')\" \"$MSGSTORE_TEST_PG_URL\" | grep -qx t")
 set_tests_properties(postgres_status PROPERTIES LABELS integration FIXTURES_REQUIRED postgres
   TIMEOUT 60 ENVIRONMENT "${MS_PG_TEST_ENV}")
+
+# Faults of the ScyllaDB backend's index: msgstore SIGKILLed between the Cassandra write and the
+# index commit (fault injection), PostgreSQL SIGKILLed and restarted under POST load (a cluster
+# of the test's own on a free port through scripts/postgres).
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_Interpreter_FOUND AND TARGET msgstore_search AND TARGET msgstore_server)
+  add_test(NAME e2e_search_faults
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_search_faults.py)
+  set_tests_properties(e2e_search_faults PROPERTIES LABELS e2e TIMEOUT 600 FIXTURES_REQUIRED cassandra
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};SCYLLA_CONTACT_POINTS=127.0.0.1")
+endif()
