@@ -536,8 +536,7 @@ static void test_node_killed_and_back(void **state)
     uint64_t n3_up = node3_requests(l.s), errors_up = l.errors, ok_up = l.ok;
     /* the client uses node3 again by itself */
     CQLT_RUN_UNTIL(&loop, node3_requests(l.s) > n3_up + 50 || l.errors > errors_up, 120000);
-    fprintf(stderr,
-            "node3 back: %llu requests sent to it, %llu writes ok, %llu errors%s%s\n",
+    fprintf(stderr, "node3 back: %llu requests sent to it, %llu writes ok, %llu errors%s%s\n",
             (unsigned long long)(node3_requests(l.s) - n3_up), (unsigned long long)(l.ok - ok_up),
             (unsigned long long)(l.errors - errors_up), l.errors > errors_up ? "; last: " : "",
             l.last_err);

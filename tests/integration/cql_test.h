@@ -123,9 +123,9 @@ static inline void cqlt_run_for(uv_loop_t *loop, int64_t ms)
 
 /* Runs the loop until cond holds, at most max_ms milliseconds (a bound that a loaded
  * machine under sanitizers meets, not a speed requirement); the caller asserts cond. */
-#define CQLT_RUN_UNTIL(loop, cond, max_ms)                                                        \
+#define CQLT_RUN_UNTIL(loop, cond, max_ms)                                                         \
     do {                                                                                           \
-        for (int64_t cqlt_waited_ = 0; !(cond) && cqlt_waited_ < (max_ms); cqlt_waited_ += 50)   \
+        for (int64_t cqlt_waited_ = 0; !(cond) && cqlt_waited_ < (max_ms); cqlt_waited_ += 50)     \
             cqlt_run_for((loop), 50);                                                              \
     } while (0)
 
