@@ -1,8 +1,9 @@
 /*
  * session.h - internals of a CQL session shared by session.c (lifecycle,
- * hosts, housekeeping), request.c (execution), prepared.c (prepared
- * statements), cluster.c (control connection, metadata, events) and pool.c
- * (connection pools). Everything here runs on the session's loop thread.
+ * hosts, housekeeping), request.c (a request's lifecycle), exec.c (running
+ * it), pager.c, prepared.c (prepared statements), cluster.c (control
+ * connection, metadata, events) and pool.c (connection pools). Everything
+ * here runs on the session's loop thread.
  */
 #ifndef MS_CQL_SESSION_H
 #define MS_CQL_SESSION_H
@@ -21,6 +22,7 @@
 #include "cql/tq.h"
 
 #include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #define CQL_PLAN_MAX            8
@@ -334,22 +336,65 @@ void cql__pool_tick(cql_host *h, int64_t now_ms);
 void cql__pool_status_up(cql_host *h);     /* STATUS_CHANGE UP: reconnect now */
 void cql__pool_reconnect_now(cql_host *h); /* down: attempt on the next loop turn */
 
-/* request.c */
+/* A result handed to callbacks: the decoded RESULT plus what keeps its metadata alive. */
+typedef struct cql_result_box {
+    cql_result res; /* first member: a cql_result * is a box */
+    cql_prepared *prep;
+    bool kept;
+} cql_result_box;
+
+/* The request a timer node is embedded in at offset off (deadline, wake, spec). */
+static inline cql_request *cql__req_of_node(cql_tq_node *n, size_t off)
+{
+    return (cql_request *)(void *)((char *)n - off);
+}
+
+/* Copies src (NULL: "") into dst of cap bytes, truncating; always terminated. */
+static inline void cql__copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* request.c: a request's lifecycle */
+/* A cleared request from the session's free list or malloc; NULL when out of memory. */
 cql_request *cql__req_alloc(cql_session *s);
+/* Frees what r owns and returns it to the free list (at most 1024 kept). */
 void cql__req_release(cql_request *r);
-void cql__req_start(cql_request *r);
+/* Fails r now with st: its callback runs before this returns, then r is released. */
 void cql__req_fail(cql_request *r, const cql_status *st);
+/* Fails r with code and a message from the loop's next turn (never inside the caller's call). */
 void cql__req_fail_later(cql_request *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* (Re)encodes r's frame from its parameters and sets its routing token. 0 or an MS_ERR. */
 int cql__req_encode(cql_request *r);
+/* Ends r: stops its timers, abandons its attempts, runs its callback with box (NULL: r->st's
+ * error), then releases r and box's reference. Exactly once per request. */
+void cql__req_complete_box(cql_request *r, cql_result_box *box);
+/* Fails every request parked on the session (waiting for it to connect) with code, why. */
 void cql__req_close_all(cql_session *s, int code, const char *why);
-void cql__req_deadline_fn(cql_tq_node *n);
-void cql__req_complete_box(cql_request *r, void *box);
-void cql__req_resume_waiting(cql_session *s);
-void cql__req_prepared_ready(cql_request *r, cql_prepared *p);
-int cql__req_prepare_entry(cql_session *s, cql_prepared *p);
-void cql__batch_resolve(cql_request *r);
+/* Fails every request not completed yet: the parked ones, then those with attempts. */
 void cql__session_close_requests(cql_session *s, int code, const char *why);
+/* A waiter of prepared.c whose statement p became ready (or failed): starts or fails it. */
+void cql__req_prepared_ready(cql_request *r, cql_prepared *p);
+/* Starts the internal PREPARE of cache entry p. 0, or an MS_ERR (nothing started). */
+int cql__req_prepare_entry(cql_session *s, cql_prepared *p);
+/* Looks up a batch's statements to prepare; parks r on the first not ready, else starts it. */
+void cql__batch_resolve(cql_request *r);
+
+/* exec.c: running a request */
+/* Plans r's hosts and sends its first attempt (parks it while the session connects). */
+void cql__req_start(cql_request *r);
+/* Timer callback of r->deadline: fails r with MS_ERR_TIMEOUT, counting the hosts it waited on. */
+void cql__req_deadline_fn(cql_tq_node *n);
+/* Plans and starts every request parked on the session (it connected). */
+void cql__req_resume_waiting(cql_session *s);
+/* Marks attempt a of r finished (no longer counted in flight on its host). */
+void cql__req_detach_attempt(cql_request *r, cql_attempt *a);
 
 /* prepared.c */
 cql_prepared *cql__prepared_new(cql_session *s, const char *ks, const char *q, size_t qlen);
