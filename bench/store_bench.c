@@ -33,6 +33,14 @@
 #define DAY_MS (24ULL * 60 * 60 * 1000)
 
 static store *S;
+
+/* Channel or user number n as an id of the store's format (a UUID whose low bits are n). */
+static ms_xid XID(uint64_t n)
+{
+    if (store_id_format(S) == MS_ID_INT64)
+        return ms_xid_int(n);
+    return (ms_xid){0x6f1c2b3a5d7e4000ULL, 0x8000000000000000ULL | n};
+}
 static ms_config CFG;
 static bool SCYLLA;
 static char PATH[300];
@@ -187,8 +195,8 @@ static int issue_insert(run *r, uint64_t i, void *s)
 {
     ins_ctx *c = r->ctx;
     store_insert_req q = {0};
-    q.channel_id = c->channel;
-    q.sender_id = 1 + i % 1000;
+    q.channel_id = XID(c->channel);
+    q.sender_id = XID(1 + i % 1000);
     q.type = STORE_MSG_TEXT;
     q.source = STORE_SRC_WEB;
     q.content = c->content;
@@ -217,7 +225,7 @@ static int issue_page(run *r, uint64_t i, void *s)
 {
     (void)i;
     page_ctx *c = r->ctx;
-    store_page_req q = {.channel_id = c->channel, .mode = c->mode, .limit = 50};
+    store_page_req q = {.channel_id = XID(c->channel), .mode = c->mode, .limit = 50};
     if (c->mode != STORE_PAGE_LATEST)
         q.anchor = c->lo + xorshift(&c->rng) % (c->hi - c->lo);
     return store_page(S, &LOOP, &q, on_page, s);
@@ -227,7 +235,7 @@ static int issue_page(run *r, uint64_t i, void *s)
 static int issue_page_alt(run *r, uint64_t i, void *s)
 {
     const uint64_t *pair = r->ctx;
-    store_page_req q = {.channel_id = pair[i % 2], .mode = STORE_PAGE_LATEST, .limit = 50};
+    store_page_req q = {.channel_id = XID(pair[i % 2]), .mode = STORE_PAGE_LATEST, .limit = 50};
     return store_page(S, &LOOP, &q, on_page, s);
 }
 
@@ -419,8 +427,8 @@ int main(int argc, char **argv)
 
     /* sparse: one message a year for 10 years */
     for (int y = 0; y < 10; y++) {
-        store_insert_req q = {.channel_id = ch_sparse,
-                              .sender_id = 1,
+        store_insert_req q = {.channel_id = XID(ch_sparse),
+                              .sender_id = XID(1),
                               .content = "yearly",
                               .content_len = 6,
                               .at_ms = now - (uint64_t)(9 - y) * 365 * DAY_MS - DAY_MS};
@@ -439,7 +447,7 @@ int main(int argc, char **argv)
               {"dense: latest 50", ch_dense, STORE_PAGE_LATEST, 50}};
     printf("\n| page | messages | queries |\n|---|---:|---:|\n");
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
-        store_page_req q = {.channel_id = sp[i].ch, .mode = sp[i].mode, .limit = sp[i].limit};
+        store_page_req q = {.channel_id = XID(sp[i].ch), .mode = sp[i].mode, .limit = sp[i].limit};
         store_page_result *res = NULL;
         if (store_page_sync(S, &q, &res, NULL, 0) == 0) {
             printf("| %s | %zu | %u |\n", sp[i].name, res->count, res->hdr.queries);
@@ -447,7 +455,7 @@ int main(int argc, char **argv)
         }
     }
     /* walk the sparse channel back 1 message per page */
-    store_page_req q = {.channel_id = ch_sparse, .mode = STORE_PAGE_LATEST, .limit = 1};
+    store_page_req q = {.channel_id = XID(ch_sparse), .mode = STORE_PAGE_LATEST, .limit = 1};
     uint32_t maxq = 0, pages = 0;
     for (;;) {
         store_page_result *res = NULL;

@@ -75,6 +75,15 @@ static inline int ms_xid_cmp(ms_xid a, ms_xid b)
 /** A well-mixed 64-bit hash of the id (hash tables, shard picks); stable across processes. */
 uint64_t ms_xid_hash(ms_xid a);
 
+/**
+ * A 64-bit key of the id for hash tables and shard picks: an integer id is
+ * itself (so int64 stores keep the shards they always had), a UUID its hash.
+ */
+static inline uint64_t ms_xid_key64(ms_xid a)
+{
+    return a.hi ? ms_xid_hash(a) : a.lo;
+}
+
 /** "uuid" or "int64"; NULL out of range. */
 const char *ms_id_format_name(ms_id_format f);
 

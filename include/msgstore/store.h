@@ -10,13 +10,15 @@
  * conformance suite (tests/integration/test_store_conformance.c) proves it.
  *
  * Identifiers
- *   Message, channel and user ids are unsigned 64-bit integers in
- *   1..2^63-1 (INT64_MAX): both backends store them as signed 64-bit
- *   integers. 0 means "none" where a field is optional and is rejected
- *   where an id is required. Message ids are snowflakes (core/snowflake.h)
- *   issued by one generator per store; a message's bucket is
- *   ms_bucket_of(id) (10 days). Telegram chat ids are signed (groups are
- *   negative) and never 0; Telegram message ids are >= 1.
+ *   Channel and user ids (sender, reacting user, reader, pinned_by) are
+ *   ms_xid (msgstore/id.h) in the store's format, store_id_format(): UUIDs
+ *   or integers 1..2^63-1. The none value {0, 0} means "none" where a field
+ *   is optional and is rejected where an id is required, as is an id of the
+ *   other format. Message ids are unsigned 64-bit snowflakes in
+ *   1..2^63-1 (core/snowflake.h), issued by one generator per store; 0 means
+ *   "none". A message's bucket is ms_bucket_of(id) (10 days). Telegram chat
+ *   ids are signed (groups are negative) and never 0; Telegram message ids
+ *   are >= 1.
  *
  * Two forms of every operation
  *   async: store_X(s, loop, &req, cb, ud). Call it on the thread that runs
@@ -74,6 +76,7 @@
 
 #include "msgstore/backend.h"
 #include "msgstore/error.h"
+#include "msgstore/id.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -193,6 +196,9 @@ void store_loop_detach(store *s, uv_loop_t *loop);
 /* "sqlite" or "scylla". */
 const char *store_backend_name(const store *s);
 
+/* The format of the store's channel and user ids (recorded with its schema). */
+ms_id_format store_id_format(const store *s);
+
 /*
  * Frees a result returned by a *_sync call (any result type). NULL is a
  * no-op. Never call it on a result passed to a callback.
@@ -213,9 +219,9 @@ typedef struct store_result_hdr {
  */
 typedef struct store_message {
     uint64_t id;
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint32_t bucket; /* ms_bucket_of(id) */
-    uint64_t sender_id;
+    ms_xid sender_id;
     store_msg_type type;
     store_msg_source source;
     const char *content;     /* UTF-8; "" when deleted */
@@ -246,8 +252,8 @@ typedef void (*store_message_cb)(int status, const char *detail, const store_mes
                                  void *ud);
 
 typedef struct store_insert_req {
-    uint64_t channel_id; /* required */
-    uint64_t sender_id;  /* required */
+    ms_xid channel_id; /* required */
+    ms_xid sender_id;  /* required */
     store_msg_type type;
     store_msg_source source;
     const char *content;     /* UTF-8, no NUL; may be empty only when attachments are given */
@@ -282,7 +288,7 @@ int store_insert_sync(store *s, const store_insert_req *req, store_message_resul
                       char *detail, size_t detail_len);
 
 typedef struct store_get_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
 } store_get_req;
 
@@ -315,7 +321,7 @@ typedef enum store_page_mode {
 } store_page_mode;
 
 typedef struct store_page_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     store_page_mode mode;
     uint64_t anchor; /* message id for BEFORE/AFTER/AROUND (need not exist); ignored for LATEST */
     int limit;       /* 1..100, or STORE_LIMIT_DEFAULT for 50 */
@@ -360,7 +366,7 @@ int store_page_sync(store *s, const store_page_req *req, store_page_result **res
 /* ------------------------------------------------------------------ edit, delete */
 
 typedef struct store_edit_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
     const char *content; /* new content: same rules as insert (non-empty) */
     size_t content_len;
@@ -389,7 +395,7 @@ int store_delete_sync(store *s, const store_get_req *req, store_message_result *
                       size_t detail_len);
 
 typedef struct store_history_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
     int limit; /* 1..100, or STORE_LIMIT_DEFAULT for 50 */
 } store_history_req;
@@ -419,10 +425,10 @@ int store_edit_history_sync(store *s, const store_history_req *req, store_histor
 /* ------------------------------------------------------------------ reactions */
 
 typedef struct store_reaction_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
     const char *emoji; /* 1..64 bytes of UTF-8, no control characters */
-    uint64_t user_id;
+    ms_xid user_id;
 } store_reaction_req;
 
 typedef struct store_reaction_result {
@@ -471,16 +477,16 @@ int store_reactions_get_sync(store *s, const store_get_req *req, store_reactions
                              char *detail, size_t detail_len);
 
 typedef struct store_reaction_users_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
     const char *emoji;
-    uint64_t after_user_id; /* 0: from the start */
-    int limit;              /* 1..100, or STORE_LIMIT_DEFAULT for 25 */
+    ms_xid after_user_id; /* none: from the start */
+    int limit;            /* 1..100, or STORE_LIMIT_DEFAULT for 25 */
 } store_reaction_users_req;
 
 typedef struct store_users_result {
     store_result_hdr hdr;
-    uint64_t *user_ids; /* ascending; pass the last as after_user_id for the next page */
+    ms_xid *user_ids; /* ascending (ms_xid_cmp); pass the last as after_user_id for the next page */
     size_t count;
     bool more; /* users exist after the last one */
 } store_users_result;
@@ -497,18 +503,18 @@ int store_reaction_users_sync(store *s, const store_reaction_users_req *req,
 /* ------------------------------------------------------------------ pins */
 
 typedef struct store_pin_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
-    uint64_t pinned_by; /* required for pin; ignored for unpin */
+    ms_xid pinned_by; /* required for pin; ignored for unpin */
 } store_pin_req;
 
 typedef struct store_pin_entry {
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
-    uint64_t pinned_by;
+    ms_xid pinned_by;
     uint64_t pinned_at_ms;
     const char *content_preview; /* the first STORE_PREVIEW_CHARS characters at pin time */
-    uint64_t sender_id;
+    ms_xid sender_id;
 } store_pin_entry;
 
 typedef struct store_pin_result {
@@ -537,7 +543,7 @@ int store_unpin_sync(store *s, const store_pin_req *req, store_pin_result **res,
                      size_t detail_len);
 
 typedef struct store_channel_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
 } store_channel_req;
 
 typedef struct store_pins_result {
@@ -558,8 +564,8 @@ int store_pins_list_sync(store *s, const store_channel_req *req, store_pins_resu
 /* ------------------------------------------------------------------ read positions */
 
 typedef struct store_read_req {
-    uint64_t channel_id;
-    uint64_t user_id;
+    ms_xid channel_id;
+    ms_xid user_id;
     uint64_t message_id; /* set only: the last message read (need not exist) */
 } store_read_req;
 
@@ -599,7 +605,7 @@ int store_read_get_sync(store *s, const store_read_req *req, store_read_result *
 /* ------------------------------------------------------------------ channel metadata */
 
 typedef struct store_channel_upsert_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     const char
         *name; /* NULL: keep (new channel: ""); UTF-8 up to STORE_MAX_NAME_CHARS characters */
     const char *type;       /* NULL: keep (new channel: "channel"); [a-z0-9_-]{1,32} */
@@ -607,7 +613,7 @@ typedef struct store_channel_upsert_req {
 } store_channel_upsert_req;
 
 typedef struct store_channel {
-    uint64_t channel_id;
+    ms_xid channel_id;
     const char *name;
     const char *type;
     uint64_t created_at_ms;
@@ -642,14 +648,14 @@ int store_channel_get_sync(store *s, const store_channel_req *req, store_channel
 /* ------------------------------------------------------------------ Telegram sync state */
 
 typedef struct store_sync_update_req {
-    uint64_t channel_id;
+    ms_xid channel_id;
     int64_t telegram_chat_id;       /* non-zero */
     int64_t last_synced_message_id; /* >= 0; never moves backwards */
     store_sync_direction direction;
 } store_sync_update_req;
 
 typedef struct store_sync_state {
-    uint64_t channel_id;
+    ms_xid channel_id;
     int64_t telegram_chat_id;
     int64_t last_synced_message_id;
     store_sync_direction direction;
@@ -693,7 +699,7 @@ typedef enum store_search_sort {
 } store_search_sort;
 
 typedef struct store_search_req {
-    const uint64_t *channel_ids; /* 1..STORE_SEARCH_CHANNELS_MAX channels (copied) */
+    const ms_xid *channel_ids; /* 1..STORE_SEARCH_CHANNELS_MAX channels (copied) */
     size_t nchannels;
     const char *query; /* NUL-terminated UTF-8, 1..STORE_SEARCH_QUERY_MAX_BYTES bytes:
                           words, "quoted phrases", prefix*, -excluded (see store_search) */
@@ -762,7 +768,7 @@ int store_search_sync(store *s, const store_search_req *req, store_search_result
 #define STORE_SEARCH_LOG_DELETE 3
 
 /* The change-log shard of a channel: 0..shards-1, stable across processes. */
-int store_search_shard(uint64_t channel_id, int shards);
+int store_search_shard(ms_xid channel_id, int shards);
 
 /*
  * A search provider answers store_search for a backend without an index of

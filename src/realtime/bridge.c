@@ -11,6 +11,7 @@
  * covered. A message on Redis is one header line and the event's JSON:
  *
  *   E <instance hex> <kind> <channel> <position> <created µs>\n<event json>
+ *                          (<channel>: the id's text, decimal or UUID per the store)
  *   G <instance hex>          (the instance dropped events of this shard)
  *
  * Redis down: local delivery goes on; events of this instance are dropped
@@ -648,17 +649,18 @@ static void invalid(rt_bridge *b, const char *why)
  * the rest forge events), and it must be valid UTF-8 (jansson checks).
  * Returns NULL or why not.
  */
-static const char *check_event(const char *head, size_t hl, uint64_t inst, int kind,
-                               uint64_t channel, uint64_t position, int64_t created,
-                               const char *json, size_t len)
+static const char *check_event(const char *head, size_t hl, uint64_t inst, int kind, ms_id_format f,
+                               ms_xid channel, uint64_t position, int64_t created, const char *json,
+                               size_t len)
 {
     if (kind < 0 || kind >= RT_KIND_COUNT || kind == RT_RESYNC)
         return "an unknown event kind";
-    if (channel == 0 || position == 0)
+    if (ms_xid_is_none(channel) || position == 0)
         return "channel or position 0";
-    char canon[128];
-    int n = snprintf(canon, sizeof canon, "E %016" PRIx64 " %d %" PRIu64 " %" PRIu64 " %" PRId64,
-                     inst, kind, channel, position, created);
+    char canon[128], num[MS_XID_STRLEN];
+    ms_xid_format(f, channel, num);
+    int n = snprintf(canon, sizeof canon, "E %016" PRIx64 " %d %s %" PRIu64 " %" PRId64, inst, kind,
+                     num, position, created);
     if (n < 0 || (size_t)n != hl || memcmp(canon, head, hl) != 0)
         return "a malformed event header";
     for (size_t i = 0; i < len; i++)
@@ -667,7 +669,6 @@ static const char *check_event(const char *head, size_t hl, uint64_t inst, int k
     json_error_t e;
     json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
     const char *why = NULL;
-    char num[24];
     if (!json_is_object(o)) {
         why = "the event is not a JSON object (or not UTF-8)";
     } else if (json_object_size(o) != 4 || !json_is_object(json_object_get(o, "data"))) {
@@ -676,7 +677,6 @@ static const char *check_event(const char *head, size_t hl, uint64_t inst, int k
                strcmp(json_string_value(json_object_get(o, "type")), rt_kind_name(kind)) != 0) {
         why = "the event's type is not its header's kind";
     } else {
-        snprintf(num, sizeof num, "%" PRIu64, channel);
         const char *c = json_string_value(json_object_get(o, "channel"));
         snprintf(canon, sizeof canon, "%" PRIu64, position);
         const char *p = json_string_value(json_object_get(o, "position"));
@@ -700,7 +700,9 @@ static void on_message(rt_bridge *b, uint32_t shard, const char *p, size_t len)
     }
     memcpy(head, p, hl);
     head[hl] = '\0';
-    uint64_t inst = 0, channel = 0, position = 0;
+    uint64_t inst = 0, position = 0;
+    ms_xid channel = {0, 0};
+    char chtext[MS_XID_STRLEN + 1];
     int64_t created = 0;
     int kind = -1;
     if (head[0] == 'G' && !nl && hl == 18 && sscanf(head, "G %" SCNx64, &inst) == 1) {
@@ -712,15 +714,17 @@ static void on_message(rt_bridge *b, uint32_t shard, const char *p, size_t len)
         rt__hub_shard_gap(h, shard, "peer_gap");
         return;
     }
-    if (!nl || sscanf(head, "E %" SCNx64 " %d %" SCNu64 " %" SCNu64 " %" SCNd64, &inst, &kind,
-                      &channel, &position, &created) != 5) {
+    if (!nl ||
+        sscanf(head, "E %" SCNx64 " %d %37s %" SCNu64 " %" SCNd64, &inst, &kind, chtext, &position,
+               &created) != 5 ||
+        ms_xid_parse(rt__hub_id_format(h), chtext, strlen(chtext), &channel) != 0) {
         invalid(b, "a message that is neither an event nor a gap notice");
         return;
     }
     if (inst == rt_hub_instance(h))
         return; /* delivered locally when it was published */
-    const char *why =
-        check_event(head, hl, inst, kind, channel, position, created, nl + 1, len - hl - 1);
+    const char *why = check_event(head, hl, inst, kind, rt__hub_id_format(h), channel, position,
+                                  created, nl + 1, len - hl - 1);
     if (why) {
         invalid(b, why);
         return;
@@ -806,10 +810,10 @@ static void publish_one(rt_bridge *b, rt_msg *m)
         drop_event(b, m);
         return;
     }
-    char head[128];
-    int hl =
-        snprintf(head, sizeof head, "E %016" PRIx64 " %d %" PRIu64 " %" PRIu64 " %" PRId64 "\n",
-                 m->origin, (int)m->kind, m->channel, m->position, m->created_us);
+    char head[128], ch[MS_XID_STRLEN];
+    ms_xid_format(rt__hub_id_format(b->hub), m->channel, ch);
+    int hl = snprintf(head, sizeof head, "E %016" PRIx64 " %d %s %" PRIu64 " %" PRId64 "\n",
+                      m->origin, (int)m->kind, ch, m->position, m->created_us);
     char *buf = malloc((size_t)hl + m->len);
     if (!buf) {
         drop_event(b, m);

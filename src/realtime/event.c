@@ -59,7 +59,7 @@ void rt_msg_unref(rt_msg *m)
         free(m);
 }
 
-static rt_msg *msg_alloc(rt_kind kind, uint64_t channel, uint64_t position, size_t cap)
+static rt_msg *msg_alloc(rt_kind kind, ms_xid channel, uint64_t position, size_t cap)
 {
     rt_msg *m = malloc(sizeof *m + cap);
     if (!m)
@@ -76,19 +76,20 @@ static rt_msg *msg_alloc(rt_kind kind, uint64_t channel, uint64_t position, size
     return m;
 }
 
-rt_msg *rt__msg_render(rt_kind kind, uint64_t channel, uint64_t position, const char *data,
-                       size_t len)
+rt_msg *rt__msg_render(rt_kind kind, ms_id_format f, ms_xid channel, uint64_t position,
+                       const char *data, size_t len)
 {
     if (!data || len == 0) {
         data = "{}";
         len = 2;
     }
     const char *name = rt_kind_name(kind);
-    char head[160];
-    int n = snprintf(
-        head, sizeof head,
-        "{\"type\":\"%s\",\"channel\":\"%" PRIu64 "\",\"position\":\"%" PRIu64 "\",\"data\":", name,
-        channel, position);
+    char head[160], ch[MS_XID_STRLEN];
+    ms_xid_format(f, channel, ch);
+    int n =
+        snprintf(head, sizeof head,
+                 "{\"type\":\"%s\",\"channel\":\"%s\",\"position\":\"%" PRIu64 "\",\"data\":", name,
+                 ch, position);
     size_t cap = (size_t)n + len + 2;
     rt_msg *m = msg_alloc(kind, channel, position, cap);
     if (!m)
@@ -101,7 +102,7 @@ rt_msg *rt__msg_render(rt_kind kind, uint64_t channel, uint64_t position, const 
     return m;
 }
 
-rt_msg *rt__msg_raw(rt_kind kind, uint64_t channel, uint64_t position, const char *json, size_t len)
+rt_msg *rt__msg_raw(rt_kind kind, ms_xid channel, uint64_t position, const char *json, size_t len)
 {
     rt_msg *m = msg_alloc(kind, channel, position, len + 1);
     if (!m)
@@ -112,14 +113,13 @@ rt_msg *rt__msg_raw(rt_kind kind, uint64_t channel, uint64_t position, const cha
     return m;
 }
 
-rt_msg *rt__msg_resync(uint64_t channel, const char *reason)
+rt_msg *rt__msg_resync(ms_id_format f, ms_xid channel, const char *reason)
 {
-    char buf[192];
+    char buf[192], ch[MS_XID_STRLEN];
     int n;
-    if (channel)
-        n = snprintf(buf, sizeof buf,
-                     "{\"type\":\"resync\",\"channel\":\"%" PRIu64 "\",\"reason\":\"%s\"}", channel,
-                     reason);
+    if (!ms_xid_is_none(channel))
+        n = snprintf(buf, sizeof buf, "{\"type\":\"resync\",\"channel\":\"%s\",\"reason\":\"%s\"}",
+                     (ms_xid_format(f, channel, ch), ch), reason);
     else
         n = snprintf(buf, sizeof buf, "{\"type\":\"resync\",\"channel\":null,\"reason\":\"%s\"}",
                      reason);

@@ -29,7 +29,7 @@
 /* ---------------------------------------------------------------- types */
 
 typedef struct rt_chan {
-    uint64_t id;
+    ms_xid id;
     uint64_t workers[MASK_WORDS]; /* bit w: worker w has subscribers of this channel */
     uint32_t nworkers;            /* bits set in workers */
     uint64_t next_seq;            /* arrival order on this instance */
@@ -61,7 +61,7 @@ typedef struct rt_member rt_member;
 
 /* A channel followed on one worker: its members (subscriber, channel). */
 typedef struct {
-    uint64_t id;
+    ms_xid id;
     rt_member *head;
     uint32_t n;
 } rt_lchan;
@@ -137,6 +137,7 @@ void rt_hub_options_default(rt_hub_options *o)
     o->shards = 64;
     o->worker_id = 0;
     o->epoch_ms = MS_SNOWFLAKE_EPOCH_DISCORD;
+    o->id_format = MS_ID_UUID;
 }
 
 /* ---------------------------------------------------------------- create */
@@ -231,9 +232,14 @@ uint32_t rt__hub_shards(const rt_hub *h)
     return h->o.shards;
 }
 
-uint32_t rt__hub_shard(const rt_hub *h, uint64_t channel)
+uint32_t rt__hub_shard(const rt_hub *h, ms_xid channel)
 {
-    return (uint32_t)(rt__mix64(channel) % h->o.shards);
+    return (uint32_t)(rt__mix64(ms_xid_key64(channel)) % h->o.shards);
+}
+
+ms_id_format rt__hub_id_format(const rt_hub *h)
+{
+    return h->o.id_format;
 }
 
 bool rt__hub_shard_wanted(rt_hub *h, uint32_t shard)
@@ -318,9 +324,9 @@ static void chan_free(rt_chan *c)
     free(c);
 }
 
-static rt_stripe *stripe_of(rt_hub *h, uint64_t channel)
+static rt_stripe *stripe_of(rt_hub *h, ms_xid channel)
 {
-    return &h->stripes[rt__mix64(channel ^ 0x5bd1e995u) % RT_STRIPES];
+    return &h->stripes[rt__mix64(ms_xid_key64(channel) ^ 0x5bd1e995u) % RT_STRIPES];
 }
 
 /* ---------------------------------------------------------------- queues */
@@ -412,7 +418,7 @@ static void overflow(rt_sub *s)
     rt_hub *h = s->hub;
     q_drop_all(s);
     s->closing = true;
-    rt_msg *r = rt__msg_resync(0, "overflow");
+    rt_msg *r = rt__msg_resync(h->o.id_format, (ms_xid){0, 0}, "overflow");
     if (r) {
         q_append(s, r); /* the queue is empty: this cannot fail unless qcap is 0 */
         rt_msg_unref(r);
@@ -491,9 +497,10 @@ static void deliver_gap(rt_worker *w, uint32_t shard, const char *reason)
     rt_hub *h = w->hub;
     for (uint32_t i = 0; i < w->local.cap; i++) {
         rt_lchan *lc = w->local.vals[i];
-        if (!w->local.keys[i] || (shard != UINT32_MAX && rt__hub_shard(h, lc->id) != shard))
+        if (ms_xid_is_none(w->local.keys[i]) ||
+            (shard != UINT32_MAX && rt__hub_shard(h, lc->id) != shard))
             continue;
-        rt_msg *r = rt__msg_resync(lc->id, reason);
+        rt_msg *r = rt__msg_resync(h->o.id_format, lc->id, reason);
         if (!r)
             continue;
         for (rt_member *m = lc->head; m; m = m->next)
@@ -580,16 +587,16 @@ void rt__hub_dispatch(rt_hub *h, rt_msg *msg, bool to_bridge)
     rt_msg_unref(msg);
 }
 
-int rt_publish(rt_hub *h, rt_kind kind, uint64_t channel, const char *data, size_t len,
+int rt_publish(rt_hub *h, rt_kind kind, ms_xid channel, const char *data, size_t len,
                uint64_t *position_out)
 {
-    if ((unsigned)kind >= RT_KIND_COUNT || kind == RT_RESYNC || channel == 0)
+    if ((unsigned)kind >= RT_KIND_COUNT || kind == RT_RESYNC || ms_xid_is_none(channel))
         return MS_ERR_INVALID;
     uint64_t pos;
     int rc = ms_snowflake_next(&h->ids, &pos);
     if (rc != 0)
         return rc;
-    rt_msg *m = rt__msg_render(kind, channel, pos, data, len);
+    rt_msg *m = rt__msg_render(kind, h->o.id_format, channel, pos, data, len);
     if (!m)
         return MS_ERR_NOMEM;
     m->origin = h->instance;
@@ -623,14 +630,14 @@ void rt__hub_shard_gap(rt_hub *h, uint32_t shard, const char *reason)
 /* Drops the rings of channels nobody here followed for ring_idle_ms. */
 static void sweep_stripe(rt_hub *h, rt_stripe *st, int64_t now)
 {
-    uint64_t victims[64];
+    ms_xid victims[64];
     size_t nv;
     do {
         nv = 0;
         pthread_mutex_lock(&st->mu);
         for (uint32_t i = 0; i < st->chans.cap && nv < 64; i++) {
             rt_chan *c = st->chans.vals[i];
-            if (st->chans.keys[i] && c->nworkers == 0 && c->idle_since_ms &&
+            if (!ms_xid_is_none(st->chans.keys[i]) && c->nworkers == 0 && c->idle_since_ms &&
                 now - c->idle_since_ms >= h->o.ring_idle_ms)
                 victims[nv++] = st->chans.keys[i];
         }
@@ -730,7 +737,7 @@ void rt_hub_destroy(rt_hub *h)
     for (int i = 0; i < RT_STRIPES; i++) {
         rt_stripe *st = &h->stripes[i];
         for (uint32_t j = 0; j < st->chans.cap; j++)
-            if (st->chans.keys[j])
+            if (!ms_xid_is_none(st->chans.keys[j]))
                 chan_free(st->chans.vals[j]);
         rt__map_free(&st->chans);
         pthread_mutex_destroy(&st->mu);
@@ -772,10 +779,10 @@ int rt_sub_create(rt_hub *h, int worker, rt_ready_fn ready, void *ctx, rt_sub **
     return 0;
 }
 
-bool rt_sub_follows(const rt_sub *s, uint64_t channel)
+bool rt_sub_follows(const rt_sub *s, ms_xid channel)
 {
     for (uint32_t i = 0; i < s->nchans; i++)
-        if (s->chans[i]->lc->id == channel)
+        if (ms_xid_eq(s->chans[i]->lc->id, channel))
             return true;
     return false;
 }
@@ -827,9 +834,9 @@ static bool ring_replay(rt_hub *h, rt_chan *c, uint64_t since, rt_msg ***out, ui
     return true;
 }
 
-int rt_sub_add(rt_sub *s, uint64_t channel, bool has_since, uint64_t since)
+int rt_sub_add(rt_sub *s, ms_xid channel, bool has_since, uint64_t since)
 {
-    if (channel == 0)
+    if (ms_xid_is_none(channel))
         return MS_ERR_INVALID;
     if (rt_sub_follows(s, channel))
         return 0;
@@ -918,7 +925,7 @@ int rt_sub_add(rt_sub *s, uint64_t channel, bool has_since, uint64_t since)
     s->chans[s->nchans++] = m;
 
     if (has_since && !covered) {
-        rt_msg *r = rt__msg_resync(channel, "gap");
+        rt_msg *r = rt__msg_resync(h->o.id_format, channel, "gap");
         if (r) {
             sub_push(s, r);
             rt_msg_unref(r);
@@ -940,7 +947,7 @@ static void member_drop(rt_sub *s, uint32_t idx)
     rt_worker *w = s->w;
     rt_member *m = s->chans[idx];
     rt_lchan *lc = m->lc;
-    uint64_t channel = lc->id;
+    ms_xid channel = lc->id;
     if (m->prev)
         m->prev->next = m->next;
     else
@@ -981,10 +988,10 @@ static void member_drop(rt_sub *s, uint32_t idx)
     }
 }
 
-int rt_sub_remove(rt_sub *s, uint64_t channel)
+int rt_sub_remove(rt_sub *s, ms_xid channel)
 {
     for (uint32_t i = 0; i < s->nchans; i++) {
-        if (s->chans[i]->lc->id == channel) {
+        if (ms_xid_eq(s->chans[i]->lc->id, channel)) {
             member_drop(s, i);
             return 0;
         }

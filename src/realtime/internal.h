@@ -8,20 +8,20 @@
 
 #include <pthread.h>
 
-/* ---- rt_map: open addressing uint64 -> pointer, key 0 is "empty" ---- */
+/* ---- rt_map: open addressing channel id -> pointer, the none id is "empty" ---- */
 typedef struct rt_map {
-    uint64_t *keys;
+    ms_xid *keys;
     void **vals;
     uint32_t cap; /* power of two, or 0 */
     uint32_t len;
 } rt_map;
 
 /* Looks key (non-zero) up; NULL when absent. */
-void *rt__map_get(const rt_map *m, uint64_t key);
+void *rt__map_get(const rt_map *m, ms_xid key);
 /* Inserts or replaces; 0 or MS_ERR_NOMEM (then the map is unchanged). */
-int rt__map_put(rt_map *m, uint64_t key, void *val);
+int rt__map_put(rt_map *m, ms_xid key, void *val);
 /* Removes key; returns its value or NULL. */
-void *rt__map_del(rt_map *m, uint64_t key);
+void *rt__map_del(rt_map *m, ms_xid key);
 /* Frees the arrays (not the values). */
 void rt__map_free(rt_map *m);
 
@@ -46,15 +46,14 @@ int64_t rt__now_ms(void);
  * Allocates a message with refs 1 and json rendered from the parts
  * (data NULL means {}). NULL when out of memory.
  */
-rt_msg *rt__msg_render(rt_kind kind, uint64_t channel, uint64_t position, const char *data,
-                       size_t len);
+rt_msg *rt__msg_render(rt_kind kind, ms_id_format f, ms_xid channel, uint64_t position,
+                       const char *data, size_t len);
 
 /* A message whose json is given verbatim (copied). NULL when out of memory. */
-rt_msg *rt__msg_raw(rt_kind kind, uint64_t channel, uint64_t position, const char *json,
-                    size_t len);
+rt_msg *rt__msg_raw(rt_kind kind, ms_xid channel, uint64_t position, const char *json, size_t len);
 
 /* {"type":"resync","channel":"<c>"|null,"reason":"<reason>"}; NULL when out of memory. */
-rt_msg *rt__msg_resync(uint64_t channel, const char *reason);
+rt_msg *rt__msg_resync(ms_id_format f, ms_xid channel, const char *reason);
 
 /* ---- hub internals used by the bridge and presence ---- */
 
@@ -65,7 +64,10 @@ rt_msg *rt__msg_resync(uint64_t channel, const char *reason);
 void rt__hub_dispatch(rt_hub *h, rt_msg *msg, bool to_bridge);
 
 /* The Redis shard of a channel. */
-uint32_t rt__hub_shard(const rt_hub *h, uint64_t channel);
+uint32_t rt__hub_shard(const rt_hub *h, ms_xid channel);
+
+/* The format of the hub's channel and user ids (rt_hub_options.id_format). */
+ms_id_format rt__hub_id_format(const rt_hub *h);
 uint32_t rt__hub_shards(const rt_hub *h);
 
 /* Whether some local subscriber follows a channel of the shard. */

@@ -1,5 +1,5 @@
 /*
- * map.c - a small open-addressing hash map from non-zero uint64 keys to
+ * map.c - a small open-addressing hash map from channel ids (ms_xid, not none) to
  * pointers: linear probing, backward-shift deletion (no tombstones), grows
  * at 3/4 load. Not thread-safe: its owner locks.
  */
@@ -8,19 +8,19 @@
 
 #include <stdlib.h>
 
-static uint32_t slot_of(uint64_t key, uint32_t cap)
+static uint32_t slot_of(ms_xid key, uint32_t cap)
 {
-    return (uint32_t)(rt__mix64(key) & (cap - 1));
+    return (uint32_t)(rt__mix64(ms_xid_key64(key)) & (cap - 1));
 }
 
-void *rt__map_get(const rt_map *m, uint64_t key)
+void *rt__map_get(const rt_map *m, ms_xid key)
 {
-    if (m->cap == 0 || key == 0)
+    if (m->cap == 0 || ms_xid_is_none(key))
         return NULL;
     for (uint32_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-        if (m->keys[i] == key)
+        if (ms_xid_eq(m->keys[i], key))
             return m->vals[i];
-        if (m->keys[i] == 0)
+        if (ms_xid_is_none(m->keys[i]))
             return NULL;
     }
 }
@@ -28,7 +28,7 @@ void *rt__map_get(const rt_map *m, uint64_t key)
 static int grow(rt_map *m)
 {
     uint32_t ncap = m->cap ? m->cap * 2 : 8;
-    uint64_t *keys = calloc(ncap, sizeof *keys);
+    ms_xid *keys = calloc(ncap, sizeof *keys);
     void **vals = calloc(ncap, sizeof *vals);
     if (!keys || !vals) {
         free(keys);
@@ -36,10 +36,10 @@ static int grow(rt_map *m)
         return MS_ERR_NOMEM;
     }
     for (uint32_t j = 0; j < m->cap; j++) {
-        if (m->keys[j] == 0)
+        if (ms_xid_is_none(m->keys[j]))
             continue;
         uint32_t i = slot_of(m->keys[j], ncap);
-        while (keys[i] != 0)
+        while (!ms_xid_is_none(keys[i]))
             i = (i + 1) & (ncap - 1);
         keys[i] = m->keys[j];
         vals[i] = m->vals[j];
@@ -52,30 +52,30 @@ static int grow(rt_map *m)
     return 0;
 }
 
-int rt__map_put(rt_map *m, uint64_t key, void *val)
+int rt__map_put(rt_map *m, ms_xid key, void *val)
 {
-    if (key == 0)
+    if (ms_xid_is_none(key))
         return MS_ERR_INVALID;
     if ((m->len + 1) * 4 > m->cap * 3 && grow(m) != 0)
         return MS_ERR_NOMEM;
     uint32_t i = slot_of(key, m->cap);
-    while (m->keys[i] != 0 && m->keys[i] != key)
+    while (!ms_xid_is_none(m->keys[i]) && !ms_xid_eq(m->keys[i], key))
         i = (i + 1) & (m->cap - 1);
-    if (m->keys[i] == 0)
+    if (ms_xid_is_none(m->keys[i]))
         m->len++;
     m->keys[i] = key;
     m->vals[i] = val;
     return 0;
 }
 
-void *rt__map_del(rt_map *m, uint64_t key)
+void *rt__map_del(rt_map *m, ms_xid key)
 {
-    if (m->cap == 0 || key == 0)
+    if (m->cap == 0 || ms_xid_is_none(key))
         return NULL;
     uint32_t mask = m->cap - 1;
     uint32_t i = slot_of(key, m->cap);
-    while (m->keys[i] != key) {
-        if (m->keys[i] == 0)
+    while (!ms_xid_eq(m->keys[i], key)) {
+        if (ms_xid_is_none(m->keys[i]))
             return NULL;
         i = (i + 1) & mask;
     }
@@ -83,7 +83,7 @@ void *rt__map_del(rt_map *m, uint64_t key)
     /* Backward shift: move later entries of the cluster into the hole when
      * their home slot does not lie (cyclically) between the hole and them. */
     uint32_t hole = i;
-    for (uint32_t j = (i + 1) & mask; m->keys[j] != 0; j = (j + 1) & mask) {
+    for (uint32_t j = (i + 1) & mask; !ms_xid_is_none(m->keys[j]); j = (j + 1) & mask) {
         uint32_t home = slot_of(m->keys[j], m->cap);
         bool stays = (hole <= j) ? (hole < home && home <= j) : (hole < home || home <= j);
         if (stays)
@@ -92,7 +92,7 @@ void *rt__map_del(rt_map *m, uint64_t key)
         m->vals[hole] = m->vals[j];
         hole = j;
     }
-    m->keys[hole] = 0;
+    m->keys[hole] = (ms_xid){0, 0};
     m->vals[hole] = NULL;
     m->len--;
     return val;

@@ -28,7 +28,7 @@
 typedef struct eph_entry {
     struct eph_entry *hnext;       /* hash chain */
     struct eph_entry *prev, *next; /* all entries, for the sweep */
-    uint64_t channel, user;
+    ms_xid channel, user;
     bool typing;
     bool local;
     int64_t expires_ms;
@@ -67,20 +67,22 @@ void rt__ephemeral_destroy(rt_ephemeral *e)
     free(e);
 }
 
-static uint32_t bucket_of(uint64_t channel, uint64_t user, bool typing)
+static uint32_t bucket_of(ms_xid channel, ms_xid user, bool typing)
 {
-    return (uint32_t)(rt__mix64(channel * 31 + rt__mix64(user) + typing) % EPH_BUCKETS);
+    return (
+        uint32_t)(rt__mix64(ms_xid_key64(channel) * 31 + rt__mix64(ms_xid_key64(user)) + typing) %
+                  EPH_BUCKETS);
 }
 
-static eph_entry *find(rt_ephemeral *e, uint64_t channel, uint64_t user, bool typing)
+static eph_entry *find(rt_ephemeral *e, ms_xid channel, ms_xid user, bool typing)
 {
     for (eph_entry *x = e->buckets[bucket_of(channel, user, typing)]; x; x = x->hnext)
-        if (x->channel == channel && x->user == user && x->typing == typing)
+        if (ms_xid_eq(x->channel, channel) && ms_xid_eq(x->user, user) && x->typing == typing)
             return x;
     return NULL;
 }
 
-static eph_entry *insert(rt_ephemeral *e, uint64_t channel, uint64_t user, bool typing)
+static eph_entry *insert(rt_ephemeral *e, ms_xid channel, ms_xid user, bool typing)
 {
     if (e->count >= EPH_MAX_ENTRIES)
         return NULL;
@@ -117,51 +119,53 @@ static void erase(rt_ephemeral *e, eph_entry *x)
     free(x);
 }
 
-static void redis_key(char *buf, size_t n, bool typing, uint64_t channel, uint64_t user)
+static void redis_key(rt_hub *h, char *buf, size_t n, bool typing, ms_xid channel, ms_xid user)
 {
-    snprintf(buf, n, "msgstore:%s:%" PRIu64 ":%" PRIu64, typing ? "typing" : "presence", channel,
-             user);
+    char ch[MS_XID_STRLEN], us[MS_XID_STRLEN];
+    ms_xid_format(rt__hub_id_format(h), channel, ch);
+    ms_xid_format(rt__hub_id_format(h), user, us);
+    snprintf(buf, n, "msgstore:%s:%s:%s", typing ? "typing" : "presence", ch, us);
 }
 
-static void mirror_set(rt_hub *h, bool typing, uint64_t channel, uint64_t user, int64_t ttl_ms)
+static void mirror_set(rt_hub *h, bool typing, ms_xid channel, ms_xid user, int64_t ttl_ms)
 {
     char key[96];
-    redis_key(key, sizeof key, typing, channel, user);
+    redis_key(h, key, sizeof key, typing, channel, user);
     rt_bridge *b = rt__hub_bridge_acquire(h);
     if (b)
         rt__bridge_set_ttl(b, key, ttl_ms);
     rt__hub_bridge_release(h);
 }
 
-static void mirror_del(rt_hub *h, bool typing, uint64_t channel, uint64_t user)
+static void mirror_del(rt_hub *h, bool typing, ms_xid channel, ms_xid user)
 {
     char key[96];
-    redis_key(key, sizeof key, typing, channel, user);
+    redis_key(h, key, sizeof key, typing, channel, user);
     rt_bridge *b = rt__hub_bridge_acquire(h);
     if (b)
         rt__bridge_del(b, key);
     rt__hub_bridge_release(h);
 }
 
-static int publish_presence(rt_hub *h, uint64_t channel, uint64_t user, bool online,
-                            int64_t expires_ms, int64_t ttl_ms)
+static int publish_presence(rt_hub *h, ms_xid channel, ms_xid user, bool online, int64_t expires_ms,
+                            int64_t ttl_ms)
 {
-    char data[160];
+    char data[160], us[MS_XID_STRLEN];
+    ms_xid_format(rt__hub_id_format(h), user, us);
     int n;
     if (online)
         n = snprintf(data, sizeof data,
-                     "{\"user_id\":\"%" PRIu64 "\",\"status\":\"online\",\"expires_at\":%" PRId64
+                     "{\"user_id\":\"%s\",\"status\":\"online\",\"expires_at\":%" PRId64
                      ",\"ttl_ms\":%" PRId64 "}",
-                     user, expires_ms, ttl_ms);
+                     us, expires_ms, ttl_ms);
     else
-        n = snprintf(data, sizeof data, "{\"user_id\":\"%" PRIu64 "\",\"status\":\"offline\"}",
-                     user);
+        n = snprintf(data, sizeof data, "{\"user_id\":\"%s\",\"status\":\"offline\"}", us);
     return rt_publish(h, RT_PRESENCE, channel, data, (size_t)n, NULL);
 }
 
-int rt_typing(rt_hub *h, uint64_t channel, uint64_t user)
+int rt_typing(rt_hub *h, ms_xid channel, ms_xid user)
 {
-    if (channel == 0 || user == 0)
+    if (ms_xid_is_none(channel) || ms_xid_is_none(user))
         return MS_ERR_INVALID;
     rt_ephemeral *e = rt__hub_ephemeral(h);
     int64_t now = rt__now_ms();
@@ -184,16 +188,17 @@ int rt_typing(rt_hub *h, uint64_t channel, uint64_t user)
     mirror_set(h, true, channel, user, RT_TYPING_TTL_MS);
     if (repeat)
         return 0;
-    char data[128];
-    int n = snprintf(data, sizeof data,
-                     "{\"user_id\":\"%" PRIu64 "\",\"expires_at\":%" PRId64 ",\"ttl_ms\":%d}", user,
-                     expires, RT_TYPING_TTL_MS);
+    char data[128], us[MS_XID_STRLEN];
+    ms_xid_format(rt__hub_id_format(h), user, us);
+    int n =
+        snprintf(data, sizeof data, "{\"user_id\":\"%s\",\"expires_at\":%" PRId64 ",\"ttl_ms\":%d}",
+                 us, expires, RT_TYPING_TTL_MS);
     return rt_publish(h, RT_TYPING, channel, data, (size_t)n, NULL);
 }
 
-int rt_presence_heartbeat(rt_hub *h, uint64_t channel, uint64_t user, int64_t ttl_ms)
+int rt_presence_heartbeat(rt_hub *h, ms_xid channel, ms_xid user, int64_t ttl_ms)
 {
-    if (channel == 0 || user == 0 || ttl_ms <= 0)
+    if (ms_xid_is_none(channel) || ms_xid_is_none(user) || ttl_ms <= 0)
         return MS_ERR_INVALID;
     rt_ephemeral *e = rt__hub_ephemeral(h);
     int64_t now = rt__now_ms();
@@ -215,7 +220,7 @@ int rt_presence_heartbeat(rt_hub *h, uint64_t channel, uint64_t user, int64_t tt
     return publish_presence(h, channel, user, true, now + ttl_ms, ttl_ms);
 }
 
-int rt_presence_leave(rt_hub *h, uint64_t channel, uint64_t user)
+int rt_presence_leave(rt_hub *h, ms_xid channel, ms_xid user)
 {
     rt_ephemeral *e = rt__hub_ephemeral(h);
     int64_t now = rt__now_ms();
@@ -238,7 +243,7 @@ int rt_ephemeral_sweep(rt_hub *h)
     rt_ephemeral *e = rt__hub_ephemeral(h);
     int64_t now = rt__now_ms();
     enum { MAXV = 128 };
-    uint64_t offline[MAXV][2];
+    ms_xid offline[MAXV][2];
     int noff = 0, expired = 0;
     pthread_mutex_lock(&e->mu);
     for (eph_entry *x = e->head, *next; x; x = next) {
@@ -263,27 +268,27 @@ int rt_ephemeral_sweep(rt_hub *h)
     return expired;
 }
 
-size_t rt_ephemeral_list(rt_hub *h, uint64_t channel, bool typing, uint64_t *users, size_t max)
+size_t rt_ephemeral_list(rt_hub *h, ms_xid channel, bool typing, ms_xid *users, size_t max)
 {
     rt_ephemeral *e = rt__hub_ephemeral(h);
     int64_t now = rt__now_ms();
     size_t n = 0;
     pthread_mutex_lock(&e->mu);
     for (eph_entry *x = e->head; x && n < max; x = x->next)
-        if (x->channel == channel && x->typing == typing && x->expires_ms > now)
+        if (ms_xid_eq(x->channel, channel) && x->typing == typing && x->expires_ms > now)
             users[n++] = x->user;
     pthread_mutex_unlock(&e->mu);
     return n;
 }
 
-static uint64_t json_id(json_t *v)
+/* A user id of the hub's format from a JSON string; none when it is not one. */
+static ms_xid json_id(rt_hub *h, json_t *v)
 {
+    ms_xid x = {0, 0};
     const char *s = json_string_value(v);
-    if (!s)
-        return 0;
-    char *end;
-    unsigned long long x = strtoull(s, &end, 10);
-    return *end ? 0 : (uint64_t)x;
+    if (s)
+        (void)ms_xid_parse(rt__hub_id_format(h), s, json_string_length(v), &x);
+    return x;
 }
 
 void rt__ephemeral_remote(rt_hub *h, const rt_msg *msg)
@@ -292,11 +297,11 @@ void rt__ephemeral_remote(rt_hub *h, const rt_msg *msg)
     if (!root)
         return;
     json_t *data = json_object_get(root, "data");
-    uint64_t user = json_id(json_object_get(data, "user_id"));
+    ms_xid user = json_id(h, json_object_get(data, "user_id"));
     const char *status = json_string_value(json_object_get(data, "status"));
     json_int_t ttl = json_integer_value(json_object_get(data, "ttl_ms"));
     bool typing = msg->kind == RT_TYPING;
-    if (user == 0 || (!typing && !status)) {
+    if (ms_xid_is_none(user) || (!typing && !status)) {
         json_decref(root);
         return;
     }

@@ -28,6 +28,7 @@
 #define MS_REALTIME_H
 
 #include "core/snowflake.h"
+#include "msgstore/id.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -77,7 +78,7 @@ typedef struct rt_msg {
     _Atomic uint32_t refs;
     uint8_t kind;       /* rt_kind */
     uint8_t remote;     /* came from another instance through Redis */
-    uint64_t channel;   /* 0 for a connection-wide resync */
+    ms_xid channel;     /* none for a connection-wide resync */
     uint64_t position;  /* snowflake; 0 for a resync */
     uint64_t origin;    /* instance id of the publisher */
     uint64_t seq;       /* arrival order on this instance (hub internal) */
@@ -115,6 +116,7 @@ typedef struct rt_hub_options {
     uint32_t shards;         /* Redis channel shards (default 64, max 4096) */
     int worker_id;           /* snowflake worker id of this instance (0..1023) */
     uint64_t epoch_ms;       /* snowflake epoch (0: Discord's) */
+    ms_id_format id_format;  /* how channel and user ids are written (the store's) */
 } rt_hub_options;
 
 /* Fills o with the defaults above (workers = 1). */
@@ -157,10 +159,10 @@ uint64_t rt_hub_instance(const rt_hub *h);
  * Thread-safe, never blocks on a subscriber or on Redis: local subscribers
  * are reached through their worker inboxes, other instances through the
  * bridge when one is attached and connected.
- * Returns 0, MS_ERR_INVALID (kind is RT_RESYNC or unknown, channel 0),
+ * Returns 0, MS_ERR_INVALID (kind is RT_RESYNC or unknown, channel none),
  * MS_ERR_NOMEM or MS_ERR_CLOCK.
  */
-int rt_publish(rt_hub *h, rt_kind kind, uint64_t channel, const char *data, size_t len,
+int rt_publish(rt_hub *h, rt_kind kind, ms_xid channel, const char *data, size_t len,
                uint64_t *position_out);
 
 /* Counts for /health and tests: subscribers, channels with a ring, events published. */
@@ -198,17 +200,17 @@ int rt_sub_create(rt_hub *h, int worker, rt_ready_fn ready, void *ctx, rt_sub **
  * channel when the ring cannot prove it has everything since then.
  * Following a channel twice is a no-op. Does not call the ready callback:
  * the caller looks at the queue itself afterwards.
- * Returns 0, MS_ERR_INVALID (channel 0), MS_ERR_NOMEM, or MS_ERR_TOO_LARGE
+ * Returns 0, MS_ERR_INVALID (channel none), MS_ERR_NOMEM, or MS_ERR_TOO_LARGE
  * (the subscriber already follows RT_SUB_MAX_CHANNELS channels).
  */
 #define RT_SUB_MAX_CHANNELS 256
-int rt_sub_add(rt_sub *s, uint64_t channel, bool has_since, uint64_t since);
+int rt_sub_add(rt_sub *s, ms_xid channel, bool has_since, uint64_t since);
 
 /* Stops following a channel; queued events of it stay queued. 0 or MS_ERR_NOT_FOUND. */
-int rt_sub_remove(rt_sub *s, uint64_t channel);
+int rt_sub_remove(rt_sub *s, ms_xid channel);
 
 /* Whether the subscriber follows the channel. */
-bool rt_sub_follows(const rt_sub *s, uint64_t channel);
+bool rt_sub_follows(const rt_sub *s, ms_xid channel);
 
 /* Takes the oldest queued event (the caller owns that reference), or NULL. */
 rt_msg *rt_sub_pop(rt_sub *s);
@@ -293,10 +295,10 @@ void rt_bridge_stats_get(rt_bridge *b, rt_bridge_stats *out);
  * "typing" event with {"user_id","expires_at"}. A user who typed in the
  * channel less than a second ago is not published again (clients repeat
  * the signal while typing). Thread-safe. Returns 0, MS_ERR_INVALID (an id
- * is 0), MS_ERR_UNAVAILABLE (the table holds a million entries, or out of
+ * is none), MS_ERR_UNAVAILABLE (the table holds a million entries, or out of
  * memory) or an error of rt_publish.
  */
-int rt_typing(rt_hub *h, uint64_t channel, uint64_t user);
+int rt_typing(rt_hub *h, ms_xid channel, ms_xid user);
 
 /*
  * Presence heartbeat of `user` in `channel`, good for ttl_ms. The first
@@ -306,10 +308,10 @@ int rt_typing(rt_hub *h, uint64_t channel, uint64_t user);
  * published. Thread-safe. Returns 0, MS_ERR_INVALID, MS_ERR_UNAVAILABLE (as
  * rt_typing) or an error of rt_publish.
  */
-int rt_presence_heartbeat(rt_hub *h, uint64_t channel, uint64_t user, int64_t ttl_ms);
+int rt_presence_heartbeat(rt_hub *h, ms_xid channel, ms_xid user, int64_t ttl_ms);
 
 /* The user left the channel (connection closed): publishes offline if online. */
-int rt_presence_leave(rt_hub *h, uint64_t channel, uint64_t user);
+int rt_presence_leave(rt_hub *h, ms_xid channel, ms_xid user);
 
 /*
  * Expires typing and presence entries whose time passed, publishing
@@ -324,6 +326,6 @@ int rt_ephemeral_sweep(rt_hub *h);
  * present in `channel` according to this instance's table; returns how
  * many. Thread-safe.
  */
-size_t rt_ephemeral_list(rt_hub *h, uint64_t channel, bool typing, uint64_t *users, size_t max);
+size_t rt_ephemeral_list(rt_hub *h, ms_xid channel, bool typing, ms_xid *users, size_t max);
 
 #endif

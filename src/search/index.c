@@ -39,7 +39,8 @@
 
 typedef struct log_entry {
     int64_t seq;
-    uint64_t channel_id, message_id;
+    ms_xid channel_id;
+    uint64_t message_id;
     int kind;
     int64_t version;
 } log_entry;
@@ -158,7 +159,7 @@ static int read_log(search_index *x, int shard, int64_t after, log_entry *out, c
         cql_row_get_bigint(r, 2, &id);
         cql_row_get_int(r, 3, &kind);
         cql_row_get_bigint(r, 4, &ver);
-        out[n].channel_id = (uint64_t)ch;
+        out[n].channel_id = ms_xid_int((uint64_t)ch);
         out[n].message_id = (uint64_t)id;
         out[n].kind = kind;
         out[n].version = ver;
@@ -258,12 +259,12 @@ static int current(search_index *x, const log_entry *e, store_message_result **r
 static bool apply(search_index *x, const log_entry *e, const store_message *m, bool row, char *err,
                   size_t errlen)
 {
-    char ch[24], id[24], sender[24], created[24], ver[24], sql[1024];
-    snprintf(ch, sizeof ch, "%" PRId64, (int64_t)e->channel_id);
+    char ch[MS_XID_STRLEN], id[24], sender[MS_XID_STRLEN], created[24], ver[24], sql[1024];
+    ms_xid_format(store_id_format(x->st), e->channel_id, ch);
     snprintf(id, sizeof id, "%" PRId64, (int64_t)e->message_id);
     PGresult *r;
     if (row) {
-        snprintf(sender, sizeof sender, "%" PRId64, (int64_t)m->sender_id);
+        ms_xid_format(store_id_format(x->st), m->sender_id, sender);
         snprintf(created, sizeof created, "%" PRIu64, m->created_at_ms);
         snprintf(ver, sizeof ver, "%" PRIu64, m->is_edited ? m->edited_at_ms : m->created_at_ms);
         snprintf(sql, sizeof sql,
@@ -332,11 +333,14 @@ static int drain(search_index *x, int shard)
             store_free(res);
             break; /* not visible yet (or the store failed): retry this entry next round */
         }
-        if (vis == 0)
+        if (vis == 0) {
+            char chs[MS_XID_STRLEN];
+            ms_xid_format(store_id_format(x->st), e->channel_id, chs);
             MS_WARN("search",
-                    "change of message %" PRIu64 " in channel %" PRIu64 " never showed in %" PRId64
+                    "change of message %" PRIu64 " in channel %s never showed in %" PRId64
                     " ms: indexing what the store holds",
-                    e->message_id, e->channel_id, age);
+                    e->message_id, chs, age);
+        }
         bool okk = apply(x, e, res ? &res->msg : NULL, row && res, err, sizeof err);
         store_free(res);
         if (!okk) {
@@ -500,12 +504,14 @@ static void run_search(search_index *x, PGconn **pg, store_search_job *job)
         x->t_index, expr,
         q->sort == STORE_SEARCH_RELEVANCE ? "4 DESC, i.message_id DESC" : "i.message_id DESC");
     free(expr);
-    char chans[STORE_SEARCH_CHANNELS_MAX * 21 + 3], before[24], lim[16];
+    char chans[STORE_SEARCH_CHANNELS_MAX * MS_XID_STRLEN + 3], before[24], lim[16];
     size_t w = 0;
     chans[w++] = '{';
-    for (size_t i = 0; i < q->nchannels; i++)
-        w += (size_t)snprintf(chans + w, sizeof chans - w, "%s%" PRIu64, i ? "," : "",
-                              q->channel_ids[i]);
+    for (size_t i = 0; i < q->nchannels; i++) {
+        char one[MS_XID_STRLEN];
+        ms_xid_format(store_id_format(x->st), q->channel_ids[i], one);
+        w += (size_t)snprintf(chans + w, sizeof chans - w, "%s%s", i ? "," : "", one);
+    }
     snprintf(chans + w, sizeof chans - w, "}");
     snprintf(before, sizeof before, "%" PRIu64, q->before ? q->before : (uint64_t)INT64_MAX);
     snprintf(lim, sizeof lim, "%d", q->limit + 1);
@@ -553,8 +559,9 @@ static void run_search(search_index *x, PGconn **pg, store_search_job *job)
             more = true;
             break;
         }
-        store_get_req g = {.channel_id = strtoull(PQgetvalue(r, i, 0), NULL, 10),
-                           .message_id = strtoull(PQgetvalue(r, i, 1), NULL, 10)};
+        store_get_req g = {.message_id = strtoull(PQgetvalue(r, i, 1), NULL, 10)};
+        const char *cht = PQgetvalue(r, i, 0);
+        (void)ms_xid_parse(store_id_format(x->st), cht, strlen(cht), &g.channel_id);
         store_message_result *m = NULL;
         int grc = store_get_sync(x->st, &g, &m, detail, sizeof detail);
         if (grc == MS_ERR_NOT_FOUND || (grc == 0 && m->msg.is_deleted)) {

@@ -83,8 +83,7 @@ static int route_rights(http_request *r)
 
 ms_id_format srv__id_format(const srv *s)
 {
-    (void)s;
-    return MS_ID_INT64; /* the store's format once ids are ms_xid (issue 11 item 1) */
+    return s->idf;
 }
 
 bool srv__caller_channel_ok(const srv__caller *c, ms_xid channel)
@@ -154,10 +153,19 @@ static int rate_limit(srv *s, http_request *r, const srv__caller *c)
     return -1;
 }
 
-/* Parses an id of the store's format; -1 when it is not one (the handler answers 400). */
+/*
+ * Parses an id of the store's format as the handlers do (srv__parse_xid, so
+ * that no spelling gets past this check and is then taken by a handler); -1
+ * when it is not one (the handler answers 400).
+ */
 static int parse_id(const srv *s, const char *txt, size_t len, ms_xid *out)
 {
-    return txt ? ms_xid_parse(srv__id_format(s), txt, len, out) : -1;
+    char buf[64];
+    if (!txt || len >= sizeof buf || memchr(txt, '\0', len))
+        return -1;
+    memcpy(buf, txt, len);
+    buf[len] = '\0';
+    return srv__parse_xid(srv__id_format(s), buf, out) ? 0 : -1;
 }
 
 /* A user id in a JSON body: the same as the sub, absent (filled in), or another (403). */
@@ -213,7 +221,7 @@ static void on_own_message(int status, const char *detail, const store_message_r
         srv__store_error(oc->s, oc->r, status, detail, false);
         return;
     }
-    if (!ms_xid_eq(ms_xid_int(res->msg.sender_id), oc->sub)) {
+    if (!ms_xid_eq(res->msg.sender_id, oc->sub)) {
         refuse_403(oc->r, "%s", "a user token may edit or delete only its own messages");
         return;
     }
@@ -233,7 +241,7 @@ static int own_message(srv *s, http_request *r, const srv__caller *c, ms_xid cha
     oc->s = s;
     oc->r = r;
     oc->sub = c->sub;
-    store_get_req q = {channel.lo, (uint64_t)m};
+    store_get_req q = {.channel_id = channel, .message_id = (uint64_t)m};
     int rc = store_get(s->st, http_request_loop(r), &q, on_own_message, oc);
     if (rc) {
         srv__store_error(s, r, rc, NULL, false);

@@ -1,11 +1,14 @@
 /*
  * api_json.c - input validation and the JSON shapes of the API.
  *
- * Ids travel as decimal strings ("1234567890123456789"): JavaScript numbers
- * lose precision past 2^53. On input a JSON integer is accepted too.
- * Malformed input (bad JSON, a bad id in the path or query) is 400
- * invalid_argument; a well-formed body whose fields are missing, of the wrong
- * type or unknown is 422 unprocessable. Every validator answers the request
+ * Message ids travel as decimal strings ("1234567890123456789"): JavaScript
+ * numbers lose precision past 2^53. Channel and user ids are strings in the
+ * store's format: a UUID (canonical lower case out, either case in) or a
+ * decimal integer. On input a JSON integer is accepted for integer ids too.
+ * Malformed input (bad JSON, a bad id in the path or query, a channel or user
+ * id field that is not an id of the store's format) is 400 invalid_argument
+ * naming the parameter or field; a well-formed body whose fields are missing,
+ * of the wrong type or unknown is 422 unprocessable. Every validator answers the request
  * itself and returns nonzero, so handlers just return.
  */
 #include "server/server_internal.h"
@@ -51,6 +54,52 @@ static bool parse_id(const char *s, uint64_t *out)
 }
 
 #define ID_RANGE "a decimal id from 1 to 9223372036854775807"
+#define ID_UUID  "a UUID (8-4-4-4-12 hexadecimal digits, not the nil UUID)"
+
+static const char *xid_expected(ms_id_format f)
+{
+    return f == MS_ID_UUID ? ID_UUID : ID_RANGE;
+}
+
+bool srv__parse_xid(ms_id_format f, const char *text, ms_xid *out)
+{
+    if (!text)
+        return false;
+    if (f == MS_ID_INT64) { /* as message ids: leading zeros are tolerated */
+        uint64_t v;
+        if (!parse_id(text, &v))
+            return false;
+        *out = ms_xid_int(v);
+        return true;
+    }
+    return ms_xid_parse(f, text, strlen(text), out) == 0;
+}
+
+int srv__path_xid(const srv *s, http_request *r, const char *name, ms_xid *out)
+{
+    size_t len = 0;
+    const char *v = http_request_param(r, name, &len);
+    if (!v || strlen(v) != len || !srv__parse_xid(s->idf, v, out)) {
+        http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID), "%s: expected %s", name,
+                           xid_expected(s->idf));
+        return -1;
+    }
+    return 0;
+}
+
+int srv__query_xid(const srv *s, http_request *r, const char *name, ms_xid *out, bool *present)
+{
+    const char *v = http_request_query(r, name);
+    *present = v != NULL;
+    if (!v)
+        return 0;
+    if (!srv__parse_xid(s->idf, v, out)) {
+        http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID), "query %s: expected %s", name,
+                           xid_expected(s->idf));
+        return -1;
+    }
+    return 0;
+}
 
 int srv__path_id(http_request *r, const char *name, uint64_t *out)
 {
@@ -178,6 +227,25 @@ int srv__field_id(http_request *r, json_t *o, const char *name, bool required, u
     return -1;
 }
 
+int srv__field_xid(const srv *s, http_request *r, json_t *o, const char *name, bool required,
+                   ms_xid *out)
+{
+    json_t *v = json_object_get(o, name);
+    *out = (ms_xid){0, 0};
+    if (!v || json_is_null(v))
+        return required ? field_missing(r, name) : 0;
+    if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v) &&
+        srv__parse_xid(s->idf, json_string_value(v), out))
+        return 0;
+    if (s->idf == MS_ID_INT64 && json_is_integer(v) && json_integer_value(v) >= 1) {
+        *out = ms_xid_int((uint64_t)json_integer_value(v));
+        return 0;
+    }
+    http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID), "field %s: expected %s", name,
+                       xid_expected(s->idf));
+    return -1;
+}
+
 int srv__field_i64(http_request *r, json_t *o, const char *name, bool required, int64_t min,
                    bool nonzero, int64_t *out)
 {
@@ -253,6 +321,13 @@ json_t *srv__id(uint64_t id)
     return json_string(b);
 }
 
+json_t *srv__xid(const srv *s, ms_xid id)
+{
+    char b[MS_XID_STRLEN];
+    ms_xid_format(s->idf, id, b);
+    return json_string(b);
+}
+
 json_t *srv__i64(int64_t v)
 {
     char b[24];
@@ -278,26 +353,27 @@ static json_t *str_or_null(const char *s)
     return j ? j : json_null();
 }
 
-json_t *srv__pin_json(const store_pin_entry *p)
+json_t *srv__pin_json(const srv *s, const store_pin_entry *p)
 {
-    return json_pack("{s:o,s:o,s:o,s:I,s:o,s:o}", "channel_id", srv__id(p->channel_id),
-                     "message_id", srv__id(p->message_id), "pinned_by", srv__id(p->pinned_by),
+    return json_pack("{s:o,s:o,s:o,s:I,s:o,s:o}", "channel_id", srv__xid(s, p->channel_id),
+                     "message_id", srv__id(p->message_id), "pinned_by", srv__xid(s, p->pinned_by),
                      "pinned_at_ms", (json_int_t)p->pinned_at_ms, "content_preview",
-                     str_or_null(p->content_preview), "sender_id", opt_id(p->sender_id));
+                     str_or_null(p->content_preview), "sender_id",
+                     ms_xid_is_none(p->sender_id) ? json_null() : srv__xid(s, p->sender_id));
 }
 
-json_t *srv__channel_json(const store_channel *c)
+json_t *srv__channel_json(const srv *s, const store_channel *c)
 {
-    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "channel_id", srv__id(c->channel_id), "name",
-                     str_or_null(c->name), "type", str_or_null(c->type), "created_at_ms",
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "channel_id", srv__xid(s, c->channel_id),
+                     "name", str_or_null(c->name), "type", str_or_null(c->type), "created_at_ms",
                      opt_ms(c->created_at_ms), "last_message_id", opt_id(c->last_message_id),
                      "message_count", (json_int_t)c->message_count, "updated_at_ms",
                      opt_ms(c->updated_at_ms));
 }
 
-json_t *srv__sync_json(const store_sync_state *st)
+json_t *srv__sync_json(const srv *s, const store_sync_state *st)
 {
-    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "channel_id", srv__id(st->channel_id),
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "channel_id", srv__xid(s, st->channel_id),
                      "telegram_chat_id", srv__i64(st->telegram_chat_id), "last_synced_message_id",
                      srv__i64(st->last_synced_message_id), "direction",
                      str_or_null(store_sync_direction_name(st->direction)), "last_sync_at_ms",

@@ -17,11 +17,11 @@
 typedef struct {
     srv *s;
     http_request *r;
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
 } call;
 
-static call *call_new(srv *s, http_request *r, uint64_t channel_id, uint64_t message_id)
+static call *call_new(srv *s, http_request *r, ms_xid channel_id, uint64_t message_id)
 {
     call *c = http_request_alloc(r, sizeof *c);
     c->s = s;
@@ -36,7 +36,7 @@ static void respond_message(call *c, int status, const store_message *m, int ev_
 {
     srv__jw w;
     srv__jw_init(&w);
-    srv__jw_message(&w, m);
+    srv__jw_message(&w, c->s->idf, m);
     srv__jw_lit(&w, "\n");
     srv__respond_publish_text(c->s, c->r, status, w.p, w.len, w.oom, ev_kind, m->channel_id, m->id);
     srv__jw_free(&w);
@@ -58,17 +58,18 @@ static void on_inserted(int status, const char *detail, const store_message_resu
         srv__store_error(c->s, c->r, status, detail, true);
         return;
     }
-    if (res->duplicate && res->msg.channel_id != c->channel_id) {
+    if (res->duplicate && !ms_xid_eq(res->msg.channel_id, c->channel_id)) {
         /* Telegram ids are unique across channels: the message they name lives elsewhere */
+        char other[MS_XID_STRLEN];
+        ms_xid_format(c->s->idf, res->msg.channel_id, other);
         http_respond_error(c->r, 409, ms_err_name(MS_ERR_CONFLICT),
-                           "this Telegram message is already stored in channel %" PRIu64,
-                           res->msg.channel_id);
+                           "this Telegram message is already stored in channel %s", other);
         return;
     }
     if (!res->duplicate) {
-        char loc[96];
-        snprintf(loc, sizeof loc, "/v1/channels/%" PRIu64 "/messages/%" PRIu64, res->msg.channel_id,
-                 res->msg.id);
+        char loc[96], ch[MS_XID_STRLEN];
+        ms_xid_format(c->s->idf, res->msg.channel_id, ch);
+        snprintf(loc, sizeof loc, "/v1/channels/%s/messages/%" PRIu64, ch, res->msg.id);
         http_response_header(c->r, "location", loc);
     }
     respond_message(c, res->duplicate ? 200 : 201, &res->msg,
@@ -83,7 +84,7 @@ static void h_create(http_request *r, void *ctx)
         "attachments", "metadata", "nonce", "telegram_chat_id", "telegram_message_id",
         NULL};
     store_insert_req q = {0};
-    if (srv__path_id(r, "channel_id", &q.channel_id))
+    if (srv__path_xid(s, r, "channel_id", &q.channel_id))
         return;
     json_t *b = srv__body(r, true, fields);
     if (!b)
@@ -96,7 +97,7 @@ static void h_create(http_request *r, void *ctx)
     bool has_msg = json_object_get(b, "telegram_message_id") &&
                    !json_is_null(json_object_get(b, "telegram_message_id"));
     char *att_text = NULL, *meta_text = NULL;
-    if (srv__field_id(r, b, "sender_id", true, &q.sender_id) ||
+    if (srv__field_xid(s, r, b, "sender_id", true, &q.sender_id) ||
         srv__field_str(r, b, "content", false, &q.content, &q.content_len) ||
         srv__field_str(r, b, "type", false, &type, NULL) ||
         srv__field_str(r, b, "source", false, &source, NULL) ||
@@ -174,14 +175,14 @@ static void on_page(int status, const char *detail, const store_page_result *res
     for (size_t i = 0; i < res->count; i++) {
         if (i)
             srv__jw_lit(&w, ",");
-        srv__jw_message(&w, &res->items[i]);
+        srv__jw_message(&w, c->s->idf, &res->items[i]);
     }
     srv__jw_lit(&w, "],\"more_older\":");
     srv__jw_bool(&w, res->more_older);
     srv__jw_lit(&w, ",\"more_newer\":");
     srv__jw_bool(&w, res->more_newer);
     srv__jw_lit(&w, "}\n");
-    srv__respond_publish_text(c->s, c->r, 200, w.p, w.len, w.oom, -1, 0, 0);
+    srv__respond_publish_text(c->s, c->r, 200, w.p, w.len, w.oom, -1, (ms_xid){0, 0}, 0);
     srv__jw_free(&w);
 }
 
@@ -191,9 +192,9 @@ static void h_page(http_request *r, void *ctx)
     store_page_req q = {0};
     uint64_t before = 0, after = 0, around = 0;
     bool hb, ha, hr;
-    if (srv__path_id(r, "channel_id", &q.channel_id) || srv__query_id(r, "before", &before, &hb) ||
-        srv__query_id(r, "after", &after, &ha) || srv__query_id(r, "around", &around, &hr) ||
-        srv__query_limit(r, &q.limit))
+    if (srv__path_xid(s, r, "channel_id", &q.channel_id) ||
+        srv__query_id(r, "before", &before, &hb) || srv__query_id(r, "after", &after, &ha) ||
+        srv__query_id(r, "around", &around, &hr) || srv__query_limit(r, &q.limit))
         return;
     if (hb + ha + hr > 1) {
         http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID),
@@ -205,7 +206,8 @@ static void h_page(http_request *r, void *ctx)
              : hr ? STORE_PAGE_AROUND
                   : STORE_PAGE_LATEST;
     q.anchor = hb ? before : ha ? after : around;
-    int rc = store_page(s->st, http_request_loop(r), &q, on_page, call_new(s, r, 0, 0));
+    int rc =
+        store_page(s->st, http_request_loop(r), &q, on_page, call_new(s, r, (ms_xid){0, 0}, 0));
     if (rc)
         call_failed(s, r, rc);
 }
@@ -223,9 +225,9 @@ static void on_get(int status, const char *detail, const store_message_result *r
     respond_message(c, 200, &res->msg, -1);
 }
 
-static int message_ids(http_request *r, store_get_req *q)
+static int message_ids(const srv *s, http_request *r, store_get_req *q)
 {
-    return srv__path_id(r, "channel_id", &q->channel_id) ||
+    return srv__path_xid(s, r, "channel_id", &q->channel_id) ||
            srv__path_id(r, "message_id", &q->message_id);
 }
 
@@ -233,9 +235,9 @@ static void h_get(http_request *r, void *ctx)
 {
     srv *s = ctx;
     store_get_req q;
-    if (message_ids(r, &q))
+    if (message_ids(s, r, &q))
         return;
-    int rc = store_get(s->st, http_request_loop(r), &q, on_get, call_new(s, r, 0, 0));
+    int rc = store_get(s->st, http_request_loop(r), &q, on_get, call_new(s, r, (ms_xid){0, 0}, 0));
     if (rc)
         call_failed(s, r, rc);
 }
@@ -255,14 +257,15 @@ static void h_edit(http_request *r, void *ctx)
     srv *s = ctx;
     static const char *const fields[] = {"content", NULL};
     store_get_req ids;
-    if (message_ids(r, &ids))
+    if (message_ids(s, r, &ids))
         return;
     json_t *b = srv__body(r, true, fields);
     if (!b)
         return;
     store_edit_req q = {.channel_id = ids.channel_id, .message_id = ids.message_id};
     if (srv__field_str(r, b, "content", true, &q.content, &q.content_len) == 0) {
-        int rc = store_edit(s->st, http_request_loop(r), &q, on_edited, call_new(s, r, 0, 0));
+        int rc = store_edit(s->st, http_request_loop(r), &q, on_edited,
+                            call_new(s, r, (ms_xid){0, 0}, 0));
         if (rc)
             call_failed(s, r, rc);
     }
@@ -283,9 +286,10 @@ static void h_delete(http_request *r, void *ctx)
 {
     srv *s = ctx;
     store_get_req q;
-    if (message_ids(r, &q))
+    if (message_ids(s, r, &q))
         return;
-    int rc = store_delete(s->st, http_request_loop(r), &q, on_deleted, call_new(s, r, 0, 0));
+    int rc = store_delete(s->st, http_request_loop(r), &q, on_deleted,
+                          call_new(s, r, (ms_xid){0, 0}, 0));
     if (rc)
         call_failed(s, r, rc);
 }
@@ -305,8 +309,8 @@ static void on_history(int status, const char *detail, const store_history_resul
                                                (json_int_t)res->items[i].edited_at_ms, "content",
                                                content ? content : json_string("")));
     }
-    json_t *o = json_pack("{s:o,s:o,s:o}", "channel_id", srv__id(c->channel_id), "message_id",
-                          srv__id(c->message_id), "edits", items);
+    json_t *o = json_pack("{s:o,s:o,s:o}", "channel_id", srv__xid(c->s, c->channel_id),
+                          "message_id", srv__id(c->message_id), "edits", items);
     http_respond_json(c->r, 200, o);
 }
 
@@ -315,7 +319,7 @@ static void h_history(http_request *r, void *ctx)
     srv *s = ctx;
     store_get_req ids;
     store_history_req q = {0};
-    if (message_ids(r, &ids) || srv__query_limit(r, &q.limit))
+    if (message_ids(s, r, &ids) || srv__query_limit(r, &q.limit))
         return;
     q.channel_id = ids.channel_id;
     q.message_id = ids.message_id;
@@ -335,7 +339,8 @@ static void h_telegram(http_request *r, void *ctx)
     if (srv__path_i64(r, "chat_id", true, INT64_MIN, &q.telegram_chat_id) ||
         srv__path_i64(r, "message_id", false, 1, &q.telegram_message_id))
         return;
-    int rc = store_get_by_telegram(s->st, http_request_loop(r), &q, on_get, call_new(s, r, 0, 0));
+    int rc = store_get_by_telegram(s->st, http_request_loop(r), &q, on_get,
+                                   call_new(s, r, (ms_xid){0, 0}, 0));
     if (rc)
         call_failed(s, r, rc);
 }

@@ -12,9 +12,9 @@
 typedef struct {
     srv *s;
     http_request *r;
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id;
-    uint64_t user_id;
+    ms_xid user_id;
     const char *emoji; /* path memory: lives as long as the request */
     size_t emoji_len;
 } call;
@@ -33,9 +33,10 @@ static void call_failed(srv *s, http_request *r, int rc)
     srv__store_error(s, r, rc, NULL, false);
 }
 
-static int message_ids(http_request *r, uint64_t *channel_id, uint64_t *message_id)
+static int message_ids(const srv *s, http_request *r, ms_xid *channel_id, uint64_t *message_id)
 {
-    return srv__path_id(r, "channel_id", channel_id) || srv__path_id(r, "message_id", message_id);
+    return srv__path_xid(s, r, "channel_id", channel_id) ||
+           srv__path_id(r, "message_id", message_id);
 }
 
 /* Emoji from the path: decoded UTF-8 (validated by the store), no NUL. */
@@ -57,9 +58,9 @@ static int path_emoji(http_request *r, const char **out, size_t *len)
 static json_t *reaction_json(const call *c, uint64_t count, bool changed)
 {
     json_t *e = json_stringn(c->emoji, c->emoji_len);
-    return json_pack("{s:o,s:o,s:o,s:o,s:I,s:b}", "channel_id", srv__id(c->channel_id),
+    return json_pack("{s:o,s:o,s:o,s:o,s:I,s:b}", "channel_id", srv__xid(c->s, c->channel_id),
                      "message_id", srv__id(c->message_id), "emoji", e ? e : json_string(""),
-                     "user_id", srv__id(c->user_id), "count", (json_int_t)count, "changed",
+                     "user_id", srv__xid(c->s, c->user_id), "count", (json_int_t)count, "changed",
                      changed);
 }
 
@@ -91,10 +92,13 @@ static void on_reaction_remove(int status, const char *detail, const store_react
 static void h_reaction(http_request *r, srv *s, bool add)
 {
     call *c = call_new(s, r);
-    if (message_ids(r, &c->channel_id, &c->message_id) || path_emoji(r, &c->emoji, &c->emoji_len) ||
-        srv__path_id(r, "user_id", &c->user_id))
+    if (message_ids(s, r, &c->channel_id, &c->message_id) ||
+        path_emoji(r, &c->emoji, &c->emoji_len) || srv__path_xid(s, r, "user_id", &c->user_id))
         return;
-    store_reaction_req q = {c->channel_id, c->message_id, c->emoji, c->user_id};
+    store_reaction_req q = {.channel_id = c->channel_id,
+                            .message_id = c->message_id,
+                            .emoji = c->emoji,
+                            .user_id = c->user_id};
     int rc = add ? store_reaction_add(s->st, http_request_loop(r), &q, on_reaction_add, c)
                  : store_reaction_remove(s->st, http_request_loop(r), &q, on_reaction_remove, c);
     if (rc)
@@ -124,17 +128,17 @@ static void on_reactions(int status, const char *detail, const store_reactions_r
         json_array_append_new(items, json_pack("{s:s,s:I}", "emoji", res->items[i].emoji, "count",
                                                (json_int_t)res->items[i].count));
     http_respond_json(c->r, 200,
-                      json_pack("{s:o,s:o,s:o}", "channel_id", srv__id(c->channel_id), "message_id",
-                                srv__id(c->message_id), "reactions", items));
+                      json_pack("{s:o,s:o,s:o}", "channel_id", srv__xid(c->s, c->channel_id),
+                                "message_id", srv__id(c->message_id), "reactions", items));
 }
 
 static void h_reactions(http_request *r, void *ctx)
 {
     srv *s = ctx;
     call *c = call_new(s, r);
-    if (message_ids(r, &c->channel_id, &c->message_id))
+    if (message_ids(s, r, &c->channel_id, &c->message_id))
         return;
-    store_get_req q = {c->channel_id, c->message_id};
+    store_get_req q = {.channel_id = c->channel_id, .message_id = c->message_id};
     int rc = store_reactions_get(s->st, http_request_loop(r), &q, on_reactions, c);
     if (rc)
         call_failed(s, r, rc);
@@ -149,13 +153,14 @@ static void on_users(int status, const char *detail, const store_users_result *r
     }
     json_t *users = json_array();
     for (size_t i = 0; i < res->count; i++)
-        json_array_append_new(users, srv__id(res->user_ids[i]));
+        json_array_append_new(users, srv__xid(c->s, res->user_ids[i]));
     json_t *e = json_stringn(c->emoji, c->emoji_len);
-    json_t *next = res->more && res->count ? srv__id(res->user_ids[res->count - 1]) : json_null();
+    json_t *next =
+        res->more && res->count ? srv__xid(c->s, res->user_ids[res->count - 1]) : json_null();
     http_respond_json(c->r, 200,
-                      json_pack("{s:o,s:o,s:o,s:o,s:b,s:o}", "channel_id", srv__id(c->channel_id),
-                                "message_id", srv__id(c->message_id), "emoji",
-                                e ? e : json_string(""), "users", users, "more", res->more,
+                      json_pack("{s:o,s:o,s:o,s:o,s:b,s:o}", "channel_id",
+                                srv__xid(c->s, c->channel_id), "message_id", srv__id(c->message_id),
+                                "emoji", e ? e : json_string(""), "users", users, "more", res->more,
                                 "next_after", next));
 }
 
@@ -165,8 +170,10 @@ static void h_reaction_users(http_request *r, void *ctx)
     call *c = call_new(s, r);
     store_reaction_users_req q = {0};
     bool has_after;
-    if (message_ids(r, &c->channel_id, &c->message_id) || path_emoji(r, &c->emoji, &c->emoji_len) ||
-        srv__query_id(r, "after", &q.after_user_id, &has_after) || srv__query_limit(r, &q.limit))
+    if (message_ids(s, r, &c->channel_id, &c->message_id) ||
+        path_emoji(r, &c->emoji, &c->emoji_len) ||
+        srv__query_xid(s, r, "after", &q.after_user_id, &has_after) ||
+        srv__query_limit(r, &q.limit))
         return;
     q.channel_id = c->channel_id;
     q.message_id = c->message_id;
@@ -186,7 +193,7 @@ static void on_pinned(int status, const char *detail, const store_pin_result *re
         srv__store_error(c->s, c->r, status, detail, true);
         return;
     }
-    srv__respond_publish(c->s, c->r, res->duplicate ? 200 : 201, srv__pin_json(&res->pin),
+    srv__respond_publish(c->s, c->r, res->duplicate ? 200 : 201, srv__pin_json(c->s, &res->pin),
                          res->duplicate ? -1 : SRV_EV_PIN_ADDED, c->channel_id, c->message_id);
 }
 
@@ -195,14 +202,14 @@ static void h_pin(http_request *r, void *ctx)
     srv *s = ctx;
     static const char *const fields[] = {"pinned_by", NULL};
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id) ||
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id) ||
         srv__path_id(r, "message_id", &c->message_id))
         return;
     json_t *b = srv__body(r, true, fields);
     if (!b)
         return;
-    store_pin_req q = {c->channel_id, c->message_id, 0};
-    if (srv__field_id(r, b, "pinned_by", true, &q.pinned_by) == 0) {
+    store_pin_req q = {.channel_id = c->channel_id, .message_id = c->message_id};
+    if (srv__field_xid(s, r, b, "pinned_by", true, &q.pinned_by) == 0) {
         int rc = store_pin(s->st, http_request_loop(r), &q, on_pinned, c);
         if (rc)
             call_failed(s, r, rc);
@@ -217,7 +224,7 @@ static void on_unpinned(int status, const char *detail, const store_pin_result *
         srv__store_error(c->s, c->r, status, detail, false);
         return;
     }
-    srv__respond_publish(c->s, c->r, 200, srv__pin_json(&res->pin), SRV_EV_PIN_REMOVED,
+    srv__respond_publish(c->s, c->r, 200, srv__pin_json(c->s, &res->pin), SRV_EV_PIN_REMOVED,
                          c->channel_id, c->message_id);
 }
 
@@ -225,10 +232,10 @@ static void h_unpin(http_request *r, void *ctx)
 {
     srv *s = ctx;
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id) ||
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id) ||
         srv__path_id(r, "message_id", &c->message_id))
         return;
-    store_pin_req q = {c->channel_id, c->message_id, 0};
+    store_pin_req q = {.channel_id = c->channel_id, .message_id = c->message_id};
     int rc = store_unpin(s->st, http_request_loop(r), &q, on_unpinned, c);
     if (rc)
         call_failed(s, r, rc);
@@ -243,18 +250,19 @@ static void on_pins(int status, const char *detail, const store_pins_result *res
     }
     json_t *items = json_array();
     for (size_t i = 0; i < res->count; i++)
-        json_array_append_new(items, srv__pin_json(&res->items[i]));
-    http_respond_json(c->r, 200,
-                      json_pack("{s:o,s:o}", "channel_id", srv__id(c->channel_id), "pins", items));
+        json_array_append_new(items, srv__pin_json(c->s, &res->items[i]));
+    http_respond_json(
+        c->r, 200,
+        json_pack("{s:o,s:o}", "channel_id", srv__xid(c->s, c->channel_id), "pins", items));
 }
 
 static void h_pins(http_request *r, void *ctx)
 {
     srv *s = ctx;
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id))
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id))
         return;
-    store_channel_req q = {c->channel_id};
+    store_channel_req q = {.channel_id = c->channel_id};
     int rc = store_pins_list(s->st, http_request_loop(r), &q, on_pins, c);
     if (rc)
         call_failed(s, r, rc);
@@ -266,8 +274,8 @@ static void h_pins(http_request *r, void *ctx)
 static json_t *read_json(const call *c, const store_read_result *res, bool with_unread)
 {
     json_t *o =
-        json_pack("{s:o,s:o,s:o,s:o}", "channel_id", srv__id(c->channel_id), "user_id",
-                  srv__id(c->user_id), "last_read_id",
+        json_pack("{s:o,s:o,s:o,s:o}", "channel_id", srv__xid(c->s, c->channel_id), "user_id",
+                  srv__xid(c->s, c->user_id), "last_read_id",
                   res->last_read_id ? srv__id(res->last_read_id) : json_null(), "updated_at_ms",
                   res->updated_at_ms ? json_integer((json_int_t)res->updated_at_ms) : json_null());
     if (!o)
@@ -297,12 +305,13 @@ static void h_read_put(http_request *r, void *ctx)
     srv *s = ctx;
     static const char *const fields[] = {"message_id", NULL};
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id) || srv__path_id(r, "user_id", &c->user_id))
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id) ||
+        srv__path_xid(s, r, "user_id", &c->user_id))
         return;
     json_t *b = srv__body(r, true, fields);
     if (!b)
         return;
-    store_read_req q = {c->channel_id, c->user_id, 0};
+    store_read_req q = {.channel_id = c->channel_id, .user_id = c->user_id};
     if (srv__field_id(r, b, "message_id", true, &q.message_id) == 0) {
         int rc = store_read_set(s->st, http_request_loop(r), &q, on_read_set, c);
         if (rc)
@@ -325,9 +334,10 @@ static void h_read_get(http_request *r, void *ctx)
 {
     srv *s = ctx;
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id) || srv__path_id(r, "user_id", &c->user_id))
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id) ||
+        srv__path_xid(s, r, "user_id", &c->user_id))
         return;
-    store_read_req q = {c->channel_id, c->user_id, 0};
+    store_read_req q = {.channel_id = c->channel_id, .user_id = c->user_id};
     int rc = store_read_get(s->st, http_request_loop(r), &q, on_read_get, c);
     if (rc)
         call_failed(s, r, rc);
@@ -344,8 +354,8 @@ static void on_channel_put(int status, const char *detail, const store_channel_r
         srv__store_error(c->s, c->r, status, detail, true);
         return;
     }
-    srv__respond_publish(c->s, c->r, 200, srv__channel_json(&res->channel), SRV_EV_CHANNEL_UPDATED,
-                         c->channel_id, 0);
+    srv__respond_publish(c->s, c->r, 200, srv__channel_json(c->s, &res->channel),
+                         SRV_EV_CHANNEL_UPDATED, c->channel_id, 0);
 }
 
 static void h_channel_put(http_request *r, void *ctx)
@@ -353,7 +363,7 @@ static void h_channel_put(http_request *r, void *ctx)
     srv *s = ctx;
     static const char *const fields[] = {"name", "type", "created_at_ms", NULL};
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id))
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id))
         return;
     json_t *b = srv__body(r, false, fields);
     if (!b)
@@ -377,16 +387,16 @@ static void on_channel_get(int status, const char *detail, const store_channel_r
         srv__store_error(c->s, c->r, status, detail, false);
         return;
     }
-    http_respond_json(c->r, 200, srv__channel_json(&res->channel));
+    http_respond_json(c->r, 200, srv__channel_json(c->s, &res->channel));
 }
 
 static void h_channel_get(http_request *r, void *ctx)
 {
     srv *s = ctx;
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id))
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id))
         return;
-    store_channel_req q = {c->channel_id};
+    store_channel_req q = {.channel_id = c->channel_id};
     int rc = store_channel_get(s->st, http_request_loop(r), &q, on_channel_get, c);
     if (rc)
         call_failed(s, r, rc);
@@ -403,7 +413,7 @@ static void on_sync(int status, const char *detail, const store_sync_result *res
         srv__store_error(c->s, c->r, status, detail, put);
         return;
     }
-    srv__respond_publish(c->s, c->r, 200, srv__sync_json(&res->state),
+    srv__respond_publish(c->s, c->r, 200, srv__sync_json(c->s, &res->state),
                          put ? SRV_EV_TELEGRAM_SYNC : -1, c->channel_id, 0);
 }
 
@@ -423,7 +433,7 @@ static void h_sync_put(http_request *r, void *ctx)
     static const char *const fields[] = {"telegram_chat_id", "last_synced_message_id", "direction",
                                          NULL};
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id))
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id))
         return;
     json_t *b = srv__body(r, true, fields);
     if (!b)
@@ -451,9 +461,9 @@ static void h_sync_get(http_request *r, void *ctx)
 {
     srv *s = ctx;
     call *c = call_new(s, r);
-    if (srv__path_id(r, "channel_id", &c->channel_id))
+    if (srv__path_xid(s, r, "channel_id", &c->channel_id))
         return;
-    store_channel_req q = {c->channel_id};
+    store_channel_req q = {.channel_id = c->channel_id};
     int rc = store_sync_get(s->st, http_request_loop(r), &q, on_sync_get, c);
     if (rc)
         call_failed(s, r, rc);

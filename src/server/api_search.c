@@ -36,7 +36,7 @@ static void on_search(int status, const char *detail, const store_search_result 
         char score[48];
         snprintf(score, sizeof score, "%.6g", h->score);
         srv__jw_lit(&w, i ? ",{\"message\":" : "{\"message\":");
-        srv__jw_message(&w, &h->msg);
+        srv__jw_message(&w, c->s->idf, &h->msg);
         srv__jw_lit(&w, ",\"snippet\":");
         srv__jw_cstr(&w, h->snippet);
         srv__jw_lit(&w, ",\"score\":");
@@ -50,7 +50,7 @@ static void on_search(int status, const char *detail, const store_search_result 
     bool next = res->more && res->count && c->sort == STORE_SEARCH_NEWEST;
     srv__jw_opt_id(&w, next ? res->items[res->count - 1].msg.id : 0);
     srv__jw_lit(&w, "}\n");
-    srv__respond_publish_text(c->s, c->r, 200, w.p, w.len, w.oom, -1, 0, 0);
+    srv__respond_publish_text(c->s, c->r, 200, w.p, w.len, w.oom, -1, (ms_xid){0, 0}, 0);
     srv__jw_free(&w);
 }
 
@@ -93,9 +93,9 @@ static void run_search(srv *s, http_request *r, const store_search_req *q)
 static void h_channel_search(http_request *r, void *ctx)
 {
     srv *s = ctx;
-    uint64_t channel = 0;
+    ms_xid channel = {0, 0};
     store_search_req q = {0};
-    if (srv__path_id(r, "channel_id", &channel) || common_params(r, &q))
+    if (srv__path_xid(s, r, "channel_id", &channel) || common_params(r, &q))
         return;
     q.channel_ids = &channel;
     q.nchannels = 1;
@@ -103,7 +103,7 @@ static void h_channel_search(http_request *r, void *ctx)
 }
 
 /* Parses channels=c1,c2,... into ids (at most STORE_SEARCH_CHANNELS_MAX). */
-static int parse_channels(http_request *r, uint64_t *ids, size_t *n)
+static int parse_channels(const srv *s, http_request *r, ms_xid *ids, size_t *n)
 {
     const char *v = http_request_query(r, "channels");
     *n = 0;
@@ -115,23 +115,19 @@ static int parse_channels(http_request *r, uint64_t *ids, size_t *n)
     for (const char *p = v;;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        char tmp[24];
-        uint64_t id = 0;
+        char tmp[MS_XID_STRLEN];
+        ms_xid id = {0, 0};
         bool ok = len > 0 && len < sizeof tmp;
-        for (size_t i = 0; ok && i < len; i++)
-            ok = p[i] >= '0' && p[i] <= '9';
         if (ok) {
             memcpy(tmp, p, len);
             tmp[len] = '\0';
-            char *e = NULL;
-            unsigned long long u = strtoull(tmp, &e, 10);
-            ok = *e == '\0' && u >= 1 && u <= STORE_ID_MAX;
-            id = u;
+            ok = srv__parse_xid(s->idf, tmp, &id);
         }
         if (!ok) {
             http_respond_error(r, 400, ms_err_name(MS_ERR_INVALID),
-                               "query channels: expected decimal ids from 1 to "
-                               "9223372036854775807, separated by commas");
+                               "query channels: expected %s, separated by commas",
+                               s->idf == MS_ID_UUID ? "UUIDs"
+                                                    : "decimal ids from 1 to 9223372036854775807");
             return -1;
         }
         if (*n == STORE_SEARCH_CHANNELS_MAX) {
@@ -149,9 +145,9 @@ static int parse_channels(http_request *r, uint64_t *ids, size_t *n)
 static void h_search(http_request *r, void *ctx)
 {
     srv *s = ctx;
-    uint64_t ids[STORE_SEARCH_CHANNELS_MAX];
+    ms_xid ids[STORE_SEARCH_CHANNELS_MAX];
     store_search_req q = {0};
-    if (parse_channels(r, ids, &q.nchannels) || common_params(r, &q))
+    if (parse_channels(s, r, ids, &q.nchannels) || common_params(r, &q))
         return;
     q.channel_ids = ids;
     run_search(s, r, &q);

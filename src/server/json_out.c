@@ -120,6 +120,15 @@ void srv__jw_id(srv__jw *w, uint64_t id)
     srv__jw_raw(w, b, (size_t)n);
 }
 
+void srv__jw_xid(srv__jw *w, ms_id_format f, ms_xid id)
+{
+    char b[MS_XID_STRLEN + 2];
+    b[0] = '"';
+    size_t n = ms_xid_format(f, id, b + 1);
+    b[n + 1] = '"';
+    srv__jw_raw(w, b, n + 2);
+}
+
 void srv__jw_opt_id(srv__jw *w, uint64_t id)
 {
     if (id)
@@ -163,16 +172,16 @@ static void embedded(srv__jw *w, const char *text, char open)
         srv__jw_lit(w, "null");
 }
 
-void srv__jw_message(srv__jw *w, const store_message *m)
+void srv__jw_message(srv__jw *w, ms_id_format f, const store_message *m)
 {
     srv__jw_lit(w, "{\"id\":");
     srv__jw_id(w, m->id);
     srv__jw_lit(w, ",\"channel_id\":");
-    srv__jw_id(w, m->channel_id);
+    srv__jw_xid(w, f, m->channel_id);
     srv__jw_lit(w, ",\"bucket\":");
     srv__jw_u64(w, m->bucket);
     srv__jw_lit(w, ",\"sender_id\":");
-    srv__jw_id(w, m->sender_id);
+    srv__jw_xid(w, f, m->sender_id);
     srv__jw_lit(w, ",\"type\":");
     srv__jw_cstr(w, store_msg_type_name(m->type));
     srv__jw_lit(w, ",\"source\":");

@@ -77,8 +77,8 @@ struct session {
     bool gone;    /* the transport closed: nothing may touch ws/st */
     bool closing; /* we asked the transport to close */
     int busy;
-    uv_timer_t *kill;    /* CLOSE_GRACE_MS after closing */
-    uint64_t (*pres)[2]; /* (channel, user) this session sent presence for */
+    uv_timer_t *kill;  /* CLOSE_GRACE_MS after closing */
+    ms_xid (*pres)[2]; /* (channel, user) this session sent presence for */
     uint32_t npres, pres_cap;
     srv__caller *user; /* a user token's claims (malloc'd); NULL: service token, open API */
 };
@@ -395,6 +395,22 @@ static uint64_t json_to_id(json_t *v)
     return x;
 }
 
+/* A channel or user id in the store's format (a JSON string; an integer in int64 stores); none
+ * when it is not one. */
+static ms_xid json_to_xid(const srv *s, json_t *v)
+{
+    ms_xid x = {0, 0};
+    if (json_is_integer(v)) {
+        if (s->idf == MS_ID_INT64 && json_integer_value(v) > 0)
+            x = ms_xid_int((uint64_t)json_integer_value(v));
+        return x;
+    }
+    const char *t = json_string_value(v);
+    if (!t || strlen(t) != json_string_length(v) || !srv__parse_xid(s->idf, t, &x))
+        return (ms_xid){0, 0};
+    return x;
+}
+
 static uint64_t str_to_id(const char *s)
 {
     json_t *v = json_string(s);
@@ -451,18 +467,18 @@ static int ws_user_ok(session *ss, const char *op, unsigned scope)
 }
 
 /* The op's user_id: the sub of a user token when left out, 403 when another. 0 or -1. */
-static int ws_user_id(session *ss, const char *op, json_t *req, uint64_t *user)
+static int ws_user_id(session *ss, const char *op, json_t *req, ms_xid *user)
 {
     json_t *v = json_object_get(req, "user_id");
-    *user = json_to_id(v);
+    *user = json_to_xid(ss->w->rt->s, v);
     const srv__caller *c = ss->user;
     if (!c)
         return 0;
     if (!v || json_is_null(v)) {
-        *user = c->sub.lo; /* int64 ids: {0, value} */
+        *user = c->sub;
         return 0;
     }
-    if (*user && !ms_xid_eq(ms_xid_int(*user), c->sub)) {
+    if (!ms_xid_is_none(*user) && !ms_xid_eq(*user, c->sub)) {
         ws_error(ss, op, MS_ERR_FORBIDDEN, "user_id: a user token acts only as its own user (sub)");
         return -1;
     }
@@ -470,18 +486,19 @@ static int ws_user_id(session *ss, const char *op, json_t *req, uint64_t *user)
 }
 
 /* 0 when the session may use channel; -1 after an error message. */
-static int ws_channel_ok(session *ss, const char *op, uint64_t channel)
+static int ws_channel_ok(session *ss, const char *op, ms_xid channel)
 {
-    if (srv__caller_channel_ok(ss->user, ms_xid_int(channel)))
+    if (srv__caller_channel_ok(ss->user, channel))
         return 0;
+    char ch[MS_XID_STRLEN];
+    ms_xid_format(ss->w->rt->s->idf, channel, ch);
     ws_error(ss, op, MS_ERR_FORBIDDEN,
-             "channel %" PRIu64 ": the token does not cover this channel (channels claim)",
-             channel);
+             "channel %s: the token does not cover this channel (channels claim)", ch);
     return -1;
 }
 
 /* Reads a "channels" array into ids (at most max); -1 on a bad entry. */
-static int read_channels(json_t *arr, uint64_t *ids, size_t max, size_t *n)
+static int read_channels(const srv *s, json_t *arr, ms_xid *ids, size_t max, size_t *n)
 {
     *n = 0;
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > max)
@@ -490,29 +507,46 @@ static int read_channels(json_t *arr, uint64_t *ids, size_t max, size_t *n)
     json_t *v;
     json_array_foreach(arr, i, v)
     {
-        uint64_t id = json_to_id(v);
-        if (!id)
+        ms_xid id = json_to_xid(s, v);
+        if (ms_xid_is_none(id))
             return -1;
         ids[(*n)++] = id;
     }
     return 0;
 }
 
-static json_t *ids_json(const uint64_t *ids, size_t n)
+static json_t *ids_json(const srv *s, const ms_xid *ids, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, srv__id(ids[i]));
+        json_array_append_new(a, srv__xid(s, ids[i]));
     return a;
+}
+
+/* The position `since` maps channel id to (its key in any accepted spelling); NULL when none. */
+static json_t *since_of(const srv *s, json_t *since, ms_xid channel)
+{
+    const char *key;
+    json_t *v;
+    ms_xid k;
+    if (!json_is_object(since))
+        return NULL;
+    json_object_foreach(since, key, v)
+    {
+        if (srv__parse_xid(s->idf, key, &k) && ms_xid_eq(k, channel))
+            return v;
+    }
+    return NULL;
 }
 
 static void op_subscribe(session *ss, json_t *req)
 {
-    uint64_t ids[RT_SUB_MAX_CHANNELS];
+    const srv *s = ss->w->rt->s;
+    ms_xid ids[RT_SUB_MAX_CHANNELS];
     size_t n;
-    if (read_channels(json_object_get(req, "channels"), ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
-        ws_error(ss, "subscribe", MS_ERR_INVALID,
-                 "channels: expected 1 to %d channel ids (decimal strings)", RT_SUB_MAX_CHANNELS);
+    if (read_channels(s, json_object_get(req, "channels"), ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
+        ws_error(ss, "subscribe", MS_ERR_INVALID, "channels: expected 1 to %d channel ids (%s)",
+                 RT_SUB_MAX_CHANNELS, s->idf == MS_ID_UUID ? "UUID strings" : "decimal strings");
         return;
     }
     json_t *since = json_object_get(req, "since");
@@ -531,7 +565,8 @@ static void op_subscribe(session *ss, json_t *req)
     if (json_is_object(since)) {
         json_object_foreach(since, key, v)
         {
-            if (!json_to_id(v) || !str_to_id(key)) {
+            ms_xid k;
+            if (!json_to_id(v) || !srv__parse_xid(s->idf, key, &k)) {
                 ws_error(ss, "subscribe", MS_ERR_INVALID,
                          "since.%s: expected a channel id mapped to a position", key);
                 return;
@@ -539,35 +574,38 @@ static void op_subscribe(session *ss, json_t *req)
         }
     }
     for (size_t i = 0; i < n; i++) {
-        char k[24];
-        snprintf(k, sizeof k, "%" PRIu64, ids[i]);
-        json_t *p = json_is_object(since) ? json_object_get(since, k) : NULL;
+        json_t *p = since_of(s, since, ids[i]);
         int rc = rt_sub_add(ss->sub, ids[i], p != NULL, p ? json_to_id(p) : 0);
         if (rc != 0) {
-            ws_error(ss, "subscribe", rc, "channel %" PRIu64 ": %s", ids[i], ms_err_str(rc));
+            char ch[MS_XID_STRLEN];
+            ms_xid_format(s->idf, ids[i], ch);
+            ws_error(ss, "subscribe", rc, "channel %s: %s", ch, ms_err_str(rc));
             return;
         }
     }
-    ws_send_json(ss, json_pack("{s:s, s:o}", "type", "subscribed", "channels", ids_json(ids, n)));
+    ws_send_json(ss,
+                 json_pack("{s:s, s:o}", "type", "subscribed", "channels", ids_json(s, ids, n)));
 }
 
 static void op_unsubscribe(session *ss, json_t *req)
 {
-    uint64_t ids[RT_SUB_MAX_CHANNELS];
+    const srv *s = ss->w->rt->s;
+    ms_xid ids[RT_SUB_MAX_CHANNELS];
     size_t n;
-    if (read_channels(json_object_get(req, "channels"), ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
+    if (read_channels(s, json_object_get(req, "channels"), ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
         ws_error(ss, "unsubscribe", MS_ERR_INVALID, "channels: expected channel ids");
         return;
     }
     for (size_t i = 0; i < n; i++)
         rt_sub_remove(ss->sub, ids[i]);
-    ws_send_json(ss, json_pack("{s:s, s:o}", "type", "unsubscribed", "channels", ids_json(ids, n)));
+    ws_send_json(ss,
+                 json_pack("{s:s, s:o}", "type", "unsubscribed", "channels", ids_json(s, ids, n)));
 }
 
-static int pres_remember(session *ss, uint64_t channel, uint64_t user)
+static int pres_remember(session *ss, ms_xid channel, ms_xid user)
 {
     for (uint32_t i = 0; i < ss->npres; i++)
-        if (ss->pres[i][0] == channel && ss->pres[i][1] == user)
+        if (ms_xid_eq(ss->pres[i][0], channel) && ms_xid_eq(ss->pres[i][1], user))
             return 0;
     if (ss->npres >= RT_SUB_MAX_CHANNELS)
         return MS_ERR_TOO_LARGE;
@@ -587,11 +625,12 @@ static int pres_remember(session *ss, uint64_t channel, uint64_t user)
 
 static void op_typing(session *ss, json_t *req)
 {
-    uint64_t ch = json_to_id(json_object_get(req, "channel"));
-    uint64_t user;
+    const srv *s = ss->w->rt->s;
+    ms_xid ch = json_to_xid(s, json_object_get(req, "channel"));
+    ms_xid user;
     if (ws_user_ok(ss, "typing", JWT_SCOPE_WRITE) != 0 || ws_user_id(ss, "typing", req, &user) != 0)
         return;
-    if (!ch || !user) {
+    if (ms_xid_is_none(ch) || ms_xid_is_none(user)) {
         ws_error(ss, "typing", MS_ERR_INVALID, "expected channel and user_id (ids)");
         return;
     }
@@ -604,16 +643,18 @@ static void op_typing(session *ss, json_t *req)
 
 static void op_presence(session *ss, json_t *req)
 {
-    uint64_t user;
+    const srv *s = ss->w->rt->s;
+    ms_xid user;
     if (ws_user_ok(ss, "presence", JWT_SCOPE_WRITE) != 0 ||
         ws_user_id(ss, "presence", req, &user) != 0)
         return;
     const char *status = json_string_value(json_object_get(req, "status"));
-    uint64_t ids[RT_SUB_MAX_CHANNELS];
+    ms_xid ids[RT_SUB_MAX_CHANNELS];
     size_t n = 0;
     json_t *chs = json_object_get(req, "channels");
-    if (!user || (status && strcmp(status, "online") != 0 && strcmp(status, "offline") != 0) ||
-        read_channels(chs, ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
+    if (ms_xid_is_none(user) ||
+        (status && strcmp(status, "online") != 0 && strcmp(status, "offline") != 0) ||
+        read_channels(s, chs, ids, RT_SUB_MAX_CHANNELS, &n) != 0) {
         ws_error(ss, "presence", MS_ERR_INVALID,
                  "expected user_id, channels (ids) and optional status online|offline");
         return;
@@ -755,8 +796,8 @@ static void sse_closed(http_stream *st, void *ctx)
 static void h_sse(http_request *r, void *ctx)
 {
     srv_rt *rt = ctx;
-    uint64_t channel;
-    if (srv__path_id(r, "channel_id", &channel))
+    ms_xid channel;
+    if (srv__path_xid(rt->s, r, "channel_id", &channel))
         return;
     /* Resume from Last-Event-ID (what EventSource sends) or ?since=. */
     bool has_since = false;
@@ -829,13 +870,13 @@ static void h_typing(http_request *r, void *ctx)
 {
     srv_rt *rt = ctx;
     static const char *const fields[] = {"user_id", NULL};
-    uint64_t channel, user;
-    if (srv__path_id(r, "channel_id", &channel))
+    ms_xid channel, user;
+    if (srv__path_xid(rt->s, r, "channel_id", &channel))
         return;
     json_t *b = srv__body(r, true, fields);
     if (!b)
         return;
-    if (srv__field_id(r, b, "user_id", true, &user) == 0) {
+    if (srv__field_xid(rt->s, r, b, "user_id", true, &user) == 0) {
         int rc = rt_typing(rt->hub, channel, user);
         if (rc)
             http_respond_ms_error(r, rc, 1, "%s", ms_err_str(rc));
@@ -848,16 +889,16 @@ static void h_typing(http_request *r, void *ctx)
 static void h_presence(http_request *r, void *ctx)
 {
     srv_rt *rt = ctx;
-    uint64_t channel;
-    if (srv__path_id(r, "channel_id", &channel))
+    ms_xid channel;
+    if (srv__path_xid(rt->s, r, "channel_id", &channel))
         return;
-    uint64_t users[512];
+    ms_xid users[512];
     json_t *o = json_object();
     size_t n = rt_ephemeral_list(rt->hub, channel, false, users, 512);
-    json_object_set_new(o, "channel_id", srv__id(channel));
-    json_object_set_new(o, "online", ids_json(users, n));
+    json_object_set_new(o, "channel_id", srv__xid(rt->s, channel));
+    json_object_set_new(o, "online", ids_json(rt->s, users, n));
     n = rt_ephemeral_list(rt->hub, channel, true, users, 512);
-    json_object_set_new(o, "typing", ids_json(users, n));
+    json_object_set_new(o, "typing", ids_json(rt->s, users, n));
     http_respond_json(r, 200, o);
 }
 
@@ -867,12 +908,15 @@ static void on_commit(const srv_event *ev, void *ctx)
 {
     srv_rt *rt = ctx;
     int kind = rt_kind_parse(srv_event_name(ev->kind));
-    if (kind < 0 || ev->channel_id == 0)
+    if (kind < 0 || ms_xid_is_none(ev->channel_id))
         return;
     int rc = rt_publish(rt->hub, (rt_kind)kind, ev->channel_id, ev->json, ev->json_len, NULL);
-    if (rc)
-        MS_WARN("realtime", "event %s of channel %" PRIu64 " not published: %s",
-                srv_event_name(ev->kind), ev->channel_id, ms_err_str(rc));
+    if (rc) {
+        char ch[MS_XID_STRLEN];
+        ms_xid_format(rt->s->idf, ev->channel_id, ch);
+        MS_WARN("realtime", "event %s of channel %s not published: %s", srv_event_name(ev->kind),
+                ch, ms_err_str(rc));
+    }
 }
 
 static void on_worker_start(http_server *h, int worker, uv_loop_t *loop, void *ctx)
@@ -972,6 +1016,7 @@ int srv_rt_install(srv *s, const ms_config *cfg, srv_rt **out, char *err, size_t
     o.worker_id = cfg->worker_id;
     o.epoch_ms = cfg->epoch_ms;
     o.queue_max = (uint32_t)cfg->rt_queue_max;
+    o.id_format = s->idf;
     int rc = rt_hub_create(&o, &rt->hub);
     if (rc) {
         snprintf(err, errlen, "realtime hub: %s", ms_err_str(rc));

@@ -69,7 +69,7 @@ void srv__store_error(srv *s, http_request *r, int status, const char *detail, b
 }
 
 void srv__respond_publish_text(srv *s, http_request *r, int status, const char *json, size_t len,
-                               bool oom, int ev_kind, uint64_t channel_id, uint64_t message_id)
+                               bool oom, int ev_kind, ms_xid channel_id, uint64_t message_id)
 {
     if (oom || !json) {
         http_respond_error(r, 500, ms_err_name(MS_ERR_NOMEM), "out of memory");
@@ -93,7 +93,7 @@ void srv__respond_publish_text(srv *s, http_request *r, int status, const char *
 }
 
 void srv__respond_publish(srv *s, http_request *r, int status, json_t *body, int ev_kind,
-                          uint64_t channel_id, uint64_t message_id)
+                          ms_xid channel_id, uint64_t message_id)
 {
     if (ev_kind < 0 || !s->hook || !body) {
         http_respond_json(r, status, body);
@@ -143,6 +143,7 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
         return MS_ERR_NOMEM;
     s->cfg = *cfg;
     s->st = st;
+    s->idf = store_id_format(st);
     pthread_mutex_init(&s->health.mu, NULL);
     pthread_cond_init(&s->health.cv, NULL);
     int rc = auth_load(cfg, &s->tokens, err, errlen);

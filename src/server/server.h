@@ -43,7 +43,7 @@ const char *srv_event_name(srv_event_kind k);
 
 typedef struct srv_event {
     srv_event_kind kind;
-    uint64_t channel_id;
+    ms_xid channel_id;
     uint64_t message_id; /* 0 when the change is not about one message */
     const char *json;    /* the changed resource as the API returns it (compact JSON, not
                             NUL-terminated); valid only during the call */

@@ -83,10 +83,18 @@ struct srv {
     srv__health health;
     uint64_t started_ms;
     int retry_after_s; /* Retry-After on 503 from the store */
+    ms_id_format idf;  /* the store's channel and user ids (store_id_format) */
 };
 
 /* api_json.c: answers the error itself and returns nonzero on bad input. */
 int srv__path_id(http_request *r, const char *name, uint64_t *out);
+/* Channel and user ids in the store's format (s->idf): 400 naming the parameter or field. */
+int srv__path_xid(const srv *s, http_request *r, const char *name, ms_xid *out);
+int srv__query_xid(const srv *s, http_request *r, const char *name, ms_xid *out, bool *present);
+int srv__field_xid(const srv *s, http_request *r, json_t *o, const char *name, bool required,
+                   ms_xid *out);
+/* Parses one id of format f from text (what the server accepts; NUL-terminated). */
+bool srv__parse_xid(ms_id_format f, const char *text, ms_xid *out);
 int srv__path_i64(http_request *r, const char *name, bool nonzero, int64_t min, int64_t *out);
 int srv__query_id(http_request *r, const char *name, uint64_t *out, bool *present);
 int srv__query_limit(http_request *r, int *out);
@@ -99,20 +107,21 @@ int srv__field_str(http_request *r, json_t *o, const char *name, bool required, 
 int srv__field_u64ms(http_request *r, json_t *o, const char *name, uint64_t *out);
 
 json_t *srv__id(uint64_t id);
+json_t *srv__xid(const srv *s, ms_xid id); /* the canonical text: lower-case UUID or decimal */
 json_t *srv__i64(int64_t v);
-json_t *srv__pin_json(const store_pin_entry *p);
-json_t *srv__channel_json(const store_channel *c);
-json_t *srv__sync_json(const store_sync_state *st);
+json_t *srv__pin_json(const srv *s, const store_pin_entry *p);
+json_t *srv__channel_json(const srv *s, const store_channel *c);
+json_t *srv__sync_json(const srv *s, const store_sync_state *st);
 
 /* Answers a failed store call: status from the code, Retry-After on 503. */
 void srv__store_error(srv *s, http_request *r, int status, const char *detail, bool from_body);
 
 /* Answers with body (taken) and, when ev_kind >= 0, publishes it through the commit hook. */
 void srv__respond_publish(srv *s, http_request *r, int status, json_t *body, int ev_kind,
-                          uint64_t channel_id, uint64_t message_id);
+                          ms_xid channel_id, uint64_t message_id);
 /* The same with JSON text (copied); an out-of-memory writer answers 500. */
 void srv__respond_publish_text(srv *s, http_request *r, int status, const char *json, size_t len,
-                               bool oom, int ev_kind, uint64_t channel_id, uint64_t message_id);
+                               bool oom, int ev_kind, ms_xid channel_id, uint64_t message_id);
 
 /* json_out.c: a growable buffer of compact JSON for the hot answers. */
 typedef struct srv__jw {
@@ -128,11 +137,12 @@ void srv__jw_str(srv__jw *w, const char *s, size_t n);
 void srv__jw_cstr(srv__jw *w, const char *s); /* NULL: null */
 void srv__jw_id(srv__jw *w, uint64_t id);
 void srv__jw_opt_id(srv__jw *w, uint64_t id); /* 0: null */
+void srv__jw_xid(srv__jw *w, ms_id_format f, ms_xid id);
 void srv__jw_i64s(srv__jw *w, int64_t v);
 void srv__jw_u64(srv__jw *w, uint64_t v);
 void srv__jw_opt_ms(srv__jw *w, uint64_t ms);
 void srv__jw_bool(srv__jw *w, bool b);
-void srv__jw_message(srv__jw *w, const store_message *m);
+void srv__jw_message(srv__jw *w, ms_id_format f, const store_message *m);
 
 /* Route tables. */
 int srv__routes_messages(srv *s);

@@ -46,8 +46,8 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
 #include "core/config.h"
 #include "core/snowflake.h"
 
-#define CHUNK    500
-#define MAX_KEYS 4
+#define CHUNK          500
+#define MAX_KEYS       4
 
 /* ------------------------------------------------------------------ the write pipeline */
 
@@ -133,6 +133,7 @@ struct copier {
     const store_copy_options *opt;
     store_copy_report *rep;
     sqlite3 *db;
+    ms_id_format idf; /* the source's channel and user ids */
     cql_sync *c;
     pipeline p;
     cql_prepared *ps[SC_NSTMT];
@@ -153,10 +154,24 @@ static double now_s(void)
 }
 
 /* A channel or user id of the source (the one place that reads them). */
-static uint64_t src_id(sqlite3_stmt *st, int col)
+static ms_xid src_id(sqlite3_stmt *st, int col)
 {
-    return (uint64_t)sqlite3_column_int64(st, col);
+    return store__sq_col_xid(st, col);
 }
+
+/* Binds a channel or user id to a statement on the source. */
+static void src_bind_id(const copier *k, sqlite3_stmt *st, int i, ms_xid v)
+{
+    store__sq_bind_xid_as(k->idf, st, i, v);
+}
+
+/* The text of a channel or user id (messages), in a buffer living to the end of the block. */
+static const char *id_text(const copier *k, ms_xid id, char buf[MS_XID_STRLEN])
+{
+    ms_xid_format(k->idf, id, buf);
+    return buf;
+}
+#define ID_TEXT(k, id) id_text((k), (id), (char[MS_XID_STRLEN]){0})
 
 static int64_t col_i64(sqlite3_stmt *st, int col)
 {
@@ -243,7 +258,7 @@ static int w_message(copier *k, sqlite3_stmt *r)
     /* channel_id, message_id, bucket, sender_id, type, source, content, reply_to,
        attachments, metadata, nonce, telegram_chat_id, telegram_message_id, created_at,
        is_edited, edited_at, is_deleted, deleted_at */
-    uint64_t ch = src_id(r, 0);
+    ms_xid ch = src_id(r, 0);
     int64_t id = col_i64(r, 1);
     int32_t bucket = (int32_t)col_i64(r, 2);
     cql_values *v = vals(k);
@@ -496,7 +511,7 @@ static const table_def tables[] = {
     {"message_nonces", "channel_id, nonce, message_id, created_at", "channel_id, nonce", 2, false,
      w_nonce, NULL, NULL, 0},
 };
-#define NTABLES  (sizeof tables / sizeof tables[0])
+#define NTABLES        (sizeof tables / sizeof tables[0])
 
 /* The SQL table a definition reads ("(messages per bucket)" groups messages). */
 static const char *from_of(const table_def *t)
@@ -834,7 +849,7 @@ static int verify_channels(copier *k)
         return MS_ERR_IO;
     int rc = 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        uint64_t ch = src_id(st, 0);
+        ms_xid ch = src_id(st, 0);
         int64_t want = col_i64(st, 1), last = col_i64(st, 2);
         cql_values *v = vals(k);
         sc_bind_id(v, ch);
@@ -844,10 +859,8 @@ static int verify_channels(copier *k)
         int64_t have = have_count(r);
         cql_result_destroy(r);
         if (have != want)
-            mismatch(k,
-                     "channel %" PRIu64 ": %" PRId64 " messages in the store, %" PRId64
-                     " in the cluster",
-                     ch, want, have);
+            mismatch(k, "channel %s: %" PRId64 " messages in the store, %" PRId64 " in the cluster",
+                     ID_TEXT(k, ch), want, have);
         v = vals(k);
         sc_bind_id(v, ch);
         if ((rc = run_read(k, SC_META_GET, &r)) != 0)
@@ -857,10 +870,9 @@ static int verify_channels(copier *k)
             cql_row_get_bigint(r, 4, &have_last);
         cql_result_destroy(r);
         if (have_last != last)
-            mismatch(k,
-                     "channel %" PRIu64 ": last message %" PRId64 " in the store, %" PRId64
-                     " in the cluster",
-                     ch, last, have_last);
+            mismatch(
+                k, "channel %s: last message %" PRId64 " in the store, %" PRId64 " in the cluster",
+                ID_TEXT(k, ch), last, have_last);
         k->rep->channels++;
         progress(k, "verify", k->rep->channels, 0, false);
     }
@@ -900,7 +912,7 @@ static int verify_sample(copier *k)
     }
     int rc = 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        uint64_t ch = src_id(st, 0);
+        ms_xid ch = src_id(st, 0);
         int64_t id = col_i64(st, 1);
         cql_values *v = vals(k);
         sc_bind_id(v, ch);
@@ -911,21 +923,21 @@ static int verify_sample(copier *k)
             break;
         k->rep->sampled++;
         if (cql_result_next_row(r) != 0) {
-            mismatch(k, "message %" PRId64 " of channel %" PRIu64 " is missing in the cluster", id,
-                     ch);
+            mismatch(k, "message %" PRId64 " of channel %s is missing in the cluster", id,
+                     ID_TEXT(k, ch));
             cql_result_destroy(r);
             continue;
         }
         /* SC_MSG_COLS: channel_id 0, message_id 1, sender_id 2, ..., content 5,
            is_edited 13, edited_at 14, is_deleted 15, deleted_at 16 */
-        bool ok = sc_col_id(r, 2) == src_id(st, 3) && text_eq(r, 5, st, 4) &&
+        bool ok = ms_xid_eq(sc_col_id(r, 2), src_id(st, 3)) && text_eq(r, 5, st, 4) &&
                   sc_col_bool(r, 13) == (col_i64(st, 5) != 0) &&
                   sc_col_bool(r, 15) == (col_i64(st, 7) != 0) &&
                   (!col_i64(st, 5) || sc_col_i64(r, 14) == col_i64(st, 6)) &&
                   (!col_i64(st, 7) || sc_col_i64(r, 16) == col_i64(st, 8));
         cql_result_destroy(r);
         if (!ok) {
-            mismatch(k, "message %" PRId64 " of channel %" PRIu64 " differs", id, ch);
+            mismatch(k, "message %" PRId64 " of channel %s differs", id, ID_TEXT(k, ch));
             continue;
         }
         /* edit history length */
@@ -960,7 +972,7 @@ static int verify_sample(copier *k)
                 continue;
             nonzero++;
             sqlite3_reset(rs);
-            sqlite3_bind_int64(rs, 1, (int64_t)ch);
+            src_bind_id(k, rs, 1, ch);
             sqlite3_bind_int64(rs, 2, id);
             sqlite3_bind_text(rs, 3, emoji.ptr, (int)emoji.len, SQLITE_TRANSIENT);
             int64_t want_n = sqlite3_step(rs) == SQLITE_ROW ? sqlite3_column_int64(rs, 0) : 0;
@@ -977,7 +989,7 @@ static int verify_sample(copier *k)
                            "SELECT count(*) FROM message_reaction_counts WHERE channel_id = ? AND "
                            "message_id = ? AND count > 0",
                            -1, &rs, NULL);
-        sqlite3_bind_int64(rs, 1, (int64_t)ch);
+        src_bind_id(k, rs, 1, ch);
         sqlite3_bind_int64(rs, 2, id);
         if (sqlite3_step(rs) == SQLITE_ROW && sqlite3_column_int64(rs, 0) != nonzero)
             mismatch(k,
@@ -1011,8 +1023,8 @@ static int verify_positions_and_pins(copier *k)
             cql_row_get_bigint(r, 0, &have);
         cql_result_destroy(r);
         if (have != col_i64(st, 2))
-            mismatch(k, "read position of user %" PRIu64 " in channel %" PRIu64 " differs",
-                     src_id(st, 1), src_id(st, 0));
+            mismatch(k, "read position of user %s in channel %s differs", ID_TEXT(k, src_id(st, 1)),
+                     ID_TEXT(k, src_id(st, 0)));
     }
     sqlite3_finalize(st);
     st = NULL;
@@ -1030,8 +1042,8 @@ static int verify_positions_and_pins(copier *k)
             at = sc_col_i64(r, 3);
         cql_result_destroy(r);
         if (at != col_i64(st, 2))
-            mismatch(k, "pin of message %" PRId64 " in channel %" PRIu64 " differs", col_i64(st, 1),
-                     src_id(st, 0));
+            mismatch(k, "pin of message %" PRId64 " in channel %s differs", col_i64(st, 1),
+                     ID_TEXT(k, src_id(st, 0)));
     }
     sqlite3_finalize(st);
     return rc;
@@ -1077,6 +1089,7 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
                  cfg->sqlite_path);
         return MS_ERR_NOT_FOUND;
     }
+    k.idf = MS_ID_INT64; /* the source store's format (int64 until it is recorded) */
     int rc = store__sq_open_db(cfg->sqlite_path, false, &k.db, err, errlen);
     if (rc)
         return rc;

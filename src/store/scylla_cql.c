@@ -355,14 +355,14 @@ int sc_run_page(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int32
     return 0;
 }
 
-void sc_bind_id(cql_values *v, uint64_t id)
+void sc_bind_id(cql_values *v, ms_xid id)
 {
-    cql_values_add_bigint(v, (int64_t)id);
+    cql_values_add_bigint(v, (int64_t)id.lo);
 }
 
-uint64_t sc_col_id(cql_result *r, int col)
+ms_xid sc_col_id(cql_result *r, int col)
 {
-    return col < 0 ? 0 : (uint64_t)sc_col_i64(r, col);
+    return col < 0 ? (ms_xid){0, 0} : ms_xid_int((uint64_t)sc_col_i64(r, col));
 }
 
 /* [applied] of a lightweight transaction's result. */

@@ -254,7 +254,7 @@ enum { RP_REACTION = 1, RP_MESSAGES = 2 };
 
 typedef struct rp_note {
     int8_t kind;
-    uint64_t ch;
+    ms_xid ch;
     int64_t id; /* message id (RP_REACTION) or bucket (RP_MESSAGES) */
     char emoji[STORE_MAX_EMOJI_BYTES + 1];
     uint64_t failure_id; /* a snowflake of the failure's time */
@@ -359,7 +359,7 @@ struct sc_backend {
 
     char *sql[SC_NSTMT]; /* statement texts with the keyspace filled in */
     pthread_mutex_t known_mu;
-    uint64_t *known; /* open addressing, 0 = empty */
+    ms_xid *known; /* open addressing, none = empty */
     size_t nknown;
     _Atomic int faults[STORE_FAULT_LAST + 1]; /* injected faults left, by store_fault */
     _Atomic unsigned hosts_up;                /* CQL_HOST_UP events seen by any of the sessions */
@@ -470,7 +470,7 @@ void sc_task_resume(sc_task *t);
 bool sc_take_fault(sc_conn *c, store_fault f);
 
 /* Binds a channel or user id (the one place that knows its CQL type). */
-void sc_bind_id(cql_values *v, uint64_t id);
+void sc_bind_id(cql_values *v, ms_xid id);
 
 /* ---- search change log (scylla_messages.c) ---- */
 
@@ -482,7 +482,7 @@ bool sc_search_on(const sc_backend *b);
  * version the index must see: an insert's created_at, an edit's or a delete's
  * time). 0, or MS_ERR_CLOCK with op failed.
  */
-int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, uint64_t ch, uint64_t id, int kind,
+int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, ms_xid ch, uint64_t id, int kind,
                        uint64_t version);
 
 /*
@@ -491,10 +491,13 @@ int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, uint64_t ch, uin
  * entry, and the indexer waits for the change to show (its version) before
  * applying it. A no-op without search.
  */
-int sc_search_log(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, int kind, uint64_t version);
+int sc_search_log(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, int kind, uint64_t version);
 
-/* Reads a channel or user id back from column col of the current row (0 for null). */
-uint64_t sc_col_id(cql_result *r, int col);
+/* Reads a channel or user id back from column col of the current row (none for null). */
+ms_xid sc_col_id(cql_result *r, int col);
+
+/* A 64-bit key of a channel for in-memory tables and shards (an integer id is itself). */
+#define sc_xid_key(ch) ms_xid_key64(ch)
 
 /* [applied] of a lightweight transaction's result (reads its first row). */
 bool sc_lwt_applied(cql_result *r);
@@ -518,18 +521,18 @@ const char *sc_col_text(cql_result *r, int col, store_result_hdr *res, size_t *l
 int sc_row_msg(cql_result *r, store_result_hdr *res, store_message *m);
 
 /* Reads one message into *m (strings into res). 0, or fails op (NOT_FOUND). */
-int sc_get_msg(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, store_result_hdr *res,
+int sc_get_msg(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, store_result_hdr *res,
                store_message *m);
 
 /* Loads a message into a new message result (op->res). */
-int sc_load_message(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, bool duplicate);
+int sc_load_message(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, bool duplicate);
 
 /* Whether channel ch is known to have its metadata row; remembers one that has. */
-bool sc_known_has(sc_backend *b, uint64_t ch);
-void sc_known_add(sc_backend *b, uint64_t ch);
+bool sc_known_has(sc_backend *b, ms_xid ch);
+void sc_known_add(sc_backend *b, ms_xid ch);
 
 /* The next chunk of the channel's non-empty buckets from `from` (inclusive), one direction. */
-int sc_bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool desc, int32_t *out,
+int sc_bucket_list(sc_conn *c, store_op *op, ms_xid ch, int32_t from, bool desc, int32_t *out,
                    size_t *n);
 
 /* ---- reactions, pins, ...: scylla_meta.c ---- */
@@ -539,11 +542,11 @@ int sc_bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool des
  * channel's pin_count, in one conditional batch. *changed: whether anything
  * changed. 0, MS_ERR_CONFLICT at the cap, or fails op.
  */
-int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_pin_entry *add,
+int sc_pin_cas(sc_conn *c, store_op *op, ms_xid ch, uint64_t msg, const store_pin_entry *add,
                bool *changed);
 
 /* Loads the channel's metadata into a new channel result (op->res). */
-int sc_load_channel(sc_conn *c, store_op *op, uint64_t ch);
+int sc_load_channel(sc_conn *c, store_op *op, ms_xid ch);
 
 /* ---- exact counts: scylla_repair.c ---- */
 
@@ -555,8 +558,7 @@ bool sc_maybe_applied(int code);
  * out or was skipped: records the count for the repair and wakes the repair
  * thread. Keeps op's status and detail.
  */
-void sc_note_failure(sc_conn *c, store_op *op, int kind, uint64_t ch, int64_t id,
-                     const char *emoji);
+void sc_note_failure(sc_conn *c, store_op *op, int kind, ms_xid ch, int64_t id, const char *emoji);
 
 /* The counter repair's blocking session, connected on first use. 0, or a code with detail. */
 int sc_repair_connect(sc_backend *b, char *detail, size_t dlen);

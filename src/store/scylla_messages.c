@@ -60,7 +60,7 @@ int sc_row_msg(cql_result *r, store_result_hdr *res, store_message *m)
 }
 
 /* Reads one message into *m (strings into res). 0, or fails op (NOT_FOUND). */
-int sc_get_msg(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, store_result_hdr *res,
+int sc_get_msg(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, store_result_hdr *res,
                store_message *m)
 {
     cql_values *v = sc_vals(c);
@@ -77,13 +77,13 @@ int sc_get_msg(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, store_result_
     if (got < 0)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
     if (got == 0)
-        return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "message %" PRIu64 " not found in channel %" PRIu64, id, ch);
+        return store__op_fail(op, MS_ERR_NOT_FOUND, "message %" PRIu64 " not found in channel %s",
+                              id, STORE_XID(op->s, ch));
     return 0;
 }
 
 /* Loads a message into a new message result (op->res). */
-int sc_load_message(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, bool duplicate)
+int sc_load_message(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, bool duplicate)
 {
     store_message_result *res = store__res_new(sizeof *res);
     if (!res)
@@ -99,13 +99,14 @@ int sc_load_message(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, bool dup
 
 /* ------------------------------------------------------------------ known channels */
 
-bool sc_known_has(sc_backend *b, uint64_t ch)
+bool sc_known_has(sc_backend *b, ms_xid ch)
 {
     bool found = false;
     pthread_mutex_lock(&b->known_mu);
-    size_t i = (size_t)((ch * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
-    for (size_t k = 0; k < KNOWN_SLOTS && b->known[i]; k++, i = (i + 1) % KNOWN_SLOTS) {
-        if (b->known[i] == ch) {
+    size_t i = (size_t)((sc_xid_key(ch) * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
+    for (size_t k = 0; k < KNOWN_SLOTS && !ms_xid_is_none(b->known[i]);
+         k++, i = (i + 1) % KNOWN_SLOTS) {
+        if (ms_xid_eq(b->known[i], ch)) {
             found = true;
             break;
         }
@@ -114,17 +115,17 @@ bool sc_known_has(sc_backend *b, uint64_t ch)
     return found;
 }
 
-void sc_known_add(sc_backend *b, uint64_t ch)
+void sc_known_add(sc_backend *b, ms_xid ch)
 {
     pthread_mutex_lock(&b->known_mu);
     if (b->nknown >= KNOWN_SLOTS / 2) { /* keep probing short: forget everything */
         memset(b->known, 0, KNOWN_SLOTS * sizeof *b->known);
         b->nknown = 0;
     }
-    size_t i = (size_t)((ch * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
-    while (b->known[i] && b->known[i] != ch)
+    size_t i = (size_t)((sc_xid_key(ch) * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
+    while (!ms_xid_is_none(b->known[i]) && !ms_xid_eq(b->known[i], ch))
         i = (i + 1) % KNOWN_SLOTS;
-    if (!b->known[i]) {
+    if (ms_xid_is_none(b->known[i])) {
         b->known[i] = ch;
         b->nknown++;
     }
@@ -194,8 +195,8 @@ static int stored_instead(sc_conn *c, store_op *op, uint64_t id)
     store_free(op->res);
     op->res = NULL;
     return store__op_fail(op, MS_ERR_CONFLICT,
-                          "message id %" PRIu64 " already exists in channel %" PRIu64, id,
-                          r->channel_id);
+                          "message id %" PRIu64 " already exists in channel %s", id,
+                          STORE_XID(op->s, r->channel_id));
 }
 
 /*
@@ -215,7 +216,7 @@ bool sc_search_on(const sc_backend *b)
     return b->cfg->search_pg_url[0] != '\0';
 }
 
-int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, uint64_t ch, uint64_t id, int kind,
+int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, ms_xid ch, uint64_t id, int kind,
                        uint64_t version)
 {
     uint64_t seq = store__next_id(op->s);
@@ -224,7 +225,7 @@ int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, uint64_t ch, uin
     const ms_config *cfg = c->b->cfg;
     cql_values_add_int(v, store_search_shard(ch, cfg->search_shards));
     cql_values_add_bigint(v, (int64_t)seq);
-    cql_values_add_bigint(v, (int64_t)ch);
+    sc_bind_id(v, ch);
     cql_values_add_bigint(v, (int64_t)id);
     cql_values_add_int(v, kind);
     cql_values_add_bigint(v, (int64_t)version);
@@ -232,7 +233,7 @@ int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, uint64_t ch, uin
     return 0;
 }
 
-int sc_search_log(sc_conn *c, store_op *op, uint64_t ch, uint64_t id, int kind, uint64_t version)
+int sc_search_log(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, int kind, uint64_t version)
 {
     if (!sc_search_on(c->b))
         return 0;
@@ -366,7 +367,7 @@ uncounted:
  * claim and write), wait a little, then complete it with this request's
  * content, uncounted.
  */
-static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
+static int duplicate_of(sc_conn *c, store_op *op, ms_xid ch, uint64_t id)
 {
     for (int attempt = 0; attempt < 20; attempt++) {
         if (sc_load_message(c, op, ch, id, true) == 0) {
@@ -386,15 +387,14 @@ static int duplicate_of(sc_conn *c, store_op *op, uint64_t ch, uint64_t id)
         op->detail[0] = '\0';
         sc_sleep(c, 25);
     }
-    if (ch != op->req.insert.channel_id)
+    if (!ms_xid_eq(ch, op->req.insert.channel_id))
         return store__op_fail(op, MS_ERR_UNAVAILABLE,
                               "the Telegram message is claimed by an unfinished insert in channel "
-                              "%" PRIu64 "; retry",
-                              ch);
+                              "%s; retry",
+                              STORE_XID(op->s, ch));
     MS_WARN("store",
-            "scylla: completing message %" PRIu64 " of channel %" PRIu64
-            " whose insert did not finish",
-            id, ch);
+            "scylla: completing message %" PRIu64 " of channel %s whose insert did not finish", id,
+            STORE_XID(op->s, ch));
     int rc = write_message(c, op, id, false);
     if (rc)
         return rc > 0 ? 0 : op->status;
@@ -417,7 +417,7 @@ int sc_op_insert(sc_conn *c, store_op *op)
         if (sc_run(c, op, SC_TG_CLAIM, "claiming the Telegram message", &res))
             return op->status;
         if (!sc_lwt_applied(res)) {
-            uint64_t ch = sc_col_id(res, cql_result_column_index(res, "channel_id"));
+            ms_xid ch = sc_col_id(res, cql_result_column_index(res, "channel_id"));
             uint64_t id = (uint64_t)sc_named_i64(res, "message_id");
             cql_result_destroy(res);
             return duplicate_of(c, op, ch, id);
@@ -497,7 +497,8 @@ int sc_op_get_telegram(sc_conn *c, store_op *op)
                               "no message for Telegram message %" PRId64 " in chat %" PRId64,
                               op->req.tg.telegram_message_id, op->req.tg.telegram_chat_id);
     }
-    uint64_t ch = sc_col_id(r, 0), id = (uint64_t)sc_col_i64(r, 1);
+    ms_xid ch = sc_col_id(r, 0);
+    uint64_t id = (uint64_t)sc_col_i64(r, 1);
     cql_result_destroy(r);
     int rc = sc_load_message(c, op, ch, id, false);
     if (rc == MS_ERR_NOT_FOUND)
@@ -608,7 +609,7 @@ static int take_read(sc_conn *c, store_op *op, sc_stmt_id id, store_result_hdr *
 }
 
 /* The next chunk of the channel's bucket list from `from` (inclusive) in one direction. */
-int sc_bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool desc, int32_t *out,
+int sc_bucket_list(sc_conn *c, store_op *op, ms_xid ch, int32_t from, bool desc, int32_t *out,
                    size_t *n)
 {
     cql_values *v = sc_vals(c);
@@ -638,8 +639,8 @@ int sc_bucket_list(sc_conn *c, store_op *op, uint64_t ch, int32_t from, bool des
  * least one row, soft-deleted rows included). A page costs 1 + 2 per chunk
  * of 32 non-empty buckets, however many empty buckets lie between.
  */
-static int collect(sc_conn *c, store_op *op, uint64_t ch, uint64_t anchor, bool desc,
-                   bool inclusive, size_t want, store_result_hdr *res, msgvec *mv)
+static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool desc, bool inclusive,
+                   size_t want, store_result_hdr *res, msgvec *mv)
 {
     const ms_config *cfg = c->b->cfg;
     int32_t start = (int32_t)ms_bucket_of(desc ? anchor - 1 : anchor);
@@ -806,7 +807,7 @@ int sc_op_page(sc_conn *c, store_op *op)
 /* ------------------------------------------------------------------ edit, delete */
 
 /* The statements of a delete (soft delete, edit history purged); 0 or fails op. */
-static int delete_rows(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg)
+static int delete_rows(sc_conn *c, store_op *op, ms_xid ch, uint64_t msg)
 {
     cql_values *v = sc_vals(c);
     cql_values_add_bigint(v, (int64_t)op->now_ms);

@@ -202,7 +202,7 @@ static int cmp_pin(const void *a, const void *b)
  * channel's pin_count in *count (may be NULL): -1 when the channel has none
  * (pinned before migration 003, or never pinned).
  */
-static int all_pins(sc_conn *c, store_op *op, uint64_t ch, store_result_hdr *res,
+static int all_pins(sc_conn *c, store_op *op, ms_xid ch, store_result_hdr *res,
                     store_pin_entry **out, size_t *n, int *count)
 {
     cql_values *v = sc_vals(c);
@@ -241,7 +241,7 @@ static int all_pins(sc_conn *c, store_op *op, uint64_t ch, store_result_hdr *res
  * pinned (add) or not pinned (remove). Returns 0, MS_ERR_CONFLICT at the cap,
  * or fails op.
  */
-int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_pin_entry *add,
+int sc_pin_cas(sc_conn *c, store_op *op, ms_xid ch, uint64_t msg, const store_pin_entry *add,
                bool *changed)
 {
     *changed = false;
@@ -264,8 +264,8 @@ int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_
             return 0;
         int cur = count >= 0 ? count : (int)npins; /* no pin_count yet: count the rows */
         if (add && cur >= STORE_MAX_PINS)
-            return store__op_fail(op, MS_ERR_CONFLICT, "channel %" PRIu64 " already has %d pins",
-                                  ch, STORE_MAX_PINS);
+            return store__op_fail(op, MS_ERR_CONFLICT, "channel %s already has %d pins",
+                                  STORE_XID(op->s, ch), STORE_MAX_PINS);
         cql_values *v = &c->bv[0];
         cql_values_reset(v);
         sc_bind_id(v, ch);
@@ -297,8 +297,8 @@ int sc_pin_cas(sc_conn *c, store_op *op, uint64_t ch, uint64_t msg, const store_
         /* the pins moved under us: read them again, after a short random pause */
         sc_sleep(c, (int64_t)(1 + uv_hrtime() % 4));
     }
-    return store__op_fail(op, MS_ERR_UNAVAILABLE,
-                          "the pins of channel %" PRIu64 " keep changing; retry", ch);
+    return store__op_fail(op, MS_ERR_UNAVAILABLE, "the pins of channel %s keep changing; retry",
+                          STORE_XID(op->s, ch));
 }
 
 int sc_op_pin(sc_conn *c, store_op *op)
@@ -368,8 +368,8 @@ int sc_op_unpin(sc_conn *c, store_op *op)
         return op->status;
     if (!found)
         return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "message %" PRIu64 " is not pinned in channel %" PRIu64,
-                              r->message_id, r->channel_id);
+                              "message %" PRIu64 " is not pinned in channel %s", r->message_id,
+                              STORE_XID(op->s, r->channel_id));
     return 0;
 }
 
@@ -523,7 +523,7 @@ int sc_op_read_get(sc_conn *c, store_op *op)
 
 /* ------------------------------------------------------------------ channels, sync, ping */
 
-int sc_load_channel(sc_conn *c, store_op *op, uint64_t ch)
+int sc_load_channel(sc_conn *c, store_op *op, ms_xid ch)
 {
     cql_values *v = sc_vals(c);
     sc_bind_id(v, ch);
@@ -532,7 +532,7 @@ int sc_load_channel(sc_conn *c, store_op *op, uint64_t ch)
         return op->status;
     if (cql_result_next_row(q) != 0) {
         cql_result_destroy(q);
-        return store__op_fail(op, MS_ERR_NOT_FOUND, "channel %" PRIu64 " is unknown", ch);
+        return store__op_fail(op, MS_ERR_NOT_FOUND, "channel %s is unknown", STORE_XID(op->s, ch));
     }
     store_channel_result *res = store__res_new(sizeof *res);
     if (!res) {
@@ -610,7 +610,7 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
     return sc_load_channel(c, op, r->channel_id);
 }
 
-static int load_sync(sc_conn *c, store_op *op, uint64_t ch, bool *found)
+static int load_sync(sc_conn *c, store_op *op, ms_xid ch, bool *found)
 {
     cql_values *v = sc_vals(c);
     sc_bind_id(v, ch);
@@ -643,9 +643,8 @@ int sc_op_sync_get(sc_conn *c, store_op *op)
     if (load_sync(c, op, op->req.channel.channel_id, &found))
         return op->status;
     if (!found)
-        return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "channel %" PRIu64 " has no Telegram sync state",
-                              op->req.channel.channel_id);
+        return store__op_fail(op, MS_ERR_NOT_FOUND, "channel %s has no Telegram sync state",
+                              STORE_XID(op->s, op->req.channel.channel_id));
     return 0;
 }
 

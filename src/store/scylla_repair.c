@@ -23,9 +23,9 @@
 #define RP_SHARDS    16
 #define RP_NOTES_MAX 65536 /* failures kept in memory while counter_repairs cannot be written */
 
-static int rp_shard(uint64_t ch)
+static int rp_shard(ms_xid ch)
 {
-    return (int)((ch * 0x9E3779B97F4A7C15ULL) >> 60) % RP_SHARDS;
+    return (int)((sc_xid_key(ch) * 0x9E3779B97F4A7C15ULL) >> 60) % RP_SHARDS;
 }
 
 /* Writes one failure row; 0, or fails op. */
@@ -74,7 +74,7 @@ bool sc_maybe_applied(int code)
  * memory until that write succeeds) and wakes the repair thread. Keeps op's
  * status and detail.
  */
-void sc_note_failure(sc_conn *c, store_op *op, int kind, uint64_t ch, int64_t id, const char *emoji)
+void sc_note_failure(sc_conn *c, store_op *op, int kind, ms_xid ch, int64_t id, const char *emoji)
 {
     sc_backend *b = c->b;
     rp_note n = {.kind = (int8_t)kind, .ch = ch, .id = id};
@@ -86,9 +86,8 @@ void sc_note_failure(sc_conn *c, store_op *op, int kind, uint64_t ch, int64_t id
     char detail[STORE_DETAIL_LEN];
     memcpy(detail, op->detail, sizeof detail);
     ms_counter_add(b->m_noted, 1);
-    MS_WARN("store",
-            "scylla: %s count of channel %" PRIu64 " %s %" PRId64 " may be off (%s); recounting",
-            kind == RP_REACTION ? "a reaction" : "the message", ch,
+    MS_WARN("store", "scylla: %s count of channel %s %s %" PRId64 " may be off (%s); recounting",
+            kind == RP_REACTION ? "a reaction" : "the message", STORE_XID(op->s, ch),
             kind == RP_REACTION ? "message" : "bucket", id, st ? detail : "not counted");
     if (rp_record(c, op, &n) != 0) {
         MS_WARN("store", "scylla: %s; kept in memory", op->detail);
@@ -140,8 +139,9 @@ static int cmp_note(const rp_note *a, const rp_note *b)
 {
     if (a->kind != b->kind)
         return a->kind < b->kind ? -1 : 1;
-    if (a->ch != b->ch)
-        return a->ch < b->ch ? -1 : 1;
+    int chc = ms_xid_cmp(a->ch, b->ch);
+    if (chc)
+        return chc;
     if (a->id != b->id)
         return a->id < b->id ? -1 : 1;
     return strcmp(a->emoji, b->emoji);
@@ -347,9 +347,9 @@ static int rp_finish(sc_backend *b, sc_conn *c, store_op *op, rp_key *k, bool *f
                    "correcting a count", NULL))
             return op->status;
         MS_INFO("store",
-                "scylla: %s count of channel %" PRIu64 " %s %" PRId64 " corrected by %+" PRId64
+                "scylla: %s count of channel %s %s %" PRId64 " corrected by %+" PRId64
                 " to %" PRId64,
-                k->n.kind == RP_REACTION ? "a reaction" : "the message", k->n.ch,
+                k->n.kind == RP_REACTION ? "a reaction" : "the message", STORE_XID(op->s, k->n.ch),
                 k->n.kind == RP_REACTION ? "message" : "bucket", k->n.id, delta, rows);
         *fixed = true;
     }

@@ -240,11 +240,11 @@ const char *store__snippet_html(store_result_hdr *res, const char *s, size_t n)
     return out;
 }
 
-int store_search_shard(uint64_t channel_id, int shards)
+int store_search_shard(ms_xid channel_id, int shards)
 {
     if (shards <= 1)
         return 0;
-    uint64_t h = channel_id * 0x9E3779B97F4A7C15ULL;
+    uint64_t h = ms_xid_key64(channel_id) * 0x9E3779B97F4A7C15ULL;
     return (int)((h >> 32) % (uint64_t)shards);
 }
 

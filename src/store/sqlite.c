@@ -427,7 +427,9 @@ int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
         if (applied)
             MS_INFO("store", "sqlite: %s: applied %d migration(s)", cfg->sqlite_path, applied);
     }
+    b->writer.id_format = store_id_format(s);
     for (int i = 0; i < b->nreaders; i++) {
+        b->readers[i].id_format = store_id_format(s);
         rc = store__sq_open_db(cfg->sqlite_path, false, &b->readers[i].db, err, errlen);
         if (rc)
             goto fail;

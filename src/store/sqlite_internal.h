@@ -132,6 +132,7 @@ typedef enum sq_stmt_id { SQ_STATEMENTS(SQ_ENUM) SQ_NSTMT } sq_stmt_id;
 
 typedef struct sq_conn {
     sqlite3 *db;
+    ms_id_format id_format; /* how channel and user ids are bound (sqlite_ops.c) */
     sqlite3_stmt *stmt[SQ_NSTMT];
     uint32_t queries; /* statements run for the current op */
     bool rollback;    /* the current op wrote something that must be undone (duplicate) */
@@ -167,6 +168,15 @@ int store__sq_hold(const char *path, int *fd, char *err, size_t errlen);
  * first use, and counts one query. NULL when preparing failed.
  */
 sqlite3_stmt *store__sq_stmt(sq_conn *c, sq_stmt_id id);
+
+/*
+ * Binds a channel or user id as the store's format keeps it (a 16-byte BLOB
+ * for uuid, an INTEGER for int64), and reads one back (either storage).
+ * Every id bind and read of the SQLite backend goes through these two.
+ */
+void store__sq_bind_xid(const sq_conn *c, sqlite3_stmt *st, int i, ms_xid v);
+void store__sq_bind_xid_as(ms_id_format f, sqlite3_stmt *st, int i, ms_xid v); /* any sqlite3 */
+ms_xid store__sq_col_xid(sqlite3_stmt *st, int col);
 
 /* Finalizes c's statements and closes its database. */
 void store__sq_conn_close(sq_conn *c);

@@ -96,23 +96,58 @@ static int step_row(sq_conn *c, store_op *op, sqlite3_stmt *st, const char *what
     return rc == SQLITE_DONE ? 0 : store__sq_fail(c, op, rc, what);
 }
 
+/*
+ * Binds a channel or user id as the store's format keeps it: a 16-byte BLOB
+ * (uuid) or an INTEGER (int64). Every id bind goes through here.
+ */
+void store__sq_bind_xid(const sq_conn *c, sqlite3_stmt *st, int i, ms_xid v)
+{
+    store__sq_bind_xid_as(c->id_format, st, i, v);
+}
+
+void store__sq_bind_xid_as(ms_id_format f, sqlite3_stmt *st, int i, ms_xid v)
+{
+    if (f == MS_ID_UUID) {
+        uint8_t b[16];
+        ms_xid_to_bytes(v, b);
+        sqlite3_bind_blob(st, i, b, 16, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_int64(st, i, I64(v.lo));
+    }
+}
+
+/* Reads a channel or user id column back (either storage: a 16-byte BLOB or an INTEGER). */
+ms_xid store__sq_col_xid(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_BLOB && sqlite3_column_bytes(st, col) == 16)
+        return ms_xid_from_bytes(sqlite3_column_blob(st, col));
+    return ms_xid_int((uint64_t)sqlite3_column_int64(st, col));
+}
+
 /* Statement id with ?1 bound (a channel); NULL if unavailable. */
-static sqlite3_stmt *stmt1(sq_conn *c, sq_stmt_id id, uint64_t a)
+static sqlite3_stmt *stmt1(sq_conn *c, sq_stmt_id id, ms_xid channel)
 {
     sqlite3_stmt *st = store__sq_stmt(c, id);
     if (st)
-        sqlite3_bind_int64(st, 1, I64(a));
+        store__sq_bind_xid(c, st, 1, channel);
     return st;
 }
 
-/* Statement id with ?1 and ?2 bound (a channel and a message or user); NULL if unavailable. */
-static sqlite3_stmt *stmt2(sq_conn *c, sq_stmt_id id, uint64_t a, uint64_t b)
+/* Statement id with ?1 and ?2 bound (a channel and a message id); NULL if unavailable. */
+static sqlite3_stmt *stmt2(sq_conn *c, sq_stmt_id id, ms_xid channel, uint64_t b)
 {
-    sqlite3_stmt *st = store__sq_stmt(c, id);
-    if (st) {
-        sqlite3_bind_int64(st, 1, I64(a));
+    sqlite3_stmt *st = stmt1(c, id, channel);
+    if (st)
         sqlite3_bind_int64(st, 2, I64(b));
-    }
+    return st;
+}
+
+/* Statement id with ?1 and ?2 bound (a channel and a user); NULL if unavailable. */
+static sqlite3_stmt *stmt_cu(sq_conn *c, sq_stmt_id id, ms_xid channel, ms_xid user)
+{
+    sqlite3_stmt *st = stmt1(c, id, channel);
+    if (st)
+        store__sq_bind_xid(c, st, 2, user);
     return st;
 }
 
@@ -131,10 +166,10 @@ int store__sq_col_msg(sqlite3_stmt *st, store_result_hdr *res, store_message *m)
 {
     bool oom = false;
     memset(m, 0, sizeof *m);
-    m->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
+    m->channel_id = store__sq_col_xid(st, 0);
     m->id = (uint64_t)sqlite3_column_int64(st, 1);
     m->bucket = ms_bucket_of(m->id);
-    m->sender_id = (uint64_t)sqlite3_column_int64(st, 2);
+    m->sender_id = store__sq_col_xid(st, 2);
     m->type = (store_msg_type)sqlite3_column_int(st, 3);
     m->source = (store_msg_source)sqlite3_column_int(st, 4);
     m->content = dup_col(res, st, 5, &m->content_len, &oom);
@@ -157,14 +192,15 @@ int store__sq_col_msg(sqlite3_stmt *st, store_result_hdr *res, store_message *m)
     return oom || !m->content ? MS_ERR_NOMEM : 0;
 }
 
-static int not_found(store_op *op, uint64_t channel, uint64_t id)
+static int not_found(store_op *op, ms_xid channel, uint64_t id)
 {
-    return store__op_fail(op, MS_ERR_NOT_FOUND, "message %" PRIu64 " not found in channel %" PRIu64,
-                          id, channel);
+    char ch[MS_XID_STRLEN];
+    return store__op_fail(op, MS_ERR_NOT_FOUND, "message %" PRIu64 " not found in channel %s", id,
+                          store__xid_text(op->s, channel, ch));
 }
 
 /* Loads one message into a new message result (op->res). */
-static int load_message(sq_conn *c, store_op *op, uint64_t channel, uint64_t id, bool duplicate)
+static int load_message(sq_conn *c, store_op *op, ms_xid channel, uint64_t id, bool duplicate)
 {
     sqlite3_stmt *st = stmt2(c, SQ_MSG_GET, channel, id);
     int rc = step_row(c, op, st, "reading the message");
@@ -181,7 +217,7 @@ static int load_message(sq_conn *c, store_op *op, uint64_t channel, uint64_t id,
 }
 
 /* The message's is_deleted flag: 0/1, or fails op with NOT_FOUND. */
-static int message_state(sq_conn *c, store_op *op, uint64_t channel, uint64_t id, int *deleted)
+static int message_state(sq_conn *c, store_op *op, ms_xid channel, uint64_t id, int *deleted)
 {
     int64_t v = 0;
     bool found = false;
@@ -198,14 +234,18 @@ static int message_state(sq_conn *c, store_op *op, uint64_t channel, uint64_t id
 /* Loads the message a Telegram message maps to into a new message result. */
 static int load_telegram(sq_conn *c, store_op *op, int64_t chat, int64_t tg_id, bool duplicate)
 {
-    sqlite3_stmt *st = stmt2(c, SQ_TG_GET, (uint64_t)chat, (uint64_t)tg_id);
+    sqlite3_stmt *st = store__sq_stmt(c, SQ_TG_GET);
+    if (st) {
+        sqlite3_bind_int64(st, 1, chat);
+        sqlite3_bind_int64(st, 2, tg_id);
+    }
     int rc = step_row(c, op, st, "reading the Telegram mapping");
     if (rc <= 0)
         return rc ? rc
                   : store__op_fail(op, MS_ERR_NOT_FOUND,
                                    "no message for Telegram message %" PRId64 " in chat %" PRId64,
                                    tg_id, chat);
-    uint64_t ch = (uint64_t)sqlite3_column_int64(st, 0);
+    ms_xid ch = store__sq_col_xid(st, 0);
     uint64_t id = (uint64_t)sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     return load_message(c, op, ch, id, duplicate);
@@ -223,7 +263,7 @@ static int op_insert(sq_conn *c, store_op *op)
         st = store__sq_stmt(c, SQ_TG_CLAIM);
         sqlite3_bind_int64(st, 1, r->telegram_chat_id);
         sqlite3_bind_int64(st, 2, r->telegram_message_id);
-        sqlite3_bind_int64(st, 3, I64(r->channel_id));
+        store__sq_bind_xid(c, st, 3, r->channel_id);
         sqlite3_bind_int64(st, 4, I64(r->id));
         sqlite3_bind_int64(st, 5, I64(op->now_ms));
         if (step_done(c, op, st, "recording the Telegram mapping"))
@@ -236,7 +276,7 @@ static int op_insert(sq_conn *c, store_op *op)
     }
     if (r->nonce) {
         st = store__sq_stmt(c, SQ_NONCE_CLAIM);
-        sqlite3_bind_int64(st, 1, I64(r->channel_id));
+        store__sq_bind_xid(c, st, 1, r->channel_id);
         sqlite3_bind_text(st, 2, r->nonce, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, I64(r->id));
         sqlite3_bind_int64(st, 4, I64(op->now_ms));
@@ -245,7 +285,7 @@ static int op_insert(sq_conn *c, store_op *op)
         if (sqlite3_changes(c->db) == 0) {
             c->rollback = true; /* undo the Telegram claim made above, if any */
             st = store__sq_stmt(c, SQ_NONCE_GET);
-            sqlite3_bind_int64(st, 1, I64(r->channel_id));
+            store__sq_bind_xid(c, st, 1, r->channel_id);
             sqlite3_bind_text(st, 2, r->nonce, -1, SQLITE_STATIC);
             int64_t id = 0;
             bool found = false;
@@ -258,10 +298,10 @@ static int op_insert(sq_conn *c, store_op *op)
     st = store__sq_stmt(c, SQ_MSG_INSERT);
     if (!st)
         return store__op_fail(op, MS_ERR_INTERNAL, "statement unavailable");
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    store__sq_bind_xid(c, st, 1, r->channel_id);
     sqlite3_bind_int64(st, 2, ms_bucket_of(r->id));
     sqlite3_bind_int64(st, 3, I64(r->id));
-    sqlite3_bind_int64(st, 4, I64(r->sender_id));
+    store__sq_bind_xid(c, st, 4, r->sender_id);
     sqlite3_bind_int(st, 5, (int)r->type);
     sqlite3_bind_int(st, 6, (int)r->source);
     sqlite3_bind_text(st, 7, r->content, (int)r->content_len, SQLITE_STATIC);
@@ -279,17 +319,18 @@ static int op_insert(sq_conn *c, store_op *op)
     }
     sqlite3_bind_int64(st, 14, I64(created));
     int rc = sqlite3_step(st);
+    char chs[MS_XID_STRLEN];
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
         return store__op_fail(op, MS_ERR_CONFLICT,
-                              "message id %" PRIu64 " already exists in channel %" PRIu64, r->id,
-                              r->channel_id);
+                              "message id %" PRIu64 " already exists in channel %s", r->id,
+                              store__xid_text(op->s, r->channel_id, chs));
     if ((rc & 0xFF) == SQLITE_CONSTRAINT) /* the search index's rowid: ids are unique in a file */
         return store__op_fail(op, MS_ERR_CONFLICT,
                               "message id %" PRIu64 " already exists in another channel", r->id);
     if (rc != SQLITE_DONE)
         return store__sq_fail(c, op, rc, "writing the message");
     st = store__sq_stmt(c, SQ_BUCKET_ADD);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    store__sq_bind_xid(c, st, 1, r->channel_id);
     sqlite3_bind_int64(st, 2, ms_bucket_of(r->id));
     if (step_done(c, op, st, "recording the bucket"))
         return op->status;
@@ -505,9 +546,9 @@ static int op_history(sq_conn *c, store_op *op)
 
 /* ------------------------------------------------------------------ reactions */
 
-static void bind_reaction(sqlite3_stmt *st, const store_reaction_req *r)
+static void bind_reaction(const sq_conn *c, sqlite3_stmt *st, const store_reaction_req *r)
 {
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    store__sq_bind_xid(c, st, 1, r->channel_id);
     sqlite3_bind_int64(st, 2, I64(r->message_id));
     sqlite3_bind_text(st, 3, r->emoji, -1, SQLITE_STATIC);
 }
@@ -521,8 +562,8 @@ static int op_reaction(sq_conn *c, store_op *op, bool add)
     if (add && deleted)
         return store__op_fail(op, MS_ERR_CONFLICT, "message %" PRIu64 " is deleted", r->message_id);
     sqlite3_stmt *st = store__sq_stmt(c, add ? SQ_REACT_ADD : SQ_REACT_DEL);
-    bind_reaction(st, r);
-    sqlite3_bind_int64(st, 4, I64(r->user_id));
+    bind_reaction(c, st, r);
+    store__sq_bind_xid(c, st, 4, r->user_id);
     if (add)
         sqlite3_bind_int64(st, 5, I64(op->now_ms));
     if (step_done(c, op, st, add ? "adding the reaction" : "removing the reaction"))
@@ -532,12 +573,12 @@ static int op_reaction(sq_conn *c, store_op *op, bool add)
     int64_t count = 0;
     bool found = false;
     st = store__sq_stmt(c, changed ? (add ? SQ_COUNT_INC : SQ_COUNT_DEC) : SQ_COUNT_GET);
-    bind_reaction(st, r);
+    bind_reaction(c, st, r);
     if (step_int(c, op, st, "counting the reaction", &count, &found))
         return op->status;
     if (changed && !add && count <= 0) {
         st = store__sq_stmt(c, SQ_COUNT_ZAP);
-        bind_reaction(st, r);
+        bind_reaction(c, st, r);
         if (step_done(c, op, st, "counting the reaction"))
             return op->status;
     }
@@ -591,12 +632,12 @@ static int op_reaction_users(sq_conn *c, store_op *op)
         return nomem(op);
     sqlite3_stmt *st = stmt2(c, SQ_USERS, r->channel_id, r->message_id);
     sqlite3_bind_text(st, 3, r->emoji, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, I64(r->after_user_id));
+    store__sq_bind_xid(c, st, 4, r->after_user_id);
     sqlite3_bind_int64(st, 5, r->limit + 1);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (res->count < (size_t)r->limit)
-            res->user_ids[res->count++] = (uint64_t)sqlite3_column_int64(st, 0);
+            res->user_ids[res->count++] = store__sq_col_xid(st, 0);
         else
             res->more = true;
     }
@@ -610,12 +651,12 @@ static int op_reaction_users(sq_conn *c, store_op *op)
 static int col_pin(sqlite3_stmt *st, store_result_hdr *res, store_pin_entry *p)
 {
     bool oom = false;
-    p->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
+    p->channel_id = store__sq_col_xid(st, 0);
     p->message_id = (uint64_t)sqlite3_column_int64(st, 1);
-    p->pinned_by = (uint64_t)sqlite3_column_int64(st, 2);
+    p->pinned_by = store__sq_col_xid(st, 2);
     p->pinned_at_ms = (uint64_t)sqlite3_column_int64(st, 3);
     p->content_preview = dup_col(res, st, 4, NULL, &oom);
-    p->sender_id = (uint64_t)sqlite3_column_int64(st, 5);
+    p->sender_id = store__sq_col_xid(st, 5);
     return oom ? MS_ERR_NOMEM : 0;
 }
 
@@ -662,16 +703,17 @@ static int op_pin(sq_conn *c, store_op *op)
     if (step_int(c, op, st, "counting pins", &npins, &f))
         goto out;
     if (npins >= STORE_MAX_PINS) {
-        store__op_fail(op, MS_ERR_CONFLICT, "channel %" PRIu64 " already has %d pins",
-                       r->channel_id, STORE_MAX_PINS);
+        char chs[MS_XID_STRLEN];
+        store__op_fail(op, MS_ERR_CONFLICT, "channel %s already has %d pins",
+                       store__xid_text(op->s, r->channel_id, chs), STORE_MAX_PINS);
         goto out;
     }
     size_t plen = store__utf8_prefix(mr->msg.content, mr->msg.content_len, STORE_PREVIEW_CHARS);
     st = stmt2(c, SQ_PIN_ADD, r->channel_id, r->message_id);
     sqlite3_bind_int64(st, 3, I64(op->now_ms));
-    sqlite3_bind_int64(st, 4, I64(r->pinned_by));
+    store__sq_bind_xid(c, st, 4, r->pinned_by);
     sqlite3_bind_text(st, 5, mr->msg.content, (int)plen, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, I64(mr->msg.sender_id));
+    store__sq_bind_xid(c, st, 6, mr->msg.sender_id);
     if (step_done(c, op, st, "pinning the message"))
         goto out;
     store_pin_result *res = store__res_new(sizeof *res);
@@ -699,10 +741,11 @@ static int op_unpin(sq_conn *c, store_op *op)
     bool found = false;
     if (load_pin(c, op, &found))
         return op->status;
+    char chs[MS_XID_STRLEN];
     if (!found)
         return store__op_fail(op, MS_ERR_NOT_FOUND,
-                              "message %" PRIu64 " is not pinned in channel %" PRIu64,
-                              r->message_id, r->channel_id);
+                              "message %" PRIu64 " is not pinned in channel %s", r->message_id,
+                              store__xid_text(op->s, r->channel_id, chs));
     sqlite3_stmt *st = stmt2(c, SQ_PIN_DEL, r->channel_id, r->message_id);
     step_done(c, op, st, "unpinning the message");
     return op->status;
@@ -717,7 +760,7 @@ static int op_pins_list(sq_conn *c, store_op *op)
     if (!res->items)
         return nomem(op);
     sqlite3_stmt *st = store__sq_stmt(c, SQ_PINS_LIST);
-    sqlite3_bind_int64(st, 1, I64(op->req.channel.channel_id));
+    store__sq_bind_xid(c, st, 1, op->req.channel.channel_id);
     sqlite3_bind_int64(st, 2, STORE_MAX_PINS);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && res->count < STORE_MAX_PINS)
@@ -732,7 +775,7 @@ static int op_pins_list(sq_conn *c, store_op *op)
 
 static int read_position(sq_conn *c, store_op *op, store_read_result *res)
 {
-    sqlite3_stmt *st = stmt2(c, SQ_READ_GET, op->req.read.channel_id, op->req.read.user_id);
+    sqlite3_stmt *st = stmt_cu(c, SQ_READ_GET, op->req.read.channel_id, op->req.read.user_id);
     int rc = step_row(c, op, st, "reading the read position");
     if (rc <= 0)
         return rc;
@@ -745,7 +788,7 @@ static int read_position(sq_conn *c, store_op *op, store_read_result *res)
 static int op_read_set(sq_conn *c, store_op *op)
 {
     const store_read_req *r = &op->req.read;
-    sqlite3_stmt *st = stmt2(c, SQ_READ_SET, r->channel_id, r->user_id);
+    sqlite3_stmt *st = stmt_cu(c, SQ_READ_SET, r->channel_id, r->user_id);
     sqlite3_bind_int64(st, 3, I64(r->message_id));
     sqlite3_bind_int64(st, 4, I64(op->now_ms));
     if (step_done(c, op, st, "setting the read position"))
@@ -780,19 +823,20 @@ static int op_read_get(sq_conn *c, store_op *op)
 
 /* ------------------------------------------------------------------ channels, sync, ping */
 
-static int load_channel(sq_conn *c, store_op *op, uint64_t channel)
+static int load_channel(sq_conn *c, store_op *op, ms_xid channel)
 {
     sqlite3_stmt *st = stmt1(c, SQ_CHAN_GET, channel);
     int rc = step_row(c, op, st, "reading the channel");
     if (rc <= 0)
         return rc ? rc
-                  : store__op_fail(op, MS_ERR_NOT_FOUND, "channel %" PRIu64 " is unknown", channel);
+                  : store__op_fail(op, MS_ERR_NOT_FOUND, "channel %s is unknown",
+                                   STORE_XID(op->s, channel));
     store_channel_result *res = store__op_result(op, sizeof *res);
     if (!res)
         return op->status;
     bool oom = false;
     store_channel *ch = &res->channel;
-    ch->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
+    ch->channel_id = store__sq_col_xid(st, 0);
     ch->name = dup_col(&res->hdr, st, 1, NULL, &oom);
     ch->type = dup_col(&res->hdr, st, 2, NULL, &oom);
     ch->created_at_ms = (uint64_t)sqlite3_column_int64(st, 3);
@@ -809,7 +853,7 @@ static int op_channel_upsert(sq_conn *c, store_op *op)
 {
     const store_channel_upsert_req *r = &op->req.upsert;
     sqlite3_stmt *st = store__sq_stmt(c, SQ_CHAN_UPSERT);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    store__sq_bind_xid(c, st, 1, r->channel_id);
     if (r->name)
         sqlite3_bind_text(st, 2, r->name, -1, SQLITE_STATIC);
     if (r->type)
@@ -823,19 +867,19 @@ static int op_channel_upsert(sq_conn *c, store_op *op)
     return op->status;
 }
 
-static int load_sync(sq_conn *c, store_op *op, uint64_t channel)
+static int load_sync(sq_conn *c, store_op *op, ms_xid channel)
 {
     sqlite3_stmt *st = stmt1(c, SQ_SYNC_GET, channel);
     int rc = step_row(c, op, st, "reading the sync state");
     if (rc <= 0)
         return rc ? rc
-                  : store__op_fail(op, MS_ERR_NOT_FOUND,
-                                   "channel %" PRIu64 " has no Telegram sync state", channel);
+                  : store__op_fail(op, MS_ERR_NOT_FOUND, "channel %s has no Telegram sync state",
+                                   STORE_XID(op->s, channel));
     store_sync_result *res = store__op_result(op, sizeof *res);
     if (!res)
         return op->status;
     store_sync_state *s = &res->state;
-    s->channel_id = (uint64_t)sqlite3_column_int64(st, 0);
+    s->channel_id = store__sq_col_xid(st, 0);
     s->telegram_chat_id = sqlite3_column_int64(st, 1);
     s->last_synced_message_id = sqlite3_column_int64(st, 2);
     s->direction = (store_sync_direction)sqlite3_column_int(st, 3);
@@ -849,7 +893,7 @@ static int op_sync_update(sq_conn *c, store_op *op)
 {
     const store_sync_update_req *r = &op->req.sync;
     sqlite3_stmt *st = store__sq_stmt(c, SQ_SYNC_UPSERT);
-    sqlite3_bind_int64(st, 1, I64(r->channel_id));
+    store__sq_bind_xid(c, st, 1, r->channel_id);
     sqlite3_bind_int64(st, 2, r->telegram_chat_id);
     sqlite3_bind_int64(st, 3, r->last_synced_message_id);
     sqlite3_bind_int(st, 4, (int)r->direction);

@@ -38,7 +38,7 @@ static int by_score(const void *a, const void *b)
 static bool seen_before(const store_search_req *r, size_t i)
 {
     for (size_t j = 0; j < i; j++)
-        if (r->channel_ids[j] == r->channel_ids[i])
+        if (ms_xid_eq(r->channel_ids[j], r->channel_ids[i]))
             return true;
     return false;
 }
@@ -74,7 +74,7 @@ void store__sq_search(sq_conn *c, store_op *op)
             store__op_fail(op, MS_ERR_INTERNAL, "the search statement is unavailable");
             goto out;
         }
-        sqlite3_bind_int64(st, 1, I64(r->channel_ids[i]));
+        store__sq_bind_xid(c, st, 1, r->channel_ids[i]);
         sqlite3_bind_text(st, 2, expr, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, r->before ? I64(r->before) : INT64_MAX);
         sqlite3_bind_int64(st, 4, I64(per));

@@ -50,6 +50,7 @@ struct store {
     ms_config cfg;
     store_options opt;
     ms_backend_kind kind;
+    ms_id_format id_format; /* channel and user ids */
     store_backend *be;
     ms_snowflake ids;
     _Atomic uint32_t hook_seq; /* sequence of ids made for an explicit time */
@@ -96,6 +97,11 @@ const char *store_backend_name(const store *s)
     return s && s->be ? s->be->vt->name : "none";
 }
 
+ms_id_format store_id_format(const store *s)
+{
+    return s ? s->id_format : MS_ID_UUID;
+}
+
 int store__op_fail(store_op *op, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -131,35 +137,34 @@ static bool same_read(const store_op *a, const store_op *b)
     switch (a->kind) {
     case STORE_OP_GET:
     case STORE_OP_REACTIONS_GET:
-        return a->req.get.channel_id == b->req.get.channel_id &&
+        return ms_xid_eq(a->req.get.channel_id, b->req.get.channel_id) &&
                a->req.get.message_id == b->req.get.message_id;
     case STORE_OP_PAGE:
-        return a->req.page.channel_id == b->req.page.channel_id &&
+        return ms_xid_eq(a->req.page.channel_id, b->req.page.channel_id) &&
                a->req.page.mode == b->req.page.mode && a->req.page.anchor == b->req.page.anchor &&
                a->req.page.limit == b->req.page.limit;
     case STORE_OP_HISTORY:
-        return a->req.history.channel_id == b->req.history.channel_id &&
+        return ms_xid_eq(a->req.history.channel_id, b->req.history.channel_id) &&
                a->req.history.message_id == b->req.history.message_id &&
                a->req.history.limit == b->req.history.limit;
     case STORE_OP_REACTION_USERS:
-        return a->req.users.channel_id == b->req.users.channel_id &&
+        return ms_xid_eq(a->req.users.channel_id, b->req.users.channel_id) &&
                a->req.users.message_id == b->req.users.message_id &&
-               a->req.users.after_user_id == b->req.users.after_user_id &&
+               ms_xid_eq(a->req.users.after_user_id, b->req.users.after_user_id) &&
                a->req.users.limit == b->req.users.limit &&
                strcmp(a->req.users.emoji, b->req.users.emoji) == 0;
     case STORE_OP_PINS_LIST:
     case STORE_OP_CHANNEL_GET:
     case STORE_OP_SYNC_GET:
-        return a->req.channel.channel_id == b->req.channel.channel_id;
+        return ms_xid_eq(a->req.channel.channel_id, b->req.channel.channel_id);
     default:
         return false;
     }
 }
 
-static size_t co_bucket(uint64_t channel)
+static size_t co_bucket(ms_xid channel)
 {
-    uint64_t h = channel * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(h >> 56) % CO_BUCKETS;
+    return (size_t)(ms_xid_hash(channel) >> 56) % CO_BUCKETS;
 }
 
 /* ------------------------------------------------------------------ ops */
@@ -199,7 +204,7 @@ static int own_search(store_op *op)
     char *buf = malloc(nch * sizeof *r->channel_ids + qlen + 1);
     if (!buf)
         return MS_ERR_NOMEM;
-    uint64_t *ch = (uint64_t *)(void *)buf;
+    ms_xid *ch = (ms_xid *)(void *)buf;
     if (nch)
         memcpy(ch, r->channel_ids, nch * sizeof *ch);
     char *q = buf + nch * sizeof *ch;
@@ -442,13 +447,13 @@ static void co_unlink(store *s, store_op *op)
  * followers: a caller that saw the write acknowledged must not get an answer
  * read before it.
  */
-static void co_invalidate(store *s, uint64_t channel)
+static void co_invalidate(store *s, ms_xid channel)
 {
     pthread_mutex_lock(&s->co_mu);
     store_op **pp = &s->co[co_bucket(channel)];
     while (*pp) {
         store_op *o = *pp;
-        if (o->channel_id == channel) {
+        if (ms_xid_eq(o->channel_id, channel)) {
             *pp = o->co_next;
             o->co_next = NULL;
             o->co_leader = false;
@@ -476,7 +481,7 @@ void store__op_done(store_op *op)
         ms_gauge_add(s->m_queue, -1);
     }
     record(s, op, false);
-    if (op->status == 0 && store__op_is_write(op->kind) && op->channel_id)
+    if (op->status == 0 && store__op_is_write(op->kind) && !ms_xid_is_none(op->channel_id))
         co_invalidate(s, op->channel_id);
 
     store_op *f = NULL;
@@ -776,7 +781,7 @@ static int run_sync(store *s, store_op *op, void **res, char *detail, size_t dle
 
 /* The channel an operation touches (coalescing, invalidation); 0: none. */
 #define CHAN(req)   ((req)->channel_id)
-#define NOCHAN(req) ((void)(req), (uint64_t)0)
+#define NOCHAN(req) ((void)(req), (ms_xid){0, 0})
 
 #define STORE_API(KIND, label, fn, shape, req, member, cb, cbm, res, chan, W, C)                   \
     STORE_API_##shape(fn, STORE_OP_##KIND, req, member, cb, cbm, res, chan)
@@ -840,6 +845,7 @@ int store_open(const ms_config *cfg, const store_options *opt, store **out, char
     if (s->opt.scylla_threads <= 0)
         s->opt.scylla_threads = 8;
     s->kind = ms_config_backend(cfg);
+    s->id_format = MS_ID_INT64;
     int rc = ms_snowflake_init(&s->ids, cfg->epoch_ms, (uint32_t)cfg->worker_id, 2000, NULL, NULL);
     if (rc != 0) {
         snprintf(err, errlen,

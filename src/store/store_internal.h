@@ -84,9 +84,9 @@ struct store_op {
     store_op_kind kind;
     store *s;
     store_op_req req;
-    char *owned;         /* the request's strings, one allocation */
-    uint64_t channel_id; /* channel touched (coalescing, invalidation); 0: none */
-    uint64_t now_ms;     /* wall clock when the op was accepted */
+    char *owned;       /* the request's strings, one allocation */
+    ms_xid channel_id; /* channel touched (coalescing, invalidation); none: none */
+    uint64_t now_ms;   /* wall clock when the op was accepted */
 
     /* outcome, set by the backend (or validation) */
     int status;
@@ -246,6 +246,17 @@ uint64_t store__next_id(store *s);
 /* The store's configuration and clock. */
 const ms_config *store__config(const store *s);
 uint64_t store__now_ms(const store *s);
+
+/* The text of a channel or user id in s's format (for details), written into buf; returns buf. */
+static inline const char *store__xid_text(const store *s, ms_xid id, char buf[MS_XID_STRLEN])
+{
+    ms_xid_format(store_id_format(s), id, buf);
+    return buf;
+}
+
+/* The same in a temporary buffer that lives to the end of the enclosing block (printf arguments).
+ */
+#define STORE_XID(s, id) store__xid_text((s), (id), (char[MS_XID_STRLEN]){0})
 
 /* ---- results: result.c ---- */
 

@@ -78,6 +78,21 @@ static int check_id(store_op *op, const char *name, uint64_t v, bool required)
     return 0;
 }
 
+/* A channel or user id: valid in the store's format (or none when optional). */
+static int check_xid(store_op *op, const char *name, ms_xid v, bool required)
+{
+    ms_id_format f = store_id_format(op->s);
+    if ((!required && ms_xid_is_none(v)) || ms_xid_valid(f, v))
+        return 0;
+    char text[MS_XID_STRLEN];
+    ms_xid_format(f, v, text);
+    if (f == MS_ID_INT64)
+        return store__op_fail(op, MS_ERR_INVALID,
+                              "%s must be an integer from 1 to 9223372036854775807 (got %s)", name,
+                              text);
+    return store__op_fail(op, MS_ERR_INVALID, "%s must be a UUID other than the nil UUID", name);
+}
+
 static int check_limit(store_op *op, int *limit, int def)
 {
     if (*limit == STORE_LIMIT_DEFAULT) {
@@ -151,8 +166,8 @@ static int check_insert(store_op *op, const ms_config *cfg)
 {
     store_insert_req *r = &op->req.insert;
     int rc;
-    if ((rc = check_id(op, "channel_id", r->channel_id, true)) ||
-        (rc = check_id(op, "sender_id", r->sender_id, true)) ||
+    if ((rc = check_xid(op, "channel_id", r->channel_id, true)) ||
+        (rc = check_xid(op, "sender_id", r->sender_id, true)) ||
         (rc = check_id(op, "reply_to", r->reply_to, false)) ||
         (rc = check_id(op, "id", r->id, false)))
         return rc;
@@ -239,7 +254,7 @@ int store__validate(store_op *op, const ms_config *cfg)
     case STORE_OP_GET:
     case STORE_OP_DELETE:
     case STORE_OP_REACTIONS_GET:
-        if ((rc = check_id(op, "channel_id", op->req.get.channel_id, true)))
+        if ((rc = check_xid(op, "channel_id", op->req.get.channel_id, true)))
             return rc;
         return check_id(op, "message_id", op->req.get.message_id, true);
     case STORE_OP_GET_TELEGRAM:
@@ -251,7 +266,7 @@ int store__validate(store_op *op, const ms_config *cfg)
         return 0;
     case STORE_OP_PAGE: {
         store_page_req *r = &op->req.page;
-        if ((rc = check_id(op, "channel_id", r->channel_id, true)))
+        if ((rc = check_xid(op, "channel_id", r->channel_id, true)))
             return rc;
         if ((unsigned)r->mode > STORE_PAGE_AROUND)
             return store__op_fail(op, MS_ERR_INVALID, "unknown page mode %d", (int)r->mode);
@@ -267,50 +282,50 @@ int store__validate(store_op *op, const ms_config *cfg)
     }
     case STORE_OP_EDIT: {
         store_edit_req *r = &op->req.edit;
-        if ((rc = check_id(op, "channel_id", r->channel_id, true)) ||
+        if ((rc = check_xid(op, "channel_id", r->channel_id, true)) ||
             (rc = check_id(op, "message_id", r->message_id, true)))
             return rc;
         return check_content(op, r->content, r->content_len, false, cfg);
     }
     case STORE_OP_HISTORY:
-        if ((rc = check_id(op, "channel_id", op->req.history.channel_id, true)) ||
+        if ((rc = check_xid(op, "channel_id", op->req.history.channel_id, true)) ||
             (rc = check_id(op, "message_id", op->req.history.message_id, true)))
             return rc;
         return check_limit(op, &op->req.history.limit, STORE_PAGE_LIMIT_DEFAULT);
     case STORE_OP_REACTION_ADD:
     case STORE_OP_REACTION_REMOVE: {
         store_reaction_req *r = &op->req.reaction;
-        if ((rc = check_id(op, "channel_id", r->channel_id, true)) ||
+        if ((rc = check_xid(op, "channel_id", r->channel_id, true)) ||
             (rc = check_id(op, "message_id", r->message_id, true)) ||
-            (rc = check_id(op, "user_id", r->user_id, true)))
+            (rc = check_xid(op, "user_id", r->user_id, true)))
             return rc;
         return check_emoji(op, r->emoji);
     }
     case STORE_OP_REACTION_USERS: {
         store_reaction_users_req *r = &op->req.users;
-        if ((rc = check_id(op, "channel_id", r->channel_id, true)) ||
+        if ((rc = check_xid(op, "channel_id", r->channel_id, true)) ||
             (rc = check_id(op, "message_id", r->message_id, true)) ||
-            (rc = check_id(op, "after", r->after_user_id, false)) ||
+            (rc = check_xid(op, "after", r->after_user_id, false)) ||
             (rc = check_emoji(op, r->emoji)))
             return rc;
         return check_limit(op, &r->limit, STORE_USERS_LIMIT_DEFAULT);
     }
     case STORE_OP_PIN:
     case STORE_OP_UNPIN:
-        if ((rc = check_id(op, "channel_id", op->req.pin.channel_id, true)) ||
+        if ((rc = check_xid(op, "channel_id", op->req.pin.channel_id, true)) ||
             (rc = check_id(op, "message_id", op->req.pin.message_id, true)))
             return rc;
         if (op->kind == STORE_OP_PIN)
-            return check_id(op, "pinned_by", op->req.pin.pinned_by, true);
+            return check_xid(op, "pinned_by", op->req.pin.pinned_by, true);
         return 0;
     case STORE_OP_PINS_LIST:
     case STORE_OP_CHANNEL_GET:
     case STORE_OP_SYNC_GET:
-        return check_id(op, "channel_id", op->req.channel.channel_id, true);
+        return check_xid(op, "channel_id", op->req.channel.channel_id, true);
     case STORE_OP_READ_SET:
     case STORE_OP_READ_GET:
-        if ((rc = check_id(op, "channel_id", op->req.read.channel_id, true)) ||
-            (rc = check_id(op, "user_id", op->req.read.user_id, true)))
+        if ((rc = check_xid(op, "channel_id", op->req.read.channel_id, true)) ||
+            (rc = check_xid(op, "user_id", op->req.read.user_id, true)))
             return rc;
         if (op->kind == STORE_OP_READ_SET &&
             (rc = check_id(op, "message_id", op->req.read.message_id, true)) == 0)
@@ -319,7 +334,7 @@ int store__validate(store_op *op, const ms_config *cfg)
         return rc;
     case STORE_OP_CHANNEL_UPSERT: {
         store_channel_upsert_req *r = &op->req.upsert;
-        if ((rc = check_id(op, "channel_id", r->channel_id, true)))
+        if ((rc = check_xid(op, "channel_id", r->channel_id, true)))
             return rc;
         if (r->name) {
             long chars = store__utf8_count(r->name, strlen(r->name), NULL);
@@ -338,7 +353,7 @@ int store__validate(store_op *op, const ms_config *cfg)
     }
     case STORE_OP_SYNC_UPDATE: {
         store_sync_update_req *r = &op->req.sync;
-        if ((rc = check_id(op, "channel_id", r->channel_id, true)))
+        if ((rc = check_xid(op, "channel_id", r->channel_id, true)))
             return rc;
         if (r->telegram_chat_id == 0)
             return store__op_fail(op, MS_ERR_INVALID, "telegram_chat_id must not be 0");
@@ -365,7 +380,7 @@ int store__validate(store_op *op, const ms_config *cfg)
             return store__op_fail(op, MS_ERR_INVALID, "a search may name at most %d channels",
                                   STORE_SEARCH_CHANNELS_MAX);
         for (size_t i = 0; i < r->nchannels; i++)
-            if ((rc = check_id(op, "channel_id", r->channel_ids[i], true)))
+            if ((rc = check_xid(op, "channel_id", r->channel_ids[i], true)))
                 return rc;
         if ((rc = check_id(op, "before", r->before, false)))
             return rc;

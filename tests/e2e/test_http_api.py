@@ -445,7 +445,7 @@ def test_pins(ctx):
     expect(c.delete("/v1/channels/%d/pins/%s" % (ch, m1["id"])), 404, "not_found")
     expect(c.put("/v1/channels/%d/pins/%d" % (ch, int(m2["id"]) + 9), {"pinned_by": "5"}), 404, "not_found")
     expect(c.put("/v1/channels/%d/pins/%s" % (ch, m1["id"])), 400, "invalid_argument")
-    expect(c.put("/v1/channels/%d/pins/%s" % (ch, m1["id"]), {"pinned_by": "x"}), 422, "unprocessable")
+    expect(c.put("/v1/channels/%d/pins/%s" % (ch, m1["id"]), {"pinned_by": "x"}), 400, "invalid_argument")
     expect(c.put("/v1/channels/%d/pins/%s" % (ch, m1["id"]), {"pinned_by": "5", "extra": 1}), 422, "unprocessable")
     expect(c.delete("/v1/channels/%d/messages/%s" % (ch, m2["id"])), 200)
     lst = expect(c.get("/v1/channels/%d/pins" % ch), 200)
@@ -983,8 +983,11 @@ def test_realtime_typing_and_presence(ctx):
     d = expect(c.get(presence), 200)
     check(d["typing"] == ["77"] and d["online"] == [], "typing listed", d)
     expect(c.post(typing, {"user_id": 78}), 204)  # a JSON integer is accepted too
-    for body in ({}, {"user_id": "0"}, {"user_id": "-1"}, {"user_id": "x"}, {"user_id": "77", "channel": "1"}):
+    for body in ({}, {"user_id": "77", "channel": "1"}):
         expect(c.post(typing, body), 422, "unprocessable")
+    for body in ({"user_id": "0"}, {"user_id": "-1"}, {"user_id": "x"}):  # not an id: 400 naming it
+        d = expect(c.post(typing, body), 400, "invalid_argument")
+        check("user_id" in d["error"]["message"], "names the field", d)
     for raw in (b"", b"{", b"[]"):
         expect(c.post(typing, raw=raw), 400, "invalid_argument")
     expect(c.post("/v1/channels/0/typing", {"user_id": "77"}), 400, "invalid_argument")

@@ -23,6 +23,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The id format of the hubs (both instances share it, as they share a store). */
+static ms_id_format FMT = MS_ID_INT64;
+
+/* Channel or user id n in FMT: n itself, or a UUID whose low bits are n. */
+static ms_xid X(uint64_t n)
+{
+    return FMT == MS_ID_INT64 ? ms_xid_int(n)
+                              : (ms_xid){0x6f1c2b3a5d7e4000ULL, 0x8000000000000000ULL | n};
+}
+
 typedef struct {
     rt_sub *sub;
     char got[256][512];
@@ -74,6 +84,7 @@ static void start(instance *in, const char *url, int worker_id)
     rt_hub_options_default(&o);
     o.worker_id = worker_id;
     o.shards = 8;
+    o.id_format = FMT;
     uv_loop_init(&in->loop);
     assert_int_equal(rt_hub_create(&o, &in->hub), 0);
     assert_int_equal(rt_hub_attach(in->hub, 0, &in->loop), 0);
@@ -105,7 +116,7 @@ static void await_route(instance *from, client *to, uint64_t channel)
     int before = to->ngot;
     for (int i = 0; i < 100 && to->ngot == before; i++) {
         assert_int_equal(
-            rt_publish(from->hub, RT_READ_POSITION, channel, "{\"probe\":1}", 11, NULL), 0);
+            rt_publish(from->hub, RT_READ_POSITION, X(channel), "{\"probe\":1}", 11, NULL), 0);
         WAIT_UNTIL(to->ngot > before, 100);
     }
     assert_true(to->ngot > before);
@@ -133,15 +144,16 @@ static void test_cross_instance(void **state)
     client ca = {0}, cb = {0};
     assert_int_equal(rt_sub_create(A.hub, 0, on_ready, &ca, &ca.sub), 0);
     assert_int_equal(rt_sub_create(B.hub, 0, on_ready, &cb, &cb.sub), 0);
-    assert_int_equal(rt_sub_add(ca.sub, 1001, false, 0), 0);
-    assert_int_equal(rt_sub_add(cb.sub, 1001, false, 0), 0);
+    assert_int_equal(rt_sub_add(ca.sub, X(1001), false, 0), 0);
+    assert_int_equal(rt_sub_add(cb.sub, X(1001), false, 0), 0);
     await_route(&A, &cb, 1001);
     await_route(&B, &ca, 1001);
     ca.ngot = cb.ngot = 0;
 
     uint64_t pos;
     assert_int_equal(
-        rt_publish(A.hub, RT_MESSAGE_CREATED, 1001, "{\"content\":\"hello from A\"}", 26, &pos), 0);
+        rt_publish(A.hub, RT_MESSAGE_CREATED, X(1001), "{\"content\":\"hello from A\"}", 26, &pos),
+        0);
     WAIT_UNTIL(cb.ngot >= 1 && ca.ngot >= 1, 3000);
     WAIT_UNTIL(false, 200); /* a duplicate would come back from Redis now */
     assert_int_equal(cb.ngot, 1);
@@ -153,7 +165,7 @@ static void test_cross_instance(void **state)
     assert_non_null(strstr(cb.got[0], "hello from A"));
 
     /* A channel B does not follow does not reach it. */
-    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, 1002, NULL, 0, NULL), 0);
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, X(1002), NULL, 0, NULL), 0);
     WAIT_UNTIL(false, 200);
     assert_int_equal(cb.ngot, 1);
 
@@ -161,23 +173,23 @@ static void test_cross_instance(void **state)
     rt_sub_destroy(cb.sub);
     cb.ngot = 0;
     uint64_t p2;
-    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_UPDATED, 1001, NULL, 0, &p2), 0);
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_UPDATED, X(1001), NULL, 0, &p2), 0);
     WAIT_UNTIL(ca.ngot == 2, 2000);
     WAIT_UNTIL(false, 200); /* reaches B's ring */
     assert_int_equal(rt_sub_create(B.hub, 0, on_ready, &cb, &cb.sub), 0);
-    assert_int_equal(rt_sub_add(cb.sub, 1001, true, pos), 0);
+    assert_int_equal(rt_sub_add(cb.sub, X(1001), true, pos), 0);
     on_ready(cb.sub, &cb);
     assert_int_equal(cb.ngot, 1);
     assert_non_null(strstr(cb.got[0], "message.updated"));
 
     /* Typing on A: a key with a TTL in Redis, an event and a table entry on B. */
     cb.ngot = 0;
-    assert_int_equal(rt_typing(A.hub, 1001, 555), 0);
+    assert_int_equal(rt_typing(A.hub, X(1001), X(555)), 0);
     WAIT_UNTIL(cb.ngot == 1, 2000);
     assert_int_equal(count_of(&cb, "\"type\":\"typing\""), 1);
-    uint64_t users[4];
-    assert_int_equal(rt_ephemeral_list(B.hub, 1001, true, users, 4), 1);
-    assert_int_equal(users[0], 555);
+    ms_xid users[4];
+    assert_int_equal(rt_ephemeral_list(B.hub, X(1001), true, users, 4), 1);
+    assert_true(ms_xid_eq(users[0], X(555)));
     rt_redis_url u;
     char err[256];
     assert_int_equal(rt_redis_url_parse(redis_url(), &u, err, sizeof err), 0);
@@ -185,8 +197,12 @@ static void test_cross_instance(void **state)
     assert_non_null(rc);
     assert_int_equal(rc->err, 0);
     redisReply *r = NULL;
+    char key[128], ch[MS_XID_STRLEN], us[MS_XID_STRLEN];
+    ms_xid_format(FMT, X(1001), ch);
+    ms_xid_format(FMT, X(555), us);
+    snprintf(key, sizeof key, "msgstore:typing:%s:%s", ch, us);
     for (int i = 0; i < 100; i++) {
-        r = redisCommand(rc, "PTTL msgstore:typing:1001:555");
+        r = redisCommand(rc, "PTTL %s", key);
         if (r->integer > 0)
             break;
         freeReplyObject(r);
@@ -194,7 +210,7 @@ static void test_cross_instance(void **state)
         sleep_ms(10);
     }
     if (!r)
-        fail_msg("no TTL on msgstore:typing:1001:555");
+        fail_msg("no TTL on %s", key);
     else
         assert_true(r->integer > 0 && r->integer <= RT_TYPING_TTL_MS);
     freeReplyObject(r);
@@ -244,8 +260,8 @@ static void test_redis_restart(void **state)
     client ca = {0}, cb = {0};
     assert_int_equal(rt_sub_create(A.hub, 0, on_ready, &ca, &ca.sub), 0);
     assert_int_equal(rt_sub_create(B.hub, 0, on_ready, &cb, &cb.sub), 0);
-    assert_int_equal(rt_sub_add(ca.sub, 77, false, 0), 0);
-    assert_int_equal(rt_sub_add(cb.sub, 77, false, 0), 0);
+    assert_int_equal(rt_sub_add(ca.sub, X(77), false, 0), 0);
+    assert_int_equal(rt_sub_add(cb.sub, X(77), false, 0), 0);
     await_route(&A, &cb, 77);
     ca.ngot = 0;
 
@@ -258,8 +274,9 @@ static void test_redis_restart(void **state)
     assert_int_equal(rt_bridge_status(B.bridge, err, sizeof err), RT_BRIDGE_DOWN);
     assert_true(err[0] != '\0');
     /* Local delivery goes on; A's events cannot reach B. */
-    assert_int_equal(rt_publish(B.hub, RT_MESSAGE_CREATED, 77, "{\"n\":\"local\"}", 13, NULL), 0);
-    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, 77, "{\"n\":\"lost\"}", 12, NULL), 0);
+    assert_int_equal(rt_publish(B.hub, RT_MESSAGE_CREATED, X(77), "{\"n\":\"local\"}", 13, NULL),
+                     0);
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, X(77), "{\"n\":\"lost\"}", 12, NULL), 0);
     WAIT_UNTIL(cb.ngot == 1 && ca.ngot == 1, 2000);
     WAIT_UNTIL(false, 300);
     assert_int_equal(cb.ngot, 1);
@@ -285,7 +302,7 @@ static void test_redis_restart(void **state)
     assert_true(count_of(&cb, "\"reason\":\"redis_gap\"") >= 1);
     assert_true(count_of(&ca, "\"type\":\"resync\"") >= 1);
     cb.ngot = 0;
-    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, 77, "{\"n\":\"back\"}", 12, NULL), 0);
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, X(77), "{\"n\":\"back\"}", 12, NULL), 0);
     WAIT_UNTIL(count_of(&cb, "back") == 1, 3000);
     assert_int_equal(count_of(&cb, "back"), 1);
     rt_bridge_stats_get(B.bridge, &bs);
@@ -311,8 +328,8 @@ static void test_redis_absent(void **state)
         fail_msg("err: \"%s\"", err);
     client ca = {0};
     assert_int_equal(rt_sub_create(A.hub, 0, on_ready, &ca, &ca.sub), 0);
-    assert_int_equal(rt_sub_add(ca.sub, 5, false, 0), 0);
-    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, 5, NULL, 0, NULL), 0);
+    assert_int_equal(rt_sub_add(ca.sub, X(5), false, 0), 0);
+    assert_int_equal(rt_publish(A.hub, RT_MESSAGE_CREATED, X(5), NULL, 0, NULL), 0);
     WAIT_UNTIL(ca.ngot == 1, 2000);
     assert_int_equal(ca.ngot, 1);
     rt_sub_destroy(ca.sub);
@@ -326,5 +343,11 @@ int main(void)
         cmocka_unit_test(test_redis_restart),
         cmocka_unit_test(test_redis_absent),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("realtime bridge (int64 ids)", tests, NULL, NULL);
+    /* The id format shows only on the wire and in the Redis keys: the cross-instance test covers
+     * both; Redis restarts and absence do not depend on it. */
+    FMT = MS_ID_UUID;
+    const struct CMUnitTest uuid_tests[] = {cmocka_unit_test(test_cross_instance)};
+    return failed +
+           cmocka_run_group_tests_name("realtime bridge (uuid ids)", uuid_tests, NULL, NULL);
 }

@@ -48,9 +48,37 @@ static search_index *SEARCH; /* ScyllaDB with MSGSTORE_TEST_PG_URL: the PostgreS
 static uint64_t CHANNEL_BASE;
 static uint64_t channel_seq;
 
-static uint64_t new_channel(void)
+/*
+ * Channel and user ids of the store's format made from small numbers, so that
+ * the same tests run on int64 and uuid stores: n itself (int64), or a version
+ * 4 UUID whose low bits are n (uuid); U(0) is none. Both keep the order of n.
+ */
+static ms_xid U(uint64_t n)
 {
-    return CHANNEL_BASE + __atomic_add_fetch(&channel_seq, 1, __ATOMIC_RELAXED);
+    if (n == 0)
+        return (ms_xid){0, 0};
+    if (store_id_format(S) == MS_ID_INT64)
+        return ms_xid_int(n);
+    return (ms_xid){0x6f1c2b3a5d7e4000ULL, 0x8000000000000000ULL | n};
+}
+
+/* The number a channel id was made from (a unique integer for Telegram ids). */
+static int64_t num(ms_xid x)
+{
+    return (int64_t)(x.lo & (uint64_t)INT64_MAX);
+}
+
+#define assert_xid_equal(a, b)                                                                     \
+    do {                                                                                           \
+        ms_xid xa_ = (a), xb_ = (b);                                                               \
+        if (!ms_xid_eq(xa_, xb_))                                                                  \
+            fail_msg("%s: %016" PRIx64 "%016" PRIx64 " != %016" PRIx64 "%016" PRIx64, #a, xa_.hi,  \
+                     xa_.lo, xb_.hi, xb_.lo);                                                      \
+    } while (0)
+
+static ms_xid new_channel(void)
+{
+    return U(CHANNEL_BASE + __atomic_add_fetch(&channel_seq, 1, __ATOMIC_RELAXED));
 }
 
 static uint64_t now_ms(void)
@@ -60,11 +88,11 @@ static uint64_t now_ms(void)
 
 /* ------------------------------------------------------------------ helpers */
 
-static store_insert_req text_req(uint64_t ch, const char *content)
+static store_insert_req text_req(ms_xid ch, const char *content)
 {
     store_insert_req r = {0};
     r.channel_id = ch;
-    r.sender_id = 42;
+    r.sender_id = U(42);
     r.type = STORE_MSG_TEXT;
     r.source = STORE_SRC_WEB;
     r.content = content;
@@ -72,7 +100,7 @@ static store_insert_req text_req(uint64_t ch, const char *content)
     return r;
 }
 
-static uint64_t ins_at(uint64_t ch, const char *content, uint64_t at_ms)
+static uint64_t ins_at(ms_xid ch, const char *content, uint64_t at_ms)
 {
     store_insert_req r = text_req(ch, content);
     r.at_ms = at_ms;
@@ -87,12 +115,12 @@ static uint64_t ins_at(uint64_t ch, const char *content, uint64_t at_ms)
     return id;
 }
 
-static uint64_t ins(uint64_t ch, const char *content)
+static uint64_t ins(ms_xid ch, const char *content)
 {
     return ins_at(ch, content, 0);
 }
 
-static store_page_result *page(uint64_t ch, store_page_mode mode, uint64_t anchor, int limit)
+static store_page_result *page(ms_xid ch, store_page_mode mode, uint64_t anchor, int limit)
 {
     store_page_req r = {.channel_id = ch, .mode = mode, .anchor = anchor, .limit = limit};
     store_page_result *res = NULL;
@@ -105,7 +133,7 @@ static store_page_result *page(uint64_t ch, store_page_mode mode, uint64_t ancho
     return res;
 }
 
-static int page_err(uint64_t ch, store_page_mode mode, uint64_t anchor, int limit)
+static int page_err(ms_xid ch, store_page_mode mode, uint64_t anchor, int limit)
 {
     store_page_req r = {.channel_id = ch, .mode = mode, .anchor = anchor, .limit = limit};
     store_page_result *res = NULL;
@@ -118,7 +146,7 @@ static int page_err(uint64_t ch, store_page_mode mode, uint64_t anchor, int limi
     return rc;
 }
 
-static store_channel_result *channel_get(uint64_t ch, int *rc)
+static store_channel_result *channel_get(ms_xid ch, int *rc)
 {
     store_channel_req r = {.channel_id = ch};
     store_channel_result *res = NULL;
@@ -126,7 +154,7 @@ static store_channel_result *channel_get(uint64_t ch, int *rc)
     return res;
 }
 
-static uint64_t channel_count(uint64_t ch)
+static uint64_t channel_count(ms_xid ch)
 {
     int rc;
     store_channel_result *c = channel_get(ch, &rc);
@@ -143,7 +171,7 @@ static uint64_t channel_count(uint64_t ch)
 static void test_insert_get(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     store_insert_req r = text_req(ch, "héllo wörld ✓");
     r.type = STORE_MSG_IMAGE;
     r.source = STORE_SRC_TELEGRAM;
@@ -153,7 +181,7 @@ static void test_insert_get(void **state)
     r.nonce = "nonce-1";
     r.has_telegram = true;
     r.telegram_chat_id = -1001234567890LL;
-    r.telegram_message_id = (int64_t)ch; /* unique per run, also in a kept keyspace */
+    r.telegram_message_id = num(ch); /* unique per run, also in a kept keyspace */
     store_message_result *res = NULL;
     assert_int_equal(store_insert_sync(S, &r, &res, NULL, 0), 0);
     const store_message *m = &res->msg;
@@ -168,8 +196,8 @@ static void test_insert_get(void **state)
     assert_int_equal(store_get_sync(S, &g, &res, NULL, 0), 0);
     m = &res->msg;
     assert_int_equal(m->id, id);
-    assert_int_equal(m->channel_id, ch);
-    assert_int_equal(m->sender_id, 42);
+    assert_xid_equal(m->channel_id, ch);
+    assert_xid_equal(m->sender_id, U(42));
     assert_int_equal(m->type, STORE_MSG_IMAGE);
     assert_int_equal(m->source, STORE_SRC_TELEGRAM);
     assert_string_equal(m->content, "héllo wörld ✓");
@@ -192,7 +220,7 @@ static void test_insert_get(void **state)
                                  .telegram_message_id = r.telegram_message_id};
     assert_int_equal(store_get_by_telegram_sync(S, &tg, &res, NULL, 0), 0);
     assert_int_equal(res->msg.id, id);
-    assert_int_equal(res->msg.channel_id, ch);
+    assert_xid_equal(res->msg.channel_id, ch);
     assert_true(res->hdr.queries <= 2); /* O(1): mapping + message */
     store_free(res);
     tg.telegram_chat_id = -1; /* a chat no test writes to */
@@ -218,7 +246,7 @@ static void test_insert_get(void **state)
 static void test_attachment_only_and_types(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     store_insert_req r = text_req(ch, "");
     r.type = STORE_MSG_FILE;
     r.attachments = "[{\"name\":\"a.txt\"}]";
@@ -241,7 +269,7 @@ static void test_attachment_only_and_types(void **state)
 static void test_nonce_dedup(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     store_insert_req r = text_req(ch, "first");
     r.nonce = "client-abc";
     store_message_result *a = NULL, *b = NULL;
@@ -259,7 +287,7 @@ static void test_nonce_dedup(void **state)
     assert_int_equal(p->count, 1);
     store_free(p);
     /* the same nonce in another channel is another message */
-    uint64_t ch2 = new_channel();
+    ms_xid ch2 = new_channel();
     r.channel_id = ch2;
     assert_int_equal(store_insert_sync(S, &r, &a, NULL, 0), 0);
     assert_false(a->duplicate);
@@ -269,11 +297,11 @@ static void test_nonce_dedup(void **state)
 static void test_telegram_dedup(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     store_insert_req r = text_req(ch, "from telegram");
     r.source = STORE_SRC_TELEGRAM;
     r.has_telegram = true;
-    r.telegram_chat_id = -(int64_t)ch;
+    r.telegram_chat_id = -num(ch);
     r.telegram_message_id = 5;
     store_message_result *a = NULL, *b = NULL;
     assert_int_equal(store_insert_sync(S, &r, &a, NULL, 0), 0);
@@ -318,7 +346,7 @@ static void *race_main(void *p)
     return NULL;
 }
 
-static void race(store_insert_req base, uint64_t ch)
+static void race(store_insert_req base, ms_xid ch)
 {
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, RACE_THREADS);
@@ -345,7 +373,7 @@ static void race(store_insert_req base, uint64_t ch)
 static void test_duplicates_racing(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     store_insert_req r = text_req(ch, "racing nonce");
     r.nonce = "race-nonce";
     race(r, ch);
@@ -353,12 +381,12 @@ static void test_duplicates_racing(void **state)
     r = text_req(ch, "racing telegram");
     r.has_telegram = true;
     r.telegram_chat_id = 777;
-    r.telegram_message_id = (int64_t)ch;
+    r.telegram_message_id = num(ch);
     race(r, ch);
 }
 
 typedef struct many_arg {
-    uint64_t ch;
+    ms_xid ch;
     int n;
     uint64_t *ids;
     int failures;
@@ -393,7 +421,7 @@ static void test_many_threads_one_channel(void **state)
     (void)state;
     enum { THREADS = 8 };
     int per = SCYLLA ? 100 : 250;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     many_arg args[THREADS];
     pthread_t th[THREADS];
     uint64_t *all = calloc((size_t)(THREADS * per), sizeof *all);
@@ -441,7 +469,7 @@ static void test_many_threads_one_channel(void **state)
 static void test_paging_modes(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t t0 = now_ms() - 3 * DAY_MS;
     uint64_t ids[10];
     for (int i = 0; i < 10; i++) {
@@ -519,7 +547,7 @@ static void test_paging_modes(void **state)
 static void test_bucket_boundaries(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     /* Start 60 days back at a bucket's first millisecond. */
     uint64_t since_epoch = now_ms() - 60 * DAY_MS - CFG.epoch_ms;
     uint64_t b0 = since_epoch / MS_BUCKET_MS + 1;
@@ -579,7 +607,7 @@ static void test_bucket_boundaries(void **state)
 static void test_sparse_channel(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t now = now_ms();
     uint64_t ids[10];
     for (int y = 0; y < 10; y++) /* one message a year for 10 years: ~36 empty buckets between */
@@ -627,7 +655,7 @@ static void test_sparse_channel(void **state)
     store_free(p);
 
     /* a page across more than one chunk of non-empty buckets: 40 messages, 40 buckets */
-    uint64_t wide = new_channel();
+    ms_xid wide = new_channel();
     uint64_t wids[40];
     for (int i = 0; i < 40; i++)
         wids[i] = ins_at(wide, "every 10 days", now - (uint64_t)(40 - i) * 10 * DAY_MS);
@@ -646,7 +674,7 @@ static void test_sparse_channel(void **state)
     store_free(p);
 
     /* the same page costs the same on a dense channel */
-    uint64_t dense = new_channel();
+    ms_xid dense = new_channel();
     for (int i = 0; i < 60; i++)
         ins(dense, "dense");
     p = page(dense, STORE_PAGE_LATEST, 0, 50);
@@ -660,7 +688,7 @@ static void test_sparse_channel(void **state)
 static void test_edit_history(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t id = ins(ch, "v1");
     store_edit_req e = {.channel_id = ch, .message_id = id, .content = "v2", .content_len = 2};
     store_message_result *res = NULL;
@@ -713,7 +741,7 @@ static void test_edit_history(void **state)
 static void test_soft_delete(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t a = ins(ch, "keep");
     store_insert_req r = text_req(ch, "secret");
     r.attachments = "[1]";
@@ -725,7 +753,7 @@ static void test_soft_delete(void **state)
     store_edit_req e = {.channel_id = ch, .message_id = b, .content = "secret2", .content_len = 7};
     assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), 0);
     store_free(res);
-    store_pin_req pin = {.channel_id = ch, .message_id = b, .pinned_by = 7};
+    store_pin_req pin = {.channel_id = ch, .message_id = b, .pinned_by = U(7)};
     store_pin_result *pr = NULL;
     assert_int_equal(store_pin_sync(S, &pin, &pr, NULL, 0), 0);
     store_free(pr);
@@ -764,7 +792,7 @@ static void test_soft_delete(void **state)
     assert_int_equal(hist->count, 0);
     store_free(hist);
     assert_int_equal(store_edit_sync(S, &e, &res, NULL, 0), MS_ERR_CONFLICT);
-    store_reaction_req rr = {.channel_id = ch, .message_id = b, .emoji = "👍", .user_id = 1};
+    store_reaction_req rr = {.channel_id = ch, .message_id = b, .emoji = "👍", .user_id = U(1)};
     store_reaction_result *rres = NULL;
     assert_int_equal(store_reaction_add_sync(S, &rr, &rres, NULL, 0), MS_ERR_CONFLICT);
     assert_int_equal(store_pin_sync(S, &pin, &pr, NULL, 0), MS_ERR_CONFLICT);
@@ -774,10 +802,11 @@ static void test_soft_delete(void **state)
 
 /* ------------------------------------------------------------------ reactions */
 
-static store_reaction_result *react(uint64_t ch, uint64_t msg, const char *emoji, uint64_t user,
+static store_reaction_result *react(ms_xid ch, uint64_t msg, const char *emoji, uint64_t user,
                                     bool add)
 {
-    store_reaction_req r = {.channel_id = ch, .message_id = msg, .emoji = emoji, .user_id = user};
+    store_reaction_req r = {
+        .channel_id = ch, .message_id = msg, .emoji = emoji, .user_id = U(user)};
     store_reaction_result *res = NULL;
     int rc = add ? store_reaction_add_sync(S, &r, &res, NULL, 0)
                  : store_reaction_remove_sync(S, &r, &res, NULL, 0);
@@ -787,7 +816,8 @@ static store_reaction_result *react(uint64_t ch, uint64_t msg, const char *emoji
 
 typedef struct react_arg {
     pthread_barrier_t *barrier;
-    uint64_t ch, msg;
+    ms_xid ch;
+    uint64_t msg;
     int first_user, users, rounds;
     int changed;
 } react_arg;
@@ -801,7 +831,7 @@ static void *react_main(void *p)
             store_reaction_req r = {.channel_id = a->ch,
                                     .message_id = a->msg,
                                     .emoji = "🔥",
-                                    .user_id = (uint64_t)(a->first_user + u)};
+                                    .user_id = U((uint64_t)(a->first_user + u))};
             store_reaction_result *res = NULL;
             if (store_reaction_add_sync(S, &r, &res, NULL, 0) == 0) {
                 a->changed += res->changed;
@@ -815,7 +845,7 @@ static void *react_main(void *p)
 static void test_reactions(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t m = ins(ch, "react to me");
     store_reaction_result *r = react(ch, m, "👍", 1, true);
     assert_true(r->changed);
@@ -856,7 +886,7 @@ static void test_reactions(void **state)
 
     /* users, paged by ascending id */
     store_reaction_users_req u = {
-        .channel_id = ch, .message_id = m, .emoji = "👍", .after_user_id = 0, .limit = 10};
+        .channel_id = ch, .message_id = m, .emoji = "👍", .after_user_id = U(0), .limit = 10};
     uint64_t expect = 1;
     int pages = 0, total = 0;
     for (;;) {
@@ -865,7 +895,8 @@ static void test_reactions(void **state)
         for (size_t i = 0; i < ur->count; i++) {
             if (expect == 2)
                 expect++; /* removed */
-            assert_int_equal(ur->user_ids[i], expect++);
+            assert_xid_equal(ur->user_ids[i], U(expect));
+            expect++;
             total++;
         }
         pages++;
@@ -879,14 +910,14 @@ static void test_reactions(void **state)
     assert_int_equal(total, 29);
     assert_int_equal(pages, 3);
     u.limit = STORE_LIMIT_DEFAULT;
-    u.after_user_id = 0;
+    u.after_user_id = U(0);
     store_users_result *ur = NULL;
     assert_int_equal(store_reaction_users_sync(S, &u, &ur, NULL, 0), 0);
     assert_int_equal(ur->count, STORE_USERS_LIMIT_DEFAULT);
     store_free(ur);
 
     /* unknown message */
-    store_reaction_req bad = {.channel_id = ch, .message_id = m + 1, .emoji = "x", .user_id = 1};
+    store_reaction_req bad = {.channel_id = ch, .message_id = m + 1, .emoji = "x", .user_id = U(1)};
     assert_int_equal(store_reaction_add_sync(S, &bad, &r, NULL, 0), MS_ERR_NOT_FOUND);
 
     /* concurrency and retries: 4 threads add overlapping users 3 times each */
@@ -923,10 +954,10 @@ static void test_reactions(void **state)
 /* ------------------------------------------------------------------ exact counts */
 
 /* The rows behind a reaction count: its users, paged. */
-static uint64_t reaction_rows(uint64_t ch, uint64_t msg, const char *emoji)
+static uint64_t reaction_rows(ms_xid ch, uint64_t msg, const char *emoji)
 {
     store_reaction_users_req u = {
-        .channel_id = ch, .message_id = msg, .emoji = emoji, .after_user_id = 0, .limit = 100};
+        .channel_id = ch, .message_id = msg, .emoji = emoji, .after_user_id = U(0), .limit = 100};
     uint64_t n = 0;
     for (;;) {
         store_users_result *ur = NULL;
@@ -942,7 +973,7 @@ static uint64_t reaction_rows(uint64_t ch, uint64_t msg, const char *emoji)
 }
 
 /* The count reported for an emoji (0 when it is not listed). */
-static uint64_t reaction_count(uint64_t ch, uint64_t msg, const char *emoji)
+static uint64_t reaction_count(ms_xid ch, uint64_t msg, const char *emoji)
 {
     store_get_req g = {.channel_id = ch, .message_id = msg};
     store_reactions_result *counts = NULL;
@@ -961,14 +992,14 @@ static uint64_t reaction_count(uint64_t ch, uint64_t msg, const char *emoji)
  * counts are awaited: a kept keyspace may hold other runs' records (or
  * leases of a run that was killed).
  */
-static bool counts_exact(uint64_t ch, uint64_t msg, uint64_t messages)
+static bool counts_exact(ms_xid ch, uint64_t msg, uint64_t messages)
 {
     return reaction_count(ch, msg, "👍") == reaction_rows(ch, msg, "👍") &&
            reaction_count(ch, msg, "🔥") == reaction_rows(ch, msg, "🔥") &&
            channel_count(ch) == messages;
 }
 
-static void repair_until_exact(uint64_t ch, uint64_t msg, uint64_t messages)
+static void repair_until_exact(ms_xid ch, uint64_t msg, uint64_t messages)
 {
     store_repair_report rep = {0};
     char detail[256] = "";
@@ -985,7 +1016,8 @@ static void repair_until_exact(uint64_t ch, uint64_t msg, uint64_t messages)
 
 typedef struct churn_arg {
     pthread_barrier_t *barrier;
-    uint64_t ch, msg;
+    ms_xid ch;
+    uint64_t msg;
     int first_user, users;
 } churn_arg;
 
@@ -1001,7 +1033,7 @@ static void *churn_main(void *p)
             if (!add && user % 2)
                 continue;
             store_reaction_req r = {
-                .channel_id = a->ch, .message_id = a->msg, .emoji = "🔥", .user_id = user};
+                .channel_id = a->ch, .message_id = a->msg, .emoji = "🔥", .user_id = U(user)};
             store_reaction_result *res = NULL;
             int rc = add ? store_reaction_add_sync(S, &r, &res, NULL, 0)
                          : store_reaction_remove_sync(S, &r, &res, NULL, 0);
@@ -1043,7 +1075,7 @@ static void test_counts_exact_after_faults(void **state)
     (void)state;
     bool faults = store_inject_fault(S, STORE_FAULT_COUNTER_LOST, 0) == 0;
     assert_true(faults == SCYLLA);
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t m = ins(ch, "count me");
 
     /* a lost increment: the answer counts the rows anyway */
@@ -1068,7 +1100,7 @@ static void test_counts_exact_after_faults(void **state)
     assert_int_equal(r->count, 1);
     store_free(r);
     /* the row written, the transaction reported as timed out: the caller sees the error */
-    store_reaction_req rq = {.channel_id = ch, .message_id = m, .emoji = "👍", .user_id = 3};
+    store_reaction_req rq = {.channel_id = ch, .message_id = m, .emoji = "👍", .user_id = U(3)};
     if (faults) {
         assert_int_equal(store_inject_fault(S, STORE_FAULT_LWT_APPLIED, 1), 0);
         char detail[256] = "";
@@ -1141,19 +1173,19 @@ static void test_counts_exact_after_faults(void **state)
 static void test_pins(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     /* 150 characters, multi-byte: the preview keeps 100 characters */
     char longc[600] = "";
     for (int i = 0; i < 150; i++)
         strcat(longc, i % 2 ? "é" : "a");
     uint64_t a = ins(ch, longc);
     uint64_t b = ins(ch, "short");
-    store_pin_req pr = {.channel_id = ch, .message_id = a, .pinned_by = 9};
+    store_pin_req pr = {.channel_id = ch, .message_id = a, .pinned_by = U(9)};
     store_pin_result *res = NULL;
     assert_int_equal(store_pin_sync(S, &pr, &res, NULL, 0), 0);
     assert_false(res->duplicate);
-    assert_int_equal(res->pin.pinned_by, 9);
-    assert_int_equal(res->pin.sender_id, 42);
+    assert_xid_equal(res->pin.pinned_by, U(9));
+    assert_xid_equal(res->pin.sender_id, U(42));
     assert_int_equal(strlen(res->pin.content_preview), 150); /* 50 × 'a' + 50 × 'é' */
     store_free(res);
     usleep(2000);
@@ -1182,13 +1214,14 @@ static void test_pins(void **state)
     assert_int_equal(store_pin_sync(S, &pr, &res, NULL, 0), MS_ERR_NOT_FOUND);
 
     /* the cap */
-    uint64_t ch2 = new_channel();
+    ms_xid ch2 = new_channel();
     for (int i = 0; i < STORE_MAX_PINS; i++) {
-        store_pin_req p = {.channel_id = ch2, .message_id = ins(ch2, "pin me"), .pinned_by = 1};
+        store_pin_req p = {.channel_id = ch2, .message_id = ins(ch2, "pin me"), .pinned_by = U(1)};
         assert_int_equal(store_pin_sync(S, &p, &res, NULL, 0), 0);
         store_free(res);
     }
-    store_pin_req p = {.channel_id = ch2, .message_id = ins(ch2, "one too many"), .pinned_by = 1};
+    store_pin_req p = {
+        .channel_id = ch2, .message_id = ins(ch2, "one too many"), .pinned_by = U(1)};
     char detail[256] = "";
     assert_int_equal(store_pin_sync(S, &p, &res, detail, sizeof detail), MS_ERR_CONFLICT);
     assert_non_null(strstr(detail, "pins"));
@@ -1204,7 +1237,7 @@ static void test_pins(void **state)
 
 typedef struct pin_arg {
     pthread_barrier_t *barrier;
-    uint64_t ch;
+    ms_xid ch;
     uint64_t msgs[4];
     int n;
     bool unpin; /* churn: pin and unpin each message twice */
@@ -1217,7 +1250,7 @@ static void *pin_main(void *p)
     pthread_barrier_wait(a->barrier);
     for (int round = 0; round < (a->unpin ? 2 : 1); round++) {
         for (int i = 0; i < a->n; i++) {
-            store_pin_req r = {.channel_id = a->ch, .message_id = a->msgs[i], .pinned_by = 3};
+            store_pin_req r = {.channel_id = a->ch, .message_id = a->msgs[i], .pinned_by = U(3)};
             store_pin_result *res = NULL;
             char detail[256] = "";
             int rc = store_pin_sync(S, &r, &res, detail, sizeof detail);
@@ -1237,7 +1270,7 @@ static void *pin_main(void *p)
     return NULL;
 }
 
-static size_t pins_count(uint64_t ch)
+static size_t pins_count(ms_xid ch)
 {
     store_channel_req cr = {.channel_id = ch};
     store_pins_result *pins = NULL;
@@ -1252,9 +1285,9 @@ static void test_pins_racing(void **state)
 {
     (void)state;
     enum { T = 8 };
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     for (int i = 0; i < STORE_MAX_PINS - 2; i++) {
-        store_pin_req p = {.channel_id = ch, .message_id = ins(ch, "pin"), .pinned_by = 1};
+        store_pin_req p = {.channel_id = ch, .message_id = ins(ch, "pin"), .pinned_by = U(1)};
         store_pin_result *res = NULL;
         assert_int_equal(store_pin_sync(S, &p, &res, NULL, 0), 0);
         store_free(res);
@@ -1283,7 +1316,7 @@ static void test_pins_racing(void **state)
     assert_int_equal(pins_count(ch), STORE_MAX_PINS);
 
     /* churn: 8 threads pin and unpin 4 messages each (overlapping) on a fresh channel */
-    uint64_t ch2 = new_channel();
+    ms_xid ch2 = new_channel();
     uint64_t m[T * 2];
     for (int i = 0; i < T * 2; i++)
         m[i] = ins(ch2, "churn");
@@ -1305,7 +1338,7 @@ static void test_pins_racing(void **state)
     assert_true(have <= T * 2);
     int added = 0;
     for (;;) {
-        store_pin_req p = {.channel_id = ch2, .message_id = ins(ch2, "fill"), .pinned_by = 1};
+        store_pin_req p = {.channel_id = ch2, .message_id = ins(ch2, "fill"), .pinned_by = U(1)};
         store_pin_result *res = NULL;
         int rc = store_pin_sync(S, &p, &res, NULL, 0);
         if (rc == MS_ERR_CONFLICT)
@@ -1321,9 +1354,9 @@ static void test_pins_racing(void **state)
 
 /* ------------------------------------------------------------------ read positions */
 
-static store_read_result *read_get(uint64_t ch, uint64_t user)
+static store_read_result *read_get(ms_xid ch, uint64_t user)
 {
-    store_read_req r = {.channel_id = ch, .user_id = user};
+    store_read_req r = {.channel_id = ch, .user_id = U(user)};
     store_read_result *res = NULL;
     assert_int_equal(store_read_get_sync(S, &r, &res, NULL, 0), 0);
     return res;
@@ -1332,7 +1365,7 @@ static store_read_result *read_get(uint64_t ch, uint64_t user)
 static void test_read_positions(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t ids[8];
     for (int i = 0; i < 8; i++)
         ids[i] = ins(ch, "m");
@@ -1342,7 +1375,7 @@ static void test_read_positions(void **state)
     assert_false(res->unread_capped);
     store_free(res);
 
-    store_read_req s = {.channel_id = ch, .user_id = 5, .message_id = ids[4]};
+    store_read_req s = {.channel_id = ch, .user_id = U(5), .message_id = ids[4]};
     assert_int_equal(store_read_set_sync(S, &s, &res, NULL, 0), 0);
     assert_true(res->moved);
     assert_int_equal(res->last_read_id, ids[4]);
@@ -1372,7 +1405,7 @@ static void test_read_positions(void **state)
     store_free(res);
 
     /* the cap: 150 unread reads as 100+, without counting them all */
-    uint64_t ch2 = new_channel();
+    ms_xid ch2 = new_channel();
     many_arg args[5];
     pthread_t th[5];
     uint64_t *buf = calloc(150, sizeof *buf);
@@ -1390,7 +1423,7 @@ static void test_read_positions(void **state)
     store_free(res);
 
     /* 110 unread in one bucket, the newest 20 deleted: 90, exactly */
-    uint64_t ch3 = new_channel();
+    ms_xid ch3 = new_channel();
     uint64_t t = now_ms() - 3600000;
     uint64_t *ids3 = calloc(110, sizeof *ids3);
     for (int i = 0; i < 110; i++)
@@ -1412,7 +1445,7 @@ static void test_read_positions(void **state)
 static void test_channel_metadata(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     int rc;
     assert_null(channel_get(ch, &rc));
     assert_int_equal(rc, MS_ERR_NOT_FOUND);
@@ -1447,7 +1480,7 @@ static void test_channel_metadata(void **state)
 static void test_sync_state(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     store_channel_req g = {.channel_id = ch};
     store_sync_result *res = NULL;
     assert_int_equal(store_sync_get_sync(S, &g, &res, NULL, 0), MS_ERR_NOT_FOUND);
@@ -1495,7 +1528,7 @@ static void expect_insert_error(store_insert_req r, int code, const char *words)
 static void test_bad_input(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     /* unknown channel: an empty page, not an error */
     store_page_result *p = page(ch, STORE_PAGE_LATEST, 0, STORE_LIMIT_DEFAULT);
     assert_int_equal(p->count, 0);
@@ -1503,12 +1536,17 @@ static void test_bad_input(void **state)
     store_free(p);
 
     store_insert_req r = text_req(ch, "x");
-    r.channel_id = 0;
+    r.channel_id = U(0);
     expect_insert_error(r, MS_ERR_INVALID, "channel_id");
-    r.channel_id = (uint64_t)INT64_MAX + 1;
+    if (store_id_format(S) == MS_ID_INT64) { /* a UUID may have hi 0 and any lo */
+        r.channel_id = ms_xid_int((uint64_t)INT64_MAX + 1);
+        expect_insert_error(r, MS_ERR_INVALID, "channel_id");
+    }
+    /* a UUID in an int64 store, an integer in a uuid store: the other format */
+    r.channel_id = store_id_format(S) == MS_ID_INT64 ? (ms_xid){1, 1} : U(0);
     expect_insert_error(r, MS_ERR_INVALID, "channel_id");
     r = text_req(ch, "x");
-    r.sender_id = 0;
+    r.sender_id = U(0);
     expect_insert_error(r, MS_ERR_INVALID, "sender_id");
     char *big = malloc(4002);
     memset(big, 'a', 4001);
@@ -1520,7 +1558,7 @@ static void test_bad_input(void **state)
     for (int i = 0; i < 4000; i++)
         memcpy(wide + 2 * i, "é", 2);
     wide[8000] = '\0';
-    uint64_t ok_ch = new_channel();
+    ms_xid ok_ch = new_channel();
     ins(ok_ch, wide);
     free(wide);
     free(big);
@@ -1584,11 +1622,11 @@ static void test_bad_input(void **state)
     assert_int_equal(page_err(ch, STORE_PAGE_BEFORE, 0, 10), MS_ERR_INVALID);
     assert_int_equal(page_err(ch, STORE_PAGE_AFTER, UINT64_MAX, 10), MS_ERR_INVALID);
     assert_int_equal(page_err(ch, (store_page_mode)9, 1, 10), MS_ERR_INVALID);
-    assert_int_equal(page_err(0, STORE_PAGE_LATEST, 0, 10), MS_ERR_INVALID);
+    assert_int_equal(page_err(U(0), STORE_PAGE_LATEST, 0, 10), MS_ERR_INVALID);
     store_get_req g = {.channel_id = ch, .message_id = 0};
     store_message_result *mr = NULL;
     assert_int_equal(store_get_sync(S, &g, &mr, NULL, 0), MS_ERR_INVALID);
-    store_reaction_req rr = {.channel_id = ch, .message_id = 1, .emoji = "", .user_id = 1};
+    store_reaction_req rr = {.channel_id = ch, .message_id = 1, .emoji = "", .user_id = U(1)};
     store_reaction_result *rres = NULL;
     assert_int_equal(store_reaction_add_sync(S, &rr, &rres, NULL, 0), MS_ERR_INVALID);
     rr.emoji = "a\nb";
@@ -1596,7 +1634,7 @@ static void test_bad_input(void **state)
     store_reaction_users_req ur = {.channel_id = ch, .message_id = 1, .emoji = "a", .limit = 0};
     store_users_result *ures = NULL;
     assert_int_equal(store_reaction_users_sync(S, &ur, &ures, NULL, 0), MS_ERR_INVALID);
-    store_read_req rd = {.channel_id = ch, .user_id = 0};
+    store_read_req rd = {.channel_id = ch, .user_id = U(0)};
     store_read_result *rdr = NULL;
     assert_int_equal(store_read_get_sync(S, &rd, &rdr, NULL, 0), MS_ERR_INVALID);
     store_sync_update_req su = {.channel_id = ch, .telegram_chat_id = 0};
@@ -1605,7 +1643,7 @@ static void test_bad_input(void **state)
     /* forward-only positions are their own write timestamps: more than 3 days ahead is
      * refused (ScyllaDB would refuse the write; Cassandra and SQLite answer the same) */
     uint64_t far = ms_snowflake_from_unix_ms(now_ms() + 4 * DAY_MS, CFG.epoch_ms);
-    store_read_req rf = {.channel_id = ch, .user_id = 5, .message_id = far};
+    store_read_req rf = {.channel_id = ch, .user_id = U(5), .message_id = far};
     assert_int_equal(store_read_set_sync(S, &rf, &rdr, NULL, 0), MS_ERR_INVALID);
     rf.message_id = ms_snowflake_from_unix_ms(now_ms() + 2 * DAY_MS, CFG.epoch_ms);
     assert_int_equal(store_read_set_sync(S, &rf, &rdr, NULL, 0), 0);
@@ -1687,7 +1725,7 @@ static void test_async_api(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     async_ctx c = {.loop = &loop, .loop_thread = pthread_self()};
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     store_insert_req r = text_req(ch, "async");
     for (int i = 0; i < 20; i++) {
         c.in_call = true;
@@ -1759,7 +1797,7 @@ static void test_async_api(void **state)
 static void test_large_rows_bounded_reads(void **state)
 {
     (void)state;
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     size_t chars = (size_t)CFG.max_content_chars;
     char *big = malloc(chars * 4 + 1);
     assert_non_null(big);
@@ -1814,7 +1852,7 @@ static void test_edit_races_delete(void **state)
         print_message("      no fault injection on this backend: skipped\n");
         skip();
     }
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t id = ins(ch, "original");
     assert_int_equal(store_inject_fault(S, STORE_FAULT_EDIT_RACE, 1), 0);
     store_edit_req e = {.channel_id = ch,
@@ -1893,9 +1931,9 @@ static void test_nonce_retry_one_message(void **state)
     }
     uv_loop_t loop;
     uv_loop_init(&loop);
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     char nonce[48];
-    snprintf(nonce, sizeof nonce, "slow-%" PRIu64, ch);
+    snprintf(nonce, sizeof nonce, "slow-%" PRId64, num(ch));
     nonce_race race = {0};
     nonce_slot slots[2] = {{&race, 0}, {&race, 1}};
     store_insert_req first = text_req(ch, "first attempt");
@@ -1978,7 +2016,7 @@ static void test_reopen_durable(void **state)
     (void)state;
     if (SCYLLA)
         skip();
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t id = ins(ch, "durable");
     store_close(S);
     S = NULL;
@@ -2012,7 +2050,7 @@ static const char *lookup(const char *name, void *ctx)
  * fed asynchronously (src/search/): the search is repeated until it returns
  * `expect` hits or 20 s passed; on SQLite it must be exact at once.
  */
-static store_search_result *search_in(const uint64_t *chs, size_t nch, const char *q,
+static store_search_result *search_in(const ms_xid *chs, size_t nch, const char *q,
                                       store_search_sort sort, uint64_t before, int limit,
                                       size_t expect)
 {
@@ -2050,7 +2088,7 @@ static store_search_result *search_in(const uint64_t *chs, size_t nch, const cha
  */
 static void need_search(void)
 {
-    uint64_t ch = 1;
+    ms_xid ch = U(1);
     store_search_req r = {.channel_ids = &ch, .nchannels = 1, .query = "x", .limit = 1};
     store_search_result *res = NULL;
     int rc = store_search_sync(S, &r, &res, NULL, 0);
@@ -2062,7 +2100,7 @@ static void need_search(void)
 }
 
 /* The number of hits of q in one channel, newest first, limit 100. */
-static size_t search_count(uint64_t ch, const char *q, size_t expect)
+static size_t search_count(ms_xid ch, const char *q, size_t expect)
 {
     store_search_result *res = search_in(&ch, 1, q, STORE_SEARCH_NEWEST, 0, 100, expect);
     size_t n = res->count;
@@ -2082,7 +2120,7 @@ static void test_search_syntax(void **state)
 {
     (void)state;
     need_search();
-    uint64_t ch = new_channel(), other = new_channel();
+    ms_xid ch = new_channel(), other = new_channel();
     uint64_t fox = ins(ch, "The quick brown fox jumps");
     uint64_t dogs = ins(ch, "quick brown dogs <b>bark</b> & growl");
     uint64_t lazy = ins(ch, "a lazy dog sleeps");
@@ -2134,7 +2172,7 @@ static void test_search_edit_delete(void **state)
 {
     (void)state;
     need_search();
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t id = ins(ch, "apple pie recipe");
     uint64_t keep = ins(ch, "apple juice");
     assert_int_equal(search_count(ch, "apple", 2), 2);
@@ -2174,7 +2212,7 @@ static void test_search_paging(void **state)
 {
     (void)state;
     need_search();
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     uint64_t ids[7];
     for (int i = 0; i < 7; i++) {
         char text[64];
@@ -2211,12 +2249,12 @@ static void test_search_channels_relevance(void **state)
 {
     (void)state;
     need_search();
-    uint64_t a = new_channel(), b = new_channel(), c = new_channel();
+    ms_xid a = new_channel(), b = new_channel(), c = new_channel();
     uint64_t a1 = ins(a, "kiwi once among many other words in a long message about fruit");
     uint64_t b1 = ins(b, "kiwi kiwi kiwi");
     uint64_t a2 = ins(a, "kiwi salad");
     uint64_t c1 = ins(c, "kiwi in a channel nobody asked for");
-    uint64_t chs[] = {a, b, a}; /* a channel named twice is searched once */
+    ms_xid chs[] = {a, b, a}; /* a channel named twice is searched once */
     store_search_result *res = search_in(chs, 3, "kiwi", STORE_SEARCH_NEWEST, 0, 10, 3);
     assert_int_equal(res->count, 3);
     assert_int_equal(res->items[0].msg.id, a2);
@@ -2237,7 +2275,7 @@ static void test_search_channels_relevance(void **state)
     store_free(res);
 }
 
-static void expect_search_error(const uint64_t *chs, size_t nch, const char *q, int limit,
+static void expect_search_error(const ms_xid *chs, size_t nch, const char *q, int limit,
                                 const char *words)
 {
     store_search_req r = {.channel_ids = chs, .nchannels = nch, .query = q, .limit = limit};
@@ -2253,7 +2291,7 @@ static void test_search_bad_queries(void **state)
 {
     (void)state;
     need_search();
-    uint64_t ch = new_channel();
+    ms_xid ch = new_channel();
     ins(ch, "something to find");
     char big[STORE_SEARCH_QUERY_MAX_BYTES + 2];
     memset(big, 'a', sizeof big - 1);
@@ -2272,11 +2310,11 @@ static void test_search_bad_queries(void **state)
     expect_search_error(&ch, 1, "find", 0, "limit");
     expect_search_error(&ch, 1, "find", 101, "limit");
     expect_search_error(&ch, 0, "find", 10, "at least one channel");
-    uint64_t many[STORE_SEARCH_CHANNELS_MAX + 1];
+    ms_xid many[STORE_SEARCH_CHANNELS_MAX + 1];
     for (size_t i = 0; i < sizeof many / sizeof many[0]; i++)
         many[i] = ch;
     expect_search_error(many, sizeof many / sizeof many[0], "find", 10, "at most");
-    uint64_t zero = 0;
+    ms_xid zero = U(0);
     expect_search_error(&zero, 1, "find", 10, "channel_id");
     big[STORE_SEARCH_QUERY_MAX_BYTES] = '\0'; /* exactly the limit is fine */
     assert_int_equal(search_count(ch, big, 0), 0);

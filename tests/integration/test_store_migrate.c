@@ -163,7 +163,7 @@ static void test_search_index_built_for_old_store(void **state)
     assert_int_equal(ms_config_load(&cfg, lookup_path, old, err, sizeof err), 0);
     store *s = NULL;
     assert_int_equal(store_open(&cfg, NULL, &s, err, sizeof err), 0);
-    uint64_t ch = 5;
+    ms_xid ch = ms_xid_int(5);
     store_search_req q = {.channel_ids = &ch, .nchannels = 1, .query = "needle", .limit = 100};
     store_search_result *res = NULL;
     assert_int_equal(store_search_sync(s, &q, &res, NULL, 0), 0);

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+/* An integer channel or user id (the hubs below write ids in the int64 format). */
+#define X(v) ms_xid_int((uint64_t)(v))
+
 typedef struct {
     rt_sub *sub;
     int ready_calls;
@@ -63,6 +66,7 @@ static rt_hub *mkhub(int workers, uint32_t qmax, uint32_t ring)
     o.workers = workers;
     o.queue_max = qmax;
     o.ring_events = ring;
+    o.id_format = MS_ID_INT64;
     rt_hub *h;
     assert_int_equal(rt_hub_create(&o, &h), 0);
     return h;
@@ -84,11 +88,12 @@ static void test_map(void **state)
     (void)state;
     rt_map m = {0};
     enum { N = 5000 };
-    static uint64_t keys[N];
+    static ms_xid keys[N];
     static bool in[N];
     srand(7);
     for (int i = 0; i < N; i++)
-        keys[i] = ((uint64_t)rand() << 32 | (uint64_t)rand()) | 1;
+        keys[i] = (ms_xid){i % 2 ? (uint64_t)rand() << 32 | (uint64_t)rand() : 0,
+                           ((uint64_t)rand() << 32 | (uint64_t)rand()) | 1};
     for (int round = 0; round < 20000; round++) {
         int i = rand() % N;
         if (in[i]) {
@@ -105,7 +110,7 @@ static void test_map(void **state)
         n += in[i];
     }
     assert_int_equal(m.len, n);
-    assert_null(rt__map_get(&m, 0));
+    assert_null(rt__map_get(&m, X(0)));
     rt__map_free(&m);
 }
 
@@ -119,17 +124,17 @@ static void test_publish_deliver(void **state)
     client a = {.consume = true}, b = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &a, &a.sub), 0);
     assert_int_equal(rt_sub_create(h, 0, on_ready, &b, &b.sub), 0);
-    assert_int_equal(rt_sub_add(a.sub, 100, false, 0), 0);
-    assert_int_equal(rt_sub_add(a.sub, 100, false, 0), 0); /* twice: no-op */
-    assert_int_equal(rt_sub_add(b.sub, 200, false, 0), 0);
-    assert_int_equal(rt_sub_add(a.sub, 0, false, 0), MS_ERR_INVALID);
+    assert_int_equal(rt_sub_add(a.sub, X(100), false, 0), 0);
+    assert_int_equal(rt_sub_add(a.sub, X(100), false, 0), 0); /* twice: no-op */
+    assert_int_equal(rt_sub_add(b.sub, X(200), false, 0), 0);
+    assert_int_equal(rt_sub_add(a.sub, X(0), false, 0), MS_ERR_INVALID);
 
     uint64_t p1, p2, p3;
-    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 100, "{\"id\":\"1\"}", 10, &p1), 0);
-    assert_int_equal(rt_publish(h, RT_MESSAGE_UPDATED, 100, "{\"id\":\"1\"}", 10, &p2), 0);
-    assert_int_equal(rt_publish(h, RT_REACTION_ADDED, 200, NULL, 0, &p3), 0);
-    assert_int_equal(rt_publish(h, RT_RESYNC, 200, NULL, 0, NULL), MS_ERR_INVALID);
-    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 0, NULL, 0, NULL), MS_ERR_INVALID);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, X(100), "{\"id\":\"1\"}", 10, &p1), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_UPDATED, X(100), "{\"id\":\"1\"}", 10, &p2), 0);
+    assert_int_equal(rt_publish(h, RT_REACTION_ADDED, X(200), NULL, 0, &p3), 0);
+    assert_int_equal(rt_publish(h, RT_RESYNC, X(200), NULL, 0, NULL), MS_ERR_INVALID);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, X(0), NULL, 0, NULL), MS_ERR_INVALID);
     assert_true(p1 < p2 && p2 < p3);
     RUN_UNTIL(&loop, a.ngot == 2 && b.ngot == 1);
     assert_int_equal(a.ngot, 2);
@@ -145,11 +150,11 @@ static void test_publish_deliver(void **state)
     assert_non_null(strstr(b.got[0], "\"data\":{}"));
 
     /* Unfollowed: nothing more arrives. */
-    assert_int_equal(rt_sub_remove(a.sub, 100), 0);
-    assert_int_equal(rt_sub_remove(a.sub, 100), MS_ERR_NOT_FOUND);
-    assert_false(rt_sub_follows(a.sub, 100));
-    assert_int_equal(rt_publish(h, RT_MESSAGE_DELETED, 100, NULL, 0, NULL), 0);
-    assert_int_equal(rt_publish(h, RT_MESSAGE_DELETED, 200, NULL, 0, NULL), 0);
+    assert_int_equal(rt_sub_remove(a.sub, X(100)), 0);
+    assert_int_equal(rt_sub_remove(a.sub, X(100)), MS_ERR_NOT_FOUND);
+    assert_false(rt_sub_follows(a.sub, X(100)));
+    assert_int_equal(rt_publish(h, RT_MESSAGE_DELETED, X(100), NULL, 0, NULL), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_DELETED, X(200), NULL, 0, NULL), 0);
     RUN_UNTIL(&loop, b.ngot == 2);
     assert_int_equal(b.ngot, 2);
     assert_int_equal(a.ngot, 2);
@@ -176,10 +181,10 @@ static void test_overflow_isolated(void **state)
     client slow = {.consume = false}, fast = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &slow, &slow.sub), 0);
     assert_int_equal(rt_sub_create(h, 0, on_ready, &fast, &fast.sub), 0);
-    assert_int_equal(rt_sub_add(slow.sub, 7, false, 0), 0);
-    assert_int_equal(rt_sub_add(fast.sub, 7, false, 0), 0);
+    assert_int_equal(rt_sub_add(slow.sub, X(7), false, 0), 0);
+    assert_int_equal(rt_sub_add(fast.sub, X(7), false, 0), 0);
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 7, NULL, 0, NULL), 0);
+        assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, X(7), NULL, 0, NULL), 0);
         RUN_UNTIL(&loop, fast.ngot == i + 1);
     }
     assert_int_equal(fast.ngot, 10);
@@ -193,7 +198,7 @@ static void test_overflow_isolated(void **state)
     assert_string_equal(slow.got[0],
                         "{\"type\":\"resync\",\"channel\":null,\"reason\":\"overflow\"}");
     /* Closing: nothing more is queued. */
-    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 7, NULL, 0, NULL), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, X(7), NULL, 0, NULL), 0);
     RUN_UNTIL(&loop, fast.ngot == 11);
     assert_int_equal(rt_sub_queued(slow.sub), 0);
     rt_hub_stats st;
@@ -216,29 +221,29 @@ static void test_replay_and_gap(void **state)
     assert_int_equal(rt_hub_attach(h, 0, &loop), 0);
     client a = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &a, &a.sub), 0);
-    assert_int_equal(rt_sub_add(a.sub, 9, false, 0), 0);
+    assert_int_equal(rt_sub_add(a.sub, X(9), false, 0), 0);
     uint64_t p[8];
     for (int i = 0; i < 2; i++)
-        assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 9, NULL, 0, &p[i]), 0);
+        assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, X(9), NULL, 0, &p[i]), 0);
     RUN_UNTIL(&loop, a.ngot == 2);
     assert_int_equal(a.pos[1], p[1]);
     rt_sub_destroy(a.sub); /* disconnect */
     /* Missed while away; typing is not replayed. */
-    assert_int_equal(rt_publish(h, RT_MESSAGE_UPDATED, 9, NULL, 0, &p[2]), 0);
-    assert_int_equal(rt_publish(h, RT_TYPING, 9, NULL, 0, NULL), 0);
-    assert_int_equal(rt_publish(h, RT_MESSAGE_DELETED, 9, NULL, 0, &p[3]), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_UPDATED, X(9), NULL, 0, &p[2]), 0);
+    assert_int_equal(rt_publish(h, RT_TYPING, X(9), NULL, 0, NULL), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_DELETED, X(9), NULL, 0, &p[3]), 0);
     uv_run(&loop, UV_RUN_NOWAIT);
 
     client b = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &b, &b.sub), 0);
-    assert_int_equal(rt_sub_add(b.sub, 9, true, p[1]), 0);
+    assert_int_equal(rt_sub_add(b.sub, X(9), true, p[1]), 0);
     assert_int_equal(rt_sub_queued(b.sub), 2);
     drain(&b);
     assert_int_equal(b.ngot, 2);
     assert_int_equal(b.pos[0], p[2]);
     assert_int_equal(b.pos[1], p[3]);
     /* Live events after the replay arrive once. */
-    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 9, NULL, 0, &p[4]), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, X(9), NULL, 0, &p[4]), 0);
     RUN_UNTIL(&loop, b.ngot == 3);
     uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(b.ngot, 3);
@@ -248,7 +253,7 @@ static void test_replay_and_gap(void **state)
      * it missed; one before p[0] cannot be served. */
     client c0 = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &c0, &c0.sub), 0);
-    assert_int_equal(rt_sub_add(c0.sub, 9, true, p[0]), 0);
+    assert_int_equal(rt_sub_add(c0.sub, X(9), true, p[0]), 0);
     drain(&c0);
     assert_int_equal(c0.ngot, 4);
     assert_int_equal(c0.pos[0], p[1]);
@@ -256,21 +261,21 @@ static void test_replay_and_gap(void **state)
     rt_sub_destroy(c0.sub);
     client c = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &c, &c.sub), 0);
-    assert_int_equal(rt_sub_add(c.sub, 9, true, p[0] - 1), 0);
+    assert_int_equal(rt_sub_add(c.sub, X(9), true, p[0] - 1), 0);
     drain(&c);
     assert_int_equal(c.ngot, 1);
     assert_string_equal(c.got[0], "{\"type\":\"resync\",\"channel\":\"9\",\"reason\":\"gap\"}");
     /* A position from before the channel's ring existed: resync too. */
     client d = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &d, &d.sub), 0);
-    assert_int_equal(rt_sub_add(d.sub, 10, true, 12345), 0);
+    assert_int_equal(rt_sub_add(d.sub, X(10), true, 12345), 0);
     drain(&d);
     assert_int_equal(d.ngot, 1);
     assert_non_null(strstr(d.got[0], "\"reason\":\"gap\""));
     /* Up to date: nothing to replay, no resync. */
     client e = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &e, &e.sub), 0);
-    assert_int_equal(rt_sub_add(e.sub, 9, true, p[4]), 0);
+    assert_int_equal(rt_sub_add(e.sub, X(9), true, p[4]), 0);
     assert_int_equal(rt_sub_queued(e.sub), 0);
 
     rt_sub_destroy(b.sub);
@@ -315,8 +320,8 @@ static void *worker_main(void *arg)
     rt_sub **subs = calloc((size_t)w->nsubs, sizeof *subs);
     for (int i = 0; i < w->nsubs; i++) {
         assert_int_equal(rt_sub_create(w->h, w->idx, on_ready_count, w, &subs[i]), 0);
-        assert_int_equal(rt_sub_add(subs[i], 42, false, 0), 0);
-        assert_int_equal(rt_sub_add(subs[i], 43 + (uint64_t)i % 3, false, 0), 0);
+        assert_int_equal(rt_sub_add(subs[i], X(42), false, 0), 0);
+        assert_int_equal(rt_sub_add(subs[i], X(43 + (uint64_t)i % 3), false, 0), 0);
     }
     atomic_store(&w->ready, 1);
     while (!atomic_load(&w->stop) || atomic_load(&w->total) < w->expect) {
@@ -338,7 +343,7 @@ static void *publisher(void *arg)
 {
     rt_hub *h = arg;
     for (int i = 0; i < 500; i++)
-        assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 42, "{\"n\":1}", 7, NULL), 0);
+        assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, X(42), "{\"n\":1}", 7, NULL), 0);
     return NULL;
 }
 
@@ -359,7 +364,7 @@ static void test_threads(void **state)
     for (int i = 0; i < 2; i++)
         pthread_join(pt[i], NULL);
     /* Events of channels nobody follows go nowhere. */
-    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, 999, NULL, 0, NULL), 0);
+    assert_int_equal(rt_publish(h, RT_MESSAGE_CREATED, X(999), NULL, 0, NULL), 0);
     for (int i = 0; i < 2; i++)
         atomic_store(&w[i].stop, true);
     for (int i = 0; i < 2; i++)
@@ -382,33 +387,33 @@ static void test_presence(void **state)
     assert_int_equal(rt_hub_attach(h, 0, &loop), 0);
     client a = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &a, &a.sub), 0);
-    assert_int_equal(rt_sub_add(a.sub, 5, false, 0), 0);
+    assert_int_equal(rt_sub_add(a.sub, X(5), false, 0), 0);
     /* a TTL a loaded machine under valgrind stays well within until the sweep below */
-    assert_int_equal(rt_presence_heartbeat(h, 5, 77, 2000), 0);
-    assert_int_equal(rt_presence_heartbeat(h, 5, 77, 2000), 0); /* still online: no event */
-    assert_int_equal(rt_typing(h, 5, 77), 0);
-    assert_int_equal(rt_typing(h, 5, 77), 0); /* repeated within a second: not published */
-    assert_int_equal(rt_typing(h, 0, 77), MS_ERR_INVALID);
+    assert_int_equal(rt_presence_heartbeat(h, X(5), X(77), 2000), 0);
+    assert_int_equal(rt_presence_heartbeat(h, X(5), X(77), 2000), 0); /* still online: no event */
+    assert_int_equal(rt_typing(h, X(5), X(77)), 0);
+    assert_int_equal(rt_typing(h, X(5), X(77)), 0); /* repeated within a second: not published */
+    assert_int_equal(rt_typing(h, X(0), X(77)), MS_ERR_INVALID);
     RUN_UNTIL(&loop, a.ngot == 2);
     assert_int_equal(a.ngot, 2);
     assert_non_null(strstr(a.got[0], "\"type\":\"presence\""));
     assert_non_null(strstr(a.got[0], "\"status\":\"online\""));
     assert_non_null(strstr(a.got[1], "\"type\":\"typing\""));
     assert_non_null(strstr(a.got[1], "\"user_id\":\"77\""));
-    uint64_t users[4];
-    assert_int_equal(rt_ephemeral_list(h, 5, false, users, 4), 1);
-    assert_int_equal(users[0], 77);
-    assert_int_equal(rt_ephemeral_list(h, 5, true, users, 4), 1);
+    ms_xid users[4];
+    assert_int_equal(rt_ephemeral_list(h, X(5), false, users, 4), 1);
+    assert_true(ms_xid_eq(users[0], X(77)));
+    assert_int_equal(rt_ephemeral_list(h, X(5), true, users, 4), 1);
     /* No heartbeat for the TTL: offline, published by the sweep. */
     nanosleep(&(struct timespec){2, 300000000}, NULL);
     assert_int_equal(rt_ephemeral_sweep(h), 1);
     RUN_UNTIL(&loop, a.ngot == 3);
     assert_non_null(strstr(a.got[2], "\"status\":\"offline\""));
-    assert_int_equal(rt_ephemeral_list(h, 5, false, users, 4), 0);
+    assert_int_equal(rt_ephemeral_list(h, X(5), false, users, 4), 0);
     /* Online again, then leave: offline at once. */
-    assert_int_equal(rt_presence_heartbeat(h, 5, 77, 10000), 0);
-    assert_int_equal(rt_presence_leave(h, 5, 77), 0);
-    assert_int_equal(rt_presence_leave(h, 5, 77), 0); /* already gone: nothing */
+    assert_int_equal(rt_presence_heartbeat(h, X(5), X(77), 10000), 0);
+    assert_int_equal(rt_presence_leave(h, X(5), X(77)), 0);
+    assert_int_equal(rt_presence_leave(h, X(5), X(77)), 0); /* already gone: nothing */
     RUN_UNTIL(&loop, a.ngot == 5);
     assert_int_equal(a.ngot, 5);
     assert_non_null(strstr(a.got[3], "\"status\":\"online\""));
@@ -416,7 +421,7 @@ static void test_presence(void **state)
     /* Ephemeral events are not replayed. */
     client b = {.consume = true};
     assert_int_equal(rt_sub_create(h, 0, on_ready, &b, &b.sub), 0);
-    assert_int_equal(rt_sub_add(b.sub, 5, true, a.pos[0]), 0);
+    assert_int_equal(rt_sub_add(b.sub, X(5), true, a.pos[0]), 0);
     assert_int_equal(rt_sub_queued(b.sub), 0);
     rt_sub_destroy(a.sub);
     rt_sub_destroy(b.sub);
