@@ -39,3 +39,6 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_search AND TARGET msgstore_serv
   set_tests_properties(e2e_search_faults PROPERTIES LABELS e2e TIMEOUT 600 FIXTURES_REQUIRED cassandra
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};SCYLLA_CONTACT_POINTS=127.0.0.1")
 endif()
+
+# The query language's PostgreSQL form and the change-log shard (no server).
+ms_add_test(test_search_query SOURCES unit/test_search_query.c LIBS msgstore_store LABELS unit)
