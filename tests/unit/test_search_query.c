@@ -112,14 +112,17 @@ static void test_shard(void **state)
     (void)state;
     int seen[16] = {0};
     for (uint64_t ch = 1; ch <= 1000; ch++) {
-        int s = store_search_shard(ch, 16);
+        int s = store_search_shard(ms_xid_int(ch), 16);
         assert_true(s >= 0 && s < 16);
-        assert_int_equal(s, store_search_shard(ch, 16));
+        assert_int_equal(s, store_search_shard(ms_xid_int(ch), 16));
         seen[s]++;
     }
     for (int i = 0; i < 16; i++)
         assert_true(seen[i] > 20); /* spread over every shard */
-    assert_int_equal(store_search_shard(42, 1), 0);
+    assert_int_equal(store_search_shard(ms_xid_int(42), 1), 0);
+    ms_xid u = {0x0123456789abcdefULL, 0xfedcba9876543210ULL}; /* a UUID channel */
+    int su = store_search_shard(u, 16);
+    assert_true(su >= 0 && su < 16);
 }
 
 int main(void)
