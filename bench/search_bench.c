@@ -184,7 +184,8 @@ typedef struct inserter {
 
 static int insert_one(store *st, uint64_t ch, const char *text)
 {
-    store_insert_req r = {.channel_id = ch, .sender_id = 1, .content = text};
+    store_insert_req r = {
+        .channel_id = ms_xid_int(ch), .sender_id = ms_xid_int(1), .content = text};
     r.content_len = strlen(text);
     store_message_result *res = NULL;
     int rc = store_insert_sync(st, &r, &res, NULL, 0);
@@ -287,7 +288,7 @@ static void search_phase(store *st, uint64_t ch0, uint64_t nch, uint64_t queries
                 snprintf(q, sizeof q, "\"%s %s\"", a, b);
                 break;
             }
-            uint64_t ch = ch0 + xorshift(&rng) % nch;
+            ms_xid ch = ms_xid_int(ch0 + xorshift(&rng) % nch);
             store_search_req r = {.channel_ids = &ch,
                                   .nchannels = 1,
                                   .query = q,
@@ -353,6 +354,7 @@ static void lag_phase(store *st, uint64_t ch0, uint64_t nch, double rate, double
     uint64_t lat[4096];
     size_t n = 0, lost = 0;
     uint64_t probe = ch0 + nch; /* a channel of the probes' own */
+    ms_xid probe_x = ms_xid_int(probe);
     while (now_ns() < p.deadline_ns && n < 4096) {
         char text[64], q[32];
         snprintf(q, sizeof q, "probe%zux%" PRIu64, n, now_ns() % 1000000);
@@ -362,7 +364,7 @@ static void lag_phase(store *st, uint64_t ch0, uint64_t nch, double rate, double
         uint64_t t0 = now_ns();
         bool hit = false;
         while (!hit && now_ns() - t0 < 30000000000ULL) {
-            store_search_req r = {.channel_ids = &probe, .nchannels = 1, .query = q, .limit = 1};
+            store_search_req r = {.channel_ids = &probe_x, .nchannels = 1, .query = q, .limit = 1};
             store_search_result *res = NULL;
             if (store_search_sync(st, &r, &res, NULL, 0) == 0 && res->count)
                 hit = true;
