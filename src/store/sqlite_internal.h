@@ -28,7 +28,7 @@
     "snippet(message_search, 0, char(2), char(3), '…', 16), message_search.rank "                \
     "FROM message_search CROSS JOIN messages m "                                                   \
     "ON m.channel_id=?1 AND m.message_id=message_search.rowid "                                    \
-    "WHERE message_search MATCH 'channel : \"c' || ?1 || '\" AND ' || ?2 "                         \
+    "WHERE message_search MATCH 'channel : \"c' || hex(?1) || '\" AND ' || ?2 "                    \
     "AND message_search.rowid<?3 AND m.is_deleted=0 "
 
 #define SQ_STATEMENTS(X)                                                                           \

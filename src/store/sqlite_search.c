@@ -109,8 +109,8 @@ out:
 /* ------------------------------------------------------------------ migration 002 */
 
 /*
- * Indexes the messages stored before 002_search.sql (its triggers index the
- * later ones), in the migration's transaction, logging progress every 10%.
+ * Indexes the messages stored before 003_search_ids.sql (its triggers index
+ * the later ones), in the migration's transaction, logging progress every 10%.
  * A message whose id is already in the index under another channel (ids
  * given explicitly) stays out of it, counted in the log.
  */
@@ -133,7 +133,7 @@ static int search_backfill(sqlite3 *db, char *err, size_t errlen)
                            -1, &sel, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
                            "INSERT INTO message_search(rowid, content, channel) "
-                           "SELECT ?2, ?3, 'c' || ?1 WHERE NOT EXISTS "
+                           "SELECT ?2, ?3, 'c' || hex(?1) WHERE NOT EXISTS "
                            "(SELECT 1 FROM message_search WHERE rowid=?2)",
                            -1, &ins, NULL) != SQLITE_OK)
         goto fail;
@@ -142,7 +142,7 @@ static int search_backfill(sqlite3 *db, char *err, size_t errlen)
     int st;
     while ((st = sqlite3_step(sel)) == SQLITE_ROW) {
         sqlite3_reset(ins);
-        sqlite3_bind_int64(ins, 1, sqlite3_column_int64(sel, 0));
+        sqlite3_bind_value(ins, 1, sqlite3_column_value(sel, 0)); /* INTEGER or UUID BLOB */
         sqlite3_bind_int64(ins, 2, sqlite3_column_int64(sel, 1));
         sqlite3_bind_text(ins, 3, (const char *)sqlite3_column_text(sel, 2),
                           sqlite3_column_bytes(sel, 2), SQLITE_STATIC);
@@ -175,7 +175,8 @@ done:
 
 int store__sq_migration_step(sqlite3 *db, const char *name, char *err, size_t errlen)
 {
-    if (strcmp(name, "002_search.sql") == 0)
+    /* 002 made the index, 003 changed its channel token: the index is built after 003 */
+    if (strcmp(name, "003_search_ids.sql") == 0)
         return search_backfill(db, err, errlen);
     return 0;
 }

@@ -129,7 +129,8 @@ static void test_search_index_built_for_old_store(void **state)
     /* back to the schema before search, then messages written as that version wrote them */
     exec_ok(h, "DROP TRIGGER message_search_insert; DROP TRIGGER message_search_update;"
                "DROP TRIGGER message_search_delete; DROP TABLE message_search;"
-               "DELETE FROM schema_version WHERE name='002_search.sql'");
+               "DELETE FROM schema_version WHERE name IN ('002_search.sql', "
+               "'003_search_ids.sql')");
     exec_ok(h, "BEGIN");
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(h,
@@ -154,6 +155,7 @@ static void test_search_index_built_for_old_store(void **state)
 
     assert_int_equal(run_migrate_at(old, out, sizeof out), 0);
     assert_non_null(strstr(out, "applied  002_search.sql"));
+    assert_non_null(strstr(out, "applied  003_search_ids.sql"));
     assert_non_null(strstr(out, "building the search index of 2700 message(s)"));
     assert_non_null(strstr(out, "search index: 1350 of 2700 (50%)")); /* progress */
     assert_non_null(strstr(out, "search index built: 2700 message(s)"));
