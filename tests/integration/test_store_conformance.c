@@ -1254,6 +1254,13 @@ static void *pin_main(void *p)
             store_pin_result *res = NULL;
             char detail[256] = "";
             int rc = store_pin_sync(S, &r, &res, detail, sizeof detail);
+            /* "the pins keep changing; retry" (unavailable) is an answer a caller retries:
+             * on a slow machine (valgrind) the store's own retries can run out; retry
+             * here, bounded, as a client would (the cap is what is checked) */
+            for (int t = 0; rc == MS_ERR_UNAVAILABLE && t < 50; t++) {
+                usleep(20 * 1000);
+                rc = store_pin_sync(S, &r, &res, detail, sizeof detail);
+            }
             if (rc == 0) {
                 a->pinned += !res->duplicate;
                 store_free(res);
