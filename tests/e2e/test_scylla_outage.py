@@ -149,7 +149,8 @@ def setup():
         "SCYLLA_CONNECT_TIMEOUT": "1s",
         "SCYLLA_REQUEST_TIMEOUT": "2s",
         "SCYLLA_BREAKER_RESET_TIMEOUT": "1s",
-        "MSGSTORE_READY_THRESHOLD": "1s",
+        # ready means the database answers; a loaded machine may answer slowly (not an outage)
+        "MSGSTORE_READY_THRESHOLD": "5s",
         "MSGSTORE_HEALTH_INTERVAL": "500ms",
         "MSGSTORE_LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "warn"),
     }
