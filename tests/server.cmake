@@ -37,6 +37,16 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server AND TARGET msgstore_cql)
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
 
+# Start-up without a reachable cluster (serve, ready 503, migrate once it answers) and a
+# shutdown bounded by MSGSTORE_SHUTDOWN_TIMEOUT while the faults node is SIGSTOPped (issue 9).
+if(Python3_Interpreter_FOUND AND TARGET msgstore_server AND TARGET msgstore_cql)
+  add_test(NAME e2e_scylla_start_close
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_scylla_start_close.py)
+  set_tests_properties(e2e_scylla_start_close PROPERTIES LABELS e2e TIMEOUT 600
+    FIXTURES_REQUIRED cassandra
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};MSGSTORE_CASSANDRA_HOME=${PROJECT_BINARY_DIR}/cassandra")
+endif()
+
 # Attacks and limits (issue 10): more than 64 workers, a WebSocket client that
 # never reads, request smuggling, /health and /metrics behind a token, SSE
 # events over the frame limit, the access log's UTF-8; Redis with AUTH and

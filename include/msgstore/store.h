@@ -193,6 +193,15 @@ void store_close(store *s);
  */
 void store_loop_detach(store *s, uv_loop_t *loop);
 
+/*
+ * Shutdown of `loop` began (on its thread): operations may go on for
+ * deadline_ms; then whatever still waits for the database (a node that
+ * stopped answering) fails with MS_ERR_SHUTDOWN, and new operations fail at
+ * once, so a hung cluster cannot hold the loop past the deadline. No-op for
+ * a backend without network requests (SQLite) or a loop never used.
+ */
+void store_loop_drain(store *s, uv_loop_t *loop, int64_t deadline_ms);
+
 /* "sqlite" or "scylla". */
 const char *store_backend_name(const store *s);
 

@@ -119,6 +119,7 @@ static void on_worker_start(http_server *h, int worker, uv_loop_t *loop, void *c
 static void on_shutdown(http_server *h, int worker, uv_loop_t *loop, void *ctx)
 {
     srv *s = ctx;
+    store_loop_drain(s->st, loop, s->cfg.shutdown_timeout_ms);
     if (s->x_shutdown)
         s->x_shutdown(h, worker, loop, s->x_ctx);
 }

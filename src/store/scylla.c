@@ -327,9 +327,11 @@ static sc_loop *loop_new(sc_backend *b, uv_loop_t *loop)
         uv_close((uv_handle_t *)&lp->resume, on_handle_closed); /* frees lp */
         return NULL;
     }
-    lp->handles = 2;
+    uv_timer_init(loop, &lp->drain); /* cannot fail */
+    lp->handles = 3;
     lp->resume.data = lp;
     lp->poke.data = lp;
+    lp->drain.data = lp;
     pthread_mutex_lock(&b->loops_mu);
     lp->idx = b->loops_made++;
     lp->next = b->loops;
@@ -371,6 +373,7 @@ static void loop_maybe_free(sc_loop *lp)
     pthread_mutex_unlock(&b->loops_mu);
     uv_close((uv_handle_t *)&lp->resume, on_handle_closed);
     uv_close((uv_handle_t *)&lp->poke, on_handle_closed);
+    uv_close((uv_handle_t *)&lp->drain, on_handle_closed);
 }
 
 static void on_loop_session_closed(void *ud)
@@ -378,6 +381,7 @@ static void on_loop_session_closed(void *ud)
     sc_loop *lp = ud;
     lp->sess = NULL;
     lp->sess_closed = true;
+    lp->sess_closing = false;
     loop_maybe_free(lp);
 }
 
@@ -386,14 +390,50 @@ static void on_loop_session_closed(void *ud)
  * close deadline (then MS_ERR_SHUTDOWN), and the state is freed once every
  * operation answered.
  */
+static void loop_close_session(sc_loop *lp, int64_t deadline_ms)
+{
+    if (lp->sess && !lp->sess_closed && !lp->sess_closing) {
+        lp->sess_closing = true;
+        cql_session_close(lp->sess, deadline_ms, on_loop_session_closed, lp);
+    }
+}
+
 static void loop_detach(sc_loop *lp)
 {
     lp->detached = true;
-    if (lp->sess && lp->sess_closed == false) {
-        cql_session *s = lp->sess;
-        cql_session_close(s, lp->b->close_ms, on_loop_session_closed, lp);
-    }
+    uv_timer_stop(&lp->drain);
+    loop_close_session(lp, lp->b->close_ms);
     loop_maybe_free(lp);
+}
+
+/* The drain deadline passed: what still waits for the cluster fails now (MS_ERR_SHUTDOWN). */
+static void on_drain(uv_timer_t *t)
+{
+    sc_loop *lp = t->data;
+    lp->drained = true;
+    loop_close_session(lp, 0);
+}
+
+/*
+ * Shutdown began on a loop: its operations get deadline_ms, and so do the
+ * *_sync calls on the private loop (the server's health checks), which would
+ * otherwise keep shutdown waiting for a hung node as long as a request may.
+ */
+static void sc_drain(store_backend *base, uv_loop_t *loop, void *data, int64_t deadline_ms)
+{
+    sc_backend *b = (sc_backend *)base;
+    (void)loop;
+    sc_loop *lp = data;
+    if (!lp->detached)
+        uv_timer_start(&lp->drain, on_drain, (uint64_t)(deadline_ms > 0 ? deadline_ms : 0), 0);
+    pthread_mutex_lock(&b->stop_mu);
+    if (!atomic_load(&b->sync_drain)) {
+        b->sync_drain_ms = deadline_ms;
+        atomic_store(&b->sync_drain, true);
+        if (b->sthread_started)
+            uv_async_send(&b->sasync);
+    }
+    pthread_mutex_unlock(&b->stop_mu);
 }
 
 static void on_connected(cql_session *s, const cql_status *st, void *ud)
@@ -471,13 +511,13 @@ static void start_op(sc_loop *lp, store_op *op)
 {
     sc_backend *b = lp->b;
     char err[STORE_DETAIL_LEN];
-    if (lp->detached) {
+    if (lp->detached || lp->drained) {
         store__op_fail(op, MS_ERR_SHUTDOWN, "the store is closing");
         store__op_done(op);
         return;
     }
-    /* ping and health report a missing schema themselves */
-    if (!atomic_load(&b->schema_ok) && op->kind != STORE_OP_PING && op->kind != STORE_OP_HEALTH) {
+    /* until the schema is there, only health runs (it reports what is missing) */
+    if (!atomic_load(&b->schema_ok) && op->kind != STORE_OP_HEALTH) {
         pthread_mutex_lock(&b->boot_mu);
         store__op_fail(op, MS_ERR_UNAVAILABLE, "the cluster is not ready: %s", b->boot_error);
         pthread_mutex_unlock(&b->boot_mu);
@@ -529,6 +569,11 @@ static void on_sync_ops(uv_async_t *h)
         list->next = NULL;
         start_op(b->slp, list);
         list = next;
+    }
+    if (atomic_load(&b->sync_drain) && !b->sync_drain_started && !b->slp->detached) {
+        b->sync_drain_started = true;
+        int64_t ms = b->sync_drain_ms;
+        uv_timer_start(&b->slp->drain, on_drain, (uint64_t)(ms > 0 ? ms : 0), 0);
     }
     if (atomic_load(&b->stop) && !b->slp->detached) {
         loop_detach(b->slp);
@@ -826,6 +871,7 @@ static const store_backend_vtbl sc_vtbl = {
     .stats = sc_stats,
     .repair = sc_repair,
     .detach = sc_detach,
+    .drain = sc_drain,
     .inject = sc_inject,
 };
 

@@ -311,7 +311,10 @@ struct sc_loop {
     size_t inflight;  /* operations running */
     uv_idle_t resume; /* resumes the ready tasks right after the callbacks that woke them */
     uv_async_t poke;  /* another session saw a host come back: reconnect now */
-    int handles;      /* open handles (resume, poke): freed when both closed */
+    uv_timer_t drain; /* store_loop_drain's deadline */
+    int handles;      /* open handles (resume, poke, drain): freed when all closed */
+    bool drained;     /* the drain deadline passed: operations fail fast */
+    bool sess_closing;
     sc_task *ready, *ready_tail; /* tasks whose awaited request completed */
     sc_task *idle;               /* finished tasks kept for the next operations */
     size_t nidle;
@@ -352,7 +355,10 @@ struct sc_backend {
     sc_loop *slp;
     bool sthread_started;
     pthread_t sthread;
-    _Atomic bool stop; /* store_close began */
+    _Atomic bool stop;       /* store_close began */
+    _Atomic bool sync_drain; /* a loop is being drained: so is the private one */
+    int64_t sync_drain_ms;
+    bool sync_drain_started; /* the private loop's thread */
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     int threads_done; /* of the private-loop, bootstrap and repair threads */

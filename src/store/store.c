@@ -381,6 +381,20 @@ void store_loop_detach(store *s, uv_loop_t *loop)
     maybe_close_binding(b);
 }
 
+void store_loop_drain(store *s, uv_loop_t *loop, int64_t deadline_ms)
+{
+    if (!s || !loop || !s->be->vt->drain)
+        return;
+    store__binding *b = NULL;
+    pthread_mutex_lock(&s->bind_mu);
+    for (size_t i = 0; i < s->nbinds; i++)
+        if (s->binds[i]->loop == loop)
+            b = s->binds[i];
+    pthread_mutex_unlock(&s->bind_mu);
+    if (b && b->bdata)
+        s->be->vt->drain(s->be, loop, b->bdata, deadline_ms);
+}
+
 uv_loop_t *store__op_loop(const store_op *op)
 {
     return op->lb ? op->lb->loop : NULL;

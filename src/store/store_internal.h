@@ -133,6 +133,8 @@ typedef struct store_backend_vtbl {
      * backend kept in store__op_loop_data for it. May be NULL.
      */
     void (*detach)(store_backend *b, uv_loop_t *loop, void *data);
+    /* store_loop_drain (on the loop's thread), data as for detach. May be NULL. */
+    void (*drain)(store_backend *b, uv_loop_t *loop, void *data, int64_t deadline_ms);
     /* Test fault injection (may be NULL: MS_ERR_UNPROCESSABLE). */
     int (*inject)(store_backend *b, store_fault fault, int times);
 } store_backend_vtbl;
