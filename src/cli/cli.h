@@ -22,6 +22,13 @@
  */
 int cli_load_config(ms_config *cfg, int argc, char **argv, char **rest, int *nrest);
 
+/*
+ * cli_load_config for a command that takes no other argument than its own
+ * flags (already removed from argv): an argument left over is reported as
+ * "msgstore CMD: unexpected argument" and gives MS_EXIT_USAGE.
+ */
+int cli_load_config_only(ms_config *cfg, int argc, char **argv, const char *cmd);
+
 /* Sets logging up from cfg. */
 void cli_setup_logging(const ms_config *cfg);
 

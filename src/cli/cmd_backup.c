@@ -119,15 +119,9 @@ static int run(int argc, char **argv, bool restore)
         }
     }
     ms_config cfg;
-    char *rest[64];
-    int nrest = 0;
-    int rc = cli_load_config(&cfg, npass, pass, rest, &nrest);
+    int rc = cli_load_config_only(&cfg, npass, pass, cmd);
     if (rc)
         return rc;
-    if (nrest > 0) {
-        fprintf(stderr, "msgstore %s: unexpected argument '%s'\n", cmd, rest[0]);
-        return MS_EXIT_USAGE;
-    }
     if (!file || !*file) {
         fprintf(stderr, "msgstore %s: %s FILE is required (--help)\n", cmd, flag);
         return MS_EXIT_USAGE;

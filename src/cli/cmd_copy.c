@@ -98,15 +98,9 @@ int cmd_copy(int argc, char **argv)
         }
     }
     ms_config cfg;
-    char *rest[64];
-    int nrest = 0;
-    int rc = cli_load_config(&cfg, npass, pass, rest, &nrest);
+    int rc = cli_load_config_only(&cfg, npass, pass, "copy");
     if (rc)
         return rc;
-    if (nrest > 0) {
-        fprintf(stderr, "msgstore copy: unexpected argument '%s'\n", rest[0]);
-        return MS_EXIT_USAGE;
-    }
     if (!to_cluster) {
         fprintf(stderr, "msgstore copy: say where to: --to-cluster (--help)\n");
         return MS_EXIT_USAGE;

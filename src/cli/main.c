@@ -65,6 +65,22 @@ int cli_load_config(ms_config *cfg, int argc, char **argv, char **rest, int *nre
     return 0;
 }
 
+int cli_load_config_only(ms_config *cfg, int argc, char **argv, const char *cmd)
+{
+    char *rest[64];
+    int nrest = 0;
+    if (argc > 64) {
+        fprintf(stderr, "msgstore %s: too many arguments\n", cmd);
+        return MS_EXIT_USAGE;
+    }
+    int rc = cli_load_config(cfg, argc, argv, rest, &nrest);
+    if (rc == 0 && nrest > 0) {
+        fprintf(stderr, "msgstore %s: unexpected argument '%s'\n", cmd, rest[0]);
+        rc = MS_EXIT_USAGE;
+    }
+    return rc;
+}
+
 void cli_setup_logging(const ms_config *cfg)
 {
     int lvl = ms_log_level_parse(cfg->log_level);

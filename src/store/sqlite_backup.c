@@ -173,6 +173,32 @@ static int store_version(sqlite3 *db, const char *what, const char *path, char *
     return v;
 }
 
+/*
+ * Opens path (an existing store or backup: what) and starts the read
+ * transaction the copy runs in; *version gets its schema version.
+ */
+static int open_snapshot(const char *path, const char *what, sqlite3 **db, int *version, char *err,
+                         size_t errlen)
+{
+    int rc = open_existing(path, what, db, err, errlen);
+    if (rc)
+        return rc;
+    if (sqlite3_exec(*db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read %s %s: %s", what, path, sqlite3_errmsg(*db));
+        rc = MS_ERR_IO;
+    } else {
+        rc = store_version(*db, what, path, err, errlen);
+        if (rc > 0) {
+            *version = rc;
+            return 0;
+        }
+    }
+    sqlite3_exec(*db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(*db);
+    *db = NULL;
+    return rc;
+}
+
 static int integrity_ok(sqlite3 *db, char *msg, size_t cap)
 {
     sqlite3_stmt *st = NULL;
@@ -400,26 +426,14 @@ int store_sqlite_backup(const char *src_path, const char *dst_path, const store_
             return MS_ERR_INVALID;
         }
     }
+    /* The snapshot: one read transaction from here to the counts after the copy. */
     sqlite3 *src = NULL;
-    int rc = open_existing(src_path, "store", &src, err, errlen);
+    int rc = open_snapshot(src_path, "store", &src, &rep->schema_version, err, errlen);
     if (rc)
         return rc;
     char tmp[4096];
     tmp_name(tmp, sizeof tmp, dst_path);
-    bool made_tmp = false;
-    /* The snapshot: one read transaction from here to the counts after the copy. */
-    if (sqlite3_exec(src, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot read %s: %s", src_path, sqlite3_errmsg(src));
-        rc = MS_ERR_IO;
-        goto out;
-    }
-    int v = store_version(src, "store", src_path, err, errlen);
-    if (v < 0) {
-        rc = v;
-        goto out;
-    }
-    rep->schema_version = v;
-    made_tmp = true;
+    bool made_tmp = true;
     rc = copy_checked(src, tmp, opt, rep, err, errlen);
     if (rc)
         goto out;
@@ -460,20 +474,10 @@ int store_sqlite_restore(const char *backup_path, const char *dst_path,
     char tmp[4096];
     tmp_name(tmp, sizeof tmp, dst_path);
     bool made_tmp = false;
-    int rc = open_existing(backup_path, "backup", &src, err, errlen);
+    int rc = open_snapshot(backup_path, "backup", &src, &rep->schema_version, err, errlen);
     if (rc)
         return rc;
-    if (sqlite3_exec(src, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot read backup %s: %s", backup_path, sqlite3_errmsg(src));
-        rc = MS_ERR_IO;
-        goto out;
-    }
-    int v = store_version(src, "backup", backup_path, err, errlen);
-    if (v < 0) {
-        rc = v;
-        goto out;
-    }
-    rep->schema_version = v;
+    int v = rep->schema_version;
     int want = expected_version();
     if (v != want) {
         snprintf(err, errlen,
