@@ -3,7 +3,7 @@
  * async API on one libuv loop (as one server worker would call it).
  *
  *   store_bench [sqlite|scylla] [--inserts=N] [--pages=N] [--scale=N]
- *               [--concurrency=N] [--threads=N] [--path=FILE]
+ *               [--concurrency=N] [--path=FILE]
  *
  * Phases (each prints one line; latencies are from call to callback):
  *   insert         N inserts into one channel, `concurrency` in flight
@@ -251,12 +251,10 @@ static uint64_t fill(uint64_t channel, uint64_t n, uint64_t t_start, uint64_t sp
     return res.errors;
 }
 
-static int THREADS;
-
 static int open_store(bool coalesce)
 {
     char err[512];
-    store_options opt = {.no_coalesce = !coalesce, .no_migrate = true, .scylla_threads = THREADS};
+    store_options opt = {.no_coalesce = !coalesce, .no_migrate = true};
     if (store_open(&CFG, &opt, &S, err, sizeof err) != 0) {
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
@@ -314,14 +312,12 @@ int main(int argc, char **argv)
             n_pages = arg_u64(a, "--pages", n_pages);
         } else if (strncmp(a, "--scale=", 8) == 0) {
             n_scale = arg_u64(a, "--scale", n_scale);
-        } else if (strncmp(a, "--threads=", 10) == 0) {
-            THREADS = (int)arg_u64(a, "--threads", 0);
         } else if (strncmp(a, "--concurrency=", 14) == 0) {
             window = (int)arg_u64(a, "--concurrency", (uint64_t)window);
         } else {
             fprintf(stderr,
                     "usage: %s [sqlite|scylla] [--inserts=N] [--pages=N] [--scale=N] "
-                    "[--concurrency=N] [--threads=N] [--path=FILE]\n",
+                    "[--concurrency=N] [--path=FILE]\n",
                     argv[0]);
             return 2;
         }

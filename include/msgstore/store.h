@@ -151,7 +151,6 @@ typedef struct store_options {
     bool no_migrate;      /* do not create/migrate: fail with MS_ERR_UNAVAILABLE when the
                              schema is not current (production with `msgstore migrate`) */
     bool no_coalesce;     /* disable request coalescing (benchmarks compare) */
-    int scylla_threads;   /* ScyllaDB: operations run at once (one CQL session each); 0: 8 */
     /* ScyllaDB counter repair (docs/data-model.md, "Exact counts"): */
     int scylla_repair_settle_ms;   /* how long a count must stay still before it is corrected,
                                       and the age a recorded failure needs; 0: twice
@@ -163,9 +162,12 @@ typedef struct store_options {
 /*
  * Opens the store chosen by cfg (ms_config_backend()): the SQLite file
  * cfg->sqlite_path, or the ScyllaDB/Cassandra keyspace cfg->scylla_keyspace
- * (opt->scylla_threads CQL sessions). Both are created and migrated when
- * needed unless opt->no_migrate, which instead fails with MS_ERR_UNAVAILABLE
- * when the schema is not the binary's. opt may be NULL (defaults). cfg is
+ * (a CQL session per loop that calls it; SCYLLA_MAX_IN_FLIGHT operations in
+ * flight). Both are created and migrated when needed unless opt->no_migrate,
+ * which instead fails with MS_ERR_UNAVAILABLE when the schema is not the
+ * binary's. A cluster that cannot be reached at all is not an error: the
+ * store opens, its operations fail with MS_ERR_UNAVAILABLE, and it migrates
+ * (or checks the schema) once the cluster answers. opt may be NULL (defaults). cfg is
  * copied. Starts the backend's threads.
  * On success *out is the store (free with store_close()) and 0 is returned;
  * otherwise a negative code with a message in err (always NUL-terminated;

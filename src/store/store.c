@@ -856,8 +856,6 @@ int store_open(const ms_config *cfg, const store_options *opt, store **out, char
         s->opt.sqlite_batch_max = 256;
     if (s->opt.queue_max <= 0)
         s->opt.queue_max = 65536;
-    if (s->opt.scylla_threads <= 0)
-        s->opt.scylla_threads = 8;
     s->kind = ms_config_backend(cfg);
     s->id_format = MS_ID_INT64;
     int rc = ms_snowflake_init(&s->ids, cfg->epoch_ms, (uint32_t)cfg->worker_id, 2000, NULL, NULL);

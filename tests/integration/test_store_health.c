@@ -383,7 +383,7 @@ static void test_node_gone(void **state)
     CONTACT[0] = '\0';
     if (rc)
         fail_msg("config: %s", err);
-    store_options opt = {.no_migrate = true, .scylla_threads = 2, .scylla_repair_interval_ms = -1};
+    store_options opt = {.no_migrate = true, .scylla_repair_interval_ms = -1};
     store *s = NULL;
     if (store_open(&cfg, &opt, &s, err, sizeof err) != 0)
         fail_msg("store_open through the proxy: %s", err);
