@@ -133,23 +133,30 @@ static void refuse_403(http_request *r, const char *fmt, ...)
     http_respond_error(r, 403, ms_err_name(MS_ERR_FORBIDDEN), "%s", msg);
 }
 
-/* Takes a token of the caller's bucket; answers 429 and returns -1 when there is none. */
-static int rate_limit(srv *s, http_request *r, const srv__caller *c)
+int srv__rate_take(srv *s, const srv__caller *c)
 {
-    bool user = c->kind == SRV_CALLER_USER;
+    bool user = c && c->kind == SRV_CALLER_USER;
     int rps = user ? s->cfg.rate_user_rps : s->cfg.rate_service_rps;
-    if (rps <= 0 || !s->rl)
+    if (!c || rps <= 0 || !s->rl)
         return 0;
     int burst = user ? s->cfg.rate_user_burst : s->cfg.rate_service_burst;
     ms_xid key = user ? c->sub : ms_xid_int((uint64_t)c->token);
     int wait = rl_take(s->rl, user ? 1 : 0, key, (double)rps, (double)(burst > 0 ? burst : rps),
                        mono_ns());
+    if (wait)
+        ms_counter_add(user ? s->c_rl_user : s->c_rl_service, 1);
+    return wait;
+}
+
+/* Takes a token of the caller's bucket; answers 429 and returns -1 when there is none. */
+static int rate_limit(srv *s, http_request *r, const srv__caller *c)
+{
+    int wait = srv__rate_take(s, c);
     if (wait == 0)
         return 0;
-    ms_counter_add(user ? s->c_rl_user : s->c_rl_service, 1);
     http_respond_ms_error(r, MS_ERR_RATE_LIMITED, wait,
                           "too many requests for this %s; retry after %d s",
-                          user ? "user" : "token", wait);
+                          c->kind == SRV_CALLER_USER ? "user" : "token", wait);
     return -1;
 }
 

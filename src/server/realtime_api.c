@@ -81,6 +81,7 @@ struct session {
     ms_xid (*pres)[2]; /* (channel, user) this session sent presence for */
     uint32_t npres, pres_cap;
     srv__caller *user; /* a user token's claims (malloc'd); NULL: service token, open API */
+    srv__caller svc;   /* the service token's caller (kind 0: none) */
 };
 
 /* ------------------------------------------------------------ sessions */
@@ -373,6 +374,12 @@ static session *session_new(wstate *w)
     return ss;
 }
 
+/* True when the session's user token has expired (past the leeway). */
+static bool session_expired(const session *ss)
+{
+    return ss->user && srv__unix_s() > ss->user->exp + ss->w->rt->s->cfg.jwt_leeway_ms / 1000;
+}
+
 /* ------------------------------------------------------------- parsing */
 
 /* An id given as a decimal string or a non-negative JSON integer; 0 when not one. */
@@ -453,7 +460,7 @@ static int ws_user_ok(session *ss, const char *op, unsigned scope)
     const srv__caller *c = ss->user;
     if (!c)
         return 0;
-    if (srv__unix_s() > c->exp + ss->w->rt->s->cfg.jwt_leeway_ms / 1000) {
+    if (session_expired(ss)) {
         ws_error(ss, op, MS_ERR_UNAUTHORIZED, "the token has expired");
         begin_close(ss);
         return -1;
@@ -707,6 +714,12 @@ static void ws_on_message(http_ws *ws, const void *data, size_t len, bool binary
     }
     if (ss->closing)
         return;
+    /* every client message is a request: the caller's rate limit applies */
+    int wait = srv__rate_take(ss->w->rt->s, ss->user ? ss->user : ss->svc.kind ? &ss->svc : NULL);
+    if (wait) {
+        ws_error(ss, NULL, MS_ERR_RATE_LIMITED, "too many messages; retry after %d s", wait);
+        return;
+    }
     if (binary || len > MAX_CLIENT_MESSAGE) {
         ws_error(ss, NULL, MS_ERR_INVALID, "expected a JSON text message of at most %d bytes",
                  MAX_CLIENT_MESSAGE);
@@ -741,6 +754,26 @@ static void ws_on_message(http_ws *ws, const void *data, size_t len, bool binary
     flush(ss);
 }
 
+/* Keeps the request's caller for the session's life (claims, expiry, rate limit). 0 or -1 (OOM). */
+static int session_set_caller(session *ss, http_request *r)
+{
+    const srv__caller *c = srv__caller_of(r);
+    if (c && c->kind == SRV_CALLER_SERVICE)
+        ss->svc = *c;
+    if (!c || c->kind != SRV_CALLER_USER)
+        return 0;
+    /* one block with the channel list after it */
+    ss->user = malloc(sizeof *ss->user + c->nchannels * sizeof(ms_xid));
+    if (!ss->user)
+        return -1;
+    *ss->user = *c;
+    ms_xid *ch = (ms_xid *)(ss->user + 1);
+    if (c->nchannels)
+        memcpy(ch, c->channels, c->nchannels * sizeof *ch);
+    ss->user->channels = ch;
+    return 0;
+}
+
 static void h_ws(http_request *r, void *ctx)
 {
     srv_rt *rt = ctx;
@@ -756,20 +789,10 @@ static void h_ws(http_request *r, void *ctx)
         http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
         return;
     }
-    const srv__caller *c = srv__caller_of(r);
-    if (c && c->kind == SRV_CALLER_USER) {
-        /* the claims outlive the request: one block with the channel list after it */
-        ss->user = malloc(sizeof *ss->user + c->nchannels * sizeof(ms_xid));
-        if (!ss->user) {
-            session_free(ss);
-            http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
-            return;
-        }
-        *ss->user = *c;
-        ms_xid *ch = (ms_xid *)(ss->user + 1);
-        if (c->nchannels)
-            memcpy(ch, c->channels, c->nchannels * sizeof *ch);
-        ss->user->channels = ch;
+    if (session_set_caller(ss, r) != 0) {
+        session_free(ss);
+        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
+        return;
     }
     ss->ws = http_ws_accept(r, ws_on_message, ss);
     if (!ss->ws) {
@@ -831,6 +854,11 @@ static void h_sse(http_request *r, void *ctx)
         http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
         return;
     }
+    if (session_set_caller(ss, r) != 0) {
+        session_free(ss);
+        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
+        return;
+    }
     int rc = rt_sub_add(ss->sub, channel, has_since, since);
     if (rc) {
         session_free(ss);
@@ -856,7 +884,13 @@ static void on_ping(uv_timer_t *t)
         if (ss->gone || ss->closing)
             continue;
         ss->busy++;
-        if (ss->st)
+        if (session_expired(ss)) {
+            /* a user token's session ends with the token (EventSource then gets 401) */
+            if (ss->ws)
+                ws_error(ss, NULL, MS_ERR_UNAUTHORIZED, "the token has expired");
+            if (!ss->gone)
+                begin_close(ss);
+        } else if (ss->st)
             http_stream_write(ss->st, ": ping\n\n", 8);
         else if (ss->ws)
             http_ws_ping(ss->ws);

@@ -163,6 +163,8 @@ int srv__guard(http_request *r, unsigned flags, void *ctx);
 const srv__caller *srv__caller_of(const http_request *r);
 /* True when c may act on channel (service tokens and NULL: always). */
 bool srv__caller_channel_ok(const srv__caller *c, ms_xid channel);
+/* Takes one request from c's rate-limit bucket: 0, or the seconds to wait (counted). */
+int srv__rate_take(srv *s, const srv__caller *c);
 /* The format of channel and user ids. */
 ms_id_format srv__id_format(const srv *s);
 int64_t srv__unix_s(void);

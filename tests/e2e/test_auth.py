@@ -22,6 +22,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from msgstore_e2e import TOKEN, Client, Failure, Server, check, expect, run  # noqa: E402
-from rtclient import SseClient, WsClient  # noqa: E402
+from rtclient import SseClient, WsClient, WsClosed  # noqa: E402
 
 SECRET = "e2e-jwt-secret-0123456789abcdef-0123456789"
 ID_FORMAT = os.environ.get("MSGSTORE_ID_FORMAT", "int64")
@@ -115,7 +116,7 @@ def teardown(ctx):
         return
     ctx["c"].close()
     bad = []
-    for name in ("srv", "rsa", "ed", "aud", "rl", "nocors"):
+    for name in ("srv", "rsa", "ed", "aud", "rl", "nocors", "exp"):
         if name in ctx:
             rc = ctx[name].stop()
             if rc != 0:  # a sanitizer report (ASan build) or a crash
@@ -405,6 +406,56 @@ def test_rate_limits(ctx):
         if line.startswith("msgstore_rate_limited_total{"):
             counts[line.split('kind="')[1].split('"')[0]] = float(line.split()[-1])
     check(counts.get("user", 0) >= 3 and counts.get("service", 0) >= 1, "refusals counted", counts)
+
+
+def test_websocket_messages_rate_limited(ctx):
+    srv = other_server(ctx, "rl", {"MSGSTORE_JWT_SECRET": SECRET, "MSGSTORE_RATE_LIMIT_USER": "1",
+                                   "MSGSTORE_RATE_LIMIT_USER_BURST": "3",
+                                   "MSGSTORE_RATE_LIMIT_SERVICE": "1",
+                                   "MSGSTORE_RATE_LIMIT_SERVICE_BURST": "5"})
+    ch, carol = new_id(), new_id()
+    q = "?access_token=" + urllib.parse.quote(hs256(claims(carol, [ch])))
+    ws = WsClient("127.0.0.1", srv.port, path="/v1/ws" + q)  # the upgrade takes one
+    try:
+        check(ws.status == 101, "upgrade", ws.status)
+        check(ws.recv_json()["type"] == "hello", "hello")
+        answers = []
+        for i in range(4):
+            ws.send_json({"op": "ping", "id": i})
+            answers.append(ws.recv_json())
+        kinds = [a.get("code") if a["type"] == "error" else a["type"] for a in answers]
+        check(kinds[:2] == ["pong", "pong"] and "rate_limited" in kinds[2:], "messages counted", kinds)
+    finally:
+        ws.close()
+
+
+def test_sessions_end_with_the_token(ctx):
+    """An SSE stream and a WebSocket of a user token are closed once the token expires
+    (checked with the 15 s keep-alive ping; no leeway configured here)."""
+    srv = other_server(ctx, "exp", {"MSGSTORE_JWT_SECRET": SECRET, "MSGSTORE_JWT_LEEWAY": "0"})
+    ch, dave = new_id(), new_id()
+    tok = hs256(claims(dave, [ch], exp=int(time.time()) + 2))
+    q = "?access_token=" + urllib.parse.quote(tok)
+    sse = SseClient("127.0.0.1", srv.port, "/v1/channels/%s/events%s" % (ch, q))
+    ws = WsClient("127.0.0.1", srv.port, path="/v1/ws" + q)
+    try:
+        check(sse.status == 200 and ws.status == 101, "open while the token is valid")
+        check(ws.recv_json()["type"] == "hello", "hello")
+        deadline = time.time() + 25
+        ended = False
+        while time.time() < deadline and not ended:
+            try:
+                sse.next_event(timeout=1)
+            except socket.timeout:
+                pass
+            except (WsClosed, OSError):
+                ended = True
+        check(ended, "the SSE stream ended after exp")
+        got = ws.recv_json(timeout=10)
+        check(got.get("type") == "error" and got.get("code") == "unauthorized", "told why", got)
+    finally:
+        sse.close()
+        ws.close()
 
 
 def test_zz_tokens_never_logged(ctx):
