@@ -267,7 +267,7 @@ static void fail_connect(cql_control *c)
     cql_status st;
     cql__status_set(&st, MS_ERR_UNAVAILABLE, NULL, "cannot reach any contact point (%s)",
                     c->errors[0] ? c->errors : "none given");
-    cql__connect_done(c->s, &st);
+    c->s->cluster_listener->on_connect_done(c->s, &st);
 }
 
 static void ctl_reconnect_fire(cql_tq_node *n);
@@ -562,7 +562,7 @@ static void apply_local(cql_control *c, cql_result *r)
         MS_INFO("cql", "local DC: %s (from %s)", h->dc, h->label);
     }
     if (was_removed)
-        cql__host_event(s, h, CQL_HOST_ADDED);
+        s->cluster_listener->on_host_event(s, h, CQL_HOST_ADDED);
 }
 
 static void apply_peers(cql_control *c, cql_result *r)
@@ -594,7 +594,7 @@ static void apply_peers(cql_control *c, cql_result *r)
         mark_seen(c, h);
         if ((is_new || was_removed) && c->initialized) {
             MS_INFO("cql", "host %s added (%s)", h->label, h->dc);
-            cql__host_event(s, h, CQL_HOST_ADDED);
+            s->cluster_listener->on_host_event(s, h, CQL_HOST_ADDED);
         }
     }
     /* hosts not listed any more left the cluster */
@@ -604,7 +604,7 @@ static void apply_peers(cql_control *c, cql_result *r)
             continue;
         h->removed = true;
         MS_INFO("cql", "host %s removed", h->label);
-        cql__host_event(s, h, CQL_HOST_REMOVED);
+        s->cluster_listener->on_host_event(s, h, CQL_HOST_REMOVED);
     }
 }
 
@@ -670,7 +670,7 @@ static void schema_finish(cql_control *c, bool agreed)
     c->sw = NULL;
     c->nsw = c->cap_sw = 0;
     for (int i = 0; i < n; i++)
-        cql__req_complete_box(list[i].r, list[i].box);
+        s->cluster_listener->on_schema_agreed(s, list[i].r, list[i].box);
     free(list);
 }
 
@@ -712,14 +712,14 @@ void cql__cluster_schema_wait_box(cql_session *s, cql_request *r, void *box)
 {
     cql_control *c = s->ctl;
     if (!c || !c->conn || !cql__conn_ready(c->conn) || c->closing) {
-        cql__req_complete_box(r, box);
+        s->cluster_listener->on_schema_agreed(s, r, box);
         return;
     }
     if (c->nsw == c->cap_sw) {
         int cap = c->cap_sw ? c->cap_sw * 2 : 4;
         schema_waiter *n = realloc(c->sw, (size_t)cap * sizeof(*n));
         if (!n) {
-            cql__req_complete_box(r, box);
+            s->cluster_listener->on_schema_agreed(s, r, box);
             return;
         }
         c->sw = n;
@@ -753,7 +753,7 @@ static void round_finished(cql_control *c)
 {
     cql_session *s = c->s;
     c->round_running = false;
-    cql__hosts_rebuild(s);
+    s->cluster_listener->on_topology(s);
     if (!c->initialized) {
         c->initialized = true;
         if (s->nlocals == 0) {
@@ -768,7 +768,7 @@ static void round_finished(cql_control *c)
                 cql__status_set(&st, MS_ERR_INVALID, NULL,
                                 "no host in the local DC \"%s\" (the cluster has: %s)",
                                 s->local_dc ? s->local_dc : "?", dcs);
-                cql__connect_done(s, &st);
+                s->cluster_listener->on_connect_done(s, &st);
                 return;
             }
             MS_WARN("cql", "no host in the local DC \"%s\"; using remote DCs (%s)",
@@ -776,7 +776,7 @@ static void round_finished(cql_control *c)
         }
         MS_INFO("cql", "cluster: %zu hosts (%zu in the local DC %s), %zu keyspaces, %zu tokens",
                 s->nhosts, s->nlocals, s->local_dc ? s->local_dc : "?", s->nks, s->ring.ntokens);
-        cql__connect_done(s, NULL);
+        s->cluster_listener->on_connect_done(s, NULL);
     }
 }
 
@@ -911,7 +911,7 @@ static void ctl_on_event(cql_conn *conn, const cql_event *ev)
         MS_INFO("cql", "event: %s is %.*s", addr, (int)ev->change.len, ev->change.ptr);
         if (cql_str_eq(ev->change, "UP")) {
             if (h && h->pooled)
-                cql__pool_status_up(h);
+                s->cluster_listener->on_status_up(s, h);
             else if (!h)
                 schedule_refresh(c, true, REFRESH_DELAY_MS);
         }
@@ -921,7 +921,7 @@ static void ctl_on_event(cql_conn *conn, const cql_event *ev)
         if (cql_str_eq(ev->schema.target, "KEYSPACE"))
             schedule_refresh(c, false, KEYSPACE_REFRESH_DELAY_MS);
         else if (cql_str_eq(ev->schema.target, "TABLE"))
-            cql__prepared_schema_changed(s, ev->schema.keyspace, ev->schema.name);
+            s->cluster_listener->on_schema_changed(s, ev->schema.keyspace, ev->schema.name);
         break;
     }
 }

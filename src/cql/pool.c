@@ -274,17 +274,9 @@ static void pool_on_ready(cql_conn *c)
         ms_gauge_add(h->g_up, 1);
         MS_INFO("cql", "%s is up (%s%s)", h->label, h->dc,
                 h->scylla ? ", ScyllaDB shard-aware" : "");
-        if (h->was_up)
-            cql__reprepare_all_on(s, h, c);
+        bool again = h->was_up;
         h->was_up = true;
-        cql__host_event(s, h, CQL_HOST_UP);
-        if (s->state == CQL_S_CONNECTING) {
-            cql_status st;
-            memset(&st, 0, sizeof(st));
-            st.server_code = -1;
-            snprintf(st.host, sizeof(st.host), "%s", h->label);
-            cql__connect_done(s, &st);
-        }
+        s->pool_listener->on_up(h, c, again);
     }
     cql__pool_fill(h);
 }
@@ -314,7 +306,7 @@ static void pool_on_close(cql_conn *c, int status, const char *why)
         ms_gauge_add(h->g_up, -1);
         if (s->state < CQL_S_CLOSING) {
             MS_WARN("cql", "%s is down: %s", h->label, why);
-            cql__host_event(s, h, CQL_HOST_DOWN);
+            s->pool_listener->on_down(h, why);
         }
     }
     if (s->state >= CQL_S_CLOSING || h->removed || !h->pooled)
@@ -323,8 +315,7 @@ static void pool_on_close(cql_conn *c, int status, const char *why)
         cql__pool_fill(h);
     else if (h->ready + h->connecting < target_conns(h))
         schedule_reconnect(h);
-    if (s->state == CQL_S_CONNECTING)
-        cql__connect_done(s, NULL); /* lets the session notice when every host failed */
+    s->pool_listener->on_conn_failed(h); /* the session may notice that every host failed */
 }
 
 cql_conn *cql__pool_pick(cql_host *h, bool has_token, int64_t token, int shard)

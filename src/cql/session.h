@@ -79,6 +79,40 @@ void *cql__spool_pick(cql_shard_pool *p, bool has_token, int64_t token, int shar
 void cql__spool_plan(const cql_shard_pool *p, uint16_t shard_aware_port, uint16_t lo, uint16_t hi,
                      uint16_t *port_cursor, int *shard, uint16_t *local_port);
 
+/*
+ * What a host's pool reports to its owner (cpp-driver's pool listener): pool.c
+ * calls nothing above itself; session.c implements these (host events,
+ * re-preparing, finishing cql_session_connect).
+ */
+typedef struct cql_pool_listener {
+    /* h came up: c is its first ready connection; again: it had been up before */
+    void (*on_up)(cql_host *h, cql_conn *c, bool again);
+    /* h lost its last ready connection (why: for logs) */
+    void (*on_down)(cql_host *h, const char *why);
+    /* a connection of h closed or failed to open */
+    void (*on_conn_failed)(cql_host *h);
+} cql_pool_listener;
+
+/*
+ * What the control connection reports to the session (cpp-driver's cluster
+ * listener): cluster.c fills the host table (hosts.c) and calls nothing else
+ * above itself; session.c implements these.
+ */
+typedef struct cql_cluster_listener {
+    /* hosts, tokens or keyspaces changed: rebuild the views, open or close pools */
+    void (*on_topology)(cql_session *s);
+    /* a host joined (CQL_HOST_ADDED) or left (CQL_HOST_REMOVED) */
+    void (*on_host_event)(cql_session *s, cql_host *h, cql_host_event ev);
+    /* the cluster says h is up (STATUS_CHANGE): reconnect to it now */
+    void (*on_status_up)(cql_session *s, cql_host *h);
+    /* a table (table empty: a keyspace) changed: cached result metadata is stale */
+    void (*on_schema_changed)(cql_session *s, cql_str ks, cql_str table);
+    /* r's DDL reached schema agreement (or gave up waiting): complete it with box */
+    void (*on_schema_agreed)(cql_session *s, cql_request *r, void *box);
+    /* the first metadata round ended: st NULL (a host failed) or its outcome */
+    void (*on_connect_done)(cql_session *s, const cql_status *st);
+} cql_cluster_listener;
+
 /* ---- hosts ------------------------------------------------------------------ */
 
 struct cql_host {
@@ -302,6 +336,8 @@ struct cql_session {
     void *close_ud;
     cql_tq_node close_deadline;
     int open_handles;
+    const cql_pool_listener *pool_listener;       /* session.c's */
+    const cql_cluster_listener *cluster_listener; /* session.c's */
     /* what the control connection's server offered (SUPPORTED) */
     cql_server_features server;
     /* stats */
@@ -323,7 +359,11 @@ cql_ks *cql__ks_find(cql_session *s, const char *name);
 int cql__ks_index(cql_session *s, const char *name);
 const cql_replica_map *cql__ks_map(cql_session *s, int ks_idx);
 void cql__connect_done(cql_session *s, const cql_status *st);
-int64_t cql__now(const cql_session *s); /* uv_now */
+/* The loop's cached time (uv_now), in ms. */
+static inline int64_t cql__now(const cql_session *s)
+{
+    return (int64_t)uv_now(s->loop);
+}
 void cql__session_finish_close(cql_session *s);
 void cql__session_keyspace_changed(cql_session *s, const char *ks);
 
