@@ -309,7 +309,7 @@ static void on_result(cql_request *r, cql_attempt *a, cql_conn *c, const cql_fra
     case CQL_RESULT_SET_KEYSPACE: {
         char ks[64];
         snprintf(ks, sizeof(ks), "%.*s", (int)box->res.keyspace.len, box->res.keyspace.ptr);
-        cql__session_keyspace_changed(s, ks);
+        s->request_listener->on_keyspace(s, ks);
         break;
     }
     case CQL_RESULT_SCHEMA_CHANGE:

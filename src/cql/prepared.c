@@ -80,7 +80,6 @@ static void cache_free(void *v, void *ctx)
 }
 
 /* Called by session.c when it sets up the cache. */
-int cql__prepared_cache_init(cql_session *s);
 int cql__prepared_cache_init(cql_session *s)
 {
     return cql__lru_init(&s->cache, (size_t)s->o.prepared_cache_size, cache_free, NULL);
@@ -172,7 +171,9 @@ void cql__prepared_lookup(cql_session *s, const char *q, size_t qlen, cql_reques
     p = cql__prepared_new(s, ks, q, qlen);
     if (!p || cql__lru_put(&s->cache, ks, q, qlen, p) < 0) {
         cql_prepared_release(p);
-        cql__req_fail_later(waiter, MS_ERR_NOMEM, "out of memory");
+        cql_status st;
+        cql__status_set(&st, MS_ERR_NOMEM, NULL, "out of memory");
+        s->prepared_listener->on_failed(waiter, &st, true);
         return;
     }
     p->in_cache = true;
@@ -180,7 +181,7 @@ void cql__prepared_lookup(cql_session *s, const char *q, size_t qlen, cql_reques
     waiter->next = NULL;
     p->waiters = waiter;
     cql_prepared_ref(p); /* held while the PREPARE runs */
-    if (cql__req_prepare_entry(s, p) < 0) {
+    if (s->prepared_listener->send_prepare(s, p) < 0) {
         cql_status st;
         cql__status_set(&st, MS_ERR_NOMEM, NULL, "out of memory");
         cql__prepared_failed(p, &st);
@@ -208,7 +209,7 @@ void cql__prepared_ready(cql_prepared *p)
     while (w) {
         cql_request *n = w->next;
         w->next = NULL;
-        cql__req_prepared_ready(w, p);
+        w->s->prepared_listener->on_ready(w, p);
         w = n;
     }
     cql_prepared_release(p);
@@ -231,7 +232,7 @@ void cql__prepared_failed(cql_prepared *p, const cql_status *st)
         cql_request *n = w->next;
         w->next = NULL;
         w->waiting = false;
-        cql__req_fail(w, st);
+        w->s->prepared_listener->on_failed(w, st, false);
         w = n;
     }
     cql_prepared_release(p);

@@ -399,7 +399,7 @@ void cql__session_close_requests(cql_session *s, int code, const char *why)
 static void finish_session_close_if_idle(cql_session *s)
 {
     if (s->state == CQL_S_CLOSING && s->in_flight == 0)
-        cql__session_finish_close(s);
+        s->request_listener->on_drained(s);
 }
 
 /* ---- public entry points -------------------------------------------------------- */
@@ -726,3 +726,19 @@ int cql_session_batch(cql_session *s, const cql_batch_request *b, cql_result_cb 
     cql__batch_resolve(r);
     return 0;
 }
+
+/* ---- what prepared.c's waiters hear (cql_prepared_listener) ----------------------- */
+
+static void prepared_waiter_failed(cql_request *r, const cql_status *st, bool later)
+{
+    if (later)
+        cql__req_fail_later(r, st->code, "%s", st->message);
+    else
+        cql__req_fail(r, st);
+}
+
+const cql_prepared_listener cql__request_prepared_listener = {
+    cql__req_prepare_entry,
+    cql__req_prepared_ready,
+    prepared_waiter_failed,
+};

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cql__prepared_cache_init(cql_session *s);
-
 uv_loop_t *cql_session_loop(const cql_session *s)
 {
     return s->loop;
@@ -161,6 +159,7 @@ static int validate(const cql_options *o, char *err, size_t errlen)
 static void house_fn(uv_timer_t *t);
 static const cql_pool_listener session_pool_listener;
 static const cql_cluster_listener session_cluster_listener;
+static const cql_request_listener session_request_listener;
 
 /* Frees the strings copied from the options (NULL ones are fine). */
 static void free_option_strings(cql_session *s)
@@ -193,6 +192,8 @@ int cql_session_new(uv_loop_t *loop, const cql_options *o, cql_session **out, ch
     s->loop = loop;
     s->pool_listener = &session_pool_listener;
     s->cluster_listener = &session_cluster_listener;
+    s->request_listener = &session_request_listener;
+    s->prepared_listener = &cql__request_prepared_listener;
     s->o = *o;
     s->contact_points = strdup(o->contact_points);
     s->keyspace = dup_opt(o->keyspace);
@@ -603,3 +604,10 @@ void cql_session_stats_get(cql_session *s, cql_session_stats *out)
         c += s->hosts[i]->ready;
     out->connections = c;
 }
+
+/* ---- what the requests report (cql_request_listener) ------------------------------ */
+
+static const cql_request_listener session_request_listener = {
+    cql__session_keyspace_changed,
+    cql__session_finish_close,
+};

@@ -113,6 +113,33 @@ typedef struct cql_cluster_listener {
     void (*on_connect_done)(cql_session *s, const cql_status *st);
 } cql_cluster_listener;
 
+/*
+ * What the prepared-statement cache asks of the requests that wait for it:
+ * prepared.c calls no request code; request.c implements these
+ * (cql__request_prepared_listener).
+ */
+typedef struct cql_prepared_listener {
+    /* sends the PREPARE of cache entry p; 0, or an MS_ERR (nothing sent) */
+    int (*send_prepare)(cql_session *s, cql_prepared *p);
+    /* r waited for p, which is now ready: r continues */
+    void (*on_ready)(cql_request *r, cql_prepared *p);
+    /* r waited for a statement that could not be prepared: r fails with st (later: from
+     * the loop's next turn, never inside the caller's call) */
+    void (*on_failed)(cql_request *r, const cql_status *st, bool later);
+} cql_prepared_listener;
+extern const cql_prepared_listener cql__request_prepared_listener;
+
+/*
+ * What the requests report to the session: request.c and exec.c call no
+ * session code; session.c implements these.
+ */
+typedef struct cql_request_listener {
+    /* a USE through the session changed its keyspace to ks */
+    void (*on_keyspace)(cql_session *s, const char *ks);
+    /* the last request of a closing session completed */
+    void (*on_drained)(cql_session *s);
+} cql_request_listener;
+
 /* ---- hosts ------------------------------------------------------------------ */
 
 struct cql_host {
@@ -336,8 +363,10 @@ struct cql_session {
     void *close_ud;
     cql_tq_node close_deadline;
     int open_handles;
-    const cql_pool_listener *pool_listener;       /* session.c's */
-    const cql_cluster_listener *cluster_listener; /* session.c's */
+    const cql_pool_listener *pool_listener;         /* session.c's */
+    const cql_cluster_listener *cluster_listener;   /* session.c's */
+    const cql_request_listener *request_listener;   /* session.c's */
+    const cql_prepared_listener *prepared_listener; /* request.c's */
     /* what the control connection's server offered (SUPPORTED) */
     cql_server_features server;
     /* stats */
@@ -437,6 +466,8 @@ void cql__req_resume_waiting(cql_session *s);
 void cql__req_detach_attempt(cql_request *r, cql_attempt *a);
 
 /* prepared.c */
+/* Sets up the session's statement cache (prepared_cache_size entries). 0 or MS_ERR_NOMEM. */
+int cql__prepared_cache_init(cql_session *s);
 cql_prepared *cql__prepared_new(cql_session *s, const char *ks, const char *q, size_t qlen);
 int cql__prepared_set(cql_prepared *p, const cql_result *res, const char *session_ks);
 void cql__prepared_lookup(cql_session *s, const char *q, size_t qlen, cql_request *waiter,
