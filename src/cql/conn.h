@@ -173,6 +173,7 @@ void cql__conn_close(cql_conn *c, int status, const char *why);
 /* Heartbeat and idle checks; call about once a second. */
 void cql__conn_tick(cql_conn *c, int64_t now_ms, int64_t heartbeat_ms, int64_t idle_timeout_ms);
 
+/* True when c finished its handshake and is not closing: it takes requests. */
 bool cql__conn_ready(const cql_conn *c);
 
 /* True when code is the rate-limit error code this connection's server negotiated. */

@@ -120,10 +120,10 @@ int cql__frame_finish(cql_buf *b, size_t start);
 int cql__frame_compress(cql_buf *b, size_t start, cql_buf *scratch);
 
 /* Primitive appenders (section 3), exposed for hand-written bodies and tests. */
-void cql__put_byte(cql_buf *b, uint8_t x);
-void cql__put_short(cql_buf *b, uint16_t x);
-void cql__put_int(cql_buf *b, int32_t x);
-void cql__put_long(cql_buf *b, int64_t x);
+void cql__put_byte(cql_buf *b, uint8_t x);                   /* [byte] */
+void cql__put_short(cql_buf *b, uint16_t x);                 /* [short], big-endian */
+void cql__put_int(cql_buf *b, int32_t x);                    /* [int], big-endian */
+void cql__put_long(cql_buf *b, int64_t x);                   /* [long], big-endian */
 void cql__put_string(cql_buf *b, const char *s, size_t len); /* [string]; len > 65535 sets err */
 void cql__put_long_string(cql_buf *b, const char *s, size_t len); /* [long string] */
 void cql__put_bytes(cql_buf *b, const void *p, int32_t len);      /* [bytes]; len < 0: null */

@@ -79,6 +79,7 @@ typedef struct cql_ring {
  * Returns 0 or MS_ERR_NOMEM; the ring owns its memory (cql__ring_free).
  */
 int cql__ring_build(cql_ring *r, const cql_ring_host_in *hosts, size_t n);
+/* Frees what cql__ring_build allocated; r is then empty (free again: nothing). */
 void cql__ring_free(cql_ring *r);
 
 /* Index of the ring token owning token (first >= token, wrapping); 0 for an empty ring. */
@@ -105,6 +106,7 @@ typedef struct cql_replica_map {
 
 /* Computes m for r and rep. Returns 0 or MS_ERR_NOMEM. */
 int cql__replica_map_build(cql_replica_map *m, const cql_ring *r, const cql_replication *rep);
+/* Frees what cql__replica_map_build allocated. */
 void cql__replica_map_free(cql_replica_map *m);
 
 /*

@@ -51,6 +51,7 @@ typedef struct cql_shard_pool {
 
 /* Sets up for nr_shards (>= 1) x per_shard. Returns 0 or MS_ERR_NOMEM. */
 int cql__spool_init(cql_shard_pool *p, uint32_t nr_shards, uint32_t ignore_msb, int per_shard);
+/* Frees the slots (not the connections in them). */
 void cql__spool_free(cql_shard_pool *p);
 
 /* Puts a connection that landed on shard into a free slot: the slot index, or -1 when that
@@ -378,32 +379,51 @@ struct cql_session {
     char mlabel[96];                     /* session="name" */
 };
 
-/* session.c */
+/* hosts.c: the host table and its views */
+/* The host at addr:port, or NULL. */
 cql_host *cql__host_find(cql_session *s, const char *addr, int port);
+/* The host at addr:port, added (down, no pool yet) when new; NULL: bad address or no memory. */
 cql_host *cql__host_add(cql_session *s, const char *addr, int port);
+/* Fills the public description of h (state, pool, breaker, counters). */
 void cql__host_info(cql_session *s, const cql_host *h, cql_host_info *out);
-void cql__host_event(cql_session *s, cql_host *h, cql_host_event ev);
-void cql__hosts_rebuild(cql_session *s); /* lb lists, ring, maps after a topology change */
+/* Rebuilds the load-balancing lists, the token ring and the replica maps from the hosts. */
+void cql__hosts_rebuild(cql_session *s);
+/* The keyspace named name, or NULL. */
 cql_ks *cql__ks_find(cql_session *s, const char *name);
+/* The index of keyspace name in s->ks, or -1. */
 int cql__ks_index(cql_session *s, const char *name);
+/* The replica map of keyspace ks_idx, computed on first use; NULL: unknown or no memory. */
 const cql_replica_map *cql__ks_map(cql_session *s, int ks_idx);
+
+/* session.c */
+/* Calls the user's on_host_event (if any) with h's description. */
+void cql__host_event(cql_session *s, cql_host *h, cql_host_event ev);
+/* Ends cql_session_connect: st NULL when a host failed (ends it only if no host can still
+ * connect), else its outcome; resumes or fails the parked requests; reports once. */
 void cql__connect_done(cql_session *s, const cql_status *st);
 /* The loop's cached time (uv_now), in ms. */
 static inline int64_t cql__now(const cql_session *s)
 {
     return (int64_t)uv_now(s->loop);
 }
+/* A closing session with no request left: closes the control connection, pools and handles. */
 void cql__session_finish_close(cql_session *s);
+/* The session's keyspace became ks (a USE): new connections use it, ready ones are sent USE. */
 void cql__session_keyspace_changed(cql_session *s, const char *ks);
 
-/* pool.c */
+/* pool.c: a host's connections */
+/* Opens connections to h until its pool (per shard on ScyllaDB) is full, a few at a time. */
 void cql__pool_fill(cql_host *h);
+/* Stops pooling h and closes its connections (why: for logs). */
 void cql__pool_close(cql_host *h, const char *why);
 /* The connection for a request: shard >= 0 (a tablet's) wins, else the token's shard. */
 cql_conn *cql__pool_pick(cql_host *h, bool has_token, int64_t token, int shard);
+/* Heartbeats and idle checks of h's connections; call about once a second. */
 void cql__pool_tick(cql_host *h, int64_t now_ms);
-void cql__pool_status_up(cql_host *h);     /* STATUS_CHANGE UP: reconnect now */
-void cql__pool_reconnect_now(cql_host *h); /* down: attempt on the next loop turn */
+/* The cluster says h is up (STATUS_CHANGE UP): reconnect now, backoff reset. */
+void cql__pool_status_up(cql_host *h);
+/* h is down: make the next reconnection attempt on the next loop turn. */
+void cql__pool_reconnect_now(cql_host *h);
 
 /* A result handed to callbacks: the decoded RESULT plus what keeps its metadata alive. */
 typedef struct cql_result_box {
@@ -468,23 +488,40 @@ void cql__req_detach_attempt(cql_request *r, cql_attempt *a);
 /* prepared.c */
 /* Sets up the session's statement cache (prepared_cache_size entries). 0 or MS_ERR_NOMEM. */
 int cql__prepared_cache_init(cql_session *s);
+/* A new statement (one reference, PREPARING) for q in keyspace ks; NULL when out of memory. */
 cql_prepared *cql__prepared_new(cql_session *s, const char *ks, const char *q, size_t qlen);
+/* Takes id, metadata and routing keyspace/table from a PREPARED result; 0 or an MS_ERR. */
 int cql__prepared_set(cql_prepared *p, const cql_result *res, const char *session_ks);
+/* *out: a reference to q's ready statement; or NULL with waiter parked until it is prepared
+ * (or failed, or failing later when out of memory). */
 void cql__prepared_lookup(cql_session *s, const char *q, size_t qlen, cql_request *waiter,
                           cql_prepared **out);
+/* p was prepared: marks it READY and lets its waiters continue. */
 void cql__prepared_ready(cql_prepared *p);
+/* p could not be prepared: drops it from the cache and fails its waiters with st. */
 void cql__prepared_failed(cql_prepared *p, const cql_status *st);
+/* Prepares ready p on h (on c, or a pool connection when c is NULL) in the background. */
 void cql__prepare_on_host(cql_session *s, cql_prepared *p, cql_host *h, cql_conn *c);
+/* Prepares every ready cached statement on h through c (h came back up). */
 void cql__reprepare_all_on(cql_session *s, cql_host *h, cql_conn *c);
+/* A table of ks changed: its statements stop skipping result metadata; tablets forgotten. */
 void cql__prepared_schema_changed(cql_session *s, cql_str ks, cql_str table);
+/* The session is going: cached statements forget it (users may still hold references). */
 void cql__prepared_detach(cql_session *s);
 
-/* cluster.c */
+/* cluster.c: the control connection */
+/* Resolves the contact points and starts the control connection. 0 or MS_ERR_NOMEM. */
 int cql__cluster_start(cql_session *s);
+/* Closes the control connection; requests waiting for schema agreement complete. */
 void cql__cluster_close(cql_session *s);
+/* Heartbeat and idle check of the control connection; call about once a second. */
 void cql__cluster_tick(cql_session *s, int64_t now_ms);
+/* r's DDL answered with box: completes r once every host has the same schema (or the
+ * agreement wait ends), through the cluster listener. */
 void cql__cluster_schema_wait_box(cql_session *s, cql_request *r, void *box);
+/* True once the first metadata round (hosts, tokens, keyspaces) has finished. */
 bool cql__cluster_ready(const cql_session *s);
-void cql__cluster_reconnect_now(cql_session *s); /* lost: attempt on the next loop turn */
+/* The control connection is lost: make the next attempt on the next loop turn. */
+void cql__cluster_reconnect_now(cql_session *s);
 
 #endif

@@ -44,6 +44,7 @@ typedef struct cql_tls {
  * MS_ERR_INVALID.
  */
 int cql__tls_start(cql_tls *t, SSL_CTX *ctx, const char *host, bool verify_hostname);
+/* Frees the SSL object and its BIOs; t is zeroed (free again: nothing). */
 void cql__tls_free(cql_tls *t);
 
 /*

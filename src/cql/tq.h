@@ -59,6 +59,7 @@ int cql__tq_add(cql_tq *q, cql_tq_node *n, uint64_t at, cql_tq_fn fn);
 /* Unqueues n if it is queued. */
 void cql__tq_remove(cql_tq *q, cql_tq_node *n);
 
+/* True while n is in a queue (added and neither fired nor removed). */
 static inline bool cql__tq_queued(const cql_tq_node *n)
 {
     return n->index != 0;

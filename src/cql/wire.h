@@ -19,6 +19,7 @@ typedef struct cql_rd {
     const uint8_t *end;
 } cql_rd;
 
+/* A reader over the n bytes at p. */
 static inline cql_rd cql__rd(const uint8_t *p, size_t n)
 {
     /* (NULL, 0) is a valid empty input; NULL + 0 is not valid C. */
@@ -26,32 +27,38 @@ static inline cql_rd cql__rd(const uint8_t *p, size_t n)
     return r;
 }
 
+/* Bytes not read yet. */
 static inline size_t cql__rd_left(const cql_rd *r)
 {
     return (size_t)(r->end - r->p);
 }
 
+/* The big-endian 16-bit value at p. */
 static inline uint16_t cql__be16(const uint8_t *p)
 {
     return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
 }
 
+/* The big-endian 32-bit value at p. */
 static inline uint32_t cql__be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* The big-endian 64-bit value at p. */
 static inline uint64_t cql__be64(const uint8_t *p)
 {
     return (uint64_t)cql__be32(p) << 32 | cql__be32(p + 4);
 }
 
+/* Stores x big-endian at p (2 bytes). */
 static inline void cql__wbe16(uint8_t *p, uint16_t x)
 {
     p[0] = (uint8_t)(x >> 8);
     p[1] = (uint8_t)x;
 }
 
+/* Stores x big-endian at p (4 bytes). */
 static inline void cql__wbe32(uint8_t *p, uint32_t x)
 {
     p[0] = (uint8_t)(x >> 24);
@@ -60,12 +67,14 @@ static inline void cql__wbe32(uint8_t *p, uint32_t x)
     p[3] = (uint8_t)x;
 }
 
+/* Stores x big-endian at p (8 bytes). */
 static inline void cql__wbe64(uint8_t *p, uint64_t x)
 {
     cql__wbe32(p, (uint32_t)(x >> 32));
     cql__wbe32(p + 4, (uint32_t)x);
 }
 
+/* Skips n bytes: 0, or MS_ERR_INVALID (fewer left; nothing read). */
 static inline int cql__rd_skip(cql_rd *r, size_t n)
 {
     if (cql__rd_left(r) < n)
@@ -74,6 +83,7 @@ static inline int cql__rd_skip(cql_rd *r, size_t n)
     return 0;
 }
 
+/* [byte]: 0, or MS_ERR_INVALID when truncated. */
 static inline int cql__rd_byte(cql_rd *r, uint8_t *out)
 {
     if (cql__rd_left(r) < 1)
@@ -82,6 +92,7 @@ static inline int cql__rd_byte(cql_rd *r, uint8_t *out)
     return 0;
 }
 
+/* [short]: 0, or MS_ERR_INVALID when truncated. */
 static inline int cql__rd_short(cql_rd *r, uint16_t *out)
 {
     if (cql__rd_left(r) < 2)
@@ -91,6 +102,7 @@ static inline int cql__rd_short(cql_rd *r, uint16_t *out)
     return 0;
 }
 
+/* [int]: 0, or MS_ERR_INVALID when truncated. */
 static inline int cql__rd_int(cql_rd *r, int32_t *out)
 {
     if (cql__rd_left(r) < 4)
@@ -100,6 +112,7 @@ static inline int cql__rd_int(cql_rd *r, int32_t *out)
     return 0;
 }
 
+/* [long]: 0, or MS_ERR_INVALID when truncated. */
 static inline int cql__rd_long(cql_rd *r, int64_t *out)
 {
     if (cql__rd_left(r) < 8)
