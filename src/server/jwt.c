@@ -7,6 +7,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +17,29 @@
 #define MIN_SECRET_BYTES 32
 #define MAX_TOKEN_BYTES  8192
 #define MAX_CHANNELS     1024
+#define CACHE_SETS       256 /* verified tokens kept: CACHE_SETS * CACHE_WAYS */
+#define CACHE_WAYS       4
+#define CACHE_CHANNELS   64 /* tokens with more channels are not kept */
 
 typedef enum { KEY_NONE, KEY_ED25519, KEY_RSA } key_kind;
 
+/* A token verified before: its SHA-256 (signature included) and its claims. */
+typedef struct {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    bool used;
+    ms_id_format fmt;
+    jwt_claims claims; /* channels owned */
+    uint64_t last;     /* use tick, for least recently used reuse */
+} cache_entry;
+
+typedef struct {
+    pthread_mutex_t mu;
+    cache_entry e[CACHE_WAYS];
+} cache_set;
+
 struct jwt_keys {
+    cache_set *cache; /* CACHE_SETS sets */
+    _Atomic uint64_t tick;
     unsigned char *secret; /* HS256; NULL: none */
     size_t secret_len;
     EVP_PKEY *pub; /* NULL: none */
@@ -147,6 +169,13 @@ int jwt_keys_load(const ms_config *cfg, jwt_keys **out, char *err, size_t errlen
     }
     snprintf(k->audience, sizeof k->audience, "%s", cfg->jwt_audience);
     k->leeway_s = cfg->jwt_leeway_ms / 1000;
+    k->cache = calloc(CACHE_SETS, sizeof *k->cache);
+    if (!k->cache) {
+        jwt_keys_free(k);
+        return MS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < CACHE_SETS; i++)
+        pthread_mutex_init(&k->cache[i].mu, NULL);
     *out = k;
     return 0;
 }
@@ -160,6 +189,14 @@ void jwt_keys_free(jwt_keys *k)
         free(k->secret);
     }
     EVP_PKEY_free(k->pub);
+    if (k->cache) {
+        for (size_t i = 0; i < CACHE_SETS; i++) {
+            for (int w = 0; w < CACHE_WAYS; w++)
+                jwt_claims_clear(&k->cache[i].e[w].claims);
+            pthread_mutex_destroy(&k->cache[i].mu);
+        }
+        free(k->cache);
+    }
     free(k);
 }
 
@@ -436,17 +473,9 @@ static int check_claims(const jwt_keys *k, ms_id_format fmt, json_t *p, int64_t 
     return rc;
 }
 
-int jwt_verify(const jwt_keys *k, ms_id_format fmt, const char *tok, size_t len, int64_t now_s,
-               jwt_claims *out, const char **why)
+static int verify_full(const jwt_keys *k, ms_id_format fmt, const char *tok, size_t len,
+                       int64_t now_s, jwt_claims *out, const char **why)
 {
-    memset(out, 0, sizeof *out);
-    *why = "the token is not a valid JWT";
-    if (!k) {
-        *why = "user tokens (JWT) are not accepted here";
-        return MS_ERR_UNAUTHORIZED;
-    }
-    if (len > MAX_TOKEN_BYTES || !jwt_looks_like(tok, len))
-        return MS_ERR_UNAUTHORIZED;
     const char *d1 = memchr(tok, '.', len);
     const char *d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok));
     json_t *h = decode_json_part(tok, (size_t)(d1 - tok));
@@ -492,4 +521,87 @@ out:
     json_decref(p);
     json_decref(h);
     return rc;
+}
+
+static int claims_copy(jwt_claims *dst, const jwt_claims *src)
+{
+    *dst = *src;
+    dst->channels = NULL;
+    if (src->nchannels) {
+        dst->channels = malloc(src->nchannels * sizeof *dst->channels);
+        if (!dst->channels)
+            return MS_ERR_NOMEM;
+        memcpy(dst->channels, src->channels, src->nchannels * sizeof *dst->channels);
+    }
+    return 0;
+}
+
+/*
+ * Verifying a signature costs far more than the request it guards (an
+ * Ed25519 or RSA check through OpenSSL 3's providers), and a client sends
+ * the same token again and again: tokens verified once are kept, by the
+ * SHA-256 of the whole token, signature included, so only the very same
+ * bytes hit. A hit still checks exp (nbf, once passed, stays passed).
+ */
+int jwt_verify(jwt_keys *k, ms_id_format fmt, const char *tok, size_t len, int64_t now_s,
+               jwt_claims *out, const char **why)
+{
+    memset(out, 0, sizeof *out);
+    *why = "the token is not a valid JWT";
+    if (!k) {
+        *why = "user tokens (JWT) are not accepted here";
+        return MS_ERR_UNAUTHORIZED;
+    }
+    if (len > MAX_TOKEN_BYTES || !jwt_looks_like(tok, len))
+        return MS_ERR_UNAUTHORIZED;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)tok, len, d);
+    cache_set *set = &k->cache[(d[0] | (unsigned)d[1] << 8) % CACHE_SETS];
+    uint64_t tick = atomic_fetch_add(&k->tick, 1) + 1;
+    pthread_mutex_lock(&set->mu);
+    for (int w = 0; w < CACHE_WAYS; w++) {
+        cache_entry *e = &set->e[w];
+        if (!e->used || e->fmt != fmt || memcmp(e->digest, d, sizeof d) != 0)
+            continue;
+        int rc;
+        if (now_s > e->claims.exp + k->leeway_s) {
+            *why = "the token has expired";
+            rc = MS_ERR_UNAUTHORIZED;
+        } else {
+            e->last = tick;
+            rc = claims_copy(out, &e->claims);
+        }
+        pthread_mutex_unlock(&set->mu);
+        return rc;
+    }
+    pthread_mutex_unlock(&set->mu);
+    int rc = verify_full(k, fmt, tok, len, now_s, out, why);
+    if (rc || out->nchannels > CACHE_CHANNELS)
+        return rc;
+    jwt_claims keep;
+    if (claims_copy(&keep, out) != 0)
+        return 0; /* not kept: verified next time again */
+    pthread_mutex_lock(&set->mu);
+    cache_entry *victim = &set->e[0];
+    for (int w = 0; w < CACHE_WAYS; w++) {
+        cache_entry *e = &set->e[w];
+        if (e->used && e->fmt == fmt && memcmp(e->digest, d, sizeof d) == 0) {
+            victim = NULL; /* another thread kept it meanwhile */
+            break;
+        }
+        if (victim->used && (!e->used || e->last < victim->last))
+            victim = e;
+    }
+    if (victim) {
+        jwt_claims_clear(&victim->claims);
+        memcpy(victim->digest, d, sizeof d);
+        victim->used = true;
+        victim->fmt = fmt;
+        victim->claims = keep;
+        victim->last = tick;
+    } else {
+        jwt_claims_clear(&keep);
+    }
+    pthread_mutex_unlock(&set->mu);
+    return 0;
 }

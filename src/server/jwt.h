@@ -55,9 +55,11 @@ bool jwt_looks_like(const char *tok, size_t len);
  * Verifies tok at Unix time now_s and reads its claims, ids in format fmt.
  * Returns 0 and fills *out, or MS_ERR_UNAUTHORIZED with *why set to a
  * static reason for the client ("the token has expired"...), or
- * MS_ERR_NOMEM.
+ * MS_ERR_NOMEM. Thread-safe: tokens verified before are kept (by their
+ * SHA-256, at most 1024, least recently used reused) and not verified again
+ * while they have not expired.
  */
-int jwt_verify(const jwt_keys *k, ms_id_format fmt, const char *tok, size_t len, int64_t now_s,
+int jwt_verify(jwt_keys *k, ms_id_format fmt, const char *tok, size_t len, int64_t now_s,
                jwt_claims *out, const char **why);
 
 void jwt_claims_clear(jwt_claims *c);

@@ -265,6 +265,43 @@ static void test_eddsa_and_confusion(void **state)
     unlink(path);
 }
 
+static void test_cache_rechecks_expiry(void **state)
+{
+    (void)state;
+    jwt_keys *k = keys(SECRET, NULL);
+    char tok[1024], payload[256];
+    snprintf(payload, sizeof payload, "{\"sub\":\"5\",\"exp\":%d,\"channels\":[\"1\",\"2\"]}",
+             NOW + 100);
+    hs256(HS, payload, SECRET, strlen(SECRET), tok);
+    jwt_claims c;
+    const char *why;
+    for (int i = 0; i < 3; i++) { /* verified, then from the cache: the same claims */
+        assert_int_equal(jwt_verify(k, MS_ID_INT64, tok, strlen(tok), NOW, &c, &why), 0);
+        assert_int_equal(c.nchannels, 2);
+        assert_true(ms_xid_eq(c.channels[1], ms_xid_int(2)));
+        jwt_claims_clear(&c);
+    }
+    /* later, past exp and the leeway: refused although it is kept */
+    assert_int_equal(jwt_verify(k, MS_ID_INT64, tok, strlen(tok), NOW + 131, &c, &why),
+                     MS_ERR_UNAUTHORIZED);
+    assert_non_null(strstr(why, "expired"));
+    /* another format is another entry (the sub is parsed per format) */
+    assert_int_equal(jwt_verify(k, MS_ID_UUID, tok, strlen(tok), NOW, &c, &why),
+                     MS_ERR_UNAUTHORIZED);
+    /* more tokens than the cache holds: each still verifies, one bad byte still fails */
+    for (int i = 0; i < 3000; i++) {
+        snprintf(payload, sizeof payload, "{\"sub\":\"%d\",\"exp\":%d}", i + 1, NOW + 100);
+        hs256(HS, payload, SECRET, strlen(SECRET), tok);
+        assert_int_equal(jwt_verify(k, MS_ID_INT64, tok, strlen(tok), NOW, &c, &why), 0);
+        assert_true(ms_xid_eq(c.sub, ms_xid_int((uint64_t)i + 1)));
+        jwt_claims_clear(&c);
+    }
+    size_t n = strlen(tok);
+    tok[n - 2] = tok[n - 2] == 'a' ? 'b' : 'a';
+    assert_int_equal(jwt_verify(k, MS_ID_INT64, tok, n, NOW, &c, &why), MS_ERR_UNAUTHORIZED);
+    jwt_keys_free(k);
+}
+
 static void test_bad_settings(void **state)
 {
     (void)state;
@@ -288,7 +325,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uuid_claims),         cmocka_unit_test(test_channels_and_scope_forms),
         cmocka_unit_test(test_leeway_edges),        cmocka_unit_test(test_malformed_refused),
-        cmocka_unit_test(test_eddsa_and_confusion), cmocka_unit_test(test_bad_settings),
+        cmocka_unit_test(test_eddsa_and_confusion), cmocka_unit_test(test_cache_rechecks_expiry),
+        cmocka_unit_test(test_bad_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
