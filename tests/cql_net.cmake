@@ -34,7 +34,7 @@ endif()
 find_package(Python3 COMPONENTS Interpreter)
 if(TARGET msgstore_cql AND Python3_Interpreter_FOUND)
   ms_add_test(test_cql_scylla_sim SOURCES integration/test_cql_scylla_sim.c
-    LIBS msgstore_cql msgstore_core LABELS integration TIMEOUT 120)
+    LIBS msgstore_cql msgstore_core LABELS integration TIMEOUT 600)
 endif()
 if(TARGET msgstore_cql AND Python3_Interpreter_FOUND AND TARGET msgstore_server)
   add_test(NAME scylla_sim_migrate

@@ -19,7 +19,7 @@ depends on (issue 14), and nothing more:
   a second `msgstore migrate` finds them;
 - tables named "rate_limited": the rate-limit error with the advertised code;
 - tables named "slow...": the first execution for a key is answered after
-  1.5 s, later ones at once (speculative executions);
+  5 s, later ones at once (speculative executions);
 - PREPARE/EXECUTE of "SELECT v FROM <ks>.<table> WHERE k = ?" (k bigint):
   the row names the host and shard that served it; on a tablet keyspace a
   request served by a host or shard that is not the tablet's replica gets the
@@ -466,7 +466,7 @@ class Sim:
             self.slow_seen[key] = n + 1
             served = "%s/%d/%d" % (host.addr, shard, n + 1)
             data = rows(ks, table, [("v", T_VARCHAR)], [[text(served)]])
-            return (OP_RESULT, data, None, 1.5 if n == 0 else 0)
+            return (OP_RESULT, data, None, 5.0 if n == 0 else 0)
         served = "%s/%d" % (host.addr, shard)
         data = rows(ks, table, [("v", T_VARCHAR)], [[text(served)]])
         payload = None

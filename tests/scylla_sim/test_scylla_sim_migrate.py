@@ -9,7 +9,8 @@ the test runs the real binary and checks what it sent and decided:
   unreadable, the clause is retried without on exactly "Unknown property";
 - 6.2 / 2025.4 / 2026.1: the clause, vnodes; a second run finds every migration;
 - a tablet keyspace made by someone else: refused before 2026.1, accepted on it;
-- enforced tablets: a clear refusal before 2026.1, tablets on 2026.1.
+- enforced tablets: a clear refusal before 2026.1, tablets on 2026.1;
+- `msgstore serve` (which migrates at start) decides the same, before it listens.
 """
 import os
 import subprocess
@@ -26,7 +27,7 @@ MSGSTORE = os.environ.get("MSGSTORE_BIN", os.path.join(BINARY_DIR, "src", "cli",
 CLAUSE = "tablets = {'enabled': false}"
 
 
-def migrate(sim, keyspace="msgstore_sim"):
+def sim_env(sim, keyspace="msgstore_sim"):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCYLLA_", "MSGSTORE_"))}
     env.update({
         "SCYLLA_ENABLED": "true",
@@ -35,9 +36,36 @@ def migrate(sim, keyspace="msgstore_sim"):
         "SCYLLA_KEYSPACE": keyspace,
         "SCYLLA_REPLICATION": "datacenter1:1",
         "MSGSTORE_LOG_LEVEL": "info",
+        "MSGSTORE_PORT": "0",
     })
-    p = subprocess.run([MSGSTORE, "migrate"], env=env, capture_output=True, text=True, timeout=120)
+    return env
+
+
+def migrate(sim, keyspace="msgstore_sim"):
+    p = subprocess.run([MSGSTORE, "migrate"], env=sim_env(sim, keyspace), capture_output=True,
+                       text=True, timeout=120)
     return p.returncode, p.stdout + p.stderr
+
+
+def serve(sim):
+    """Starts `msgstore serve`: (exit code, output) when it exits, or (None, output) once it
+    says it is serving (then it is stopped)."""
+    p = subprocess.Popen([MSGSTORE, "serve"], env=sim_env(sim), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    out = []
+    try:
+        for line in p.stdout:
+            out.append(line)
+            if "serving on" in line:
+                p.terminate()
+                p.wait(timeout=30)
+                return None, "".join(out)
+        return p.wait(timeout=30), "".join(out)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
 
 
 class MigrateOnSimulatedScylla(unittest.TestCase):
@@ -111,6 +139,21 @@ class MigrateOnSimulatedScylla(unittest.TestCase):
                     self.assertIn("uses tablets", out)
                     self.assertIn("2026.1", out)
                     self.assertFalse(sim.versions_applied, "migrations ran on a tablet keyspace")
+
+    def test_serve_decides_as_migrate(self):
+        # serve migrates at start: the same decision, before it listens
+        sim = self.run_sim("6.2", tablet_keyspaces=["msgstore_sim"])
+        rc, out = serve(sim)
+        self.assertIsNotNone(rc, "serve started on a tablet keyspace of 6.2:\n" + out)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("uses tablets", out)
+        sim = self.run_sim("2026.1", tablet_keyspaces=["msgstore_sim"])
+        rc, out = serve(sim)
+        self.assertIsNone(rc, "serve refused a tablet keyspace of 2026.1:\n" + out)
+        sim = self.run_sim("5.4")
+        rc, out = serve(sim)
+        self.assertIsNone(rc, out)
+        self.assertFalse([q for q in self.creates(sim) if "tablets" in q])
 
     def test_enforced_tablets(self):
         for version, ok in (("2025.4", False), ("2026.1", True)):
