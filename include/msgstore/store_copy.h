@@ -12,7 +12,10 @@
  * count and what the cluster holds, so running the copy again never counts
  * twice. A checkpoint file records the last table and key fully written
  * (after the cluster acknowledged every write before it): a run stopped at
- * any point (SIGKILL included) continues from there.
+ * any point (SIGKILL included) continues from there. A run after a finished
+ * pass catches up: it copies the rows created or changed (messages, edits,
+ * deletes, reactions, pins, read positions, Telegram mappings, nonces) since
+ * that pass began, less a minute, and every count again.
  *
  * At the end the copy verifies: per channel, the message count and last
  * message id on both sides; for a sample of messages, their fields, edit
@@ -52,12 +55,17 @@ typedef struct store_copy_options {
     bool verify_only;       /* copy nothing, only verify */
     int in_flight;          /* writes in flight (<= 0: 128) */
     size_t sample;          /* messages compared by the verify step (0: 1000) */
+    bool margin_set;        /* catch_up_margin_ms is given (else 60 s) */
+    int64_t catch_up_margin_ms;      /* a catch-up copies rows changed since the last pass began,
+                                        less this (writes accepted before, committed after) */
     store_copy_progress_fn progress; /* optional, called about once a second */
     void *progress_ctx;
 } store_copy_options;
 
 typedef struct store_copy_report {
-    bool resumed;        /* a checkpoint was found and used */
+    bool resumed;        /* a checkpoint of a stopped pass was found: it went on */
+    bool caught_up;      /* the last pass had finished: this one copied what changed */
+    int64_t since_ms;    /* the rows copied changed at or after this (Unix ms); 0: all */
     uint64_t rows;       /* rows written in this run, all tables */
     uint64_t messages;   /* of which messages */
     uint64_t channels;   /* channels verified */

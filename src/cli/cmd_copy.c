@@ -5,7 +5,8 @@
  * settings (msgstore/store_copy.h does the work), then a verify step.
  *
  *   msgstore copy --to-cluster [--from-start] [--verify-only]
- *                 [--checkpoint=FILE] [--in-flight=N] [--sample=N] [--NAME=VALUE ...]
+ *                 [--checkpoint=FILE] [--in-flight=N] [--sample=N]
+ *                 [--catch-up-margin=SECONDS] [--NAME=VALUE ...]
  *
  * Progress goes to stderr (a line that rewrites itself on a terminal, a line
  * a second otherwise), with messages/s and the ETA; the result to stdout.
@@ -89,6 +90,11 @@ int cmd_copy(int argc, char **argv)
             if (number(a + 12, "--in-flight", 1, 4096, &n))
                 return MS_EXIT_USAGE;
             opt.in_flight = (int)n;
+        } else if (strncmp(a, "--catch-up-margin=", 18) == 0) {
+            if (number(a + 18, "--catch-up-margin (seconds)", 0, 86400, &n))
+                return MS_EXIT_USAGE;
+            opt.margin_set = true;
+            opt.catch_up_margin_ms = (int64_t)n * 1000;
         } else if (strncmp(a, "--sample=", 9) == 0) {
             if (number(a + 9, "--sample", 1, 10000000, &n))
                 return MS_EXIT_USAGE;
@@ -118,10 +124,15 @@ int cmd_copy(int argc, char **argv)
         fprintf(stderr, "msgstore copy: %s (%s)\n", err, ms_err_name(rc));
         return MS_EXIT_FAIL;
     }
+    char how[96] = "";
+    if (rep.resumed)
+        snprintf(how, sizeof how, "resumed from the checkpoint, ");
+    else if (rep.caught_up)
+        snprintf(how, sizeof how, "caught up with the changes since %lld (Unix ms), ",
+                 (long long)rep.since_ms);
     printf("copy %s -> %s/%s: %s%llu rows written (%llu messages) in %.1f s (%.0f messages/s)\n",
-           cfg.sqlite_path, cfg.scylla_contact_points, cfg.scylla_keyspace,
-           rep.resumed ? "resumed from the checkpoint, " : "", (unsigned long long)rep.rows,
-           (unsigned long long)rep.messages, rep.seconds,
+           cfg.sqlite_path, cfg.scylla_contact_points, cfg.scylla_keyspace, how,
+           (unsigned long long)rep.rows, (unsigned long long)rep.messages, rep.seconds,
            rep.seconds > 0 ? (double)rep.messages / rep.seconds : 0.0);
     printf("verify: %llu channels (message counts, last message), %llu sampled messages "
            "(fields, edits, reaction counts), every pin and read position: %s\n",

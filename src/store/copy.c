@@ -46,8 +46,11 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
 #include "core/config.h"
 #include "core/snowflake.h"
 
-#define CHUNK          500
-#define MAX_KEYS       4
+#define CHUNK              500
+/* A catch-up pass copies the rows changed since the previous pass began, less this: writes
+   accepted before it began may commit a little after (their times are when accepted). */
+#define CATCH_UP_MARGIN_MS 60000
+#define MAX_KEYS           4
 
 /* ------------------------------------------------------------------ the write pipeline */
 
@@ -126,6 +129,7 @@ typedef struct table_def {
     int (*fix)(copier *k, sqlite3_stmt *row, cql_result *have); /* counters */
     int (*read)(copier *k, sqlite3_stmt *row, cql_values *v);   /* counters: the read */
     sc_stmt_id read_stmt;
+    const char *changed; /* rows changed at or after :since (a catch-up pass); NULL: all rows */
 } table_def;
 
 struct copier {
@@ -140,6 +144,8 @@ struct copier {
     cql_values v;
     int wcl, rcl;
     char ckpt[4096];
+    int64_t since_ms;   /* this pass copies rows changed since (Unix ms); 0: every row */
+    int64_t started_ms; /* when this pass started (the next catch-up's since, less a margin) */
     uint64_t messages_total;
     double t0, last_progress;
     char *err;
@@ -171,7 +177,7 @@ static const char *id_text(const copier *k, ms_xid id, char buf[MS_XID_STRLEN])
     ms_xid_format(k->idf, id, buf);
     return buf;
 }
-#define ID_TEXT(k, id) id_text((k), (id), (char[MS_XID_STRLEN]){0})
+#define ID_TEXT(k, id)     id_text((k), (id), (char[MS_XID_STRLEN]){0})
 
 static int64_t col_i64(sqlite3_stmt *st, int col)
 {
@@ -479,39 +485,42 @@ static int w_nonce(copier *k, sqlite3_stmt *r)
  * buckets before messages, counts after what they count. */
 static const table_def tables[] = {
     {"channel_metadata", "channel_id, name, type, created_at, last_message_id, updated_at",
-     "channel_id", 1, false, w_meta, NULL, NULL, 0},
+     "channel_id", 1, false, w_meta, NULL, NULL, 0, NULL},
     {"channel_buckets", "channel_id, bucket", "channel_id, bucket", 2, false, w_bucket, NULL, NULL,
-     0},
+     0, NULL},
     {"messages",
      "channel_id, message_id, bucket, sender_id, type, source, content, reply_to, attachments, "
      "metadata, nonce, telegram_chat_id, telegram_message_id, created_at, is_edited, edited_at, "
      "is_deleted, deleted_at",
-     "channel_id, message_id", 2, false, w_message, NULL, NULL, 0},
+     "channel_id, message_id", 2, false, w_message, NULL, NULL, 0,
+     "(created_at >= :since OR edited_at >= :since OR deleted_at >= :since)"},
     {"message_edits", "channel_id, message_id, seq, edited_at, content",
-     "channel_id, message_id, seq", 3, false, w_edit, NULL, NULL, 0},
+     "channel_id, message_id, seq", 3, false, w_edit, NULL, NULL, 0, "edited_at >= :since"},
     {"message_reactions", "channel_id, message_id, emoji, user_id, created_at",
-     "channel_id, message_id, emoji, user_id", 4, false, w_reaction, NULL, NULL, 0},
+     "channel_id, message_id, emoji, user_id", 4, false, w_reaction, NULL, NULL, 0,
+     "created_at >= :since"},
     {"message_reaction_counts", "channel_id, message_id, emoji, count",
      "channel_id, message_id, emoji", 3, true, NULL, f_reaction_count, r_reaction_count,
-     SC_RP_RX_COUNTER},
+     SC_RP_RX_COUNTER, NULL},
     {"(messages per bucket)", "channel_id, bucket, count(*)", "channel_id, bucket", 2, true, NULL,
-     f_bucket_count, r_bucket_count, SC_RP_MC_COUNTER},
+     f_bucket_count, r_bucket_count, SC_RP_MC_COUNTER, NULL},
     {"pinned_messages", "channel_id, message_id, pinned_at, pinned_by, content_preview, sender_id",
-     "channel_id, message_id", 2, false, w_pin, NULL, NULL, 0},
+     "channel_id, message_id", 2, false, w_pin, NULL, NULL, 0, "pinned_at >= :since"},
     {"(pins per channel)", "channel_id, count(*)", "channel_id", 1, true, NULL, f_pin_count,
-     r_pin_count, SC_PINS_ALL},
+     r_pin_count, SC_PINS_ALL, NULL},
     {"message_read_positions", "channel_id, user_id, last_read_id, updated_at",
-     "channel_id, user_id", 2, false, w_read, NULL, NULL, 0},
+     "channel_id, user_id", 2, false, w_read, NULL, NULL, 0, "updated_at >= :since"},
     {"telegram_sync_state",
      "channel_id, telegram_chat_id, last_synced_message_id, direction, last_sync_at, created_at",
-     "channel_id", 1, false, w_sync, NULL, NULL, 0},
+     "channel_id", 1, false, w_sync, NULL, NULL, 0, NULL},
     {"telegram_message_mapping",
      "telegram_chat_id, telegram_message_id, channel_id, message_id, created_at",
-     "telegram_chat_id, telegram_message_id", 2, false, w_telegram, NULL, NULL, 0},
+     "telegram_chat_id, telegram_message_id", 2, false, w_telegram, NULL, NULL, 0,
+     "created_at >= :since"},
     {"message_nonces", "channel_id, nonce, message_id, created_at", "channel_id, nonce", 2, false,
-     w_nonce, NULL, NULL, 0},
+     w_nonce, NULL, NULL, 0, "created_at >= :since"},
 };
-#define NTABLES        (sizeof tables / sizeof tables[0])
+#define NTABLES            (sizeof tables / sizeof tables[0])
 
 /* The SQL table a definition reads ("(messages per bucket)" groups messages). */
 static const char *from_of(const table_def *t)
@@ -539,7 +548,8 @@ static int ckpt_write(copier *k, size_t table, const key *last)
         snprintf(k->err, k->errlen, "cannot write the checkpoint %s: %s", tmp, strerror(errno));
         return MS_ERR_IO;
     }
-    fprintf(f, "msgstore-copy 1\nkeyspace %s\ntable %zu\n", k->cfg->scylla_keyspace, table);
+    fprintf(f, "msgstore-copy 2\nkeyspace %s\nsince %" PRId64 "\nstarted %" PRId64 "\ntable %zu\n",
+            k->cfg->scylla_keyspace, k->since_ms, k->started_ms, table);
     for (int i = 0; last && i < last->n; i++) {
         if (last->text[i]) {
             fprintf(f, "t ");
@@ -561,7 +571,7 @@ static int ckpt_write(copier *k, size_t table, const key *last)
 }
 
 /* Reads the checkpoint: 1 found (table, last set), 0 none, < 0 unreadable. */
-static int ckpt_read(copier *k, size_t *table, key *last)
+static int ckpt_read(copier *k, size_t *table, key *last, int64_t *since, int64_t *started)
 {
     FILE *f = fopen(k->ckpt, "r");
     if (!f)
@@ -569,9 +579,13 @@ static int ckpt_read(copier *k, size_t *table, key *last)
     char line[1024], ks[256] = "";
     int rc = MS_ERR_INVALID;
     memset(last, 0, sizeof *last);
-    if (!fgets(line, sizeof line, f) || strcmp(line, "msgstore-copy 1\n") != 0)
+    if (!fgets(line, sizeof line, f) || strcmp(line, "msgstore-copy 2\n") != 0)
         goto out;
     if (!fgets(line, sizeof line, f) || sscanf(line, "keyspace %255s", ks) != 1)
+        goto out;
+    if (!fgets(line, sizeof line, f) || sscanf(line, "since %" SCNd64, since) != 1)
+        goto out;
+    if (!fgets(line, sizeof line, f) || sscanf(line, "started %" SCNd64, started) != 1)
         goto out;
     if (!fgets(line, sizeof line, f) || sscanf(line, "table %zu", table) != 1 || *table > NTABLES)
         goto out;
@@ -634,17 +648,35 @@ static void progress(copier *k, const char *table, uint64_t rows, uint64_t total
     k->opt->progress(&p, k->opt->progress_ctx);
 }
 
-static int64_t count_rows(copier *k, const table_def *t)
+/* The filter of a catch-up pass for table t, or NULL when every row is copied. */
+static const char *changed_filter(const copier *k, const table_def *t)
+{
+    return k->since_ms > 0 ? t->changed : NULL;
+}
+
+static void bind_since(const copier *k, sqlite3_stmt *st)
+{
+    int i = sqlite3_bind_parameter_index(st, ":since");
+    if (i > 0)
+        sqlite3_bind_int64(st, i, k->since_ms);
+}
+
+/* Rows of t in the store (changed_only: those this pass copies). */
+static int64_t count_rows(copier *k, const table_def *t, bool changed_only)
 {
     char q[512];
+    const char *f = changed_only ? changed_filter(k, t) : NULL;
     if (grouped(t))
         snprintf(q, sizeof q, "SELECT count(*) FROM (SELECT 1 FROM %s GROUP BY %s)", from_of(t),
                  t->keys);
     else
-        snprintf(q, sizeof q, "SELECT count(*) FROM %s", t->name);
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s%s%s", t->name, f ? " WHERE " : "",
+                 f ? f : "");
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
-    if (sqlite3_prepare_v2(k->db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(k->db, q, -1, &st, NULL) == SQLITE_OK)
+        bind_since(k, st);
+    if (st && sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return n;
@@ -693,7 +725,8 @@ static int copy_table(copier *k, size_t ti, key *resume)
 {
     const table_def *t = &tables[ti];
     char q[1024], where[256] = "";
-    int64_t total = count_rows(k, t);
+    const char *filter = changed_filter(k, t);
+    int64_t total = count_rows(k, t, true);
     if (total < 0) {
         snprintf(k->err, k->errlen, "cannot read table %s of the store: %s", from_of(t),
                  sqlite3_errmsg(k->db));
@@ -702,12 +735,15 @@ static int copy_table(copier *k, size_t ti, key *resume)
     key last = resume ? *resume : (key){0};
     uint64_t rows = 0;
     for (;;) {
+        /* the keyset's ? first (indexes 1..n), then the filter's :since */
         if (last.n > 0) {
             char marks[32] = "";
             for (int i = 0; i < t->nkeys; i++)
                 strcat(marks, i ? ", ?" : "?");
-            snprintf(where, sizeof where, "%s (%s) > (%s)", grouped(t) ? "HAVING" : "WHERE",
-                     t->keys, marks);
+            snprintf(where, sizeof where, "%s (%s) > (%s)%s%s", grouped(t) ? "HAVING" : "WHERE",
+                     t->keys, marks, filter ? " AND " : "", filter ? filter : "");
+        } else if (filter) {
+            snprintf(where, sizeof where, "WHERE %s", filter);
         }
         snprintf(q, sizeof q, "SELECT %s FROM %s %s %s ORDER BY %s LIMIT %d", t->cols, from_of(t),
                  grouped(t) ? "GROUP BY" : where, grouped(t) ? t->keys : "", t->keys, CHUNK);
@@ -722,6 +758,7 @@ static int copy_table(copier *k, size_t ti, key *resume)
         }
         if (last.n > 0)
             bind_key(st, &last);
+        bind_since(k, st);
         int n = 0, rc = 0, src;
         if (!t->counters) {
             while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -897,7 +934,7 @@ static int verify_sample(copier *k)
     sqlite3_stmt *st = NULL;
     char q[1024];
     /* an even spread over the store: every n-th message by key */
-    int64_t total = count_rows(k, &tables[2]);
+    int64_t total = count_rows(k, &tables[2], false);
     int64_t every = total > (int64_t)want ? total / (int64_t)want : 1;
     snprintf(q, sizeof q,
              "SELECT channel_id, message_id, bucket, sender_id, content, is_edited, edited_at, "
@@ -1116,6 +1153,10 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
     cql_options o;
     sc_options(&o, cfg, true);
     o.name = "copy";
+    /* a batch job: a slow write is waited for (30 s at least; idempotent writes are retried
+       within it), rather than failing the run for a resume */
+    if (o.request_timeout_ms < 30000)
+        o.request_timeout_ms = 30000;
     cql_status cs;
     if (cql_sync_connect(&o, &k.c, &cs) != 0) {
         snprintf(err, errlen, "cannot reach the cluster (%s): %s", cfg->scylla_contact_points,
@@ -1131,24 +1172,44 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
     if (!opt->verify_only) {
         size_t start = 0;
         key last = {0};
+        int64_t now_ms = (int64_t)time(NULL) * 1000;
+        k.started_ms = now_ms;
         if (!opt->from_start) {
-            int found = ckpt_read(&k, &start, &last);
+            int64_t since = 0, started = 0;
+            int found = ckpt_read(&k, &start, &last, &since, &started);
             if (found < 0) {
                 rc = found;
                 goto out;
             }
-            rep->resumed = found == 1;
+            if (found == 1 && start < NTABLES) { /* a pass stopped: go on with it */
+                rep->resumed = true;
+                k.since_ms = since;
+                k.started_ms = started;
+            } else if (found == 1) { /* a pass finished: copy what changed since it began */
+                rep->caught_up = true;
+                k.since_ms =
+                    started - (opt->margin_set ? opt->catch_up_margin_ms : CATCH_UP_MARGIN_MS);
+                if (k.since_ms < 1)
+                    k.since_ms = 1;
+                start = 0;
+                memset(&last, 0, sizeof last);
+            }
         }
-        k.messages_total = (uint64_t)count_rows(&k, &tables[2]);
+        rep->since_ms = k.since_ms;
+        k.messages_total = (uint64_t)count_rows(&k, &tables[2], true);
         for (size_t ti = start; ti < NTABLES; ti++) {
             if (ti == 2 && ti == start && last.n > 0) {
                 /* resuming inside messages: those before the key are copied */
                 sqlite3_stmt *st = NULL;
-                sqlite3_prepare_v2(k.db,
-                                   "SELECT count(*) FROM messages WHERE (channel_id, message_id) "
-                                   "<= (?, ?)",
-                                   -1, &st, NULL);
+                const char *f = changed_filter(&k, &tables[2]);
+                char q[512];
+                snprintf(
+                    q, sizeof q,
+                    "SELECT count(*) FROM messages WHERE (channel_id, message_id) <= (?, ?)%s%s",
+                    f ? " AND " : "", f ? f : "");
+                sqlite3_prepare_v2(k.db, q, -1, &st, NULL);
                 bind_key(st, &last);
+                bind_since(&k, st);
                 if (sqlite3_step(st) == SQLITE_ROW)
                     k.messages_total -= (uint64_t)sqlite3_column_int64(st, 0);
                 sqlite3_finalize(st);

@@ -8,6 +8,9 @@ Cassandra node (a keyspace of its own).
   messages; the copy is SIGKILLed while it copies messages (the checkpoint
   says so), run again: it resumes from the checkpoint and its verify step
   passes; the message counts show no duplicate.
+- The source keeps serving after that copy (new messages, an edit, a delete,
+  reactions, a pin, a read position); after serve stops, a final run copies
+  only what changed since the last pass began, and verifies.
 - 1000 messages spread over the store, with their reactions, plus every
   fixture read (pins, read positions, history, channel metadata, Telegram
   lookups, nonce retries) read through the HTTP API of `msgstore serve` on
@@ -20,6 +23,7 @@ Run: ctest -R e2e_copy, or python3 tests/e2e/test_copy.py with MSGSTORE_BIN.
 import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -101,12 +105,6 @@ def test_copy_killed_resumed_verified_same_reads(ctx):
         sample += ["/v1/channels/%d/messages/%s" % x for x in bulk[::every]]
         sample = sample[:1000]
         check(len(sample) == 1000, "a sample of 1000 messages", len(sample))
-        reads = paths + sample + [p + "/reactions" for p in sample]
-        reads += ["/v1/channels/%d/messages?limit=100" % (BASE + 10 + k) for k in range(5)]
-        reads += ["/v1/channels/%d" % (BASE + 10 + k) for k in range(5)]
-        before = snapshot(c, reads)
-        c.close()
-
         # the copy runs while serve still holds the store (no writes now); killed mid-messages
         ckpt = db + ".copy-checkpoint"
         env = copy_env(db)
@@ -118,10 +116,12 @@ def test_copy_killed_resumed_verified_same_reads(ctx):
             try:
                 with open(ckpt) as f:
                     lines = f.read().split("\n")
-                if len(lines) > 3 and lines[2] == "table 2" and len(lines) > 4 and lines[3].startswith("i "):
-                    p.send_signal(signal.SIGKILL)
-                    killed_at = lines[2:5]
-                    break
+                if "table 2" in lines:  # messages: "table 2" then the last key ("i ...")
+                    at = lines.index("table 2")
+                    if len(lines) > at + 1 and lines[at + 1].startswith("i "):
+                        p.send_signal(signal.SIGKILL)
+                        killed_at = lines[at:at + 3]
+                        break
             except OSError:
                 pass
             time.sleep(0.01)
@@ -142,8 +142,43 @@ def test_copy_killed_resumed_verified_same_reads(ctx):
         r = subprocess.run([MSGSTORE, "copy", "--to-cluster", "--verify-only"], env=env, capture_output=True,
                            text=True, timeout=600)
         check(r.returncode == 0 and ": ok" in r.stdout, "verify-only", r.stdout, r.stderr[-2000:])
+
+        # the source keeps serving: new messages, an edit, a delete, reactions, a pin, a read position
+        c = srv.client()
+        ch = BASE + 10
+        new_ids = [expect(c.post("/v1/channels/%d/messages" % ch,
+                                 {"sender_id": "3", "content": "after the copy %d" % i,
+                                  "nonce": "late-%d" % i}), 201)["id"] for i in range(20)]
+        old = bulk[0]
+        old_path = "/v1/channels/%d/messages/%s" % old
+        expect(c.patch(old_path, {"content": "edited after the copy"}), 200)
+        expect(c.delete("/v1/channels/%d/messages/%s" % bulk[5]), 200)
+        for u in (601, 602, 603):
+            expect(c.put("%s/reactions/%s/%d" % (old_path, "%F0%9F%8E%89", u)), 201)
+        expect(c.put("/v1/channels/%d/pins/%s" % (ch, new_ids[3]), {"pinned_by": "4"}), 201)
+        expect(c.put("/v1/channels/%d/read-positions/88" % ch, {"message_id": new_ids[-1]}), 200)
+        late = ["/v1/channels/%d/messages/%s" % (ch, i) for i in new_ids]
+        late += [old_path, old_path + "/history", old_path + "/reactions",
+                 "/v1/channels/%d/messages/%s" % bulk[5], "/v1/channels/%d/pins" % ch,
+                 "/v1/channels/%d/read-positions/88" % ch]
+        late.append(("POST", "/v1/channels/%d/messages" % ch, {"sender_id": "3", "content": "x", "nonce": "late-7"}))
+        reads = paths + sample + [p + "/reactions" for p in sample] + late
+        reads += ["/v1/channels/%d/messages?limit=100" % (BASE + 10 + k) for k in range(5)]
+        reads += ["/v1/channels/%d" % (BASE + 10 + k) for k in range(5)]
+        before = snapshot(c, reads)
+        c.close()
     finally:
         check(srv.stop() == 0, "serve on SQLite stopped cleanly")
+
+    # the final pass: only what changed since the last pass began, then verify
+    # (no margin: every write of this test was acknowledged before the first pass began)
+    r = subprocess.run([MSGSTORE, "copy", "--to-cluster", "--catch-up-margin=0"], env=env, capture_output=True,
+                       text=True, timeout=900)
+    check(r.returncode == 0 and "caught up with the changes since" in r.stdout and ": ok" in r.stdout,
+          "the final pass catches up", r.returncode, r.stdout, r.stderr[-2000:])
+    m = re.search(r"\((\d+) messages\)", r.stdout)
+    check(m and 20 <= int(m.group(1)) < BULK, "the final pass copies the changed messages, not all", r.stdout)
+    print("   " + r.stdout.strip().replace("\n", "\n   "))
 
     # the same reads through the API of a server on the cluster
     scylla = Server(tmp, env=dict(ENV, SCYLLA_ENABLED="true", SCYLLA_CONTACT_POINTS=CONTACT,
