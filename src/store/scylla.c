@@ -294,6 +294,26 @@ static void on_handle_closed(uv_handle_t *h)
         free(lp);
 }
 
+void sc_loop_session_name(const sc_loop *lp, char *out, size_t n)
+{
+    snprintf(out, n, "store-%u", lp->idx);
+}
+
+void sc_host_totals(sc_backend *b, const char *address, int port, cql_host_totals *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&b->loops_mu);
+    for (sc_loop *lp = b->loops; lp; lp = lp->next) {
+        char name[32];
+        cql_host_totals t;
+        sc_loop_session_name(lp, name, sizeof name);
+        cql_host_totals_get(name, address, port, &t);
+        out->sessions_up += t.sessions_up;
+        out->in_flight += t.in_flight;
+    }
+    pthread_mutex_unlock(&b->loops_mu);
+}
+
 /* The loop's session reconnects to its down hosts now when another session saw one come back. */
 static void loop_catch_up(sc_loop *lp)
 {
@@ -484,7 +504,7 @@ static int loop_session(sc_loop *lp, char *err, size_t errlen)
     /* a name per loop: the client's metrics (breaker state, host up, in flight) are
      * labelled by session, and the loops must not overwrite each other's */
     char name[32];
-    snprintf(name, sizeof name, "store-%u", lp->idx);
+    sc_loop_session_name(lp, name, sizeof name);
     o.name = name;
     char e[160] = "";
     int rc = cql_session_new(lp->loop, &o, &lp->sess, e, sizeof e);

@@ -27,10 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The name of the store's sessions (scylla.c, sc_options): their metrics share it. */
-#define STORE_SESSION_NAME "store"
-#define MAX_HOSTS          256
-#define MAX_VERSIONS       16
+#define MAX_HOSTS    256
+#define MAX_VERSIONS 16
 
 typedef struct hc {
     sc_conn *sc;
@@ -225,7 +223,7 @@ static void fill_hosts(hc *c, const cql_host_info *hi, size_t n)
         o->breaker = cql_breaker_state_name(hi[i].breaker);
         o->connections = hi[i].connections;
         cql_host_totals t;
-        cql_host_totals_get(STORE_SESSION_NAME, hi[i].address, hi[i].port, &t);
+        sc_host_totals(c->sc->b, hi[i].address, hi[i].port, &t);
         o->sessions_up = (int)t.sessions_up;
         o->in_flight = t.in_flight;
         if (hi[i].local && !local_dc[0])

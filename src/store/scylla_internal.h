@@ -409,6 +409,12 @@ void sc_catch_up(sc_conn *c);
  */
 #define SC_IDLE_TICK_MS 50
 
+/* The name of lp's session ("store-<idx>"): the client's metrics are labelled by it. */
+void sc_loop_session_name(const sc_loop *lp, char *out, size_t n);
+
+/* A host's totals over the sessions of every loop of the backend. */
+void sc_host_totals(sc_backend *b, const char *address, int port, cql_host_totals *out);
+
 /* Monotonic milliseconds. */
 int64_t sc_mono_ms(void);
 
