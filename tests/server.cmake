@@ -26,6 +26,12 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server AND TARGET msgstore_cql)
   set_tests_properties(e2e_http_scylla PROPERTIES LABELS e2e TIMEOUT 600
     FIXTURES_REQUIRED "cassandra;postgres"
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};SCYLLA_ENABLED=true;SCYLLA_CONTACT_POINTS=127.0.0.1;SCYLLA_KEYSPACE=msgstore_e2e_http;MSGSTORE_SEARCH_PG_URL=postgresql://msgstore@127.0.0.1:54329/msgstore")
+  # UUID ids on the cluster: CQL uuid columns (a keyspace of its own)
+  add_test(NAME e2e_uuid_scylla
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_uuid_ids.py)
+  set_tests_properties(e2e_uuid_scylla PROPERTIES LABELS e2e TIMEOUT 600
+    FIXTURES_REQUIRED "cassandra"
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};SCYLLA_ENABLED=true;SCYLLA_CONTACT_POINTS=127.0.0.1;SCYLLA_KEYSPACE=msgstore_e2e_uuid")
 endif()
 
 # The node goes away while serving (behind a TCP proxy of the test's own) and comes back:
@@ -70,6 +76,11 @@ endif()
 
 # User tokens (JWT), ?access_token=, CORS and rate limits, on SQLite.
 if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
+  # UUID channel and user ids end to end (test_uuid_ids.py): SQLite, and the Cassandra node
+  add_test(NAME e2e_uuid_sqlite
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_uuid_ids.py)
+  set_tests_properties(e2e_uuid_sqlite PROPERTIES LABELS e2e TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
   add_test(NAME e2e_auth
            COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_auth.py)
   set_tests_properties(e2e_auth PROPERTIES LABELS e2e TIMEOUT 300

@@ -9,10 +9,10 @@
 -- the primary key (channel_id, message_id) serves every page with one index
 -- range scan. Soft delete keeps the row (is_deleted, content '').
 CREATE TABLE messages (
-    channel_id          INTEGER NOT NULL,
+    channel_id          {{id}} NOT NULL,
     bucket              INTEGER NOT NULL,
     message_id          INTEGER NOT NULL,
-    sender_id           INTEGER NOT NULL,
+    sender_id           {{id}} NOT NULL,
     type                INTEGER NOT NULL,
     source              INTEGER NOT NULL,
     content             TEXT    NOT NULL,
@@ -34,7 +34,7 @@ CREATE TABLE messages (
 -- sparse channel jumps from one non-empty bucket to the next instead of
 -- probing every empty 10-day bucket, and stops at the first one.
 CREATE TABLE channel_buckets (
-    channel_id INTEGER NOT NULL,
+    channel_id {{id}} NOT NULL,
     bucket     INTEGER NOT NULL,
     PRIMARY KEY (channel_id, bucket)
 ) WITHOUT ROWID;
@@ -44,7 +44,7 @@ CREATE TABLE channel_buckets (
 CREATE TABLE telegram_message_mapping (
     telegram_chat_id    INTEGER NOT NULL,
     telegram_message_id INTEGER NOT NULL,
-    channel_id          INTEGER NOT NULL,
+    channel_id          {{id}} NOT NULL,
     message_id          INTEGER NOT NULL,
     created_at          INTEGER NOT NULL,
     PRIMARY KEY (telegram_chat_id, telegram_message_id)
@@ -53,7 +53,7 @@ CREATE TABLE telegram_message_mapping (
 -- Idempotent sends (fix 7): a client nonce maps to the first message sent
 -- with it in the channel.
 CREATE TABLE message_nonces (
-    channel_id INTEGER NOT NULL,
+    channel_id {{id}} NOT NULL,
     nonce      TEXT    NOT NULL,
     message_id INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
@@ -62,7 +62,7 @@ CREATE TABLE message_nonces (
 
 -- Edit history: the content each edit replaced.
 CREATE TABLE message_edits (
-    channel_id INTEGER NOT NULL,
+    channel_id {{id}} NOT NULL,
     message_id INTEGER NOT NULL,
     edited_at  INTEGER NOT NULL,
     seq        INTEGER NOT NULL,
@@ -72,10 +72,10 @@ CREATE TABLE message_edits (
 
 -- Who reacted with what; the primary key makes add/remove idempotent.
 CREATE TABLE message_reactions (
-    channel_id INTEGER NOT NULL,
+    channel_id {{id}} NOT NULL,
     message_id INTEGER NOT NULL,
     emoji      TEXT    NOT NULL,
-    user_id    INTEGER NOT NULL,
+    user_id    {{id}} NOT NULL,
     created_at INTEGER NOT NULL,
     PRIMARY KEY (channel_id, message_id, emoji, user_id)
 ) WITHOUT ROWID;
@@ -83,7 +83,7 @@ CREATE TABLE message_reactions (
 -- Counts per emoji, moved in the same transaction as a reaction row is
 -- created or removed (fix 2: only a new row counts).
 CREATE TABLE message_reaction_counts (
-    channel_id INTEGER NOT NULL,
+    channel_id {{id}} NOT NULL,
     message_id INTEGER NOT NULL,
     emoji      TEXT    NOT NULL,
     count      INTEGER NOT NULL,
@@ -92,17 +92,17 @@ CREATE TABLE message_reaction_counts (
 
 -- Pins with a content preview, listed newest first.
 CREATE TABLE pinned_messages (
-    channel_id      INTEGER NOT NULL,
+    channel_id      {{id}} NOT NULL,
     message_id      INTEGER NOT NULL,
     pinned_at       INTEGER NOT NULL,
-    pinned_by       INTEGER NOT NULL,
+    pinned_by       {{id}} NOT NULL,
     content_preview TEXT    NOT NULL,
-    sender_id       INTEGER NOT NULL,
+    sender_id       {{id}} NOT NULL,
     PRIMARY KEY (channel_id, message_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE telegram_sync_state (
-    channel_id             INTEGER PRIMARY KEY,
+    channel_id             {{id}} PRIMARY KEY,
     telegram_chat_id       INTEGER NOT NULL,
     last_synced_message_id INTEGER NOT NULL,
     direction              INTEGER NOT NULL,
@@ -112,7 +112,7 @@ CREATE TABLE telegram_sync_state (
 
 -- Denormalized channel info, kept current by every insert.
 CREATE TABLE channel_metadata (
-    channel_id      INTEGER PRIMARY KEY,
+    channel_id      {{id}} PRIMARY KEY,
     name            TEXT    NOT NULL DEFAULT '',
     type            TEXT    NOT NULL DEFAULT 'channel',
     created_at      INTEGER NOT NULL,
@@ -123,8 +123,8 @@ CREATE TABLE channel_metadata (
 
 -- Last read message per (channel, user); only ever moves forward.
 CREATE TABLE message_read_positions (
-    channel_id   INTEGER NOT NULL,
-    user_id      INTEGER NOT NULL,
+    channel_id   {{id}} NOT NULL,
+    user_id      {{id}} NOT NULL,
     last_read_id INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL,
     PRIMARY KEY (channel_id, user_id)

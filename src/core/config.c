@@ -17,6 +17,7 @@ typedef enum {
     T_STR,      /* char[size]; choices (|-separated) restrict it when set */
     T_CL,       /* ms_consistency */
     T_PROFILE,  /* ms_profile */
+    T_IDFMT,    /* ms_id_format */
 } opt_type;
 
 typedef struct {
@@ -138,6 +139,10 @@ static const opt opts[] = {
      "worker threads, each with its own event loop (0: one per core)"},
     {"MSGSTORE_SQLITE_PATH", T_STR, F(sqlite_path), 1, 0, NULL, D("msgstore.db"), false,
      "file of the embedded SQLite store, created and migrated on first start"},
+    {"MSGSTORE_ID_FORMAT", T_IDFMT, F(id_format), 0, 0, "uuid|int64", D("uuid"), false,
+     "channel and user ids: uuid or int64; chosen when the store is created and recorded with "
+     "its schema; a store with the other format (a store made before this setting: int64) is "
+     "refused"},
     {"MSGSTORE_WORKER_ID", T_INT, F(worker_id), 0, 1023, NULL, D("0"), false,
      "snowflake worker id; give every instance writing to one cluster its own"},
     {"MSGSTORE_EPOCH_MS", T_U64, F(epoch_ms), 0, INT64_MAX, NULL, D("1420070400000"), false,
@@ -410,6 +415,13 @@ static int apply(ms_config *cfg, const opt *o, const char *value, char *err, siz
         *(ms_profile *)field = (ms_profile)i;
         return 0;
     }
+    case T_IDFMT: {
+        ms_id_format f;
+        if (ms_id_format_parse(value, &f) != 0)
+            return fail(err, errlen, o, value, "expected one of %s", o->choices);
+        *(ms_id_format *)field = f;
+        return 0;
+    }
     }
     return MS_ERR_INVALID;
 }
@@ -555,6 +567,7 @@ static const char *type_name(const opt *o)
     case T_CL:
         return "consistency";
     case T_PROFILE:
+    case T_IDFMT:
         return "enum";
     }
     return "?";
@@ -637,6 +650,9 @@ void ms_config_print(FILE *out, const ms_config *cfg)
             break;
         case T_PROFILE:
             fputs(ms_profile_name(*(const ms_profile *)field), out);
+            break;
+        case T_IDFMT:
+            fputs(ms_id_format_name(*(const ms_id_format *)field), out);
             break;
         }
         fputc('\n', out);

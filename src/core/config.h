@@ -41,6 +41,7 @@ typedef enum ms_consistency {
 } ms_consistency;
 
 #include "msgstore/backend.h" /* ms_backend_kind */
+#include "msgstore/id.h"      /* ms_id_format */
 
 #define MS_CONFIG_STR 256
 
@@ -90,8 +91,9 @@ typedef struct ms_config {
     int port;
     int workers; /* 0: one per core */
     char sqlite_path[MS_CONFIG_STR];
-    int worker_id;     /* snowflake worker id, unique per instance */
-    uint64_t epoch_ms; /* snowflake epoch, Unix ms */
+    ms_id_format id_format; /* channel and user ids of a new store; must match an existing one */
+    int worker_id;          /* snowflake worker id, unique per instance */
+    uint64_t epoch_ms;      /* snowflake epoch, Unix ms */
     int max_content_chars;
     int64_t max_body_bytes;
     char api_tokens[1024]; /* comma-separated bearer tokens */

@@ -154,12 +154,15 @@ static int read_log(search_index *x, int shard, int64_t after, log_entry *out, c
     while (n < DRAIN_BATCH && cql_result_next_row(r) == 0) {
         int64_t ch = 0, id = 0, ver = 0;
         int32_t kind = 0;
+        uint8_t chu[16];
         cql_row_get_bigint(r, 0, &out[n].seq);
-        cql_row_get_bigint(r, 1, &ch);
+        bool is_uuid = cql_row_get_uuid(r, 1, chu) == 0; /* uuid stores; else bigint */
+        if (!is_uuid)
+            cql_row_get_bigint(r, 1, &ch);
         cql_row_get_bigint(r, 2, &id);
         cql_row_get_int(r, 3, &kind);
         cql_row_get_bigint(r, 4, &ver);
-        out[n].channel_id = ms_xid_int((uint64_t)ch);
+        out[n].channel_id = is_uuid ? ms_xid_from_bytes(chu) : ms_xid_int((uint64_t)ch);
         out[n].message_id = (uint64_t)id;
         out[n].kind = kind;
         out[n].version = ver;
@@ -399,8 +402,8 @@ static void *indexer_main(void *arg)
     while (!x->stop) {
         if (!x->pg) {
             x->pg = search__pg_connect(x->cfg.search_pg_url, err, sizeof err);
-            if (!x->pg ||
-                search__pg_ensure_schema(x->pg, x->cfg.scylla_keyspace, err, sizeof err) != 0) {
+            if (!x->pg || search__pg_ensure_schema(x->pg, x->cfg.scylla_keyspace, x->cfg.id_format,
+                                                   err, sizeof err) != 0) {
                 drop_pg(x, err);
                 if (nap(x, RECONNECT_MS))
                     break;
@@ -492,17 +495,17 @@ static void run_search(search_index *x, PGconn **pg, store_search_job *job)
     }
     /* $1 configuration, $2 channels, $3 before, $4 limit + 1, $5.. the terms */
     char *sql = NULL;
-    int len = asprintf(
-        &sql,
-        "SELECT i.channel_id, i.message_id, ts_headline($1::regconfig, "
-        "replace(i.content, '<', E'\\x01'), x.q, "
-        "E'StartSel=\\x02, StopSel=\\x03, MaxWords=24, MinWords=10, MaxFragments=1, "
-        "FragmentDelimiter=\" … \"'), ts_rank(i.tsv, x.q) "
-        "FROM %s i, (SELECT %s AS q) x "
-        "WHERE i.channel_id = ANY($2::bigint[]) AND i.message_id < $3 AND i.tsv @@ x.q "
-        "ORDER BY %s LIMIT $4",
-        x->t_index, expr,
-        q->sort == STORE_SEARCH_RELEVANCE ? "4 DESC, i.message_id DESC" : "i.message_id DESC");
+    int len = asprintf(&sql,
+                       "SELECT i.channel_id, i.message_id, ts_headline($1::regconfig, "
+                       "replace(i.content, '<', E'\\x01'), x.q, "
+                       "E'StartSel=\\x02, StopSel=\\x03, MaxWords=24, MinWords=10, MaxFragments=1, "
+                       "FragmentDelimiter=\" … \"'), ts_rank(i.tsv, x.q) "
+                       "FROM %s i, (SELECT %s AS q) x "
+                       "WHERE i.channel_id = ANY($2::%s[]) AND i.message_id < $3 AND i.tsv @@ x.q "
+                       "ORDER BY %s LIMIT $4",
+                       x->t_index, expr, x->cfg.id_format == MS_ID_UUID ? "uuid" : "bigint",
+                       q->sort == STORE_SEARCH_RELEVANCE ? "4 DESC, i.message_id DESC"
+                                                         : "i.message_id DESC");
     free(expr);
     char chans[STORE_SEARCH_CHANNELS_MAX * MS_XID_STRLEN + 3], before[24], lim[16];
     size_t w = 0;
@@ -526,8 +529,8 @@ static void run_search(search_index *x, PGconn **pg, store_search_job *job)
         if (!*pg) {
             /* the tables may not exist yet when a search comes before the indexer's first turn */
             *pg = search__pg_connect(x->cfg.search_pg_url, detail, sizeof detail);
-            if (*pg &&
-                search__pg_ensure_schema(*pg, x->cfg.scylla_keyspace, detail, sizeof detail)) {
+            if (*pg && search__pg_ensure_schema(*pg, x->cfg.scylla_keyspace, x->cfg.id_format,
+                                                detail, sizeof detail)) {
                 PQfinish(*pg);
                 *pg = NULL;
             }

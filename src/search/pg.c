@@ -47,8 +47,10 @@ void search__pg_table(const char *keyspace, const char *name, char *out, size_t 
     snprintf(out, n, "\"%s\".%s", keyspace, name);
 }
 
-int search__pg_ensure_schema(PGconn *pg, const char *keyspace, char *err, size_t errlen)
+int search__pg_ensure_schema(PGconn *pg, const char *keyspace, ms_id_format f, char *err,
+                             size_t errlen)
 {
+    const char *idt = f == MS_ID_UUID ? "uuid" : "bigint"; /* channel and user ids */
     char idx[160], ck[160], sql[3072];
     search__pg_table(keyspace, "message_index", idx, sizeof idx);
     search__pg_table(keyspace, "checkpoint", ck, sizeof ck);
@@ -58,8 +60,8 @@ int search__pg_ensure_schema(PGconn *pg, const char *keyspace, char *err, size_t
              "SELECT pg_advisory_xact_lock(hashtext('msgstore search schema'));"
              "CREATE SCHEMA IF NOT EXISTS \"%s\";"
              "CREATE TABLE IF NOT EXISTS %s ("
-             " channel_id bigint NOT NULL, message_id bigint NOT NULL,"
-             " sender_id bigint NOT NULL, created_at bigint NOT NULL,"
+             " channel_id %s NOT NULL, message_id bigint NOT NULL,"
+             " sender_id %s NOT NULL, created_at bigint NOT NULL,"
              " version bigint NOT NULL, content text NOT NULL, tsv tsvector NOT NULL,"
              " PRIMARY KEY (channel_id, message_id));"
              "CREATE INDEX IF NOT EXISTS message_index_tsv ON %s USING gin (tsv);"
@@ -74,7 +76,7 @@ int search__pg_ensure_schema(PGconn *pg, const char *keyspace, char *err, size_t
              " ALTER TEXT SEARCH CONFIGURATION \"%s\".simple_unaccent ALTER MAPPING FOR"
              " hword, hword_part, word WITH unaccent, simple; END IF; END $$;"
              "COMMIT;",
-             keyspace, idx, idx, ck, keyspace, keyspace, keyspace);
+             keyspace, idx, idt, idt, idx, ck, keyspace, keyspace, keyspace);
     if (!search__pg_exec(pg, sql, err, errlen)) {
         search__pg_exec(pg, "ROLLBACK", err + strlen(err), 0);
         return -1;

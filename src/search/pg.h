@@ -26,7 +26,8 @@
 PGconn *search__pg_connect(const char *url, char *err, size_t errlen);
 
 /* Creates the keyspace's schema, tables and index when missing. 0 or -1 (err set). */
-int search__pg_ensure_schema(PGconn *pg, const char *keyspace, char *err, size_t errlen);
+int search__pg_ensure_schema(PGconn *pg, const char *keyspace, ms_id_format f, char *err,
+                             size_t errlen);
 
 /* "<keyspace>.name" quoted for SQL: "\"ks\".name"; written to out (size n). */
 void search__pg_table(const char *keyspace, const char *name, char *out, size_t n);

@@ -238,14 +238,14 @@ static int w_meta(copier *k, sqlite3_stmt *r)
     add_text(v, r, 2);
     cql_values_add_bigint(v, col_i64(r, 3));
     cql_values_add_bigint(v, col_i64(r, 5));
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     int rc = put(k, SC_META_SET);
     uint64_t last = (uint64_t)col_i64(r, 4);
     if (rc == 0 && last) {
         v = vals(k);
         cql_values_add_bigint(v, id_ts(k, last));
         cql_values_add_bigint(v, (int64_t)last);
-        sc_bind_id(v, src_id(r, 0));
+        sc_bind_id_as(k->idf, v, src_id(r, 0));
         rc = put(k, SC_META_LAST);
     }
     return rc;
@@ -254,7 +254,7 @@ static int w_meta(copier *k, sqlite3_stmt *r)
 static int w_bucket(copier *k, sqlite3_stmt *r)
 {
     cql_values *v = vals(k);
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_int(v, (int32_t)col_i64(r, 1));
     return put(k, SC_BUCKET_ADD);
 }
@@ -268,10 +268,10 @@ static int w_message(copier *k, sqlite3_stmt *r)
     int64_t id = col_i64(r, 1);
     int32_t bucket = (int32_t)col_i64(r, 2);
     cql_values *v = vals(k);
-    sc_bind_id(v, ch);
+    sc_bind_id_as(k->idf, v, ch);
     cql_values_add_int(v, bucket);
     cql_values_add_bigint(v, id);
-    sc_bind_id(v, src_id(r, 3));
+    sc_bind_id_as(k->idf, v, src_id(r, 3));
     cql_values_add_tinyint(v, (int8_t)col_i64(r, 4));
     cql_values_add_tinyint(v, (int8_t)col_i64(r, 5));
     add_text(v, r, 6); /* the current content: edited and deleted ones included */
@@ -287,7 +287,7 @@ static int w_message(copier *k, sqlite3_stmt *r)
         v = vals(k);
         add_text(v, r, 6);
         cql_values_add_bigint(v, col_i64(r, 15));
-        sc_bind_id(v, ch);
+        sc_bind_id_as(k->idf, v, ch);
         cql_values_add_int(v, bucket);
         cql_values_add_bigint(v, id);
         rc = put(k, SC_EDIT_APPLY);
@@ -295,7 +295,7 @@ static int w_message(copier *k, sqlite3_stmt *r)
     if (rc == 0 && col_i64(r, 16)) { /* is_deleted */
         v = vals(k);
         cql_values_add_bigint(v, col_i64(r, 17));
-        sc_bind_id(v, ch);
+        sc_bind_id_as(k->idf, v, ch);
         cql_values_add_int(v, bucket);
         cql_values_add_bigint(v, id);
         rc = put(k, SC_DELETE_APPLY);
@@ -309,7 +309,7 @@ static int w_edit(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, message_id, seq, edited_at, content */
     cql_values *v = vals(k);
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_bigint(v, col_i64(r, 1));
     cql_values_add_bigint(v, col_i64(r, 2));
     cql_values_add_bigint(v, col_i64(r, 3));
@@ -321,10 +321,10 @@ static int w_reaction(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, message_id, emoji, user_id, created_at */
     cql_values *v = vals(k);
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_bigint(v, col_i64(r, 1));
     add_text(v, r, 2);
-    sc_bind_id(v, src_id(r, 3));
+    sc_bind_id_as(k->idf, v, src_id(r, 3));
     cql_values_add_bigint(v, col_i64(r, 4));
     return put(k, SC_REACT_ADD);
 }
@@ -333,7 +333,7 @@ static int r_reaction_count(copier *k, sqlite3_stmt *r, cql_values *v)
 {
     (void)k;
     /* channel_id, message_id, emoji, count */
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_bigint(v, col_i64(r, 1));
     add_text(v, r, 2);
     return 0;
@@ -354,7 +354,7 @@ static int f_reaction_count(copier *k, sqlite3_stmt *r, cql_result *have)
         return 0;
     cql_values *v = vals(k);
     cql_values_add_bigint(v, delta);
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_bigint(v, col_i64(r, 1));
     add_text(v, r, 2);
     return put(k, SC_RP_RX_FIX);
@@ -364,7 +364,7 @@ static int r_bucket_count(copier *k, sqlite3_stmt *r, cql_values *v)
 {
     (void)k;
     /* channel_id, bucket, count */
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_int(v, (int32_t)col_i64(r, 1));
     return 0;
 }
@@ -376,7 +376,7 @@ static int f_bucket_count(copier *k, sqlite3_stmt *r, cql_result *have)
         return 0;
     cql_values *v = vals(k);
     cql_values_add_bigint(v, delta);
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_int(v, (int32_t)col_i64(r, 1));
     return put(k, SC_RP_MC_FIX);
 }
@@ -385,12 +385,12 @@ static int w_pin(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, message_id, pinned_at, pinned_by, content_preview, sender_id */
     cql_values *v = vals(k);
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_bigint(v, col_i64(r, 1));
     cql_values_add_bigint(v, col_i64(r, 2));
-    sc_bind_id(v, src_id(r, 3));
+    sc_bind_id_as(k->idf, v, src_id(r, 3));
     add_text(v, r, 4);
-    sc_bind_id(v, src_id(r, 5));
+    sc_bind_id_as(k->idf, v, src_id(r, 5));
     return put(k, SC_PIN_ADD);
 }
 
@@ -398,7 +398,7 @@ static int r_pin_count(copier *k, sqlite3_stmt *r, cql_values *v)
 {
     (void)k;
     /* channel_id, pins */
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     return 0;
 }
 
@@ -416,7 +416,7 @@ static int f_pin_count(copier *k, sqlite3_stmt *r, cql_result *have)
         return 0;
     cql_values *v = vals(k);
     cql_values_add_int(v, want);
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     if (cur >= 0)
         cql_values_add_int(v, cur);
     else
@@ -432,8 +432,8 @@ static int w_read(copier *k, sqlite3_stmt *r)
     cql_values_add_bigint(v, id_ts(k, last));
     cql_values_add_bigint(v, (int64_t)last);
     cql_values_add_bigint(v, col_i64(r, 3));
-    sc_bind_id(v, src_id(r, 0));
-    sc_bind_id(v, src_id(r, 1));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 1));
     return put(k, SC_READ_SET);
 }
 
@@ -446,13 +446,13 @@ static int w_sync(copier *k, sqlite3_stmt *r)
     cql_values_add_tinyint(v, (int8_t)col_i64(r, 3));
     cql_values_add_bigint(v, col_i64(r, 4));
     cql_values_add_bigint(v, col_i64(r, 5));
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     int rc = put(k, SC_SYNC_SET);
     if (rc == 0) {
         v = vals(k);
         cql_values_add_bigint(v, col_i64(r, 2)); /* its own write timestamp: forward only */
         cql_values_add_bigint(v, col_i64(r, 2));
-        sc_bind_id(v, src_id(r, 0));
+        sc_bind_id_as(k->idf, v, src_id(r, 0));
         rc = put(k, SC_SYNC_LAST);
     }
     return rc;
@@ -464,7 +464,7 @@ static int w_telegram(copier *k, sqlite3_stmt *r)
     cql_values *v = vals(k);
     cql_values_add_bigint(v, col_i64(r, 1));
     cql_values_add_bigint(v, col_i64(r, 0));
-    sc_bind_id(v, src_id(r, 2));
+    sc_bind_id_as(k->idf, v, src_id(r, 2));
     cql_values_add_bigint(v, col_i64(r, 3));
     cql_values_add_bigint(v, col_i64(r, 4));
     return put(k, SC_TG_CLAIM);
@@ -474,7 +474,7 @@ static int w_nonce(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, nonce, message_id, created_at */
     cql_values *v = vals(k);
-    sc_bind_id(v, src_id(r, 0));
+    sc_bind_id_as(k->idf, v, src_id(r, 0));
     add_text(v, r, 1);
     cql_values_add_bigint(v, col_i64(r, 2));
     cql_values_add_bigint(v, col_i64(r, 3));
@@ -889,7 +889,7 @@ static int verify_channels(copier *k)
         ms_xid ch = src_id(st, 0);
         int64_t want = col_i64(st, 1), last = col_i64(st, 2);
         cql_values *v = vals(k);
-        sc_bind_id(v, ch);
+        sc_bind_id_as(k->idf, v, ch);
         cql_result *r = NULL;
         if ((rc = run_read(k, SC_COUNTER_GET, &r)) != 0)
             break;
@@ -899,7 +899,7 @@ static int verify_channels(copier *k)
             mismatch(k, "channel %s: %" PRId64 " messages in the store, %" PRId64 " in the cluster",
                      ID_TEXT(k, ch), want, have);
         v = vals(k);
-        sc_bind_id(v, ch);
+        sc_bind_id_as(k->idf, v, ch);
         if ((rc = run_read(k, SC_META_GET, &r)) != 0)
             break;
         int64_t have_last = 0;
@@ -952,7 +952,7 @@ static int verify_sample(copier *k)
         ms_xid ch = src_id(st, 0);
         int64_t id = col_i64(st, 1);
         cql_values *v = vals(k);
-        sc_bind_id(v, ch);
+        sc_bind_id_as(k->idf, v, ch);
         cql_values_add_int(v, (int32_t)col_i64(st, 2));
         cql_values_add_bigint(v, id);
         cql_result *r = NULL;
@@ -979,7 +979,7 @@ static int verify_sample(copier *k)
         }
         /* edit history length */
         v = vals(k);
-        sc_bind_id(v, ch);
+        sc_bind_id_as(k->idf, v, ch);
         cql_values_add_bigint(v, id);
         cql_values_add_int(v, 1000);
         if ((rc = run_read(k, SC_HISTORY, &r)) != 0)
@@ -990,7 +990,7 @@ static int verify_sample(copier *k)
         cql_result_destroy(r);
         /* reaction counts */
         v = vals(k);
-        sc_bind_id(v, ch);
+        sc_bind_id_as(k->idf, v, ch);
         cql_values_add_bigint(v, id);
         if ((rc = run_read(k, SC_COUNTS_LIST, &r)) != 0)
             break;
@@ -1050,8 +1050,8 @@ static int verify_positions_and_pins(copier *k)
                        &st, NULL);
     while (rc == 0 && st && sqlite3_step(st) == SQLITE_ROW) {
         cql_values *v = vals(k);
-        sc_bind_id(v, src_id(st, 0));
-        sc_bind_id(v, src_id(st, 1));
+        sc_bind_id_as(k->idf, v, src_id(st, 0));
+        sc_bind_id_as(k->idf, v, src_id(st, 1));
         cql_result *r = NULL;
         if ((rc = run_read(k, SC_READ_GET, &r)) != 0)
             break;
@@ -1069,7 +1069,7 @@ static int verify_positions_and_pins(copier *k)
                        &st, NULL);
     while (rc == 0 && st && sqlite3_step(st) == SQLITE_ROW) {
         cql_values *v = vals(k);
-        sc_bind_id(v, src_id(st, 0));
+        sc_bind_id_as(k->idf, v, src_id(st, 0));
         cql_values_add_bigint(v, col_i64(st, 1));
         cql_result *r = NULL;
         if ((rc = run_read(k, SC_PIN_GET, &r)) != 0)
@@ -1126,7 +1126,6 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
                  cfg->sqlite_path);
         return MS_ERR_NOT_FOUND;
     }
-    k.idf = MS_ID_INT64; /* the source store's format (int64 until it is recorded) */
     int rc = store__sq_open_db(cfg->sqlite_path, false, &k.db, err, errlen);
     if (rc)
         return rc;
@@ -1142,6 +1141,17 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
         rc = MS_ERR_INVALID;
         goto out;
     }
+    /* its id format (the keyspace gets the same), which the configuration must name */
+    char what[300];
+    snprintf(what, sizeof what, "the SQLite file %s", cfg->sqlite_path);
+    if (store__sq_id_format(k.db, &k.idf) != 0) {
+        snprintf(err, errlen, "%s: cannot read its id format", what);
+        rc = MS_ERR_INVALID;
+        goto out;
+    }
+    rc = store__id_format_check(what, k.idf, cfg->id_format, err, errlen);
+    if (rc)
+        goto out;
 
     /* the destination: the keyspace migrated with the backend's runner, one session */
     int applied = 0;

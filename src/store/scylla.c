@@ -680,6 +680,9 @@ static int schema_check(sc_backend *b, char *err, size_t errlen, bool *unreachab
         version = v;
     }
     cql_result_destroy(r);
+    ms_id_format fmt = MS_ID_INT64;
+    char ferr[256] = "";
+    int frc = rc == 0 && st.code == 0 ? sc_id_format(db, cfg, &fmt, ferr, sizeof ferr) : 0;
     cql_sync_close(db);
     size_t n = 0;
     const store_migration *m = store_migrations(MS_BACKEND_SCYLLA, &n);
@@ -692,7 +695,13 @@ static int schema_check(sc_backend *b, char *err, size_t errlen, bool *unreachab
                  cfg->scylla_keyspace, version, want, failed ? ": " : "", failed ? st.message : "");
         return MS_ERR_UNAVAILABLE;
     }
-    return 0;
+    if (frc) {
+        snprintf(err, errlen, "%s", ferr);
+        return frc;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "keyspace %s", cfg->scylla_keyspace);
+    return store__id_format_check(what, fmt, cfg->id_format, err, errlen);
 }
 
 /* Waits up to ms for store_close; true when it began. */

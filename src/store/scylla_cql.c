@@ -355,13 +355,22 @@ int sc_run_page(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int32
     return 0;
 }
 
-void sc_bind_id(cql_values *v, ms_xid id)
+void sc_bind_id_as(ms_id_format f, cql_values *v, ms_xid id)
 {
-    cql_values_add_bigint(v, (int64_t)id.lo);
+    if (f == MS_ID_UUID) {
+        uint8_t b[16];
+        ms_xid_to_bytes(id, b);
+        cql_values_add_uuid(v, b);
+    } else {
+        cql_values_add_bigint(v, (int64_t)id.lo);
+    }
 }
 
 ms_xid sc_col_id(cql_result *r, int col)
 {
+    uint8_t b[16];
+    if (col >= 0 && cql_row_get_uuid(r, col, b) == 0)
+        return ms_xid_from_bytes(b);
     return col < 0 ? (ms_xid){0, 0} : ms_xid_int((uint64_t)sc_col_i64(r, col));
 }
 

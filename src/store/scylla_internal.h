@@ -481,8 +481,12 @@ void sc_task_resume(sc_task *t);
 /* Takes one injected fault `f` (tests) if any is left: true when taken. */
 bool sc_take_fault(sc_conn *c, store_fault f);
 
-/* Binds a channel or user id (the one place that knows its CQL type). */
-void sc_bind_id(cql_values *v, ms_xid id);
+/*
+ * Binds a channel or user id as the CQL type of format f (uuid or bigint):
+ * the one place that knows it. sc_bind_id binds in the store's format.
+ */
+void sc_bind_id_as(ms_id_format f, cql_values *v, ms_xid id);
+#define sc_bind_id(c, v, id) sc_bind_id_as((c)->b->cfg->id_format, (v), (id))
 
 /* ---- search change log (scylla_messages.c) ---- */
 
@@ -505,7 +509,8 @@ int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, ms_xid ch, uint6
  */
 int sc_search_log(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, int kind, uint64_t version);
 
-/* Reads a channel or user id back from column col of the current row (none for null). */
+/* Reads a channel or user id back from column col of the current row, a uuid or a bigint
+ * column alike (none for null). */
 ms_xid sc_col_id(cql_result *r, int col);
 
 /* A 64-bit key of a channel for in-memory tables and shards (an integer id is itself). */
@@ -587,6 +592,14 @@ void *sc_repair_main(void *arg);
 void sc_health(sc_conn *c, store_op *op);
 
 /* ---- migrations: scylla_migrate.c ---- */
+
+/*
+ * The id format recorded in the keyspace db is connected to (a row of
+ * schema_version, scope 'id_format'): 0 with *out; int64 for a keyspace
+ * migrated before the format was recorded; MS_ERR_NOT_FOUND for a keyspace
+ * without a schema; another negative code with err when it cannot be read.
+ */
+int sc_id_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *err, size_t errlen);
 
 /* store__scylla_migrate; *unreachable: no contact point could be reached. */
 int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,

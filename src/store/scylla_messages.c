@@ -64,7 +64,7 @@ int sc_get_msg(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, store_result_hd
                store_message *m)
 {
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_values_add_int(v, (int32_t)ms_bucket_of(id));
     cql_values_add_bigint(v, (int64_t)id);
     cql_result *r = NULL;
@@ -143,12 +143,13 @@ static void add_text_or_unset(cql_values *v, const char *text)
         cql_values_add_unset(v);
 }
 
-static void bind_message(cql_values *v, const store_insert_req *r, uint64_t id, uint64_t created)
+static void bind_message(const sc_conn *c, cql_values *v, const store_insert_req *r, uint64_t id,
+                         uint64_t created)
 {
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_int(v, (int32_t)ms_bucket_of(id));
     cql_values_add_bigint(v, (int64_t)id);
-    sc_bind_id(v, r->sender_id);
+    sc_bind_id(c, v, r->sender_id);
     cql_values_add_tinyint(v, (int8_t)r->type);
     cql_values_add_tinyint(v, (int8_t)r->source);
     cql_values_add_text(v, r->content, r->content_len);
@@ -225,7 +226,7 @@ int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, ms_xid ch, uint6
     const ms_config *cfg = c->b->cfg;
     cql_values_add_int(v, store_search_shard(ch, cfg->search_shards));
     cql_values_add_bigint(v, (int64_t)seq);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_values_add_bigint(v, (int64_t)id);
     cql_values_add_int(v, kind);
     cql_values_add_bigint(v, (int64_t)version);
@@ -250,7 +251,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
     cql_values *v;
     if (!sc_known_has(c->b, r->channel_id)) {
         v = sc_vals(c);
-        sc_bind_id(v, r->channel_id);
+        sc_bind_id(c, v, r->channel_id);
         cql_values_add_text(v, "", 0);
         cql_values_add_text(v, "channel", 7);
         cql_values_add_bigint(v, (int64_t)created);
@@ -268,14 +269,14 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
          * answer with it (issue 10 item 7).
          */
         v = sc_vals(c);
-        sc_bind_id(v, r->channel_id);
+        sc_bind_id(c, v, r->channel_id);
         cql_values_add_int(v, (int32_t)ms_bucket_of(id));
         if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
             return op->status;
         if (sc_search_log(c, op, r->channel_id, id, STORE_SEARCH_LOG_INSERT, created))
             return op->status;
         v = sc_vals(c);
-        bind_message(v, r, id, created);
+        bind_message(c, v, r, id, created);
         cql_result *res = NULL;
         if (sc_run(c, op, SC_MSG_INSERT_NEW, "writing the message", &res))
             goto uncounted;
@@ -286,7 +287,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         v = sc_vals(c);
         cql_values_add_bigint(v, (int64_t)(created * 1000));
         cql_values_add_bigint(v, (int64_t)id);
-        sc_bind_id(v, r->channel_id);
+        sc_bind_id(c, v, r->channel_id);
         if (sc_run(c, op, SC_META_LAST, "updating the channel metadata", NULL))
             goto uncounted;
     } else {
@@ -314,12 +315,12 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             st[k].prepared = c->ps[ids[k]];
             st[k].values = &c->bv[k];
         }
-        sc_bind_id(&c->bv[0], r->channel_id);
+        sc_bind_id(c, &c->bv[0], r->channel_id);
         cql_values_add_int(&c->bv[0], (int32_t)ms_bucket_of(id));
-        bind_message(&c->bv[1], r, id, created);
+        bind_message(c, &c->bv[1], r, id, created);
         cql_values_add_bigint(&c->bv[2], (int64_t)(created * 1000));
         cql_values_add_bigint(&c->bv[2], (int64_t)id);
-        sc_bind_id(&c->bv[2], r->channel_id);
+        sc_bind_id(c, &c->bv[2], r->channel_id);
         if (nst == 4 && sc_bind_search_log(c, op, &c->bv[3], r->channel_id, id,
                                            STORE_SEARCH_LOG_INSERT, created))
             return op->status;
@@ -343,7 +344,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
     }
     if (count) {
         v = sc_vals(c);
-        sc_bind_id(v, r->channel_id);
+        sc_bind_id(c, v, r->channel_id);
         cql_values_add_int(v, (int32_t)ms_bucket_of(id));
         if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL) == 0)
             return 0;
@@ -373,7 +374,7 @@ static int duplicate_of(sc_conn *c, store_op *op, ms_xid ch, uint64_t id)
         if (sc_load_message(c, op, ch, id, true) == 0) {
             /* the first insert may have failed after writing the message: list its bucket */
             cql_values *v = sc_vals(c);
-            sc_bind_id(v, ch);
+            sc_bind_id(c, v, ch);
             cql_values_add_int(v, (int32_t)ms_bucket_of(id));
             if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
                 return op->status;
@@ -411,7 +412,7 @@ int sc_op_insert(sc_conn *c, store_op *op)
         v = sc_vals(c);
         cql_values_add_bigint(v, r->telegram_message_id);
         cql_values_add_bigint(v, r->telegram_chat_id);
-        sc_bind_id(v, r->channel_id);
+        sc_bind_id(c, v, r->channel_id);
         cql_values_add_bigint(v, (int64_t)r->id);
         cql_values_add_bigint(v, (int64_t)op->now_ms);
         if (sc_run(c, op, SC_TG_CLAIM, "claiming the Telegram message", &res))
@@ -427,7 +428,7 @@ int sc_op_insert(sc_conn *c, store_op *op)
     }
     if (r->nonce) {
         v = sc_vals(c);
-        sc_bind_id(v, r->channel_id);
+        sc_bind_id(c, v, r->channel_id);
         cql_values_add_text(v, r->nonce, strlen(r->nonce));
         cql_values_add_bigint(v, (int64_t)r->id);
         cql_values_add_bigint(v, (int64_t)op->now_ms);
@@ -613,7 +614,7 @@ int sc_bucket_list(sc_conn *c, store_op *op, ms_xid ch, int32_t from, bool desc,
                    size_t *n)
 {
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_values_add_int(v, from);
     cql_values_add_int(v, BUCKET_CHUNK);
     cql_result *r = NULL;
@@ -652,7 +653,7 @@ static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool de
             start = now_b;
     }
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_values_add_int(v, start);
     cql_values_add_bigint(v, (int64_t)anchor);
     cql_values_add_int(v, (int32_t)want);
@@ -684,7 +685,7 @@ static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool de
         uint64_t last = STORE_ID_MAX;
         if (!desc && use * left * max_row_bytes(c->b->cfg) <= SC_READ_BYTES) {
             v = sc_vals(c);
-            sc_bind_id(v, ch);
+            sc_bind_id(c, v, ch);
             cql_values_begin_list(v);
             for (size_t k = 0; k < use; k++)
                 cql_values_add_int(v, list[k]);
@@ -697,7 +698,7 @@ static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool de
             last = 0; /* read */
         } else if (!desc) {
             v = sc_vals(c);
-            sc_bind_id(v, ch);
+            sc_bind_id(c, v, ch);
             cql_values_begin_list(v);
             for (size_t k = 0; k < use; k++)
                 cql_values_add_int(v, list[k]);
@@ -724,7 +725,7 @@ static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool de
         }
         if (desc || last) {
             v = sc_vals(c);
-            sc_bind_id(v, ch);
+            sc_bind_id(c, v, ch);
             cql_values_begin_list(v);
             for (size_t k = 0; k < use; k++)
                 cql_values_add_int(v, list[k]);
@@ -811,13 +812,13 @@ static int delete_rows(sc_conn *c, store_op *op, ms_xid ch, uint64_t msg)
 {
     cql_values *v = sc_vals(c);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_values_add_int(v, (int32_t)ms_bucket_of(msg));
     cql_values_add_bigint(v, (int64_t)msg);
     if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
         return op->status;
     v = sc_vals(c);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_values_add_bigint(v, (int64_t)msg);
     return sc_run(c, op, SC_EDITS_PURGE, "purging the edit history", NULL);
 }
@@ -851,7 +852,7 @@ int sc_op_edit(sc_conn *c, store_op *op)
         goto out;
     }
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_bigint(v, (int64_t)seq);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
@@ -863,7 +864,7 @@ int sc_op_edit(sc_conn *c, store_op *op)
     v = sc_vals(c);
     cql_values_add_text(v, r->content, r->content_len);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_result *q = NULL;
@@ -874,7 +875,7 @@ int sc_op_edit(sc_conn *c, store_op *op)
     if (!applied) {
         /* deleted meanwhile: the history row saved above must not outlive the delete */
         v = sc_vals(c);
-        sc_bind_id(v, r->channel_id);
+        sc_bind_id(c, v, r->channel_id);
         cql_values_add_bigint(v, (int64_t)r->message_id);
         cql_values_add_bigint(v, (int64_t)seq);
         if (sc_run(c, op, SC_EDIT_UNSAVE, "taking back the edit history", NULL))
@@ -903,7 +904,7 @@ int sc_op_delete(sc_conn *c, store_op *op)
         return op->status;
     cql_values *v = sc_vals(c);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
     cql_values_add_bigint(v, (int64_t)r->message_id);
     if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
@@ -912,7 +913,7 @@ int sc_op_delete(sc_conn *c, store_op *op)
     if (sc_pin_cas(c, op, r->channel_id, r->message_id, NULL, &unpinned))
         return op->status;
     v = sc_vals(c);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     if (sc_run(c, op, SC_EDITS_PURGE, "purging the edit history", NULL))
         return op->status;
@@ -934,7 +935,7 @@ int sc_op_history(sc_conn *c, store_op *op)
     if (m.is_deleted) /* purged with the delete; an edit racing it must not resurface */
         return 0;
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_int(v, r->limit);
     cql_result *q = NULL;

@@ -15,9 +15,9 @@
 
 /* ------------------------------------------------------------------ reactions */
 
-static void bind_reaction3(cql_values *v, const store_reaction_req *r)
+static void bind_reaction3(const sc_conn *c, cql_values *v, const store_reaction_req *r)
 {
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_text(v, r->emoji, strlen(r->emoji));
 }
@@ -36,8 +36,8 @@ static int reaction(sc_conn *c, store_op *op, bool add)
     if (add && deleted)
         return store__op_fail(op, MS_ERR_CONFLICT, "message %" PRIu64 " is deleted", r->message_id);
     cql_values *v = sc_vals(c);
-    bind_reaction3(v, r);
-    sc_bind_id(v, r->user_id);
+    bind_reaction3(c, v, r);
+    sc_bind_id(c, v, r->user_id);
     if (add)
         cql_values_add_bigint(v, (int64_t)op->now_ms);
     cql_result *q = NULL;
@@ -54,7 +54,7 @@ static int reaction(sc_conn *c, store_op *op, bool add)
     if (changed) {
         /* Fix 2: counted once, only for a row really created or removed; never retried. */
         v = sc_vals(c);
-        bind_reaction3(v, r);
+        bind_reaction3(c, v, r);
         if (sc_run(c, op, add ? SC_COUNT_INC : SC_COUNT_DEC, "counting the reaction", NULL)) {
             /*
              * The row changed; whether the counter did is unknown. The repair
@@ -67,7 +67,7 @@ static int reaction(sc_conn *c, store_op *op, bool add)
         }
     }
     v = sc_vals(c);
-    bind_reaction3(v, r);
+    bind_reaction3(c, v, r);
     if (sc_run(c, op, count_stmt, "reading the reaction count", &q))
         return op->status;
     int64_t count = 0;
@@ -88,7 +88,7 @@ int sc_op_reactions_get(sc_conn *c, store_op *op)
     if (!res)
         return op->status;
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, op->req.get.channel_id);
+    sc_bind_id(c, v, op->req.get.channel_id);
     cql_values_add_bigint(v, (int64_t)op->req.get.message_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_COUNTS_LIST, "reading the reactions", &q))
@@ -120,10 +120,10 @@ int sc_op_reaction_users(sc_conn *c, store_op *op)
     if (!res->user_ids)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_text(v, r->emoji, strlen(r->emoji));
-    sc_bind_id(v, r->after_user_id);
+    sc_bind_id(c, v, r->after_user_id);
     cql_values_add_int(v, r->limit + 1);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_USERS, "reading the reaction users", &q))
@@ -169,7 +169,7 @@ static int load_pin(sc_conn *c, store_op *op, bool *found)
 {
     const store_pin_req *r = &op->req.pin;
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_result *q = NULL;
     *found = false;
@@ -206,7 +206,7 @@ static int all_pins(sc_conn *c, store_op *op, ms_xid ch, store_result_hdr *res,
                     store_pin_entry **out, size_t *n, int *count)
 {
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_PINS_ALL, "reading the pins", &q))
         return op->status;
@@ -268,18 +268,18 @@ int sc_pin_cas(sc_conn *c, store_op *op, ms_xid ch, uint64_t msg, const store_pi
                                   STORE_XID(op->s, ch), STORE_MAX_PINS);
         cql_values *v = &c->bv[0];
         cql_values_reset(v);
-        sc_bind_id(v, ch);
+        sc_bind_id(c, v, ch);
         cql_values_add_bigint(v, (int64_t)msg);
         if (add) {
             cql_values_add_bigint(v, (int64_t)add->pinned_at_ms);
-            sc_bind_id(v, add->pinned_by);
+            sc_bind_id(c, v, add->pinned_by);
             cql_values_add_text(v, add->content_preview, strlen(add->content_preview));
-            sc_bind_id(v, add->sender_id);
+            sc_bind_id(c, v, add->sender_id);
         }
         v = &c->bv[1];
         cql_values_reset(v);
         cql_values_add_int(v, add ? cur + 1 : (cur > 0 ? cur - 1 : 0));
-        sc_bind_id(v, ch);
+        sc_bind_id(c, v, ch);
         if (count >= 0)
             cql_values_add_int(v, count);
         else
@@ -394,8 +394,8 @@ static store_read_result *read_position(sc_conn *c, store_op *op)
     if (!res)
         return NULL;
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, op->req.read.channel_id);
-    sc_bind_id(v, op->req.read.user_id);
+    sc_bind_id(c, v, op->req.read.channel_id);
+    sc_bind_id(c, v, op->req.read.user_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_READ_GET, "reading the read position", &q))
         return NULL;
@@ -422,8 +422,8 @@ int sc_op_read_set(sc_conn *c, store_op *op)
     cql_values_add_bigint(v, (int64_t)ts);
     cql_values_add_bigint(v, (int64_t)r->message_id);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(v, r->channel_id);
-    sc_bind_id(v, r->user_id);
+    sc_bind_id(c, v, r->channel_id);
+    sc_bind_id(c, v, r->user_id);
     if (sc_run(c, op, SC_READ_SET, "setting the read position", NULL))
         return op->status;
     res->moved = true;
@@ -460,7 +460,7 @@ int sc_op_read_get(sc_conn *c, store_op *op)
         if (keep == 0)
             break;
         cql_values *v = sc_vals(c);
-        sc_bind_id(v, r->channel_id);
+        sc_bind_id(c, v, r->channel_id);
         cql_values_begin_list(v);
         for (size_t k = 0; k < keep; k++) {
             cql_values_add_int(v, list[k]);
@@ -493,7 +493,7 @@ int sc_op_read_get(sc_conn *c, store_op *op)
             uint32_t got = rows[k];
             while (got == STORE_UNREAD_CAP && count < STORE_UNREAD_CAP) {
                 v = sc_vals(c);
-                sc_bind_id(v, r->channel_id);
+                sc_bind_id(c, v, r->channel_id);
                 cql_values_add_int(v, list[k]);
                 cql_values_add_bigint(v, (int64_t)res->last_read_id);
                 cql_values_add_bigint(v, (int64_t)hi);
@@ -526,7 +526,7 @@ int sc_op_read_get(sc_conn *c, store_op *op)
 int sc_load_channel(sc_conn *c, store_op *op, ms_xid ch)
 {
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_META_GET, "reading the channel", &q))
         return op->status;
@@ -556,7 +556,7 @@ int sc_load_channel(sc_conn *c, store_op *op, ms_xid ch)
     if (oom || !m->name || !m->type)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
     v = sc_vals(c);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     if (sc_run(c, op, SC_COUNTER_GET, "reading the message count", &q))
         return op->status;
     if (cql_result_next_row(q) == 0)
@@ -574,7 +574,7 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
 {
     const store_channel_upsert_req *r = &op->req.upsert;
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_META_GET, "reading the channel", &q))
         return op->status;
@@ -603,7 +603,7 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
     else
         cql_values_add_unset(v);
     cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     if (sc_run(c, op, SC_META_SET, "writing the channel", NULL))
         return op->status;
     sc_known_add(c->b, r->channel_id);
@@ -613,7 +613,7 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
 static int load_sync(sc_conn *c, store_op *op, ms_xid ch, bool *found)
 {
     cql_values *v = sc_vals(c);
-    sc_bind_id(v, ch);
+    sc_bind_id(c, v, ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_SYNC_GET, "reading the sync state", &q))
         return op->status;
@@ -666,14 +666,14 @@ int sc_op_sync_update(sc_conn *c, store_op *op)
         cql_values_add_unset(v);
     else
         cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     if (sc_run(c, op, SC_SYNC_SET, "writing the sync state", NULL))
         return op->status;
     /* Forward only, without a read: the value is its own write timestamp. */
     v = sc_vals(c);
     cql_values_add_bigint(v, r->last_synced_message_id);
     cql_values_add_bigint(v, r->last_synced_message_id);
-    sc_bind_id(v, r->channel_id);
+    sc_bind_id(c, v, r->channel_id);
     if (sc_run(c, op, SC_SYNC_LAST, "writing the sync state", NULL))
         return op->status;
     if (load_sync(c, op, r->channel_id, &found))

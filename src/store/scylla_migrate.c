@@ -145,6 +145,97 @@ static int cql_recorded(void *ctx, int version, char have[17], char *err, size_t
     return found;
 }
 
+/* A read of the keyspace's id format row; 1 found (*out), 0 none, or a negative code with err. */
+static int cql_read_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *err,
+                           size_t errlen)
+{
+    cql_statement s;
+    cql_statement_init(&s);
+    s.query = "SELECT name FROM schema_version WHERE scope = 'id_format' AND version = 0";
+    s.consistency = (int)cfg->scylla_serial_consistency; /* sees what a conditional write wrote */
+    cql_result *res = NULL;
+    cql_status st;
+    if (cql_sync_execute(db, &s, &res, &st) != 0 || st.code) {
+        snprintf(err, errlen, "cannot read the keyspace's id format: %s", st.message);
+        return st.code ? st.code : MS_ERR_IO;
+    }
+    int found = cql_result_next_row(res) == 0;
+    cql_str cs = {0};
+    char name[16] = "";
+    if (found && cql_row_get_text(res, 0, &cs) == 0)
+        snprintf(name, sizeof name, "%.*s", (int)cs.len, cs.ptr);
+    cql_result_destroy(res);
+    if (found && ms_id_format_parse(name, out) != 0) {
+        snprintf(err, errlen, "the keyspace's recorded id format \"%s\" is not uuid or int64",
+                 name);
+        return MS_ERR_INVALID;
+    }
+    return found;
+}
+
+int sc_id_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *err, size_t errlen)
+{
+    int found = cql_read_format(db, cfg, out, err, errlen);
+    if (found)
+        return found < 0 ? found : 0;
+    /* none recorded: a keyspace migrated before the format was is int64 */
+    cql_statement s;
+    cql_statement_init(&s);
+    s.query = "SELECT version FROM schema_version WHERE scope = 'msgstore' LIMIT 1";
+    s.consistency = (int)cfg->scylla_read_consistency;
+    cql_result *res = NULL;
+    cql_status st;
+    if (cql_sync_execute(db, &s, &res, &st) != 0 || st.code) {
+        snprintf(err, errlen, "cannot read schema_version: %s", st.message);
+        return st.code ? st.code : MS_ERR_IO;
+    }
+    bool migrated = cql_result_next_row(res) == 0;
+    cql_result_destroy(res);
+    *out = MS_ID_INT64;
+    return migrated ? 0 : MS_ERR_NOT_FOUND;
+}
+
+/* The recorded format, recording want first in a new keyspace (store__migrator.id_format). */
+static int cql_id_format(void *ctx, ms_id_format want, ms_id_format *have, char *err, size_t errlen)
+{
+    sc_mig *mc = ctx;
+    int rc = cql_read_format(mc->db, mc->cfg, have, err, errlen);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    /* none recorded: record the configured format in a new keyspace, int64 in one migrated
+     * before (a conditional write: of two migrations racing, one format wins) */
+    rc = sc_id_format(mc->db, mc->cfg, have, err, errlen);
+    if (rc == MS_ERR_NOT_FOUND)
+        *have = want;
+    else if (rc)
+        return rc;
+    const char *name = ms_id_format_name(*have);
+    cql_values v;
+    cql_values_init(&v);
+    cql_values_add_text(&v, name, strlen(name));
+    cql_values_add_bigint(&v, (int64_t)ms_clock_realtime_ms(NULL));
+    cql_statement s;
+    cql_statement_init(&s);
+    s.query = "INSERT INTO schema_version (scope, version, name, checksum, applied_at) "
+              "VALUES ('id_format', 0, ?, '', ?) IF NOT EXISTS";
+    s.values = &v;
+    s.consistency = (int)mc->cfg->scylla_write_consistency;
+    s.serial_consistency = (int)mc->cfg->scylla_serial_consistency;
+    cql_status st;
+    rc = cql_sync_execute(mc->db, &s, NULL, &st);
+    cql_values_free(&v);
+    if (rc != 0 || st.code) {
+        snprintf(err, errlen, "cannot record the keyspace's id format: %s", st.message);
+        return st.code ? st.code : MS_ERR_IO;
+    }
+    rc = cql_read_format(mc->db, mc->cfg, have, err, errlen);
+    if (rc == 0) {
+        snprintf(err, errlen, "the keyspace's id format was not recorded");
+        return MS_ERR_IO;
+    }
+    return rc < 0 ? rc : 0;
+}
+
 static int cql_apply(void *ctx, const store_migration *m, const char *sum, char *err, size_t errlen)
 {
     sc_mig *mc = ctx;
@@ -224,8 +315,15 @@ int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *c
                     err, errlen);
     if (!rc) {
         sc_mig mc = {.db = db, .cfg = cfg};
-        store__migrator mg = {.db = &mc, .recorded = cql_recorded, .apply = cql_apply};
-        rc = store__migrate_run(MS_BACKEND_SCYLLA, &mg, progress, ctx, applied, err, errlen);
+        char what[96];
+        snprintf(what, sizeof what, "keyspace %s", cfg->scylla_keyspace);
+        store__migrator mg = {.db = &mc,
+                              .recorded = cql_recorded,
+                              .apply = cql_apply,
+                              .id_format = cql_id_format,
+                              .what = what};
+        rc = store__migrate_run(MS_BACKEND_SCYLLA, &mg, cfg->id_format, progress, ctx, applied, err,
+                                errlen);
     }
     cql_sync_close(db);
     return rc;

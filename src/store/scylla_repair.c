@@ -34,7 +34,7 @@ static int rp_record(sc_conn *c, store_op *op, const rp_note *n)
     cql_values *v = sc_vals(c);
     cql_values_add_int(v, rp_shard(n->ch));
     cql_values_add_tinyint(v, n->kind);
-    sc_bind_id(v, n->ch);
+    sc_bind_id(c, v, n->ch);
     cql_values_add_bigint(v, n->id);
     cql_values_add_text(v, n->emoji, strlen(n->emoji));
     cql_values_add_bigint(v, (int64_t)n->failure_id);
@@ -152,9 +152,9 @@ static int cmp_note_q(const void *a, const void *b)
     return cmp_note(a, b);
 }
 
-static void rp_bind_key(cql_values *v, const rp_note *n, bool emoji)
+static void rp_bind_key(const sc_conn *c, cql_values *v, const rp_note *n, bool emoji)
 {
-    sc_bind_id(v, n->ch);
+    sc_bind_id(c, v, n->ch);
     if (n->kind == RP_REACTION)
         cql_values_add_bigint(v, n->id);
     else
@@ -163,10 +163,10 @@ static void rp_bind_key(cql_values *v, const rp_note *n, bool emoji)
         cql_values_add_text(v, n->emoji, strlen(n->emoji));
 }
 
-static void rp_bind_lease(cql_values *v, const rp_note *n)
+static void rp_bind_lease(const sc_conn *c, cql_values *v, const rp_note *n)
 {
     cql_values_add_tinyint(v, n->kind);
-    sc_bind_id(v, n->ch);
+    sc_bind_id(c, v, n->ch);
     cql_values_add_bigint(v, n->id);
     cql_values_add_text(v, n->emoji, strlen(n->emoji));
 }
@@ -176,7 +176,7 @@ static int rp_read(sc_conn *c, store_op *op, sc_stmt_id id, const rp_note *n, bo
                    int64_t *a, int64_t *b)
 {
     cql_values *v = sc_vals(c);
-    rp_bind_key(v, n, emoji);
+    rp_bind_key(c, v, n, emoji);
     cql_result *q = NULL;
     if (sc_run(c, op, id, "recounting", &q))
         return op->status;
@@ -217,7 +217,7 @@ static void rp_unlease(sc_conn *c, store_op *op, rp_key *k)
     if (!k->owner)
         return;
     cql_values *v = sc_vals(c);
-    rp_bind_lease(v, &k->n);
+    rp_bind_lease(c, v, &k->n);
     cql_values_add_bigint(v, (int64_t)k->owner);
     if (sc_run(c, op, SC_RP_UNLEASE, "dropping a repair lease", NULL)) /* it expires anyway */
         MS_WARN("store", "scylla: %s", op->detail);
@@ -341,7 +341,7 @@ static int rp_finish(sc_backend *b, sc_conn *c, store_op *op, rp_key *k, bool *f
     if (delta != 0) {
         cql_values *v = sc_vals(c);
         cql_values_add_bigint(v, delta);
-        rp_bind_key(v, &k->n, true);
+        rp_bind_key(c, v, &k->n, true);
         /* never retried; if this times out the next pass sees whether it landed */
         if (sc_run(c, op, k->n.kind == RP_REACTION ? SC_RP_RX_FIX : SC_RP_MC_FIX,
                    "correcting a count", NULL))
@@ -356,7 +356,7 @@ static int rp_finish(sc_backend *b, sc_conn *c, store_op *op, rp_key *k, bool *f
     cql_values *v = sc_vals(c);
     cql_values_add_int(v, rp_shard(k->n.ch));
     cql_values_add_tinyint(v, k->n.kind);
-    sc_bind_id(v, k->n.ch);
+    sc_bind_id(c, v, k->n.ch);
     cql_values_add_bigint(v, k->n.id);
     cql_values_add_text(v, k->n.emoji, strlen(k->n.emoji));
     cql_values_begin_list(v);
@@ -393,7 +393,7 @@ static int rp_pass(sc_backend *b, store_repair_report *rep, char *detail, size_t
         rep->checked++;
         uint64_t owner = store__next_id(b->base.s);
         cql_values *v = sc_vals(c);
-        rp_bind_lease(v, &k->n);
+        rp_bind_lease(c, v, &k->n);
         cql_values_add_bigint(v, (int64_t)owner);
         cql_values_add_int(v, b->lease_ttl_s);
         cql_result *q = NULL;

@@ -197,8 +197,67 @@ static int sq_apply(void *dbp, const store_migration *m, const char *sum, char *
     return 0;
 }
 
-int store__sq_migrate_db(sqlite3 *db, store_migrate_progress_fn progress, void *ctx, int *applied,
-                         char *err, size_t errlen)
+int store__sq_id_format(sqlite3 *db, ms_id_format *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    *out = MS_ID_INT64; /* a store from before the format was recorded */
+    if (sqlite3_prepare_v2(db, "SELECT value FROM store_settings WHERE name='id_format'", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = store__sq_schema_version(db) > 0 ? 0 : MS_ERR_NOT_FOUND; /* no table: none */
+        sqlite3_finalize(st);
+        return rc;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        if (ms_id_format_parse((const char *)sqlite3_column_text(st, 0), out) != 0)
+            rc = MS_ERR_INVALID;
+    } else {
+        rc = store__sq_schema_version(db) > 0 ? 0 : MS_ERR_NOT_FOUND;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The recorded format, recording one first when there is none (store__migrator.id_format). */
+static int sq_id_format(void *dbp, ms_id_format want, ms_id_format *have, char *err, size_t errlen)
+{
+    sqlite3 *db = dbp;
+    if (exec(db, "CREATE TABLE IF NOT EXISTS store_settings (name TEXT PRIMARY KEY, value TEXT "
+                 "NOT NULL)") != SQLITE_OK ||
+        exec(db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read the store's settings: %s", sqlite3_errmsg(db));
+        return MS_ERR_IO;
+    }
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM store_settings WHERE name='id_format'", -1, &st,
+                       NULL);
+    bool recorded = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    int rc = store__sq_id_format(db, have);
+    if (rc == MS_ERR_NOT_FOUND || (rc == 0 && !recorded)) {
+        /* record it: the configured format in a new store, int64 in one made before */
+        if (rc == MS_ERR_NOT_FOUND)
+            *have = want;
+        sqlite3_prepare_v2(db, "INSERT INTO store_settings(name, value) VALUES('id_format', ?1)",
+                           -1, &st, NULL);
+        sqlite3_bind_text(st, 1, ms_id_format_name(*have), -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : MS_ERR_IO;
+        sqlite3_finalize(st);
+    } else if (rc == MS_ERR_INVALID) {
+        snprintf(err, errlen, "the store's recorded id format is not uuid or int64");
+    }
+    if (rc == MS_ERR_IO)
+        snprintf(err, errlen, "cannot record the store's id format: %s", sqlite3_errmsg(db));
+    if (exec(db, rc ? "ROLLBACK" : "COMMIT") != SQLITE_OK && !rc) {
+        snprintf(err, errlen, "cannot record the store's id format: %s", sqlite3_errmsg(db));
+        rc = MS_ERR_IO;
+    }
+    return rc;
+}
+
+int store__sq_migrate_db(sqlite3 *db, const char *path, ms_id_format want,
+                         store_migrate_progress_fn progress, void *ctx, int *applied, char *err,
+                         size_t errlen)
 {
     if (applied)
         *applied = 0;
@@ -208,18 +267,26 @@ int store__sq_migrate_db(sqlite3 *db, store_migrate_progress_fn progress, void *
         snprintf(err, errlen, "cannot create schema_version: %s", sqlite3_errmsg(db));
         return MS_ERR_IO;
     }
-    store__migrator mg = {.db = db, .recorded = sq_recorded, .skip = sq_skip, .apply = sq_apply};
-    return store__migrate_run(MS_BACKEND_SQLITE, &mg, progress, ctx, applied, err, errlen);
+    char what[300];
+    snprintf(what, sizeof what, "the SQLite file %s", path);
+    store__migrator mg = {.db = db,
+                          .recorded = sq_recorded,
+                          .skip = sq_skip,
+                          .apply = sq_apply,
+                          .id_format = sq_id_format,
+                          .what = what};
+    return store__migrate_run(MS_BACKEND_SQLITE, &mg, want, progress, ctx, applied, err, errlen);
 }
 
-int store__sqlite_migrate_path(const char *path, store_migrate_progress_fn progress, void *ctx,
-                               int *applied, char *err, size_t errlen)
+int store__sqlite_migrate_path(const char *path, ms_id_format want,
+                               store_migrate_progress_fn progress, void *ctx, int *applied,
+                               char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
     int rc = store__sq_open_db(path, true, &db, err, errlen);
     if (rc)
         return rc;
-    rc = store__sq_migrate_db(db, progress, ctx, applied, err, errlen);
+    rc = store__sq_migrate_db(db, path, want, progress, ctx, applied, err, errlen);
     sqlite3_close(db);
     return rc;
 }
@@ -419,9 +486,20 @@ int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
             rc = MS_ERR_UNAVAILABLE;
             goto fail;
         }
+        ms_id_format fmt = MS_ID_INT64;
+        char what[300];
+        snprintf(what, sizeof what, "the SQLite file %s", cfg->sqlite_path);
+        rc = store__sq_id_format(b->writer.db, &fmt);
+        if (rc == 0)
+            rc = store__id_format_check(what, fmt, cfg->id_format, err, errlen);
+        else
+            snprintf(err, errlen, "%s: cannot read its id format", what);
+        if (rc)
+            goto fail;
     } else {
         int applied = 0;
-        rc = store__sq_migrate_db(b->writer.db, NULL, NULL, &applied, err, errlen);
+        rc = store__sq_migrate_db(b->writer.db, cfg->sqlite_path, cfg->id_format, NULL, NULL,
+                                  &applied, err, errlen);
         if (rc)
             goto fail;
         if (applied)

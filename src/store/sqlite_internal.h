@@ -18,8 +18,8 @@
 
 /*
  * A search in one channel (?1), the content expression ?2 (store__query_fts5),
- * ids below ?3: the channel token intersects the match in the index, the
- * message comes from its primary key. Columns: SQ_MSG_COLS, snippet, rank.
+ * ids below ?3: the channel token intersects the match
+ * in the index, the message comes from its primary key. Columns: SQ_MSG_COLS, snippet, rank.
  */
 #define SQ_SEARCH_SELECT                                                                           \
     "SELECT m.channel_id, m.message_id, m.sender_id, m.type, m.source, m.content, m.reply_to, "    \
@@ -149,8 +149,17 @@ int store__sq_open_db(const char *path, bool create, sqlite3 **out, char *err, s
  * Applies pending migrations to db (schema_version table). Returns 0 or a
  * negative code with a message in err.
  */
-int store__sq_migrate_db(sqlite3 *db, store_migrate_progress_fn progress, void *ctx, int *applied,
-                         char *err, size_t errlen);
+int store__sq_migrate_db(sqlite3 *db, const char *path, ms_id_format want,
+                         store_migrate_progress_fn progress, void *ctx, int *applied, char *err,
+                         size_t errlen);
+
+/*
+ * The id format recorded in db (table store_settings, written by the first
+ * migration run) into *out: 0; int64 for a store migrated before the format
+ * was recorded; MS_ERR_NOT_FOUND for a database without a schema;
+ * MS_ERR_INVALID for an unknown value.
+ */
+int store__sq_id_format(sqlite3 *db, ms_id_format *out);
 
 /* The highest migration version recorded in db (0: none), or a negative code. */
 int store__sq_schema_version(sqlite3 *db);

@@ -857,7 +857,7 @@ int store_open(const ms_config *cfg, const store_options *opt, store **out, char
     if (s->opt.queue_max <= 0)
         s->opt.queue_max = 65536;
     s->kind = ms_config_backend(cfg);
-    s->id_format = MS_ID_INT64;
+    s->id_format = cfg->id_format; /* the backend refuses a store recorded with the other */
     int rc = ms_snowflake_init(&s->ids, cfg->epoch_ms, (uint32_t)cfg->worker_id, 2000, NULL, NULL);
     if (rc != 0) {
         snprintf(err, errlen,
@@ -966,5 +966,6 @@ int store_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void
     }
     if (ms_config_backend(cfg) == MS_BACKEND_SCYLLA)
         return store__scylla_migrate(cfg, progress, ctx, applied, err, errlen);
-    return store__sqlite_migrate_path(cfg->sqlite_path, progress, ctx, applied, err, errlen);
+    return store__sqlite_migrate_path(cfg->sqlite_path, cfg->id_format, progress, ctx, applied, err,
+                                      errlen);
 }

@@ -153,8 +153,9 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
                        store_backend **out, char *err, size_t errlen);
 
 /* Migrations of each backend (migrate.c, scylla.c). */
-int store__sqlite_migrate_path(const char *path, store_migrate_progress_fn progress, void *ctx,
-                               int *applied, char *err, size_t errlen);
+int store__sqlite_migrate_path(const char *path, ms_id_format want,
+                               store_migrate_progress_fn progress, void *ctx, int *applied,
+                               char *err, size_t errlen);
 int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx,
                           int *applied, char *err, size_t errlen);
 
@@ -173,14 +174,38 @@ typedef struct store__migrator {
     void (*skip)(void *db);
     /* Runs m's text and records it with checksum sum; 0 or a code with err. */
     int (*apply)(void *db, const store_migration *m, const char *sum, char *err, size_t errlen);
+    /*
+     * The channel and user id format recorded with the schema into *have;
+     * when none is recorded yet, records one first: int64 when migrations
+     * are already recorded (a store made before the format was), else want.
+     * 0 or a code with err.
+     */
+    int (*id_format)(void *db, ms_id_format want, ms_id_format *have, char *err, size_t errlen);
+    const char *what; /* the store for messages: "the SQLite file x.db", "keyspace ks" */
 } store__migrator;
+
+/*
+ * A migration's text for a store of format f: the placeholders of the
+ * schema files replaced ("{{id}}": the type of a channel or user id column,
+ * SQLite INTEGER or BLOB, CQL bigint or uuid). Checksums are taken over the int64 text, which
+ * is the text the files had before the placeholders, so stores migrated
+ * before keep theirs. malloc'd; NULL when out of memory.
+ */
+char *store__migration_text(ms_backend_kind kind, const char *text, ms_id_format f);
+
+/*
+ * Refuses a store whose recorded id format is not the configured one: 0 when
+ * have == want, else MS_ERR_CONFLICT with a message naming both and the fix.
+ */
+int store__id_format_check(const char *what, ms_id_format have, ms_id_format want, char *err,
+                           size_t errlen);
 
 /*
  * Applies the embedded migrations of `kind` not yet recorded, in order,
  * checking the checksums of those that are. *applied (may be NULL) counts
  * those run. 0 or a code with err.
  */
-int store__migrate_run(ms_backend_kind kind, const store__migrator *mg,
+int store__migrate_run(ms_backend_kind kind, const store__migrator *mg, ms_id_format want,
                        store_migrate_progress_fn progress, void *ctx, int *applied, char *err,
                        size_t errlen);
 

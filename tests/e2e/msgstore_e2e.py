@@ -44,6 +44,12 @@ from openapi_schema_validator import OAS30Validator  # noqa: E402
 from referencing import Registry, Resource  # noqa: E402
 from referencing.jsonschema import DRAFT4  # noqa: E402
 MSGSTORE = os.environ.get("MSGSTORE_BIN", os.path.join(BINARY_DIR, "src", "cli", "msgstore"))
+
+# The suites name channels and users by integers: their servers and CLI runs (which inherit
+# this environment) use int64 stores unless a test asks for uuid (test_uuid_ids.py runs the
+# API with UUIDs; the store conformance suite runs every operation in both formats).
+os.environ.setdefault("MSGSTORE_ID_FORMAT", "int64")
+ID_FORMAT = os.environ["MSGSTORE_ID_FORMAT"]
 TOKEN = "e2e-token-0123456789abcdef"
 
 

@@ -129,10 +129,21 @@ static char *create_statement(const char *name)
             continue;
         const char *e = strchr(p, ';');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        char *out = malloc(len + 1);
+        char *out = malloc(len * 2 + 1);
         assert_non_null(out);
-        memcpy(out, p, len);
-        out[len] = '\0';
+        /* the column types of ids ({{id}}) as the store's format has them */
+        bool uuid = store_id_format(S) == MS_ID_UUID;
+        const char *type = SCYLLA ? (uuid ? "uuid" : "bigint") : (uuid ? "BLOB" : "INTEGER");
+        size_t o = 0;
+        for (size_t k = 0; k < len;) {
+            if (strncmp(p + k, "{{id}}", 6) == 0) {
+                o += (size_t)sprintf(out + o, "%s", type);
+                k += 6;
+            } else {
+                out[o++] = p[k++];
+            }
+        }
+        out[o] = '\0';
         return out;
     }
     fail_msg("no CREATE TABLE %s in the migrations", name);

@@ -22,13 +22,15 @@
 static char dir[] = "/tmp/msgstore-migrate-XXXXXX";
 static char db[300];
 static char bin[512];
+static const char *id_format = "int64"; /* MSGSTORE_ID_FORMAT of the runs below */
 
 /* Runs msgstore migrate on `path` from an empty directory; returns the exit code and output. */
 static int run_migrate_at(const char *path, char *out, size_t cap)
 {
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cd '%s' && MSGSTORE_SQLITE_PATH='%s' '%s' migrate 2>&1", dir, path,
-             bin);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && MSGSTORE_SQLITE_PATH='%s' MSGSTORE_ID_FORMAT=%s '%s' migrate 2>&1", dir,
+             path, id_format, bin);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, cap - 1, p);
@@ -103,6 +105,8 @@ static void test_list(void **state)
 
 static const char *lookup_path(const char *name, void *ctx)
 {
+    if (strcmp(name, "MSGSTORE_ID_FORMAT") == 0)
+        return id_format;
     return strcmp(name, "MSGSTORE_SQLITE_PATH") == 0 ? ctx : NULL;
 }
 
@@ -185,6 +189,98 @@ static void test_search_index_built_for_old_store(void **state)
     store_close(s);
 }
 
+/* The id format a SQLite file records (store_settings), "" when none. */
+static void recorded_format(const char *path, char *out, size_t n)
+{
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    out[0] = '\0';
+    if (sqlite3_prepare_v2(h, "SELECT value FROM store_settings WHERE name='id_format'", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+
+/*
+ * The id format is chosen when a store is created and recorded with its
+ * schema: ids are stored natively (16-byte BLOBs for uuid), and a start with
+ * the other format is refused naming both (migrate and store_open alike).
+ */
+static void test_id_format_recorded_and_refused(void **state)
+{
+    (void)state;
+    char path[400], out[16384], got[16], err[512];
+    snprintf(path, sizeof path, "%s/uuid.db", dir);
+    id_format = "uuid";
+    assert_int_equal(run_migrate_at(path, out, sizeof out), 0);
+    recorded_format(path, got, sizeof got);
+    assert_string_equal(got, "uuid");
+
+    ms_config cfg;
+    assert_int_equal(ms_config_load(&cfg, lookup_path, path, err, sizeof err), 0);
+    assert_int_equal(cfg.id_format, MS_ID_UUID);
+    store *s = NULL;
+    assert_int_equal(store_open(&cfg, NULL, &s, err, sizeof err), 0);
+    assert_int_equal(store_id_format(s), MS_ID_UUID);
+    ms_xid ch, user;
+    assert_int_equal(ms_xid_parse(MS_ID_UUID, "6F1C2B3A-5D7E-4A00-8B00-00000000002A", 36, &ch), 0);
+    assert_int_equal(ms_xid_parse(MS_ID_UUID, "0b3c4d5e-6f70-4182-9a00-000000000007", 36, &user),
+                     0);
+    store_insert_req q = {.channel_id = ch, .sender_id = user, .content = "hi", .content_len = 2};
+    store_message_result *res = NULL;
+    assert_int_equal(store_insert_sync(s, &q, &res, err, sizeof err), 0);
+    assert_true(ms_xid_eq(res->msg.channel_id, ch));
+    store_free(res);
+    store_close(s);
+    /* stored natively: a 16-byte BLOB holding the UUID's bytes */
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "SELECT typeof(channel_id), length(channel_id), "
+                                        "hex(channel_id), typeof(sender_id) FROM messages",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "blob");
+    assert_int_equal(sqlite3_column_int(st, 1), 16);
+    assert_string_equal((const char *)sqlite3_column_text(st, 2),
+                        "6F1C2B3A5D7E4A008B0000000000002A");
+    assert_string_equal((const char *)sqlite3_column_text(st, 3), "blob");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+
+    /* the other format: refused by migrate and by store_open, naming both */
+    id_format = "int64";
+    assert_int_not_equal(run_migrate_at(path, out, sizeof out), 0);
+    assert_non_null(strstr(out, "holds uuid channel and user ids but MSGSTORE_ID_FORMAT is int64"));
+    assert_int_equal(ms_config_load(&cfg, lookup_path, path, err, sizeof err), 0);
+    assert_int_equal(store_open(&cfg, NULL, &s, err, sizeof err), MS_ERR_CONFLICT);
+    assert_non_null(strstr(err, "uuid"));
+    assert_non_null(strstr(err, "MSGSTORE_ID_FORMAT is int64"));
+    recorded_format(path, got, sizeof got);
+    assert_string_equal(got, "uuid"); /* nothing changed */
+
+    /* a store made before the format was recorded is int64: the default (uuid) is refused
+     * with the fix in the message, int64 opens it and records the format */
+    snprintf(path, sizeof path, "%s/old-format.db", dir);
+    assert_int_equal(run_migrate_at(path, out, sizeof out), 0);
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    exec_ok(h, "DROP TABLE store_settings");
+    sqlite3_close(h);
+    id_format = "uuid";
+    assert_int_not_equal(run_migrate_at(path, out, sizeof out), 0);
+    assert_non_null(strstr(out, "holds int64 channel and user ids but MSGSTORE_ID_FORMAT is uuid"));
+    assert_non_null(strstr(out, "set MSGSTORE_ID_FORMAT=int64"));
+    id_format = "int64";
+    assert_int_equal(run_migrate_at(path, out, sizeof out), 0);
+    recorded_format(path, got, sizeof got);
+    assert_string_equal(got, "int64");
+}
+
 int main(void)
 {
     const char *bdir = getenv("MSGSTORE_BINARY_DIR");
@@ -201,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_changed_migration_refused),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_search_index_built_for_old_store),
+        cmocka_unit_test(test_id_format_recorded_and_refused),
     };
     int rc = cmocka_run_group_tests_name("msgstore migrate (sqlite)", tests, NULL, NULL);
     char cmd[400];

@@ -144,6 +144,7 @@ class Sim:
                                   "tablets": True}
         self.schema = uuid.uuid4()
         self.versions_applied = {}
+        self.id_format = None  # the id format row msgstore records (bytes)
         self.log = []  # (host addr, shard, opcode name, text)
         self.startups = []  # (host addr, options dict)
         self.prepared = {}
@@ -387,6 +388,13 @@ class Sim:
             return (OP_RESULT, struct.pack(">i", 3) + string(ks), None)
         if "RATE_LIMITED" in up:
             return self.rate_limited()
+        if up.startswith("INSERT INTO SCHEMA_VERSION") and "'ID_FORMAT'" in up and values:
+            # the store's id format row (scope 'id_format', version 0, name = the format)
+            self.id_format = self.id_format or values[0]
+            return (OP_RESULT, struct.pack(">i", 1), None)
+        if up.startswith("SELECT NAME FROM SCHEMA_VERSION WHERE SCOPE = 'ID_FORMAT'"):
+            data = [[self.id_format]] if self.id_format else []
+            return (OP_RESULT, rows("ks", "schema_version", [("name", T_VARCHAR)], data), None)
         if up.startswith("INSERT INTO SCHEMA_VERSION") and values:
             self.versions_applied[values[0]] = values[2]
             return (OP_RESULT, struct.pack(">i", 1), None)
