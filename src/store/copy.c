@@ -144,6 +144,11 @@ struct copier {
     cql_values v;
     int wcl, rcl;
     char ckpt[4096];
+    /* A message's edit and delete flags go after its insert is acknowledged (the edit is a
+       conditional update of an existing row, and must precede the delete): bound here while
+       a chunk is read, written once the chunk's inserts are. */
+    cql_values *edits, *dels;
+    int nedits, ndels;
     int64_t since_ms;   /* this pass copies rows changed since (Unix ms); 0: every row */
     int64_t started_ms; /* when this pass started (the next catch-up's since, less a margin) */
     uint64_t messages_total;
@@ -283,22 +288,32 @@ static int w_message(copier *k, sqlite3_stmt *r)
     add_i64_or_unset(v, r, 12);
     cql_values_add_bigint(v, col_i64(r, 13));
     int rc = put(k, SC_MSG_INSERT);
-    if (rc == 0 && col_i64(r, 14)) { /* is_edited: same content, the flag and the time */
-        v = vals(k);
+    if (rc == 0 && !k->edits) {
+        k->edits = calloc(CHUNK, sizeof *k->edits);
+        k->dels = calloc(CHUNK, sizeof *k->dels);
+        if (!k->edits || !k->dels)
+            return MS_ERR_NOMEM;
+        for (int i = 0; i < CHUNK; i++) {
+            cql_values_init(&k->edits[i]);
+            cql_values_init(&k->dels[i]);
+        }
+    }
+    if (rc == 0 && col_i64(r, 14) && k->nedits < CHUNK) { /* is_edited: the flag and time */
+        v = &k->edits[k->nedits++];
+        cql_values_reset(v);
         add_text(v, r, 6);
         cql_values_add_bigint(v, col_i64(r, 15));
         sc_bind_id_as(k->idf, v, ch);
         cql_values_add_int(v, bucket);
         cql_values_add_bigint(v, id);
-        rc = put(k, SC_EDIT_APPLY);
     }
-    if (rc == 0 && col_i64(r, 16)) { /* is_deleted */
-        v = vals(k);
+    if (rc == 0 && col_i64(r, 16) && k->ndels < CHUNK) { /* is_deleted */
+        v = &k->dels[k->ndels++];
+        cql_values_reset(v);
         cql_values_add_bigint(v, col_i64(r, 17));
         sc_bind_id_as(k->idf, v, ch);
         cql_values_add_int(v, bucket);
         cql_values_add_bigint(v, id);
-        rc = put(k, SC_DELETE_APPLY);
     }
     if (rc == 0)
         k->rep->messages++;
@@ -721,6 +736,22 @@ static void on_count(cql_result *res, const cql_status *st, void *ud)
     (*cr->pending)--;
 }
 
+/* The edits, then the deletes, of the messages whose inserts were acknowledged. */
+static int write_followups(copier *k)
+{
+    int rc = 0;
+    for (int i = 0; i < k->nedits && rc == 0; i++)
+        rc = pipe_exec(&k->p, k->ps[SC_EDIT_APPLY], &k->edits[i], k->wcl);
+    if (rc == 0)
+        rc = pipe_drain(&k->p);
+    for (int i = 0; i < k->ndels && rc == 0; i++)
+        rc = pipe_exec(&k->p, k->ps[SC_DELETE_APPLY], &k->dels[i], k->wcl);
+    if (rc == 0)
+        rc = pipe_drain(&k->p);
+    k->nedits = k->ndels = 0;
+    return rc;
+}
+
 static int copy_table(copier *k, size_t ti, key *resume)
 {
     const table_def *t = &tables[ti];
@@ -831,6 +862,8 @@ static int copy_table(copier *k, size_t ti, key *resume)
         int drc = pipe_drain(&k->p);
         if (rc == 0)
             rc = drc;
+        if (rc == 0)
+            rc = write_followups(k);
         if (rc) {
             snprintf(k->err, k->errlen, "copying %s: %s", t->name,
                      k->p.msg[0] ? k->p.msg : ms_err_str(rc));
@@ -1240,6 +1273,12 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
         rc = MS_ERR_CONFLICT;
     }
 out:
+    for (int i = 0; k.edits && k.dels && i < CHUNK; i++) {
+        cql_values_free(&k.edits[i]);
+        cql_values_free(&k.dels[i]);
+    }
+    free(k.edits);
+    free(k.dels);
     for (int i = 0; i < SC_NSTMT; i++)
         cql_prepared_release(k.ps[i]);
     cql_values_free(&k.v);
