@@ -149,9 +149,13 @@ static int cql_recorded(void *ctx, int version, char have[17], char *err, size_t
 static int cql_read_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *err,
                            size_t errlen)
 {
+    char q[160];
+    snprintf(q, sizeof q,
+             "SELECT name FROM %s.schema_version WHERE scope = 'id_format' AND version = 0",
+             cfg->scylla_keyspace);
     cql_statement s;
     cql_statement_init(&s);
-    s.query = "SELECT name FROM schema_version WHERE scope = 'id_format' AND version = 0";
+    s.query = q;
     s.consistency = (int)cfg->scylla_serial_consistency; /* sees what a conditional write wrote */
     cql_result *res = NULL;
     cql_status st;
@@ -179,9 +183,12 @@ int sc_id_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *er
     if (found)
         return found < 0 ? found : 0;
     /* none recorded: a keyspace migrated before the format was is int64 */
+    char q[160];
+    snprintf(q, sizeof q, "SELECT version FROM %s.schema_version WHERE scope = 'msgstore' LIMIT 1",
+             cfg->scylla_keyspace);
     cql_statement s;
     cql_statement_init(&s);
-    s.query = "SELECT version FROM schema_version WHERE scope = 'msgstore' LIMIT 1";
+    s.query = q;
     s.consistency = (int)cfg->scylla_read_consistency;
     cql_result *res = NULL;
     cql_status st;
@@ -216,8 +223,12 @@ static int cql_id_format(void *ctx, ms_id_format want, ms_id_format *have, char 
     cql_values_add_bigint(&v, (int64_t)ms_clock_realtime_ms(NULL));
     cql_statement s;
     cql_statement_init(&s);
-    s.query = "INSERT INTO schema_version (scope, version, name, checksum, applied_at) "
-              "VALUES ('id_format', 0, ?, '', ?) IF NOT EXISTS";
+    char q[200];
+    snprintf(q, sizeof q,
+             "INSERT INTO %s.schema_version (scope, version, name, checksum, applied_at) "
+             "VALUES ('id_format', 0, ?, '', ?) IF NOT EXISTS",
+             mc->cfg->scylla_keyspace);
+    s.query = q;
     s.values = &v;
     s.consistency = (int)mc->cfg->scylla_write_consistency;
     s.serial_consistency = (int)mc->cfg->scylla_serial_consistency;

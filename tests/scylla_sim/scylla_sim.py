@@ -388,11 +388,11 @@ class Sim:
             return (OP_RESULT, struct.pack(">i", 3) + string(ks), None)
         if "RATE_LIMITED" in up:
             return self.rate_limited()
-        if up.startswith("INSERT INTO SCHEMA_VERSION") and "'ID_FORMAT'" in up and values:
+        if re.match(r"INSERT INTO (\w+\.)?SCHEMA_VERSION", up) and "'ID_FORMAT'" in up and values:
             # the store's id format row (scope 'id_format', version 0, name = the format)
             self.id_format = self.id_format or values[0]
             return (OP_RESULT, struct.pack(">i", 1), None)
-        if up.startswith("SELECT NAME FROM SCHEMA_VERSION WHERE SCOPE = 'ID_FORMAT'"):
+        if re.match(r"SELECT NAME FROM (\w+\.)?SCHEMA_VERSION WHERE SCOPE = 'ID_FORMAT'", up):
             data = [[self.id_format]] if self.id_format else []
             return (OP_RESULT, rows("ks", "schema_version", [("name", T_VARCHAR)], data), None)
         if up.startswith("INSERT INTO SCHEMA_VERSION") and values:
