@@ -216,7 +216,7 @@ static int check_insert(store_op *op, const ms_config *cfg)
  * Forward-only positions are written USING TIMESTAMP derived from the value
  * (scylla.c). ScyllaDB refuses write timestamps more than 3 days ahead
  * (restrict_future_timestamp), Cassandra does not: refuse such values here so
- * both databases, and SQLite, answer the same 400.
+ * both databases, and SQLite, answer the same (422 at the API, as a future insert id).
  */
 #define FUTURE_TS_MAX_MS (3 * 24 * 3600 * 1000ULL)
 
