@@ -592,7 +592,15 @@ static int take_read(sc_conn *c, store_op *op, sc_stmt_id id, store_result_hdr *
                      size_t want, bool desc)
 {
     rows_acc a = {.op = op, .res = res};
-    int32_t rows = id == SC_PAGE_AFTER_IN ? 0 : page_rows(c->b->cfg); /* IN + ORDER BY: unpaged */
+    /*
+     * IN + ORDER BY: unpaged (bounded by the caller). One partition: pages of
+     * `want` rows, one request for a page of usual messages (ScyllaDB cuts a
+     * page at 1 MiB itself). IN over several: pages that stay under
+     * SC_READ_BYTES with every row at its largest, whatever the server.
+     */
+    int32_t rows = id == SC_PAGE_AFTER_IN                              ? 0
+                   : id == SC_PAGE_BEFORE_IN || id == SC_PAGE_RANGE_IN ? page_rows(c->b->cfg)
+                                                                       : (int32_t)want;
     if (sc_run_pages(c, op, id, "reading the page", rows, acc_page, &a)) {
         free(a.tmp.v);
         return op->status;
