@@ -10,17 +10,42 @@
  * Reports ops/s, latency percentiles (p50/p99/p999, from submit to callback)
  * and the client's own CPU time per operation (getrusage of this process:
  * the server runs elsewhere), measured after the warm-up.
+ *
+ * Floor mode: --op=post|page|batch|counter|nonce|telegram sends the ScyllaDB
+ * backend's own statements (their texts from the store's statement table,
+ * src/store/scylla_internal.h) into a keyspace migrated by `msgstore
+ * migrate` (--keyspace=NAME, default msgstore), at the store's consistency
+ * levels (LOCAL_QUORUM, LOCAL_SERIAL unless --consistency is given):
+ *   post      what one POST costs the store: the unlogged batch (bucket list,
+ *             message row, last_message_id), then the per-(channel, bucket)
+ *             counter update; 2 requests, one after the other
+ *   page      the latest page of 50: the newest bucket read at LIMIT 51, paged
+ *             as the store pages it (rows per page: --page-rows, default the
+ *             store's bound of 1 MiB per page with rows at their largest)
+ *   batch, counter, nonce (the nonce LWT), telegram (the Telegram-id LWT):
+ *             one statement kind of a POST alone (what each one costs the node)
+ * --channels=N spreads the operations over N channels (default 1: one hot
+ * channel, as bench/http_bench posts). The page mode first writes 200
+ * messages per channel with the post statements. An operation is a whole
+ * chain: its latency is from the first submit to the last callback.
+ * --server-pid=PID[,PID...] also reports those processes' CPU (from
+ * /proc/PID/stat) over the measured window per operation: the node's (a
+ * Cassandra JVM's) cost of each statement kind.
  */
 #include "msgstore/cql.h"
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/snowflake.h"
+#include "scylla_internal.h" /* the store's statement texts (floor mode) */
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ---- latency histogram: 64 linear sub-buckets per power of two (~1.6%) ---- */
 
@@ -65,13 +90,17 @@ static uint64_t percentile(double q)
 static const char *hosts = "127.0.0.1";
 static const char *op_name = "both";
 static const char *dc = NULL;
+static const char *keyspace = "msgstore";
+static const char *server_pids = NULL;
 static int concurrency = 256;
 static double duration = 10, warmup = 2;
 static int nkeys = 100000;
 static int value_size = 100;
 static int pool = 1;
 static int compression = 0;
-static int consistency = CQL_CONSISTENCY_ONE;
+static int consistency = -1; /* ONE for insert/select, the store's LOCAL_QUORUM for floor ops */
+static int nchannels = 1;
+static int page_rows = 0;
 
 static int parse_args(int argc, char **argv)
 {
@@ -91,6 +120,10 @@ static int parse_args(int argc, char **argv)
             op_name = v;
         else if (IS("--dc"))
             dc = v;
+        else if (IS("--keyspace"))
+            keyspace = v;
+        else if (IS("--server-pid"))
+            server_pids = v;
         else if (IS("--concurrency"))
             concurrency = atoi(v);
         else if (IS("--duration"))
@@ -105,6 +138,10 @@ static int parse_args(int argc, char **argv)
             pool = atoi(v);
         else if (IS("--compression"))
             compression = atoi(v);
+        else if (IS("--channels"))
+            nchannels = atoi(v);
+        else if (IS("--page-rows"))
+            page_rows = atoi(v);
         else if (IS("--consistency")) {
             cql_consistency cl;
             if (cql_consistency_parse(v, &cl) < 0) {
@@ -118,22 +155,88 @@ static int parse_args(int argc, char **argv)
         }
 #undef IS
     }
-    if (concurrency < 1 || duration <= 0 || nkeys < 1 || value_size < 0 || pool < 1)
+    if (concurrency < 1 || duration <= 0 || nkeys < 1 || value_size < 0 || pool < 1 ||
+        nchannels < 1 || page_rows < 0)
         return -1;
     return 0;
 }
 
+/* ---- CPU of this process and of the server's ---- */
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of the processes of --server-pid in seconds; < 0 when one is unreadable. */
+static double server_cpu_seconds(void)
+{
+    if (!server_pids)
+        return -1;
+    double total = 0;
+    const char *p = server_pids;
+    while (*p) {
+        char path[64], buf[4096];
+        long pid = strtol(p, (char **)&p, 10);
+        if (*p == ',')
+            p++;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return -1;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* fields after the command (which may hold spaces): state is field 3 */
+        char *q = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (!q ||
+            sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+            return -1;
+        total += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    return total;
+}
+
 /* ---- the run ---- */
+
+typedef enum op_kind {
+    OP_INSERT, /* the single-row kv table */
+    OP_SELECT,
+    OP_POST, /* floor: the statements of one POST */
+    OP_PAGE, /* floor: the statements of one latest page */
+    OP_BATCH,
+    OP_COUNTER,
+    OP_NONCE,
+    OP_TELEGRAM,
+} op_kind;
+
+static const char *const op_names[] = {"insert", "select",  "post",  "page",
+                                       "batch",  "counter", "nonce", "telegram"};
+
+/* The store's statements a floor operation sends (ids in scylla_internal.h). */
+static const sc_stmt_id floor_stmts[] = {SC_BUCKET_ADD,  SC_MSG_INSERT,  SC_META_LAST, SC_COUNT_MSG,
+                                         SC_PAGE_BEFORE, SC_NONCE_CLAIM, SC_TG_CLAIM};
+#define NFLOOR (sizeof floor_stmts / sizeof floor_stmts[0])
 
 typedef struct run {
     uv_loop_t *loop;
     cql_session *s;
     cql_prepared *ins, *sel;
-    bool select;
+    cql_prepared *ps[SC_NSTMT]; /* floor statements */
+    bool uuid_ids;              /* the store's channel/user ids are uuid columns */
+    op_kind kind;
     bool measuring, stopping;
     int outstanding;
-    uint64_t ops, errors;
+    uint64_t limit; /* stop after this many operations (0: by time) */
+    uint64_t ops, errors, requests, done;
+    uint64_t seed_errors; /* failures outside the measured window (run_count) */
     uint64_t rng;
+    uint64_t channel0; /* the run's first channel id */
+    uint64_t last_id;  /* last message id issued */
     char *value;
     char last_err[256];
 } run;
@@ -141,25 +244,65 @@ typedef struct run {
 typedef struct slot {
     run *r;
     uint64_t start_ns;
+    int step;
+    uint64_t ch, id;
     cql_values v;
+    cql_values bv[3];
 } slot;
 
-static uint64_t next_key(run *r)
+static uint64_t next_rand(run *r)
 {
     r->rng ^= r->rng << 13;
     r->rng ^= r->rng >> 7;
     r->rng ^= r->rng << 17;
-    return r->rng % (uint64_t)nkeys;
+    return r->rng;
+}
+
+static uint64_t next_key(run *r)
+{
+    return next_rand(r) % (uint64_t)nkeys;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A new message id: a snowflake of now (default epoch), unique within the run. */
+static uint64_t next_id(run *r)
+{
+    uint64_t id = ms_snowflake_from_unix_ms(now_ms(), MS_SNOWFLAKE_EPOCH_DISCORD);
+    if (id <= r->last_id)
+        id = r->last_id + 1;
+    return r->last_id = id;
+}
+
+/* A channel or user id as the store binds it (sc_bind_id): bigint, or a uuid {0, v}. */
+static void bind_xid(const run *r, cql_values *v, uint64_t id)
+{
+    if (!r->uuid_ids) {
+        cql_values_add_bigint(v, (int64_t)id);
+        return;
+    }
+    uint8_t u[16] = {0};
+    for (int i = 0; i < 8; i++)
+        u[15 - i] = (uint8_t)(id >> (8 * i));
+    cql_values_add_uuid(v, u);
 }
 
 static void submit(slot *sl);
 
-static void on_done(cql_result *res, const cql_status *st, void *ud)
+static void finish(slot *sl, const cql_status *st)
 {
-    slot *sl = ud;
     run *r = sl->r;
-    (void)res;
     r->outstanding--;
+    r->done++;
+    if (!r->measuring && st->code != 0) {
+        r->seed_errors++;
+        snprintf(r->last_err, sizeof(r->last_err), "%s", st->message);
+    }
     if (r->measuring) {
         uint64_t us = (uv_hrtime() - sl->start_ns) / 1000;
         hist[bucket_of(us)]++;
@@ -170,31 +313,164 @@ static void on_done(cql_result *res, const cql_status *st, void *ud)
             snprintf(r->last_err, sizeof(r->last_err), "%s", st->message);
         }
     }
+    if (r->limit && r->done >= r->limit)
+        r->stopping = true;
     if (!r->stopping)
         submit(sl);
+}
+
+static int send_floor(slot *sl, const cql_bytes *paging);
+
+static void on_done(cql_result *res, const cql_status *st, void *ud)
+{
+    slot *sl = ud;
+    run *r = sl->r;
+    if (r->measuring)
+        r->requests++;
+    if (st->code == 0 && r->kind == OP_POST && sl->step == 0) {
+        sl->step = 1; /* the batch is written: count the message */
+        if (send_floor(sl, NULL) == 0)
+            return;
+    } else if (st->code == 0 && r->kind == OP_PAGE && cql_result_has_more_pages(res)) {
+        cql_bytes state = cql_result_paging_state(res); /* copied with the request */
+        if (send_floor(sl, &state) == 0)
+            return;
+    }
+    finish(sl, st);
+}
+
+static void fail_submit(const char *what)
+{
+    fprintf(stderr, "submit failed: %s\n", what);
+    exit(1);
+}
+
+/* Sends the current step of a floor operation (paging: the next page of a read). */
+static int send_floor(slot *sl, const cql_bytes *paging)
+{
+    run *r = sl->r;
+    int wcl = consistency >= 0 ? consistency : CQL_CONSISTENCY_LOCAL_QUORUM;
+    cql_statement st;
+    cql_statement_init(&st);
+    st.values = &sl->v;
+    st.consistency = wcl;
+    st.no_speculative = true;
+    cql_values_reset(&sl->v);
+    uint32_t bucket = ms_bucket_of(sl->id);
+    switch (r->kind) {
+    case OP_POST:
+    case OP_BATCH:
+        if (sl->step == 0) {
+            /* scylla_messages.c write_message: bucket, message, last_message_id */
+            static const sc_stmt_id ids[3] = {SC_BUCKET_ADD, SC_MSG_INSERT, SC_META_LAST};
+            cql_statement bst[3];
+            for (int k = 0; k < 3; k++) {
+                cql_values_reset(&sl->bv[k]);
+                cql_statement_init(&bst[k]);
+                bst[k].prepared = r->ps[ids[k]];
+                bst[k].values = &sl->bv[k];
+            }
+            uint64_t created = ms_snowflake_unix_ms(sl->id, MS_SNOWFLAKE_EPOCH_DISCORD);
+            bind_xid(r, &sl->bv[0], sl->ch);
+            cql_values_add_int(&sl->bv[0], (int32_t)bucket);
+            cql_values *m = &sl->bv[1]; /* bind_message: a plain text message */
+            bind_xid(r, m, sl->ch);
+            cql_values_add_int(m, (int32_t)bucket);
+            cql_values_add_bigint(m, (int64_t)sl->id);
+            bind_xid(r, m, 9);
+            cql_values_add_tinyint(m, 0);
+            cql_values_add_tinyint(m, 0);
+            cql_values_add_text(m, r->value, (size_t)value_size);
+            for (int k = 0; k < 6; k++) /* reply_to, attachments, metadata, nonce, telegram */
+                cql_values_add_unset(m);
+            cql_values_add_bigint(m, (int64_t)created);
+            cql_values_add_bigint(&sl->bv[2], (int64_t)(created * 1000));
+            cql_values_add_bigint(&sl->bv[2], (int64_t)sl->id);
+            bind_xid(r, &sl->bv[2], sl->ch);
+            cql_batch_request br;
+            cql_batch_request_init(&br);
+            br.kind = CQL_BATCH_KIND_UNLOGGED;
+            br.statements = bst;
+            br.count = 3;
+            br.consistency = wcl;
+            br.idempotent = true;
+            br.no_speculative = true;
+            return cql_session_batch(r->s, &br, on_done, sl);
+        }
+        __attribute__((fallthrough)); /* the post's second step: the counter */
+    case OP_COUNTER:
+        bind_xid(r, &sl->v, sl->ch);
+        cql_values_add_int(&sl->v, (int32_t)bucket);
+        st.prepared = r->ps[SC_COUNT_MSG];
+        st.idempotent = false; /* a counter update is never retried */
+        break;
+    case OP_PAGE:
+        bind_xid(r, &sl->v, sl->ch);
+        cql_values_add_int(&sl->v, (int32_t)ms_bucket_of(next_id(r)));
+        cql_values_add_bigint(&sl->v, INT64_MAX); /* STORE_ID_MAX: the latest */
+        cql_values_add_int(&sl->v, 51);           /* the limit + 1: is there more */
+        st.prepared = r->ps[SC_PAGE_BEFORE];
+        st.consistency = consistency >= 0 ? consistency : CQL_CONSISTENCY_LOCAL_QUORUM;
+        st.idempotent = true;
+        st.no_speculative = false;
+        st.page_size = page_rows;
+        if (paging)
+            st.paging_state = *paging;
+        break;
+    case OP_NONCE: {
+        char nonce[40];
+        int n = snprintf(nonce, sizeof nonce, "n-%016" PRIx64 "", sl->id);
+        bind_xid(r, &sl->v, sl->ch);
+        cql_values_add_text(&sl->v, nonce, (size_t)n);
+        cql_values_add_bigint(&sl->v, (int64_t)sl->id);
+        cql_values_add_bigint(&sl->v, (int64_t)now_ms());
+        st.prepared = r->ps[SC_NONCE_CLAIM];
+        st.serial_consistency = CQL_CONSISTENCY_LOCAL_SERIAL;
+        break;
+    }
+    case OP_TELEGRAM:
+        cql_values_add_bigint(&sl->v, (int64_t)(sl->id & INT64_MAX));
+        cql_values_add_bigint(&sl->v, (int64_t)sl->ch);
+        bind_xid(r, &sl->v, sl->ch);
+        cql_values_add_bigint(&sl->v, (int64_t)sl->id);
+        cql_values_add_bigint(&sl->v, (int64_t)now_ms());
+        st.prepared = r->ps[SC_TG_CLAIM];
+        st.serial_consistency = CQL_CONSISTENCY_LOCAL_SERIAL;
+        break;
+    default:
+        return MS_ERR_INVALID;
+    }
+    return cql_session_execute(r->s, &st, on_done, sl);
 }
 
 static void submit(slot *sl)
 {
     run *r = sl->r;
+    sl->start_ns = uv_hrtime();
+    sl->step = 0;
+    r->outstanding++;
+    if (r->kind >= OP_POST) {
+        sl->ch = r->channel0 + next_rand(r) % (uint64_t)nchannels;
+        sl->id = next_id(r);
+        if (send_floor(sl, NULL) < 0)
+            fail_submit(op_names[r->kind]);
+        return;
+    }
     cql_values_reset(&sl->v);
     cql_values_add_bigint(&sl->v, (int64_t)next_key(r));
     cql_statement st;
     cql_statement_init(&st);
     st.values = &sl->v;
     st.idempotent = true;
-    if (r->select) {
+    st.consistency = consistency >= 0 ? consistency : CQL_CONSISTENCY_ONE;
+    if (r->kind == OP_SELECT) {
         st.prepared = r->sel;
     } else {
         cql_values_add_text(&sl->v, r->value, (size_t)value_size);
         st.prepared = r->ins;
     }
-    sl->start_ns = uv_hrtime();
-    r->outstanding++;
-    if (cql_session_execute(r->s, &st, on_done, sl) < 0) {
-        fprintf(stderr, "submit failed\n");
-        exit(1);
-    }
+    if (cql_session_execute(r->s, &st, on_done, sl) < 0)
+        fail_submit(op_names[r->kind]);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -215,43 +491,59 @@ static void run_for(uv_loop_t *loop, double seconds)
     uv_run(loop, UV_RUN_NOWAIT);
 }
 
-static double cpu_seconds(void)
+static void drain(run *r)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    r->stopping = true;
+    while (r->outstanding > 0)
+        uv_run(r->loop, UV_RUN_ONCE);
 }
 
-static void phase(run *r, bool select, slot *slots)
+/* Runs n operations of kind at up to conc in flight, unmeasured (the page mode's data). */
+static int run_count(run *r, op_kind kind, slot *slots, int conc, uint64_t n)
+{
+    r->kind = kind;
+    r->measuring = false;
+    r->stopping = false;
+    r->limit = n;
+    r->done = 0;
+    for (int i = 0; i < conc && (uint64_t)i < n; i++)
+        submit(&slots[i]);
+    drain(r);
+    r->limit = 0;
+    return 0;
+}
+
+static void phase(run *r, op_kind kind, slot *slots)
 {
     memset(hist, 0, sizeof(hist));
     hist_n = 0;
-    r->select = select;
-    r->ops = r->errors = 0;
+    r->kind = kind;
+    r->ops = r->errors = r->requests = 0;
     r->stopping = false;
     r->measuring = false;
     for (int i = 0; i < concurrency; i++)
         submit(&slots[i]);
     run_for(r->loop, warmup);
     r->measuring = true;
-    double cpu0 = cpu_seconds();
+    double cpu0 = cpu_seconds(), srv0 = server_cpu_seconds();
     uint64_t t0 = uv_hrtime();
     run_for(r->loop, duration);
     double secs = (double)(uv_hrtime() - t0) / 1e9;
-    double cpu = cpu_seconds() - cpu0;
+    double cpu = cpu_seconds() - cpu0, srv1 = server_cpu_seconds();
     r->measuring = false;
-    r->stopping = true;
-    while (r->outstanding > 0)
-        uv_run(r->loop, UV_RUN_ONCE);
-    printf("%-6s conc %4d  ops %9" PRIu64 "  %9.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  "
-           "p999 %7.3f ms  client CPU %5.2f us/op (%4.1f%% of a core)  errors %" PRIu64 "\n",
-           select ? "select" : "insert", concurrency, r->ops, (double)r->ops / secs,
+    drain(r);
+    char srv[64] = "";
+    if (srv0 >= 0 && srv1 >= 0 && r->ops)
+        snprintf(srv, sizeof srv, "  server CPU %7.1f us/op", (srv1 - srv0) * 1e6 / (double)r->ops);
+    printf("%-8s conc %4d  ops %9" PRIu64 "  %9.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  "
+           "p999 %7.3f ms  client CPU %5.2f us/op (%4.1f%% of a core)  req/op %.2f%s  "
+           "errors %" PRIu64 "\n",
+           op_names[kind], concurrency, r->ops, (double)r->ops / secs,
            (double)percentile(0.50) / 1000.0, (double)percentile(0.99) / 1000.0,
            (double)percentile(0.999) / 1000.0, r->ops ? cpu * 1e6 / (double)r->ops : 0.0,
-           100.0 * cpu / secs, r->errors);
+           100.0 * cpu / secs, r->ops ? (double)r->requests / (double)r->ops : 0.0, srv, r->errors);
     if (r->errors)
-        printf("       last error: %s\n", r->last_err);
+        printf("         last error: %s\n", r->last_err);
     fflush(stdout);
 }
 
@@ -277,11 +569,89 @@ static int sync_q(cql_sync *c, const char *q)
     return rc;
 }
 
+typedef struct prep_wait {
+    cql_prepared **out;
+    int *failed;
+} prep_wait;
+
 static void on_prepared(cql_prepared *p, const cql_status *st, void *ud)
 {
-    *(cql_prepared **)ud = p;
-    if (!p)
+    prep_wait *w = ud;
+    *w->out = p;
+    if (!p) {
         fprintf(stderr, "prepare: %s\n", st->message);
+        (*w->failed)++;
+    }
+    free(w);
+}
+
+static void prepare(run *r, const char *q, cql_prepared **out, int *failed)
+{
+    prep_wait *w = malloc(sizeof *w);
+    if (!w)
+        exit(1);
+    w->out = out;
+    w->failed = failed;
+    cql_session_prepare(r->s, q, on_prepared, w);
+}
+
+/* The statement text of the store with its keyspace ("@." in the table). */
+static char *stmt_text(sc_stmt_id id)
+{
+    const char *t = sc_stmt[id].cql;
+    size_t kl = strlen(keyspace), n = strlen(t) + 1;
+    for (const char *p = t; (p = strstr(p, "@.")); p += 2)
+        n += kl;
+    char *out = malloc(n), *o = out;
+    if (!out)
+        exit(1);
+    for (const char *p = t; *p;) {
+        if (p[0] == '@' && p[1] == '.') {
+            memcpy(o, keyspace, kl);
+            o += kl;
+            *o++ = '.';
+            p += 2;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Rows per page of the store's message reads (scylla_messages.c page_rows: 1 MiB / largest row). */
+static int32_t store_page_rows(void)
+{
+    size_t row = (size_t)4000 * 4 /* MSGSTORE_MAX_CONTENT_CHARS, 4 bytes each */ +
+                 2 * STORE_MAX_JSON_BYTES + STORE_MAX_NONCE_BYTES + 256;
+    return (int32_t)(SC_READ_BYTES / row);
+}
+
+static int parse_ops(const char *names, op_kind *out, int max)
+{
+    int n = 0;
+    if (strcmp(names, "both") == 0) {
+        out[0] = OP_INSERT;
+        out[1] = OP_SELECT;
+        return 2;
+    }
+    const char *p = names;
+    while (*p && n < max) {
+        size_t l = strcspn(p, ",");
+        int k = -1;
+        for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
+            if (strlen(op_names[i]) == l && strncmp(op_names[i], p, l) == 0)
+                k = (int)i;
+        if (k < 0) {
+            fprintf(stderr, "unknown op: %.*s\n", (int)l, p);
+            return -1;
+        }
+        out[n++] = (op_kind)k;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -291,8 +661,15 @@ int main(int argc, char **argv)
         return 2;
     }
     ms_log_setup(MS_LOG_WARN, false);
-    bool do_insert = strcmp(op_name, "select") != 0;
-    bool do_select = strcmp(op_name, "insert") != 0;
+    op_kind ops[16];
+    int nops = parse_ops(op_name, ops, 16);
+    if (nops <= 0)
+        return 2;
+    bool kv = false, floor = false;
+    for (int i = 0; i < nops; i++)
+        *(ops[i] >= OP_POST ? &floor : &kv) = true;
+    if (!page_rows)
+        page_rows = store_page_rows();
 
     cql_options o;
     cql_options_init(&o);
@@ -300,19 +677,20 @@ int main(int argc, char **argv)
     o.local_dc = dc;
     o.pool_size = pool;
     o.compression = compression != 0;
-    o.default_consistency = consistency;
+    o.default_consistency = CQL_CONSISTENCY_ONE;
     o.request_timeout_ms = 20000;
 
-    /* schema and data with the sync layer */
+    /* schema with the sync layer: the kv table; the floor's keyspace is msgstore migrate's */
     cql_sync *admin;
     cql_status st;
     if (cql_sync_connect(&o, &admin, &st) != 0) {
         fprintf(stderr, "connect: %s\n", st.message);
         return 1;
     }
-    if (sync_q(admin, "CREATE KEYSPACE IF NOT EXISTS cql_bench WITH replication = "
-                      "{'class': 'SimpleStrategy', 'replication_factor': 1}") ||
-        sync_q(admin, "CREATE TABLE IF NOT EXISTS cql_bench.kv (k bigint PRIMARY KEY, v text)"))
+    if (kv && (sync_q(admin, "CREATE KEYSPACE IF NOT EXISTS cql_bench WITH replication = "
+                             "{'class': 'SimpleStrategy', 'replication_factor': 1}") ||
+               sync_q(admin, "CREATE TABLE IF NOT EXISTS cql_bench.kv (k bigint PRIMARY KEY, "
+                             "v text)")))
         return 1;
     cql_sync_close(admin);
 
@@ -321,7 +699,9 @@ int main(int argc, char **argv)
     run r;
     memset(&r, 0, sizeof(r));
     r.loop = &loop;
-    r.rng = 0x9E3779B97F4A7C15ULL;
+    r.rng = 0x9E3779B97F4A7C15ULL ^ now_ms();
+    /* channels of their own in each run: 1e12 + a time-derived offset */
+    r.channel0 = 1000000000000ULL + (now_ms() % 100000000ULL) * 1000;
     r.value = malloc((size_t)value_size + 1);
     for (int i = 0; i < value_size; i++)
         r.value[i] = (char)('a' + i % 26);
@@ -336,30 +716,87 @@ int main(int argc, char **argv)
         uv_run(&loop, UV_RUN_ONCE);
     if (connected < 0)
         return 1;
-    cql_session_prepare(r.s, "INSERT INTO cql_bench.kv (k, v) VALUES (?, ?)", on_prepared, &r.ins);
-    cql_session_prepare(r.s, "SELECT v FROM cql_bench.kv WHERE k = ?", on_prepared, &r.sel);
-    while (!r.ins || !r.sel)
-        uv_run(&loop, UV_RUN_ONCE);
+    int failed = 0;
+    if (kv) {
+        prepare(&r, "INSERT INTO cql_bench.kv (k, v) VALUES (?, ?)", &r.ins, &failed);
+        prepare(&r, "SELECT v FROM cql_bench.kv WHERE k = ?", &r.sel, &failed);
+        while ((!r.ins || !r.sel) && !failed)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    if (floor) {
+        char *texts[NFLOOR];
+        for (size_t i = 0; i < NFLOOR; i++) {
+            texts[i] = stmt_text(floor_stmts[i]);
+            prepare(&r, texts[i], &r.ps[floor_stmts[i]], &failed);
+        }
+        for (size_t i = 0; i < NFLOOR && !failed; i++)
+            while (!r.ps[floor_stmts[i]] && !failed)
+                uv_run(&loop, UV_RUN_ONCE);
+        for (size_t i = 0; i < NFLOOR; i++)
+            free(texts[i]);
+        if (failed) {
+            fprintf(stderr,
+                    "the floor needs keyspace %s migrated by `msgstore migrate` "
+                    "(SCYLLA_KEYSPACE=%s)\n",
+                    keyspace, keyspace);
+            return 1;
+        }
+        /* channel ids are bigint or uuid per the store's id format */
+        const cql_metadata *pm = cql_prepared_params(r.ps[SC_BUCKET_ADD]);
+        r.uuid_ids = pm && pm->column_count > 0 && pm->columns[0].type &&
+                     pm->columns[0].type->id == CQL_TYPE_UUID;
+    }
+    if (failed)
+        return 1;
 
     slot *slots = calloc((size_t)concurrency, sizeof(*slots));
     for (int i = 0; i < concurrency; i++) {
         slots[i].r = &r;
         cql_values_init(&slots[i].v);
+        for (int k = 0; k < 3; k++)
+            cql_values_init(&slots[i].bv[k]);
     }
-    printf("cql_bench: hosts %s, %d keys, %d-byte values, pool %d, LZ4 %s, CL %s, "
-           "%.0f s + %.0f s warm-up per phase\n",
-           hosts, nkeys, value_size, pool, compression ? "on" : "off",
-           cql_consistency_name(consistency), duration, warmup);
-    if (do_insert)
-        phase(&r, false, slots);
-    if (do_select)
-        phase(&r, true, slots);
+    printf("cql_bench: hosts %s, pool %d, LZ4 %s, %.0f s + %.0f s warm-up per phase", hosts, pool,
+           compression ? "on" : "off", duration, warmup);
+    if (kv)
+        printf("; kv: %d keys, %d-byte values, CL %s", nkeys, value_size,
+               cql_consistency_name(consistency >= 0 ? consistency : CQL_CONSISTENCY_ONE));
+    if (floor)
+        printf("; floor: keyspace %s, %d channel(s), %d-byte messages, CL %s, %d rows per page",
+               keyspace, nchannels, value_size,
+               cql_consistency_name(consistency >= 0 ? consistency : CQL_CONSISTENCY_LOCAL_QUORUM),
+               page_rows);
+    printf("\n");
+    for (int i = 0; i < nops; i++) {
+        if (ops[i] == OP_PAGE) {
+            /* 200 messages in the current bucket of each channel: the page reads 51 of them */
+            int all = nchannels;
+            uint64_t base = r.channel0;
+            nchannels = 1; /* submit() draws the channel: one channel at a time */
+            for (int c = 0; c < all && !r.seed_errors; c++) {
+                r.channel0 = base + (uint64_t)c;
+                run_count(&r, OP_POST, slots, concurrency < 64 ? concurrency : 64, 200);
+            }
+            nchannels = all;
+            r.channel0 = base;
+            if (r.seed_errors) {
+                fprintf(stderr, "writing the page's messages: %s\n", r.last_err);
+                return 1;
+            }
+        }
+        phase(&r, ops[i], slots);
+    }
 
-    for (int i = 0; i < concurrency; i++)
+    for (int i = 0; i < concurrency; i++) {
         cql_values_free(&slots[i].v);
+        for (int k = 0; k < 3; k++)
+            cql_values_free(&slots[i].bv[k]);
+    }
     free(slots);
     cql_prepared_release(r.ins);
     cql_prepared_release(r.sel);
+    for (int i = 0; i < SC_NSTMT; i++)
+        cql_prepared_release(r.ps[i]);
     bool closed = false;
     cql_session_close(r.s, 5000, on_closed, &closed);
     while (!closed)
