@@ -292,6 +292,7 @@ void cql__req_complete_box(cql_request *r, cql_result_box *box)
         cql__req_detach_attempt(r, a);
     }
     s->in_flight--;
+    ms_gauge_add(s->m_in_flight, -1);
     r->st.attempts = r->tries;
     if (r->internal) {
         s->internal_in_flight--;
@@ -467,10 +468,22 @@ static int copy_params(cql_request *r, int consistency, int serial, int64_t time
     return 0;
 }
 
+/* The process's requests in flight (every session, every loop) and their high-water mark. */
+static void count_in_flight(cql_session *s)
+{
+    int64_t n = atomic_fetch_add_explicit(&s->m_in_flight->value, 1, memory_order_relaxed) + 1;
+    int64_t most = atomic_load_explicit(&s->m_in_flight_max->value, memory_order_relaxed);
+    while (n > most &&
+           !atomic_compare_exchange_weak_explicit(&s->m_in_flight_max->value, &most, n,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
 static void arm_deadline(cql_request *r)
 {
     cql_session *s = r->s;
     s->in_flight++;
+    count_in_flight(s);
     cql__tq_add(&s->tq, &r->deadline, uv_now(s->loop) + (uint64_t)r->timeout_ms,
                 cql__req_deadline_fn);
 }

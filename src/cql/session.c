@@ -256,6 +256,11 @@ int cql_session_new(uv_loop_t *loop, const cql_options *o, cql_session **out, ch
                                      "CQL statements re-prepared after UNPREPARED");
     s->m_latency = ms_histogram_get("msgstore_cql_request_duration_seconds", s->mlabel,
                                     "CQL request latency, retries included");
+    s->m_in_flight = ms_gauge_get("msgstore_cql_in_flight", NULL,
+                                  "CQL requests in flight over every session of the process");
+    s->m_in_flight_max =
+        ms_gauge_get("msgstore_cql_in_flight_max", NULL,
+                     "The most CQL requests in flight at once over every session of the process");
     s->state = CQL_S_NEW;
     *out = s;
     return 0;

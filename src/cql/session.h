@@ -374,6 +374,7 @@ struct cql_session {
     cql_session_stats stats;
     /* metrics */
     ms_counter *m_requests, *m_retries, *m_timeouts, *m_spec, *m_breaker_rej, *m_reprepares;
+    ms_gauge *m_in_flight, *m_in_flight_max; /* every session of the process: now and most */
     ms_histogram *m_latency;
     ms_counter *m_errors[CQL_ERR_KINDS]; /* by -ms_err, looked up on first use */
     char mlabel[96];                     /* session="name" */

@@ -906,6 +906,63 @@ static void test_metrics(void **state)
     free(text);
 }
 
+/* The value of an unlabelled metric in the rendered text (-1: absent). */
+static long long metric_value(const char *name)
+{
+    size_t len;
+    char *text = ms_metrics_render(&len);
+    assert_non_null(text);
+    char key[128];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *p = strstr(text, key);
+    long long v = p ? strtoll(p + strlen(key), NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+/*
+ * msgstore_cql_in_flight counts the requests in flight over every session of
+ * the process, msgstore_cql_in_flight_max their high-water mark: 300 requests
+ * submitted on one loop are all in flight at once, then none.
+ */
+static void test_in_flight_gauge(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    cql_options o;
+    cqlt_options(&o, "MSGSTORE_TEST_CASSANDRA", "127.0.0.1:9042");
+    cql_session *s;
+    assert_int_equal(cql_session_new(&loop, &o, &s, NULL, 0), 0);
+    int connected = 0;
+    cql_session_connect(s, connect_cb, &connected);
+    while (!connected)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(connected, 1);
+    long long before = metric_value("msgstore_cql_in_flight");
+    assert_true(before >= 0);
+    closing c = {0};
+    for (int i = 0; i < 300; i++) {
+        cql_statement st;
+        cql_statement_init(&st);
+        st.query = "SELECT release_version FROM system.local";
+        assert_int_equal(cql_session_execute(s, &st, closing_cb, &c), 0);
+    }
+    assert_int_equal(metric_value("msgstore_cql_in_flight"), before + 300);
+    assert_true(metric_value("msgstore_cql_in_flight_max") >= before + 300);
+    while (c.done < 300)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(c.ok, 300);
+    assert_int_equal(metric_value("msgstore_cql_in_flight"), before);
+    assert_true(metric_value("msgstore_cql_in_flight_max") >= before + 300);
+    int closed = 0;
+    cql_session_close(s, 1000, closed_cb, &closed);
+    while (!closed)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -921,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_connect_failures),
         cmocka_unit_test(test_graceful_close),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_in_flight_gauge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
