@@ -79,7 +79,8 @@ int cmd_serve(int argc, char **argv)
 
     char err[512];
     store *st = NULL;
-    rc = store_open(&cfg, NULL, &st, err, sizeof err);
+    store_options sopt = {.no_coalesce = !cfg.read_coalescing};
+    rc = store_open(&cfg, &sopt, &st, err, sizeof err);
     if (rc) {
         fprintf(stderr, "msgstore serve: cannot open the %s store: %s\n",
                 ms_config_backend(&cfg) == MS_BACKEND_SCYLLA ? "ScyllaDB/Cassandra" : "SQLite",

@@ -145,6 +145,9 @@ static const opt opts[] = {
      "refused"},
     {"MSGSTORE_WORKER_ID", T_INT, F(worker_id), 0, 1023, NULL, D("0"), false,
      "snowflake worker id; give every instance writing to one cluster its own"},
+    {"MSGSTORE_READ_COALESCING", T_BOOL, F(read_coalescing), 0, 0, NULL, D("true"), false,
+     "identical reads in flight (a hot channel's latest page) share one store query; false: "
+     "every request queries (benchmarks compare)"},
     {"MSGSTORE_EPOCH_MS", T_U64, F(epoch_ms), 0, INT64_MAX, NULL, D("1420070400000"), false,
      "snowflake epoch in Unix milliseconds (default 2015-01-01, as Discord); never change it on "
      "existing data"},

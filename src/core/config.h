@@ -95,6 +95,7 @@ typedef struct ms_config {
     int worker_id;          /* snowflake worker id, unique per instance */
     uint64_t epoch_ms;      /* snowflake epoch, Unix ms */
     int max_content_chars;
+    bool read_coalescing; /* identical reads in flight share one query */
     int64_t max_body_bytes;
     char api_tokens[1024]; /* comma-separated bearer tokens */
     char api_token_file[MS_CONFIG_STR];
