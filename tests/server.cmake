@@ -10,6 +10,14 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
 
+# MSGSTORE_READ_COALESCING: on by default, off makes every read query the store.
+if(Python3_Interpreter_FOUND AND TARGET msgstore_server)
+  add_test(NAME e2e_coalescing
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_coalescing.py)
+  set_tests_properties(e2e_coalescing PROPERTIES LABELS e2e TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endif()
+
 # The HTTP layer's extension points (streams, WebSocket, posts, hooks) over loopback.
 if(TARGET msgstore_server)
   # libh2o keeps up to 16 pool chunks per worker thread in a private cache
