@@ -22,11 +22,13 @@
  *   page      the latest page of 50: the newest bucket read at LIMIT 51, paged
  *             as the store pages it (rows per page: --page-rows, default the
  *             store's bound of 1 MiB per page with rows at their largest)
+ *   get       GET one message: the message row by its key (channel, bucket, id)
+ *             of one of the messages written first, at LOCAL_QUORUM
  *   batch, counter, nonce (the nonce LWT), telegram (the Telegram-id LWT):
  *             one statement kind of a POST alone (what each one costs the node)
  * --channels=N spreads the operations over N channels (default 1: one hot
- * channel, as bench/http_bench posts). The page mode first writes 200
- * messages per channel with the post statements. An operation is a whole
+ * channel, as bench/http_bench posts). The page and get modes first write
+ * 200 messages per channel with the post statements. An operation is a whole
  * chain: its latency is from the first submit to the last callback.
  * --server-pid=PID[,PID...] also reports those processes' CPU (from
  * /proc/PID/stat) over the measured window per operation: the node's (a
@@ -208,18 +210,20 @@ typedef enum op_kind {
     OP_SELECT,
     OP_POST, /* floor: the statements of one POST */
     OP_PAGE, /* floor: the statements of one latest page */
+    OP_GET,  /* floor: the statement of GET one message */
     OP_BATCH,
     OP_COUNTER,
     OP_NONCE,
     OP_TELEGRAM,
 } op_kind;
 
-static const char *const op_names[] = {"insert", "select",  "post",  "page",
+static const char *const op_names[] = {"insert", "select",  "post",  "page",    "get",
                                        "batch",  "counter", "nonce", "telegram"};
 
 /* The store's statements a floor operation sends (ids in scylla_internal.h). */
-static const sc_stmt_id floor_stmts[] = {SC_BUCKET_ADD,  SC_MSG_INSERT,  SC_META_LAST, SC_COUNT_MSG,
-                                         SC_PAGE_BEFORE, SC_NONCE_CLAIM, SC_TG_CLAIM};
+static const sc_stmt_id floor_stmts[] = {SC_BUCKET_ADD,  SC_MSG_INSERT,  SC_META_LAST,
+                                         SC_COUNT_MSG,   SC_PAGE_BEFORE, SC_MSG_GET,
+                                         SC_NONCE_CLAIM, SC_TG_CLAIM};
 #define NFLOOR (sizeof floor_stmts / sizeof floor_stmts[0])
 
 typedef struct run {
@@ -235,8 +239,10 @@ typedef struct run {
     uint64_t ops, errors, requests, done;
     uint64_t seed_errors; /* failures outside the measured window (run_count) */
     uint64_t rng;
-    uint64_t channel0; /* the run's first channel id */
-    uint64_t last_id;  /* last message id issued */
+    uint64_t channel0;       /* the run's first channel id */
+    uint64_t last_id;        /* last message id issued */
+    uint64_t seeded[2][256]; /* channel and id of messages written unmeasured (get) */
+    size_t nseeded;
     char *value;
     char last_err[256];
 } run;
@@ -302,6 +308,10 @@ static void finish(slot *sl, const cql_status *st)
     if (!r->measuring && st->code != 0) {
         r->seed_errors++;
         snprintf(r->last_err, sizeof(r->last_err), "%s", st->message);
+    } else if (!r->measuring && r->kind == OP_POST) {
+        size_t k = r->nseeded++ % 256;
+        r->seeded[0][k] = sl->ch;
+        r->seeded[1][k] = sl->id;
     }
     if (r->measuring) {
         uint64_t us = (uv_hrtime() - sl->start_ns) / 1000;
@@ -417,6 +427,14 @@ static int send_floor(slot *sl, const cql_bytes *paging)
         if (paging)
             st.paging_state = *paging;
         break;
+    case OP_GET:
+        bind_xid(r, &sl->v, sl->ch);
+        cql_values_add_int(&sl->v, (int32_t)bucket);
+        cql_values_add_bigint(&sl->v, (int64_t)sl->id);
+        st.prepared = r->ps[SC_MSG_GET];
+        st.idempotent = true;
+        st.no_speculative = false;
+        break;
     case OP_NONCE: {
         char nonce[40];
         int n = snprintf(nonce, sizeof nonce, "n-%016" PRIx64 "", sl->id);
@@ -450,8 +468,14 @@ static void submit(slot *sl)
     sl->step = 0;
     r->outstanding++;
     if (r->kind >= OP_POST) {
-        sl->ch = r->channel0 + next_rand(r) % (uint64_t)nchannels;
-        sl->id = next_id(r);
+        if (r->kind == OP_GET && r->nseeded) {
+            size_t k = next_rand(r) % (r->nseeded < 256 ? r->nseeded : 256);
+            sl->ch = r->seeded[0][k];
+            sl->id = r->seeded[1][k];
+        } else {
+            sl->ch = r->channel0 + next_rand(r) % (uint64_t)nchannels;
+            sl->id = next_id(r);
+        }
         if (send_floor(sl, NULL) < 0)
             fail_submit(op_names[r->kind]);
         return;
@@ -768,7 +792,7 @@ int main(int argc, char **argv)
                page_rows);
     printf("\n");
     for (int i = 0; i < nops; i++) {
-        if (ops[i] == OP_PAGE) {
+        if ((ops[i] == OP_PAGE || ops[i] == OP_GET) && !r.nseeded) {
             /* 200 messages in the current bucket of each channel: the page reads 51 of them */
             int all = nchannels;
             uint64_t base = r.channel0;
