@@ -42,3 +42,12 @@ if(TARGET msgstore_cql AND Python3_Interpreter_FOUND AND TARGET msgstore_server)
   set_tests_properties(scylla_sim_migrate PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
+# Node loss through the service: msgstore serve on the cluster under POST and GET load, one dc1
+# node SIGKILLed; after mark-down no request fails and every acknowledged message is readable.
+if(TARGET msgstore_server AND TARGET msgstore_cql AND Python3_Interpreter_FOUND)
+  add_test(NAME e2e_cluster_node_loss
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/cluster/test_node_loss_serve.py)
+  set_tests_properties(e2e_cluster_node_loss PROPERTIES LABELS "cluster;e2e" TIMEOUT 1200
+    FIXTURES_REQUIRED cassandra_cluster
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endif()
