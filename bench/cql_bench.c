@@ -32,7 +32,8 @@
  * chain: its latency is from the first submit to the last callback.
  * --server-pid=PID[,PID...] also reports those processes' CPU (from
  * /proc/PID/stat) over the measured window per operation: the node's (a
- * Cassandra JVM's) cost of each statement kind.
+ * Cassandra JVM's) cost of each statement kind, less what the node spends
+ * idle (its CPU over 3 s with no load, measured first: gossip, GC, timers).
  */
 #include "msgstore/cql.h"
 
@@ -164,6 +165,8 @@ static int parse_args(int argc, char **argv)
 }
 
 /* ---- CPU of this process and of the server's ---- */
+
+static double server_idle_rate; /* the server's CPU seconds per second with no load */
 
 static double cpu_seconds(void)
 {
@@ -558,7 +561,8 @@ static void phase(run *r, op_kind kind, slot *slots)
     drain(r);
     char srv[64] = "";
     if (srv0 >= 0 && srv1 >= 0 && r->ops)
-        snprintf(srv, sizeof srv, "  server CPU %7.1f us/op", (srv1 - srv0) * 1e6 / (double)r->ops);
+        snprintf(srv, sizeof srv, "  server CPU %7.1f us/op",
+                 (srv1 - srv0 - server_idle_rate * secs) * 1e6 / (double)r->ops);
     printf("%-8s conc %4d  ops %9" PRIu64 "  %9.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  "
            "p999 %7.3f ms  client CPU %5.2f us/op (%4.1f%% of a core)  req/op %.2f%s  "
            "errors %" PRIu64 "\n",
@@ -791,6 +795,16 @@ int main(int argc, char **argv)
                cql_consistency_name(consistency >= 0 ? consistency : CQL_CONSISTENCY_LOCAL_QUORUM),
                page_rows);
     printf("\n");
+    if (server_pids) {
+        double c0 = server_cpu_seconds();
+        uint64_t t0 = uv_hrtime();
+        run_for(&loop, 3);
+        double c1 = server_cpu_seconds(), secs = (double)(uv_hrtime() - t0) / 1e9;
+        if (c0 >= 0 && c1 >= 0)
+            server_idle_rate = (c1 - c0) / secs;
+        printf("server %s idle: %.1f%% of a core (subtracted from server CPU per operation)\n",
+               server_pids, 100.0 * server_idle_rate);
+    }
     for (int i = 0; i < nops; i++) {
         if ((ops[i] == OP_PAGE || ops[i] == OP_GET) && !r.nseeded) {
             /* 200 messages in the current bucket of each channel: the page reads 51 of them */
