@@ -45,6 +45,13 @@ typedef struct log_entry {
     int64_t version;
 } log_entry;
 
+/* ---- the entries applied above a shard's checkpoint (sorted seqs) ---- */
+
+typedef struct seqset {
+    int64_t *v;
+    size_t n, cap;
+} seqset;
+
 typedef struct job_node {
     store_search_job *job;
     struct job_node *next;
@@ -68,6 +75,7 @@ struct search_index {
     bool *held;
     int64_t *oldest_ms; /* per shard: time of the oldest waiting entry; 0: none */
     uint32_t *waiting;  /* per shard: entries seen waiting */
+    seqset *applied;    /* per shard: entries applied above the checkpoint (committed) */
 
     pthread_mutex_t mu; /* guards the status fields and the stop flag */
     pthread_cond_t cv;
@@ -211,6 +219,7 @@ static void drop_pg(search_index *x, const char *why)
     for (int i = 0; i < x->cfg.search_shards; i++) {
         x->held[i] = false; /* the session's advisory locks went with it */
         x->waiting[i] = 0;
+        x->applied[i].n = 0; /* what the aborted transaction applied is not in the index */
     }
     set_error(x, false, why);
 }
@@ -292,106 +301,173 @@ static bool apply(search_index *x, const log_entry *e, const store_message *m, b
     return ok;
 }
 
+static bool set_has(const seqset *s, int64_t seq)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->v[mid] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n && s->v[lo] == seq;
+}
+
+static void set_add(seqset *s, int64_t seq)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        int64_t *v = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return; /* the entry is applied again next round: idempotent */
+        s->v = v;
+        s->cap = cap;
+    }
+    size_t i = s->n;
+    while (i > 0 && s->v[i - 1] > seq)
+        i--;
+    memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof *s->v);
+    s->v[i] = seq;
+    s->n++;
+}
+
+/* Forgets the seqs at or below ckpt. */
+static void set_prune(seqset *s, int64_t ckpt)
+{
+    size_t k = 0;
+    while (k < s->n && s->v[k] <= ckpt)
+        k++;
+    memmove(s->v, s->v + k, (s->n - k) * sizeof *s->v);
+    s->n -= k;
+}
+
 /*
- * One round on a held shard: entries after the checkpoint, applied in order
- * up to the first whose change is not visible yet. Returns the number
- * applied, or -1 when PostgreSQL failed (the connection is dropped).
+ * One round on a held shard. Entries are not appended in seq order: a writer
+ * takes its seq, then its batch may land after a later writer's. So the
+ * durable checkpoint stays behind the in-flight window (settle_ms: no write
+ * still in flight can carry a seq at or below it) and below the first entry
+ * not applied yet; every round reads every entry after the checkpoint, skips
+ * those applied since (x->applied[shard]) and applies the others whose change
+ * shows (or is older than the window). Rows and checkpoint commit together.
+ * Returns the number applied, or -1 when PostgreSQL failed (connection dropped).
  */
 static int drain(search_index *x, int shard)
 {
     char err[512] = "";
     bool ok = false;
-    int64_t from = checkpoint(x, shard, &ok);
+    int64_t ckpt = checkpoint(x, shard, &ok);
     if (!ok) {
         search__pg_error(x->pg, NULL, err, sizeof err);
         drop_pg(x, err);
         return -1;
     }
+    seqset *done = &x->applied[shard];
+    set_prune(done, ckpt);
     static __thread log_entry batch[DRAIN_BATCH];
-    int n = read_log(x, shard, from, batch, err, sizeof err);
-    if (n < 0) {
-        set_error(x, true, err);
-        return 0;
-    }
-    pthread_mutex_lock(&x->mu);
-    x->waiting[shard] = (uint32_t)n;
-    x->oldest_ms[shard] =
-        n ? (int64_t)ms_snowflake_unix_ms((uint64_t)batch[0].seq, x->cfg.epoch_ms) : 0;
-    pthread_mutex_unlock(&x->mu);
-    if (n == 0)
-        return 0;
-    if (!search__pg_exec(x->pg, "BEGIN", err, sizeof err)) {
-        drop_pg(x, err);
-        return -1;
-    }
+    int64_t now = now_ms(), from = ckpt, first_pending = 0, last_seen = ckpt;
+    uint32_t pending = 0;
     int applied = 0;
-    int64_t last = from, now = now_ms();
-    for (int i = 0; i < n; i++) {
-        const log_entry *e = &batch[i];
-        store_message_result *res = NULL;
-        bool row = false;
-        int vis = current(x, e, &res, &row);
-        int64_t age = now - (int64_t)ms_snowflake_unix_ms((uint64_t)e->seq, x->cfg.epoch_ms);
-        if (vis < 0 || (vis == 0 && age < x->settle_ms)) {
+    bool in_tx = false, complete = true;
+    for (;;) {
+        int n = read_log(x, shard, from, batch, err, sizeof err);
+        if (n < 0) {
+            set_error(x, true, err);
+            complete = false;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            const log_entry *e = &batch[i];
+            last_seen = e->seq;
+            if (set_has(done, e->seq))
+                continue;
+            store_message_result *res = NULL;
+            bool row = false;
+            int vis = current(x, e, &res, &row);
+            int64_t age = now - (int64_t)ms_snowflake_unix_ms((uint64_t)e->seq, x->cfg.epoch_ms);
+            if (vis < 0 || (vis == 0 && age < x->settle_ms)) {
+                store_free(res); /* not visible yet (or the store failed): next round */
+                if (!pending++)
+                    first_pending = e->seq;
+                continue;
+            }
+            if (vis == 0)
+                MS_WARN("search",
+                        "change of message %" PRIu64 " never showed in %" PRId64
+                        " ms: indexing what the store holds",
+                        e->message_id, age);
+            if (!in_tx && !search__pg_exec(x->pg, "BEGIN", err, sizeof err)) {
+                store_free(res);
+                drop_pg(x, err);
+                return -1;
+            }
+            in_tx = true;
+            bool okk = apply(x, e, res ? &res->msg : NULL, row && res, err, sizeof err);
             store_free(res);
-            break; /* not visible yet (or the store failed): retry this entry next round */
+            if (!okk) {
+                drop_pg(x, err);
+                return -1;
+            }
+            set_add(done, e->seq);
+            ms_histogram_observe_us(x->m_delay, age > 0 ? (uint64_t)age * 1000 : 0);
+            applied++;
         }
-        if (vis == 0) {
-            char chs[MS_XID_STRLEN];
-            ms_xid_format(store_id_format(x->st), e->channel_id, chs);
-            MS_WARN("search",
-                    "change of message %" PRIu64 " in channel %s never showed in %" PRId64
-                    " ms: indexing what the store holds",
-                    e->message_id, chs, age);
-        }
-        bool okk = apply(x, e, res ? &res->msg : NULL, row && res, err, sizeof err);
-        store_free(res);
-        if (!okk) {
+        if (n < DRAIN_BATCH)
+            break;
+        from = batch[n - 1].seq;
+    }
+    /* the new checkpoint: every entry up to it applied, and no write still in flight below it */
+    int64_t safe =
+        (int64_t)ms_snowflake_from_unix_ms((uint64_t)(now - x->settle_ms), x->cfg.epoch_ms);
+    int64_t upto = complete ? last_seen : ckpt;
+    if (pending && first_pending - 1 < upto)
+        upto = first_pending - 1;
+    if (safe - 1 < upto)
+        upto = safe - 1;
+    bool advance = upto > ckpt;
+    if (applied == 0 && !advance) {
+        if (in_tx)
+            search__pg_exec(x->pg, "ROLLBACK", err, sizeof err);
+    } else {
+        if (!in_tx && !search__pg_exec(x->pg, "BEGIN", err, sizeof err)) {
             drop_pg(x, err);
             return -1;
         }
-        last = e->seq;
-        applied++;
+        if (applied && x->fault && strcmp(x->fault, "kill_before_index") == 0) {
+            MS_WARN("search", "fault injection: SIGKILL before committing %d change(s)", applied);
+            raise(SIGKILL);
+        }
+        char sql[768], sh[16], seq[24];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO %s (shard, seq, updated_at) VALUES ($1, $2, now()) ON CONFLICT "
+                 "(shard) DO UPDATE SET seq = greatest(%s.seq, excluded.seq), updated_at = now()",
+                 x->t_ckpt, x->t_ckpt);
+        snprintf(sh, sizeof sh, "%d", shard);
+        snprintf(seq, sizeof seq, "%" PRId64, advance ? upto : ckpt);
+        const char *v[] = {sh, seq};
+        PGresult *r = pq(x, sql, 2, v);
+        bool cok = pq_ok(r);
+        if (!cok)
+            search__pg_error(x->pg, r, err, sizeof err);
+        PQclear(r);
+        if (!cok || !search__pg_exec(x->pg, "COMMIT", err, sizeof err)) {
+            drop_pg(x, err);
+            return -1;
+        }
     }
-    if (applied == 0) {
-        search__pg_exec(x->pg, "ROLLBACK", err, sizeof err);
-        return 0;
+    if (applied) {
+        ms_counter_add(x->m_indexed, (uint64_t)applied);
+        atomic_fetch_add(&x->indexed, (uint64_t)applied);
     }
-    if (x->fault && strcmp(x->fault, "kill_before_index") == 0) {
-        MS_WARN("search", "fault injection: SIGKILL before committing %d change(s)", applied);
-        raise(SIGKILL);
-    }
-    char sql[768], sh[16], seq[24];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO %s (shard, seq, updated_at) VALUES ($1, $2, now()) ON CONFLICT (shard) "
-             "DO UPDATE SET seq = greatest(%s.seq, excluded.seq), updated_at = now()",
-             x->t_ckpt, x->t_ckpt);
-    snprintf(sh, sizeof sh, "%d", shard);
-    snprintf(seq, sizeof seq, "%" PRId64, last);
-    const char *v[] = {sh, seq};
-    PGresult *r = pq(x, sql, 2, v);
-    bool cok = pq_ok(r);
-    if (!cok)
-        search__pg_error(x->pg, r, err, sizeof err);
-    PQclear(r);
-    if (!cok || !search__pg_exec(x->pg, "COMMIT", err, sizeof err)) {
-        drop_pg(x, err);
-        return -1;
-    }
-    now = now_ms();
-    for (int i = 0; i < applied; i++) {
-        int64_t t = (int64_t)ms_snowflake_unix_ms((uint64_t)batch[i].seq, x->cfg.epoch_ms);
-        ms_histogram_observe_us(x->m_delay, now > t ? (uint64_t)(now - t) * 1000 : 0);
-    }
-    ms_counter_add(x->m_indexed, (uint64_t)applied);
-    atomic_fetch_add(&x->indexed, (uint64_t)applied);
     pthread_mutex_lock(&x->mu);
-    x->waiting[shard] = (uint32_t)(n - applied);
+    x->waiting[shard] = pending;
     x->oldest_ms[shard] =
-        applied < n ? (int64_t)ms_snowflake_unix_ms((uint64_t)batch[applied].seq, x->cfg.epoch_ms)
-                    : 0;
+        pending ? (int64_t)ms_snowflake_unix_ms((uint64_t)first_pending, x->cfg.epoch_ms) : 0;
     pthread_mutex_unlock(&x->mu);
-    trim_log(x, shard, last);
+    if (advance) {
+        set_prune(done, upto);
+        trim_log(x, shard, upto);
+    }
     return applied;
 }
 
@@ -745,13 +821,14 @@ int search_index_open(const ms_config *cfg, store *st, search_index **out, char 
     x->held = calloc((size_t)cfg->search_shards, sizeof *x->held);
     x->oldest_ms = calloc((size_t)cfg->search_shards, sizeof *x->oldest_ms);
     x->waiting = calloc((size_t)cfg->search_shards, sizeof *x->waiting);
+    x->applied = calloc((size_t)cfg->search_shards, sizeof *x->applied);
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     pthread_mutex_init(&x->qmu, NULL);
     pthread_cond_init(&x->qcv, NULL);
     snprintf(x->error, sizeof x->error, "not connected yet");
     int rc = 0;
-    if (!x->held || !x->oldest_ms || !x->waiting) {
+    if (!x->held || !x->oldest_ms || !x->waiting || !x->applied) {
         snprintf(err, errlen, "out of memory");
         rc = MS_ERR_NOMEM;
         goto fail;
@@ -834,5 +911,8 @@ void search_index_close(search_index *x)
     free(x->held);
     free(x->oldest_ms);
     free(x->waiting);
+    for (int i = 0; x->applied && i < x->cfg.search_shards; i++)
+        free(x->applied[i].v);
+    free(x->applied);
     free(x);
 }
