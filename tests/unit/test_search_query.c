@@ -60,7 +60,7 @@ static void test_hostile_text_stays_data(void **state)
     (void)state;
     pgq r = translate("x'); DROP TABLE t; -- a\\b' it's* \"|&!:* z\"");
     assert_int_equal(r.rc, 0);
-    assert_int_equal(r.n, 7); /* "--" has nothing to find: ignored */
+    assert_int_equal(r.n, 7);             /* "--" has nothing to find: ignored */
     for (const char *p = r.expr; *p; p++) /* only our own syntax in the SQL text */
         assert_non_null(strchr("abcdefghijklmnopqrstuvwxyz_(), $:&!0123456789", *p));
     assert_string_equal(r.params[0], "x');");
