@@ -338,6 +338,8 @@ static void set_prune(seqset *s, int64_t ckpt)
     size_t k = 0;
     while (k < s->n && s->v[k] <= ckpt)
         k++;
+    if (k == 0)
+        return; /* also: nothing to move in an empty set (v may be NULL) */
     memmove(s->v, s->v + k, (s->n - k) * sizeof *s->v);
     s->n -= k;
 }
