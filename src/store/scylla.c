@@ -230,7 +230,7 @@ static sc_task *task_get(sc_loop *lp)
 static void loop_maybe_free(sc_loop *lp);
 
 /* t's operation returned: answers it and keeps t for the next one. */
-static void task_finish(sc_task *t)
+static void task_finish(sc_task *t, bool here)
 {
     sc_loop *lp = t->c.lp;
     sc_backend *b = lp->b;
@@ -247,7 +247,10 @@ static void task_finish(sc_task *t)
     } else {
         task_free(t);
     }
-    store__op_done(op);
+    if (here)
+        store__op_done_here(op);
+    else
+        store__op_done(op);
     loop_maybe_free(lp);
 }
 
@@ -268,7 +271,7 @@ static void on_resume(uv_idle_t *h)
         sc_task *next = t->next;
         t->next = NULL;
         if (ms_coro_resume(t->co))
-            task_finish(t);
+            task_finish(t, true); /* an idle callback: no store call under way */
         t = next;
     }
 }
@@ -570,8 +573,8 @@ static void start_op(sc_loop *lp, store_op *op)
     }
     t->op = op;
     lp->inflight++;
-    if (ms_coro_start(t->co, task_main, t))
-        task_finish(t);
+    if (ms_coro_start(t->co, task_main, t)) /* within the caller's store call */
+        task_finish(t, false);
 }
 
 /* ------------------------------------------------------------------ the private loop */

@@ -478,7 +478,20 @@ static void co_invalidate(store *s, ms_xid channel)
     pthread_mutex_unlock(&s->co_mu);
 }
 
+static void op_done(store_op *op, bool here);
+
 void store__op_done(store_op *op)
+{
+    op_done(op, false);
+}
+
+void store__op_done_here(store_op *op)
+{
+    op_done(op, true);
+}
+
+/* here: on op's loop, outside any store call: op's callback runs now, with no hop. */
+static void op_done(store_op *op, bool here)
 {
     store *s = op->s;
     if (op->status == 0 && !op->res)
@@ -520,6 +533,14 @@ void store__op_done(store_op *op)
         record(s, f, true);
         deliver(f);
         f = next;
+    }
+    if (here && op->lb && !op->sw) {
+        store__binding *b = op->lb;
+        op->call(op, op->status, op->status ? op->detail : NULL, op->status ? NULL : op->res);
+        b->inflight--;
+        op_free(op);
+        maybe_close_binding(b);
+        return;
     }
     deliver(op);
 }

@@ -251,6 +251,13 @@ void store__queue_close(store__queue *q);
 /* The backend's answer: completes op (from any thread). */
 void store__op_done(store_op *op);
 
+/*
+ * The same, on op's loop thread outside any store_* call (a callback of the
+ * loop): an async op's callback runs right away instead of through the
+ * loop's uv_async_t. (A _sync op is woken as usual.)
+ */
+void store__op_done_here(store_op *op);
+
 /* Sets op's status and a formatted detail. Returns code. */
 int store__op_fail(store_op *op, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
