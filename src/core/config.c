@@ -197,7 +197,15 @@ static const opt opts[] = {
     {"MSGSTORE_REDIS_URL", T_STR, F(redis_url), 0, 0, NULL, D(""), true,
      "redis://[[user]:password@]host[:port][/db] of the Redis that carries events between "
      "instances (empty: one instance); AUTH with user and password, db for the typing and "
-     "presence keys; rediss:// is refused (this build's hiredis has no TLS)"},
+     "presence keys; rediss:// for TLS (the certificate verified against "
+     "MSGSTORE_REDIS_TLS_CA_FILE and the host name)"},
+    {"MSGSTORE_REDIS_TLS_CA_FILE", T_STR, F(redis_tls_ca_file), 0, 0, NULL, D(""), false,
+     "PEM CA certificates that sign the Redis server's certificate with rediss:// (empty: the "
+     "system store)"},
+    {"MSGSTORE_REDIS_TLS_CERT", T_STR, F(redis_tls_cert_file), 0, 0, NULL, D(""), false,
+     "PEM client certificate for rediss:// (a Redis with tls-auth-clients; empty: none)"},
+    {"MSGSTORE_REDIS_TLS_KEY", T_STR, F(redis_tls_key_file), 0, 0, NULL, D(""), false,
+     "PEM key of MSGSTORE_REDIS_TLS_CERT (empty: in the certificate file)"},
     {"MSGSTORE_RT_QUEUE_MAX", T_INT, F(rt_queue_max), 16, 1000000, NULL, D("1024"), false,
      "events queued per real-time subscriber; a subscriber that falls further behind gets a "
      "resync event and is closed"},

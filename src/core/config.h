@@ -114,9 +114,12 @@ typedef struct ms_config {
     int ws_max_queued; /* bytes of answers a WebSocket may leave unread */
     char tls_cert[MS_CONFIG_STR];
     char tls_key[MS_CONFIG_STR];
-    char redis_url[MS_CONFIG_STR]; /* empty: single instance, in-process fan-out */
-    int rt_queue_max;              /* events queued per real-time subscriber */
-    int64_t presence_ttl_ms;       /* presence heartbeat lifetime */
+    char redis_url[MS_CONFIG_STR];           /* empty: single instance, in-process fan-out */
+    char redis_tls_ca_file[MS_CONFIG_STR];   /* rediss://: CA (empty: system store) */
+    char redis_tls_cert_file[MS_CONFIG_STR]; /* rediss://: client certificate */
+    char redis_tls_key_file[MS_CONFIG_STR];  /* rediss://: its key */
+    int rt_queue_max;                        /* events queued per real-time subscriber */
+    int64_t presence_ttl_ms;                 /* presence heartbeat lifetime */
 
     /* --- user tokens (JWT), browsers, rate limits --- */
     char jwt_secret[512]; /* HS256 shared secret */

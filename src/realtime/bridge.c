@@ -22,6 +22,16 @@
  * failed. The adapter below is the same with that fixed (as in hiredis
  * 1.0: on an error, let hiredis handle the events it asked for).
  *
+ * rediss:// (TLS): hiredis 0.14 has no TLS, so each connection is carried
+ * by a tunnel in the bridge thread: hiredis talks plain RESP over a Unix
+ * socket pair (made with a listener in a private directory, removed at
+ * once), and the tunnel moves those bytes through OpenSSL memory BIOs
+ * (cql/tls.c, the CQL client's TLS) to a libuv TCP connection to Redis.
+ * The certificate is verified against MSGSTORE_REDIS_TLS_CA_FILE (or the
+ * system store) and the URL's host name or IP address. A failed TLS
+ * handshake closes the pair: hiredis sees the connection end, the bridge
+ * goes down as for a plain one, and /health shows the TLS error.
+ *
  * Reconnect: with backoff (100 ms doubling to 2 s); once a shard is
  * subscribed again its local subscribers get a resync event ("redis_gap"),
  * and shards whose events this instance dropped get a G message so that
@@ -30,15 +40,21 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "cql/tls.h"
 #include "realtime/internal.h"
 
+#include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define TICK_MS         250
 #define PING_EVERY_MS   1000
@@ -69,6 +85,8 @@ struct rt_bridge {
     _Atomic bool alive;
 
     redisAsyncContext *pub, *sub;
+    SSL_CTX *tls;      /* rediss:// only */
+    char tls_err[200]; /* the last tunnel's failure, for the next go_down */
     bool pub_up, sub_up;
     bool up;
     int64_t next_connect_ms;
@@ -421,6 +439,11 @@ static void reconcile(rt_bridge *b);
 static void go_down(rt_bridge *b, const char *why, const char *detail)
 {
     bool was_up = b->up;
+    char tls_err[sizeof b->tls_err];
+    snprintf(tls_err, sizeof tls_err, "%s", b->tls_err);
+    b->tls_err[0] = '\0';
+    if (tls_err[0])
+        detail = tls_err; /* what hiredis saw (the pair closed) follows from it */
     teardown(b);
     if (b->stopping)
         return;
@@ -494,7 +517,7 @@ static void conn_ready(rt_bridge *b, const redisAsyncContext *ac)
         both_up(b);
 }
 
-/* The answer to AUTH or SELECT; priv is 1 for the last command of the handshake. */
+/* The answer to AUTH, SELECT or (TLS) PING; priv is 1 for the last command of the handshake. */
 static void on_hello(redisAsyncContext *ac, void *r, void *priv)
 {
     rt_bridge *b = ac->data;
@@ -523,7 +546,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         go_down(b, "connect failed", ac->errstr);
         return;
     }
-    if (!b->url.password[0] && (ac == b->sub || b->url.db == 0))
+    if (!b->tls && !b->url.password[0] && (ac == b->sub || b->url.db == 0))
         conn_ready(b, ac); /* else when the handshake's last answer comes (on_hello) */
 }
 
@@ -539,9 +562,263 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     go_down(b, "connection lost", status == REDIS_OK ? "closed" : ac->errstr);
 }
 
+/* ------------------------------------------------------- TLS tunnel */
+
+typedef struct tunnel {
+    rt_bridge *b;
+    uv_pipe_t plain; /* our end of hiredis' socket */
+    uv_tcp_t net;
+    uv_connect_t conn;
+    cql_tls tls;
+    cql_buf pending; /* plaintext from hiredis before the handshake is done */
+    cql_buf out;
+    int handles; /* open libuv handles; freed when 0 */
+    bool closing;
+} tunnel;
+
+typedef struct {
+    uv_write_t req;
+    uv_buf_t buf;
+} tun_write;
+
+static void tun_closed(uv_handle_t *h)
+{
+    tunnel *t = h->data;
+    if (--t->handles > 0)
+        return;
+    cql__tls_free(&t->tls);
+    cql_buf_free(&t->pending);
+    cql_buf_free(&t->out);
+    free(t);
+}
+
+/* Closes both sides; why (NULL: hiredis closed its end) is kept for /health. */
+static void tun_close(tunnel *t, const char *why)
+{
+    if (t->closing)
+        return;
+    t->closing = true;
+    if (why && !t->b->stopping)
+        snprintf(t->b->tls_err, sizeof t->b->tls_err, "%s", why);
+    uv_close((uv_handle_t *)&t->plain, tun_closed);
+    uv_close((uv_handle_t *)&t->net, tun_closed);
+}
+
+static void tun_wrote(uv_write_t *req, int status)
+{
+    tun_write *w = (tun_write *)req;
+    tunnel *t = req->data;
+    free(w->buf.base);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED)
+        tun_close(t, uv_strerror(status));
+}
+
+/* Writes and empties buf (ownership of its bytes moves to the write). */
+static void tun_send(tunnel *t, uv_stream_t *s, cql_buf *buf)
+{
+    if (!buf->len || t->closing)
+        return;
+    tun_write *w = malloc(sizeof *w);
+    if (!w) {
+        tun_close(t, "out of memory");
+        return;
+    }
+    w->buf = uv_buf_init((char *)buf->data, (unsigned)buf->len);
+    w->req.data = t;
+    cql_buf_init(buf);
+    if (uv_write(&w->req, s, &w->buf, 1, tun_wrote) != 0) {
+        free(w->buf.base);
+        free(w);
+        tun_close(t, "write failed");
+    }
+}
+
+static void tun_flush(tunnel *t)
+{
+    if (cql__tls_drain(&t->tls, &t->out) != 0) {
+        tun_close(t, "out of memory");
+        return;
+    }
+    tun_send(t, (uv_stream_t *)&t->net, &t->out);
+}
+
+static void tun_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
+}
+
+static void tun_plain_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    tunnel *t = s->data;
+    if (n < 0)
+        tun_close(t, NULL); /* hiredis closed (freed) its context */
+    else if (n > 0 && !t->tls.handshake_done) {
+        cql_buf_append(&t->pending, buf->base, (size_t)n);
+        if (t->pending.err)
+            tun_close(t, "out of memory");
+    } else if (n > 0 && cql__tls_write(&t->tls, buf->base, (size_t)n) != 0)
+        tun_close(t, "TLS write failed");
+    else if (n > 0)
+        tun_flush(t);
+    free(buf->base);
+}
+
+static void tun_net_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    tunnel *t = s->data;
+    char err[200];
+    if (n < 0) {
+        snprintf(err, sizeof err, "TLS: %s",
+                 n == UV_EOF ? "the server closed the connection" : uv_strerror((int)n));
+        tun_close(t, err);
+    } else if (n > 0 && cql__tls_feed(&t->tls, buf->base, (size_t)n) != 0) {
+        tun_close(t, "out of memory");
+    }
+    free(buf->base);
+    if (n <= 0 || t->closing)
+        return;
+    if (!t->tls.handshake_done) {
+        int rc = cql__tls_handshake(&t->tls, err, sizeof err);
+        if (rc < 0) {
+            tun_close(t, err);
+            return;
+        }
+        if (rc == 1 && t->pending.len) {
+            if (cql__tls_write(&t->tls, t->pending.data, t->pending.len) != 0) {
+                tun_close(t, "TLS write failed");
+                return;
+            }
+            cql_buf_reset(&t->pending);
+        }
+    }
+    if (t->tls.handshake_done) {
+        cql_buf plain = {0};
+        if (cql__tls_read(&t->tls, &plain, err, sizeof err) != 0) {
+            cql_buf_free(&plain);
+            tun_close(t, err);
+            return;
+        }
+        tun_send(t, (uv_stream_t *)&t->plain, &plain);
+        cql_buf_free(&plain);
+    }
+    tun_flush(t);
+}
+
+static void tun_connected(uv_connect_t *req, int status)
+{
+    tunnel *t = req->data;
+    char err[200];
+    if (t->closing)
+        return;
+    if (status < 0) {
+        snprintf(err, sizeof err, "%s", uv_strerror(status));
+        tun_close(t, err);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&t->net, tun_alloc, tun_net_read);
+    if (cql__tls_handshake(&t->tls, err, sizeof err) < 0) {
+        tun_close(t, err);
+        return;
+    }
+    tun_flush(t);
+}
+
+/* A connected Unix socket pair: hiredis' context on one end, the other's fd in *fd. */
+static redisAsyncContext *plain_pair(int *fd, char *err, size_t errlen)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[80], path[sizeof dir + 4];
+    snprintf(dir, sizeof dir, "%s/msgstore-redis-XXXXXX",
+             tmp && *tmp && strlen(tmp) < 50 ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "TLS tunnel: %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/s", dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    redisAsyncContext *ac = NULL;
+    *fd = -1;
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (l >= 0 && bind(l, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(l, 1) == 0) {
+        ac = redisAsyncConnectUnix(path);
+        if (ac && !ac->err)
+            *fd = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    }
+    if (*fd < 0) {
+        snprintf(err, errlen, "TLS tunnel: %s", ac && ac->err ? ac->errstr : strerror(errno));
+        if (ac)
+            redisAsyncFree(ac);
+        ac = NULL;
+    }
+    if (l >= 0)
+        close(l);
+    unlink(path);
+    rmdir(dir);
+    return ac;
+}
+
+/* Opens a tunnel to the URL's host and a hiredis context that talks through it. */
+static redisAsyncContext *open_tunnel(rt_bridge *b, char *err, size_t errlen)
+{
+    char port[8];
+    snprintf(port, sizeof port, "%d", b->url.port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    int gai = getaddrinfo(b->url.host, port, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "%s", gai_strerror(gai));
+        return NULL;
+    }
+    int fd;
+    redisAsyncContext *ac = plain_pair(&fd, err, errlen);
+    tunnel *t = ac ? calloc(1, sizeof *t) : NULL;
+    if (!t || cql__tls_start(&t->tls, b->tls, b->url.host, true) != 0) {
+        if (ac && !err[0])
+            snprintf(err, errlen, "TLS: cannot start a session");
+        free(t);
+        if (ac) {
+            close(fd);
+            redisAsyncFree(ac);
+        }
+        freeaddrinfo(ai);
+        return NULL;
+    }
+    t->b = b;
+    uv_pipe_init(&b->loop, &t->plain, 0);
+    uv_tcp_init(&b->loop, &t->net);
+    t->plain.data = t->net.data = t->conn.data = t;
+    t->handles = 2;
+    int rc = uv_pipe_open(&t->plain, fd);
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&t->plain, tun_alloc, tun_plain_read);
+    if (rc == 0)
+        rc = uv_tcp_connect(&t->conn, &t->net, ai->ai_addr, tun_connected);
+    freeaddrinfo(ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", uv_strerror(rc));
+        tun_close(t, NULL);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    return ac;
+}
+
 static redisAsyncContext *open_one(rt_bridge *b)
 {
-    redisAsyncContext *ac = redisAsyncConnect(b->url.host, b->url.port);
+    redisAsyncContext *ac;
+    if (b->tls) {
+        char err[200] = "";
+        ac = open_tunnel(b, err, sizeof err);
+        if (!ac) {
+            set_err(b, "connect failed", err);
+            return NULL;
+        }
+    } else {
+        ac = redisAsyncConnect(b->url.host, b->url.port);
+    }
     if (!ac)
         return NULL;
     if (ac->err) {
@@ -573,6 +850,9 @@ static void hello(rt_bridge *b, redisAsyncContext *ac, bool select)
     }
     if (sel)
         redisAsyncCommand(ac, on_hello, (void *)(uintptr_t)1, "SELECT %d", b->url.db);
+    else if (b->tls && !b->url.password[0])
+        /* hiredis' end of the tunnel is up at once: up is when Redis answers through TLS */
+        redisAsyncCommand(ac, on_hello, (void *)(uintptr_t)1, "PING");
 }
 
 static void try_connect(rt_bridge *b)
@@ -910,7 +1190,8 @@ static void thread_main(void *arg)
     uv_run(&b->loop, UV_RUN_DEFAULT);
 }
 
-int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out, char *err, size_t errlen)
+int rt_bridge_start(rt_hub *h, const char *url, const rt_redis_tls *tls, rt_bridge **out, char *err,
+                    size_t errlen)
 {
     *out = NULL;
     if (errlen)
@@ -923,13 +1204,16 @@ int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out, char *err, size
         return MS_ERR_INVALID;
     }
     if (b->url.tls) {
-        /* Debian 12's hiredis is 0.14.1: no hiredis_ssl (that came with 1.0). */
-        snprintf(err, errlen,
-                 "rediss:// (TLS) is not supported: this build's hiredis (%d.%d.%d) has no TLS; "
-                 "use redis:// on a trusted network",
-                 HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
-        free(b);
-        return MS_ERR_INVALID;
+        cql_tls_cfg c = {.ca_file = tls ? tls->ca_file : NULL,
+                         .cert_file = tls ? tls->cert_file : NULL,
+                         .key_file = tls ? tls->key_file : NULL,
+                         .verify_peer = true,
+                         .verify_hostname = true};
+        int rc = cql__tls_ctx_new(&c, &b->tls, err, errlen);
+        if (rc != 0) {
+            free(b);
+            return rc;
+        }
     }
     b->hub = h;
     b->nshards = rt__hub_shards(h);
@@ -943,6 +1227,7 @@ int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out, char *err, size
         free(b->sh_lost);
         free((void *)b->sh_dropped);
         free(b->sh_unused_ms);
+        SSL_CTX_free(b->tls);
         free(b);
         return MS_ERR_NOMEM;
     }
@@ -975,6 +1260,7 @@ int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out, char *err, size
         free(b->sh_lost);
         free((void *)b->sh_dropped);
         free(b->sh_unused_ms);
+        SSL_CTX_free(b->tls);
         pthread_mutex_destroy(&b->errmu);
         free(b);
         return MS_ERR_NOMEM;
@@ -1009,6 +1295,7 @@ void rt_bridge_stop(rt_bridge *b)
     free(b->sh_lost);
     free((void *)b->sh_dropped);
     free(b->sh_unused_ms);
+    SSL_CTX_free(b->tls);
     pthread_mutex_destroy(&b->errmu);
     free(b);
 }

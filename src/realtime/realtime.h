@@ -245,6 +245,13 @@ typedef struct rt_redis_url {
     bool tls;           /* rediss:// */
 } rt_redis_url;
 
+/* TLS files for rediss:// (PEM; NULL or "": none, the CA from the system store). */
+typedef struct rt_redis_tls {
+    const char *ca_file;
+    const char *cert_file; /* client certificate (Redis with tls-auth-clients) */
+    const char *key_file;  /* its key ("": in cert_file) */
+} rt_redis_tls;
+
 /*
  * Parses redis://[[user]:password@]host[:port][/db] (also without the
  * scheme; user and password percent-decoded; port 6379 and db 0 by
@@ -259,12 +266,15 @@ int rt_redis_url_parse(const char *url, rt_redis_url *out, char *err, size_t err
  * connections), subscribes to the shards that local subscribers need,
  * publishes this instance's events, reconnects with backoff when Redis goes
  * away. What arrives from Redis is checked before it reaches a subscriber
- * (framing, kind, channel, position, JSON). The hub must outlive the
- * bridge. Returns 0, MS_ERR_INVALID (bad url, or rediss://: hiredis 0.14 has
- * no TLS; err says which) or MS_ERR_NOMEM; a Redis that is down is not an
- * error (state DOWN).
+ * (framing, kind, channel, position, JSON). With rediss:// the connections
+ * use TLS (tls: CA file, NULL or "" for the system store; optional client
+ * certificate and key), verifying the certificate and the URL's host. The
+ * hub must outlive the bridge. Returns 0, MS_ERR_INVALID (bad url, or an
+ * unreadable CA/certificate/key; err says which) or MS_ERR_NOMEM; a Redis
+ * that is down is not an error (state DOWN).
  */
-int rt_bridge_start(rt_hub *h, const char *url, rt_bridge **out, char *err, size_t errlen);
+int rt_bridge_start(rt_hub *h, const char *url, const rt_redis_tls *tls, rt_bridge **out, char *err,
+                    size_t errlen);
 
 /* Stops the thread, closes the connections, frees. NULL is a no-op. */
 void rt_bridge_stop(rt_bridge *b);

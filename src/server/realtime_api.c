@@ -1060,12 +1060,15 @@ int srv_rt_install(srv *s, const ms_config *cfg, srv_rt **out, char *err, size_t
     }
     if (cfg->redis_url[0]) {
         char why[256];
-        rc = rt_bridge_start(rt->hub, cfg->redis_url, &rt->bridge, why, sizeof why);
+        rt_redis_tls tls = {.ca_file = cfg->redis_tls_ca_file,
+                            .cert_file = cfg->redis_tls_cert_file,
+                            .key_file = cfg->redis_tls_key_file};
+        rc = rt_bridge_start(rt->hub, cfg->redis_url, &tls, &rt->bridge, why, sizeof why);
         if (rc) {
             /* never the URL itself: it may hold the password */
             snprintf(err, errlen,
                      "MSGSTORE_REDIS_URL: %s; expected "
-                     "redis://[[user]:password@]host[:port][/db]",
+                     "redis[s]://[[user]:password@]host[:port][/db]",
                      rc == MS_ERR_NOMEM ? "out of memory" : why);
             rt_hub_destroy(rt->hub);
             free(rt->w);

@@ -9,7 +9,9 @@
 - /health and /metrics need a token in the production profile, the probes
   do not, and /health/ready answers from a short cache;
 - an SSE event over the stream's frame limit never corrupts the stream;
-- the JSON access log stays valid UTF-8 whatever bytes the path has.
+- the JSON access log stays valid UTF-8 whatever bytes the path has;
+- the Redis bridge: AUTH, a database and TLS (rediss://, a CA made by the
+  test, a wrong CA reported in /health).
 
 Real `msgstore serve` processes on free ports, raw sockets. Run it against
 the ASan build too (MSGSTORE_BINARY_DIR=build-asan): heap errors abort the
@@ -338,23 +340,49 @@ def health(srv):
     return json.loads(get(srv.port, "/health", TOKEN)[1])
 
 
+def make_tls_files(d):
+    """A test CA, a server certificate it signs for IP 127.0.0.1, and another CA."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                 "-subj", "/CN=msgstore-test-ca"],
+                ["req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days", "2",
+                 "-subj", "/CN=other-ca"],
+                ["req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1"]):
+        subprocess.run(["openssl", *cmd], cwd=d, check=True, capture_output=True)
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey",
+                    "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile",
+                    "ext.cnf"], cwd=d, check=True, capture_output=True)
+
+
 class RedisPair(unittest.TestCase):
     """Two instances sharing a redis-server of the test's own on a free port."""
     REDIS_ARGS = ()
     URL_AUTH = ""
     DB = ""
+    TLS = False  # rediss:// to a TLS port of the server (its plain port stays for the test)
 
     @classmethod
     def setUpClass(cls):
-        cls.rport = free_port()
-        redis_ctl("start", cls.rport, *cls.REDIS_ARGS)
-        cls.addClassCleanup(redis_ctl, "stop", cls.rport)
         cls.dir = tempfile.mkdtemp(prefix="hardening_redis_")
         cls.addClassCleanup(shutil.rmtree, cls.dir, True)
-        url = f"redis://{cls.URL_AUTH}127.0.0.1:{cls.rport}{cls.DB}"
-        cls.a = start(cls.dir, "a", MSGSTORE_REDIS_URL=url, MSGSTORE_WORKER_ID="31")
+        cls.rport = free_port()
+        args, env, scheme, port = list(cls.REDIS_ARGS), {}, "redis", cls.rport
+        if cls.TLS:
+            make_tls_files(cls.dir)
+            port = cls.tls_port = free_port()
+            args += ["--tls-port", str(port), "--tls-cert-file", os.path.join(cls.dir, "srv.pem"),
+                     "--tls-key-file", os.path.join(cls.dir, "srv.key"), "--tls-ca-cert-file",
+                     os.path.join(cls.dir, "ca.pem"), "--tls-auth-clients", "no"]
+            env["MSGSTORE_REDIS_TLS_CA_FILE"] = os.path.join(cls.dir, "ca.pem")
+            scheme = "rediss"
+        redis_ctl("start", cls.rport, *args)
+        cls.addClassCleanup(redis_ctl, "stop", cls.rport)
+        url = f"{scheme}://{cls.URL_AUTH}127.0.0.1:{port}{cls.DB}"
+        cls.a = start(cls.dir, "a", MSGSTORE_REDIS_URL=url, MSGSTORE_WORKER_ID="31", **env)
         cls.addClassCleanup(cls.stop_server, cls.a)
-        cls.b = start(cls.dir, "b", MSGSTORE_REDIS_URL=url, MSGSTORE_WORKER_ID="32")
+        cls.b = start(cls.dir, "b", MSGSTORE_REDIS_URL=url, MSGSTORE_WORKER_ID="32", **env)
         cls.addClassCleanup(cls.stop_server, cls.b)
         for srv in (cls.a, cls.b):
             assert wait_for(lambda: health(srv)["realtime"]["redis"] == "up", 15), health(srv)
@@ -472,11 +500,43 @@ class RedisWithAuthAndDb(RedisPair):
         finally:
             self.stop_server(srv)
 
-    def test_tls_url_refused_with_a_reason(self):
+
+
+class RedisOverTls(RedisPair):
+    """rediss://: the same AUTH and database over TLS, the server's certificate verified
+    against MSGSTORE_REDIS_TLS_CA_FILE and the address in the URL."""
+    REDIS_ARGS = RedisWithAuthAndDb.REDIS_ARGS
+    URL_AUTH = "app:app-secret-pw@"
+    DB = "/5"
+    TLS = True
+
+    def test_events_cross_over_tls(self):
+        sse = self.sse_following(6161)  # an event published by B reached A's subscriber
+        sse.close()
+        for srv in (self.a, self.b):
+            self.assertNotIn("app-secret-pw", srv.tail())
+
+    def test_wrong_ca_is_reported(self):
+        d = tempfile.mkdtemp(prefix="hardening_tls_", dir=self.dir)
+        srv = start(d, "c", MSGSTORE_REDIS_URL=f"rediss://app:app-secret-pw@127.0.0.1:"
+                    f"{self.tls_port}/5", MSGSTORE_WORKER_ID="35",
+                    MSGSTORE_REDIS_TLS_CA_FILE=os.path.join(self.dir, "other.pem"))
+        try:
+            h = wait_for(lambda: (lambda x: x if x["realtime"].get("redis_error") else None)(
+                health(srv)), 10)
+            self.assertIsNotNone(h)
+            self.assertNotEqual(h["realtime"]["redis"], "up")
+            self.assertIn("certificate verification failed", h["realtime"]["redis_error"])
+            self.assertNotIn("app-secret-pw", json.dumps(h))
+        finally:
+            self.stop_server(srv)
+
+    def test_unreadable_ca_file_refused_at_start(self):
         d = tempfile.mkdtemp(prefix="hardening_tls_", dir=self.dir)
         with self.assertRaises(RuntimeError) as cm:
-            start(d, "d", MSGSTORE_REDIS_URL=f"rediss://app:app-secret-pw@127.0.0.1:{self.rport}")
-        self.assertIn("TLS", str(cm.exception))
+            start(d, "d", MSGSTORE_REDIS_URL=f"rediss://app:app-secret-pw@127.0.0.1:{self.tls_port}",
+                  MSGSTORE_REDIS_TLS_CA_FILE=os.path.join(d, "missing.pem"))
+        self.assertIn("CA file", str(cm.exception))
         self.assertNotIn("app-secret-pw", str(cm.exception))
 
 

@@ -57,6 +57,7 @@ typedef struct {
 } instance;
 
 static instance A, B;
+static const rt_redis_tls *TLS; /* rediss:// files of the instances started next */
 
 static void sleep_ms(int ms)
 {
@@ -89,7 +90,7 @@ static void start(instance *in, const char *url, int worker_id)
     assert_int_equal(rt_hub_create(&o, &in->hub), 0);
     assert_int_equal(rt_hub_attach(in->hub, 0, &in->loop), 0);
     char err[256];
-    assert_int_equal(rt_bridge_start(in->hub, url, &in->bridge, err, sizeof err), 0);
+    assert_int_equal(rt_bridge_start(in->hub, url, TLS, &in->bridge, err, sizeof err), 0);
 }
 
 static void stop(instance *in)
@@ -131,11 +132,11 @@ static const char *redis_url(void)
     return u ? u : "redis://127.0.0.1:6390";
 }
 
-static void test_cross_instance(void **state)
+/* Events, replay and typing between two instances over the Redis at url. */
+static void cross_instance(const char *url)
 {
-    (void)state;
-    start(&A, redis_url(), 1);
-    start(&B, redis_url(), 2);
+    start(&A, url, 1);
+    start(&B, url, 2);
     WAIT_UNTIL(rt_bridge_status(A.bridge, NULL, 0) == RT_BRIDGE_UP &&
                    rt_bridge_status(B.bridge, NULL, 0) == RT_BRIDGE_UP,
                5000);
@@ -228,6 +229,12 @@ static void test_cross_instance(void **state)
     stop(&B);
 }
 
+static void test_cross_instance(void **state)
+{
+    (void)state;
+    cross_instance(redis_url());
+}
+
 static void redis_ctl(const char *cmd, int port)
 {
     char line[1024];
@@ -315,6 +322,67 @@ static void test_redis_restart(void **state)
     redis_ctl("stop", port);
 }
 
+static void sh(const char *dir, const char *cmd)
+{
+    char line[2048];
+    snprintf(line, sizeof line, "cd '%s' && { %s; } >/dev/null 2>&1", dir, cmd);
+    if (system(line) != 0)
+        fail_msg("failed: %s", cmd);
+}
+
+/*
+ * rediss://: a redis-server with a TLS port (its certificate for IP 127.0.0.1
+ * signed by a CA made here) carries events between two instances that trust
+ * that CA; an instance that trusts another CA is refused and says why.
+ */
+static void test_tls(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rt_bridge_tls_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 -subj /CN=msgstore-test-ca "
+             "&& openssl req -x509 %s -keyout other.key -out other.pem -days 2 -subj /CN=other-ca "
+             "&& openssl req %s -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 "
+             "&& printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf "
+             "&& openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 2 -extfile ext.cnf",
+             ec, ec, ec);
+    sh(dir, cmd);
+    const int port = free_port(), tls_port = free_port();
+    char line[2048];
+    snprintf(line, sizeof line,
+             "%s/scripts/redis start %d --tls-port %d --tls-cert-file %s/srv.pem "
+             "--tls-key-file %s/srv.key --tls-ca-cert-file %s/ca.pem --tls-auth-clients no",
+             getenv("MSGSTORE_SOURCE_DIR"), port, tls_port, dir, dir, dir);
+    assert_int_equal(system(line), 0);
+    char url[64], ca[128], other[128];
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d", tls_port);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(other, sizeof other, "%s/other.pem", dir);
+
+    rt_redis_tls good = {.ca_file = ca}, bad = {.ca_file = other};
+    TLS = &good;
+    cross_instance(url);
+
+    TLS = &bad;
+    start(&A, url, 6);
+    char err[256] = "";
+    WAIT_UNTIL(rt_bridge_status(A.bridge, err, sizeof err) != RT_BRIDGE_UP &&
+                   strstr(err, "certificate"),
+               3000);
+    assert_int_equal(rt_bridge_status(A.bridge, err, sizeof err), RT_BRIDGE_CONNECTING);
+    if (!strstr(err, "certificate verification failed"))
+        fail_msg("err: \"%s\"", err);
+    stop(&A);
+    TLS = NULL;
+    redis_ctl("stop", port);
+    snprintf(line, sizeof line, "rm -rf '%s'", dir);
+    assert_int_equal(system(line), 0);
+}
+
 static void test_redis_absent(void **state)
 {
     (void)state;
@@ -342,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_cross_instance),
         cmocka_unit_test(test_redis_restart),
         cmocka_unit_test(test_redis_absent),
+        cmocka_unit_test(test_tls),
     };
     int failed = cmocka_run_group_tests_name("realtime bridge (int64 ids)", tests, NULL, NULL);
     /* The id format shows only on the wire and in the Redis keys: the cross-instance test covers

@@ -470,16 +470,17 @@ static void test_url(void **state)
         assert_true(err[0] != '\0');
         assert_null(strstr(err, "secretpw"));
     }
-    /* rediss:// parses, but the bridge refuses it: this hiredis has no TLS */
+    /* rediss:// with a CA file that cannot be read: refused at start, the file named */
     rt_hub_options o;
     rt_hub_options_default(&o);
     rt_hub *h = NULL;
     assert_int_equal(rt_hub_create(&o, &h), 0);
     rt_bridge *b = NULL;
-    assert_int_equal(rt_bridge_start(h, "rediss://u:secretpw@h", &b, err, sizeof err),
+    rt_redis_tls tls = {.ca_file = "/nonexistent/ca.pem"};
+    assert_int_equal(rt_bridge_start(h, "rediss://u:secretpw@h", &tls, &b, err, sizeof err),
                      MS_ERR_INVALID);
     assert_null(b);
-    assert_non_null(strstr(err, "TLS"));
+    assert_non_null(strstr(err, "CA file"));
     assert_null(strstr(err, "secretpw"));
     rt_hub_destroy(h);
     assert_int_equal(rt_bridge_status(NULL, err, sizeof err), RT_BRIDGE_DISABLED);
