@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The two commands of README.md, and a few more for developers.
 #   make run    install what is missing, build a release binary, start msgstore
 #   make check  install what the tests need, build, run every test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_cql_wire: CPU time per operation of the pure CQL codec, single thread.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cql_bench - load tool for msgstore's CQL client: prepared single-row INSERT
  * and SELECT at a chosen concurrency and duration, through the public async

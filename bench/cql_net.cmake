@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # CQL client load tool: prepared single-row INSERT/SELECT at a concurrency,
 # ops/s, latency percentiles and client CPU per operation; and the floor mode
 # (the ScyllaDB backend's own statements of a POST and of a latest page, their

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # CPU cost of the CQL wire codec per operation, with an allocation counter
 # (malloc/realloc are wrapped at link time to count calls in the hot path).
 add_executable(bench_cql_wire ${CMAKE_CURRENT_SOURCE_DIR}/bench_cql_wire.c)

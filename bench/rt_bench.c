@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rt_bench - real-time delivery: latency from POST to delivery and memory per
  * idle subscriber, against a `msgstore serve` it starts itself.

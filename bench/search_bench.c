@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * search_bench - full-text search (issue 12): POST throughput with search on
  * and off, search latency over a large store, and (ScyllaDB) index lag under

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The message store benchmark (numbers in docs/benchmarks.md, section "Message store").
 if(TARGET msgstore_store)
   add_executable(store_bench ${CMAKE_CURRENT_SOURCE_DIR}/store_bench.c)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store_bench - message store throughput and latency, through the public
  * async API on one libuv loop (as one server worker would call it).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # All dependencies are Debian packages installed by scripts/deps.
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)

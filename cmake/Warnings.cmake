@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Warnings for our own code. Third-party headers come in through pkg-config
 # imported targets, whose include directories are SYSTEM, so they stay quiet.
 set(MSGSTORE_WARNINGS

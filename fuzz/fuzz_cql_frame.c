@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target for the CQL v4 response path: incremental framing, LZ4
  * bodies, frame prefixes, and every response decoder (ERROR, RESULT with full

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Write the seed corpus of fuzz_cql_frame (fuzz/corpus/fuzz_cql_frame/*.bin).
 
 Each seed is <mode byte><payload>; see the modes in fuzz_cql_frame.c. The

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Tiny CQL native-protocol v4 probe (python3 stdlib only).
 
 Connects, sends STARTUP (answering PasswordAuthenticator with SASL PLAIN when

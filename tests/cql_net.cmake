@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # CQL client (I/O half): unit tests of the pure parts, integration tests on a
 # real Cassandra node, cluster tests on the 4-node cluster.
 if(TARGET msgstore_cql)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Operations e2e: nothing acknowledged is lost when a process dies by SIGKILL under POST load
 # (tests/e2e/test_durability.py): msgstore serve on SQLite; the faults node
 # (production durability, scripts/cassandra) under msgstore serve.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # ctest fixtures for the real Cassandra nodes (scripts/cassandra) and the infra
 # tests. A fixture's setup test runs `scripts/cassandra ensure NAME` before the
 # first test that lists it in FIXTURES; its cleanup test runs `release NAME`

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # realtime: hub, queues, presence (unit); Redis bridge against a real
 # redis-server (integration); the redis fixture.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Schemathesis against `msgstore serve` on both backends: every check, 0 failures
 # (tests/e2e/test_schemathesis.py; the pinned tools come from scripts/pyvenv).
 find_package(Python3 COMPONENTS Interpreter)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # search: the PostgreSQL fixture of the cluster backend's search index
 # (src/search/, docs/architecture.md).
 #

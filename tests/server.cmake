@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # server: end-to-end tests of `msgstore serve` over real HTTP on loopback
 # (tests/e2e/; responses checked against docs/openapi.yaml with a real OpenAPI
 # validator). The tests run in the venv of scripts/pyvenv (<build>/e2e-venv, the

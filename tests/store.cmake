@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The message store: one conformance suite run against every backend, in both id formats
 # (MSGSTORE_ID_FORMAT: the suite names channels and users through U(n), an id of the store's
 # format, so every operation runs with UUIDs and with integers):

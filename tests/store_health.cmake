@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # store_health: the backend details behind /health (tests/integration/test_store_health.c).
 #   test_store_health          SQLite (a fresh file in a temp dir)
 #   test_store_health_scylla   the Cassandra node of the fixture, keyspace msgstore_health

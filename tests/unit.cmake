@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # core unit tests
 ms_add_test(test_snowflake SOURCES unit/test_snowflake.c LIBS msgstore_core LABELS unit)
 ms_add_test(test_xid SOURCES unit/test_xid.c LIBS msgstore_core LABELS unit)

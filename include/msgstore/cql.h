@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cql.h - msgstore's CQL native protocol v4 client (Cassandra, ScyllaDB).
  *

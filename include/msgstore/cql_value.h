@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cql_value.h - CQL values and results: the pure (no I/O) half of msgstore's
  * CQL native protocol v4 client that callers see.

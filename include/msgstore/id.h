@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * id.h - channel and user ids: a UUID or a positive 64-bit integer.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.h - the msgstore subcommands. Each lives in its own file
  * (src/cli/cmd_<name>.c) and is listed in main.c's table.

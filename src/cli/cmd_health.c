@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_health.c - `msgstore health`: is msgstore ready? For scripts and
  * container probes: exit 0 when ready, 1 when not (or unreachable), 2 for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_migrate.c - `msgstore migrate`: applies the schema migrations compiled
  * into the binary to the configured backend (the SQLite file, or the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_serve.c - `msgstore serve`: open the store, serve the HTTP API until
  * SIGTERM or SIGINT, then stop gracefully: stop accepting, let requests in

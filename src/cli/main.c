@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - msgstore's command line: `msgstore <command> [--NAME=VALUE ...]`.
  */

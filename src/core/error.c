@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "core/error.h"
 
 const char *ms_err_name(int code)

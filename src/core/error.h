@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * error.h - error codes shared by every layer. They are public (the CQL
  * client and the store return them): the definitions live in

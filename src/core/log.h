@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.h - structured logs: one line per event on stderr, JSON or text.
  *

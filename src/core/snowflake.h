@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * snowflake.h - 64-bit time-ordered ids, Discord style.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * xid.c - channel and user ids (include/msgstore/id.h): parse, format, bytes.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* breaker.c - circuit breaker state machine (see breaker.h). */
 #include "cql/breaker.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * buf.c - growable byte buffer, bump arena and the primitive [notation]
  * appenders of section 3 of the v4 spec.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* clock.c - monotonic time and client-side timestamps (see clock.h). */
 #include "cql/clock.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * clock.h - time sources of the client: a monotonic clock for deadlines and
  * client-side timestamps (microseconds since the Unix epoch, strictly

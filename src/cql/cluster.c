@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cluster.c - the control connection: finds the cluster from the contact
  * points, reads system.local, system.peers and system_schema.keyspaces,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* conn.c - one CQL connection: TCP/TLS, handshake, streams, coalesced writes (see conn.h). */
 #include "cql/conn.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * exec.c - running a request: the plan of hosts (token, tablet and DC
  * aware), attempts on pool connections, retries with backoff, speculative

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * frame.c - frame header codec, incremental framing and the request
  * encoders of section 4.1 of the v4 spec.

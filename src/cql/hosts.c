@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hosts.c - a session's host table and the views built from it: the
  * load-balancing lists, the token ring and the replica maps per keyspace.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lb.c - DC- and token-aware query plans (see lb.h). */
 #include "cql/lb.h"
 

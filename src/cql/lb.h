@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lb.h - the load-balancing plan: which hosts to try for one request, in order.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lru.c - bounded LRU map for the prepared-statement cache (see lru.h). */
 #include "cql/lru.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lru.h - a bounded least-recently-used map from (namespace, key) strings to
  * values, used for the prepared-statement cache (namespace = keyspace, key =

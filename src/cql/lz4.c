@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lz4.c - frame body compression as Cassandra's v4 LZ4 compressor does it
  * (section 5): a 4-byte big-endian uncompressed length, then one raw LZ4

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pager.c - cql_pager: runs one statement page after page, carrying the
  * paging state (on top of cql_session_execute).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pool.c - connection pools per host (per shard on ScyllaDB), reconnection. */
 #include "cql/session.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * prepared.c - prepared statements: the session's LRU cache (key: keyspace +
  * query), one PREPARE in flight per statement however many requests wait for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto.h - CQL native protocol v4 frame codec (internal to src/cql).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * request.c - a request's lifecycle: allocation and reuse, encoding, the
  * public entry points (execute, prepare, batch), completion and closing.

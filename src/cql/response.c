@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * response.c - response frame prefixes (tracing id, warnings, custom
  * payload) and the small response bodies: ERROR, AUTHENTICATE,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * result.c - RESULT bodies (section 4.2.5): Void, Rows (metadata, paging
  * state, lazy row cursor), Set_keyspace, Prepared, Schema_change; typed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* retry.c - backoff delays and retry decisions (see retry.h). */
 #include "cql/retry.h"
 

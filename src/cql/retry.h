@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * retry.h - backoff delays (retries, reconnection) and the retry decision for
  * a failed attempt.

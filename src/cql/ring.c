@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ring.c - token ring and replica placement (see ring.h). */
 #include "cql/ring.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ring.h - the token ring and replica placement (Murmur3Partitioner).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * session.c - a CQL session: options, hosts, load-balancing views, the token
  * ring per keyspace, housekeeping, stats and closing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * session.h - internals of a CQL session shared by session.c (lifecycle,
  * hosts, housekeeping), request.c (a request's lifecycle), exec.c (running

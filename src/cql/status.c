@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* status.c - cql_status helpers (see status.h). */
 #include "cql/status.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sync.c - the synchronous layer: a session on a private loop (see cql.h). */
 #include "msgstore/cql.h"
 

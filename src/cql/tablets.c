@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tablets.c - ScyllaDB tablet routing cache (see tablets.h). */
 #include "cql/tablets.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tablets.h - ScyllaDB tablet routing (TABLETS_ROUTING_V1): a cache of
  * (first, last] token ranges of a table -> replicas (host id, shard), learnt

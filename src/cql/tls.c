@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tls.c - OpenSSL with memory BIOs for CQL connections (see tls.h). */
 #include "cql/tls.h"
 

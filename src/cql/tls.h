@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls.h - TLS for CQL connections with OpenSSL memory BIOs: libuv moves the
  * ciphertext, OpenSSL never touches the socket. Verification is on by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * token.c - Murmur3Partitioner tokens, routing keys and ScyllaDB shard math.
  *

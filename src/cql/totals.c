@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * totals.c - a host's totals over the sessions of one name, for health
  * reports. Each session keeps the process-wide gauges

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tq.c - deadline queue on one uv_timer_t (see tq.h). */
 #include "cql/tq.h"
 

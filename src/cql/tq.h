@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tq.h - a deadline queue: many timers on one uv_timer_t.
  *

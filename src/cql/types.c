@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * types.c - CQL type descriptors: static primitives, [option] parsing from
  * result metadata (recursive, depth-limited, arena-allocated), CQL names, and

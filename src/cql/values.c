@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * values.c - the bound values builder (cql_values) and the scalar codecs on
  * raw value bytes (section 6 of the v4 spec): integers, floats, uuid, inet,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wire.h - bounds-checked big-endian readers and writers shared by the CQL
  * codec files (internal to src/cql). Every reader checks the remaining length

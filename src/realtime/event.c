@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * event.c - event kinds and rendered, reference-counted messages.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hub.c - in-process fan-out: channel table with replay rings, per-worker
  * subscriber registries, bounded subscriber queues.

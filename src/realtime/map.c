@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * map.c - a small open-addressing hash map from channel ids (ms_xid, not none) to
  * pointers: linear probing, backward-shift deletion (no tombstones), grows

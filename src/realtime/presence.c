@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * presence.c - typing indicators and presence: an in-process TTL table,
  * mirrored to Redis keys with PX TTLs when the bridge is up.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * realtime.h - real-time delivery: events, the hub, subscribers, the Redis
  * bridge, typing and presence.

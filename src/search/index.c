@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * index.c - the search index of the ScyllaDB backend (search.h): the indexer
  * that drains the change log into PostgreSQL, and the provider that answers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pg.c - libpq helpers and the index's tables (pg.h). */
 #include "search/pg.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pg.h - what the search layer's files share: the PostgreSQL tables of one
  * keyspace's index and a few libpq helpers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * search.h - the search index of the ScyllaDB backend: PostgreSQL beside the
  * cluster, as the seed platform has it.

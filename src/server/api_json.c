@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_json.c - input validation and the JSON shapes of the API.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_messages.c - /v1/channels/{channel_id}/messages[/{message_id}[/history]]
  * and the Telegram lookup /v1/telegram/{chat_id}/messages/{message_id}.

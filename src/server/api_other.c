@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_other.c - reactions, pins, read positions, channel metadata and
  * Telegram sync state.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_search.c - full-text search:
  *   GET /v1/channels/{channel_id}/search?q=&limit=&before=&sort=

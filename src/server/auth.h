@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * auth.h - bearer tokens for the API (MSGSTORE_API_TOKENS, MSGSTORE_API_TOKEN_FILE).
  *

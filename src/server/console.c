@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * console.c - GET /console: one static page (console.html, compiled into
  * the binary) where a person pastes a token, opens a channel, sees messages

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake -DIN=<file> -DOUT=<file.c> -DNAME=<symbol> -P embed_file.cmake
 # Writes a C file holding IN as `const char NAME[]` (NUL-terminated) and `const size_t NAME_len`.
 file(READ ${IN} hex HEX)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * health.c - probes and metrics:
  *   /health/live   the process answers (no database call: a stuck database

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http.c - the server's life: options, listening sockets (SO_REUSEPORT, one
  * per worker), worker threads with their loops and h2o contexts, connection

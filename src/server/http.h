@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http.h - msgstore's thin HTTP layer over h2o 2.2.5 (libuv flavour).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http_internal.h - what the http_*.c files share. Only they include h2o.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http_request.c - one request's way through the layer: routing, path and
  * query parameters, the guard, the answer, metrics and the access log; and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http_stream.c - responses that stay open: streamed bodies (Server-Sent
  * Events) through an h2o generator, and WebSockets through h2o + wslay.

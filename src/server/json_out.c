@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json_out.c - a direct JSON writer for the hot answers (messages, pages).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jwt.h - user tokens: JSON Web Tokens (RFC 7519) in compact JWS form,
  * verified with OpenSSL.

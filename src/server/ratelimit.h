@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ratelimit.h - token buckets per caller (a user token's sub, a service
  * token), shared by every worker thread.

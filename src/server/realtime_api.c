@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * realtime_api.c - WebSocket and SSE subscriptions, typing and presence
  * endpoints, and the commit hook that feeds the realtime hub.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * realtime_api.h - the real-time endpoints of `msgstore serve` (docs/realtime.md):
  *

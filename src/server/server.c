@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.c - the msgstore server: configuration to http_server options, the
  * bearer-token guard, store errors to HTTP answers, the commit hook, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.h - `msgstore serve`: the HTTP/JSON API over the message store.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server_internal.h - what the server's files share (srv__ prefix).
  */

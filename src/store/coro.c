@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * coro.c - stackful coroutines on ucontext (see coro.h), annotated for
  * AddressSanitizer (fiber switches) and valgrind (stack registration).

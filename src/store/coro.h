@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * coro.h - stackful coroutines for the ScyllaDB backend's operations.
  *

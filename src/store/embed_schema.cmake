@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake -DSCHEMA_DIR=<schema> -DOUT=<file.c> -P embed_schema.cmake
 # Writes a C file with every schema/sqlite/NNN_*.sql and schema/cql/NNN_*.cql
 # as byte arrays, sorted by file name (= by version), for store_migrations().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* enums.c - names of the store's enumerations, and their parsers. */
 #include "store_internal.h"
 

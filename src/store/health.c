@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * health.c - what both backends' health checks share: the result, and the
  * tables the schema expects.

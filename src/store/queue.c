@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * queue.c - a FIFO of store operations shared by threads: the backends' work
  * queues (SQLite writer and readers, ScyllaDB workers) and the answers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * result.c - result objects: a struct and its strings in one arena, shared by
  * reference count (coalesced readers receive the same result); and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla.c - the ScyllaDB / Apache Cassandra backend, through src/cql:
  * dispatch (options, sessions per loop, the operation array, open, close).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_cql.c - the ScyllaDB backend's statements: their table (kind and
  * text, scylla_internal.h), preparing, running one statement or a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_health.c - the ScyllaDB/Cassandra backend's health check
  * (store_health), run by a worker on its own CQL session like any operation:

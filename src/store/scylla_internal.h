@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_internal.h - what the ScyllaDB backend's files share: the statement
  * table, the backend and its sessions, and the helpers every operation uses.

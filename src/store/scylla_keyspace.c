@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_keyspace.c - the cluster keyspace: vnodes or tablets (see
  * scylla_keyspace.h). ScyllaDB's tablets break what msgstore needs on most

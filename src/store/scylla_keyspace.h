@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_keyspace.h - creating the cluster keyspace: vnodes or tablets, per
  * server (docs/operations.md, "Running on ScyllaDB").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_messages.c - the ScyllaDB backend's messages: reading a message row,
  * inserting (nonce and Telegram claims, the write batch, the bucket's count),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_meta.c - the ScyllaDB backend's reactions, pins, read positions,
  * channel metadata, Telegram sync state and ping.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_migrate.c - the ScyllaDB backend's migrations: the keyspace, then
  * the schema/cql scripts not yet recorded in schema_version.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scylla_repair.c - exact counts on the ScyllaDB backend: recording a count
  * whose counter update failed (counter_repairs), and the repair pass that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * search_query.c - the search query language, parsed once, translated per
  * index; and the excerpt shown with each hit.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sqlite.c - the embedded backend: one SQLite file, one writer thread, a
  * small pool of reader threads.

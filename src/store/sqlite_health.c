@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sqlite_health.c - the SQLite backend's health check (store_health): the
  * file, its journal mode and size, the schema version and the tables, read

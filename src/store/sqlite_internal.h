@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sqlite_internal.h - what the SQLite backend's files share: a connection
  * with its prepared statements, and the operations run on it.

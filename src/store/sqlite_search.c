@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sqlite_search.c - store_search on the embedded backend: the FTS5 index of
  * schema/sqlite/002_search.sql, and the one-time indexing of the messages a

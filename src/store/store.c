@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store.c - the backend-neutral half of the store: requests in, answers out.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store_internal.h - what the store's files share: the operation record that
  * travels from the API to a backend and back, the backend vtable, result

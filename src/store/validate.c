@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * validate.c - every request is checked here, before any backend sees it, so
  * both backends reject the same input with the same words and nothing is

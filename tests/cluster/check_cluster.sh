@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Cluster check (ctest label "cluster", fixture cassandra_cluster): the four
 # test nodes (dc1: 127.0.1.1-3, dc2: 127.0.1.4) are up, each sees the three
 # others as Up/Normal in gossip (nodetool status over each node's JMX) and in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The CQL client on the 4-node cluster ($MSGSTORE_TEST_CASSANDRA_CLUSTER:
  * 127.0.1.1-3 in dc1, 127.0.1.4 in dc2):

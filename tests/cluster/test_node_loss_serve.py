@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 Node loss through the service (issue 9, "Measure"): `msgstore serve` on the 4-node test cluster
 (scripts/cassandra `cluster`: 127.0.1.1-3 in dc1, 127.0.1.4 in dc2), keyspace at RF dc1:3 +

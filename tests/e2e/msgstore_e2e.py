@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """
 msgstore_e2e.py - helpers for the end-to-end tests: start a real `msgstore serve`
 process, talk HTTP/1.1 to it over loopback (http.client, keep-alive), and check

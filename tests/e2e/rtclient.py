@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Minimal real-time clients for msgstore's end-to-end tests (Python stdlib only).
 
 WsClient: an RFC 6455 WebSocket client over a plain socket (client frames

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 End-to-end tests of the two kinds of credentials, the browser transport and
 the rate limits, on real `msgstore serve` processes:

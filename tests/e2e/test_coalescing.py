@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 MSGSTORE_READ_COALESCING: identical reads in flight share one store query by default
 (msgstore_store_coalesced_total{op="page"} grows under concurrent identical latest pages);

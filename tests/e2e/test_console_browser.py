@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 The console page (/console) in a real browser: headless Chromium (Debian's
 chromium and chromium-driver), driven through chromedriver's W3C WebDriver

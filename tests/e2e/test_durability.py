@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 Nothing acknowledged is lost when a process dies by SIGKILL under write load.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of the server's defences (issue 10: attacks and limits).
 
 - more worker threads than 64: WebSocket and SSE on every worker;

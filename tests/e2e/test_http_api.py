@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 End-to-end tests of `msgstore serve`: a real process on a free loopback port,
 a real store (the SQLite file by default; SCYLLA_ENABLED=true in the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of real-time delivery with real clients against running servers.
 
 - one `msgstore serve`: WebSocket and SSE subscriptions, every event kind,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 The schema fuzzer: Schemathesis (pinned in tests/e2e/requirements.txt) generates
 requests from docs/openapi.yaml, valid and invalid ones, against a real

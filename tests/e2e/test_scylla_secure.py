@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 `msgstore migrate` and `msgstore serve` against the password node and the TLS node
 (client certificates required), configured only through the settings an operator uses:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 Issue 9: the ScyllaDB backend at the edges of a server's life.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 Faults of the ScyllaDB backend's search index (issue 12): real `msgstore serve`
 processes on the fixture's Cassandra node, a PostgreSQL of this test's own

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """
 End-to-end tests of a uuid store (MSGSTORE_ID_FORMAT=uuid, the default) on a
 real `msgstore serve`: the SQLite file, or ScyllaDB/Cassandra with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers shared by the CQL client's integration and cluster tests. */
 #ifndef MS_TEST_CQL_TEST_H
 #define MS_TEST_CQL_TEST_H

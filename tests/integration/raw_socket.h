@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Blocking-socket helpers shared by the tests that speak the native protocol
  * directly (test_cql_options, test_cql_wire_live). */
 #ifndef MS_TEST_RAW_SOCKET_H

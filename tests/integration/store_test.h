@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * State and helpers shared by the store's backend-parametrised integration
  * tests (test_store_conformance, test_store_health). Each test file includes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A TCP forwarder for integration tests (cmocka included first): a listener on
  * 127.0.0.1 (port 0: p->port) whose connections go to node_host:node_port.
  * proxy_cut() makes the node "go away" (no listener, every connection closed)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Password authentication (SASL PLAIN) against the PasswordAuthenticator node
  * ($MSGSTORE_TEST_CASSANDRA_AUTH): the right credentials connect, wrong ones

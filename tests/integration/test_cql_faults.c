@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Faults on a node of our own ($MSGSTORE_TEST_CASSANDRA_FAULTS, the "faults"
  * node of scripts/cassandra), under a steady load of 64 concurrent requests:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The test Cassandra node speaks native protocol v4: OPTIONS -> SUPPORTED.
  * Talks plain TCP to $MSGSTORE_TEST_CASSANDRA (default 127.0.0.1:9042), so it
  * checks the fixture (scripts/cassandra) independently of our CQL client. */

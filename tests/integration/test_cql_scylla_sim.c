@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The client against simulated ScyllaDB releases (tests/scylla_sim/scylla_sim.py):
  * the protocol extensions no Cassandra node can show.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The CQL client against a real Cassandra node ($MSGSTORE_TEST_CASSANDRA):
  * every type round-trips through a table, null and unset, counters,

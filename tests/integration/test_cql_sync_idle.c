@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A cql_sync session that sits idle through an outage of its node
  * ($MSGSTORE_TEST_CASSANDRA, reached through a TCP proxy owned by the test:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * TLS against the client-TLS node ($MSGSTORE_TEST_CASSANDRA_TLS, CA and client
  * certificate in $MSGSTORE_TEST_TLS_DIR), which requires client certificates

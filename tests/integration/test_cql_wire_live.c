@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The wire codec against a real Cassandra node ($MSGSTORE_TEST_CASSANDRA,
  * default 127.0.0.1:9042), over a plain blocking socket so only the codec is

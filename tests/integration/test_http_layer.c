@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_http_layer.c - the extension points of src/server/http.h over real
  * loopback sockets: routes with decoded parameters and queries, the guard,

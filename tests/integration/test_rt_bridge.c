@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Redis bridge against a real redis-server: two hubs (two "instances" in one
  * process, each with its own bridge thread and connections), events from one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The store conformance suite: every operation and its edge cases, against a
  * real backend. The same tests run on each backend:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store_health (the details behind /health) against a real backend, in the
  * manner of the conformance suite: the same tests on each backend.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `msgstore migrate` on a SQLite file: applies the embedded migrations with
  * progress, records them, is a no-op the second time, refuses a database

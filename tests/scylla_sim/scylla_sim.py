@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A simulated ScyllaDB at the CQL protocol level (native protocol v4).
 
 No ScyllaDB server can run where msgstore is tested, so this answers as

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """`msgstore migrate` against simulated ScyllaDB releases (issue 14).
 
 For each release the simulator (scylla_sim.py) answers as that release would;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration: defaults per profile, parsing, and clear rejection of bad values. */
 #include <setjmp.h>
 #include <stdarg.h>

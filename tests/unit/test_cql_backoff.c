@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Backoff bounds (exponential with full/equal jitter, constant), retry
  * decisions, and client-side monotonic timestamps. */
 #include <setjmp.h>

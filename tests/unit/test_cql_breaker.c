@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Circuit breaker: closed -> open -> half-open (one probe) -> closed / open. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * CQL v4 frame codec: header, incremental framing, every request body, LZ4
  * body compression. Expected bytes are written out by hand from

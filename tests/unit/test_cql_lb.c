@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* DC-aware, token-aware query plans: local replicas first (round-robin),
  * then other local hosts, remote DCs only when allowed, down hosts skipped. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Prepared-statement LRU: lookups, eviction order, replacement, ownership. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The pool's shard logic with a faked SUPPORTED map (there is no ScyllaDB
  * server here): shard counts from SCYLLA_* keys, one slot set per shard,

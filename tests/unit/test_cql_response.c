@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * CQL v4 responses decoded from hand-built bodies: frame prefixes (tracing
  * id, warnings, custom payload), every ERROR code with its extra fields,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Token ring and replica placement: SimpleStrategy and NetworkTopologyStrategy
  * (Cassandra 4+ rack-aware walk), replication options, replica map lookups. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The tablet routing cache (src/cql/tablets.c): the "tablets-routing-v1"
  * payload as ScyllaDB encodes it, (first, last] lookups, overlap replacement.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Murmur3Partitioner tokens, routing keys and ScyllaDB shard math, checked
  * against vectors published by real drivers (sources cited per table).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * CQL types: every type goes through the value builder, into a Rows result
  * (row cells have the same [bytes] layout as bound values) and back out

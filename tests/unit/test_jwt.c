@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* User tokens: signature and alg/key pairing, claims, ids of both formats, leeway. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Metrics registry: registration, updates from threads, Prometheus rendering. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Rate-limit buckets: burst, refill, Retry-After, keys apart, bounded memory, threads. */
 #include <setjmp.h>
 #include <stdarg.h>

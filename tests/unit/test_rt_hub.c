@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Real-time hub: fan-out, replay, bounded queues, workers on threads, the map, presence. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The search query language's PostgreSQL form (store_search_query_pg): every
  * term is a bound parameter, never SQL or tsquery syntax; prefixes are quoted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Snowflake ids: uniqueness under threads, clock steps, fields, buckets. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_xid.c - channel and user ids (include/msgstore/id.h).
  */
