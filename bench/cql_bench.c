@@ -21,8 +21,8 @@
  *             message row, last_message_id), then the per-(channel, bucket)
  *             counter update; 2 requests, one after the other
  *   page      the latest page of 50: the newest bucket read at LIMIT 51, paged
- *             as the store pages it (rows per page: --page-rows, default the
- *             store's bound of 1 MiB per page with rows at their largest)
+ *             as the store pages it (--page-rows, default 51: the newest
+ *             partition's read is paged by the rows wanted, one request)
  *   get       GET one message: the message row by its key (channel, bucket, id)
  *             of one of the messages written first, at LOCAL_QUORUM
  *   batch, counter, nonce (the nonce LWT), telegram (the Telegram-id LWT):
@@ -648,14 +648,6 @@ static char *stmt_text(sc_stmt_id id)
     return out;
 }
 
-/* Rows per page of the store's message reads (scylla_messages.c page_rows: 1 MiB / largest row). */
-static int32_t store_page_rows(void)
-{
-    size_t row = (size_t)4000 * 4 /* MSGSTORE_MAX_CONTENT_CHARS, 4 bytes each */ +
-                 2 * STORE_MAX_JSON_BYTES + STORE_MAX_NONCE_BYTES + 256;
-    return (int32_t)(SC_READ_BYTES / row);
-}
-
 static int parse_ops(const char *names, op_kind *out, int max)
 {
     int n = 0;
@@ -698,7 +690,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < nops; i++)
         *(ops[i] >= OP_POST ? &floor : &kv) = true;
     if (!page_rows)
-        page_rows = store_page_rows();
+        page_rows =
+            51; /* scylla_messages.c take_read: one partition's read paged by the rows wanted */
 
     cql_options o;
     cql_options_init(&o);
