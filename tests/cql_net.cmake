@@ -42,6 +42,12 @@ if(TARGET msgstore_cql AND Python3_Interpreter_FOUND AND TARGET msgstore_server)
            COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/scylla_sim/test_scylla_sim_migrate.py)
   set_tests_properties(scylla_sim_migrate PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+  # msgstore serve rate limited by the simulator (a non-standard advertised code): 429 with
+  # Retry-After, then 200 once it stops (rate limiting is no host failure).
+  add_test(NAME scylla_sim_rate_limit
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/scylla_sim/test_scylla_sim_rate_limit.py)
+  set_tests_properties(scylla_sim_rate_limit PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endif()
 # Node loss through the service: msgstore serve on the cluster under POST and GET load, one dc1
 # node SIGKILLed; after mark-down no request fails and every acknowledged message is readable.

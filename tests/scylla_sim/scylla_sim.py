@@ -19,6 +19,11 @@ depends on (issue 14), and nothing more:
 - any other DDL: a SCHEMA_CHANGE; msgstore's schema_version rows are kept, so
   a second `msgstore migrate` finds them;
 - tables named "rate_limited": the rate-limit error with the advertised code;
+  likewise any statement matching Sim.rate_limit_match (a regex, None: off;
+  it may be changed while running), so `msgstore serve` can be rate limited
+  and then let through;
+- PREPARE of any other statement: each marker a blob (any bytes fit), the
+  selected columns blobs; its EXECUTE answers no rows (a SELECT) or void;
 - tables named "slow...": the first execution for a key is answered after
   5 s, later ones at once (speculative executions);
 - PREPARE/EXECUTE of "SELECT v FROM <ks>.<table> WHERE k = ?" (k bigint):
@@ -44,7 +49,7 @@ import uuid
 
 OP_ERROR, OP_STARTUP, OP_READY, OP_OPTIONS, OP_SUPPORTED = 0x00, 0x01, 0x02, 0x05, 0x06
 OP_QUERY, OP_RESULT, OP_PREPARE, OP_EXECUTE, OP_REGISTER = 0x07, 0x08, 0x09, 0x0A, 0x0B
-T_BIGINT, T_INT, T_UUID, T_VARCHAR, T_INET = 0x0002, 0x0009, 0x000C, 0x000D, 0x0010
+T_BLOB, T_BIGINT, T_INT, T_UUID, T_VARCHAR, T_INET = 0x0003, 0x0002, 0x0009, 0x000C, 0x000D, 0x0010
 T_LIST, T_MAP, T_SET = 0x0020, 0x0021, 0x0022
 SYNTAX, INVALID, CONFIG = 0x2000, 0x2200, 0x2300
 NR_SHARDS = 2
@@ -150,6 +155,7 @@ class Sim:
         self.startups = []  # (host addr, options dict)
         self.prepared = {}
         self.slow_seen = {}
+        self.rate_limit_match = None
         self.port = None
         self.loop = None
         self._servers = []
@@ -387,7 +393,7 @@ class Sim:
         if up.startswith("USE "):
             ks = qs[4:].strip().strip('"')
             return (OP_RESULT, struct.pack(">i", 3) + string(ks), None)
-        if "RATE_LIMITED" in up:
+        if "RATE_LIMITED" in up or self.limited(q):
             return self.rate_limited()
         if re.match(r"INSERT INTO (\w+\.)?SCHEMA_VERSION", up) and "'ID_FORMAT'" in up and values:
             # the store's id format row (scope 'id_format', version 0, name = the format)
@@ -411,6 +417,10 @@ class Sim:
             spec = [(c, T_VARCHAR) for c in self.select_cols(qs)]
             return (OP_RESULT, rows("ks", "t", spec, []), None)
         return (OP_RESULT, struct.pack(">i", 1), None)
+
+    def limited(self, q):
+        pat = self.rate_limit_match
+        return pat is not None and re.search(pat, q, re.I) is not None
 
     def rate_limited(self):
         # ScyllaDB's body after the message: <op_type byte: 0 read, 1 write><rejected_by_coordinator byte>
@@ -445,15 +455,28 @@ class Sim:
 
     def prepare(self, q):
         m = re.match(r"\s*SELECT v FROM (\w+)\.(\w+) WHERE k = \?\s*$", q, re.I)
-        if not m:
-            return self.error(INVALID, "the simulator prepares only SELECT v FROM ks.t WHERE k = ?")
-        ks, table = m.group(1), m.group(2)
         pid = uuid.uuid5(uuid.NAMESPACE_OID, q).bytes
         self.prepared[pid] = q
+        if not m:
+            return self.prepare_any(pid, q)
+        ks, table = m.group(1), m.group(2)
         bind = struct.pack(">iii", 0x0001, 1, 1) + struct.pack(">H", 0) + string(ks) + \
             string(table) + string("k") + typ(T_BIGINT)
         res = struct.pack(">ii", 0x0001, 1) + string(ks) + string(table) + string("v") + \
             typ(T_VARCHAR)
+        return (OP_RESULT, struct.pack(">i", 4) + sbytes(pid) + bind + res, None)
+
+    def prepare_any(self, pid, q):
+        """Any other statement: its markers and selected columns as blobs."""
+        n = q.count("?")
+        bind = struct.pack(">iii", 0x0001, n, 0)
+        if n:
+            bind += string("ks") + string("t")
+            bind += b"".join(string("p%d" % i) + typ(T_BLOB) for i in range(n))
+        cols = self.select_cols(q) if q.lstrip().upper().startswith("SELECT") else []
+        res = struct.pack(">ii", 0x0001 if cols else 0, len(cols))
+        if cols:
+            res += string("ks") + string("t") + b"".join(string(c) + typ(T_BLOB) for c in cols)
         return (OP_RESULT, struct.pack(">i", 4) + sbytes(pid) + bind + res, None)
 
     def tablet_of(self, table):
@@ -463,7 +486,14 @@ class Sim:
         return self.hosts[-1], 1
 
     def execute(self, host, shard, q, values):
-        m = re.match(r"\s*SELECT v FROM (\w+)\.(\w+)", q, re.I)
+        if self.limited(q):
+            return self.rate_limited()
+        m = re.match(r"\s*SELECT v FROM (\w+)\.(\w+)\s", q, re.I)
+        if not m:
+            cols = self.select_cols(q) if q.lstrip().upper().startswith("SELECT") else []
+            if not cols:
+                return (OP_RESULT, struct.pack(">i", 1), None)
+            return (OP_RESULT, rows("ks", "t", [(c, T_BLOB) for c in cols], []), None)
         ks, table = m.group(1), m.group(2)
         if "rate_limited" in table:
             return self.rate_limited()
