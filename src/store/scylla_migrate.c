@@ -119,6 +119,25 @@ typedef struct sc_mig {
     const ms_config *cfg;
 } sc_mig;
 
+/*
+ * Runs a read of the migration tables. Right after CREATE TABLE, a replica
+ * can still answer "unconfigured table" or "Unknown CF" although the client
+ * waited for schema agreement (seen on a 4-node cluster): such a read is
+ * tried again, for up to about 5 s, letting the session's loop run between
+ * tries. Returns what cql_sync_execute returns; *st holds the last answer.
+ */
+static int mig_read(cql_sync *db, const cql_statement *s, cql_result **res, cql_status *st)
+{
+    for (int tries = 0;; tries++) {
+        int rc = cql_sync_execute(db, s, res, st);
+        bool young = (rc != 0 || st->code) && (strstr(st->message, "unconfigured table") ||
+                                               strstr(st->message, "Unknown CF"));
+        if (!young || tries == 25)
+            return rc != 0 ? rc : st->code;
+        cql_sync_run_for(db, 200);
+    }
+}
+
 static int cql_recorded(void *ctx, int version, char have[17], char *err, size_t errlen)
 {
     sc_mig *mc = ctx;
@@ -132,7 +151,7 @@ static int cql_recorded(void *ctx, int version, char have[17], char *err, size_t
     s.consistency = (int)mc->cfg->scylla_read_consistency;
     cql_result *res = NULL;
     cql_status st;
-    int rc = cql_sync_execute(mc->db, &s, &res, &st);
+    int rc = mig_read(mc->db, &s, &res, &st);
     cql_values_free(&v);
     if (rc != 0 || st.code) {
         snprintf(err, errlen, "cannot read schema_version: %s", st.message);
@@ -160,7 +179,7 @@ static int cql_read_format(cql_sync *db, const ms_config *cfg, ms_id_format *out
     s.consistency = (int)cfg->scylla_serial_consistency; /* sees what a conditional write wrote */
     cql_result *res = NULL;
     cql_status st;
-    if (cql_sync_execute(db, &s, &res, &st) != 0 || st.code) {
+    if (mig_read(db, &s, &res, &st) != 0) {
         snprintf(err, errlen, "cannot read the keyspace's id format: %s", st.message);
         return st.code ? st.code : MS_ERR_IO;
     }
@@ -193,7 +212,7 @@ int sc_id_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *er
     s.consistency = (int)cfg->scylla_read_consistency;
     cql_result *res = NULL;
     cql_status st;
-    if (cql_sync_execute(db, &s, &res, &st) != 0 || st.code) {
+    if (mig_read(db, &s, &res, &st) != 0) {
         snprintf(err, errlen, "cannot read schema_version: %s", st.message);
         return st.code ? st.code : MS_ERR_IO;
     }
