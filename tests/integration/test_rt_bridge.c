@@ -331,15 +331,25 @@ static void sh(const char *dir, const char *cmd)
         fail_msg("failed: %s", cmd);
 }
 
-/* An instance on url (with TLS's files) that never comes up: its error names want. */
-static void refused(const char *url, const char *want)
+/* err names want, or its alternative want2 (NULL: none). */
+static bool names(const char *err, const char *want, const char *want2)
+{
+    return strstr(err, want) || (want2 && strstr(err, want2));
+}
+
+/*
+ * An instance on url (with TLS's files) that never comes up: its error names
+ * want (or want2).
+ */
+static void refused(const char *url, const char *want, const char *want2)
 {
     start(&A, url, 6);
     char err[256] = "";
-    WAIT_UNTIL(rt_bridge_status(A.bridge, err, sizeof err) != RT_BRIDGE_UP && strstr(err, want),
+    WAIT_UNTIL(rt_bridge_status(A.bridge, err, sizeof err) != RT_BRIDGE_UP &&
+                   names(err, want, want2),
                3000);
     assert_int_equal(rt_bridge_status(A.bridge, err, sizeof err), RT_BRIDGE_CONNECTING);
-    if (!strstr(err, want))
+    if (!names(err, want, want2))
         fail_msg("err: \"%s\", expected \"%s\"", err, want);
     print_message("refused as expected: %s\n", err);
     stop(&A);
@@ -408,7 +418,7 @@ static void test_tls(void **state)
     cross_instance(url);
 
     TLS = &bad;
-    refused(url, "certificate verification failed");
+    refused(url, "certificate verification failed", NULL);
 
     /* The right CA, but the certificate is for other.example, not 127.0.0.1. */
     char f1[160], f2[160];
@@ -416,14 +426,17 @@ static void test_tls(void **state)
     snprintf(f2, sizeof f2, "%s/name.key", dir);
     redis_config(port, "tls-cert-file", f1, "tls-key-file", f2);
     TLS = &good;
-    refused(url, "IP address mismatch");
+    refused(url, "IP address mismatch", NULL);
     snprintf(f1, sizeof f1, "%s/srv.pem", dir);
     snprintf(f2, sizeof f2, "%s/srv.key", dir);
     redis_config(port, "tls-cert-file", f1, "tls-key-file", f2);
 
     /* Redis wants a client certificate: none is refused, the one of the settings is used. */
     redis_config(port, "tls-auth-clients", "yes", NULL, NULL);
-    refused(url, "certificate required");
+    /* TLS 1.3 checks the client's certificate after the client finished its
+       handshake: the server's alert can be lost to the reset of its close when
+       the client's first command crossed it (seen under valgrind) */
+    refused(url, "certificate required", "connection reset by peer");
     snprintf(f1, sizeof f1, "%s/cli.pem", dir);
     snprintf(f2, sizeof f2, "%s/cli.key", dir);
     rt_redis_tls with_cert = {.ca_file = ca, .cert_file = f1, .key_file = f2};
