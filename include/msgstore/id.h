@@ -113,6 +113,15 @@ void ms_xid_to_bytes(ms_xid id, uint8_t out[16]);
 /** The id whose 16 bytes (network order) are b. */
 ms_xid ms_xid_from_bytes(const uint8_t b[16]);
 
+/**
+ * The 16 bytes of any UUID (the nil UUID too) from its 8-4-4-4-12 hex text
+ * (any case; s need not be NUL-terminated). Returns 0, or -1 and leaves out alone.
+ */
+int ms_uuid_parse(const char *s, size_t len, uint8_t out[16]);
+
+/** The canonical lower-case text of a UUID's 16 bytes and its NUL (37 bytes). */
+void ms_uuid_format(const uint8_t b[16], char out[MS_XID_STRLEN]);
+
 /** True when id is a valid id of format f: not none; int64: hi == 0 and lo <= INT64_MAX. */
 bool ms_xid_valid(ms_id_format f, ms_xid id);
 

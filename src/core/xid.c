@@ -46,9 +46,9 @@ static int hexval(char c)
     return -1;
 }
 
-static int parse_uuid(const char *s, size_t len, ms_xid *out)
+int ms_uuid_parse(const char *s, size_t len, uint8_t out[16])
 {
-    if (len != 36)
+    if (!s || len != 36)
         return -1;
     uint8_t b[16];
     size_t n = 0;
@@ -65,6 +65,28 @@ static int parse_uuid(const char *s, size_t len, ms_xid *out)
         b[n++] = (uint8_t)(h << 4 | l);
         i += 2;
     }
+    memcpy(out, b, 16);
+    return 0;
+}
+
+void ms_uuid_format(const uint8_t b[16], char out[MS_XID_STRLEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+static int parse_uuid(const char *s, size_t len, ms_xid *out)
+{
+    uint8_t b[16];
+    if (ms_uuid_parse(s, len, b) != 0)
+        return -1;
     ms_xid x = ms_xid_from_bytes(b);
     if (ms_xid_is_none(x))
         return -1;
@@ -116,18 +138,10 @@ size_t ms_xid_format(ms_id_format f, ms_xid id, char out[MS_XID_STRLEN])
         out[n] = '\0';
         return n;
     }
-    static const char hex[] = "0123456789abcdef";
     uint8_t b[16];
     ms_xid_to_bytes(id, b);
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
-    return o;
+    ms_uuid_format(b, out);
+    return 36;
 }
 
 void ms_xid_to_bytes(ms_xid id, uint8_t out[16])

@@ -11,6 +11,7 @@
 
 #include "cql/proto.h"
 #include "cql/wire.h"
+#include "msgstore/id.h"
 
 enum { KIND_COLL = 0, KIND_MAP = 1, KIND_TUPLE = 2 };
 
@@ -596,49 +597,12 @@ int32_t cql_date_to_days(uint32_t cql_days)
 
 void cql_uuid_format(const uint8_t u[16], char out[37])
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[u[i] >> 4];
-        out[o++] = hex[u[i] & 15];
-    }
-    out[o] = '\0';
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    ms_uuid_format(u, out);
 }
 
 int cql_uuid_parse(const char *s, uint8_t out[16])
 {
-    if (s == NULL || strlen(s) != 36)
-        return MS_ERR_INVALID;
-    uint8_t tmp[16];
-    size_t o = 0;
-    for (size_t i = 0; i < 36;) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return MS_ERR_INVALID;
-            i++;
-            continue;
-        }
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return MS_ERR_INVALID;
-        tmp[o++] = (uint8_t)(hi << 4 | lo);
-        i += 2;
-    }
-    memcpy(out, tmp, 16);
-    return 0;
+    return s && ms_uuid_parse(s, strlen(s), out) == 0 ? 0 : MS_ERR_INVALID;
 }
 
 /* ---- collection iteration ---- */
