@@ -97,6 +97,35 @@ static int exec_prepare(sc_conn *c, const char *query, cql_prepared **out, cql_s
     return rc;
 }
 
+/* The task of c, ready to wait for one answer. */
+static sc_task *task_arm(sc_conn *c)
+{
+    sc_task *t = c->task;
+    t->ready = false;
+    t->res = NULL;
+    return t;
+}
+
+/* The result the answer left in t (NULL: none), now the caller's. */
+static cql_result *task_take(sc_task *t)
+{
+    cql_result *r = t->res;
+    t->res = NULL;
+    return r;
+}
+
+/* Gives r to the caller through *res when it wants one and rc is 0; frees it otherwise. */
+static int hand_over(int rc, cql_result *r, cql_result **res)
+{
+    if (rc != 0 || !res) {
+        cql_result_destroy(r);
+        r = NULL;
+    }
+    if (res)
+        *res = r;
+    return rc;
+}
+
 int sc_exec(sc_conn *c, const cql_statement *s, cql_result **res, cql_status *st)
 {
     cql_result *r = NULL;
@@ -106,22 +135,13 @@ int sc_exec(sc_conn *c, const cql_statement *s, cql_result **res, cql_status *st
         if (rc == 0)
             rc = st->code;
     } else {
-        sc_task *t = c->task;
-        t->ready = false;
-        t->res = NULL;
+        sc_task *t = task_arm(c);
         rc = wait_task(
             t, c->lp->sess ? cql_session_execute(c->lp->sess, s, on_result, t) : MS_ERR_SHUTDOWN,
             st);
-        r = t->res;
-        t->res = NULL;
+        r = task_take(t);
     }
-    if (rc != 0 || !res) {
-        cql_result_destroy(r);
-        r = NULL;
-    }
-    if (res)
-        *res = r;
-    return rc;
+    return hand_over(rc, r, res);
 }
 
 typedef struct sc_wait {
@@ -157,22 +177,13 @@ int sc_exec_batch(sc_conn *c, const cql_batch_request *br, cql_result **res, cql
             snprintf(st->message, sizeof st->message, "the batch was refused");
         }
     } else {
-        sc_task *t = c->task;
-        t->ready = false;
-        t->res = NULL;
+        sc_task *t = task_arm(c);
         rc = wait_task(
             t, c->lp->sess ? cql_session_batch(c->lp->sess, br, on_result, t) : MS_ERR_SHUTDOWN,
             st);
-        r = t->res;
-        t->res = NULL;
+        r = task_take(t);
     }
-    if (rc != 0 || !res) {
-        cql_result_destroy(r);
-        r = NULL;
-    }
-    if (res)
-        *res = r;
-    return rc;
+    return hand_over(rc, r, res);
 }
 
 static void on_sleep_closed(uv_handle_t *h)
