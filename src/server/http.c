@@ -366,8 +366,10 @@ static void on_sweep(uv_timer_t *t)
             continue;
         }
         all_stuck = false;
-        if (c->upgraded || c->in_handler)
+        if (c->upgraded || c->in_handler) {
+            c->partial_since = 0; /* the request arrived: its clock stops */
             continue;
+        }
         h2o_socket_t *sock = c->sock;
         size_t io = sock->bytes_read + sock->bytes_written;
         bool moved = io != c->io_seen;

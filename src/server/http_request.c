@@ -697,8 +697,11 @@ int http__on_req(h2o_handler_t *self, h2o_req_t *req)
     atomic_fetch_add(&s->in_flight, 1);
     ms_gauge_add(s->g_in_flight, 1);
     w->in_flight++;
-    if (r->conn)
+    if (r->conn) {
         r->conn->in_handler++;
+        r->conn->partial_since =
+            0; /* MSGSTORE_REQUEST_TIMEOUT is per request, not per connection */
+    }
 
     ssize_t fi = h2o_find_header_by_str(&req->headers, H2O_STRLIT(FRAMING_MARK), -1);
     if (fi >= 0) {
