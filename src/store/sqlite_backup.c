@@ -400,6 +400,35 @@ static void tmp_name(char *out, size_t cap, const char *dst)
 
 /* ------------------------------------------------------------------ backup */
 
+/*
+ * Copies the snapshot src (a read transaction, closed here whatever happens) to a temporary
+ * file beside dst_path, checks it and publishes it as dst_path; on failure nothing is left
+ * behind. replace_store: dst_path is a store being replaced (its lock held by the caller), whose
+ * WAL and shared-memory index belong to the old file and go with it.
+ */
+static int copy_publish(sqlite3 *src, const char *dst_path, bool replace_store,
+                        const store_backup_options *opt, store_backup_report *rep, char *err,
+                        size_t errlen)
+{
+    char tmp[4096];
+    tmp_name(tmp, sizeof tmp, dst_path);
+    int rc = copy_checked(src, tmp, opt, rep, err, errlen);
+    sqlite3_exec(src, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(src);
+    if (rc == 0 && replace_store) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s-wal", dst_path);
+        unlink(p);
+        snprintf(p, sizeof p, "%s-shm", dst_path);
+        unlink(p);
+    }
+    if (rc == 0)
+        rc = publish(tmp, dst_path, rep, err, errlen);
+    if (rc)
+        remove_files(tmp);
+    return rc;
+}
+
 int store_sqlite_backup(const char *src_path, const char *dst_path, const store_backup_options *opt,
                         store_backup_report *rep, char *err, size_t errlen)
 {
@@ -431,25 +460,7 @@ int store_sqlite_backup(const char *src_path, const char *dst_path, const store_
     int rc = open_snapshot(src_path, "store", &src, &rep->schema_version, err, errlen);
     if (rc)
         return rc;
-    char tmp[4096];
-    tmp_name(tmp, sizeof tmp, dst_path);
-    bool made_tmp = true;
-    rc = copy_checked(src, tmp, opt, rep, err, errlen);
-    if (rc)
-        goto out;
-    sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
-    sqlite3_close(src);
-    src = NULL;
-    rc = publish(tmp, dst_path, rep, err, errlen);
-    if (rc == 0)
-        made_tmp = false;
-out:
-    if (src) {
-        sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
-        sqlite3_close(src);
-    }
-    if (made_tmp)
-        remove_files(tmp);
+    rc = copy_publish(src, dst_path, false, opt, rep, err, errlen);
     rep->seconds = now_s() - t0;
     return rc;
 }
@@ -471,9 +482,6 @@ int store_sqlite_restore(const char *backup_path, const char *dst_path,
     sqlite3 *src = NULL;
     int lock_fd = -1;
     bool created_lock = false;
-    char tmp[4096];
-    tmp_name(tmp, sizeof tmp, dst_path);
-    bool made_tmp = false;
     int rc = open_snapshot(backup_path, "backup", &src, &rep->schema_version, err, errlen);
     if (rc)
         return rc;
@@ -519,29 +527,13 @@ int store_sqlite_restore(const char *backup_path, const char *dst_path,
             goto out;
         }
     }
-    made_tmp = true;
-    rc = copy_checked(src, tmp, opt, rep, err, errlen);
-    if (rc)
-        goto out;
-    sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
-    sqlite3_close(src);
-    src = NULL;
-    /* The old store's WAL and index belong to the old file: gone with it (we hold its lock). */
-    char p[4096];
-    snprintf(p, sizeof p, "%s-wal", dst_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", dst_path);
-    unlink(p);
-    rc = publish(tmp, dst_path, rep, err, errlen);
-    if (rc == 0)
-        made_tmp = false;
+    rc = copy_publish(src, dst_path, true, opt, rep, err, errlen);
+    src = NULL; /* closed by copy_publish */
 out:
     if (src) {
         sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_close(src);
     }
-    if (made_tmp)
-        remove_files(tmp);
     if (lock_fd >= 0) {
         if (rc && created_lock)
             remove_lock_file(dst_path); /* leave nothing behind on failure */
