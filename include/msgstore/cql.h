@@ -474,7 +474,9 @@ void cql_pager_free(cql_pager *p);
 /**
  * A session on a private loop; each call runs that loop until its request
  * completes (see cql_sync_run_for for threads that keep one idle). Not for
- * event-loop threads. Use from one thread at a time.
+ * event-loop threads. Use from one thread at a time. Every call below accepts
+ * the NULL a failed cql_sync_connect leaves: requests fail with MS_ERR_INVALID
+ * ("no session"), queries of state answer empty (0 hosts, zeroed counters).
  */
 typedef struct cql_sync cql_sync;
 

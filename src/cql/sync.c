@@ -39,6 +39,14 @@ static void wake(cql_sync *c)
     uv_run(&c->loop, UV_RUN_NOWAIT);
 }
 
+/* Every call on a handle cql_sync_connect did not give (NULL) fails cleanly instead of crashing. */
+static int no_session(cql_status *st)
+{
+    if (st)
+        cql__status_set(st, MS_ERR_INVALID, NULL, "no session (cql_sync_connect did not succeed)");
+    return MS_ERR_INVALID;
+}
+
 static void on_connect(cql_session *s, const cql_status *st, void *ud)
 {
     (void)s;
@@ -120,6 +128,8 @@ int cql_sync_execute(cql_sync *c, const cql_statement *stmt, cql_result **res, c
 {
     if (res)
         *res = NULL;
+    if (!c)
+        return no_session(st);
     waitctx w = {0};
     wake(c);
     int rc = cql_session_execute(c->s, stmt, on_result, &w);
@@ -151,6 +161,8 @@ static void on_prepared(cql_prepared *p, const cql_status *st, void *ud)
 int cql_sync_prepare(cql_sync *c, const char *query, cql_prepared **out, cql_status *st)
 {
     *out = NULL;
+    if (!c)
+        return no_session(st);
     waitctx w = {0};
     wake(c);
     int rc = cql_session_prepare(c->s, query, on_prepared, &w);
@@ -168,6 +180,8 @@ int cql_sync_prepare(cql_sync *c, const char *query, cql_prepared **out, cql_sta
 
 int cql_sync_batch(cql_sync *c, const cql_batch_request *b, cql_status *st)
 {
+    if (!c)
+        return no_session(st);
     waitctx w = {0};
     wake(c);
     int rc = cql_session_batch(c->s, b, on_result, &w);
@@ -184,6 +198,8 @@ int cql_sync_pager_next(cql_sync *c, cql_pager *p, cql_result **res, cql_status 
 {
     if (res)
         *res = NULL;
+    if (!c)
+        return no_session(st);
     waitctx w = {0};
     wake(c);
     int rc = cql_pager_next(p, on_result, &w);
@@ -200,6 +216,8 @@ static void on_sleep(uv_timer_t *t)
 
 void cql_sync_run_for(cql_sync *c, int64_t ms)
 {
+    if (!c)
+        return;
     if (ms <= 0) {
         /* Two passes without waiting: the first handles what came in (a
          * connection established, an answer read) and queues what that
@@ -239,21 +257,29 @@ void cql_sync_close(cql_sync *c)
 
 size_t cql_sync_hosts(cql_sync *c, cql_host_info *out, size_t max)
 {
-    return cql_session_hosts(c->s, out, max);
+    return c ? cql_session_hosts(c->s, out, max) : 0;
 }
 
 size_t cql_sync_replicas(cql_sync *c, const char *keyspace, int64_t token, cql_host_info *out,
                          size_t max)
 {
-    return cql_session_replicas(c->s, keyspace, token, out, max);
+    return c ? cql_session_replicas(c->s, keyspace, token, out, max) : 0;
 }
 
 void cql_sync_stats(cql_sync *c, cql_session_stats *out)
 {
+    if (!c) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
     cql_session_stats_get(c->s, out);
 }
 
 void cql_sync_server_features(cql_sync *c, cql_server_features *out)
 {
+    if (!c) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
     cql_session_server_features(c->s, out);
 }

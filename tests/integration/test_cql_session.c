@@ -769,6 +769,22 @@ static void test_connect_failures(void **state)
     assert_int_equal(cql_sync_connect(&o, &c, &st), MS_ERR_UNAVAILABLE);
     assert_null(c);
     assert_non_null(strstr(st.message, "connection refused"));
+    /* the NULL handle it leaves fails every call cleanly (no crash, a clear status) */
+    assert_int_equal(cql_sync_query(c, "SELECT now() FROM system.local", NULL, &st),
+                     MS_ERR_INVALID);
+    assert_non_null(strstr(st.message, "no session"));
+    cql_prepared *prep = (cql_prepared *)&st; /* reset to NULL by the call */
+    assert_int_equal(cql_sync_prepare(c, "SELECT now() FROM system.local", &prep, &st),
+                     MS_ERR_INVALID);
+    assert_null(prep);
+    cql_host_info hi[2];
+    assert_int_equal(cql_sync_hosts(c, hi, 2), 0);
+    cql_session_stats ss;
+    memset(&ss, 0xff, sizeof ss);
+    cql_sync_stats(c, &ss);
+    assert_int_equal(ss.in_flight, 0);
+    cql_sync_run_for(c, 0);
+    cql_sync_close(c);
     /* a listener that never answers: the connect timeout fires during OPTIONS */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
