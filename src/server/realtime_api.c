@@ -775,6 +775,20 @@ static int session_set_caller(session *ss, http_request *r)
     return 0;
 }
 
+/* A session on the request's worker with the request's caller; NULL once the request was answered
+ * (out of memory). */
+static session *session_for(srv_rt *rt, http_request *r)
+{
+    session *ss = session_new(&rt->w[http_request_worker(r)]);
+    if (ss && session_set_caller(ss, r) != 0) {
+        session_free(ss);
+        ss = NULL;
+    }
+    if (!ss)
+        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
+    return ss;
+}
+
 static void h_ws(http_request *r, void *ctx)
 {
     srv_rt *rt = ctx;
@@ -784,17 +798,9 @@ static void h_ws(http_request *r, void *ctx)
                            "GET /v1/ws is a WebSocket endpoint (Upgrade: websocket)");
         return;
     }
-    wstate *w = &rt->w[http_request_worker(r)];
-    session *ss = session_new(w);
-    if (!ss) {
-        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
+    session *ss = session_for(rt, r);
+    if (!ss)
         return;
-    }
-    if (session_set_caller(ss, r) != 0) {
-        session_free(ss);
-        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
-        return;
-    }
     ss->ws = http_ws_accept(r, ws_on_message, ss);
     if (!ss->ws) {
         session_free(ss);
@@ -849,17 +855,9 @@ static void h_sse(http_request *r, void *ctx)
         }
         has_since = true;
     }
-    wstate *w = &rt->w[http_request_worker(r)];
-    session *ss = session_new(w);
-    if (!ss) {
-        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
+    session *ss = session_for(rt, r);
+    if (!ss)
         return;
-    }
-    if (session_set_caller(ss, r) != 0) {
-        session_free(ss);
-        http_respond_ms_error(r, MS_ERR_NOMEM, 1, "out of memory");
-        return;
-    }
     int rc = rt_sub_add(ss->sub, channel, has_since, since);
     if (rc) {
         session_free(ss);
