@@ -362,8 +362,11 @@ static void ev_poll(uv_poll_t *handle, int status, int events)
         redisAsyncHandleWrite(p->ac);
 }
 
-static void ev_update(uv_events *p)
+/* hiredis asks for readable/writable interest one flag at a time */
+static void ev_set(void *d, int flag, bool on)
 {
+    uv_events *p = d;
+    p->events = on ? p->events | flag : p->events & ~flag;
     if (p->events)
         uv_poll_start(&p->handle, p->events, ev_poll);
     else
@@ -372,30 +375,22 @@ static void ev_update(uv_events *p)
 
 static void ev_add_read(void *d)
 {
-    uv_events *p = d;
-    p->events |= UV_READABLE;
-    ev_update(p);
+    ev_set(d, UV_READABLE, true);
 }
 
 static void ev_del_read(void *d)
 {
-    uv_events *p = d;
-    p->events &= ~UV_READABLE;
-    ev_update(p);
+    ev_set(d, UV_READABLE, false);
 }
 
 static void ev_add_write(void *d)
 {
-    uv_events *p = d;
-    p->events |= UV_WRITABLE;
-    ev_update(p);
+    ev_set(d, UV_WRITABLE, true);
 }
 
 static void ev_del_write(void *d)
 {
-    uv_events *p = d;
-    p->events &= ~UV_WRITABLE;
-    ev_update(p);
+    ev_set(d, UV_WRITABLE, false);
 }
 
 static void ev_closed(uv_handle_t *h)
