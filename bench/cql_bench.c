@@ -413,6 +413,7 @@ static int send_floor(slot *sl, const cql_bytes *paging)
         }
         __attribute__((fallthrough)); /* the post's second step: the counter */
     case OP_COUNTER:
+        cql_values_add_bigint(&sl->v, 1);
         bind_xid(r, &sl->v, sl->ch);
         cql_values_add_int(&sl->v, (int32_t)bucket);
         st.prepared = r->ps[SC_COUNT_MSG];

@@ -393,7 +393,7 @@ static int f_bucket_count(copier *k, sqlite3_stmt *r, cql_result *have)
     cql_values_add_bigint(v, delta);
     sc_bind_id_as(k->idf, v, src_id(r, 0));
     cql_values_add_int(v, (int32_t)col_i64(r, 1));
-    return put(k, SC_RP_MC_FIX);
+    return put(k, SC_COUNT_MSG);
 }
 
 static int w_pin(copier *k, sqlite3_stmt *r)

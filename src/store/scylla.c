@@ -262,6 +262,35 @@ static void task_finish(sc_task *t, bool here)
  * handle, right after the callbacks of this turn (the loop does not block
  * while a task is ready).
  */
+static void on_resume(uv_idle_t *h);
+
+/* Runs t until its next wait; answers its operation when it returned. */
+static void task_run(sc_task *t)
+{
+    if (ms_coro_resume(t->co))
+        task_finish(t, true); /* an idle callback: no store call under way */
+}
+
+/*
+ * The turn's message-count groups are complete (every insert whose batch
+ * answered in this turn has joined): each leader sends its group's update.
+ */
+static void count_flush(sc_loop *lp)
+{
+    sc_task *t = lp->count_open;
+    if (!t)
+        return;
+    lp->count_open = lp->count_open_tail = NULL;
+    memset(lp->count_slots, 0, sizeof lp->count_slots);
+    while (t) {
+        sc_task *next = t->cnt.next;
+        t->cnt.next = NULL;
+        t->ready = true;
+        task_run(t);
+        t = next;
+    }
+}
+
 static void on_resume(uv_idle_t *h)
 {
     sc_loop *lp = h->data;
@@ -271,9 +300,62 @@ static void on_resume(uv_idle_t *h)
     while (t) {
         sc_task *next = t->next;
         t->next = NULL;
-        if (ms_coro_resume(t->co))
-            task_finish(t, true); /* an idle callback: no store call under way */
+        task_run(t);
         t = next;
+    }
+    count_flush(lp);
+}
+
+/* Waits (yields) until t is resumed by what it waits for. */
+static void task_wait(sc_task *t)
+{
+    t->ready = false;
+    while (!t->ready)
+        ms_coro_yield(t->co);
+}
+
+uint32_t sc_count_join(sc_conn *c, ms_xid ch, int32_t bucket)
+{
+    sc_loop *lp = c->lp;
+    sc_task *t = c->task;
+    uint64_t key = (sc_xid_key(ch) ^ ((uint64_t)(uint32_t)bucket << 32)) * 0x9E3779B97F4A7C15ULL;
+    sc_task **slot = &lp->count_slots[key >> 56];
+    for (sc_task *l = *slot; l; l = l->cnt.hnext) {
+        if (l->cnt.bucket == bucket && ms_xid_eq(l->cnt.ch, ch)) {
+            t->cnt.next = l->cnt.followers;
+            l->cnt.followers = t;
+            l->cnt.n++;
+            task_wait(t); /* sc_count_done of the leader */
+            return 0;
+        }
+    }
+    t->cnt.ch = ch;
+    t->cnt.bucket = bucket;
+    t->cnt.n = 1;
+    t->cnt.followers = NULL;
+    t->cnt.next = NULL;
+    t->cnt.hnext = *slot;
+    *slot = t;
+    if (lp->count_open_tail)
+        lp->count_open_tail->cnt.next = t;
+    else
+        lp->count_open = t;
+    lp->count_open_tail = t;
+    uv_idle_start(&lp->resume, on_resume); /* the turn ends in on_resume */
+    task_wait(t);                          /* count_flush */
+    return t->cnt.n;
+}
+
+void sc_count_done(sc_conn *c)
+{
+    sc_task *f = c->task->cnt.followers;
+    c->task->cnt.followers = NULL;
+    while (f) {
+        sc_task *next = f->cnt.next;
+        f->cnt.next = NULL;
+        f->ready = true;
+        sc_task_resume(f);
+        f = next;
     }
 }
 
@@ -958,6 +1040,13 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
     b->m_fixed = ms_counter_get("msgstore_store_count_repairs_total", "result=\"corrected\"", NULL);
     b->m_clean = ms_counter_get("msgstore_store_count_repairs_total", "result=\"exact\"", NULL);
     b->m_dropped = ms_counter_get("msgstore_store_count_repairs_total", "result=\"dropped\"", NULL);
+    b->m_count_updates =
+        ms_counter_get("msgstore_store_count_updates_total", "backend=\"scylla\"",
+                       "ScyllaDB message-count updates sent: one per (channel, bucket) and "
+                       "worker loop turn, however many inserts it counts");
+    b->m_count_incs =
+        ms_counter_get("msgstore_store_count_increments_total", "backend=\"scylla\"",
+                       "ScyllaDB messages counted by those updates (increments carried)");
     b->m_inflight = ms_gauge_get("msgstore_store_in_flight", "backend=\"scylla\"",
                                  "ScyllaDB store operations running now (all worker loops)");
     b->rconn.b = b;

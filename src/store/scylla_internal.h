@@ -130,7 +130,7 @@ enum { K_R, K_W, K_L, K_C, K_S, K_A };
       "SELECT channel_id, name, type, created_at, last_message_id, updated_at FROM "               \
       "@.channel_metadata WHERE channel_id = ?")                                                   \
     X(COUNT_MSG, K_C,                                                                              \
-      "UPDATE @.channel_message_counts SET count = count + 1 WHERE channel_id = ? AND bucket = ?") \
+      "UPDATE @.channel_message_counts SET count = count + ? WHERE channel_id = ? AND bucket = ?") \
     X(COUNTER_GET, K_R, "SELECT SUM(count) FROM @.channel_message_counts WHERE channel_id = ?")    \
     X(EDIT_SAVE, K_W,                                                                              \
       "INSERT INTO @.message_edits (channel_id, message_id, seq, edited_at, content) "             \
@@ -232,9 +232,7 @@ enum { K_R, K_W, K_L, K_C, K_S, K_A };
     X(RP_MC_ROWS, K_A,                                                                             \
       "SELECT COUNT(created_at) FROM @.messages WHERE channel_id = ? AND bucket = ?")              \
     X(RP_MC_COUNTER, K_A,                                                                          \
-      "SELECT count FROM @.channel_message_counts WHERE channel_id = ? AND bucket = ?")            \
-    X(RP_MC_FIX, K_C,                                                                              \
-      "UPDATE @.channel_message_counts SET count = count + ? WHERE channel_id = ? AND bucket = ?")
+      "SELECT count FROM @.channel_message_counts WHERE channel_id = ? AND bucket = ?")
 
 #define SC_ENUM(name, kind, cql) SC_##name,
 typedef enum sc_stmt_id { SC_STATEMENTS(SC_ENUM) SC_NSTMT } sc_stmt_id;
@@ -293,7 +291,22 @@ struct sc_task {
     cql_result *res;
     cql_prepared *prep;
     sc_task *next; /* idle list, ready list */
+    /*
+     * Its insert's message count, coalesced with the loop turn's other
+     * inserts of the same (channel, bucket) (sc_count_join). The group's
+     * first member leads it: it holds n and the followers and sends the
+     * update. next: the next leader of the turn (a leader), the next
+     * follower of its leader (a follower); hnext: the turn's hash chain.
+     */
+    struct {
+        ms_xid ch;
+        int32_t bucket;
+        uint32_t n;
+        sc_task *followers, *next, *hnext;
+    } cnt;
 };
+
+#define SC_COUNT_SLOTS 256 /* hash slots of a loop turn's message-count groups */
 
 /*
  * A loop's share of the backend: its CQL session (created on the loop's
@@ -320,6 +333,9 @@ struct sc_loop {
     sc_task *idle;               /* finished tasks kept for the next operations */
     size_t nidle;
     unsigned up_seen; /* b->hosts_up when this session last caught up */
+    /* this turn's message-count groups: leaders by (channel, bucket), and in join order */
+    sc_task *count_slots[SC_COUNT_SLOTS];
+    sc_task *count_open, *count_open_tail;
     bool sess_closed; /* no session, or its close completed */
     bool detached;    /* the loop goes away: close when idle */
     bool freeing;
@@ -386,6 +402,7 @@ struct sc_backend {
     bool rthread_started;
     pthread_t rthread;
     ms_counter *m_noted, *m_fixed, *m_clean, *m_dropped;
+    ms_counter *m_count_updates, *m_count_incs; /* message-count updates sent, messages counted */
 };
 
 /* ---- dispatch: scylla.c ---- */
@@ -418,6 +435,19 @@ void sc_host_totals(sc_backend *b, const char *address, int port, cql_host_total
 
 /* Monotonic milliseconds. */
 int64_t sc_mono_ms(void);
+
+/*
+ * Message counts coalesced per loop turn (docs/data-model.md, "Exact
+ * counts"). On a loop, an insert whose message is written joins the turn's
+ * group of its (channel, bucket) and waits for the end of the turn (the
+ * resume handle, after every task woken in this turn ran): the group's
+ * first member gets the group's size n (> 0) and sends one update of
+ * count + n, then calls sc_count_done; every other member gets 0 and is
+ * resumed by that call, once the update answered (or failed: the leader
+ * records the bucket for the repair). Only on a loop (c->task).
+ */
+uint32_t sc_count_join(sc_conn *c, ms_xid ch, int32_t bucket);
+void sc_count_done(sc_conn *c);
 
 /* ---- statements: scylla_cql.c ---- */
 

@@ -244,6 +244,35 @@ int sc_search_log(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, int kind, ui
     return sc_run(c, op, SC_SEARCH_LOG, "logging the change for search", NULL);
 }
 
+/*
+ * Counts a written message in its bucket: one counter update, never
+ * retried. On a loop, the inserts of a (channel, bucket) whose messages were
+ * written in the same turn share one update of count + n, sent at the end of
+ * the turn; each returns once it answered, as after an update of its own.
+ * A failed or timed-out update (applied once, or not at all, like a single
+ * increment) records the bucket for the repair, which recounts its rows; the
+ * messages are durable, so the inserts succeed.
+ */
+static void count_message(sc_conn *c, store_op *op, ms_xid ch, int32_t bucket)
+{
+    uint32_t n = c->task ? sc_count_join(c, ch, bucket) : 1;
+    if (n == 0) /* counted by the group's leader */
+        return;
+    ms_counter_add(c->b->m_count_updates, 1);
+    ms_counter_add(c->b->m_count_incs, n);
+    cql_values *v = sc_vals(c);
+    cql_values_add_bigint(v, (int64_t)n);
+    sc_bind_id(c, v, ch);
+    cql_values_add_int(v, bucket);
+    if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL) != 0) {
+        sc_note_failure(c, op, RP_MESSAGES, ch, bucket, NULL);
+        op->status = 0;
+        op->detail[0] = '\0';
+    }
+    if (c->task)
+        sc_count_done(c);
+}
+
 static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
 {
     const store_insert_req *r = &op->req.insert;
@@ -344,15 +373,7 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         }
     }
     if (count) {
-        v = sc_vals(c);
-        sc_bind_id(c, v, r->channel_id);
-        cql_values_add_int(v, (int32_t)ms_bucket_of(id));
-        if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL) == 0)
-            return 0;
-        /* The message is durable; only its count may be off: the repair recounts. */
-        sc_note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
-        op->status = 0;
-        op->detail[0] = '\0';
+        count_message(c, op, r->channel_id, (int32_t)ms_bucket_of(id));
         return 0;
     }
     sc_note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);

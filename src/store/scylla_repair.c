@@ -344,7 +344,7 @@ static int rp_finish(sc_backend *b, sc_conn *c, store_op *op, rp_key *k, bool *f
         cql_values_add_bigint(v, delta);
         rp_bind_key(c, v, &k->n, true);
         /* never retried; if this times out the next pass sees whether it landed */
-        if (sc_run(c, op, k->n.kind == RP_REACTION ? SC_RP_RX_FIX : SC_RP_MC_FIX,
+        if (sc_run(c, op, k->n.kind == RP_REACTION ? SC_RP_RX_FIX : SC_COUNT_MSG,
                    "correcting a count", NULL))
             return op->status;
         MS_INFO("store",
