@@ -342,8 +342,18 @@ struct sc_loop {
     sc_loop *prev, *next; /* b->loops */
 };
 
-/* Channels known to have a metadata row (skips the IF NOT EXISTS on inserts). */
+/*
+ * What this process knows to be written (sc_known_*): channels with a
+ * metadata row (skips the IF NOT EXISTS on inserts) and (channel, bucket)s
+ * listed in channel_buckets (the insert batch skips the listing).
+ */
 #define KNOWN_SLOTS 65536
+
+typedef struct sc_known_slot {
+    ms_xid ch; /* none: empty */
+    int32_t bucket;
+    int64_t until_ms; /* trusted until then (monotonic ms) */
+} sc_known_slot;
 
 struct sc_backend {
     store_backend base;
@@ -382,7 +392,7 @@ struct sc_backend {
 
     char *sql[SC_NSTMT]; /* statement texts with the keyspace filled in */
     pthread_mutex_t known_mu;
-    ms_xid *known; /* open addressing, none = empty */
+    sc_known_slot *known; /* open addressing */
     size_t nknown;
     _Atomic int faults[STORE_FAULT_LAST + 1]; /* injected faults left, by store_fault */
     _Atomic unsigned hosts_up;                /* CQL_HOST_UP events seen by any of the sessions */
@@ -578,6 +588,19 @@ int sc_load_message(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, bool dupli
 /* Whether channel ch is known to have its metadata row; remembers one that has. */
 bool sc_known_has(sc_backend *b, ms_xid ch);
 void sc_known_add(sc_backend *b, ms_xid ch);
+
+/*
+ * How long this process trusts its memory that a (channel, bucket) is listed
+ * in channel_buckets. A keyspace dropped and migrated again, truncated or
+ * restored from a snapshot under a running process loses listings it
+ * remembers; a message written into such a bucket is re-listed by the first
+ * insert into the bucket after this long (docs/data-model.md).
+ */
+#define SC_BUCKET_MEMORY_MS 60000
+
+/* Whether (ch, bucket) is known to be listed in channel_buckets; remembers one that is. */
+bool sc_known_listed(sc_backend *b, ms_xid ch, int32_t bucket);
+void sc_known_list(sc_backend *b, ms_xid ch, int32_t bucket);
 
 /* The next chunk of the channel's non-empty buckets from `from` (inclusive), one direction. */
 int sc_bucket_list(sc_conn *c, store_op *op, ms_xid ch, int32_t from, bool desc, int32_t *out,

@@ -98,17 +98,27 @@ int sc_load_message(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, bool dupli
     return 0;
 }
 
-/* ------------------------------------------------------------------ known channels */
+/* ------------------------------------------------------------------ known channels and buckets */
 
-bool sc_known_has(sc_backend *b, ms_xid ch)
+/* The key of a channel's metadata row in the table (buckets are >= 0). */
+#define KNOWN_CHANNEL INT32_MIN
+
+static size_t known_slot(ms_xid ch, int32_t bucket)
+{
+    uint64_t key = sc_xid_key(ch) ^ ((uint64_t)(uint32_t)bucket << 32);
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
+}
+
+static bool known_has(sc_backend *b, ms_xid ch, int32_t bucket, int64_t now)
 {
     bool found = false;
     pthread_mutex_lock(&b->known_mu);
-    size_t i = (size_t)((sc_xid_key(ch) * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
-    for (size_t k = 0; k < KNOWN_SLOTS && !ms_xid_is_none(b->known[i]);
+    size_t i = known_slot(ch, bucket);
+    for (size_t k = 0; k < KNOWN_SLOTS && !ms_xid_is_none(b->known[i].ch);
          k++, i = (i + 1) % KNOWN_SLOTS) {
-        if (ms_xid_eq(b->known[i], ch)) {
-            found = true;
+        const sc_known_slot *e = &b->known[i];
+        if (e->bucket == bucket && ms_xid_eq(e->ch, ch)) {
+            found = e->until_ms > now;
             break;
         }
     }
@@ -116,21 +126,46 @@ bool sc_known_has(sc_backend *b, ms_xid ch)
     return found;
 }
 
-void sc_known_add(sc_backend *b, ms_xid ch)
+/* Forgets everything (known_mu held). */
+static void known_clear(sc_backend *b)
+{
+    memset(b->known, 0, KNOWN_SLOTS * sizeof *b->known);
+    b->nknown = 0;
+}
+
+static void known_add(sc_backend *b, ms_xid ch, int32_t bucket, int64_t until)
 {
     pthread_mutex_lock(&b->known_mu);
-    if (b->nknown >= KNOWN_SLOTS / 2) { /* keep probing short: forget everything */
-        memset(b->known, 0, KNOWN_SLOTS * sizeof *b->known);
-        b->nknown = 0;
-    }
-    size_t i = (size_t)((sc_xid_key(ch) * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
-    while (!ms_xid_is_none(b->known[i]) && !ms_xid_eq(b->known[i], ch))
+    if (b->nknown >= KNOWN_SLOTS / 2) /* keep probing short: forget everything */
+        known_clear(b);
+    size_t i = known_slot(ch, bucket);
+    while (!ms_xid_is_none(b->known[i].ch) &&
+           !(b->known[i].bucket == bucket && ms_xid_eq(b->known[i].ch, ch)))
         i = (i + 1) % KNOWN_SLOTS;
-    if (ms_xid_is_none(b->known[i])) {
-        b->known[i] = ch;
+    if (ms_xid_is_none(b->known[i].ch))
         b->nknown++;
-    }
+    b->known[i] = (sc_known_slot){.ch = ch, .bucket = bucket, .until_ms = until};
     pthread_mutex_unlock(&b->known_mu);
+}
+
+bool sc_known_has(sc_backend *b, ms_xid ch)
+{
+    return known_has(b, ch, KNOWN_CHANNEL, 0);
+}
+
+void sc_known_add(sc_backend *b, ms_xid ch)
+{
+    known_add(b, ch, KNOWN_CHANNEL, INT64_MAX);
+}
+
+bool sc_known_listed(sc_backend *b, ms_xid ch, int32_t bucket)
+{
+    return known_has(b, ch, bucket, sc_mono_ms());
+}
+
+void sc_known_list(sc_backend *b, ms_xid ch, int32_t bucket)
+{
+    known_add(b, ch, bucket, sc_mono_ms() + SC_BUCKET_MEMORY_MS);
 }
 
 /* ------------------------------------------------------------------ messages */
@@ -278,6 +313,8 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
     const store_insert_req *r = &op->req.insert;
     const ms_config *cfg = c->b->cfg;
     uint64_t created = ms_snowflake_unix_ms(id, cfg->epoch_ms);
+    int32_t bucket = (int32_t)ms_bucket_of(id);
+    bool listed = sc_known_listed(c->b, r->channel_id, bucket);
     cql_values *v;
     if (!sc_known_has(c->b, r->channel_id)) {
         v = sc_vals(c);
@@ -298,11 +335,14 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
          * writer is slow: whichever writes first is the one stored, and both
          * answer with it (issue 10 item 7).
          */
-        v = sc_vals(c);
-        sc_bind_id(c, v, r->channel_id);
-        cql_values_add_int(v, (int32_t)ms_bucket_of(id));
-        if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
-            return op->status;
+        if (!listed) {
+            v = sc_vals(c);
+            sc_bind_id(c, v, r->channel_id);
+            cql_values_add_int(v, bucket);
+            if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
+                return op->status;
+            sc_known_list(c->b, r->channel_id, bucket);
+        }
         if (sc_search_log(c, op, r->channel_id, id, STORE_SEARCH_LOG_INSERT, created))
             return op->status;
         v = sc_vals(c);
@@ -322,20 +362,28 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             goto uncounted;
     } else {
         /*
-         * One round trip: bucket, message and last_message_id in an unlogged
-         * batch (three partitions, each write idempotent, so the batch may be
+         * One round trip: the bucket's listing (unless this process listed
+         * it lately), message and last_message_id in an unlogged batch (two
+         * or three partitions, each write idempotent, so the batch may be
          * retried). last_message_id only grows: its write timestamp is the
          * id's time in µs. A failure leaves at most a listed bucket or an
          * unacknowledged message; a retry with the same nonce completes it.
          */
-        static const sc_stmt_id ids[4] = {SC_BUCKET_ADD, SC_MSG_INSERT, SC_META_LAST,
-                                          SC_SEARCH_LOG};
+        sc_stmt_id ids[4];
+        int nst = 0;
+        if (!listed)
+            ids[nst++] = SC_BUCKET_ADD;
+        int m = nst; /* the message's statement, then last_message_id's */
+        ids[nst++] = SC_MSG_INSERT;
+        ids[nst++] = SC_META_LAST;
         /*
          * With search, the change-log entry joins the batch, and the batch is
          * logged: message and entry are both applied or neither, so no
          * message ever stays out of the index (docs/data-model.md, "Search").
          */
-        int nst = sc_search_on(c->b) ? 4 : 3;
+        bool logged = sc_search_on(c->b);
+        if (logged)
+            ids[nst++] = SC_SEARCH_LOG;
         cql_statement st[4];
         for (int k = 0; k < nst; k++) {
             if (sc_prepare(c, op, ids[k], "writing the message"))
@@ -345,21 +393,23 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             st[k].prepared = c->ps[ids[k]];
             st[k].values = &c->bv[k];
         }
-        sc_bind_id(c, &c->bv[0], r->channel_id);
-        cql_values_add_int(&c->bv[0], (int32_t)ms_bucket_of(id));
-        bind_message(c, &c->bv[1], r, id, created);
-        cql_values_add_bigint(&c->bv[2], (int64_t)(created * 1000));
-        cql_values_add_bigint(&c->bv[2], (int64_t)id);
-        sc_bind_id(c, &c->bv[2], r->channel_id);
-        if (nst == 4 && sc_bind_search_log(c, op, &c->bv[3], r->channel_id, id,
-                                           STORE_SEARCH_LOG_INSERT, created))
+        if (!listed) {
+            sc_bind_id(c, &c->bv[0], r->channel_id);
+            cql_values_add_int(&c->bv[0], bucket);
+        }
+        bind_message(c, &c->bv[m], r, id, created);
+        cql_values_add_bigint(&c->bv[m + 1], (int64_t)(created * 1000));
+        cql_values_add_bigint(&c->bv[m + 1], (int64_t)id);
+        sc_bind_id(c, &c->bv[m + 1], r->channel_id);
+        if (logged && sc_bind_search_log(c, op, &c->bv[m + 2], r->channel_id, id,
+                                         STORE_SEARCH_LOG_INSERT, created))
             return op->status;
         for (int k = 0; k < nst; k++)
             if (cql_values_error(&c->bv[k]))
                 return store__op_fail(op, MS_ERR_NOMEM, "writing the message: cannot bind");
         cql_batch_request br;
         cql_batch_request_init(&br);
-        br.kind = nst == 4 ? CQL_BATCH_KIND_LOGGED : CQL_BATCH_KIND_UNLOGGED;
+        br.kind = logged ? CQL_BATCH_KIND_LOGGED : CQL_BATCH_KIND_UNLOGGED;
         br.statements = st;
         br.count = (size_t)nst;
         br.consistency = (int)cfg->scylla_write_consistency;
@@ -371,16 +421,18 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             sc_fail(op, &cs, "writing the message");
             goto uncounted;
         }
+        if (!listed)
+            sc_known_list(c->b, r->channel_id, bucket);
     }
     if (count) {
-        count_message(c, op, r->channel_id, (int32_t)ms_bucket_of(id));
+        count_message(c, op, r->channel_id, bucket);
         return 0;
     }
-    sc_note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
+    sc_note_failure(c, op, RP_MESSAGES, r->channel_id, bucket, NULL);
     return 0;
 uncounted:
     if (sc_maybe_applied(op->status))
-        sc_note_failure(c, op, RP_MESSAGES, r->channel_id, (int64_t)ms_bucket_of(id), NULL);
+        sc_note_failure(c, op, RP_MESSAGES, r->channel_id, bucket, NULL);
     return op->status;
 }
 
