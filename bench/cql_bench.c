@@ -12,14 +12,21 @@
  * and the client's own CPU time per operation (getrusage of this process:
  * the server runs elsewhere), measured after the warm-up.
  *
- * Floor mode: --op=post|page|batch|counter|nonce|telegram sends the ScyllaDB
+ * Floor mode: --op=post|post-each|page|get|batch|counter|nonce|telegram sends the ScyllaDB
  * backend's own statements (their texts from the store's statement table,
  * src/store/scylla_internal.h) into a keyspace migrated by `msgstore
  * migrate` (--keyspace=NAME, default msgstore), at the store's consistency
  * levels (LOCAL_QUORUM, LOCAL_SERIAL unless --consistency is given):
- *   post      what one POST costs the store: the unlogged batch (bucket list,
- *             message row, last_message_id), then the per-(channel, bucket)
- *             counter update; 2 requests, one after the other
+ *   post      what one POST costs the store: the unlogged batch (message row,
+ *             last_message_id, and the bucket's listing unless this run listed
+ *             that (channel, bucket) within SC_BUCKET_MEMORY_MS), then the
+ *             per-(channel, bucket) counter update, coalesced as the store
+ *             coalesces it: the POSTs whose batch answered in one loop turn
+ *             share one `count = count + n`, sent at the end of the turn, and
+ *             each completes when it answered
+ *   post-each the POST before that (issue 9 item 2): every batch lists the
+ *             bucket (3 partitions), every POST sends its own counter update;
+ *             2 requests, one after the other
  *   page      the latest page of 50: the newest bucket read at LIMIT 51, paged
  *             as the store pages it (--page-rows, default 51: the newest
  *             partition's read is paged by the rows wanted, one request)
@@ -212,23 +219,33 @@ static double server_cpu_seconds(void)
 typedef enum op_kind {
     OP_INSERT, /* the single-row kv table */
     OP_SELECT,
-    OP_POST, /* floor: the statements of one POST */
-    OP_PAGE, /* floor: the statements of one latest page */
-    OP_GET,  /* floor: the statement of GET one message */
+    OP_POST,      /* floor: the statements of one POST */
+    OP_POST_EACH, /* floor: one POST as before the coalesced counter and the remembered listing */
+    OP_PAGE,      /* floor: the statements of one latest page */
+    OP_GET,       /* floor: the statement of GET one message */
     OP_BATCH,
     OP_COUNTER,
     OP_NONCE,
     OP_TELEGRAM,
 } op_kind;
 
-static const char *const op_names[] = {"insert", "select",  "post",  "page",    "get",
-                                       "batch",  "counter", "nonce", "telegram"};
+static const char *const op_names[] = {"insert", "select", "post",    "post-each", "page",
+                                       "get",    "batch",  "counter", "nonce",     "telegram"};
 
 /* The store's statements a floor operation sends (ids in scylla_internal.h). */
 static const sc_stmt_id floor_stmts[] = {SC_BUCKET_ADD,  SC_MSG_INSERT,  SC_META_LAST,
                                          SC_COUNT_MSG,   SC_PAGE_BEFORE, SC_MSG_GET,
                                          SC_NONCE_CLAIM, SC_TG_CLAIM};
 #define NFLOOR (sizeof floor_stmts / sizeof floor_stmts[0])
+
+typedef struct slot slot;
+
+/* The POSTs of one channel whose batch answered in this loop turn (OP_POST). */
+typedef struct count_group {
+    slot *members;
+    uint32_t bucket;
+    uint32_t n;
+} count_group;
 
 typedef struct run {
     uv_loop_t *loop;
@@ -249,16 +266,28 @@ typedef struct run {
     size_t nseeded;
     char *value;
     char last_err[256];
+    /* OP_POST: the bucket each channel (by index) listed last, and until when it is trusted
+       (uv_now ms); this turn's counter groups; the handle that ends the turn */
+    uint32_t *listed_bucket; /* bucket + 1; 0: none */
+    uint64_t *listed_until;
+    count_group *groups;
+    int *open; /* indexes of the groups with members */
+    int nopen;
+    uv_idle_t turn_end;
 } run;
 
-typedef struct slot {
+struct slot {
     run *r;
     uint64_t start_ns;
     int step;
     uint64_t ch, id;
+    bool listing;  /* its batch lists the bucket */
+    uint32_t cnt;  /* the increments its counter update carries (OP_POST) */
+    slot *members; /* a counter update's sender: the other POSTs it counts */
+    slot *gnext;
     cql_values v;
     cql_values bv[3];
-} slot;
+};
 
 static uint64_t next_rand(run *r)
 {
@@ -312,7 +341,7 @@ static void finish(slot *sl, const cql_status *st)
     if (!r->measuring && st->code != 0) {
         r->seed_errors++;
         snprintf(r->last_err, sizeof(r->last_err), "%s", st->message);
-    } else if (!r->measuring && r->kind == OP_POST) {
+    } else if (!r->measuring && (r->kind == OP_POST || r->kind == OP_POST_EACH)) {
         size_t k = r->nseeded++ % 256;
         r->seeded[0][k] = sl->ch;
         r->seeded[1][k] = sl->id;
@@ -335,6 +364,61 @@ static void finish(slot *sl, const cql_status *st)
 
 static int send_floor(slot *sl, const cql_bytes *paging);
 
+static void fail_submit(const char *what)
+{
+    fprintf(stderr, "submit failed: %s\n", what);
+    exit(1);
+}
+
+/*
+ * The end of a loop turn (OP_POST): each channel's POSTs whose batch answered
+ * in this turn are counted by one update, sent by the first of them.
+ */
+static void on_turn_end(uv_idle_t *h)
+{
+    run *r = h->data;
+    uv_idle_stop(h);
+    for (int i = 0; i < r->nopen; i++) {
+        count_group *g = &r->groups[r->open[i]];
+        slot *lead = g->members;
+        lead->members = lead->gnext;
+        lead->cnt = g->n;
+        lead->step = 1;
+        *g = (count_group){0};
+        if (send_floor(lead, NULL) < 0)
+            fail_submit("counter");
+    }
+    r->nopen = 0;
+}
+
+/* OP_POST: sl's batch answered; it joins its channel's counter update of this turn. */
+static void join_count(slot *sl)
+{
+    run *r = sl->r;
+    size_t idx = (size_t)(sl->ch - r->channel0);
+    uint32_t bucket = ms_bucket_of(sl->id);
+    if (sl->listing) {
+        r->listed_bucket[idx] = bucket + 1;
+        r->listed_until[idx] = uv_now(r->loop) + SC_BUCKET_MEMORY_MS;
+    }
+    count_group *g = &r->groups[idx];
+    if (g->n && g->bucket != bucket) { /* across a bucket boundary: counted alone */
+        sl->cnt = 1;
+        sl->members = NULL;
+        sl->step = 1;
+        if (send_floor(sl, NULL) < 0)
+            fail_submit("counter");
+        return;
+    }
+    if (g->n++ == 0) {
+        g->bucket = bucket;
+        r->open[r->nopen++] = (int)idx;
+        uv_idle_start(&r->turn_end, on_turn_end);
+    }
+    sl->gnext = g->members;
+    g->members = sl;
+}
+
 static void on_done(cql_result *res, const cql_status *st, void *ud)
 {
     slot *sl = ud;
@@ -342,6 +426,19 @@ static void on_done(cql_result *res, const cql_status *st, void *ud)
     if (r->measuring)
         r->requests++;
     if (st->code == 0 && r->kind == OP_POST && sl->step == 0) {
+        join_count(sl); /* the batch is written: count the message at the end of the turn */
+        return;
+    }
+    if (r->kind == OP_POST && sl->step == 1) { /* the counter answered for its whole group */
+        slot *m = sl->members;
+        sl->members = NULL;
+        while (m) {
+            slot *next = m->gnext;
+            finish(m, st);
+            m = next;
+        }
+    }
+    if (st->code == 0 && r->kind == OP_POST_EACH && sl->step == 0) {
         sl->step = 1; /* the batch is written: count the message */
         if (send_floor(sl, NULL) == 0)
             return;
@@ -351,12 +448,6 @@ static void on_done(cql_result *res, const cql_status *st, void *ud)
             return;
     }
     finish(sl, st);
-}
-
-static void fail_submit(const char *what)
-{
-    fprintf(stderr, "submit failed: %s\n", what);
-    exit(1);
 }
 
 /* Sends the current step of a floor operation (paging: the next page of a read). */
@@ -373,21 +464,30 @@ static int send_floor(slot *sl, const cql_bytes *paging)
     uint32_t bucket = ms_bucket_of(sl->id);
     switch (r->kind) {
     case OP_POST:
+    case OP_POST_EACH:
     case OP_BATCH:
         if (sl->step == 0) {
-            /* scylla_messages.c write_message: bucket, message, last_message_id */
-            static const sc_stmt_id ids[3] = {SC_BUCKET_ADD, SC_MSG_INSERT, SC_META_LAST};
+            /* scylla_messages.c write_message: bucket (unless listed lately), message,
+               last_message_id */
+            static const sc_stmt_id all[3] = {SC_BUCKET_ADD, SC_MSG_INSERT, SC_META_LAST};
+            size_t idx = (size_t)(sl->ch - r->channel0);
+            sl->listing = r->kind != OP_POST || r->listed_bucket[idx] != bucket + 1 ||
+                          r->listed_until[idx] <= uv_now(r->loop);
+            const sc_stmt_id *ids = sl->listing ? all : all + 1;
+            int n = sl->listing ? 3 : 2;
             cql_statement bst[3];
             for (int k = 0; k < 3; k++) {
                 cql_values_reset(&sl->bv[k]);
                 cql_statement_init(&bst[k]);
-                bst[k].prepared = r->ps[ids[k]];
+                bst[k].prepared = k < n ? r->ps[ids[k]] : NULL;
                 bst[k].values = &sl->bv[k];
             }
             uint64_t created = ms_snowflake_unix_ms(sl->id, MS_SNOWFLAKE_EPOCH_DISCORD);
-            bind_xid(r, &sl->bv[0], sl->ch);
-            cql_values_add_int(&sl->bv[0], (int32_t)bucket);
-            cql_values *m = &sl->bv[1]; /* bind_message: a plain text message */
+            cql_values *m = &sl->bv[n - 2]; /* bind_message: a plain text message */
+            if (sl->listing) {
+                bind_xid(r, &sl->bv[0], sl->ch);
+                cql_values_add_int(&sl->bv[0], (int32_t)bucket);
+            }
             bind_xid(r, m, sl->ch);
             cql_values_add_int(m, (int32_t)bucket);
             cql_values_add_bigint(m, (int64_t)sl->id);
@@ -398,14 +498,15 @@ static int send_floor(slot *sl, const cql_bytes *paging)
             for (int k = 0; k < 6; k++) /* reply_to, attachments, metadata, nonce, telegram */
                 cql_values_add_unset(m);
             cql_values_add_bigint(m, (int64_t)created);
-            cql_values_add_bigint(&sl->bv[2], (int64_t)(created * 1000));
-            cql_values_add_bigint(&sl->bv[2], (int64_t)sl->id);
-            bind_xid(r, &sl->bv[2], sl->ch);
+            cql_values *last = &sl->bv[n - 1];
+            cql_values_add_bigint(last, (int64_t)(created * 1000));
+            cql_values_add_bigint(last, (int64_t)sl->id);
+            bind_xid(r, last, sl->ch);
             cql_batch_request br;
             cql_batch_request_init(&br);
             br.kind = CQL_BATCH_KIND_UNLOGGED;
             br.statements = bst;
-            br.count = 3;
+            br.count = (size_t)n;
             br.consistency = wcl;
             br.idempotent = true;
             br.no_speculative = true;
@@ -413,7 +514,7 @@ static int send_floor(slot *sl, const cql_bytes *paging)
         }
         __attribute__((fallthrough)); /* the post's second step: the counter */
     case OP_COUNTER:
-        cql_values_add_bigint(&sl->v, 1);
+        cql_values_add_bigint(&sl->v, r->kind == OP_POST ? (int64_t)sl->cnt : 1);
         bind_xid(r, &sl->v, sl->ch);
         cql_values_add_int(&sl->v, (int32_t)bucket);
         st.prepared = r->ps[SC_COUNT_MSG];
@@ -772,6 +873,14 @@ int main(int argc, char **argv)
     if (failed)
         return 1;
 
+    r.listed_bucket = calloc((size_t)nchannels, sizeof *r.listed_bucket);
+    r.listed_until = calloc((size_t)nchannels, sizeof *r.listed_until);
+    r.groups = calloc((size_t)nchannels, sizeof *r.groups);
+    r.open = calloc((size_t)nchannels, sizeof *r.open);
+    if (!r.listed_bucket || !r.listed_until || !r.groups || !r.open)
+        return 1;
+    uv_idle_init(&loop, &r.turn_end);
+    r.turn_end.data = &r;
     slot *slots = calloc((size_t)concurrency, sizeof(*slots));
     for (int i = 0; i < concurrency; i++) {
         slots[i].r = &r;
@@ -808,7 +917,7 @@ int main(int argc, char **argv)
             nchannels = 1; /* submit() draws the channel: one channel at a time */
             for (int c = 0; c < all && !r.seed_errors; c++) {
                 r.channel0 = base + (uint64_t)c;
-                run_count(&r, OP_POST, slots, concurrency < 64 ? concurrency : 64, 200);
+                run_count(&r, OP_POST_EACH, slots, concurrency < 64 ? concurrency : 64, 200);
             }
             nchannels = all;
             r.channel0 = base;
@@ -826,6 +935,11 @@ int main(int argc, char **argv)
             cql_values_free(&slots[i].bv[k]);
     }
     free(slots);
+    uv_close((uv_handle_t *)&r.turn_end, NULL);
+    free(r.listed_bucket);
+    free(r.listed_until);
+    free(r.groups);
+    free(r.open);
     cql_prepared_release(r.ins);
     cql_prepared_release(r.sel);
     for (int i = 0; i < SC_NSTMT; i++)
