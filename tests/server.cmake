@@ -41,6 +41,12 @@ if(Python3_Interpreter_FOUND AND TARGET msgstore_server AND TARGET msgstore_cql)
   set_tests_properties(e2e_uuid_scylla PROPERTIES LABELS e2e TIMEOUT 600
     FIXTURES_REQUIRED "cassandra"
     ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};SCYLLA_ENABLED=true;SCYLLA_CONTACT_POINTS=127.0.0.1;SCYLLA_KEYSPACE=msgstore_e2e_uuid")
+  # concurrent POSTs to one channel: exact message_count, fewer counter updates than messages
+  add_test(NAME e2e_counts_coalesced
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/test_counts_coalesced.py)
+  set_tests_properties(e2e_counts_coalesced PROPERTIES LABELS e2e TIMEOUT 600
+    FIXTURES_REQUIRED "cassandra"
+    ENVIRONMENT "MSGSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};MSGSTORE_BINARY_DIR=${PROJECT_BINARY_DIR};SCYLLA_ENABLED=true;SCYLLA_CONTACT_POINTS=127.0.0.1;SCYLLA_KEYSPACE=msgstore_e2e_counts")
 endif()
 
 # The node goes away while serving (behind a TCP proxy of the test's own) and comes back:

@@ -1238,6 +1238,13 @@ static void test_counts_coalesced(void **state)
     assert_int_equal(channel_count(ch), N + 1);
 }
 
+/* Counts this process recorded for the repair (a counter update failed). */
+static uint64_t repairs_recorded(void)
+{
+    return atomic_load(
+        &ms_counter_get("msgstore_store_count_repairs_total", "result=\"recorded\"", NULL)->value);
+}
+
 /*
  * A coalesced counter update that is lost, or applied and reported as
  * failed, is never retried: its (channel, bucket) is recorded and the repair
@@ -1253,24 +1260,19 @@ static void test_counts_coalesced_faults(void **state)
     }
     ms_xid ch = new_channel();
     uint64_t m = ins(ch, "first");
-    uint64_t recorded0 = atomic_load(
-        &ms_counter_get("msgstore_store_count_repairs_total", "result=\"recorded\"", NULL)->value);
-    /* one update lost: the count misses every increment it carried */
+    /* one update lost: the count misses every increment it carried, the bucket is recorded
+     * (the background repair may correct it any time from now on) */
+    uint64_t rec0 = repairs_recorded();
     assert_int_equal(store_inject_fault(S, STORE_FAULT_COUNTER_LOST, 1), 0);
     insert_burst(ch, N);
     assert_int_equal(store_inject_fault(S, STORE_FAULT_COUNTER_LOST, 0), 0);
-    uint64_t before = channel_count(ch);
-    assert_true(before < 1 + N);
-    /* one update applied and reported as timed out: nothing retries it */
+    assert_true(repairs_recorded() > rec0);
+    /* one update applied and reported as timed out: nothing retries it, it is recorded */
+    rec0 = repairs_recorded();
     assert_int_equal(store_inject_fault(S, STORE_FAULT_COUNTER_APPLIED, 1), 0);
     insert_burst(ch, N);
     assert_int_equal(store_inject_fault(S, STORE_FAULT_COUNTER_APPLIED, 0), 0);
-    assert_int_equal(channel_count(ch), before + N);
-    uint64_t recorded = atomic_load(&ms_counter_get("msgstore_store_count_repairs_total",
-                                                    "result=\"recorded\"", NULL)
-                                         ->value) -
-                        recorded0;
-    assert_true(recorded >= 2);
+    assert_true(repairs_recorded() > rec0);
     repair_until_exact(ch, m, 1 + 2 * N);
     assert_int_equal(store_repair_counts_sync(S, NULL, NULL, 0), 0);
     assert_int_equal(channel_count(ch), 1 + 2 * N);
