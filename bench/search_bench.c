@@ -5,15 +5,18 @@
  * steady POST load. Numbers go to docs/benchmarks.md, section "Search".
  *
  *   search_bench [sqlite|scylla] [--messages=N] [--channels=N] [--queries=N]
- *                [--threads=N] [--seconds=N] [--rate=N]
+ *                [--threads=N] [--seconds=N] [--rate=N] [--trigger]
  *
  * Phases (one line each):
  *   post on/off  inserts from `threads` threads for `seconds`, alternately with
  *                search off and on, twice each (one run: the ratio compares
  *                like with like on a shared machine). SQLite off: the same
- *                store with the index's triggers dropped. ScyllaDB off: no
- *                MSGSTORE_SEARCH_PG_URL (no change log, unlogged batch); on:
- *                the change log and the indexer draining it meanwhile.
+ *                schema, the index's triggers dropped and the writer told not
+ *                to index (store_options.no_search_index). ScyllaDB off: no
+ *                MSGSTORE_SEARCH_PG_URL (no change log); on:
+ *                the change log and the indexer draining it meanwhile. SQLite
+ *                --trigger: a third store, indexed row by row by a trigger as
+ *                before schema/sqlite/004 (off, on, trigger, twice each).
  *   fill         `messages` messages over `channels` channels, 12 words each
  *                from a 20000-word vocabulary with Zipf frequencies (then
  *                ScyllaDB waits for the index to catch up)
@@ -48,6 +51,7 @@
 #define WORDS 12
 
 static bool SCYLLA;
+static bool TRIGGER; /* --trigger: also POST rounds with 003's per-row trigger */
 static char DIR_[256];
 static char PATH[300];
 static char PG_URL[256];
@@ -126,8 +130,11 @@ typedef struct bench_store {
     search_index *idx;
 } bench_store;
 
-/* Opens a store; search off: SQLite without the index triggers, ScyllaDB without PostgreSQL. */
-static int open_bs(bench_store *b, bool search, const char *sqlite_path)
+/*
+ * Opens a store; search off: SQLite without the index triggers, ScyllaDB without PostgreSQL.
+ * trigger (SQLite, --trigger): new messages indexed row by row by 003's trigger, as before 004.
+ */
+static int open_bs(bench_store *b, bool search, bool trigger, const char *sqlite_path)
 {
     memset(b, 0, sizeof *b);
     ms_config cfg;
@@ -153,7 +160,18 @@ static int open_bs(bench_store *b, bool search, const char *sqlite_path)
                      NULL, NULL, NULL);
         sqlite3_close(db);
     }
-    store_options opt = {.no_migrate = true};
+    if (!SCYLLA && trigger) {
+        sqlite3 *db = NULL;
+        sqlite3_open(sqlite_path, &db);
+        sqlite3_exec(db,
+                     "CREATE TRIGGER IF NOT EXISTS message_search_insert AFTER INSERT ON messages "
+                     "WHEN NEW.is_deleted = 0 AND NEW.content <> '' BEGIN "
+                     "INSERT INTO message_search(rowid, content, channel) "
+                     "VALUES (NEW.message_id, NEW.content, 'c' || hex(NEW.channel_id)); END;",
+                     NULL, NULL, NULL);
+        sqlite3_close(db);
+    }
+    store_options opt = {.no_migrate = true, .no_search_index = !SCYLLA && (!search || trigger)};
     if (store_open(&cfg, &opt, &b->st, err, sizeof err) != 0) {
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
@@ -412,6 +430,8 @@ int main(int argc, char **argv)
             SCYLLA = true;
         else if (strcmp(a, "sqlite") == 0)
             SCYLLA = false;
+        else if (strcmp(a, "--trigger") == 0)
+            TRIGGER = true;
         messages = arg_u64(a, "--messages", messages);
         channels = arg_u64(a, "--channels", channels);
         queries = arg_u64(a, "--queries", queries);
@@ -443,36 +463,45 @@ int main(int argc, char **argv)
         if (!mkdtemp(DIR_))
             return 1;
     }
-    char on_path[300], off_path[300];
+    char on_path[300], off_path[300], trig_path[300];
     snprintf(on_path, sizeof on_path, "%s/on.db", DIR_);
+    snprintf(trig_path, sizeof trig_path, "%s/trigger.db", DIR_);
     snprintf(off_path, sizeof off_path, "%s/off.db", DIR_);
     uint64_t base = (uint64_t)time(NULL) % 100000000ULL * 1000;
     int rc = 0;
 
-    /* 1. POST throughput, off/on alternating in one run */
-    double tput[2] = {0, 0};
-    uint64_t errs[2] = {0, 0};
-    for (int round = 0; round < 4; round++) {
-        bool on = round % 2 == 1;
+    /* 1. POST throughput, off/on (/trigger) alternating in one run */
+    static const char *mode_name[3] = {"off", "on", "on, trigger"};
+    int modes = TRIGGER && !SCYLLA ? 3 : 2;
+    double tput[3] = {0, 0, 0};
+    uint64_t errs[3] = {0, 0, 0};
+    for (int round = 0; round < 2 * modes; round++) {
+        int mode = round % modes;
         bench_store b;
-        if (open_bs(&b, on, on ? on_path : off_path) != 0)
+        if (open_bs(&b, mode != 0, mode == 2,
+                    mode == 0   ? off_path
+                    : mode == 1 ? on_path
+                                : trig_path) != 0)
             return 1;
         uint64_t e = 0;
         double r = run_inserts(b.st, (int)threads, base + 100000 + (uint64_t)round * 1000, 100,
                                (double)seconds, 0, &e);
-        tput[on] += r / 2;
-        errs[on] += e;
-        printf("post   search %-3s round %d: %8.0f msg/s (%d threads, %" PRIu64 " s)\n",
-               on ? "on" : "off", round / 2 + 1, r, (int)threads, seconds);
+        tput[mode] += r / 2;
+        errs[mode] += e;
+        printf("post   search %-11s round %d: %8.0f msg/s (%d threads, %" PRIu64 " s)\n",
+               mode_name[mode], round / modes + 1, r, (int)threads, seconds);
         fflush(stdout);
         close_bs(&b);
     }
     printf("post   search on / off: %.0f / %.0f msg/s = %.2f (errors %" PRIu64 " / %" PRIu64 ")\n",
            tput[1], tput[0], tput[1] / tput[0], errs[1], errs[0]);
+    if (modes == 3)
+        printf("post   search on by trigger / off: %.0f / %.0f msg/s = %.2f (errors %" PRIu64 ")\n",
+               tput[2], tput[0], tput[2] / tput[0], errs[2]);
 
     /* 2. fill, 3. search, 4. lag */
     bench_store b;
-    if (open_bs(&b, true, on_path) != 0)
+    if (open_bs(&b, true, false, on_path) != 0)
         return 1;
     uint64_t ch0 = base + 500000, e = 0;
     uint64_t t0 = now_ns();

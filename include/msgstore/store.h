@@ -152,6 +152,8 @@ typedef struct store_options {
     bool no_migrate;      /* do not create/migrate: fail with MS_ERR_UNAVAILABLE when the
                              schema is not current (production with `msgstore migrate`) */
     bool no_coalesce;     /* disable request coalescing (benchmarks compare) */
+    bool no_search_index; /* SQLite: new messages are not indexed for search (benchmarks
+                             compare search on and off; never in a real store) */
     /* ScyllaDB counter repair (docs/data-model.md, "Exact counts"): */
     int scylla_repair_settle_ms;   /* how long a count must stay still before it is corrected,
                                       and the age a recorded failure needs; 0: twice

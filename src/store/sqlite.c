@@ -327,6 +327,19 @@ static void run_batch(sq_backend *b, store_op *batch, int n)
             store__op_fail(o, MS_ERR_IO, "the transaction was rolled back by an earlier error");
             continue;
         }
+        /* new messages' index rows go in before a change their triggers must see */
+        if (c->npend && o->kind != STORE_OP_INSERT && store__sq_index_flush(c) != SQLITE_OK) {
+            MS_ERROR("store", "sqlite: writing the search index failed: %s", sqlite3_errmsg(db));
+            aborted = true;
+            for (store_op *p = batch; p != o; p = p->next)
+                if (p->status == 0)
+                    store__op_fail(p, MS_ERR_IO, "the search index could not be written: %s",
+                                   sqlite3_errmsg(db));
+            exec(db, "ROLLBACK");
+            store__op_fail(o, MS_ERR_IO, "the transaction was rolled back by an earlier error");
+            continue;
+        }
+        size_t queued = c->npend;
         exec(db, "SAVEPOINT op");
         c->queries = 0;
         c->rollback = false;
@@ -341,15 +354,22 @@ static void run_batch(sq_backend *b, store_op *batch, int n)
                                    sqlite3_errmsg(db));
             continue;
         }
-        if (o->status != 0 || c->rollback)
+        if (o->status != 0 || c->rollback) {
             exec(db, "ROLLBACK TO op");
+            c->npend = queued; /* what the op queued was rolled back with it */
+        }
         exec(db, "RELEASE op");
     }
-    if (!aborted && exec(db, "COMMIT") != SQLITE_OK) {
+    if (!aborted && store__sq_index_flush(c) != SQLITE_OK) {
+        MS_ERROR("store", "sqlite: writing the search index failed: %s", sqlite3_errmsg(db));
+        fail_all(batch, MS_ERR_IO, "the search index could not be written");
+        exec(db, "ROLLBACK");
+    } else if (!aborted && exec(db, "COMMIT") != SQLITE_OK) {
         MS_ERROR("store", "sqlite: COMMIT failed: %s", sqlite3_errmsg(db));
         fail_all(batch, MS_ERR_IO, "the write could not be committed");
         exec(db, "ROLLBACK");
     }
+    c->npend = 0;
     atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&b->batched, (uint64_t)n, memory_order_relaxed);
     done_all(batch);
@@ -418,6 +438,7 @@ static void sq_close(store_backend *base)
         sqlite3_wal_checkpoint_v2(b->writer.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     }
     store__sq_conn_close(&b->writer);
+    free(b->writer.pend);
     store__queue_destroy(&b->rq);
     store__queue_destroy(&b->wq);
     if (b->hold_fd >= 0)
@@ -507,6 +528,7 @@ int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
             MS_INFO("store", "sqlite: %s: applied %d migration(s)", cfg->sqlite_path, applied);
     }
     b->writer.id_format = store_id_format(s);
+    b->writer.no_index = opt->no_search_index;
     for (int i = 0; i < b->nreaders; i++) {
         b->readers[i].id_format = store_id_format(s);
         rc = store__sq_open_db(cfg->sqlite_path, false, &b->readers[i].db, err, errlen);

@@ -125,18 +125,32 @@
                 "last_sync_at, created_at FROM telegram_sync_state WHERE channel_id=?1")           \
     X(PING, "SELECT coalesce(max(version), 0) FROM schema_version")                                \
     X(SEARCH_NEWEST, SQ_SEARCH_SELECT "ORDER BY message_search.rowid DESC LIMIT ?4")               \
-    X(SEARCH_RELEVANCE, SQ_SEARCH_SELECT "ORDER BY message_search.rank LIMIT ?4")
+    X(SEARCH_RELEVANCE, SQ_SEARCH_SELECT "ORDER BY message_search.rank LIMIT ?4")                  \
+    X(SEARCH_ADD, "INSERT INTO message_search(rowid, content, channel) "                           \
+                  "VALUES(?1, ?2, 'c' || hex(?3))")                                                \
+    X(SEARCH_HAS, "SELECT 1 FROM message_search WHERE rowid=?1")
 
 #define SQ_ENUM(name, sql) SQ_##name,
 typedef enum sq_stmt_id { SQ_STATEMENTS(SQ_ENUM) SQ_NSTMT } sq_stmt_id;
 #undef SQ_ENUM
 
+/* A new message's search index row, written at the end of its batch (sqlite_search.c). */
+typedef struct sq_index_row {
+    uint64_t id;
+    ms_xid channel_id;
+    const char *content; /* the insert request's: valid until the op is done */
+    size_t len;
+} sq_index_row;
+
 typedef struct sq_conn {
     sqlite3 *db;
     ms_id_format id_format; /* how channel and user ids are bound (sqlite_ops.c) */
     sqlite3_stmt *stmt[SQ_NSTMT];
-    uint32_t queries; /* statements run for the current op */
-    bool rollback;    /* the current op wrote something that must be undone (duplicate) */
+    uint32_t queries;   /* statements run for the current op */
+    bool rollback;      /* the current op wrote something that must be undone (duplicate) */
+    bool no_index;      /* the writer keeps no search index (store_options.no_search_index) */
+    sq_index_row *pend; /* the writer: index rows of the batch's inserts, not written yet */
+    size_t npend, cappend;
 } sq_conn;
 
 /*
@@ -206,6 +220,19 @@ int store__sq_fail(sq_conn *c, store_op *op, int rc, const char *what);
 
 /* store_search on c, inside a read transaction (sqlite_search.c). */
 void store__sq_search(sq_conn *c, store_op *op);
+
+/*
+ * The writer indexes new messages at the end of their batch, not row by row
+ * (sqlite_search.c, "why"): store__sq_index_later queues message id's row
+ * (content is borrowed from the insert request), after checking that an id
+ * the caller chose is not already in the index under another channel (fails
+ * op with MS_ERR_CONFLICT, or MS_ERR_NOMEM). store__sq_index_flush writes the
+ * queued rows and empties the queue: 0, or an SQLite result code (the batch
+ * must then be rolled back). Both are no-ops when c->no_index.
+ */
+int store__sq_index_later(sq_conn *c, store_op *op, uint64_t id, ms_xid ch, const char *content,
+                          size_t len, bool check);
+int store__sq_index_flush(sq_conn *c);
 
 /*
  * After migration `name` ran in db's open transaction: the C part of it, if

@@ -325,9 +325,6 @@ static int op_insert(sq_conn *c, store_op *op)
         return store__op_fail(op, MS_ERR_CONFLICT,
                               "message id %" PRIu64 " already exists in channel %s", r->id,
                               store__xid_text(op->s, r->channel_id, chs));
-    if ((rc & 0xFF) == SQLITE_CONSTRAINT) /* the search index's rowid: ids are unique in a file */
-        return store__op_fail(op, MS_ERR_CONFLICT,
-                              "message id %" PRIu64 " already exists in another channel", r->id);
     if (rc != SQLITE_DONE)
         return store__sq_fail(c, op, rc, "writing the message");
     st = store__sq_stmt(c, SQ_BUCKET_ADD);
@@ -339,6 +336,10 @@ static int op_insert(sq_conn *c, store_op *op)
     sqlite3_bind_int64(st, 3, I64(r->id));
     sqlite3_bind_int64(st, 4, I64(op->now_ms));
     if (step_done(c, op, st, "updating the channel metadata"))
+        return op->status;
+    /* indexed at the end of the batch (sqlite_search.c); ids are unique in the index */
+    if (store__sq_index_later(c, op, r->id, r->channel_id, r->content, r->content_len,
+                              op->id_given))
         return op->status;
 
     store__insert_result(op, created);

@@ -2392,6 +2392,105 @@ static void test_search_channels_relevance(void **state)
     store_free(res);
 }
 
+/* One write's outcome in test_search_batched_writes. */
+typedef struct batch_slot {
+    int *done;
+    int status;
+} batch_slot;
+
+static void on_batch_write(int status, const char *detail, const store_message_result *res,
+                           void *ud)
+{
+    (void)detail;
+    (void)res;
+    batch_slot *b = ud;
+    b->status = status;
+    (*b->done)++;
+}
+
+/*
+ * SQLite: the writer indexes a group commit's new messages at its end, and
+ * before any other write of the batch (sqlite_search.c). Writes queued at
+ * once share a batch: an edit and a delete right behind the insert of their
+ * message, an insert rolled back as a nonce's duplicate, an id taken in
+ * another channel within the same batch. The index must end as if each write
+ * had been committed alone.
+ */
+static void test_search_batched_writes(void **state)
+{
+    (void)state;
+    need_search();
+    if (SCYLLA) {
+        print_message("      SQLite's group commit: skipped on ScyllaDB (no order between "
+                      "writes in flight)\n");
+        skip();
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ms_xid ch = new_channel(), other = new_channel();
+    uint64_t base = ms_snowflake_from_unix_ms(now_ms() - 3 * DAY_MS, CFG.epoch_ms) +
+                    ((uint64_t)(now_ms() % 1000) << 12);
+    uint64_t a = base + 1, b = base + 2, c = base + 3, d = base + 4;
+    int done = 0;
+    batch_slot slot[8];
+    for (int i = 0; i < 8; i++)
+        slot[i] = (batch_slot){.done = &done, .status = 1};
+    store_insert_req ra = text_req(ch, "alphaword one"), rb = text_req(ch, "gammaword three");
+    store_insert_req rc1 = text_req(ch, "deltaword four"), rc2 = text_req(ch, "epsilonword five");
+    store_insert_req rd = text_req(ch, "zetaword six"), rd2 = text_req(other, "etaword seven");
+    ra.id = a;
+    rb.id = b;
+    rc1.id = c;
+    rc1.nonce = "batched-nonce";
+    rc2.nonce = "batched-nonce";
+    rd.id = d;
+    rd2.id = d;
+    store_edit_req ea = {.channel_id = ch, .message_id = a, .content = "betaword two"};
+    ea.content_len = strlen(ea.content);
+    store_get_req db = {.channel_id = ch, .message_id = b};
+    /* writes ahead keep the writer busy while the ones below queue up behind them */
+    int ahead = 0;
+    batch_slot filler = {.done = &ahead};
+    store_insert_req rf = text_req(new_channel(), "filler");
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(store_insert(S, &loop, &rf, on_batch_write, &filler), 0);
+    assert_int_equal(store_insert(S, &loop, &ra, on_batch_write, &slot[0]), 0);
+    assert_int_equal(store_edit(S, &loop, &ea, on_batch_write, &slot[1]), 0);
+    assert_int_equal(store_insert(S, &loop, &rb, on_batch_write, &slot[2]), 0);
+    assert_int_equal(store_delete(S, &loop, &db, on_batch_write, &slot[3]), 0);
+    assert_int_equal(store_insert(S, &loop, &rc1, on_batch_write, &slot[4]), 0);
+    assert_int_equal(store_insert(S, &loop, &rc2, on_batch_write, &slot[5]), 0);
+    assert_int_equal(store_insert(S, &loop, &rd, on_batch_write, &slot[6]), 0);
+    assert_int_equal(store_insert(S, &loop, &rd2, on_batch_write, &slot[7]), 0);
+    while (done < 8 || ahead < 20)
+        uv_run(&loop, UV_RUN_ONCE);
+    store_loop_detach(S, &loop);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(slot[i].status, 0); /* the nonce's second insert: its duplicate */
+    assert_int_equal(slot[7].status, MS_ERR_CONFLICT);
+
+    assert_int_equal(search_count(ch, "alphaword", 0), 0); /* edited away */
+    store_search_result *res = search_in(&ch, 1, "betaword", STORE_SEARCH_NEWEST, 0, 10, 1);
+    assert_int_equal(res->count, 1);
+    assert_int_equal(res->items[0].msg.id, a);
+    store_free(res);
+    assert_int_equal(search_count(ch, "gammaword", 0), 0);   /* deleted */
+    assert_int_equal(search_count(ch, "deltaword", 1), 1);   /* the nonce's message */
+    assert_int_equal(search_count(ch, "epsilonword", 0), 0); /* its duplicate: not stored */
+    assert_int_equal(search_count(ch, "zetaword", 1), 1);
+    assert_int_equal(search_count(other, "etaword", 0), 0); /* the id was taken */
+    /* and the index holds each message once: an edit of the batch's insert re-indexes it */
+    store_edit_req again = {.channel_id = ch, .message_id = a, .content = "thetaword"};
+    again.content_len = strlen(again.content);
+    store_message_result *mr = NULL;
+    assert_int_equal(store_edit_sync(S, &again, &mr, NULL, 0), 0);
+    store_free(mr);
+    assert_int_equal(search_count(ch, "betaword", 0), 0);
+    assert_int_equal(search_count(ch, "thetaword", 1), 1);
+}
+
 static void expect_search_error(const ms_xid *chs, size_t nch, const char *q, int limit,
                                 const char *words)
 {
@@ -2524,6 +2623,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_search_paging),
         cmocka_unit_test(test_search_channels_relevance),
         cmocka_unit_test(test_search_bad_queries),
+        cmocka_unit_test(test_search_batched_writes),
     };
     return cmocka_run_group_tests_name(SCYLLA ? "store conformance (scylla)"
                                               : "store conformance (sqlite)",

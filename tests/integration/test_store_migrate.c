@@ -132,10 +132,10 @@ static void test_search_index_built_for_old_store(void **state)
     sqlite3 *h = NULL;
     assert_int_equal(sqlite3_open(old, &h), SQLITE_OK);
     /* back to the schema before search, then messages written as that version wrote them */
-    exec_ok(h, "DROP TRIGGER message_search_insert; DROP TRIGGER message_search_update;"
+    exec_ok(h, "DROP TRIGGER message_search_update;"
                "DROP TRIGGER message_search_delete; DROP TABLE message_search;"
                "DELETE FROM schema_version WHERE name IN ('002_search.sql', "
-               "'003_search_ids.sql')");
+               "'003_search_ids.sql', '004_search_batch.sql')");
     exec_ok(h, "BEGIN");
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(h,
@@ -161,6 +161,7 @@ static void test_search_index_built_for_old_store(void **state)
     assert_int_equal(run_migrate_at(old, out, sizeof out), 0);
     assert_non_null(strstr(out, "applied  002_search.sql"));
     assert_non_null(strstr(out, "applied  003_search_ids.sql"));
+    assert_non_null(strstr(out, "applied  004_search_batch.sql"));
     assert_non_null(strstr(out, "building the search index of 2700 message(s)"));
     assert_non_null(strstr(out, "search index: 1350 of 2700 (50%)")); /* progress */
     assert_non_null(strstr(out, "search index built: 2700 message(s)"));
@@ -186,6 +187,16 @@ static void test_search_index_built_for_old_store(void **state)
     q.query = "\"number 1230\"";
     assert_int_equal(store_search_sync(s, &q, &res, NULL, 0), 0);
     assert_int_equal(res->count, 0);
+    store_free(res);
+    /* a message written after the migrations is indexed once, by the writer (004) */
+    store_insert_req in = {.channel_id = ch, .sender_id = ms_xid_int(1), .content = "needle 9999"};
+    in.content_len = strlen(in.content);
+    store_message_result *mr = NULL;
+    assert_int_equal(store_insert_sync(s, &in, &mr, NULL, 0), 0);
+    store_free(mr);
+    q.query = "\"needle 9999\"";
+    assert_int_equal(store_search_sync(s, &q, &res, NULL, 0), 0);
+    assert_int_equal(res->count, 1);
     store_free(res);
     store_close(s);
 }

@@ -1,0 +1,13 @@
+-- 004_search_batch.sql: new messages are indexed by the writer, not by a trigger.
+--
+-- FTS5 writes the terms it holds in memory out as a new segment whenever a
+-- savepoint opens, and the writer runs each write of a group commit in a
+-- savepoint of its own: indexed by this trigger, every message became a
+-- one-document segment that automerge merged again and again (about three
+-- times the CPU of the message itself). The writer now queues the new
+-- messages' index rows and writes them after the batch's last savepoint,
+-- in the same transaction: one segment per commit, and a message is still
+-- found as soon as its insert returned (sqlite_search.c). Edits and deletes
+-- keep their triggers (002, 003); the writer writes the queued rows before
+-- any of them runs. The index itself is unchanged: nothing to rebuild.
+DROP TRIGGER message_search_insert;
