@@ -5,7 +5,8 @@
  * steady POST load. Numbers go to docs/benchmarks.md, section "Search".
  *
  *   search_bench [sqlite|scylla] [--messages=N] [--channels=N] [--queries=N]
- *                [--threads=N] [--seconds=N] [--rate=N] [--trigger]
+ *                [--threads=N] [--seconds=N] [--rate=N] [--trigger] [--no-post]
+ *                [--store=PATH] [--existing=CH0]
  *
  * Phases (one line each):
  *   post on/off  inserts from `threads` threads for `seconds`, alternately with
@@ -26,6 +27,12 @@
  *   lag          ScyllaDB: `rate` POSTs/s for `seconds`; every 100 ms a probe
  *                message with a unique word is posted and searched for until
  *                found: the time from its 201 to its first hit
+ * --no-post skips the first phase. --store=PATH (SQLite): fill and search
+ * this file, kept at exit. --existing=CH0: no fill; the store already holds
+ * the messages in channels CH0 .. CH0 + channels - 1 (the "fill" line of the
+ * run that loaded them prints CH0; a 1M-message cluster store can be loaded
+ * faster by `msgstore copy --to-cluster` of such a SQLite file, its index
+ * with one INSERT ... SELECT in PostgreSQL: docs/benchmarks.md).
  * SQLite: files in a temp dir (removed at exit). ScyllaDB: the SCYLLA_*
  * settings (keyspace msgstore_search_bench by default) and
  * MSGSTORE_SEARCH_PG_URL (required).
@@ -52,6 +59,8 @@
 
 static bool SCYLLA;
 static bool TRIGGER; /* --trigger: also POST rounds with 003's per-row trigger */
+static bool NO_POST; /* --no-post */
+static const char *STORE_PATH; /* --store=PATH */
 static char DIR_[256];
 static char PATH[300];
 static char PG_URL[256];
@@ -423,7 +432,7 @@ static uint64_t arg_u64(const char *a, const char *name, uint64_t def)
 int main(int argc, char **argv)
 {
     uint64_t messages = 1000000, channels = 100, queries = 500, threads = 4, seconds = 10,
-             rate = 200;
+             rate = 200, existing = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "scylla") == 0)
@@ -432,12 +441,17 @@ int main(int argc, char **argv)
             SCYLLA = false;
         else if (strcmp(a, "--trigger") == 0)
             TRIGGER = true;
+        else if (strcmp(a, "--no-post") == 0)
+            NO_POST = true;
+        else if (strncmp(a, "--store=", 8) == 0)
+            STORE_PATH = a + 8;
         messages = arg_u64(a, "--messages", messages);
         channels = arg_u64(a, "--channels", channels);
         queries = arg_u64(a, "--queries", queries);
         threads = arg_u64(a, "--threads", threads);
         seconds = arg_u64(a, "--seconds", seconds);
         rate = arg_u64(a, "--rate", rate);
+        existing = arg_u64(a, "--existing", existing);
     }
     if (threads < 1 || threads > 64 || channels < 1 || queries < 1) {
         fprintf(stderr, "bad arguments\n");
@@ -475,7 +489,7 @@ int main(int argc, char **argv)
     int modes = TRIGGER && !SCYLLA ? 3 : 2;
     double tput[3] = {0, 0, 0};
     uint64_t errs[3] = {0, 0, 0};
-    for (int round = 0; round < 2 * modes; round++) {
+    for (int round = 0; round < (NO_POST ? 0 : 2 * modes); round++) {
         int mode = round % modes;
         bench_store b;
         if (open_bs(&b, mode != 0, mode == 2,
@@ -493,26 +507,30 @@ int main(int argc, char **argv)
         fflush(stdout);
         close_bs(&b);
     }
-    printf("post   search on / off: %.0f / %.0f msg/s = %.2f (errors %" PRIu64 " / %" PRIu64 ")\n",
-           tput[1], tput[0], tput[1] / tput[0], errs[1], errs[0]);
-    if (modes == 3)
+    if (!NO_POST)
+        printf("post   search on / off: %.0f / %.0f msg/s = %.2f (errors %" PRIu64 " / %" PRIu64
+               ")\n",
+               tput[1], tput[0], tput[1] / tput[0], errs[1], errs[0]);
+    if (modes == 3 && !NO_POST)
         printf("post   search on by trigger / off: %.0f / %.0f msg/s = %.2f (errors %" PRIu64 ")\n",
                tput[2], tput[0], tput[2] / tput[0], errs[2]);
 
     /* 2. fill, 3. search, 4. lag */
     bench_store b;
-    if (open_bs(&b, true, false, on_path) != 0)
+    if (open_bs(&b, true, false, STORE_PATH && !SCYLLA ? STORE_PATH : on_path) != 0)
         return 1;
-    uint64_t ch0 = base + 500000, e = 0;
+    uint64_t ch0 = existing ? existing : base + 500000, e = 0;
     uint64_t t0 = now_ns();
-    double r = run_inserts(b.st, (int)threads, ch0, channels, 0, messages, &e);
-    printf("fill   %" PRIu64 " messages over %" PRIu64 " channels: %.0f msg/s (errors %" PRIu64
-           ")\n",
-           messages, channels, r, e);
-    if (b.idx) {
-        int w = search_index_wait(b.idx, 1800 * 1000);
-        printf("fill   index caught up %.1f s after the first insert%s\n",
-               (double)(now_ns() - t0) / 1e9, w ? " (NOT: timed out)" : "");
+    if (!existing) {
+        double r = run_inserts(b.st, (int)threads, ch0, channels, 0, messages, &e);
+        printf("fill   %" PRIu64 " messages over %" PRIu64 " channels from %" PRIu64
+               ": %.0f msg/s (errors %" PRIu64 ")\n",
+               messages, channels, ch0, r, e);
+        if (b.idx) {
+            int w = search_index_wait(b.idx, 1800 * 1000);
+            printf("fill   index caught up %.1f s after the first insert%s\n",
+                   (double)(now_ns() - t0) / 1e9, w ? " (NOT: timed out)" : "");
+        }
     }
     fflush(stdout);
     search_phase(b.st, ch0, channels, queries);

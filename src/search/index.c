@@ -5,8 +5,10 @@
  * store_search from it.
  *
  * Why the indexer is correct (docs/data-model.md, "Search"):
- *   - an acknowledged insert has its log entry (same logged batch); an
- *     acknowledged edit or delete wrote its entry before the change;
+ *   - an acknowledged insert has its log entry (same batch, acknowledged
+ *     only when every statement of it was applied); an acknowledged edit or
+ *     delete wrote its entry before the change; an entry whose insert failed
+ *     finds no message and, once older than the settle time, changes nothing;
  *   - entries of a shard are applied in seq order by the one instance that
  *     holds the shard's advisory lock, each from the message's state read
  *     after the entry, which is at least as new as the change it announces
