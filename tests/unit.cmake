@@ -7,3 +7,6 @@ ms_add_test(test_metrics SOURCES unit/test_metrics.c LIBS msgstore_core LABELS u
 # README's configuration table must match the settings table in the code.
 add_test(NAME docs_config_table COMMAND ${PROJECT_SOURCE_DIR}/scripts/docs-config $<TARGET_FILE:msgstore> --check)
 set_tests_properties(docs_config_table PROPERTIES LABELS unit)
+# the ScyllaDB backend's coroutines (src/store/coro.c)
+ms_add_test(test_coro SOURCES unit/test_coro.c ${PROJECT_SOURCE_DIR}/src/store/coro.c LIBS msgstore_core LABELS unit)
+target_include_directories(test_coro PRIVATE ${PROJECT_SOURCE_DIR}/src/store)

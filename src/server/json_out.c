@@ -10,9 +10,6 @@
  */
 #include "server/server_internal.h"
 
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +18,7 @@ void srv__jw_init(srv__jw *w)
     w->p = NULL;
     w->len = w->cap = 0;
     w->oom = false;
+    w->nxid = w->xid_next = 0;
 }
 
 void srv__jw_free(srv__jw *w)
@@ -61,49 +59,66 @@ void srv__jw_lit(srv__jw *w, const char *s)
     srv__jw_raw(w, s, strlen(s));
 }
 
-void srv__jw_str(srv__jw *w, const char *s, size_t n)
+/* Bytes a JSON string cannot hold as they are: the control characters, '"' and '\\'. */
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* s quoted and escaped at o (room for n * 6 + 2 bytes); returns the end. */
+static char *put_str(char *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    if (!reserve(w, n * 6 + 2))
-        return;
-    char *o = w->p + w->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && !needs_escape((unsigned char)s[run]))
+            run++; /* UTF-8 passes through: the store only holds valid UTF-8 */
+        memcpy(o, s + i, run - i);
+        o += run - i;
+        if (run == n)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        i = run + 1;
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
             *o++ = (char)c;
-        } else if (c < 0x20) {
-            *o++ = '\\';
-            switch (c) {
-            case '\n':
-                *o++ = 'n';
-                break;
-            case '\r':
-                *o++ = 'r';
-                break;
-            case '\t':
-                *o++ = 't';
-                break;
-            case '\b':
-                *o++ = 'b';
-                break;
-            case '\f':
-                *o++ = 'f';
-                break;
-            default:
-                *o++ = 'u';
-                *o++ = '0';
-                *o++ = '0';
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 15];
-            }
-        } else {
-            *o++ = (char)c; /* UTF-8 passes through: the store only holds valid UTF-8 */
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
         }
     }
     *o++ = '"';
-    w->len = (size_t)(o - w->p);
+    return o;
+}
+
+void srv__jw_str(srv__jw *w, const char *s, size_t n)
+{
+    if (!reserve(w, n * 6 + 2))
+        return;
+    w->len = (size_t)(put_str(w->p + w->len, s, n) - w->p);
 }
 
 void srv__jw_cstr(srv__jw *w, const char *s)
@@ -114,20 +129,97 @@ void srv__jw_cstr(srv__jw *w, const char *s)
         srv__jw_lit(w, "null");
 }
 
+/*
+ * v in decimal, written so that it ends just before `end`; returns its first
+ * digit. Two digits per step from a table: snprintf's format parsing and
+ * stream setup cost more than a page's JSON escaping (three numbers per
+ * message).
+ */
+static char *dec(char *end, uint64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    char *p = end;
+    while (v >= 100) {
+        unsigned k = (unsigned)(v % 100) * 2;
+        v /= 100;
+        *--p = pairs[k + 1];
+        *--p = pairs[k];
+    }
+    if (v >= 10) {
+        unsigned k = (unsigned)v * 2;
+        *--p = pairs[k + 1];
+        *--p = pairs[k];
+    } else {
+        *--p = (char)('0' + v);
+    }
+    return p;
+}
+
+#define NUM_MAX 24 /* '"', '-', 20 digits, '"' */
+
+/* v as a JSON number, or (quoted) as a string, at o; negative: a '-' first. Returns the end. */
+static char *put_num(char *o, uint64_t v, bool negative, bool quoted)
+{
+    char b[NUM_MAX];
+    char *end = b + sizeof b;
+    if (quoted)
+        *--end = '"';
+    char *p = dec(end, v);
+    if (negative)
+        *--p = '-';
+    if (quoted)
+        *--p = '"';
+    size_t n = (size_t)(b + sizeof b - p);
+    memcpy(o, p, n);
+    return o + n;
+}
+
+static void number(srv__jw *w, uint64_t v, bool negative, bool quoted)
+{
+    if (!reserve(w, NUM_MAX))
+        return;
+    w->len = (size_t)(put_num(w->p + w->len, v, negative, quoted) - w->p);
+}
+
 void srv__jw_id(srv__jw *w, uint64_t id)
 {
-    char b[24];
-    int n = snprintf(b, sizeof b, "\"%" PRIu64 "\"", id);
-    srv__jw_raw(w, b, (size_t)n);
+    number(w, id, false, true);
+}
+
+/*
+ * id quoted at o (room for MS_XID_STRLEN + 2 bytes); returns the end. A page
+ * repeats its channel id in every message and a few senders' ids: the last
+ * SRV__JW_XIDS formatted ids are kept with their text.
+ */
+static char *put_xid(srv__jw *w, char *o, ms_id_format f, ms_xid id)
+{
+    unsigned k = 0;
+    while (k < w->nxid && !(ms_xid_eq(w->xid[k], id) && w->xid_fmt[k] == f))
+        k++;
+    if (k == w->nxid) {
+        if (w->nxid < SRV__JW_XIDS)
+            w->nxid++;
+        else
+            k = w->xid_next++ % SRV__JW_XIDS;
+        w->xid[k] = id;
+        w->xid_fmt[k] = f;
+        w->xid_len[k] = (unsigned char)ms_xid_format(f, id, w->xid_text[k]);
+    }
+    *o++ = '"';
+    memcpy(o, w->xid_text[k], w->xid_len[k]);
+    o += w->xid_len[k];
+    *o++ = '"';
+    return o;
 }
 
 void srv__jw_xid(srv__jw *w, ms_id_format f, ms_xid id)
 {
-    char b[MS_XID_STRLEN + 2];
-    b[0] = '"';
-    size_t n = ms_xid_format(f, id, b + 1);
-    b[n + 1] = '"';
-    srv__jw_raw(w, b, n + 2);
+    if (!reserve(w, MS_XID_STRLEN + 2))
+        return;
+    w->len = (size_t)(put_xid(w, w->p + w->len, f, id) - w->p);
 }
 
 void srv__jw_opt_id(srv__jw *w, uint64_t id)
@@ -140,16 +232,12 @@ void srv__jw_opt_id(srv__jw *w, uint64_t id)
 
 void srv__jw_i64s(srv__jw *w, int64_t v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof b, "\"%" PRId64 "\"", v);
-    srv__jw_raw(w, b, (size_t)n);
+    number(w, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0, true);
 }
 
 void srv__jw_u64(srv__jw *w, uint64_t v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof b, "%" PRIu64, v);
-    srv__jw_raw(w, b, (size_t)n);
+    number(w, v, false, false);
 }
 
 void srv__jw_opt_ms(srv__jw *w, uint64_t ms)
@@ -165,57 +253,110 @@ void srv__jw_bool(srv__jw *w, bool b)
     srv__jw_lit(w, b ? "true" : "false");
 }
 
-static void embedded(srv__jw *w, const char *text, char open)
+/* A literal at o (its length known at compile time: the copy is a few moves). */
+#define PUT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) += sizeof(lit) - 1)
+
+static char *put_cstr(char *o, const char *s)
 {
-    if (text && text[0] == open)
-        srv__jw_lit(w, text);
-    else
-        srv__jw_lit(w, "null");
+    if (!s) {
+        PUT(o, "null");
+        return o;
+    }
+    return put_str(o, s, strlen(s));
 }
 
+/* Stored JSON text copied as it is (it starts with `open`), else null. */
+static char *put_embedded(char *o, const char *text, size_t len, char open)
+{
+    if (text && text[0] == open) {
+        memcpy(o, text, len);
+        return o + len;
+    }
+    PUT(o, "null");
+    return o;
+}
+
+static char *put_opt_ms(char *o, uint64_t ms)
+{
+    if (!ms) {
+        PUT(o, "null");
+        return o;
+    }
+    return put_num(o, ms, false, false);
+}
+
+static char *put_bool(char *o, bool b)
+{
+    if (b)
+        PUT(o, "true");
+    else
+        PUT(o, "false");
+    return o;
+}
+
+/*
+ * One message: the room for the longest it can be is reserved once (every
+ * string at worst six bytes per byte escaped), then written straight in.
+ */
 void srv__jw_message(srv__jw *w, ms_id_format f, const store_message *m)
 {
-    srv__jw_lit(w, "{\"id\":");
-    srv__jw_id(w, m->id);
-    srv__jw_lit(w, ",\"channel_id\":");
-    srv__jw_xid(w, f, m->channel_id);
-    srv__jw_lit(w, ",\"bucket\":");
-    srv__jw_u64(w, m->bucket);
-    srv__jw_lit(w, ",\"sender_id\":");
-    srv__jw_xid(w, f, m->sender_id);
-    srv__jw_lit(w, ",\"type\":");
-    srv__jw_cstr(w, store_msg_type_name(m->type));
-    srv__jw_lit(w, ",\"source\":");
-    srv__jw_cstr(w, store_msg_source_name(m->source));
-    srv__jw_lit(w, ",\"content\":");
-    srv__jw_str(w, m->content ? m->content : "", m->content ? m->content_len : 0);
-    srv__jw_lit(w, ",\"reply_to\":");
-    srv__jw_opt_id(w, m->reply_to);
-    srv__jw_lit(w, ",\"attachments\":");
-    embedded(w, m->attachments, '[');
-    srv__jw_lit(w, ",\"metadata\":");
-    embedded(w, m->metadata, '{');
-    srv__jw_lit(w, ",\"nonce\":");
-    srv__jw_cstr(w, m->nonce);
-    srv__jw_lit(w, ",\"telegram\":");
+    const char *type = store_msg_type_name(m->type);
+    const char *source = store_msg_source_name(m->source);
+    size_t content_len = m->content ? m->content_len : 0;
+    size_t att_len = m->attachments ? strlen(m->attachments) : 0;
+    size_t meta_len = m->metadata ? strlen(m->metadata) : 0;
+    size_t nonce_len = m->nonce ? strlen(m->nonce) : 0;
+    size_t type_len = type ? strlen(type) : 0, source_len = source ? strlen(source) : 0;
+    if (!reserve(w, 384 + 2 * MS_XID_STRLEN + 6 * NUM_MAX + att_len + meta_len +
+                        6 * (content_len + nonce_len + type_len + source_len)))
+        return;
+    char *o = w->p + w->len;
+    PUT(o, "{\"id\":");
+    o = put_num(o, m->id, false, true);
+    PUT(o, ",\"channel_id\":");
+    o = put_xid(w, o, f, m->channel_id);
+    PUT(o, ",\"bucket\":");
+    o = put_num(o, m->bucket, false, false);
+    PUT(o, ",\"sender_id\":");
+    o = put_xid(w, o, f, m->sender_id);
+    PUT(o, ",\"type\":");
+    o = put_cstr(o, type);
+    PUT(o, ",\"source\":");
+    o = put_cstr(o, source);
+    PUT(o, ",\"content\":");
+    o = put_str(o, m->content ? m->content : "", content_len);
+    PUT(o, ",\"reply_to\":");
+    if (m->reply_to)
+        o = put_num(o, m->reply_to, false, true);
+    else
+        PUT(o, "null");
+    PUT(o, ",\"attachments\":");
+    o = put_embedded(o, m->attachments, att_len, '[');
+    PUT(o, ",\"metadata\":");
+    o = put_embedded(o, m->metadata, meta_len, '{');
+    PUT(o, ",\"nonce\":");
+    o = m->nonce ? put_str(o, m->nonce, nonce_len) : put_cstr(o, NULL);
+    PUT(o, ",\"telegram\":");
     if (m->has_telegram) {
-        srv__jw_lit(w, "{\"chat_id\":");
-        srv__jw_i64s(w, m->telegram_chat_id);
-        srv__jw_lit(w, ",\"message_id\":");
-        srv__jw_i64s(w, m->telegram_message_id);
-        srv__jw_lit(w, "}");
+        int64_t chat = m->telegram_chat_id, msg = m->telegram_message_id;
+        PUT(o, "{\"chat_id\":");
+        o = put_num(o, chat < 0 ? 0 - (uint64_t)chat : (uint64_t)chat, chat < 0, true);
+        PUT(o, ",\"message_id\":");
+        o = put_num(o, msg < 0 ? 0 - (uint64_t)msg : (uint64_t)msg, msg < 0, true);
+        PUT(o, "}");
     } else {
-        srv__jw_lit(w, "null");
+        PUT(o, "null");
     }
-    srv__jw_lit(w, ",\"created_at_ms\":");
-    srv__jw_u64(w, m->created_at_ms);
-    srv__jw_lit(w, ",\"is_edited\":");
-    srv__jw_bool(w, m->is_edited);
-    srv__jw_lit(w, ",\"edited_at_ms\":");
-    srv__jw_opt_ms(w, m->edited_at_ms);
-    srv__jw_lit(w, ",\"is_deleted\":");
-    srv__jw_bool(w, m->is_deleted);
-    srv__jw_lit(w, ",\"deleted_at_ms\":");
-    srv__jw_opt_ms(w, m->deleted_at_ms);
-    srv__jw_lit(w, "}");
+    PUT(o, ",\"created_at_ms\":");
+    o = put_num(o, m->created_at_ms, false, false);
+    PUT(o, ",\"is_edited\":");
+    o = put_bool(o, m->is_edited);
+    PUT(o, ",\"edited_at_ms\":");
+    o = put_opt_ms(o, m->edited_at_ms);
+    PUT(o, ",\"is_deleted\":");
+    o = put_bool(o, m->is_deleted);
+    PUT(o, ",\"deleted_at_ms\":");
+    o = put_opt_ms(o, m->deleted_at_ms);
+    PUT(o, "}");
+    w->len = (size_t)(o - w->p);
 }

@@ -125,10 +125,17 @@ void srv__respond_publish_text(srv *s, http_request *r, int status, const char *
                                bool oom, int ev_kind, ms_xid channel_id, uint64_t message_id);
 
 /* json_out.c: a growable buffer of compact JSON for the hot answers. */
+#define SRV__JW_XIDS 4
 typedef struct srv__jw {
     char *p;
     size_t len, cap;
     bool oom;
+    /* the last ids formatted (a page repeats its channel's and a few senders') */
+    unsigned nxid, xid_next;
+    ms_xid xid[SRV__JW_XIDS];
+    ms_id_format xid_fmt[SRV__JW_XIDS];
+    unsigned char xid_len[SRV__JW_XIDS];
+    char xid_text[SRV__JW_XIDS][MS_XID_STRLEN];
 } srv__jw;
 void srv__jw_init(srv__jw *w);
 void srv__jw_free(srv__jw *w);

@@ -332,7 +332,9 @@ struct sc_loop {
     sc_task *ready, *ready_tail; /* tasks whose awaited request completed */
     sc_task *idle;               /* finished tasks kept for the next operations */
     size_t nidle;
-    unsigned up_seen; /* b->hosts_up when this session last caught up */
+    size_t peak, peak_prev; /* most operations in flight: this window, the one before */
+    unsigned window_ops;    /* operations finished in this window (SC_IDLE_WINDOW) */
+    unsigned up_seen;       /* b->hosts_up when this session last caught up */
     /* this turn's message-count groups: leaders by (channel, bucket), and in join order */
     sc_task *count_slots[SC_COUNT_SLOTS];
     sc_task *count_open, *count_open_tail;

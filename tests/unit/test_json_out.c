@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_json_out.c - the direct JSON writer of the hot answers
+ * (src/server/json_out.c): numbers at their edges, ids as strings, a whole
+ * message compared with what snprintf and the fields would give.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "server/server_internal.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* w's text as a C string (w is freed). */
+static char *take(srv__jw *w, char *out, size_t n)
+{
+    assert_false(w->oom);
+    assert_true(w->len < n);
+    memcpy(out, w->p, w->len);
+    out[w->len] = '\0';
+    srv__jw_free(w);
+    return out;
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    static const uint64_t u[] = {0,
+                                 1,
+                                 9,
+                                 10,
+                                 99,
+                                 100,
+                                 101,
+                                 999,
+                                 1000,
+                                 12345,
+                                 99999,
+                                 1000000,
+                                 1733400000000ull,
+                                 1578794735198273536ull,
+                                 9999999999999999999ull,
+                                 10000000000000000000ull,
+                                 UINT64_MAX};
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+        char want[32], got[32];
+        srv__jw w;
+        srv__jw_init(&w);
+        srv__jw_u64(&w, u[i]);
+        snprintf(want, sizeof want, "%" PRIu64, u[i]);
+        assert_string_equal(take(&w, got, sizeof got), want);
+        srv__jw_init(&w);
+        srv__jw_id(&w, u[i]);
+        snprintf(want, sizeof want, "\"%" PRIu64 "\"", u[i]);
+        assert_string_equal(take(&w, got, sizeof got), want);
+    }
+    static const int64_t s[] = {0,         1,        -1, 42, -42, 100, -100, -1001234567890123ll,
+                                INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        char want[32], got[32];
+        srv__jw w;
+        srv__jw_init(&w);
+        srv__jw_i64s(&w, s[i]);
+        snprintf(want, sizeof want, "\"%" PRId64 "\"", s[i]);
+        assert_string_equal(take(&w, got, sizeof got), want);
+    }
+    /* optional ones: 0 is null */
+    char got[32];
+    srv__jw w;
+    srv__jw_init(&w);
+    srv__jw_opt_ms(&w, 0);
+    srv__jw_raw(&w, ",", 1);
+    srv__jw_opt_ms(&w, 1733400000123ull);
+    srv__jw_raw(&w, ",", 1);
+    srv__jw_opt_id(&w, 0);
+    srv__jw_raw(&w, ",", 1);
+    srv__jw_opt_id(&w, 7);
+    assert_string_equal(take(&w, got, sizeof got), "null,1733400000123,null,\"7\"");
+}
+
+static void test_message(void **state)
+{
+    (void)state;
+    store_message m;
+    memset(&m, 0, sizeof m);
+    m.id = 1578794735198273536ull;
+    m.channel_id = (ms_xid){0, 12};
+    m.sender_id = (ms_xid){0, 7};
+    m.bucket = 20062;
+    m.type = STORE_MSG_TEXT;
+    m.content = "say \"hi\"\n";
+    m.content_len = strlen(m.content);
+    m.attachments = "[]";
+    m.has_telegram = true;
+    m.telegram_chat_id = -1001234567890ll;
+    m.telegram_message_id = 77;
+    m.created_at_ms = 1733400000000ull;
+    m.is_edited = true;
+    m.edited_at_ms = 1733400000999ull;
+    char got[1024];
+    srv__jw w;
+    srv__jw_init(&w);
+    srv__jw_message(&w, MS_ID_INT64, &m);
+    take(&w, got, sizeof got);
+    assert_non_null(strstr(got, "{\"id\":\"1578794735198273536\",\"channel_id\":\"12\",\"bucket\":"
+                                "20062,\"sender_id\":\"7\","));
+    assert_non_null(strstr(got, "\"content\":\"say \\\"hi\\\"\\n\",\"reply_to\":null,"
+                                "\"attachments\":[],\"metadata\":null,\"nonce\":null,"));
+    assert_non_null(strstr(got, "\"telegram\":{\"chat_id\":\"-1001234567890\",\"message_id\":"
+                                "\"77\"},\"created_at_ms\":1733400000000,\"is_edited\":true,"
+                                "\"edited_at_ms\":1733400000999,\"is_deleted\":false,"
+                                "\"deleted_at_ms\":null}"));
+}
+
+/* Ids of many senders and both formats: the writer's cache of formatted ids never mixes them up. */
+static void test_ids_and_escapes(void **state)
+{
+    (void)state;
+    srv__jw w;
+    srv__jw_init(&w);
+    for (unsigned i = 0; i < 40; i++) {
+        store_message m;
+        memset(&m, 0, sizeof m);
+        m.id = 1000 + i;
+        m.channel_id = (ms_xid){0, 12345}; /* int64 and uuid text differ */
+        m.sender_id = (ms_xid){i % 7, 100 + i % 7};
+        m.content = "a\001b\t\\";
+        m.content_len = strlen(m.content);
+        m.metadata = "{\"k\":1}";
+        m.nonce = "n\"1";
+        ms_id_format f = i % 3 ? MS_ID_UUID : MS_ID_INT64;
+        srv__jw_message(&w, f, &m);
+        char got[2048], want[128], sender[MS_XID_STRLEN], channel[MS_XID_STRLEN];
+        assert_true(w.len < sizeof got);
+        memcpy(got, w.p, w.len);
+        got[w.len] = '\0';
+        w.len = 0;
+        ms_xid_format(f, m.sender_id, sender);
+        ms_xid_format(f, m.channel_id, channel);
+        snprintf(want, sizeof want, "\"channel_id\":\"%s\",", channel);
+        assert_non_null(strstr(got, want));
+        snprintf(want, sizeof want, "\"sender_id\":\"%s\",", sender);
+        assert_non_null(strstr(got, want));
+        assert_non_null(strstr(got, "\"content\":\"a\\u0001b\\t\\\\\","));
+        assert_non_null(strstr(got, "\"metadata\":{\"k\":1},\"nonce\":\"n\\\"1\","));
+    }
+    srv__jw_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_message),
+        cmocka_unit_test(test_ids_and_escapes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
