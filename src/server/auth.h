@@ -35,6 +35,9 @@ int auth_load(const ms_config *cfg, auth_tokens **out, char *err, size_t errlen)
 int auth_load_list(const char *list, const char *origin, auth_tokens **out, char *err,
                    size_t errlen);
 
+/* out = SHA-256 of p[0..n) (32 bytes; the algorithm fetched once per process). */
+void auth_sha256(const void *p, size_t n, unsigned char out[32]);
+
 /* Number of tokens loaded. */
 size_t auth_count(const auth_tokens *a);
 

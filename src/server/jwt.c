@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "server/jwt.h"
+#include "server/auth.h"
 #include "core/error.h"
 
 #include <errno.h>
@@ -556,7 +557,7 @@ int jwt_verify(jwt_keys *k, ms_id_format fmt, const char *tok, size_t len, int64
     if (len > MAX_TOKEN_BYTES || !jwt_looks_like(tok, len))
         return MS_ERR_UNAUTHORIZED;
     unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)tok, len, d);
+    auth_sha256(tok, len, d);
     cache_set *set = &k->cache[(d[0] | (unsigned)d[1] << 8) % CACHE_SETS];
     uint64_t tick = atomic_fetch_add(&k->tick, 1) + 1;
     pthread_mutex_lock(&set->mu);
