@@ -919,14 +919,16 @@ static void free_backend(sc_backend *b)
     pthread_mutex_destroy(&b->rmu);
     pthread_mutex_destroy(&b->nmu);
     pthread_cond_destroy(&b->ncv);
-    pthread_mutex_destroy(&b->known_mu);
+    pthread_mutex_destroy(&b->known.mu);
+    pthread_mutex_destroy(&b->listed.mu);
     pthread_mutex_destroy(&b->loops_mu);
     pthread_mutex_destroy(&b->boot_mu);
     pthread_mutex_destroy(&b->stop_mu);
     pthread_cond_destroy(&b->stop_cv);
     for (int k = 0; k < SC_NSTMT; k++)
         free(b->sql[k]);
-    free(b->known);
+    free(b->known.slots);
+    free(b->listed.slots);
     free(b);
 }
 
@@ -1045,7 +1047,8 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
                       : 10000;
     b->inflight_max = cfg->scylla_max_in_flight > 0 ? cfg->scylla_max_in_flight : 4096;
     store__queue_init(&b->sq);
-    pthread_mutex_init(&b->known_mu, NULL);
+    pthread_mutex_init(&b->known.mu, NULL);
+    pthread_mutex_init(&b->listed.mu, NULL);
     pthread_mutex_init(&b->rmu, NULL);
     pthread_mutex_init(&b->nmu, NULL);
     pthread_cond_init(&b->ncv, NULL);
@@ -1079,9 +1082,10 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
     cql_values_init(&b->rconn.v);
     for (size_t k = 0; k < sizeof b->rconn.bv / sizeof b->rconn.bv[0]; k++)
         cql_values_init(&b->rconn.bv[k]);
-    b->known = calloc(KNOWN_SLOTS, sizeof *b->known);
+    b->known.slots = calloc(KNOWN_SLOTS, sizeof *b->known.slots);
+    b->listed.slots = calloc(KNOWN_SLOTS, sizeof *b->listed.slots);
     int rc = 0;
-    if (!b->known) {
+    if (!b->known.slots || !b->listed.slots) {
         snprintf(err, errlen, "out of memory");
         rc = MS_ERR_NOMEM;
         goto fail;

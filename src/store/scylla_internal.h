@@ -345,9 +345,11 @@ struct sc_loop {
 };
 
 /*
- * What this process knows to be written (sc_known_*): channels with a
- * metadata row (skips the IF NOT EXISTS on inserts) and (channel, bucket)s
- * listed in channel_buckets (the insert batch skips the listing).
+ * What this process knows to be written (sc_known_*), in two sets of the
+ * same shape: channels with a metadata row (skips the IF NOT EXISTS on
+ * inserts) and (channel, bucket)s listed in channel_buckets (the insert
+ * batch skips the listing). Apart, so that the many short-lived bucket
+ * entries never make the set forget its channels (a metadata LWT each).
  */
 #define KNOWN_SLOTS 65536
 
@@ -356,6 +358,12 @@ typedef struct sc_known_slot {
     int32_t bucket;
     int64_t until_ms; /* trusted until then (monotonic ms) */
 } sc_known_slot;
+
+typedef struct sc_known_set {
+    pthread_mutex_t mu;
+    sc_known_slot *slots; /* KNOWN_SLOTS, open addressing */
+    size_t n;
+} sc_known_set;
 
 struct sc_backend {
     store_backend base;
@@ -392,10 +400,9 @@ struct sc_backend {
     pthread_cond_t stop_cv;
     int threads_done; /* of the private-loop, bootstrap and repair threads */
 
-    char *sql[SC_NSTMT]; /* statement texts with the keyspace filled in */
-    pthread_mutex_t known_mu;
-    sc_known_slot *known; /* open addressing */
-    size_t nknown;
+    char *sql[SC_NSTMT];                      /* statement texts with the keyspace filled in */
+    sc_known_set known;                       /* channels with a metadata row */
+    sc_known_set listed;                      /* (channel, bucket)s listed in channel_buckets */
     _Atomic int faults[STORE_FAULT_LAST + 1]; /* injected faults left, by store_fault */
     _Atomic unsigned hosts_up;                /* CQL_HOST_UP events seen by any of the sessions */
 

@@ -100,72 +100,64 @@ int sc_load_message(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, bool dupli
 
 /* ------------------------------------------------------------------ known channels and buckets */
 
-/* The key of a channel's metadata row in the table (buckets are >= 0). */
-#define KNOWN_CHANNEL INT32_MIN
-
 static size_t known_slot(ms_xid ch, int32_t bucket)
 {
     uint64_t key = sc_xid_key(ch) ^ ((uint64_t)(uint32_t)bucket << 32);
     return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 40) % KNOWN_SLOTS;
 }
 
-static bool known_has(sc_backend *b, ms_xid ch, int32_t bucket, int64_t now)
+static bool known_has(sc_known_set *k, ms_xid ch, int32_t bucket, int64_t now)
 {
     bool found = false;
-    pthread_mutex_lock(&b->known_mu);
+    pthread_mutex_lock(&k->mu);
     size_t i = known_slot(ch, bucket);
-    for (size_t k = 0; k < KNOWN_SLOTS && !ms_xid_is_none(b->known[i].ch);
-         k++, i = (i + 1) % KNOWN_SLOTS) {
-        const sc_known_slot *e = &b->known[i];
+    for (size_t n = 0; n < KNOWN_SLOTS && !ms_xid_is_none(k->slots[i].ch);
+         n++, i = (i + 1) % KNOWN_SLOTS) {
+        const sc_known_slot *e = &k->slots[i];
         if (e->bucket == bucket && ms_xid_eq(e->ch, ch)) {
             found = e->until_ms > now;
             break;
         }
     }
-    pthread_mutex_unlock(&b->known_mu);
+    pthread_mutex_unlock(&k->mu);
     return found;
 }
 
-/* Forgets everything (known_mu held). */
-static void known_clear(sc_backend *b)
+static void known_add(sc_known_set *k, ms_xid ch, int32_t bucket, int64_t until)
 {
-    memset(b->known, 0, KNOWN_SLOTS * sizeof *b->known);
-    b->nknown = 0;
-}
-
-static void known_add(sc_backend *b, ms_xid ch, int32_t bucket, int64_t until)
-{
-    pthread_mutex_lock(&b->known_mu);
-    if (b->nknown >= KNOWN_SLOTS / 2) /* keep probing short: forget everything */
-        known_clear(b);
+    pthread_mutex_lock(&k->mu);
+    if (k->n >= KNOWN_SLOTS / 2) { /* keep probing short: forget everything */
+        memset(k->slots, 0, KNOWN_SLOTS * sizeof *k->slots);
+        k->n = 0;
+    }
     size_t i = known_slot(ch, bucket);
-    while (!ms_xid_is_none(b->known[i].ch) &&
-           !(b->known[i].bucket == bucket && ms_xid_eq(b->known[i].ch, ch)))
+    while (!ms_xid_is_none(k->slots[i].ch) &&
+           !(k->slots[i].bucket == bucket && ms_xid_eq(k->slots[i].ch, ch)))
         i = (i + 1) % KNOWN_SLOTS;
-    if (ms_xid_is_none(b->known[i].ch))
-        b->nknown++;
-    b->known[i] = (sc_known_slot){.ch = ch, .bucket = bucket, .until_ms = until};
-    pthread_mutex_unlock(&b->known_mu);
+    if (ms_xid_is_none(k->slots[i].ch))
+        k->n++;
+    k->slots[i] = (sc_known_slot){.ch = ch, .bucket = bucket, .until_ms = until};
+    pthread_mutex_unlock(&k->mu);
 }
 
 bool sc_known_has(sc_backend *b, ms_xid ch)
 {
-    return known_has(b, ch, KNOWN_CHANNEL, 0);
+    return known_has(&b->known, ch, 0, 0);
 }
 
 void sc_known_add(sc_backend *b, ms_xid ch)
 {
-    known_add(b, ch, KNOWN_CHANNEL, INT64_MAX);
+    known_add(&b->known, ch, 0, INT64_MAX);
 }
 
 bool sc_known_listed(sc_backend *b, ms_xid ch, int32_t bucket)
 {
-    return known_has(b, ch, bucket, sc_mono_ms());
+    return known_has(&b->listed, ch, bucket, sc_mono_ms());
 }
 
 void sc_known_list(sc_backend *b, ms_xid ch, int32_t bucket)
 {
-    known_add(b, ch, bucket, sc_mono_ms() + SC_BUCKET_MEMORY_MS);
+    known_add(&b->listed, ch, bucket, sc_mono_ms() + SC_BUCKET_MEMORY_MS);
 }
 
 /* ------------------------------------------------------------------ messages */
