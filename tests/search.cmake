@@ -8,8 +8,7 @@
 # Every test that needs it gets MSGSTORE_TEST_PG_URL. Tests that kill and
 # restart PostgreSQL start their own cluster on a free port through
 # scripts/postgres (same state dir), never the fixture's.
-set(MS_PG_HOME "${PROJECT_BINARY_DIR}/postgres")
-set(MS_PG_PORT 54329)
+# (MS_PG_HOME, MS_PG_PORT and MS_PG_TEST_ENV are set in tests/CMakeLists.txt, for every subject)
 add_test(NAME fixture_postgres_setup
   COMMAND ${CMAKE_COMMAND} -E env MSGSTORE_PG_HOME=${MS_PG_HOME}
           ${PROJECT_SOURCE_DIR}/scripts/postgres ensure ${MS_PG_PORT})
@@ -20,8 +19,6 @@ set_tests_properties(fixture_postgres_setup PROPERTIES FIXTURES_SETUP postgres L
   TIMEOUT 120)
 set_tests_properties(fixture_postgres_cleanup PROPERTIES FIXTURES_CLEANUP postgres LABELS fixture
   TIMEOUT 60)
-set(MS_PG_TEST_ENV "MSGSTORE_TEST_PG_URL=postgresql://msgstore@127.0.0.1:${MS_PG_PORT}/msgstore"
-    "MSGSTORE_PG_HOME=${MS_PG_HOME}")
 
 # The fixture's server accepts connections and runs full-text queries (the
 # features the indexer relies on: to_tsvector with the simple configuration).

@@ -149,6 +149,8 @@ struct copier {
        a chunk is read, written once the chunk's inserts are. */
     cql_values *edits, *dels;
     int nedits, ndels;
+    bool search;        /* MSGSTORE_SEARCH_PG_URL set: log every copied message for the indexer */
+    ms_snowflake seq;   /* the change-log entries' seq (MSGSTORE_WORKER_ID, as serve's ids) */
     int64_t since_ms;   /* this pass copies rows changed since (Unix ms); 0: every row */
     int64_t started_ms; /* when this pass started (the next catch-up's since, less a margin) */
     uint64_t messages_total;
@@ -288,6 +290,19 @@ static int w_message(copier *k, sqlite3_stmt *r)
     add_i64_or_unset(v, r, 12);
     cql_values_add_bigint(v, col_i64(r, 13));
     int rc = put(k, SC_MSG_INSERT);
+    if (rc == 0 && k->search) {
+        /* the indexer of serve reads the message's state as stored (an edit's content, a
+           delete) when it applies the entry, as for an insert of serve's */
+        uint64_t seq;
+        if (ms_snowflake_next(&k->seq, &seq) != 0) {
+            snprintf(k->err, k->errlen, "the clock stepped back; run the copy again");
+            return MS_ERR_CLOCK;
+        }
+        v = vals(k);
+        sc_bind_search_entry(k->cfg, k->idf, v, seq, ch, (uint64_t)id, STORE_SEARCH_LOG_INSERT,
+                             (uint64_t)col_i64(r, 13));
+        rc = put(k, SC_SEARCH_LOG);
+    }
     if (rc == 0 && !k->edits) {
         k->edits = calloc(CHUNK, sizeof *k->edits);
         k->dels = calloc(CHUNK, sizeof *k->dels);
@@ -1146,6 +1161,11 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
     memset(rep, 0, sizeof *rep);
     copier k = {.cfg = cfg, .opt = opt, .rep = rep, .err = err, .errlen = errlen};
     k.t0 = now_s();
+    k.search = cfg->search_pg_url[0] != '\0';
+    if (ms_snowflake_init(&k.seq, cfg->epoch_ms, (uint32_t)cfg->worker_id, 2000, NULL, NULL)) {
+        snprintf(err, errlen, "MSGSTORE_WORKER_ID or MSGSTORE_EPOCH_MS out of range");
+        return MS_ERR_INVALID;
+    }
     k.wcl = (int)cfg->scylla_write_consistency;
     k.rcl = (int)cfg->scylla_read_consistency;
     cql_values_init(&k.v);

@@ -552,6 +552,14 @@ int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, ms_xid ch, uint6
                        uint64_t version);
 
 /*
+ * Binds the SEARCH_LOG statement's values: entry seq (a fresh snowflake, so that it
+ * lies after the indexer's checkpoint) for message (ch, id), with ids of format idf.
+ * The copy to a cluster (copy.c) logs what it copies through it too.
+ */
+void sc_bind_search_entry(const ms_config *cfg, ms_id_format idf, cql_values *v, uint64_t seq,
+                          ms_xid ch, uint64_t id, int kind, uint64_t version);
+
+/*
  * Writes the search_log entry of a change before the change itself (edit,
  * delete, an explicit-id insert): an acknowledged change always has its
  * entry, and the indexer waits for the change to show (its version) before

@@ -245,20 +245,25 @@ bool sc_search_on(const sc_backend *b)
     return b->cfg->search_pg_url[0] != '\0';
 }
 
+void sc_bind_search_entry(const ms_config *cfg, ms_id_format idf, cql_values *v, uint64_t seq,
+                          ms_xid ch, uint64_t id, int kind, uint64_t version)
+{
+    cql_values_add_int(v, store_search_shard(ch, cfg->search_shards));
+    cql_values_add_bigint(v, (int64_t)seq);
+    sc_bind_id_as(idf, v, ch);
+    cql_values_add_bigint(v, (int64_t)id);
+    cql_values_add_int(v, kind);
+    cql_values_add_bigint(v, (int64_t)version);
+    cql_values_add_int(v, (int32_t)(cfg->search_log_ttl_ms / 1000));
+}
+
 int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, ms_xid ch, uint64_t id, int kind,
                        uint64_t version)
 {
     uint64_t seq = store__next_id(op->s);
     if (!seq)
         return store__op_fail(op, MS_ERR_CLOCK, "the clock stepped back; retry");
-    const ms_config *cfg = c->b->cfg;
-    cql_values_add_int(v, store_search_shard(ch, cfg->search_shards));
-    cql_values_add_bigint(v, (int64_t)seq);
-    sc_bind_id(c, v, ch);
-    cql_values_add_bigint(v, (int64_t)id);
-    cql_values_add_int(v, kind);
-    cql_values_add_bigint(v, (int64_t)version);
-    cql_values_add_int(v, (int32_t)(cfg->search_log_ttl_ms / 1000));
+    sc_bind_search_entry(c->b->cfg, c->b->cfg->id_format, v, seq, ch, id, kind, version);
     return 0;
 }
 

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from msgstore_e2e import MSGSTORE, Client, Server, check, expect, run  # noqa: E402
@@ -41,6 +42,9 @@ CONTACT = os.environ.get("MSGSTORE_TEST_CASSANDRA", "127.0.0.1:9042").split(",")
 KEYSPACE = "msgstore_e2e_copy"  # channel ids are random per run: earlier runs do not interfere
 ENV = {"MSGSTORE_ID_FORMAT": "int64"}  # numeric channel and user ids in paths
 BULK = 2500
+CONTENTS = {}  # message id -> content, of the bulk messages
+# the PostgreSQL of the search index (ctest's fixture postgres)
+PG_URL = os.environ.get("MSGSTORE_TEST_PG_URL", "postgresql://msgstore@127.0.0.1:54329/msgstore")
 
 
 def copy_env(db, extra=None):
@@ -49,8 +53,37 @@ def copy_env(db, extra=None):
                 "SCYLLA_CONTACT_POINTS": CONTACT, "SCYLLA_KEYSPACE": KEYSPACE,
                 "SCYLLA_REPLICATION": "SimpleStrategy:1", "SCYLLA_CONNECT_TIMEOUT": "5s"})
     env.update(ENV)
+    env["MSGSTORE_SEARCH_PG_URL"] = PG_URL  # as serve's: the copy logs its messages for the index
     env.update(extra or {})
     return env
+
+
+def expect_found(c, ch, q, mid, timeout=240):
+    """Searches channel ch for q until message mid is among the hits (the index catches up)."""
+    path = "/v1/channels/%d/search?%s" % (ch, urllib.parse.urlencode({"q": q}))
+    deadline = time.time() + timeout
+    ids = []
+    while time.time() < deadline:
+        r = c.get(path)
+        check(r.status == 200, "search answers 200", r.status, r.body[:300])
+        ids = [h["message"]["id"] for h in r.data["hits"]]
+        if mid in ids:
+            return
+        time.sleep(0.5)
+    check(False, "search finds the copied message", ch, q, mid, ids[:10])
+
+
+def caught_up(c, timeout=240):
+    """Waits until the indexer reports no change waiting, twice a second apart."""
+    deadline = time.time() + timeout
+    zeros = 0
+    while time.time() < deadline and zeros < 2:
+        r = c.get("/metrics", validate=False)
+        text = r.body.decode() if isinstance(r.body, bytes) else r.body
+        m = re.search(r"^msgstore_search_lag_messages(?:\{[^}]*\})? (\d+)", text, re.M)
+        zeros = zeros + 1 if m and m.group(1) == "0" else 0
+        time.sleep(1)
+    check(zeros >= 2, "the search index caught up with the copy")
 
 
 def digest(path):
@@ -81,6 +114,7 @@ def bulk_load(port, channels, n, threads=4):
                               {"sender_id": str(1 + j % 13), "content": "bulk %d ünïcode" % j}), 201)
             with lock:
                 ids.append((ch, m["id"]))
+                CONTENTS[m["id"]] = m["content"]
         c.close()
 
     ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
@@ -182,13 +216,29 @@ def test_copy_killed_resumed_verified_same_reads(ctx):
 
     # the same reads through the API of a server on the cluster
     scylla = Server(tmp, env=dict(ENV, SCYLLA_ENABLED="true", SCYLLA_CONTACT_POINTS=CONTACT,
-                                  SCYLLA_KEYSPACE=KEYSPACE, SCYLLA_REPLICATION="SimpleStrategy:1"))
+                                  SCYLLA_KEYSPACE=KEYSPACE, SCYLLA_REPLICATION="SimpleStrategy:1",
+                                  MSGSTORE_SEARCH_PG_URL=PG_URL))
     try:
         c = scylla.client(timeout=30)
         after = snapshot(c, reads)
         n = compare(before, after, "the cluster through the API")
-        c.close()
         print("   %d reads equal on both backends (1000 sampled messages and their reactions)" % n)
+        # the copy logged every message for the cluster's search index: serve's indexer finds
+        # copied messages by their content as stored (an edit's new content; a delete never)
+        expect_found(c, old[0], "edited", old[1])
+        expect_found(c, ch, '"after the copy 3"', new_ids[3])
+        for chx, mid in bulk[100:1100:250]:
+            expect_found(c, chx, '"%s"' % CONTENTS[mid].rsplit(" ", 1)[0], mid)
+        # once the indexer has nothing left waiting, the message deleted before the final pass
+        # is not found by its old content (nor the edited one by its old content)
+        caught_up(c)
+        for (chx, mid) in (bulk[5], old):
+            r = expect(c.get("/v1/channels/%d/search?%s" % (chx, urllib.parse.urlencode(
+                {"q": '"%s"' % CONTENTS[mid].rsplit(" ", 1)[0]}))), 200)
+            check(mid not in [h["message"]["id"] for h in r["hits"]],
+                  "a deleted message, or an edit's old content, is never found", mid, r)
+        c.close()
+        print("   the copied messages are found by the cluster's search (PostgreSQL)")
     finally:
         check(scylla.stop() == 0, "serve on the cluster stopped cleanly")
 
