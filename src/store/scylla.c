@@ -278,15 +278,6 @@ static void task_finish(sc_task *t, bool here)
     loop_maybe_free(lp);
 }
 
-/*
- * A request's callback must not run the operation on: the client frees the
- * result it lent once the callback returns, and the operation may already
- * have freed it. So the task is queued and resumed by the loop's idle
- * handle, right after the callbacks of this turn (the loop does not block
- * while a task is ready).
- */
-static void on_resume(uv_idle_t *h);
-
 /* Runs t until its next wait; answers its operation when it returned. */
 static void task_run(sc_task *t)
 {
@@ -314,6 +305,14 @@ static void count_flush(sc_loop *lp)
     }
 }
 
+/*
+ * A request's callback must not run the operation on: the client frees the
+ * result it lent once the callback returns, and the operation may already
+ * have freed it. So the task is queued and resumed by the loop's idle
+ * handle, right after the callbacks of this turn (the loop does not block
+ * while a task is ready). Once they ran, the turn ends for the message
+ * counts: the inserts that joined a count group meanwhile are counted.
+ */
 static void on_resume(uv_idle_t *h)
 {
     sc_loop *lp = h->data;
