@@ -58,8 +58,8 @@
 #define WORDS 12
 
 static bool SCYLLA;
-static bool TRIGGER; /* --trigger: also POST rounds with 003's per-row trigger */
-static bool NO_POST; /* --no-post */
+static bool TRIGGER;           /* --trigger: also POST rounds with 003's per-row trigger */
+static bool NO_POST;           /* --no-post */
 static const char *STORE_PATH; /* --store=PATH */
 static char DIR_[256];
 static char PATH[300];
