@@ -653,6 +653,21 @@ static bool cors_preflight(http_request *r, unsigned allowed)
 /* ------------------------------------------------------------------ */
 /* Dispatch                                                           */
 
+/*
+ * A generated request id: the worker's prefix (40 bits) in 10 hex digits, then
+ * the low 24 bits of its counter in 6 (what "%010" PRIx64 "%06" PRIx64 gave,
+ * without snprintf on every request).
+ */
+static void rid_format(char out[17], uint64_t prefix, uint64_t seq)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 9; i >= 0; i--, prefix >>= 4)
+        out[i] = hex[prefix & 15];
+    for (int i = 15; i >= 10; i--, seq >>= 4)
+        out[i] = hex[seq & 15];
+    out[16] = '\0';
+}
+
 static bool rid_ok(h2o_iovec_t v)
 {
     if (v.len == 0 || v.len > 64)
@@ -690,8 +705,7 @@ int http__on_req(h2o_handler_t *self, h2o_req_t *req)
         memcpy(r->rid, req->headers.entries[hi].value.base, req->headers.entries[hi].value.len);
         r->rid[req->headers.entries[hi].value.len] = '\0';
     } else {
-        snprintf(r->rid, sizeof r->rid, "%010" PRIx64 "%06" PRIx64, w->rid_prefix,
-                 (++w->rid_seq) & 0xffffff);
+        rid_format(r->rid, w->rid_prefix, ++w->rid_seq);
     }
 
     atomic_fetch_add(&s->in_flight, 1);

@@ -656,6 +656,8 @@ def test_request_id(ctx):
     a = c.get("/health/live").headers["x-request-id"]
     b = c.get("/health/live").headers["x-request-id"]
     check(a != b, "generated ids differ", a, b)
+    check(all(len(x) == 16 and all(ch in "0123456789abcdef" for ch in x) for x in (a, b)),
+          "a generated id is 16 lowercase hex digits (worker prefix, counter)", a, b)
 
 
 def test_structured_logs(ctx):
