@@ -18,7 +18,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__x86_64__) && !defined(MSGSTORE_CORO_UCONTEXT)
+/* Built for shadow stacks (-fcf-protection with return checking): glibc's switch knows them. */
+#if defined(__x86_64__) && !defined(MSGSTORE_CORO_UCONTEXT) && !(defined(__CET__) && (__CET__ & 2))
 #define CORO_ASM 1
 #else
 #include <ucontext.h>
