@@ -183,8 +183,12 @@ static void on_page(int status, const char *detail, const store_page_result *res
     srv__jw_lit(&w, ",\"more_newer\":");
     srv__jw_bool(&w, res->more_newer);
     srv__jw_lit(&w, "}\n");
-    srv__respond_publish_text(c->s, c->r, 200, w.p, w.len, w.oom, -1, (ms_xid){0, 0}, 0);
-    srv__jw_free(&w);
+    if (w.oom) {
+        srv__respond_publish_text(c->s, c->r, 200, NULL, 0, true, -1, (ms_xid){0, 0}, 0);
+        srv__jw_free(&w);
+        return;
+    }
+    http_respond_take(c->r, 200, "application/json", w.p, w.len); /* 20-30 kB: not copied */
 }
 
 static void h_page(http_request *r, void *ctx)

@@ -248,6 +248,13 @@ void *http_request_user(const http_request *req);
 /* Adds a response header (name and value copied). Before responding. */
 void http_response_header(http_request *req, const char *name, const char *value);
 
+/*
+ * Answers with status and body, taking body (malloc'd; freed with the
+ * request, or now when len is 0): a large answer is not copied again.
+ */
+void http_respond_take(http_request *req, int status, const char *content_type, void *body,
+                       size_t len);
+
 /* Answers with status and body (copied). content_type may be NULL (no body type). */
 void http_respond(http_request *req, int status, const char *content_type, const void *body,
                   size_t len);

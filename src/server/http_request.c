@@ -998,6 +998,25 @@ static void send_final(http_request *r, int status, const char *ctype, h2o_iovec
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 }
 
+/* Frees the body of http_respond_take when the request's memory goes. */
+static void free_taken(void *slot)
+{
+    free(*(void **)slot);
+}
+
+void http_respond_take(http_request *req, int status, const char *content_type, void *body,
+                       size_t len)
+{
+    if (len == 0) {
+        free(body);
+        send_final(req, status, content_type, h2o_iovec_init(NULL, 0));
+        return;
+    }
+    void **slot = h2o_mem_alloc_shared(&req->h->pool, sizeof *slot, free_taken);
+    *slot = body;
+    send_final(req, status, content_type, h2o_iovec_init(body, len));
+}
+
 void http_respond(http_request *req, int status, const char *content_type, const void *body,
                   size_t len)
 {
