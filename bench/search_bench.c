@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +72,15 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* User + system CPU seconds of this process so far. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static uint64_t xorshift(uint64_t *x)
@@ -489,6 +499,7 @@ int main(int argc, char **argv)
     int modes = TRIGGER && !SCYLLA ? 3 : 2;
     double tput[3] = {0, 0, 0};
     uint64_t errs[3] = {0, 0, 0};
+    double cpus[3] = {0, 0, 0}; /* this process's CPU per message (SQLite: the whole store) */
     for (int round = 0; round < (NO_POST ? 0 : 2 * modes); round++) {
         int mode = round % modes;
         bench_store b;
@@ -498,22 +509,27 @@ int main(int argc, char **argv)
                                 : trig_path) != 0)
             return 1;
         uint64_t e = 0;
+        double cpu0 = cpu_seconds();
         double r = run_inserts(b.st, (int)threads, base + 100000 + (uint64_t)round * 1000, 100,
                                (double)seconds, 0, &e);
+        double cpu = (cpu_seconds() - cpu0) / (r * (double)seconds) * 1e6;
         tput[mode] += r / 2;
         errs[mode] += e;
-        printf("post   search %-11s round %d: %8.0f msg/s (%d threads, %" PRIu64 " s)\n",
-               mode_name[mode], round / modes + 1, r, (int)threads, seconds);
+        cpus[mode] += cpu / 2;
+        printf("post   search %-11s round %d: %8.0f msg/s (%d threads, %" PRIu64
+               " s), %.1f us CPU/msg\n",
+               mode_name[mode], round / modes + 1, r, (int)threads, seconds, cpu);
         fflush(stdout);
         close_bs(&b);
     }
     if (!NO_POST)
         printf("post   search on / off: %.0f / %.0f msg/s = %.2f (errors %" PRIu64 " / %" PRIu64
-               ")\n",
-               tput[1], tput[0], tput[1] / tput[0], errs[1], errs[0]);
+               "); CPU %.1f / %.1f us/msg\n",
+               tput[1], tput[0], tput[1] / tput[0], errs[1], errs[0], cpus[1], cpus[0]);
     if (modes == 3 && !NO_POST)
-        printf("post   search on by trigger / off: %.0f / %.0f msg/s = %.2f (errors %" PRIu64 ")\n",
-               tput[2], tput[0], tput[2] / tput[0], errs[2]);
+        printf("post   search on by trigger / off: %.0f / %.0f msg/s = %.2f (errors %" PRIu64
+               "); CPU %.1f / %.1f us/msg\n",
+               tput[2], tput[0], tput[2] / tput[0], errs[2], cpus[2], cpus[0]);
 
     /* 2. fill, 3. search, 4. lag */
     bench_store b;

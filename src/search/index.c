@@ -35,10 +35,11 @@
 #include "msgstore/cql.h"
 #include "search/pg.h"
 
-#define DRAIN_BATCH     256 /* log entries read and applied per shard per round */
-#define QUERY_THREADS   2   /* provider threads, each with its own connection */
-#define LOCK_SPACE_SALT 0x5ea4c8
-#define RECONNECT_MS    500
+#define DRAIN_BATCH        256 /* log entries read and applied per shard per round */
+#define QUERY_THREADS      2   /* provider threads, each with its own connection */
+#define LOCK_SPACE_SALT    0x5ea4c8
+#define RECONNECT_MS       500
+#define QUERY_IDLE_TICK_MS 50 /* an idle query thread turns its loop this often */
 
 typedef struct log_entry {
     int64_t seq;
@@ -73,12 +74,16 @@ struct search_index {
     pthread_t thread;
     bool started;
     cql_sync *db;
+    uv_loop_t loop; /* the indexer's reads of messages, in flight together */
+    bool loop_ok;
     cql_prepared *p_read, *p_trim;
     PGconn *pg;
     bool *held;
     int64_t *oldest_ms; /* per shard: time of the oldest waiting entry; 0: none */
     uint32_t *waiting;  /* per shard: entries seen waiting */
     seqset *applied;    /* per shard: entries applied above the checkpoint (committed) */
+    int64_t *ckpt;      /* per shard: its checkpoint, read once the lock is held */
+    bool *ckpt_known;   /* per shard: ckpt read since the lock was taken */
 
     pthread_mutex_t mu; /* guards the status fields and the stop flag */
     pthread_cond_t cv;
@@ -121,6 +126,8 @@ static bool nap(search_index *x, int64_t ms)
 {
     if (x->db)
         cql_sync_run_for(x->db, 0);
+    if (x->loop_ok)
+        uv_run(&x->loop, UV_RUN_NOWAIT); /* its session's heartbeats and reconnections */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += ms / 1000;
@@ -223,6 +230,7 @@ static void drop_pg(search_index *x, const char *why)
         x->held[i] = false; /* the session's advisory locks went with it */
         x->waiting[i] = 0;
         x->applied[i].n = 0; /* what the aborted transaction applied is not in the index */
+        x->ckpt_known[i] = false;
     }
     set_error(x, false, why);
 }
@@ -240,25 +248,126 @@ static int64_t checkpoint(search_index *x, int shard, bool *ok)
     return seq;
 }
 
-/*
- * What the index must hold for an entry, read from the store: *row true with
- * m set (upsert), or false (delete). Returns 1 when the state is at least the
- * entry's version, 0 when it is not visible yet, -1 on a store error.
- */
-static int current(search_index *x, const log_entry *e, store_message_result **res, bool *row)
-{
-    store_get_req q = {.channel_id = e->channel_id, .message_id = e->message_id};
+/* One entry's message as the store answered (read concurrently with the batch's others). */
+typedef struct msg_state {
+    int rc;          /* 0, MS_ERR_NOT_FOUND, or the store's error (detail) */
+    store_message m; /* on 0: the fields apply() uses; content malloc'd */
     char detail[192];
-    *res = NULL;
+    int *left; /* reads still in flight */
+} msg_state;
+
+static char *dup_str(const char *v, size_t n, bool *oom)
+{
+    if (!v)
+        return NULL;
+    char *c = malloc(n + 1);
+    if (!c) {
+        *oom = true;
+        return NULL;
+    }
+    memcpy(c, v, n);
+    c[n] = '\0';
+    return c;
+}
+
+/* Keeps a get's answer in g: res is valid only during the callback, so its strings are copied. */
+static void keep_got(msg_state *g, int status, const char *detail, const store_message_result *res)
+{
+    g->rc = status;
+    if (status == 0) {
+        const store_message *m = &res->msg;
+        bool oom = false;
+        g->m = *m;
+        g->m.content = dup_str(m->content ? m->content : "", m->content_len, &oom);
+        g->m.attachments =
+            dup_str(m->attachments, m->attachments ? strlen(m->attachments) : 0, &oom);
+        g->m.metadata = dup_str(m->metadata, m->metadata ? strlen(m->metadata) : 0, &oom);
+        g->m.nonce = dup_str(m->nonce, m->nonce ? strlen(m->nonce) : 0, &oom);
+        if (oom) {
+            g->rc = MS_ERR_NOMEM;
+            snprintf(g->detail, sizeof g->detail, "out of memory");
+        }
+    } else {
+        snprintf(g->detail, sizeof g->detail, "%s",
+                 detail && *detail ? detail : ms_err_name(status));
+    }
+}
+
+static void on_got(int status, const char *detail, const store_message_result *res, void *ud)
+{
+    msg_state *g = ud;
+    keep_got(g, status, detail, res);
+    (*g->left)--;
+}
+
+#define READS_IN_FLIGHT 64
+
+/*
+ * Reads the messages reqs[0, n) (but not those with skip[i] set) into out[i]
+ * (free with free_got), READS_IN_FLIGHT at a time on loop, a loop of the
+ * calling thread's own (NULL: one after the other). The indexer and the
+ * query threads read many messages at once: one at a time, a round at 200
+ * changes/s and a search of 20 hits spent most of their time waiting.
+ */
+static void read_messages(store *st, uv_loop_t *loop, const store_get_req *reqs, const bool *skip,
+                          int n, msg_state *out)
+{
+    int left = 0;
+    for (int i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].rc = MS_ERR_UNAVAILABLE;
+        out[i].left = &left;
+        if (skip && skip[i])
+            continue;
+        if (!loop) {
+            store_message_result *res = NULL;
+            char detail[192] = "";
+            int rc = store_get_sync(st, &reqs[i], &res, detail, sizeof detail);
+            keep_got(&out[i], rc, detail, res);
+            store_free(res);
+            continue;
+        }
+        while (left >= READS_IN_FLIGHT)
+            uv_run(loop, UV_RUN_ONCE);
+        left++;
+        int rc = store_get(st, loop, &reqs[i], on_got, &out[i]);
+        if (rc) {
+            left--;
+            out[i].rc = rc;
+            snprintf(out[i].detail, sizeof out[i].detail, "%s", ms_err_name(rc));
+        }
+    }
+    while (left > 0)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static void free_got(msg_state *g, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free((char *)g[i].m.content);
+        free((char *)g[i].m.attachments);
+        free((char *)g[i].m.metadata);
+        free((char *)g[i].m.nonce);
+        memset(&g[i].m, 0, sizeof g[i].m);
+    }
+}
+
+/*
+ * What the index must hold for an entry, from its message as read after
+ * the entry (g): *row true (upsert g->m) or false (delete). Returns 1 when
+ * the state is at least the entry's version, 0 when it is not visible yet,
+ * -1 on a store error.
+ */
+static int current(search_index *x, const log_entry *e, const msg_state *g, bool *row)
+{
     *row = false;
-    int rc = store_get_sync(x->st, &q, res, detail, sizeof detail);
-    if (rc == MS_ERR_NOT_FOUND)
+    if (g->rc == MS_ERR_NOT_FOUND)
         return e->kind == STORE_SEARCH_LOG_INSERT ? 0 : 1; /* never written, or written later */
-    if (rc != 0) {
-        set_error(x, x->connected, detail);
+    if (g->rc != 0) {
+        set_error(x, x->connected, g->detail);
         return -1;
     }
-    const store_message *m = &(*res)->msg;
+    const store_message *m = &g->m;
     *row = !m->is_deleted && m->content_len > 0;
     switch (e->kind) {
     case STORE_SEARCH_LOG_EDIT:
@@ -360,16 +469,24 @@ static void set_prune(seqset *s, int64_t ckpt)
 static int drain(search_index *x, int shard)
 {
     char err[512] = "";
-    bool ok = false;
-    int64_t ckpt = checkpoint(x, shard, &ok);
-    if (!ok) {
-        search__pg_error(x->pg, NULL, err, sizeof err);
-        drop_pg(x, err);
-        return -1;
+    if (!x->ckpt_known[shard]) {
+        /* only the lock's holder moves it: read once per lock, then kept here */
+        bool ok = false;
+        x->ckpt[shard] = checkpoint(x, shard, &ok);
+        if (!ok) {
+            search__pg_error(x->pg, NULL, err, sizeof err);
+            drop_pg(x, err);
+            return -1;
+        }
+        x->ckpt_known[shard] = true;
     }
+    int64_t ckpt = x->ckpt[shard];
     seqset *done = &x->applied[shard];
     set_prune(done, ckpt);
     static __thread log_entry batch[DRAIN_BATCH];
+    static __thread msg_state got[DRAIN_BATCH];
+    static __thread bool skip[DRAIN_BATCH];
+    static __thread store_get_req reqs[DRAIN_BATCH];
     int64_t now = now_ms(), from = ckpt, first_pending = 0, last_seen = ckpt;
     uint32_t pending = 0;
     int applied = 0;
@@ -381,17 +498,22 @@ static int drain(search_index *x, int shard)
             complete = false;
             break;
         }
+        for (int i = 0; i < n; i++)
+            skip[i] = set_has(done, batch[i].seq);
+        for (int i = 0; i < n; i++)
+            reqs[i] = (store_get_req){.channel_id = batch[i].channel_id,
+                                      .message_id = batch[i].message_id};
+        read_messages(x->st, x->loop_ok ? &x->loop : NULL, reqs, skip, n, got);
         for (int i = 0; i < n; i++) {
             const log_entry *e = &batch[i];
             last_seen = e->seq;
-            if (set_has(done, e->seq))
+            if (skip[i])
                 continue;
-            store_message_result *res = NULL;
             bool row = false;
-            int vis = current(x, e, &res, &row);
+            int vis = current(x, e, &got[i], &row);
             int64_t age = now - (int64_t)ms_snowflake_unix_ms((uint64_t)e->seq, x->cfg.epoch_ms);
             if (vis < 0 || (vis == 0 && age < x->settle_ms)) {
-                store_free(res); /* not visible yet (or the store failed): next round */
+                /* not visible yet (or the store failed): next round */
                 if (!pending++)
                     first_pending = e->seq;
                 continue;
@@ -402,14 +524,13 @@ static int drain(search_index *x, int shard)
                         " ms: indexing what the store holds",
                         e->message_id, age);
             if (!in_tx && !search__pg_exec(x->pg, "BEGIN", err, sizeof err)) {
-                store_free(res);
+                free_got(got, n);
                 drop_pg(x, err);
                 return -1;
             }
             in_tx = true;
-            bool okk = apply(x, e, res ? &res->msg : NULL, row && res, err, sizeof err);
-            store_free(res);
-            if (!okk) {
+            if (!apply(x, e, &got[i].m, row && got[i].rc == 0, err, sizeof err)) {
+                free_got(got, n);
                 drop_pg(x, err);
                 return -1;
             }
@@ -417,6 +538,7 @@ static int drain(search_index *x, int shard)
             ms_histogram_observe_us(x->m_delay, age > 0 ? (uint64_t)age * 1000 : 0);
             applied++;
         }
+        free_got(got, n);
         if (n < DRAIN_BATCH)
             break;
         from = batch[n - 1].seq;
@@ -459,6 +581,8 @@ static int drain(search_index *x, int shard)
             drop_pg(x, err);
             return -1;
         }
+        if (advance)
+            x->ckpt[shard] = upto;
     }
     if (applied) {
         ms_counter_add(x->m_indexed, (uint64_t)applied);
@@ -480,6 +604,7 @@ static void *indexer_main(void *arg)
 {
     search_index *x = arg;
     char err[512];
+    x->loop_ok = uv_loop_init(&x->loop) == 0; /* else one read at a time */
     while (!x->stop) {
         if (!x->pg) {
             x->pg = search__pg_connect(x->cfg.search_pg_url, err, sizeof err);
@@ -511,6 +636,7 @@ static void *indexer_main(void *arg)
                     break;
                 }
                 x->held[s] = PQgetvalue(r, 0, 0)[0] == 't';
+                x->ckpt_known[s] = false; /* another instance may have moved it */
                 PQclear(r);
                 if (!x->held[s])
                     continue;
@@ -537,6 +663,11 @@ static void *indexer_main(void *arg)
     if (x->pg)
         PQfinish(x->pg);
     x->pg = NULL;
+    if (x->loop_ok) {
+        store_loop_detach(x->st, &x->loop);
+        uv_run(&x->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&x->loop);
+    }
     return NULL;
 }
 
@@ -563,7 +694,7 @@ static void provider_submit(void *ctx, store_search_job *job)
 }
 
 /* Runs one search on pg; *pg is dropped (NULL) when the connection broke. */
-static void run_search(search_index *x, PGconn **pg, store_search_job *job)
+static void run_search(search_index *x, PGconn **pg, uv_loop_t *loop, store_search_job *job)
 {
     const store_search_req *q = store_search_job_req(job);
     char detail[256] = "";
@@ -638,38 +769,53 @@ static void run_search(search_index *x, PGconn **pg, store_search_job *job)
     }
     int rows = PQntuples(r), added = 0;
     bool more = false;
+    store_get_req *reqs = calloc((size_t)rows + 1, sizeof *reqs);
+    msg_state *got = calloc((size_t)rows + 1, sizeof *got);
+    if (!reqs || !got) {
+        free(reqs);
+        free(got);
+        PQclear(r);
+        store_search_job_done(job, MS_ERR_NOMEM, false, "out of memory");
+        return;
+    }
     for (int i = 0; i < rows; i++) {
+        reqs[i].message_id = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+        const char *cht = PQgetvalue(r, i, 0);
+        (void)ms_xid_parse(store_id_format(x->st), cht, strlen(cht), &reqs[i].channel_id);
+    }
+    read_messages(x->st, loop, reqs, NULL, rows, got);
+    for (int i = 0; i < rows && rc == 0; i++) {
         if (added == q->limit) {
             more = true;
             break;
         }
-        store_get_req g = {.message_id = strtoull(PQgetvalue(r, i, 1), NULL, 10)};
-        const char *cht = PQgetvalue(r, i, 0);
-        (void)ms_xid_parse(store_id_format(x->st), cht, strlen(cht), &g.channel_id);
-        store_message_result *m = NULL;
-        int grc = store_get_sync(x->st, &g, &m, detail, sizeof detail);
-        if (grc == MS_ERR_NOT_FOUND || (grc == 0 && m->msg.is_deleted)) {
-            store_free(m); /* deleted since it was indexed: the index catches up */
-            continue;
-        }
+        int grc = got[i].rc;
+        if (grc == MS_ERR_NOT_FOUND || (grc == 0 && got[i].m.is_deleted))
+            continue; /* deleted since it was indexed: the index catches up */
         if (grc) {
-            PQclear(r);
-            store_search_job_done(job, grc, false, detail);
-            return;
+            rc = grc;
+            snprintf(detail, sizeof detail, "%s", got[i].detail);
+            break;
         }
         /* ts_headline drops what looks like an HTML tag: '<' went in as \x01 */
         char *snip = PQgetvalue(r, i, 2);
         for (char *p = snip; *p; p++)
             if (*p == '\x01')
                 *p = '<';
-        rc = store_search_job_add(job, &m->msg, snip, strlen(snip), atof(PQgetvalue(r, i, 3)));
-        store_free(m);
-        if (rc) {
-            PQclear(r);
-            store_search_job_done(job, rc, false, "out of memory");
-            return;
+        if (store_search_job_add(job, &got[i].m, snip, strlen(snip), atof(PQgetvalue(r, i, 3)))) {
+            rc = MS_ERR_NOMEM;
+            snprintf(detail, sizeof detail, "out of memory");
+            break;
         }
         added++;
+    }
+    free_got(got, rows);
+    free(got);
+    free(reqs);
+    if (rc) {
+        PQclear(r);
+        store_search_job_done(job, rc, false, detail);
+        return;
     }
     PQclear(r);
     store_search_job_done(job, 0, more, NULL);
@@ -679,10 +825,29 @@ static void *query_main(void *arg)
 {
     search_index *x = arg;
     PGconn *pg = NULL;
+    uv_loop_t loop; /* the hits' messages, read together */
+    bool loop_ok = uv_loop_init(&loop) == 0;
     for (;;) {
         pthread_mutex_lock(&x->qmu);
-        while (!x->jobs_head && !x->qstop)
-            pthread_cond_wait(&x->qcv, &x->qmu);
+        while (!x->jobs_head && !x->qstop) {
+            if (!loop_ok) {
+                pthread_cond_wait(&x->qcv, &x->qmu);
+                continue;
+            }
+            /* the loop's CQL session needs turns while idle too (heartbeats, reconnections) */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += QUERY_IDLE_TICK_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            if (pthread_cond_timedwait(&x->qcv, &x->qmu, &ts) != 0) {
+                pthread_mutex_unlock(&x->qmu);
+                uv_run(&loop, UV_RUN_NOWAIT);
+                pthread_mutex_lock(&x->qmu);
+            }
+        }
         job_node *n = x->jobs_head;
         if (n) {
             x->jobs_head = n->next;
@@ -692,11 +857,16 @@ static void *query_main(void *arg)
         pthread_mutex_unlock(&x->qmu);
         if (!n)
             break; /* stopping and nothing queued */
-        run_search(x, &pg, n->job);
+        run_search(x, &pg, loop_ok ? &loop : NULL, n->job);
         free(n);
     }
     if (pg)
         PQfinish(pg);
+    if (loop_ok) {
+        store_loop_detach(x->st, &loop);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
     return NULL;
 }
 
@@ -827,13 +997,15 @@ int search_index_open(const ms_config *cfg, store *st, search_index **out, char 
     x->oldest_ms = calloc((size_t)cfg->search_shards, sizeof *x->oldest_ms);
     x->waiting = calloc((size_t)cfg->search_shards, sizeof *x->waiting);
     x->applied = calloc((size_t)cfg->search_shards, sizeof *x->applied);
+    x->ckpt = calloc((size_t)cfg->search_shards, sizeof *x->ckpt);
+    x->ckpt_known = calloc((size_t)cfg->search_shards, sizeof *x->ckpt_known);
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     pthread_mutex_init(&x->qmu, NULL);
     pthread_cond_init(&x->qcv, NULL);
     snprintf(x->error, sizeof x->error, "not connected yet");
     int rc = 0;
-    if (!x->held || !x->oldest_ms || !x->waiting || !x->applied) {
+    if (!x->held || !x->oldest_ms || !x->waiting || !x->applied || !x->ckpt || !x->ckpt_known) {
         snprintf(err, errlen, "out of memory");
         rc = MS_ERR_NOMEM;
         goto fail;
@@ -919,5 +1091,7 @@ void search_index_close(search_index *x)
     for (int i = 0; x->applied && i < x->cfg.search_shards; i++)
         free(x->applied[i].v);
     free(x->applied);
+    free(x->ckpt);
+    free(x->ckpt_known);
     free(x);
 }
