@@ -2285,6 +2285,16 @@ static void test_search_syntax(void **state)
     store_free(res);
 }
 
+/* Edits message id of ch to text; the edit must succeed. */
+static void edit_ok(ms_xid ch, uint64_t id, const char *text)
+{
+    store_edit_req e = {.channel_id = ch, .message_id = id, .content = text};
+    e.content_len = strlen(text);
+    store_message_result *mr = NULL;
+    assert_int_equal(store_edit_sync(S, &e, &mr, NULL, 0), 0);
+    store_free(mr);
+}
+
 static void test_search_edit_delete(void **state)
 {
     (void)state;
@@ -2293,11 +2303,8 @@ static void test_search_edit_delete(void **state)
     uint64_t id = ins(ch, "apple pie recipe");
     uint64_t keep = ins(ch, "apple juice");
     assert_int_equal(search_count(ch, "apple", 2), 2);
-    store_edit_req e = {.channel_id = ch, .message_id = id, .content = "banana bread recipe"};
-    e.content_len = strlen(e.content);
+    edit_ok(ch, id, "banana bread recipe");
     store_message_result *mr = NULL;
-    assert_int_equal(store_edit_sync(S, &e, &mr, NULL, 0), 0);
-    store_free(mr);
     /* the edit re-indexed the message: the old words are gone, the new ones found */
     assert_int_equal(search_count(ch, "banana", 1), 1);
     assert_int_equal(search_count(ch, "pie", 0), 0);
@@ -2484,11 +2491,7 @@ static void test_search_batched_writes(void **state)
     assert_int_equal(search_count(ch, "zetaword", 1), 1);
     assert_int_equal(search_count(other, "etaword", 0), 0); /* the id was taken */
     /* and the index holds each message once: an edit of the batch's insert re-indexes it */
-    store_edit_req again = {.channel_id = ch, .message_id = a, .content = "thetaword"};
-    again.content_len = strlen(again.content);
-    store_message_result *mr = NULL;
-    assert_int_equal(store_edit_sync(S, &again, &mr, NULL, 0), 0);
-    store_free(mr);
+    edit_ok(ch, a, "thetaword");
     assert_int_equal(search_count(ch, "betaword", 0), 0);
     assert_int_equal(search_count(ch, "thetaword", 1), 1);
 }
