@@ -462,7 +462,7 @@ int sc_repair_connect(sc_backend *b, char *detail, size_t dlen)
     if (cql_sync_connect(&o, &b->rconn.db, &st) != 0 || !b->rconn.db) {
         b->rconn.db = NULL;
         /* the client's message names the hosts it tried; keep it within STORE_DETAIL_LEN */
-        snprintf(detail, dlen, "counter repair: cannot connect: %.160s", st.message);
+        snprintf(detail, dlen, "counter repair: cannot connect: %.150s", st.message);
         return st.code ? st.code : MS_ERR_UNAVAILABLE;
     }
     b->rconn.up_seen = atomic_load(&b->hosts_up);
