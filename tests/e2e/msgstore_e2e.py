@@ -354,6 +354,15 @@ class Client:
         return self.request("DELETE", path, **kw)
 
 
+def in_threads(fn, n, timeout=None):
+    """Runs fn(i) for i in 0..n-1, each in a thread of its own, and waits for them all."""
+    ts = [threading.Thread(target=fn, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+
+
 def expect(resp, status, code=None):
     check(resp.status == status, "expected HTTP %d" % status, resp)
     if code is not None:

@@ -10,10 +10,9 @@ import os
 import re
 import sys
 import tempfile
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from msgstore_e2e import Server, check, run  # noqa: E402
+from msgstore_e2e import Server, check, in_threads, run  # noqa: E402
 
 CLIENTS = 16
 
@@ -46,11 +45,7 @@ def hammer(srv, ch, rounds):
                     errors.append(r.status)
         finally:
             c.close()
-    ts = [threading.Thread(target=one) for _ in range(CLIENTS)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
+    in_threads(lambda _: one(), CLIENTS, 120)
     check(not errors, "every page answered 200", errors[:5])
 
 

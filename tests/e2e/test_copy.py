@@ -34,7 +34,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from msgstore_e2e import MSGSTORE, Client, Server, check, expect, run  # noqa: E402
+from msgstore_e2e import MSGSTORE, Client, Server, check, expect, in_threads, run  # noqa: E402
 from store_fixture import compare, populate, snapshot  # noqa: E402
 
 BASE = random.randrange(10**12, 10**14)
@@ -117,11 +117,7 @@ def bulk_load(port, channels, n, threads=4):
                 CONTENTS[m["id"]] = m["content"]
         c.close()
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    in_threads(worker, threads)
     return ids
 
 

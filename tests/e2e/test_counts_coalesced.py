@@ -20,11 +20,10 @@ import re
 import sys
 import tempfile
 import random
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from msgstore_e2e import Server, check, run  # noqa: E402
+from msgstore_e2e import Server, check, in_threads, run  # noqa: E402
 
 CLIENTS = 32
 PER_CLIENT = 10
@@ -61,11 +60,7 @@ def burst(srv, ch, sender):
                     errors.append((r.status, r.body[:200]))
         finally:
             c.close()
-    ts = [threading.Thread(target=one) for _ in range(CLIENTS)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(300)
+    in_threads(lambda _: one(), CLIENTS, 300)
     check(not errors, "every POST answered 201", errors[:5])
     return len(ok)
 

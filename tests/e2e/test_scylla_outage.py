@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from msgstore_e2e import Server, check, expect, run  # noqa: E402
+from msgstore_e2e import Server, check, expect, in_threads, run  # noqa: E402
 
 NODE = ("127.0.0.1", int(os.environ.get("MSGSTORE_TEST_CQL_PORT", "9042")))
 OUTAGE = float(os.environ.get("OUTAGE_SECONDS", "10"))  # from the cut to the node's return
@@ -224,11 +224,7 @@ def burst(srv, path, n):
         finally:
             c.close()
 
-    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
+    in_threads(one, n, 60)
     return out
 
 
