@@ -121,8 +121,10 @@ typedef struct sc_mig {
 
 /*
  * Runs a read of the migration tables. Right after CREATE TABLE, a replica
- * can still answer "unconfigured table" or "Unknown CF" although the client
- * waited for schema agreement (seen on a 4-node cluster): such a read is
+ * can still answer "unconfigured table" or "Unknown CF", or fail the read with
+ * INCOMPATIBLE_SCHEMA (Cassandra 5: its table is not the coordinator's yet),
+ * although the client waited for schema agreement (all seen on a 4-node
+ * cluster): such a read is
  * tried again, for up to about 5 s, letting the session's loop run between
  * tries. Returns what cql_sync_execute returns; *st holds the last answer.
  */
@@ -131,7 +133,8 @@ static int mig_read(cql_sync *db, const cql_statement *s, cql_result **res, cql_
     for (int tries = 0;; tries++) {
         int rc = cql_sync_execute(db, s, res, st);
         bool young = (rc != 0 || st->code) && (strstr(st->message, "unconfigured table") ||
-                                               strstr(st->message, "Unknown CF"));
+                                               strstr(st->message, "Unknown CF") ||
+                                               strstr(st->message, "INCOMPATIBLE_SCHEMA"));
         if (!young || tries == 25)
             return rc != 0 ? rc : st->code;
         cql_sync_run_for(db, 200);
