@@ -431,12 +431,6 @@ static int node3(uv_loop_t *loop, const char *home, const char *verb)
     return cqlt_sh(loop, cmd, 2);
 }
 
-static void on_connect(cql_session *s, const cql_status *st, void *ud)
-{
-    (void)s;
-    *(int *)ud = st->code == 0 ? 1 : -1;
-}
-
 static void on_prepared(cql_prepared *p, const cql_status *st, void *ud)
 {
     (void)st;
@@ -488,7 +482,7 @@ static void test_node_killed_and_back(void **state)
     o.on_host_event_ud = &l;
     assert_int_equal(cql_session_new(&loop, &o, &l.s, NULL, 0), 0);
     int connected = 0;
-    cql_session_connect(l.s, on_connect, &connected);
+    cql_session_connect(l.s, cqlt_on_connect, &connected);
     while (!connected)
         uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(connected, 1);
@@ -602,11 +596,7 @@ static void test_speculative_reads(void **state)
     o.speculative_max = 1;
     o.request_timeout_ms = 5000;
     cql_session *s;
-    assert_int_equal(cql_session_new(&loop, &o, &s, NULL, 0), 0);
-    int connected = 0;
-    cql_session_connect(s, on_connect, &connected);
-    while (!connected)
-        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(cqlt_session_up(&loop, &o, &s), 1);
 
     /* keys of the RF 1 keyspace whose only replica is not node3; read with
      * simple (unrouted) queries, so node3 coordinates a third of them. While

@@ -32,7 +32,8 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "e2e"))
-from msgstore_e2e import MSGSTORE, SOURCE_DIR, Failure, Server, check, run  # noqa: E402
+from msgstore_e2e import (MSGSTORE, SOURCE_DIR, Background, Failure, Server, check,  # noqa: E402
+                          read_back, run)
 
 LOAD = float(os.environ.get("NODE_LOSS_LOAD_SECONDS", "4"))
 AFTER = float(os.environ.get("NODE_LOSS_AFTER_SECONDS", "10"))
@@ -78,18 +79,16 @@ class Log:
             self.entries.append((start, time.monotonic() - start, what, ok, detail))
 
 
-class Worker:
+class Worker(Background):
     """A POST writer on its own channel, or a reader of the channels' latest pages and of
     acknowledged messages. A request fails when it does not answer 201/200 (503, a timeout
     and a broken connection all count)."""
 
     def __init__(self, srv, ch, log, writer, writers=()):
         self.srv, self.ch, self.log, self.writer, self.writers = srv, ch, log, writer, writers
+        self.what = "worker of channel %d" % ch
         self.acked = {}  # id -> content (writers)
-        self.error = None
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        Background.__init__(self)
 
     def _request(self, c, method, path, body=None):
         t0 = time.monotonic()
@@ -102,41 +101,31 @@ class Worker:
         self.log.add(t0, method, r.status == want, "%d %s" % (r.status, r.body[:200]))
         return r, False
 
-    def _run(self):
-        try:
-            c = self.srv.client(timeout=30)
-            i = 0
-            while self.running:
-                i += 1
-                if self.writer:
-                    content = "node loss %d/%d" % (self.ch, i)
-                    r, broken = self._request(c, "POST", "/v1/channels/%d/messages" % self.ch,
-                                              {"sender_id": "7", "content": content})
-                    if r is not None and r.status == 201:
-                        self.acked[r.data["id"]] = content
+    def work(self):
+        c = self.srv.client(timeout=30)
+        i = 0
+        while self.running:
+            i += 1
+            if self.writer:
+                content = "node loss %d/%d" % (self.ch, i)
+                r, broken = self._request(c, "POST", "/v1/channels/%d/messages" % self.ch,
+                                          {"sender_id": "7", "content": content})
+                if r is not None and r.status == 201:
+                    self.acked[r.data["id"]] = content
+            else:
+                w = self.writers[i % len(self.writers)]
+                ids = list(w.acked)
+                if i % 2 and ids:
+                    path = "/v1/channels/%d/messages/%s" % (w.ch, ids[-1])
                 else:
-                    w = self.writers[i % len(self.writers)]
-                    ids = list(w.acked)
-                    if i % 2 and ids:
-                        path = "/v1/channels/%d/messages/%s" % (w.ch, ids[-1])
-                    else:
-                        path = "/v1/channels/%d/messages" % w.ch
-                    r, broken = self._request(c, "GET", path)
-                if broken:
-                    c.close()
-                    c = self.srv.client(timeout=30)
-                elif r.status not in (200, 201):
-                    time.sleep(0.02)
-            c.close()
-        except Exception as e:  # noqa: BLE001 - handed to the test, which fails with it
-            self.error = e
-
-    def stop(self):
-        self.running = False
-        self.thread.join(90)
-        check(not self.thread.is_alive(), "worker thread did not stop")
-        if self.error is not None:
-            raise Failure("worker of channel %d failed: %r" % (self.ch, self.error))
+                    path = "/v1/channels/%d/messages" % w.ch
+                r, broken = self._request(c, "GET", path)
+            if broken:
+                c.close()
+                c = self.srv.client(timeout=30)
+            elif r.status not in (200, 201):
+                time.sleep(0.02)
+        c.close()
 
 
 def gossip_down(home, observer):
@@ -232,14 +221,7 @@ def test_node_loss_through_serve(ctx):
           [(e[2], round(e[0] - t_down, 1), e[4]) for e in failed_after[:10]])
 
     # every acknowledged message, read back through the service while node3 is still down
-    c = srv.client(timeout=30)
-    lost = []
-    for w in writers:
-        for mid, content in w.acked.items():
-            r = c.get("/v1/channels/%d/messages/%s" % (w.ch, mid))
-            if r.status != 200 or r.data["content"] != content:
-                lost.append((w.ch, mid, r.status))
-    c.close()
+    lost = read_back(srv, writers)
     print("read back %d acknowledged messages with node3 down: %d missing" % (acked, len(lost)))
     check(not lost, "every acknowledged message is readable", lost[:10])
 

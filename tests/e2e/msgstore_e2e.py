@@ -354,6 +354,53 @@ class Client:
         return self.request("DELETE", path, **kw)
 
 
+class Background:
+    """A thread that runs self.work() from construction until stop(); whatever it raises fails
+    the test at stop(). Subclasses set their attributes before calling Background.__init__."""
+
+    what = "background thread"
+
+    def __init__(self):
+        self.error = None
+        self.running = True
+        self.thread = threading.Thread(target=self._main, daemon=True)
+        self.thread.start()
+
+    def _main(self):
+        try:
+            self.work()
+        except Exception as e:  # noqa: BLE001 - handed to the test, which fails with it
+            self.error = e
+
+    def stop(self, timeout=90):
+        self.running = False
+        self.thread.join(timeout)
+        check(not self.thread.is_alive(), "%s did not stop" % self.what)
+        if self.error is not None:
+            raise Failure("%s failed: %r" % (self.what, self.error))
+
+
+def read_back(srv, writers):
+    """Reads every message the writers saw acknowledged (w.ch, w.acked: id -> content) back
+    through srv: the (channel, id, status) of each one missing or changed."""
+    c = srv.client(timeout=30)
+    lost = []
+    for w in writers:
+        for mid, content in w.acked.items():
+            r = c.get("/v1/channels/%d/messages/%s" % (w.ch, mid))
+            if r.status != 200 or r.data["content"] != content:
+                lost.append((w.ch, mid, r.status))
+    c.close()
+    return lost
+
+
+def stop_servers(servers):
+    """A teardown for tests whose context is the list of servers they started: each must exit 0."""
+    for srv in servers:
+        rc = srv.stop()
+        check(rc == 0, "msgstore serve exits 0", rc, srv.log()[-2000:])
+
+
 def in_threads(fn, n, timeout=None):
     """Runs fn(i) for i in 0..n-1, each in a thread of its own, and waits for them all."""
     ts = [threading.Thread(target=fn, args=(i,)) for i in range(n)]

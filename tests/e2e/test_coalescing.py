@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from msgstore_e2e import Server, check, in_threads, run  # noqa: E402
+from msgstore_e2e import Server, check, in_threads, run, stop_servers  # noqa: E402
 
 CLIENTS = 16
 
@@ -80,11 +80,5 @@ def test_coalescing_off(ctx):
     check(coalesced == 0, "nothing coalesced with MSGSTORE_READ_COALESCING=false", coalesced)
 
 
-def teardown(ctx):
-    for srv in ctx:
-        rc = srv.stop()
-        check(rc == 0, "msgstore serve exits 0", rc, srv.log()[-2000:])
-
-
 if __name__ == "__main__":
-    sys.exit(run(globals(), lambda: [], teardown))
+    sys.exit(run(globals(), lambda: [], stop_servers))

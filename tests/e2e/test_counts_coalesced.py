@@ -23,7 +23,7 @@ import random
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from msgstore_e2e import Server, check, in_threads, run  # noqa: E402
+from msgstore_e2e import Server, check, in_threads, run, stop_servers  # noqa: E402
 
 CLIENTS = 32
 PER_CLIENT = 10
@@ -109,11 +109,5 @@ def test_concurrent_posts_counted_exactly_with_fewer_updates(ctx):
     check(updates < incs, "concurrent POSTs shared counter updates", updates, incs)
 
 
-def teardown(ctx):
-    for srv in ctx:
-        rc = srv.stop()
-        check(rc == 0, "msgstore serve exits 0", rc, srv.log()[-2000:])
-
-
 if __name__ == "__main__":
-    sys.exit(run(globals(), lambda: [], teardown))
+    sys.exit(run(globals(), lambda: [], stop_servers))

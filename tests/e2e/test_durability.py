@@ -27,11 +27,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from msgstore_e2e import SOURCE_DIR, Failure, Server, check, run  # noqa: E402
+from msgstore_e2e import SOURCE_DIR, Background, Failure, Server, check, read_back, run  # noqa: E402
 
 BACKEND = os.environ.get("DURABILITY_BACKEND", "sqlite")
 LOAD = float(os.environ.get("DURABILITY_LOAD_SECONDS", "4"))
@@ -39,64 +38,39 @@ WRITERS = 8
 FAULTS = "127.0.0.4"
 
 
-class Writer:
+class Writer(Background):
     """POSTs to its own channel until stopped; keeps what was acknowledged."""
 
     def __init__(self, srv, ch):
         self.srv, self.ch = srv, ch
+        self.what = "writer of channel %d" % ch
         self.acked = {}  # id -> content
         self.refused = 0
         self.broken = 0
-        self.error = None
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        Background.__init__(self)
 
-    def _run(self):
-        try:
-            c = self.srv.client(timeout=30)
-            i = 0
-            while self.running:
-                i += 1
-                content = "durable %d/%d" % (self.ch, i)
-                try:
-                    r = c.post("/v1/channels/%d/messages" % self.ch, {"sender_id": "7", "content": content})
-                except (OSError, http.client.HTTPException):
-                    self.broken += 1  # no answer: not acknowledged
-                    c.close()
-                    time.sleep(0.05)
-                    c = self.srv.client(timeout=30)
-                    continue
-                if r.status == 201:
-                    self.acked[r.data["id"]] = content
-                elif r.status == 503:
-                    self.refused += 1
-                    time.sleep(0.02)
-                else:
-                    raise Failure("unexpected answer to a POST: %r" % r)
-            c.close()
-        except Exception as e:  # noqa: BLE001 - handed to the test, which fails with it
-            self.error = e
-
-    def stop(self):
-        self.running = False
-        self.thread.join(60)
-        check(not self.thread.is_alive(), "writer thread did not stop")
-        if self.error is not None:
-            raise Failure("writer of channel %d failed: %r" % (self.ch, self.error))
-
-
-def read_back(srv, writers):
-    """Every acknowledged message, read back through the server: the number lost."""
-    c = srv.client(timeout=30)
-    lost = []
-    for w in writers:
-        for mid, content in w.acked.items():
-            r = c.get("/v1/channels/%d/messages/%s" % (w.ch, mid))
-            if r.status != 200 or r.data["content"] != content:
-                lost.append((w.ch, mid, r.status))
-    c.close()
-    return lost
+    def work(self):
+        c = self.srv.client(timeout=30)
+        i = 0
+        while self.running:
+            i += 1
+            content = "durable %d/%d" % (self.ch, i)
+            try:
+                r = c.post("/v1/channels/%d/messages" % self.ch, {"sender_id": "7", "content": content})
+            except (OSError, http.client.HTTPException):
+                self.broken += 1  # no answer: not acknowledged
+                c.close()
+                time.sleep(0.05)
+                c = self.srv.client(timeout=30)
+                continue
+            if r.status == 201:
+                self.acked[r.data["id"]] = content
+            elif r.status == 503:
+                self.refused += 1
+                time.sleep(0.02)
+            else:
+                raise Failure("unexpected answer to a POST: %r" % r)
+        c.close()
 
 
 def wait_ready(srv, timeout):

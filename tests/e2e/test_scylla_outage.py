@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from msgstore_e2e import Server, check, expect, in_threads, run  # noqa: E402
+from msgstore_e2e import Background, Server, check, expect, in_threads, run  # noqa: E402
 
 NODE = ("127.0.0.1", int(os.environ.get("MSGSTORE_TEST_CQL_PORT", "9042")))
 OUTAGE = float(os.environ.get("OUTAGE_SECONDS", "10"))  # from the cut to the node's return
@@ -42,7 +42,10 @@ WORKERS = 8  # the store's ScyllaDB worker threads (store_options default), one 
 
 
 class Proxy:
-    """A TCP forwarder to the Cassandra node that can be switched off and on."""
+    """A TCP forwarder to the Cassandra node that can be switched off and on, or frozen: it then
+    stops forwarding while keeping every connection open (a hung node)."""
+
+    frozen = False
 
     def __init__(self):
         self.port = None
@@ -81,10 +84,11 @@ class Proxy:
     def _pump(self, a, b):
         socks = [a, b]
         try:
-            while True:
-                r, _, _ = select.select(socks, [], [], 1.0)
-                if not self.running:
-                    return
+            while self.running:
+                if self.frozen:
+                    time.sleep(0.05)
+                    continue
+                r, _, _ = select.select(socks, [], [], 0.2)
                 for s in r:
                     d = s.recv(65536)
                     if not d:
@@ -168,47 +172,37 @@ def teardown(ctx):
     check(rc == 0, "msgstore serve exits 0 on SIGTERM", rc, ctx["srv"].log()[-3000:])
 
 
-class Writer:
+class Writer(Background):
     """Posts messages one after another; remembers those acknowledged (201)."""
+
+    what = "the writer"
 
     def __init__(self, srv, ch):
         self.srv, self.ch = srv, ch
         self.acked = {}  # id -> content
         self.statuses = {}
-        self.error = None
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        Background.__init__(self)
 
-    def _run(self):
-        try:
-            c = self.srv.client(timeout=30)
-            i = 0
-            while not self.stop_flag.is_set():
-                content = "w%d" % i
-                i += 1
-                try:
-                    r = c.post("/v1/channels/%d/messages" % self.ch, {"sender_id": "2", "content": content})
-                except (OSError, http.client.HTTPException) as e:  # no answer: not acknowledged
-                    self.statuses[type(e).__name__] = self.statuses.get(type(e).__name__, 0) + 1
-                    c.close()
-                    c = self.srv.client(timeout=30)
-                    continue
-                self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
-                if r.status == 201:
-                    self.acked[r.data["id"]] = content
-                else:
-                    check(r.status == 503, "a write answers 201 or 503", r)
-                time.sleep(0.01)
-            c.close()
-        except Exception as e:  # noqa: BLE001 - handed to stop(), which fails the test with it
-            self.error = e
-
-    def stop(self):
-        self.stop_flag.set()
-        self.thread.join(60)
-        check(not self.thread.is_alive(), "the writer stops")
-        check(self.error is None, "the writer thread failed", repr(self.error))
+    def work(self):
+        c = self.srv.client(timeout=30)
+        i = 0
+        while self.running:
+            content = "w%d" % i
+            i += 1
+            try:
+                r = c.post("/v1/channels/%d/messages" % self.ch, {"sender_id": "2", "content": content})
+            except (OSError, http.client.HTTPException) as e:  # no answer: not acknowledged
+                self.statuses[type(e).__name__] = self.statuses.get(type(e).__name__, 0) + 1
+                c.close()
+                c = self.srv.client(timeout=30)
+                continue
+            self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
+            if r.status == 201:
+                self.acked[r.data["id"]] = content
+            else:
+                check(r.status == 503, "a write answers 201 or 503", r)
+            time.sleep(0.01)
+        c.close()
 
 
 def burst(srv, path, n):

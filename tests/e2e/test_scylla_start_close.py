@@ -21,7 +21,6 @@ MSGSTORE_SHUTDOWN_TIMEOUT. The node is resumed at the end in any case.
 """
 import os
 import random
-import select
 import shutil
 import subprocess
 import sys
@@ -93,34 +92,6 @@ def test_start_without_cluster(ctx):
     check(rc == 0, "clean exit", rc, srv.log()[-2000:])
 
 
-class FreezableProxy(Proxy):
-    """A proxy that can stop forwarding while keeping every connection open (a hung node)."""
-
-    frozen = False
-
-    def _pump(self, a, b):
-        socks = [a, b]
-        try:
-            while self.running:
-                if self.frozen:
-                    time.sleep(0.05)
-                    continue
-                r, _, _ = select.select(socks, [], [], 0.2)
-                for s in r:
-                    d = s.recv(65536)
-                    if not d:
-                        return
-                    (b if s is a else a).sendall(d)
-        except (OSError, ValueError):
-            return
-        finally:
-            for s in socks:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-
 def cassandra(*args):
     return subprocess.run([CASSANDRA] + list(args), capture_output=True, text=True, timeout=600)
 
@@ -136,7 +107,7 @@ def test_close_bounded_with_stopped_node(ctx):
         pause = lambda: cassandra("pause", "faults")  # noqa: E731
         resume = lambda: cassandra("resume", "faults")  # noqa: E731
     else:
-        proxy = FreezableProxy()
+        proxy = Proxy()  # frozen below: a hung node
         proxy.start()
         contact, how = "127.0.0.1:%d" % proxy.port, "a frozen proxy (faults node unavailable)"
 

@@ -173,6 +173,27 @@ static inline int cqlt_sh(uv_loop_t *loop, char *cmd, int out_fd)
     return (int)x.status;
 }
 
+static inline void cqlt_on_connect(cql_session *s, const cql_status *st, void *ud)
+{
+    (void)s;
+    *(int *)ud = st->code == 0 ? 1 : -1;
+}
+
+/*
+ * Creates a session with o on loop and turns the loop until it connected: 1 (*out is the
+ * session), -1 (the connect failed; *out still needs closing), 0 (cql_session_new refused).
+ */
+static inline int cqlt_session_up(uv_loop_t *loop, const cql_options *o, cql_session **out)
+{
+    if (cql_session_new(loop, o, out, NULL, 0) != 0)
+        return 0;
+    int connected = 0;
+    cql_session_connect(*out, cqlt_on_connect, &connected);
+    while (!connected)
+        uv_run(loop, UV_RUN_ONCE);
+    return connected;
+}
+
 /* A cql_session_close callback: sets the bool at ud. */
 static inline void cqlt_on_closed(void *ud)
 {

@@ -600,12 +600,6 @@ static void flood_cb(cql_result *res, const cql_status *st, void *ud)
         f->max_in_flight = h.in_flight;
 }
 
-static void connect_cb(cql_session *s, const cql_status *st, void *ud)
-{
-    (void)s;
-    *(int *)ud = st->code == 0 ? 1 : -1;
-}
-
 static void closed_cb(void *ud)
 {
     *(int *)ud = 1;
@@ -622,12 +616,7 @@ static void test_10k_in_flight(void **state)
     o.pool_size = 1;
     o.request_timeout_ms = 60000;
     cql_session *s;
-    assert_int_equal(cql_session_new(&loop, &o, &s, NULL, 0), 0);
-    int connected = 0;
-    cql_session_connect(s, connect_cb, &connected);
-    while (!connected)
-        uv_run(&loop, UV_RUN_ONCE);
-    assert_int_equal(connected, 1);
+    assert_int_equal(cqlt_session_up(&loop, &o, &s), 1);
     enum { N = 10000 };
     flood f = {0};
     f.s = s;
@@ -838,11 +827,7 @@ static void test_graceful_close(void **state)
     cql_options o;
     cqlt_options(&o, "MSGSTORE_TEST_CASSANDRA", "127.0.0.1:9042");
     cql_session *s;
-    assert_int_equal(cql_session_new(&loop, &o, &s, NULL, 0), 0);
-    int connected = 0;
-    cql_session_connect(s, connect_cb, &connected);
-    while (!connected)
-        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(cqlt_session_up(&loop, &o, &s), 1);
     closing c = {0};
     char q[128];
     snprintf(q, sizeof(q), "SELECT * FROM %s.pg WHERE p = 1", ks);
@@ -870,11 +855,7 @@ static void test_graceful_close(void **state)
 
     /* a zero deadline: whatever is still in flight completes with MS_ERR_SHUTDOWN */
     uv_loop_init(&loop);
-    assert_int_equal(cql_session_new(&loop, &o, &s, NULL, 0), 0);
-    connected = 0;
-    cql_session_connect(s, connect_cb, &connected);
-    while (!connected)
-        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(cqlt_session_up(&loop, &o, &s), 1);
     memset(&c, 0, sizeof(c));
     for (int i = 0; i < 50; i++) {
         cql_statement_init(&st);
@@ -950,12 +931,7 @@ static void test_in_flight_gauge(void **state)
     cql_options o;
     cqlt_options(&o, "MSGSTORE_TEST_CASSANDRA", "127.0.0.1:9042");
     cql_session *s;
-    assert_int_equal(cql_session_new(&loop, &o, &s, NULL, 0), 0);
-    int connected = 0;
-    cql_session_connect(s, connect_cb, &connected);
-    while (!connected)
-        uv_run(&loop, UV_RUN_ONCE);
-    assert_int_equal(connected, 1);
+    assert_int_equal(cqlt_session_up(&loop, &o, &s), 1);
     long long before = metric_value("msgstore_cql_in_flight");
     assert_true(before >= 0);
     closing c = {0};
