@@ -165,7 +165,7 @@ static int open_bs(bench_store *b, bool search, bool trigger, const char *sqlite
         fprintf(stderr, "config: %s\n", err);
         return -1;
     }
-    if (store_migrate(&cfg, NULL, NULL, NULL, err, sizeof err) != 0) {
+    if (store_migrate(&cfg.store, NULL, NULL, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "migrate: %s\n", err);
         return -1;
     }
@@ -191,7 +191,7 @@ static int open_bs(bench_store *b, bool search, bool trigger, const char *sqlite
         sqlite3_close(db);
     }
     store_options opt = {.no_migrate = true, .no_search_index = !SCYLLA && (!search || trigger)};
-    if (store_open(&cfg, &opt, &b->st, err, sizeof err) != 0) {
+    if (store_open(&cfg.store, &opt, &b->st, err, sizeof err) != 0) {
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
     }

@@ -256,7 +256,7 @@ static int open_store(bool coalesce)
 {
     char err[512];
     store_options opt = {.no_coalesce = !coalesce, .no_migrate = true};
-    if (store_open(&CFG, &opt, &S, err, sizeof err) != 0) {
+    if (store_open(&CFG.store, &opt, &S, err, sizeof err) != 0) {
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
     }
@@ -338,7 +338,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int applied = 0;
-    if (store_migrate(&CFG, NULL, NULL, &applied, err, sizeof err) != 0) {
+    if (store_migrate(&CFG.store, NULL, NULL, &applied, err, sizeof err) != 0) {
         fprintf(stderr, "migrate: %s\n", err);
         return 1;
     }
@@ -362,8 +362,8 @@ int main(int argc, char **argv)
 
     uint64_t now = ms_clock_realtime_ms(NULL);
     fill(ch_pages, 10000, now - 30 * DAY_MS, 29 * DAY_MS);
-    uint64_t lo = ms_snowflake_from_unix_ms(now - 29 * DAY_MS, CFG.epoch_ms);
-    uint64_t hi = ms_snowflake_from_unix_ms(now - DAY_MS, CFG.epoch_ms);
+    uint64_t lo = ms_snowflake_from_unix_ms(now - 29 * DAY_MS, CFG.store.epoch_ms);
+    uint64_t hi = ms_snowflake_from_unix_ms(now - DAY_MS, CFG.store.epoch_ms);
     close_store();
 
     if (open_store(false))

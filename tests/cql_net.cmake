@@ -5,6 +5,8 @@ if(TARGET msgstore_cql)
   foreach(t lru breaker backoff ring lb pool tablets)
     ms_add_test(test_cql_${t} SOURCES unit/test_cql_${t}.c LIBS msgstore_cql msgstore_core LABELS unit)
   endforeach()
+  # backoff also checks the SCYLLA_* settings' mapping (store_cql_options, in the store)
+  target_link_libraries(test_cql_backoff PRIVATE msgstore_store)
   ms_add_test(test_cql_session SOURCES integration/test_cql_session.c
     LIBS msgstore_cql msgstore_core LABELS integration FIXTURES cassandra TIMEOUT 300)
   # an idle cql_sync through an outage of its node (a proxy of the test's own)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * msgstore/backend.h - which database a store lives in. Shared by the
- * settings (src/core/config.h: ms_config_backend) and the store API
+ * settings (msgstore/store_config.h: store_config_backend) and the store API
  * (msgstore/store.h: store_migrations).
  */
 #ifndef MSGSTORE_BACKEND_H

@@ -50,8 +50,6 @@
 extern "C" {
 #endif
 
-typedef struct ms_config ms_config;
-
 /* ------------------------------------------------------------------------- */
 /* Status                                                                     */
 
@@ -155,9 +153,9 @@ typedef void (*cql_host_event_cb)(cql_session *s, cql_host_event ev, const cql_h
                                   void *ud);
 
 /**
- * Session settings. Fill with cql_options_init (library defaults) or
- * cql_options_from_config (the SCYLLA_* settings), then adjust. Strings are
- * copied by cql_session_new.
+ * Session settings. Fill with cql_options_init (library defaults; msgstore
+ * itself maps its SCYLLA_* settings with store_cql_options), then adjust.
+ * Strings are copied by cql_session_new.
  */
 typedef struct cql_options {
     const char *contact_points; /* "host[:port],host[:port]"; names resolve at connect */
@@ -217,12 +215,6 @@ const char *cql_version_string(void);
  * request timeouts... see docs/cql-client.md). Cannot fail.
  */
 void cql_options_init(cql_options *o);
-
-/**
- * Defaults overridden by the SCYLLA_* settings of cfg. The strings point into
- * cfg, which must outlive o until cql_session_new copied them.
- */
-void cql_options_from_config(cql_options *o, const ms_config *cfg);
 
 /* ------------------------------------------------------------------------- */
 /* Sessions                                                                   */

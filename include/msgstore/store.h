@@ -78,13 +78,11 @@
 #include "msgstore/backend.h"
 #include "msgstore/error.h"
 #include "msgstore/id.h"
+#include "msgstore/store_config.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* The settings (src/core/config.h); the store only takes a pointer. */
-typedef struct ms_config ms_config;
 
 /* ------------------------------------------------------------------ limits */
 
@@ -163,22 +161,23 @@ typedef struct store_options {
 } store_options;
 
 /*
- * Opens the store chosen by cfg (ms_config_backend()): the SQLite file
+ * Opens the store chosen by cfg (store_config_backend()): the SQLite file
  * cfg->sqlite_path, or the ScyllaDB/Cassandra keyspace cfg->scylla_keyspace
  * (a CQL session per loop that calls it; SCYLLA_MAX_IN_FLIGHT operations in
  * flight). Both are created and migrated when needed unless opt->no_migrate,
  * which instead fails with MS_ERR_UNAVAILABLE when the schema is not the
  * binary's. A cluster that cannot be reached at all is not an error: the
  * store opens, its operations fail with MS_ERR_UNAVAILABLE, and it migrates
- * (or checks the schema) once the cluster answers. opt may be NULL (defaults). cfg is
- * copied. Starts the backend's threads.
+ * (or checks the schema) once the cluster answers. opt may be NULL (defaults).
+ * cfg (msgstore/store_config.h; store_config_defaults() for a program of its
+ * own, the environment for msgstore's) is copied. Starts the backend's threads.
  * On success *out is the store (free with store_close()) and 0 is returned;
  * otherwise a negative code with a message in err (always NUL-terminated;
  * err may be NULL). MS_ERR_UNAVAILABLE when the backend cannot be reached,
  * MS_ERR_IO when the file cannot be opened, MS_ERR_INVALID for settings the
  * backend rejects.
  */
-int store_open(const ms_config *cfg, const store_options *opt, store **out, char *err,
+int store_open(const store_config *cfg, const store_options *opt, store **out, char *err,
                size_t errlen);
 
 /*
@@ -188,6 +187,18 @@ int store_open(const ms_config *cfg, const store_options *opt, store **out, char
  * threads must have returned). NULL is a no-op.
  */
 void store_close(store *s);
+
+typedef struct cql_options cql_options; /* msgstore/cql.h */
+
+/*
+ * The CQL client's options for cfg's cluster, as the ScyllaDB backend
+ * connects: cql_options_init's defaults overridden by the SCYLLA_* settings
+ * (contact points, credentials, data centre, timeouts, pool, retry,
+ * breaker, speculative reads, reconnection, compression, TLS). The strings
+ * point into cfg, which must outlive o until cql_session_new copied them.
+ * Only with the cluster backend built in (MSGSTORE_HAVE_CQL_SESSION).
+ */
+void store_cql_options(const store_config *cfg, cql_options *o);
 
 /*
  * Unbinds `loop` from the store. Call on the loop's thread once no more async
@@ -1109,8 +1120,8 @@ typedef void (*store_migrate_progress_fn)(const store_migration *m, bool applied
  * (may be NULL) receives the number of migrations applied now. Returns 0 or a
  * negative code with a message in err.
  */
-int store_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
-                  char *err, size_t errlen);
+int store_migrate(const store_config *cfg, store_migrate_progress_fn progress, void *ctx,
+                  int *applied, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -30,12 +30,11 @@
 #include <stdint.h>
 
 #include "msgstore/error.h"
+#include "msgstore/store_config.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct ms_config ms_config;
 
 /** Where a copy is, for progress displays. */
 typedef struct store_copy_progress {
@@ -83,7 +82,7 @@ typedef struct store_copy_report {
  * cannot be reached; MS_ERR_NOT_FOUND / MS_ERR_INVALID for a missing or
  * foreign source; MS_ERR_IO. err gets a sentence for humans.
  */
-int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
+int store_copy_to_cluster(const store_config *cfg, const store_copy_options *opt,
                           store_copy_report *rep, char *err, size_t errlen);
 
 #ifdef __cplusplus

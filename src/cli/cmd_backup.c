@@ -139,16 +139,16 @@ static int run(int argc, char **argv, bool restore)
     store_backup_report rep;
     char err[1024] = "";
     if (restore)
-        rc = store_sqlite_restore(file, cfg.sqlite_path, &opt, &rep, err, sizeof err);
+        rc = store_sqlite_restore(file, cfg.store.sqlite_path, &opt, &rep, err, sizeof err);
     else
-        rc = store_sqlite_backup(cfg.sqlite_path, file, &opt, &rep, err, sizeof err);
+        rc = store_sqlite_backup(cfg.store.sqlite_path, file, &opt, &rep, err, sizeof err);
     if (ps.tty && ps.last >= 0 && ps.last < 100)
         fputc('\n', stderr);
     if (rc) {
         fprintf(stderr, "msgstore %s: %s (%s); nothing was changed\n", cmd, err, ms_err_name(rc));
         return MS_EXIT_FAIL;
     }
-    print_report(restore ? "restored" : "backed up", restore ? cfg.sqlite_path : file, &rep);
+    print_report(restore ? "restored" : "backed up", restore ? cfg.store.sqlite_path : file, &rep);
     return MS_EXIT_OK;
 }
 

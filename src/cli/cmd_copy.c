@@ -117,7 +117,7 @@ int cmd_copy(int argc, char **argv)
     opt.progress_ctx = &tty;
     store_copy_report rep;
     char err[1024] = "";
-    rc = store_copy_to_cluster(&cfg, &opt, &rep, err, sizeof err);
+    rc = store_copy_to_cluster(&cfg.store, &opt, &rep, err, sizeof err);
     if (tty)
         fputc('\n', stderr);
     if (rc && rc != MS_ERR_CONFLICT) {
@@ -131,7 +131,7 @@ int cmd_copy(int argc, char **argv)
         snprintf(how, sizeof how, "caught up with the changes since %lld (Unix ms), ",
                  (long long)rep.since_ms);
     printf("copy %s -> %s/%s: %s%llu rows written (%llu messages) in %.1f s (%.0f messages/s)\n",
-           cfg.sqlite_path, cfg.scylla_contact_points, cfg.scylla_keyspace, how,
+           cfg.store.sqlite_path, cfg.store.scylla_contact_points, cfg.store.scylla_keyspace, how,
            (unsigned long long)rep.rows, (unsigned long long)rep.messages, rep.seconds,
            rep.seconds > 0 ? (double)rep.messages / rep.seconds : 0.0);
     printf("verify: %llu channels (message counts, last message), %llu sampled messages "

@@ -287,7 +287,7 @@ static int direct_check(const ms_config *cfg)
     char err[512];
     store *st = NULL;
     store_options opt = {.no_migrate = true};
-    int rc = store_open(cfg, &opt, &st, err, sizeof err);
+    int rc = store_open(&cfg->store, &opt, &st, err, sizeof err);
     if (rc) {
         printf("not ready: cannot open the store: %s\n", err[0] ? err : ms_err_str(rc));
         return MS_EXIT_FAIL;

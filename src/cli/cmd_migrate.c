@@ -71,12 +71,13 @@ int cmd_migrate(int argc, char **argv)
     }
     if (kind == MS_BACKEND_SCYLLA)
         printf("migrating keyspace %s (replication %s), %zu migration(s) in this binary\n",
-               cfg.scylla_keyspace, cfg.scylla_replication, n);
+               cfg.store.scylla_keyspace, cfg.store.scylla_replication, n);
     else
-        printf("migrating SQLite file %s, %zu migration(s) in this binary\n", cfg.sqlite_path, n);
+        printf("migrating SQLite file %s, %zu migration(s) in this binary\n", cfg.store.sqlite_path,
+               n);
     int applied = 0;
     char err[512];
-    rc = store_migrate(&cfg, progress, NULL, &applied, err, sizeof err);
+    rc = store_migrate(&cfg.store, progress, NULL, &applied, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "msgstore migrate: %s (%s)\n", err, ms_err_name(rc));
         return MS_EXIT_FAIL;

@@ -81,7 +81,7 @@ int cmd_serve(int argc, char **argv)
     char err[512];
     store *st = NULL;
     store_options sopt = {.no_coalesce = !cfg.read_coalescing};
-    rc = store_open(&cfg, &sopt, &st, err, sizeof err);
+    rc = store_open(&cfg.store, &sopt, &st, err, sizeof err);
     if (rc) {
         fprintf(stderr, "msgstore serve: cannot open the %s store: %s\n",
                 ms_config_backend(&cfg) == MS_BACKEND_SCYLLA ? "ScyllaDB/Cassandra" : "SQLite",
@@ -104,7 +104,7 @@ int cmd_serve(int argc, char **argv)
         return rc == MS_ERR_INVALID ? MS_EXIT_USAGE : MS_EXIT_FAIL;
     }
     search_index *search = NULL; /* ScyllaDB: the PostgreSQL search index (src/search/) */
-    if (ms_config_backend(&cfg) == MS_BACKEND_SCYLLA && cfg.search_pg_url[0]) {
+    if (ms_config_backend(&cfg) == MS_BACKEND_SCYLLA && cfg.store.search_pg_url[0]) {
         rc = search_index_open(&cfg, st, &search, err, sizeof err);
         if (rc) {
             fprintf(stderr, "msgstore serve: %s\n", err[0] ? err : ms_err_str(rc));
@@ -127,13 +127,13 @@ int cmd_serve(int argc, char **argv)
     printf("msgstore %s serving on %s://%s:%d (%s store%s%s)\n", MSGSTORE_VERSION,
            cfg.tls_cert[0] ? "https" : "http", cfg.bind, srv_port(server), store_backend_name(st),
            ms_config_backend(&cfg) == MS_BACKEND_SQLITE ? " " : "",
-           ms_config_backend(&cfg) == MS_BACKEND_SQLITE ? cfg.sqlite_path : "");
+           ms_config_backend(&cfg) == MS_BACKEND_SQLITE ? cfg.store.sqlite_path : "");
     fflush(stdout);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
     MS_INFO("serve", "%s: stopping (grace %lld ms; a second signal exits at once)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)cfg.shutdown_timeout_ms);
+            sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)cfg.store.shutdown_timeout_ms);
     pthread_t impatient;
     if (pthread_create(&impatient, NULL, second_signal, &stop_signals) == 0)
         pthread_detach(impatient);

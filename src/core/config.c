@@ -49,85 +49,87 @@ static const opt opts[] = {
     {"MSGSTORE_PROFILE", T_PROFILE, F(profile), 0, 0, "development|production|test",
      D("development"), false, "profile that picks the defaults below"},
 
-    {"SCYLLA_ENABLED", T_BOOL, F(scylla_enabled), 0, 0, NULL, D("false"), false,
+    {"SCYLLA_ENABLED", T_BOOL, F(store.scylla_enabled), 0, 0, NULL, D("false"), false,
      "store messages in ScyllaDB/Cassandra instead of the embedded SQLite file"},
-    {"SCYLLA_CONTACT_POINTS", T_STR, F(scylla_contact_points), 1, 0, NULL, D("localhost"), false,
-     "comma-separated hosts (host or host:port) used to discover the cluster"},
-    {"SCYLLA_PORT", T_INT, F(scylla_port), 1, 65535, NULL, D("9042"), false,
+    {"SCYLLA_CONTACT_POINTS", T_STR, F(store.scylla_contact_points), 1, 0, NULL, D("localhost"),
+     false, "comma-separated hosts (host or host:port) used to discover the cluster"},
+    {"SCYLLA_PORT", T_INT, F(store.scylla_port), 1, 65535, NULL, D("9042"), false,
      "CQL native protocol port"},
-    {"SCYLLA_KEYSPACE", T_STR, F(scylla_keyspace), 1, 48, NULL,
+    {"SCYLLA_KEYSPACE", T_STR, F(store.scylla_keyspace), 1, 48, NULL,
      D3("msgstore", "msgstore", "msgstore_test"), false, "keyspace holding msgstore's tables"},
-    {"SCYLLA_USERNAME", T_STR, F(scylla_username), 0, 0, NULL, D(""), false,
+    {"SCYLLA_USERNAME", T_STR, F(store.scylla_username), 0, 0, NULL, D(""), false,
      "user for PasswordAuthenticator (empty: no authentication)"},
-    {"SCYLLA_PASSWORD", T_STR, F(scylla_password), 0, 0, NULL, D(""), true,
+    {"SCYLLA_PASSWORD", T_STR, F(store.scylla_password), 0, 0, NULL, D(""), true,
      "password for SCYLLA_USERNAME"},
-    {"SCYLLA_LOCAL_DATACENTER", T_STR, F(scylla_local_datacenter), 1, 0, NULL, D("datacenter1"),
-     false, "datacenter whose nodes are preferred"},
-    {"SCYLLA_PROTOCOL_VERSION", T_INT, F(scylla_protocol_version), 4, 4, NULL, D("4"), false,
+    {"SCYLLA_LOCAL_DATACENTER", T_STR, F(store.scylla_local_datacenter), 1, 0, NULL,
+     D("datacenter1"), false, "datacenter whose nodes are preferred"},
+    {"SCYLLA_PROTOCOL_VERSION", T_INT, F(store.scylla_protocol_version), 4, 4, NULL, D("4"), false,
      "CQL native protocol version (ScyllaDB speaks v4)"},
-    {"SCYLLA_CONNECT_TIMEOUT", T_DURATION, F(scylla_connect_timeout_ms), 1, 600000, NULL,
+    {"SCYLLA_CONNECT_TIMEOUT", T_DURATION, F(store.scylla_connect_timeout_ms), 1, 600000, NULL,
      D3("5s", "5s", "2s"), false, "timeout of each connection attempt"},
-    {"SCYLLA_REQUEST_TIMEOUT", T_DURATION, F(scylla_request_timeout_ms), 1, 600000, NULL,
+    {"SCYLLA_REQUEST_TIMEOUT", T_DURATION, F(store.scylla_request_timeout_ms), 1, 600000, NULL,
      D3("10s", "10s", "5s"), false, "timeout of each request"},
-    {"SCYLLA_DEFAULT_CONSISTENCY", T_CL, F(scylla_default_consistency), 0, 0, CL_CHOICES,
+    {"SCYLLA_DEFAULT_CONSISTENCY", T_CL, F(store.scylla_default_consistency), 0, 0, CL_CHOICES,
      D("LOCAL_QUORUM"), false, "consistency of statements that are neither reads nor writes"},
-    {"SCYLLA_READ_CONSISTENCY", T_CL, F(scylla_read_consistency), 0, 0, CL_CHOICES,
+    {"SCYLLA_READ_CONSISTENCY", T_CL, F(store.scylla_read_consistency), 0, 0, CL_CHOICES,
      D("LOCAL_QUORUM"), false,
      "consistency of reads; LOCAL_QUORUM with LOCAL_QUORUM writes reads your own writes "
      "(the seed's LOCAL_ONE does not at RF 3)"},
-    {"SCYLLA_WRITE_CONSISTENCY", T_CL, F(scylla_write_consistency), 0, 0, CL_CHOICES,
+    {"SCYLLA_WRITE_CONSISTENCY", T_CL, F(store.scylla_write_consistency), 0, 0, CL_CHOICES,
      D("LOCAL_QUORUM"), false, "consistency of writes"},
-    {"SCYLLA_SERIAL_CONSISTENCY", T_CL, F(scylla_serial_consistency), 0, 0, "SERIAL|LOCAL_SERIAL",
-     D("LOCAL_SERIAL"), false, "serial consistency of lightweight transactions"},
-    {"SCYLLA_SSL_ENABLED", T_BOOL, F(scylla_ssl_enabled), 0, 0, NULL, D("false"), false,
+    {"SCYLLA_SERIAL_CONSISTENCY", T_CL, F(store.scylla_serial_consistency), 0, 0,
+     "SERIAL|LOCAL_SERIAL", D("LOCAL_SERIAL"), false,
+     "serial consistency of lightweight transactions"},
+    {"SCYLLA_SSL_ENABLED", T_BOOL, F(store.scylla_ssl_enabled), 0, 0, NULL, D("false"), false,
      "connect to the cluster over TLS"},
-    {"SCYLLA_SSL_CA_CERTS", T_STR, F(scylla_ssl_ca_certs), 0, 0, NULL, D(""), false,
+    {"SCYLLA_SSL_CA_CERTS", T_STR, F(store.scylla_ssl_ca_certs), 0, 0, NULL, D(""), false,
      "PEM file of CAs that sign the nodes' certificates (empty: system CAs)"},
-    {"SCYLLA_SSL_CERTFILE", T_STR, F(scylla_ssl_certfile), 0, 0, NULL, D(""), false,
+    {"SCYLLA_SSL_CERTFILE", T_STR, F(store.scylla_ssl_certfile), 0, 0, NULL, D(""), false,
      "client certificate (PEM) for mutual TLS"},
-    {"SCYLLA_SSL_KEYFILE", T_STR, F(scylla_ssl_keyfile), 0, 0, NULL, D(""), false,
+    {"SCYLLA_SSL_KEYFILE", T_STR, F(store.scylla_ssl_keyfile), 0, 0, NULL, D(""), false,
      "client private key (PEM) for mutual TLS"},
-    {"SCYLLA_SSL_VERIFY_HOSTNAME", T_BOOL, F(scylla_ssl_verify_hostname), 0, 0, NULL, D("true"),
-     false, "check that a node's certificate names the address connected to"},
-    {"SCYLLA_POOL_SIZE", T_INT, F(scylla_pool_size), 1, 64, NULL, D("1"), false,
+    {"SCYLLA_SSL_VERIFY_HOSTNAME", T_BOOL, F(store.scylla_ssl_verify_hostname), 0, 0, NULL,
+     D("true"), false, "check that a node's certificate names the address connected to"},
+    {"SCYLLA_POOL_SIZE", T_INT, F(store.scylla_pool_size), 1, 64, NULL, D("1"), false,
      "connections per host (per shard on ScyllaDB) and per worker thread"},
-    {"SCYLLA_MAX_IN_FLIGHT", T_INT, F(scylla_max_in_flight), 1, 1000000, NULL, D("4096"), false,
+    {"SCYLLA_MAX_IN_FLIGHT", T_INT, F(store.scylla_max_in_flight), 1, 1000000, NULL, D("4096"),
+     false,
      "store operations in flight at once on the ScyllaDB backend; past it, 503 with Retry-After"},
-    {"SCYLLA_PREPARED_CACHE_SIZE", T_INT, F(scylla_prepared_cache_size), 1, 1000000, NULL,
+    {"SCYLLA_PREPARED_CACHE_SIZE", T_INT, F(store.scylla_prepared_cache_size), 1, 1000000, NULL,
      D("1000"), false, "prepared statements kept (LRU)"},
-    {"SCYLLA_RETRY_MAX_ATTEMPTS", T_INT, F(scylla_retry_max_attempts), 1, 100, NULL, D("3"), false,
-     "tries of an idempotent statement, the first included"},
-    {"SCYLLA_RETRY_BASE_DELAY", T_DURATION, F(scylla_retry_base_delay_ms), 0, 60000, NULL,
+    {"SCYLLA_RETRY_MAX_ATTEMPTS", T_INT, F(store.scylla_retry_max_attempts), 1, 100, NULL, D("3"),
+     false, "tries of an idempotent statement, the first included"},
+    {"SCYLLA_RETRY_BASE_DELAY", T_DURATION, F(store.scylla_retry_base_delay_ms), 0, 60000, NULL,
      D("100ms"), false, "backoff before the first retry (exponential, full jitter)"},
-    {"SCYLLA_RETRY_MAX_DELAY", T_DURATION, F(scylla_retry_max_delay_ms), 0, 600000, NULL, D("2s"),
-     false, "cap of the retry backoff"},
-    {"SCYLLA_BREAKER_FAILURE_THRESHOLD", T_INT, F(scylla_breaker_failure_threshold), 1, 1000000,
-     NULL, D("5"), false, "consecutive failures that open the circuit breaker"},
-    {"SCYLLA_BREAKER_RESET_TIMEOUT", T_DURATION, F(scylla_breaker_reset_timeout_ms), 1, 3600000,
-     NULL, D3("30s", "30s", "1s"), false, "time the breaker stays open before one probe"},
-    {"SCYLLA_SPECULATIVE_DELAY", T_DURATION, F(scylla_speculative_delay_ms), 0, 600000, NULL,
+    {"SCYLLA_RETRY_MAX_DELAY", T_DURATION, F(store.scylla_retry_max_delay_ms), 0, 600000, NULL,
+     D("2s"), false, "cap of the retry backoff"},
+    {"SCYLLA_BREAKER_FAILURE_THRESHOLD", T_INT, F(store.scylla_breaker_failure_threshold), 1,
+     1000000, NULL, D("5"), false, "consecutive failures that open the circuit breaker"},
+    {"SCYLLA_BREAKER_RESET_TIMEOUT", T_DURATION, F(store.scylla_breaker_reset_timeout_ms), 1,
+     3600000, NULL, D3("30s", "30s", "1s"), false, "time the breaker stays open before one probe"},
+    {"SCYLLA_SPECULATIVE_DELAY", T_DURATION, F(store.scylla_speculative_delay_ms), 0, 600000, NULL,
      D("200ms"), false,
      "idempotent reads still unanswered after this go to a second node too (0: never); far above "
      "a healthy read, far below SCYLLA_REQUEST_TIMEOUT (docs/cql-client.md)"},
-    {"SCYLLA_SPECULATIVE_MAX", T_INT, F(scylla_speculative_max), 1, 3, NULL, D("1"), false,
+    {"SCYLLA_SPECULATIVE_MAX", T_INT, F(store.scylla_speculative_max), 1, 3, NULL, D("1"), false,
      "extra executions of one read at most"},
-    {"SCYLLA_RECONNECT_POLICY", T_STR, F(scylla_reconnect_policy), 0, 0, "exponential|constant",
-     D("exponential"), false,
+    {"SCYLLA_RECONNECT_POLICY", T_STR, F(store.scylla_reconnect_policy), 0, 0,
+     "exponential|constant", D("exponential"), false,
      "delays between reconnection attempts to a node: exponential (doubling from the base delay "
      "to the max, equal jitter) or constant (the base delay); the seed's is constant, 1s, 10 "
      "attempts"},
-    {"SCYLLA_RECONNECT_BASE_DELAY", T_DURATION, F(scylla_reconnect_base_delay_ms), 0, 3600000, NULL,
-     D("500ms"), false, "first reconnection delay (constant: every delay)"},
-    {"SCYLLA_RECONNECT_MAX_DELAY", T_DURATION, F(scylla_reconnect_max_delay_ms), 0, 3600000, NULL,
-     D("30s"), false, "cap of the exponential reconnection delay"},
-    {"SCYLLA_RECONNECT_MAX_ATTEMPTS", T_INT, F(scylla_reconnect_max_attempts), 0, 1000000, NULL,
-     D("0"), false,
+    {"SCYLLA_RECONNECT_BASE_DELAY", T_DURATION, F(store.scylla_reconnect_base_delay_ms), 0, 3600000,
+     NULL, D("500ms"), false, "first reconnection delay (constant: every delay)"},
+    {"SCYLLA_RECONNECT_MAX_DELAY", T_DURATION, F(store.scylla_reconnect_max_delay_ms), 0, 3600000,
+     NULL, D("30s"), false, "cap of the exponential reconnection delay"},
+    {"SCYLLA_RECONNECT_MAX_ATTEMPTS", T_INT, F(store.scylla_reconnect_max_attempts), 0, 1000000,
+     NULL, D("0"), false,
      "reconnection attempts before a node is left until it is announced up again (0: no limit)"},
-    {"SCYLLA_ALLOW_REMOTE_DC", T_BOOL, F(scylla_allow_remote_dc), 0, 0, NULL, D("false"), false,
-     "send requests to other datacenters when no local node is up"},
-    {"SCYLLA_COMPRESSION", T_BOOL, F(scylla_compression), 0, 0, NULL, D("true"), false,
+    {"SCYLLA_ALLOW_REMOTE_DC", T_BOOL, F(store.scylla_allow_remote_dc), 0, 0, NULL, D("false"),
+     false, "send requests to other datacenters when no local node is up"},
+    {"SCYLLA_COMPRESSION", T_BOOL, F(store.scylla_compression), 0, 0, NULL, D("true"), false,
      "LZ4 frame compression when the server offers it"},
-    {"SCYLLA_REPLICATION", T_STR, F(scylla_replication), 1, 0, NULL,
+    {"SCYLLA_REPLICATION", T_STR, F(store.scylla_replication), 1, 0, NULL,
      D3("SimpleStrategy:1", "datacenter1:3", "SimpleStrategy:1"), false,
      "keyspace replication for msgstore migrate: SimpleStrategy:RF, or DC:RF,DC:RF for "
      "NetworkTopologyStrategy"},
@@ -138,22 +140,22 @@ static const opt opts[] = {
      "port the API listens on (0: any free port)"},
     {"MSGSTORE_WORKERS", T_INT, F(workers), 0, 256, NULL, D("0"), false,
      "worker threads, each with its own event loop (0: one per core)"},
-    {"MSGSTORE_SQLITE_PATH", T_STR, F(sqlite_path), 1, 0, NULL, D("msgstore.db"), false,
+    {"MSGSTORE_SQLITE_PATH", T_STR, F(store.sqlite_path), 1, 0, NULL, D("msgstore.db"), false,
      "file of the embedded SQLite store, created and migrated on first start"},
-    {"MSGSTORE_ID_FORMAT", T_IDFMT, F(id_format), 0, 0, "uuid|int64", D("uuid"), false,
+    {"MSGSTORE_ID_FORMAT", T_IDFMT, F(store.id_format), 0, 0, "uuid|int64", D("uuid"), false,
      "channel and user ids: uuid or int64; chosen when the store is created and recorded with "
      "its schema; a store with the other format (a store made before this setting: int64) is "
      "refused"},
-    {"MSGSTORE_WORKER_ID", T_INT, F(worker_id), 0, 1023, NULL, D("0"), false,
+    {"MSGSTORE_WORKER_ID", T_INT, F(store.worker_id), 0, 1023, NULL, D("0"), false,
      "snowflake worker id; give every instance writing to one cluster its own"},
     {"MSGSTORE_READ_COALESCING", T_BOOL, F(read_coalescing), 0, 0, NULL, D("true"), false,
      "identical reads in flight (a hot channel's latest page) share one store query; false: "
      "every request queries (benchmarks compare)"},
-    {"MSGSTORE_EPOCH_MS", T_U64, F(epoch_ms), 0, INT64_MAX, NULL, D("1420070400000"), false,
+    {"MSGSTORE_EPOCH_MS", T_U64, F(store.epoch_ms), 0, INT64_MAX, NULL, D("1420070400000"), false,
      "snowflake epoch in Unix milliseconds (default 2015-01-01, as Discord); never change it on "
      "existing data"},
-    {"MSGSTORE_MAX_CONTENT_CHARS", T_INT, F(max_content_chars), 1, 1000000, NULL, D("4000"), false,
-     "longest message content, in Unicode characters"},
+    {"MSGSTORE_MAX_CONTENT_CHARS", T_INT, F(store.max_content_chars), 1, 1000000, NULL, D("4000"),
+     false, "longest message content, in Unicode characters"},
     {"MSGSTORE_MAX_BODY_BYTES", T_INT, F(max_body_bytes), 1024, 64 * 1024 * 1024, NULL, D("65536"),
      false, "largest request body; larger gets 413"},
     {"MSGSTORE_API_TOKENS", T_STR, F(api_tokens), 0, 0, NULL, D(""), true,
@@ -176,8 +178,8 @@ static const opt opts[] = {
      D3("info", "info", "warn"), false, "lowest level logged"},
     {"MSGSTORE_LOG_FORMAT", T_STR, F(log_format), 0, 0, "json|text", D3("text", "json", "text"),
      false, "log lines as JSON or as text"},
-    {"MSGSTORE_SHUTDOWN_TIMEOUT", T_DURATION, F(shutdown_timeout_ms), 0, 3600000, NULL, D("10s"),
-     false, "time in-flight requests get to finish on SIGTERM"},
+    {"MSGSTORE_SHUTDOWN_TIMEOUT", T_DURATION, F(store.shutdown_timeout_ms), 0, 3600000, NULL,
+     D("10s"), false, "time in-flight requests get to finish on SIGTERM"},
     {"MSGSTORE_HEALTH_INTERVAL", T_DURATION, F(health_interval_ms), 100, 3600000, NULL, D("30s"),
      false, "period of the background health check"},
     {"MSGSTORE_READY_THRESHOLD", T_DURATION, F(ready_threshold_ms), 1, 600000, NULL, D("100ms"),
@@ -238,18 +240,18 @@ static const opt opts[] = {
     {"MSGSTORE_RATE_LIMIT_TABLE", T_INT, F(rate_table_size), 64, 16777216, NULL, D("65536"), false,
      "rate-limit buckets kept in memory (about 48 bytes each); past it the least recently used "
      "bucket is reused"},
-    {"MSGSTORE_SEARCH_PG_URL", T_STR, F(search_pg_url), 0, 0, NULL, D(""), false,
+    {"MSGSTORE_SEARCH_PG_URL", T_STR, F(store.search_pg_url), 0, 0, NULL, D(""), false,
      "ScyllaDB backend: PostgreSQL (libpq URL) holding the search index, fed from a change log "
      "by an indexer in every instance (empty: no search; SQLite always has its own index)"},
     {"MSGSTORE_SEARCH_TEXT_CONFIG", T_STR, F(search_text_config), 0, 0, NULL, D("simple"), false,
      "PostgreSQL text-search configuration of the index (simple: no stemming, any language); "
      "changing it applies to messages indexed afterwards"},
-    {"MSGSTORE_SEARCH_SHARDS", T_INT, F(search_shards), 1, 1024, NULL, D("16"), false,
+    {"MSGSTORE_SEARCH_SHARDS", T_INT, F(store.search_shards), 1, 1024, NULL, D("16"), false,
      "change-log partitions; each is drained by one instance at a time (keep it equal on every "
      "instance of a cluster)"},
     {"MSGSTORE_SEARCH_POLL", T_DURATION, F(search_poll_ms), 10, 60000, NULL, D("100ms"), false,
      "how often an idle indexer looks for new changes (the floor of the index lag)"},
-    {"MSGSTORE_SEARCH_LOG_TTL", T_DURATION, F(search_log_ttl_ms), 3600000, 31536000000, NULL,
+    {"MSGSTORE_SEARCH_LOG_TTL", T_DURATION, F(store.search_log_ttl_ms), 3600000, 31536000000, NULL,
      D("336h"), false,
      "change-log entries not indexed within this expire (PostgreSQL down longer: reindex)"},
 };
@@ -271,9 +273,30 @@ const char *ms_consistency_name(ms_consistency cl)
     return (unsigned)cl < sizeof cl_names / sizeof cl_names[0] ? cl_names[cl] : "UNKNOWN";
 }
 
+ms_backend_kind store_config_backend(const store_config *c)
+{
+    return c->scylla_enabled ? MS_BACKEND_SCYLLA : MS_BACKEND_SQLITE;
+}
+
 ms_backend_kind ms_config_backend(const ms_config *cfg)
 {
-    return cfg->scylla_enabled ? MS_BACKEND_SCYLLA : MS_BACKEND_SQLITE;
+    return store_config_backend(&cfg->store);
+}
+
+static const char *no_variables(const char *name, void *ctx)
+{
+    (void)name;
+    (void)ctx;
+    return NULL;
+}
+
+void store_config_defaults(store_config *c)
+{
+    ms_config cfg;
+    char err[256];
+    if (ms_config_load(&cfg, no_variables, NULL, err, sizeof err) != 0)
+        abort(); /* the table's own defaults are valid (tests/unit/test_config.c) */
+    *c = cfg.store;
 }
 
 static int fail(char *err, size_t errlen, const opt *o, const char *value, const char *fmt, ...)
@@ -453,21 +476,21 @@ static const char *env_lookup(const char *name, void *ctx)
 static int validate(const ms_config *cfg, char *err, size_t errlen)
 {
     /* The keyspace is the one identifier that cannot be bound in CQL. */
-    for (const char *p = cfg->scylla_keyspace; *p; p++) {
+    for (const char *p = cfg->store.scylla_keyspace; *p; p++) {
         if (!isalnum((unsigned char)*p) && *p != '_') {
             snprintf(err, errlen,
                      "SCYLLA_KEYSPACE=\"%s\": expected letters, digits and underscores only",
-                     cfg->scylla_keyspace);
+                     cfg->store.scylla_keyspace);
             return MS_ERR_INVALID;
         }
     }
-    if ((cfg->scylla_username[0] != '\0') != (cfg->scylla_password[0] != '\0')) {
+    if ((cfg->store.scylla_username[0] != '\0') != (cfg->store.scylla_password[0] != '\0')) {
         snprintf(err, errlen,
                  "SCYLLA_USERNAME and SCYLLA_PASSWORD: set both for password authentication, or "
                  "neither");
         return MS_ERR_INVALID;
     }
-    if ((cfg->scylla_ssl_certfile[0] != '\0') != (cfg->scylla_ssl_keyfile[0] != '\0')) {
+    if ((cfg->store.scylla_ssl_certfile[0] != '\0') != (cfg->store.scylla_ssl_keyfile[0] != '\0')) {
         snprintf(err, errlen, "SCYLLA_SSL_CERTFILE and SCYLLA_SSL_KEYFILE: set both, or neither");
         return MS_ERR_INVALID;
     }
@@ -475,28 +498,29 @@ static int validate(const ms_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "MSGSTORE_TLS_CERT and MSGSTORE_TLS_KEY: set both, or neither");
         return MS_ERR_INVALID;
     }
-    if (cfg->scylla_retry_base_delay_ms > cfg->scylla_retry_max_delay_ms) {
+    if (cfg->store.scylla_retry_base_delay_ms > cfg->store.scylla_retry_max_delay_ms) {
         snprintf(err, errlen,
                  "SCYLLA_RETRY_BASE_DELAY=%" PRId64
                  "ms is larger than SCYLLA_RETRY_MAX_DELAY=%" PRId64 "ms",
-                 cfg->scylla_retry_base_delay_ms, cfg->scylla_retry_max_delay_ms);
+                 cfg->store.scylla_retry_base_delay_ms, cfg->store.scylla_retry_max_delay_ms);
         return MS_ERR_INVALID;
     }
-    if (strcmp(cfg->scylla_reconnect_policy, "exponential") == 0 &&
-        cfg->scylla_reconnect_base_delay_ms > cfg->scylla_reconnect_max_delay_ms) {
+    if (strcmp(cfg->store.scylla_reconnect_policy, "exponential") == 0 &&
+        cfg->store.scylla_reconnect_base_delay_ms > cfg->store.scylla_reconnect_max_delay_ms) {
         snprintf(err, errlen,
                  "SCYLLA_RECONNECT_BASE_DELAY=%" PRId64
                  "ms is larger than SCYLLA_RECONNECT_MAX_DELAY=%" PRId64 "ms",
-                 cfg->scylla_reconnect_base_delay_ms, cfg->scylla_reconnect_max_delay_ms);
+                 cfg->store.scylla_reconnect_base_delay_ms,
+                 cfg->store.scylla_reconnect_max_delay_ms);
         return MS_ERR_INVALID;
     }
-    if (cfg->scylla_speculative_delay_ms > 0 &&
-        cfg->scylla_speculative_delay_ms >= cfg->scylla_request_timeout_ms) {
+    if (cfg->store.scylla_speculative_delay_ms > 0 &&
+        cfg->store.scylla_speculative_delay_ms >= cfg->store.scylla_request_timeout_ms) {
         snprintf(err, errlen,
                  "SCYLLA_SPECULATIVE_DELAY=%" PRId64
                  "ms is not shorter than SCYLLA_REQUEST_TIMEOUT=%" PRId64
                  "ms: no speculative execution could start",
-                 cfg->scylla_speculative_delay_ms, cfg->scylla_request_timeout_ms);
+                 cfg->store.scylla_speculative_delay_ms, cfg->store.scylla_request_timeout_ms);
         return MS_ERR_INVALID;
     }
     return 0;

@@ -26,76 +26,18 @@ typedef enum ms_profile {
     MS_PROFILE_TEST = 2,
 } ms_profile;
 
-/* CQL consistency levels, with the protocol's numeric values. */
-typedef enum ms_consistency {
-    MS_CL_ANY = 0x0000,
-    MS_CL_ONE = 0x0001,
-    MS_CL_TWO = 0x0002,
-    MS_CL_THREE = 0x0003,
-    MS_CL_QUORUM = 0x0004,
-    MS_CL_ALL = 0x0005,
-    MS_CL_LOCAL_QUORUM = 0x0006,
-    MS_CL_EACH_QUORUM = 0x0007,
-    MS_CL_SERIAL = 0x0008,
-    MS_CL_LOCAL_SERIAL = 0x0009,
-    MS_CL_LOCAL_ONE = 0x000A,
-} ms_consistency;
-
-#include "msgstore/backend.h" /* ms_backend_kind */
-#include "msgstore/id.h"      /* ms_id_format */
+#include "msgstore/store_config.h" /* store_config, ms_consistency */
 
 #define MS_CONFIG_STR 256
 
 typedef struct ms_config {
     ms_profile profile;
 
-    /* --- database: the seed's SCYLLA_* settings --- */
-    bool scylla_enabled;                       /* false: embedded SQLite */
-    char scylla_contact_points[MS_CONFIG_STR]; /* comma-separated hosts or host:port */
-    int scylla_port;
-    char scylla_keyspace[64];
-    char scylla_username[128];
-    char scylla_password[128];
-    char scylla_local_datacenter[64];
-    int scylla_protocol_version; /* 4 only */
-    int64_t scylla_connect_timeout_ms;
-    int64_t scylla_request_timeout_ms;
-    ms_consistency scylla_default_consistency;
-    ms_consistency scylla_read_consistency;
-    ms_consistency scylla_write_consistency;
-    ms_consistency scylla_serial_consistency;
-    bool scylla_ssl_enabled;
-    char scylla_ssl_ca_certs[MS_CONFIG_STR];
-    char scylla_ssl_certfile[MS_CONFIG_STR];
-    char scylla_ssl_keyfile[MS_CONFIG_STR];
-    bool scylla_ssl_verify_hostname;
-    int scylla_pool_size;     /* connections per host (per shard) */
-    int scylla_max_in_flight; /* store operations in flight (all worker loops) */
-    int scylla_prepared_cache_size;
-    int scylla_retry_max_attempts;
-    int64_t scylla_retry_base_delay_ms;
-    int64_t scylla_retry_max_delay_ms;
-    int scylla_breaker_failure_threshold;
-    int64_t scylla_breaker_reset_timeout_ms;
-    int64_t scylla_speculative_delay_ms; /* 0: off */
-    int scylla_speculative_max;
-    char scylla_reconnect_policy[16]; /* exponential | constant */
-    int64_t scylla_reconnect_base_delay_ms;
-    int64_t scylla_reconnect_max_delay_ms;
-    int scylla_reconnect_max_attempts; /* 0: forever */
-    bool scylla_allow_remote_dc;
-    bool scylla_compression;                /* LZ4 when the server offers it */
-    char scylla_replication[MS_CONFIG_STR]; /* "SimpleStrategy:1" or "dc1:3,dc2:3" */
-
+    store_config store; /* the store's settings (msgstore/store_config.h) */
     /* --- service: MSGSTORE_* --- */
     char bind[64];
     int port;
-    int workers; /* 0: one per core */
-    char sqlite_path[MS_CONFIG_STR];
-    ms_id_format id_format; /* channel and user ids of a new store; must match an existing one */
-    int worker_id;          /* snowflake worker id, unique per instance */
-    uint64_t epoch_ms;      /* snowflake epoch, Unix ms */
-    int max_content_chars;
+    int workers;          /* 0: one per core */
     bool read_coalescing; /* identical reads in flight share one query */
     int64_t max_body_bytes;
     char api_tokens[1024]; /* comma-separated bearer tokens */
@@ -106,7 +48,6 @@ typedef struct ms_config {
     int64_t ready_cache_ms; /* /health/ready reuses its last check this long */
     char log_level[16];     /* debug, info, warn, error */
     char log_format[16];    /* json, text */
-    int64_t shutdown_timeout_ms;
     int64_t health_interval_ms;
     int64_t ready_threshold_ms;
     int64_t idle_timeout_ms;
@@ -136,11 +77,8 @@ typedef struct ms_config {
     int rate_service_burst;
     int rate_table_size; /* buckets kept (least recently used ones are reused) */
     /* --- search index of the ScyllaDB backend (src/search/): PostgreSQL --- */
-    char search_pg_url[MS_CONFIG_STR];      /* libpq URL; empty: no index (SQLite has its own) */
     char search_text_config[MS_CONFIG_STR]; /* PostgreSQL text-search configuration ("simple") */
-    int search_shards;                      /* change-log partitions drained independently */
     int64_t search_poll_ms;                 /* how often an idle indexer looks for changes */
-    int64_t search_log_ttl_ms;              /* change-log entries expire after this */
 } ms_config;
 
 /* Looks a variable up; returns NULL when unset. getenv() fits. */

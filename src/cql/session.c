@@ -58,42 +58,6 @@ void cql_options_init(cql_options *o)
     o->name = "default";
 }
 
-void cql_options_from_config(cql_options *o, const ms_config *c)
-{
-    cql_options_init(o);
-    o->contact_points = c->scylla_contact_points;
-    o->port = c->scylla_port;
-    o->keyspace = c->scylla_keyspace[0] ? c->scylla_keyspace : NULL;
-    o->username = c->scylla_username[0] ? c->scylla_username : NULL;
-    o->password = c->scylla_password[0] ? c->scylla_password : NULL;
-    o->local_dc = c->scylla_local_datacenter[0] ? c->scylla_local_datacenter : NULL;
-    o->allow_remote_dc = c->scylla_allow_remote_dc;
-    o->connect_timeout_ms = c->scylla_connect_timeout_ms;
-    o->request_timeout_ms = c->scylla_request_timeout_ms;
-    o->pool_size = c->scylla_pool_size;
-    o->prepared_cache_size = c->scylla_prepared_cache_size;
-    o->retry.base_ms = c->scylla_retry_base_delay_ms;
-    o->retry.cap_ms = c->scylla_retry_max_delay_ms;
-    o->retry.max_attempts = c->scylla_retry_max_attempts > 0 ? c->scylla_retry_max_attempts - 1 : 0;
-    o->breaker_threshold = c->scylla_breaker_failure_threshold;
-    o->breaker_reset_ms = c->scylla_breaker_reset_timeout_ms;
-    o->speculative_delay_ms = c->scylla_speculative_delay_ms;
-    o->speculative_max = c->scylla_speculative_max;
-    bool constant = strcmp(c->scylla_reconnect_policy, "constant") == 0;
-    o->reconnect = (cql_backoff){
-        constant ? CQL_BACKOFF_CONSTANT : CQL_BACKOFF_EXPONENTIAL,
-        constant ? CQL_JITTER_NONE : CQL_JITTER_EQUAL, c->scylla_reconnect_base_delay_ms,
-        c->scylla_reconnect_max_delay_ms, c->scylla_reconnect_max_attempts};
-    o->compression = c->scylla_compression;
-    o->default_consistency = (int)c->scylla_default_consistency;
-    o->default_serial_consistency = (int)c->scylla_serial_consistency;
-    o->tls.enabled = c->scylla_ssl_enabled;
-    o->tls.ca_file = c->scylla_ssl_ca_certs[0] ? c->scylla_ssl_ca_certs : NULL;
-    o->tls.cert_file = c->scylla_ssl_certfile[0] ? c->scylla_ssl_certfile : NULL;
-    o->tls.key_file = c->scylla_ssl_keyfile[0] ? c->scylla_ssl_keyfile : NULL;
-    o->tls.verify_hostname = c->scylla_ssl_verify_hostname;
-}
-
 static char *dup_opt(const char *s)
 {
     return s && s[0] ? strdup(s) : NULL;

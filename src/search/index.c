@@ -159,7 +159,7 @@ static int read_log(search_index *x, int shard, int64_t after, log_entry *out, c
     cql_statement_init(&st);
     st.prepared = x->p_read;
     st.values = &v;
-    st.consistency = (int)x->cfg.scylla_read_consistency;
+    st.consistency = (int)x->cfg.store.scylla_read_consistency;
     cql_result *r = NULL;
     cql_status cs;
     int rc = cql_sync_execute(x->db, &st, &r, &cs);
@@ -226,7 +226,7 @@ static void drop_pg(search_index *x, const char *why)
     if (x->pg)
         PQfinish(x->pg);
     x->pg = NULL;
-    for (int i = 0; i < x->cfg.search_shards; i++) {
+    for (int i = 0; i < x->cfg.store.search_shards; i++) {
         x->held[i] = false; /* the session's advisory locks went with it */
         x->waiting[i] = 0;
         x->applied[i].n = 0; /* what the aborted transaction applied is not in the index */
@@ -511,7 +511,8 @@ static int drain(search_index *x, int shard)
                 continue;
             bool row = false;
             int vis = current(x, e, &got[i], &row);
-            int64_t age = now - (int64_t)ms_snowflake_unix_ms((uint64_t)e->seq, x->cfg.epoch_ms);
+            int64_t age =
+                now - (int64_t)ms_snowflake_unix_ms((uint64_t)e->seq, x->cfg.store.epoch_ms);
             if (vis < 0 || (vis == 0 && age < x->settle_ms)) {
                 /* not visible yet (or the store failed): next round */
                 if (!pending++)
@@ -545,7 +546,7 @@ static int drain(search_index *x, int shard)
     }
     /* the new checkpoint: every entry up to it applied, and no write still in flight below it */
     int64_t safe =
-        (int64_t)ms_snowflake_from_unix_ms((uint64_t)(now - x->settle_ms), x->cfg.epoch_ms);
+        (int64_t)ms_snowflake_from_unix_ms((uint64_t)(now - x->settle_ms), x->cfg.store.epoch_ms);
     int64_t upto = complete ? last_seen : ckpt;
     if (pending && first_pending - 1 < upto)
         upto = first_pending - 1;
@@ -591,7 +592,7 @@ static int drain(search_index *x, int shard)
     pthread_mutex_lock(&x->mu);
     x->waiting[shard] = pending;
     x->oldest_ms[shard] =
-        pending ? (int64_t)ms_snowflake_unix_ms((uint64_t)first_pending, x->cfg.epoch_ms) : 0;
+        pending ? (int64_t)ms_snowflake_unix_ms((uint64_t)first_pending, x->cfg.store.epoch_ms) : 0;
     pthread_mutex_unlock(&x->mu);
     if (advance) {
         set_prune(done, upto);
@@ -607,9 +608,9 @@ static void *indexer_main(void *arg)
     x->loop_ok = uv_loop_init(&x->loop) == 0; /* else one read at a time */
     while (!x->stop) {
         if (!x->pg) {
-            x->pg = search__pg_connect(x->cfg.search_pg_url, err, sizeof err);
-            if (!x->pg || search__pg_ensure_schema(x->pg, x->cfg.scylla_keyspace, x->cfg.id_format,
-                                                   err, sizeof err) != 0) {
+            x->pg = search__pg_connect(x->cfg.store.search_pg_url, err, sizeof err);
+            if (!x->pg || search__pg_ensure_schema(x->pg, x->cfg.store.scylla_keyspace,
+                                                   x->cfg.store.id_format, err, sizeof err) != 0) {
                 drop_pg(x, err);
                 if (nap(x, RECONNECT_MS))
                     break;
@@ -620,7 +621,7 @@ static void *indexer_main(void *arg)
         }
         int total = 0;
         bool failed = false;
-        for (int s = 0; s < x->cfg.search_shards && !x->stop && !failed; s++) {
+        for (int s = 0; s < x->cfg.store.search_shards && !x->stop && !failed; s++) {
             if (!x->held[s]) {
                 char sql[96], k1[16], k2[16];
                 snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock($1::int, $2::int)");
@@ -715,7 +716,7 @@ static void run_search(search_index *x, PGconn **pg, uv_loop_t *loop, store_sear
                        "FROM %s i, (SELECT %s AS q) x "
                        "WHERE i.channel_id = ANY($2::%s[]) AND i.message_id < $3 AND i.tsv @@ x.q "
                        "ORDER BY %s LIMIT $4",
-                       x->t_index, expr, x->cfg.id_format == MS_ID_UUID ? "uuid" : "bigint",
+                       x->t_index, expr, x->cfg.store.id_format == MS_ID_UUID ? "uuid" : "bigint",
                        q->sort == STORE_SEARCH_RELEVANCE ? "4 DESC, i.message_id DESC"
                                                          : "i.message_id DESC");
     free(expr);
@@ -740,9 +741,9 @@ static void run_search(search_index *x, PGconn **pg, uv_loop_t *loop, store_sear
     } else {
         if (!*pg) {
             /* the tables may not exist yet when a search comes before the indexer's first turn */
-            *pg = search__pg_connect(x->cfg.search_pg_url, detail, sizeof detail);
-            if (*pg && search__pg_ensure_schema(*pg, x->cfg.scylla_keyspace, x->cfg.id_format,
-                                                detail, sizeof detail)) {
+            *pg = search__pg_connect(x->cfg.store.search_pg_url, detail, sizeof detail);
+            if (*pg && search__pg_ensure_schema(*pg, x->cfg.store.scylla_keyspace,
+                                                x->cfg.store.id_format, detail, sizeof detail)) {
                 PQfinish(*pg);
                 *pg = NULL;
             }
@@ -879,8 +880,8 @@ void search_index_status(search_index *x, search_status *out)
     pthread_mutex_lock(&x->mu);
     out->connected = x->connected;
     snprintf(out->error, sizeof out->error, "%s", x->error);
-    out->shards = x->cfg.search_shards;
-    for (int s = 0; s < x->cfg.search_shards; s++) {
+    out->shards = x->cfg.store.search_shards;
+    for (int s = 0; s < x->cfg.store.search_shards; s++) {
         if (!x->held[s])
             continue;
         out->shards_held++;
@@ -931,7 +932,7 @@ int search_index_wait(search_index *x, int64_t timeout_ms)
     uint64_t start = x->rounds;
     for (;;) {
         bool caught_up = x->rounds >= start + 2 && x->connected;
-        for (int s = 0; caught_up && s < x->cfg.search_shards; s++)
+        for (int s = 0; caught_up && s < x->cfg.store.search_shards; s++)
             caught_up = x->held[s] && x->waiting[s] == 0;
         if (caught_up) {
             pthread_mutex_unlock(&x->mu);
@@ -975,7 +976,7 @@ static int prepare(search_index *x, const char *q, cql_prepared **out, char *err
 int search_index_open(const ms_config *cfg, store *st, search_index **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!cfg->search_pg_url[0] || ms_config_backend(cfg) != MS_BACKEND_SCYLLA) {
+    if (!cfg->store.search_pg_url[0] || ms_config_backend(cfg) != MS_BACKEND_SCYLLA) {
         snprintf(err, errlen, "the search index needs MSGSTORE_SEARCH_PG_URL and a ScyllaDB store");
         return MS_ERR_INVALID;
     }
@@ -986,19 +987,19 @@ int search_index_open(const ms_config *cfg, store *st, search_index **out, char 
     }
     x->cfg = *cfg;
     x->st = st;
-    x->lock_key = keyspace_key(cfg->scylla_keyspace);
-    x->settle_ms = 2 * cfg->scylla_request_timeout_ms + 1000;
+    x->lock_key = keyspace_key(cfg->store.scylla_keyspace);
+    x->settle_ms = 2 * cfg->store.scylla_request_timeout_ms + 1000;
     x->fault = getenv("MSGSTORE_SEARCH_FAULT");
-    search__pg_table(cfg->scylla_keyspace, "message_index", x->t_index, sizeof x->t_index);
-    search__pg_table(cfg->scylla_keyspace, "checkpoint", x->t_ckpt, sizeof x->t_ckpt);
-    search__pg_text_config(cfg->scylla_keyspace, cfg->search_text_config, x->tsconfig,
+    search__pg_table(cfg->store.scylla_keyspace, "message_index", x->t_index, sizeof x->t_index);
+    search__pg_table(cfg->store.scylla_keyspace, "checkpoint", x->t_ckpt, sizeof x->t_ckpt);
+    search__pg_text_config(cfg->store.scylla_keyspace, cfg->search_text_config, x->tsconfig,
                            sizeof x->tsconfig);
-    x->held = calloc((size_t)cfg->search_shards, sizeof *x->held);
-    x->oldest_ms = calloc((size_t)cfg->search_shards, sizeof *x->oldest_ms);
-    x->waiting = calloc((size_t)cfg->search_shards, sizeof *x->waiting);
-    x->applied = calloc((size_t)cfg->search_shards, sizeof *x->applied);
-    x->ckpt = calloc((size_t)cfg->search_shards, sizeof *x->ckpt);
-    x->ckpt_known = calloc((size_t)cfg->search_shards, sizeof *x->ckpt_known);
+    x->held = calloc((size_t)cfg->store.search_shards, sizeof *x->held);
+    x->oldest_ms = calloc((size_t)cfg->store.search_shards, sizeof *x->oldest_ms);
+    x->waiting = calloc((size_t)cfg->store.search_shards, sizeof *x->waiting);
+    x->applied = calloc((size_t)cfg->store.search_shards, sizeof *x->applied);
+    x->ckpt = calloc((size_t)cfg->store.search_shards, sizeof *x->ckpt);
+    x->ckpt_known = calloc((size_t)cfg->store.search_shards, sizeof *x->ckpt_known);
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     pthread_mutex_init(&x->qmu, NULL);
@@ -1012,7 +1013,7 @@ int search_index_open(const ms_config *cfg, store *st, search_index **out, char 
     }
     cql_options o;
     cql_options_init(&o);
-    cql_options_from_config(&o, cfg);
+    store_cql_options(&cfg->store, &o);
     o.name = "search";
     cql_status cs;
     if (cql_sync_connect(&o, &x->db, &cs) != 0 || !x->db) {
@@ -1024,9 +1025,9 @@ int search_index_open(const ms_config *cfg, store *st, search_index **out, char 
     snprintf(qread, sizeof qread,
              "SELECT seq, channel_id, message_id, kind, version FROM %s.search_log "
              "WHERE shard = ? AND seq > ? LIMIT ?",
-             cfg->scylla_keyspace);
+             cfg->store.scylla_keyspace);
     snprintf(qtrim, sizeof qtrim, "DELETE FROM %s.search_log WHERE shard = ? AND seq <= ?",
-             cfg->scylla_keyspace);
+             cfg->store.scylla_keyspace);
     if ((rc = prepare(x, qread, &x->p_read, err, errlen)) ||
         (rc = prepare(x, qtrim, &x->p_trim, err, errlen)))
         goto fail;
@@ -1088,7 +1089,7 @@ void search_index_close(search_index *x)
     free(x->held);
     free(x->oldest_ms);
     free(x->waiting);
-    for (int i = 0; x->applied && i < x->cfg.search_shards; i++)
+    for (int i = 0; x->applied && i < x->cfg.store.search_shards; i++)
         free(x->applied[i].v);
     free(x->applied);
     free(x->ckpt);

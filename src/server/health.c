@@ -456,9 +456,10 @@ static void h_health(http_request *r, void *ctx)
         s->cfg.auth_probes && !s->open_api, "metrics", s->cfg.auth_metrics && !s->open_api);
     if (o && ms_config_backend(&s->cfg) == MS_BACKEND_SCYLLA) {
         json_t *db = json_object_get(o, "database");
-        json_object_set_new(db, "contact_points", json_string(s->cfg.scylla_contact_points));
-        json_object_set_new(db, "keyspace", json_string(s->cfg.scylla_keyspace));
-        json_object_set_new(db, "local_datacenter", json_string(s->cfg.scylla_local_datacenter));
+        json_object_set_new(db, "contact_points", json_string(s->cfg.store.scylla_contact_points));
+        json_object_set_new(db, "keyspace", json_string(s->cfg.store.scylla_keyspace));
+        json_object_set_new(db, "local_datacenter",
+                            json_string(s->cfg.store.scylla_local_datacenter));
     }
     if (o) {
         json_object_set_new(o, "store", details);

@@ -1046,8 +1046,8 @@ int srv_rt_install(srv *s, const ms_config *cfg, srv_rt **out, char *err, size_t
     rt_hub_options o;
     rt_hub_options_default(&o);
     o.workers = rt->nworkers;
-    o.worker_id = cfg->worker_id;
-    o.epoch_ms = cfg->epoch_ms;
+    o.worker_id = cfg->store.worker_id;
+    o.epoch_ms = cfg->store.epoch_ms;
     o.queue_max = (uint32_t)cfg->rt_queue_max;
     o.id_format = s->idf;
     int rc = rt_hub_create(&o, &rt->hub);

@@ -120,7 +120,7 @@ static void on_worker_start(http_server *h, int worker, uv_loop_t *loop, void *c
 static void on_shutdown(http_server *h, int worker, uv_loop_t *loop, void *ctx)
 {
     srv *s = ctx;
-    store_loop_drain(s->st, loop, s->cfg.shutdown_timeout_ms);
+    store_loop_drain(s->st, loop, s->cfg.store.shutdown_timeout_ms);
     if (s->x_shutdown)
         s->x_shutdown(h, worker, loop, s->x_ctx);
 }
@@ -180,7 +180,7 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
     }
     s->retry_after_s = 1;
     if (ms_config_backend(cfg) == MS_BACKEND_SCYLLA) {
-        int64_t r = cfg->scylla_breaker_reset_timeout_ms / 1000;
+        int64_t r = cfg->store.scylla_breaker_reset_timeout_ms / 1000;
         s->retry_after_s = r < 1 ? 1 : r > 30 ? 30 : (int)r;
     }
 
@@ -194,7 +194,7 @@ int srv_new(const ms_config *cfg, store *st, srv **out, char *err, size_t errlen
         .request_timeout_ms = (uint64_t)cfg->request_timeout_ms,
         .max_connections = cfg->max_connections,
         .ws_max_queued = (size_t)cfg->ws_max_queued,
-        .shutdown_timeout_ms = (uint64_t)cfg->shutdown_timeout_ms,
+        .shutdown_timeout_ms = (uint64_t)cfg->store.shutdown_timeout_ms,
         .tls_cert_file = cfg->tls_cert,
         .tls_key_file = cfg->tls_key,
         .log_json = strcmp(cfg->log_format, "json") == 0,

@@ -19,7 +19,7 @@
 
 #include "store_internal.h"
 
-int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
+int store_copy_to_cluster(const store_config *cfg, const store_copy_options *opt,
                           store_copy_report *rep, char *err, size_t errlen)
 {
     (void)cfg;
@@ -133,7 +133,7 @@ typedef struct table_def {
 } table_def;
 
 struct copier {
-    const ms_config *cfg;
+    const store_config *cfg;
     const store_copy_options *opt;
     store_copy_report *rep;
     sqlite3 *db;
@@ -1153,7 +1153,7 @@ static int prepare_all(copier *k)
     return 0;
 }
 
-int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
+int store_copy_to_cluster(const store_config *cfg, const store_copy_options *opt,
                           store_copy_report *rep, char *err, size_t errlen)
 {
     static const store_copy_options defaults = {0};
@@ -1208,7 +1208,7 @@ int store_copy_to_cluster(const ms_config *cfg, const store_copy_options *opt,
 
     /* the destination: the keyspace migrated with the backend's runner, one session */
     int applied = 0;
-    ms_config dst = *cfg;
+    store_config dst = *cfg;
     dst.scylla_enabled = true; /* the SCYLLA_* settings, whichever backend serve uses now */
     rc = store_migrate(&dst, NULL, NULL, &applied, err, errlen);
     if (rc)

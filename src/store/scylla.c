@@ -32,7 +32,7 @@
 
 #if !defined(MSGSTORE_HAVE_CQL_SESSION)
 
-int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
+int store__scylla_open(store *s, const store_config *cfg, const store_options *opt,
                        store_backend **out, char *err, size_t errlen)
 {
     (void)s;
@@ -45,7 +45,7 @@ int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
     return MS_ERR_UNAVAILABLE;
 }
 
-int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx,
+int store__scylla_migrate(const store_config *cfg, store_migrate_progress_fn progress, void *ctx,
                           int *applied, char *err, size_t errlen)
 {
     (void)cfg;
@@ -63,10 +63,45 @@ int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progre
 
 /* ------------------------------------------------------------------ options */
 
-void sc_options(cql_options *o, const ms_config *cfg, bool keyspace)
+void store_cql_options(const store_config *c, cql_options *o)
 {
     cql_options_init(o);
-    cql_options_from_config(o, cfg);
+    o->contact_points = c->scylla_contact_points;
+    o->port = c->scylla_port;
+    o->keyspace = c->scylla_keyspace[0] ? c->scylla_keyspace : NULL;
+    o->username = c->scylla_username[0] ? c->scylla_username : NULL;
+    o->password = c->scylla_password[0] ? c->scylla_password : NULL;
+    o->local_dc = c->scylla_local_datacenter[0] ? c->scylla_local_datacenter : NULL;
+    o->allow_remote_dc = c->scylla_allow_remote_dc;
+    o->connect_timeout_ms = c->scylla_connect_timeout_ms;
+    o->request_timeout_ms = c->scylla_request_timeout_ms;
+    o->pool_size = c->scylla_pool_size;
+    o->prepared_cache_size = c->scylla_prepared_cache_size;
+    o->retry.base_ms = c->scylla_retry_base_delay_ms;
+    o->retry.cap_ms = c->scylla_retry_max_delay_ms;
+    o->retry.max_attempts = c->scylla_retry_max_attempts > 0 ? c->scylla_retry_max_attempts - 1 : 0;
+    o->breaker_threshold = c->scylla_breaker_failure_threshold;
+    o->breaker_reset_ms = c->scylla_breaker_reset_timeout_ms;
+    o->speculative_delay_ms = c->scylla_speculative_delay_ms;
+    o->speculative_max = c->scylla_speculative_max;
+    bool constant = strcmp(c->scylla_reconnect_policy, "constant") == 0;
+    o->reconnect = (cql_backoff){
+        constant ? CQL_BACKOFF_CONSTANT : CQL_BACKOFF_EXPONENTIAL,
+        constant ? CQL_JITTER_NONE : CQL_JITTER_EQUAL, c->scylla_reconnect_base_delay_ms,
+        c->scylla_reconnect_max_delay_ms, c->scylla_reconnect_max_attempts};
+    o->compression = c->scylla_compression;
+    o->default_consistency = (int)c->scylla_default_consistency;
+    o->default_serial_consistency = (int)c->scylla_serial_consistency;
+    o->tls.enabled = c->scylla_ssl_enabled;
+    o->tls.ca_file = c->scylla_ssl_ca_certs[0] ? c->scylla_ssl_ca_certs : NULL;
+    o->tls.cert_file = c->scylla_ssl_certfile[0] ? c->scylla_ssl_certfile : NULL;
+    o->tls.key_file = c->scylla_ssl_keyfile[0] ? c->scylla_ssl_keyfile : NULL;
+    o->tls.verify_hostname = c->scylla_ssl_verify_hostname;
+}
+
+void sc_options(cql_options *o, const store_config *cfg, bool keyspace)
+{
+    store_cql_options(cfg, o);
     o->keyspace = keyspace ? cfg->scylla_keyspace : NULL;
     o->default_page_size = 0;
     o->wait_schema_agreement = true;
@@ -764,7 +799,7 @@ static int start_sync_thread(sc_backend *b)
  */
 static int schema_check(sc_backend *b, char *err, size_t errlen, bool *unreachable)
 {
-    const ms_config *cfg = b->cfg;
+    const store_config *cfg = b->cfg;
     *unreachable = false;
     if (!b->no_migrate)
         return sc_migrate(cfg, NULL, NULL, NULL, err, errlen, unreachable);
@@ -1023,7 +1058,7 @@ static void *repair_thread(void *arg)
     return NULL;
 }
 
-int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
+int store__scylla_open(store *s, const store_config *cfg, const store_options *opt,
                        store_backend **out, char *err, size_t errlen)
 {
     *out = NULL;

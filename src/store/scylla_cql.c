@@ -314,7 +314,7 @@ int sc_run_pages(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int3
 int sc_run_page(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int32_t page_rows,
                 const cql_bytes *state, cql_result **res)
 {
-    const ms_config *cfg = c->b->cfg;
+    const store_config *cfg = c->b->cfg;
     cql_status st;
     if (res)
         *res = NULL;
@@ -446,7 +446,7 @@ const char *sc_col_text(cql_result *r, int col, store_result_hdr *res, size_t *l
 int sc_lwt_batch(sc_conn *c, store_op *op, const sc_stmt_id *ids, size_t n, const char *what,
                  cql_result **res)
 {
-    const ms_config *cfg = c->b->cfg;
+    const store_config *cfg = c->b->cfg;
     cql_statement st[3];
     *res = NULL;
     for (size_t k = 0; k < n && k < 3; k++) {

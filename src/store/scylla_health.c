@@ -36,7 +36,7 @@ typedef struct hc {
     store_op *op;
     store_health_result *h;
     uint32_t *queries;
-    const ms_config *cfg;
+    const store_config *cfg;
     bool broken; /* a query failed: send no more */
 } hc;
 
@@ -269,7 +269,7 @@ void sc_health(sc_conn *sc, store_op *op)
     store_health_result *h = store__health_result(op, MS_BACKEND_SCYLLA);
     if (!h)
         return;
-    const ms_config *cfg = store__config(op->s);
+    const store_config *cfg = store__config(op->s);
     h->keyspace = store__health_str(h, cfg->scylla_keyspace, strlen(cfg->scylla_keyspace));
     h->local_dc = "";
     h->breaker = "open";

@@ -367,7 +367,7 @@ typedef struct sc_known_set {
 
 struct sc_backend {
     store_backend base;
-    const ms_config *cfg;
+    const store_config *cfg;
     int64_t close_ms; /* bound on store_close (MSGSTORE_SHUTDOWN_TIMEOUT, at most 10 s) */
     bool no_migrate;  /* store_options.no_migrate: check the schema, do not migrate */
     int inflight_max; /* operations in flight over all loops (SCYLLA_MAX_IN_FLIGHT) */
@@ -427,7 +427,7 @@ struct sc_backend {
 /* ---- dispatch: scylla.c ---- */
 
 /* Session options from the SCYLLA_* settings; keyspace: USE it on every connection. */
-void sc_options(cql_options *o, const ms_config *cfg, bool keyspace);
+void sc_options(cql_options *o, const store_config *cfg, bool keyspace);
 
 /* The statement text with every "@." replaced by "<keyspace>."; malloc'd, NULL on OOM. */
 char *sc_qualify(const char *cql, const char *ks);
@@ -556,7 +556,7 @@ int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, ms_xid ch, uint6
  * lies after the indexer's checkpoint) for message (ch, id), with ids of format idf.
  * The copy to a cluster (copy.c) logs what it copies through it too.
  */
-void sc_bind_search_entry(const ms_config *cfg, ms_id_format idf, cql_values *v, uint64_t seq,
+void sc_bind_search_entry(const store_config *cfg, ms_id_format idf, cql_values *v, uint64_t seq,
                           ms_xid ch, uint64_t id, int kind, uint64_t version);
 
 /*
@@ -670,10 +670,11 @@ void sc_health(sc_conn *c, store_op *op);
  * migrated before the format was recorded; MS_ERR_NOT_FOUND for a keyspace
  * without a schema; another negative code with err when it cannot be read.
  */
-int sc_id_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *err, size_t errlen);
+int sc_id_format(cql_sync *db, const store_config *cfg, ms_id_format *out, char *err,
+                 size_t errlen);
 
 /* store__scylla_migrate; *unreachable: no contact point could be reached. */
-int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
+int sc_migrate(const store_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
                char *err, size_t errlen, bool *unreachable);
 
 /* ---- the operations (store.h's table): sc_op_<label> ---- */

@@ -245,7 +245,7 @@ bool sc_search_on(const sc_backend *b)
     return b->cfg->search_pg_url[0] != '\0';
 }
 
-void sc_bind_search_entry(const ms_config *cfg, ms_id_format idf, cql_values *v, uint64_t seq,
+void sc_bind_search_entry(const store_config *cfg, ms_id_format idf, cql_values *v, uint64_t seq,
                           ms_xid ch, uint64_t id, int kind, uint64_t version)
 {
     cql_values_add_int(v, store_search_shard(ch, cfg->search_shards));
@@ -326,7 +326,7 @@ static void relog(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, uint64_t cre
 static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
 {
     const store_insert_req *r = &op->req.insert;
-    const ms_config *cfg = c->b->cfg;
+    const store_config *cfg = c->b->cfg;
     uint64_t created = ms_snowflake_unix_ms(id, cfg->epoch_ms);
     int32_t bucket = (int32_t)ms_bucket_of(id);
     bool listed = sc_known_listed(c->b, r->channel_id, bucket);
@@ -666,14 +666,14 @@ static int acc_page(void *ud, cql_result *r)
  * The most a message row can take: content at its character limit (4 bytes
  * each), both JSON columns full, the rest.
  */
-static size_t max_row_bytes(const ms_config *cfg)
+static size_t max_row_bytes(const store_config *cfg)
 {
     return (size_t)cfg->max_content_chars * 4 + 2 * STORE_MAX_JSON_BYTES + STORE_MAX_NONCE_BYTES +
            256;
 }
 
 /* Rows per page so that one page stays under SC_READ_BYTES whatever the contents. */
-static int32_t page_rows(const ms_config *cfg)
+static int32_t page_rows(const store_config *cfg)
 {
     size_t n = SC_READ_BYTES / max_row_bytes(cfg);
     return n < 1 ? 1 : (int32_t)n;
@@ -747,7 +747,7 @@ int sc_bucket_list(sc_conn *c, store_op *op, ms_xid ch, int32_t from, bool desc,
 static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool desc, bool inclusive,
                    size_t want, store_result_hdr *res, msgvec *mv)
 {
-    const ms_config *cfg = c->b->cfg;
+    const store_config *cfg = c->b->cfg;
     int32_t start = (int32_t)ms_bucket_of(desc ? anchor - 1 : anchor);
     if (desc) {
         /* no message lies in the future (ids are checked against the clock) */

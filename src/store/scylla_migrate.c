@@ -116,7 +116,7 @@ static int run_script(cql_sync *db, const char *name, const char *text, char *er
 
 typedef struct sc_mig {
     cql_sync *db;
-    const ms_config *cfg;
+    const store_config *cfg;
 } sc_mig;
 
 /*
@@ -169,7 +169,7 @@ static int cql_recorded(void *ctx, int version, char have[17], char *err, size_t
 }
 
 /* A read of the keyspace's id format row; 1 found (*out), 0 none, or a negative code with err. */
-static int cql_read_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *err,
+static int cql_read_format(cql_sync *db, const store_config *cfg, ms_id_format *out, char *err,
                            size_t errlen)
 {
     char q[160];
@@ -200,7 +200,7 @@ static int cql_read_format(cql_sync *db, const ms_config *cfg, ms_id_format *out
     return found;
 }
 
-int sc_id_format(cql_sync *db, const ms_config *cfg, ms_id_format *out, char *err, size_t errlen)
+int sc_id_format(cql_sync *db, const store_config *cfg, ms_id_format *out, char *err, size_t errlen)
 {
     int found = cql_read_format(db, cfg, out, err, errlen);
     if (found)
@@ -298,14 +298,14 @@ static int cql_apply(void *ctx, const store_migration *m, const char *sum, char 
     return rc;
 }
 
-int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx,
+int store__scylla_migrate(const store_config *cfg, store_migrate_progress_fn progress, void *ctx,
                           int *applied, char *err, size_t errlen)
 {
     bool unreachable = false;
     return sc_migrate(cfg, progress, ctx, applied, err, errlen, &unreachable);
 }
 
-int sc_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
+int sc_migrate(const store_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
                char *err, size_t errlen, bool *unreachable)
 {
     if (applied)

@@ -462,7 +462,7 @@ static const store_backend_vtbl sq_vtbl = {
     .stats = sq_stats,
 };
 
-int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
+int store__sqlite_open(store *s, const store_config *cfg, const store_options *opt,
                        store_backend **out, char *err, size_t errlen)
 {
     if (sqlite3_threadsafe() == 0) {

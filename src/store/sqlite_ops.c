@@ -257,7 +257,7 @@ static int load_telegram(sq_conn *c, store_op *op, int64_t chat, int64_t tg_id, 
 static int op_insert(sq_conn *c, store_op *op)
 {
     const store_insert_req *r = &op->req.insert;
-    const ms_config *cfg = store__config(op->s);
+    const store_config *cfg = store__config(op->s);
     uint64_t created = ms_snowflake_unix_ms(r->id, cfg->epoch_ms);
     sqlite3_stmt *st;
     if (r->has_telegram) {

@@ -48,7 +48,7 @@ typedef struct op_metrics {
 } op_metrics;
 
 struct store {
-    ms_config cfg;
+    store_config cfg;
     store_options opt;
     ms_backend_kind kind;
     ms_id_format id_format; /* channel and user ids */
@@ -74,7 +74,7 @@ struct store {
 
 /* ------------------------------------------------------------------ helpers */
 
-const ms_config *store__config(const store *s)
+const store_config *store__config(const store *s)
 {
     return &s->cfg;
 }
@@ -850,7 +850,7 @@ static void register_metrics(store *s)
                               "Store operations handed to the backend and not yet answered");
 }
 
-int store_open(const ms_config *cfg, const store_options *opt, store **out, char *err,
+int store_open(const store_config *cfg, const store_options *opt, store **out, char *err,
                size_t errlen)
 {
     char scratch[256];
@@ -878,7 +878,7 @@ int store_open(const ms_config *cfg, const store_options *opt, store **out, char
         s->opt.sqlite_batch_max = 256;
     if (s->opt.queue_max <= 0)
         s->opt.queue_max = 65536;
-    s->kind = ms_config_backend(cfg);
+    s->kind = store_config_backend(cfg);
     s->id_format = cfg->id_format; /* the backend refuses a store recorded with the other */
     int rc = ms_snowflake_init(&s->ids, cfg->epoch_ms, (uint32_t)cfg->worker_id, 2000, NULL, NULL);
     if (rc != 0) {
@@ -971,8 +971,8 @@ int store_inject_fault(store *s, store_fault fault, int times)
     return s->be->vt->inject(s->be, fault, times);
 }
 
-int store_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx, int *applied,
-                  char *err, size_t errlen)
+int store_migrate(const store_config *cfg, store_migrate_progress_fn progress, void *ctx,
+                  int *applied, char *err, size_t errlen)
 {
     char scratch[256];
     if (!err || !errlen) {
@@ -986,7 +986,7 @@ int store_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void
         snprintf(err, errlen, "store_migrate: missing configuration");
         return MS_ERR_INVALID;
     }
-    if (ms_config_backend(cfg) == MS_BACKEND_SCYLLA)
+    if (store_config_backend(cfg) == MS_BACKEND_SCYLLA)
         return store__scylla_migrate(cfg, progress, ctx, applied, err, errlen);
     return store__sqlite_migrate_path(cfg->sqlite_path, cfg->id_format, progress, ctx, applied, err,
                                       errlen);

@@ -146,18 +146,18 @@ struct store_backend {
 };
 
 /* Opens the SQLite backend (sqlite.c): file, pragmas, migrations, threads. */
-int store__sqlite_open(store *s, const ms_config *cfg, const store_options *opt,
+int store__sqlite_open(store *s, const store_config *cfg, const store_options *opt,
                        store_backend **out, char *err, size_t errlen);
 
 /* Opens the ScyllaDB backend (scylla.c); MS_ERR_UNAVAILABLE when not built. */
-int store__scylla_open(store *s, const ms_config *cfg, const store_options *opt,
+int store__scylla_open(store *s, const store_config *cfg, const store_options *opt,
                        store_backend **out, char *err, size_t errlen);
 
 /* Migrations of each backend (migrate.c, scylla.c). */
 int store__sqlite_migrate_path(const char *path, ms_id_format want,
                                store_migrate_progress_fn progress, void *ctx, int *applied,
                                char *err, size_t errlen);
-int store__scylla_migrate(const ms_config *cfg, store_migrate_progress_fn progress, void *ctx,
+int store__scylla_migrate(const store_config *cfg, store_migrate_progress_fn progress, void *ctx,
                           int *applied, char *err, size_t errlen);
 
 /* 64-bit FNV-1a of a migration's text, as 16 hex digits (+ NUL). */
@@ -279,7 +279,7 @@ bool store__op_is_write(store_op_kind kind);
 uint64_t store__next_id(store *s);
 
 /* The store's configuration and clock. */
-const ms_config *store__config(const store *s);
+const store_config *store__config(const store *s);
 uint64_t store__now_ms(const store *s);
 
 /* The text of a channel or user id in s's format (for details), written into buf; returns buf. */
@@ -405,7 +405,7 @@ const char *store__snippet_html(store_result_hdr *res, const char *s, size_t n);
  * Checks op's request; normalizes limits (STORE_LIMIT_DEFAULT -> default).
  * Returns 0, or fails op (store__op_fail) and returns the code.
  */
-int store__validate(store_op *op, const ms_config *cfg);
+int store__validate(store_op *op, const store_config *cfg);
 
 /*
  * Checks that s[0..len) is UTF-8 without NUL, overlong forms, surrogates or

@@ -107,7 +107,7 @@ static int check_limit(store_op *op, int *limit, int def)
 }
 
 static int check_content(store_op *op, const char *content, size_t len, bool may_be_empty,
-                         const ms_config *cfg)
+                         const store_config *cfg)
 {
     if (!content && len > 0)
         return store__op_fail(op, MS_ERR_INVALID, "content is missing");
@@ -163,7 +163,7 @@ static int check_emoji(store_op *op, const char *emoji)
     return 0;
 }
 
-static int check_insert(store_op *op, const ms_config *cfg)
+static int check_insert(store_op *op, const store_config *cfg)
 {
     store_insert_req *r = &op->req.insert;
     int rc;
@@ -246,7 +246,7 @@ static int check_channel_type(store_op *op, const char *t)
     return 0;
 }
 
-int store__validate(store_op *op, const ms_config *cfg)
+int store__validate(store_op *op, const store_config *cfg)
 {
     int rc = 0;
     switch (op->kind) {

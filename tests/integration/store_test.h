@@ -107,7 +107,7 @@ static inline int storet_config_load(ms_config_lookup_fn lookup)
         fprintf(stderr, "config: %s\n", err);
         return -1;
     }
-    if (SCYLLA && store_migrate(&CFG, NULL, NULL, NULL, err, sizeof err) != 0) {
+    if (SCYLLA && store_migrate(&CFG.store, NULL, NULL, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "migrate: %s\n", err);
         return -1;
     }
@@ -118,7 +118,7 @@ static inline int storet_config_load(ms_config_lookup_fn lookup)
 static inline int storet_open(const store_options *opt)
 {
     char err[512];
-    if (store_open(&CFG, opt, &S, err, sizeof err) != 0) {
+    if (store_open(&CFG.store, opt, &S, err, sizeof err) != 0) {
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
     }

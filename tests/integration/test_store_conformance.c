@@ -210,7 +210,7 @@ static void test_insert_get(void **state)
     assert_true(m->has_telegram);
     assert_int_equal(m->telegram_chat_id, r.telegram_chat_id);
     assert_int_equal(m->telegram_message_id, r.telegram_message_id);
-    uint64_t t = ms_snowflake_unix_ms(id, CFG.epoch_ms);
+    uint64_t t = ms_snowflake_unix_ms(id, CFG.store.epoch_ms);
     assert_int_equal(m->created_at_ms, t);
     assert_true(t + 60000 > now_ms() && t < now_ms() + 60000);
     assert_false(m->is_edited);
@@ -550,9 +550,9 @@ static void test_bucket_boundaries(void **state)
     (void)state;
     ms_xid ch = new_channel();
     /* Start 60 days back at a bucket's first millisecond. */
-    uint64_t since_epoch = now_ms() - 60 * DAY_MS - CFG.epoch_ms;
+    uint64_t since_epoch = now_ms() - 60 * DAY_MS - CFG.store.epoch_ms;
     uint64_t b0 = since_epoch / MS_BUCKET_MS + 1;
-    uint64_t t0 = CFG.epoch_ms + b0 * MS_BUCKET_MS;
+    uint64_t t0 = CFG.store.epoch_ms + b0 * MS_BUCKET_MS;
     const uint64_t gaps[] = {0, (uint64_t)(9.9 * DAY_MS), 10 * DAY_MS,
                              (uint64_t)(10.1 * DAY_MS)}; /* 9.9, 10 and 10.1 days apart */
     uint64_t ids[6];
@@ -1759,10 +1759,10 @@ static void test_bad_input(void **state)
     assert_int_equal(store_sync_update_sync(S, &su, &sr, NULL, 0), MS_ERR_INVALID);
     /* forward-only positions are their own write timestamps: more than 3 days ahead is
      * refused (ScyllaDB would refuse the write; Cassandra and SQLite answer the same) */
-    uint64_t far = ms_snowflake_from_unix_ms(now_ms() + 4 * DAY_MS, CFG.epoch_ms);
+    uint64_t far = ms_snowflake_from_unix_ms(now_ms() + 4 * DAY_MS, CFG.store.epoch_ms);
     store_read_req rf = {.channel_id = ch, .user_id = U(5), .message_id = far};
     assert_int_equal(store_read_set_sync(S, &rf, &rdr, NULL, 0), MS_ERR_INVALID);
-    rf.message_id = ms_snowflake_from_unix_ms(now_ms() + 2 * DAY_MS, CFG.epoch_ms);
+    rf.message_id = ms_snowflake_from_unix_ms(now_ms() + 2 * DAY_MS, CFG.store.epoch_ms);
     assert_int_equal(store_read_set_sync(S, &rf, &rdr, NULL, 0), 0);
     store_free(rdr);
     rdr = NULL;
@@ -1915,15 +1915,15 @@ static void test_large_rows_bounded_reads(void **state)
 {
     (void)state;
     ms_xid ch = new_channel();
-    size_t chars = (size_t)CFG.max_content_chars;
+    size_t chars = (size_t)CFG.store.max_content_chars;
     char *big = malloc(chars * 4 + 1);
     assert_non_null(big);
     for (size_t i = 0; i < chars; i++)
         memcpy(big + i * 4, "\xf0\x9d\x84\x9e", 4); /* U+1D11E, 4 bytes */
     big[chars * 4] = '\0';
     enum { NB = 6, PER = 10 };
-    uint64_t since_epoch = now_ms() - 80 * DAY_MS - CFG.epoch_ms;
-    uint64_t t0 = CFG.epoch_ms + (since_epoch / MS_BUCKET_MS + 1) * MS_BUCKET_MS;
+    uint64_t since_epoch = now_ms() - 80 * DAY_MS - CFG.store.epoch_ms;
+    uint64_t t0 = CFG.store.epoch_ms + (since_epoch / MS_BUCKET_MS + 1) * MS_BUCKET_MS;
     uint64_t ids[NB * PER];
     for (int b = 0; b < NB; b++)
         for (int k = 0; k < PER; k++)
@@ -2109,7 +2109,7 @@ static void test_ping_stats_migrations(void **state)
     /* migrating again is a no-op */
     int applied = -1;
     char err[256];
-    assert_int_equal(store_migrate(&CFG, NULL, NULL, &applied, err, sizeof err), 0);
+    assert_int_equal(store_migrate(&CFG.store, NULL, NULL, &applied, err, sizeof err), 0);
     assert_int_equal(applied, 0);
 
     store_stats st;
@@ -2139,7 +2139,7 @@ static void test_reopen_durable(void **state)
     S = NULL;
     char err[256];
     store_options opt = {.no_migrate = true, .scylla_repair_settle_ms = 300};
-    assert_int_equal(store_open(&CFG, &opt, &S, err, sizeof err), 0);
+    assert_int_equal(store_open(&CFG.store, &opt, &S, err, sizeof err), 0);
     store_get_req g = {.channel_id = ch, .message_id = id};
     store_message_result *res = NULL;
     assert_int_equal(store_get_sync(S, &g, &res, NULL, 0), 0);
@@ -2437,7 +2437,7 @@ static void test_search_batched_writes(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     ms_xid ch = new_channel(), other = new_channel();
-    uint64_t base = ms_snowflake_from_unix_ms(now_ms() - 3 * DAY_MS, CFG.epoch_ms) +
+    uint64_t base = ms_snowflake_from_unix_ms(now_ms() - 3 * DAY_MS, CFG.store.epoch_ms) +
                     ((uint64_t)(now_ms() % 1000) << 12);
     uint64_t a = base + 1, b = base + 2, c = base + 3, d = base + 4;
     int done = 0;
@@ -2565,12 +2565,12 @@ static int group_setup(void **state)
      * writes the change log only when it knows of an index) */
     const char *pg = getenv("MSGSTORE_TEST_PG_URL");
     if (SCYLLA && pg && *pg)
-        snprintf(CFG.search_pg_url, sizeof CFG.search_pg_url, "%s", pg);
+        snprintf(CFG.store.search_pg_url, sizeof CFG.store.search_pg_url, "%s", pg);
 #endif
     if (storet_open(&opt) != 0)
         return -1;
 #ifdef STORE_TEST_SEARCH
-    if (CFG.search_pg_url[0]) {
+    if (CFG.store.search_pg_url[0]) {
         char err[512];
         if (search_index_open(&CFG, S, &SEARCH, err, sizeof err) != 0) {
             fprintf(stderr, "search_index_open: %s\n", err);

@@ -91,7 +91,7 @@ static void backend_exec(const char *sql)
 {
     if (!SCYLLA) {
         sqlite3 *db = NULL;
-        assert_int_equal(sqlite3_open(CFG.sqlite_path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_open(CFG.store.sqlite_path, &db), SQLITE_OK);
         sqlite3_busy_timeout(db, 5000);
         char *msg = NULL;
         if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
@@ -101,8 +101,8 @@ static void backend_exec(const char *sql)
     }
     cql_options o;
     cql_options_init(&o);
-    cql_options_from_config(&o, &CFG);
-    o.keyspace = CFG.scylla_keyspace;
+    store_cql_options(&CFG.store, &o);
+    o.keyspace = CFG.store.scylla_keyspace;
     o.wait_schema_agreement = true;
     o.name = "test";
     cql_sync *db = NULL;
@@ -188,7 +188,7 @@ static void test_healthy(void **state)
     }
 
     if (!SCYLLA) {
-        assert_string_equal(h->path, CFG.sqlite_path);
+        assert_string_equal(h->path, CFG.store.sqlite_path);
         assert_string_equal(h->journal_mode, "wal");
         assert_true(h->size_bytes > 0);
         assert_null(h->hosts);
@@ -197,7 +197,7 @@ static void test_healthy(void **state)
         return;
     }
     assert_null(h->path);
-    assert_string_equal(h->keyspace, CFG.scylla_keyspace);
+    assert_string_equal(h->keyspace, CFG.store.scylla_keyspace);
     assert_true(h->keyspace_found);
     const char *cls = replication(h, "class");
     assert_non_null(cls);
@@ -397,7 +397,7 @@ static void test_node_gone(void **state)
         fail_msg("config: %s", err);
     store_options opt = {.no_migrate = true, .scylla_repair_interval_ms = -1};
     store *s = NULL;
-    if (store_open(&cfg, &opt, &s, err, sizeof err) != 0)
+    if (store_open(&cfg.store, &opt, &s, err, sizeof err) != 0)
         fail_msg("store_open through the proxy: %s", err);
 
     store_health_result *h = NULL;

@@ -170,7 +170,7 @@ static void test_search_index_built_for_old_store(void **state)
     char err[256];
     assert_int_equal(ms_config_load(&cfg, lookup_path, old, err, sizeof err), 0);
     store *s = NULL;
-    assert_int_equal(store_open(&cfg, NULL, &s, err, sizeof err), 0);
+    assert_int_equal(store_open(&cfg.store, NULL, &s, err, sizeof err), 0);
     ms_xid ch = ms_xid_int(5);
     store_search_req q = {.channel_ids = &ch, .nchannels = 1, .query = "needle", .limit = 100};
     store_search_result *res = NULL;
@@ -233,9 +233,9 @@ static void test_id_format_recorded_and_refused(void **state)
 
     ms_config cfg;
     assert_int_equal(ms_config_load(&cfg, lookup_path, path, err, sizeof err), 0);
-    assert_int_equal(cfg.id_format, MS_ID_UUID);
+    assert_int_equal(cfg.store.id_format, MS_ID_UUID);
     store *s = NULL;
-    assert_int_equal(store_open(&cfg, NULL, &s, err, sizeof err), 0);
+    assert_int_equal(store_open(&cfg.store, NULL, &s, err, sizeof err), 0);
     assert_int_equal(store_id_format(s), MS_ID_UUID);
     ms_xid ch, user;
     assert_int_equal(ms_xid_parse(MS_ID_UUID, "6F1C2B3A-5D7E-4A00-8B00-00000000002A", 36, &ch), 0);
@@ -270,7 +270,7 @@ static void test_id_format_recorded_and_refused(void **state)
     assert_int_not_equal(run_migrate_at(path, out, sizeof out), 0);
     assert_non_null(strstr(out, "holds uuid channel and user ids but MSGSTORE_ID_FORMAT is int64"));
     assert_int_equal(ms_config_load(&cfg, lookup_path, path, err, sizeof err), 0);
-    assert_int_equal(store_open(&cfg, NULL, &s, err, sizeof err), MS_ERR_CONFLICT);
+    assert_int_equal(store_open(&cfg.store, NULL, &s, err, sizeof err), MS_ERR_CONFLICT);
     assert_non_null(strstr(err, "uuid"));
     assert_non_null(strstr(err, "MSGSTORE_ID_FORMAT is int64"));
     recorded_format(path, got, sizeof got);

@@ -31,29 +31,59 @@ static void test_defaults_development(void **state)
     char err[256];
     assert_int_equal(ms_config_load(&c, lookup, &env, err, sizeof err), 0);
     assert_int_equal(c.profile, MS_PROFILE_DEVELOPMENT);
-    assert_false(c.scylla_enabled);
+    assert_false(c.store.scylla_enabled);
     assert_int_equal(ms_config_backend(&c), MS_BACKEND_SQLITE);
-    assert_string_equal(c.scylla_contact_points, "localhost");
-    assert_int_equal(c.scylla_port, 9042);
-    assert_string_equal(c.scylla_local_datacenter, "datacenter1");
-    assert_int_equal(c.scylla_connect_timeout_ms, 5000);
-    assert_int_equal(c.scylla_request_timeout_ms, 10000);
-    assert_int_equal(c.scylla_write_consistency, MS_CL_LOCAL_QUORUM);
-    assert_int_equal(c.scylla_read_consistency, MS_CL_LOCAL_QUORUM);
-    assert_int_equal(c.scylla_serial_consistency, MS_CL_LOCAL_SERIAL);
-    assert_int_equal(c.scylla_prepared_cache_size, 1000);
-    assert_int_equal(c.scylla_retry_max_attempts, 3);
-    assert_int_equal(c.scylla_retry_base_delay_ms, 100);
-    assert_int_equal(c.scylla_retry_max_delay_ms, 2000);
-    assert_int_equal(c.scylla_breaker_failure_threshold, 5);
-    assert_int_equal(c.scylla_breaker_reset_timeout_ms, 30000);
+    assert_string_equal(c.store.scylla_contact_points, "localhost");
+    assert_int_equal(c.store.scylla_port, 9042);
+    assert_string_equal(c.store.scylla_local_datacenter, "datacenter1");
+    assert_int_equal(c.store.scylla_connect_timeout_ms, 5000);
+    assert_int_equal(c.store.scylla_request_timeout_ms, 10000);
+    assert_int_equal(c.store.scylla_write_consistency, MS_CL_LOCAL_QUORUM);
+    assert_int_equal(c.store.scylla_read_consistency, MS_CL_LOCAL_QUORUM);
+    assert_int_equal(c.store.scylla_serial_consistency, MS_CL_LOCAL_SERIAL);
+    assert_int_equal(c.store.scylla_prepared_cache_size, 1000);
+    assert_int_equal(c.store.scylla_retry_max_attempts, 3);
+    assert_int_equal(c.store.scylla_retry_base_delay_ms, 100);
+    assert_int_equal(c.store.scylla_retry_max_delay_ms, 2000);
+    assert_int_equal(c.store.scylla_breaker_failure_threshold, 5);
+    assert_int_equal(c.store.scylla_breaker_reset_timeout_ms, 30000);
     assert_int_equal(c.port, 8080);
     assert_string_equal(c.bind, "127.0.0.1");
-    assert_int_equal(c.max_content_chars, 4000);
+    assert_int_equal(c.store.max_content_chars, 4000);
     assert_int_equal(c.max_body_bytes, 65536);
-    assert_int_equal(c.epoch_ms, 1420070400000ULL);
+    assert_int_equal(c.store.epoch_ms, 1420070400000ULL);
     assert_int_equal(c.ready_threshold_ms, 100);
     assert_string_equal(c.log_format, "text");
+}
+
+/* A program that embeds the store starts from store_config_defaults(): the same values. */
+static void test_store_config_defaults(void **state)
+{
+    (void)state;
+    fake_env env = {{{NULL, NULL}}};
+    ms_config c;
+    char err[256];
+    assert_int_equal(ms_config_load(&c, lookup, &env, err, sizeof err), 0);
+    store_config d;
+    memset(&d, 0xA5, sizeof d);
+    store_config_defaults(&d);
+    assert_false(d.scylla_enabled);
+    assert_string_equal(d.scylla_contact_points, c.store.scylla_contact_points);
+    assert_int_equal(d.scylla_port, c.store.scylla_port);
+    assert_int_equal(d.scylla_request_timeout_ms, c.store.scylla_request_timeout_ms);
+    assert_int_equal(d.scylla_write_consistency, c.store.scylla_write_consistency);
+    assert_string_equal(d.scylla_replication, c.store.scylla_replication);
+    assert_int_equal(d.worker_id, c.store.worker_id);
+    assert_int_equal(d.epoch_ms, c.store.epoch_ms);
+    assert_int_equal(d.max_content_chars, c.store.max_content_chars);
+    assert_int_equal(d.shutdown_timeout_ms, c.store.shutdown_timeout_ms);
+    assert_int_equal(d.search_shards, c.store.search_shards);
+    assert_int_equal(store_config_backend(&d), MS_BACKEND_SQLITE);
+    assert_string_equal(d.sqlite_path, "msgstore.db");
+    assert_string_equal(d.scylla_keyspace, "msgstore");
+    assert_int_equal(d.id_format, MS_ID_UUID);
+    d.scylla_enabled = true;
+    assert_int_equal(store_config_backend(&d), MS_BACKEND_SCYLLA);
 }
 
 static void test_profiles(void **state)
@@ -65,7 +95,7 @@ static void test_profiles(void **state)
     assert_int_equal(ms_config_load(&c, lookup, &prod, err, sizeof err), 0);
     assert_int_equal(c.profile, MS_PROFILE_PRODUCTION);
     assert_string_equal(c.log_format, "json");
-    assert_string_equal(c.scylla_replication, "datacenter1:3");
+    assert_string_equal(c.store.scylla_replication, "datacenter1:3");
 
     /* an explicit variable beats the profile's default */
     fake_env prod2 = {{{"MSGSTORE_PROFILE", "PRODUCTION"}, {"MSGSTORE_LOG_FORMAT", "text"}}};
@@ -74,8 +104,8 @@ static void test_profiles(void **state)
 
     fake_env test = {{{"MSGSTORE_PROFILE", "test"}}};
     assert_int_equal(ms_config_load(&c, lookup, &test, err, sizeof err), 0);
-    assert_int_equal(c.scylla_breaker_reset_timeout_ms, 1000);
-    assert_string_equal(c.scylla_keyspace, "msgstore_test");
+    assert_int_equal(c.store.scylla_breaker_reset_timeout_ms, 1000);
+    assert_string_equal(c.store.scylla_keyspace, "msgstore_test");
 }
 
 static void test_values_parsed(void **state)
@@ -94,16 +124,16 @@ static void test_values_parsed(void **state)
     ms_config c;
     char err[256];
     assert_int_equal(ms_config_load(&c, lookup, &env, err, sizeof err), 0);
-    assert_true(c.scylla_enabled);
+    assert_true(c.store.scylla_enabled);
     assert_int_equal(ms_config_backend(&c), MS_BACKEND_SCYLLA);
-    assert_string_equal(c.scylla_contact_points, "10.0.0.1,10.0.0.2:9043");
-    assert_int_equal(c.scylla_port, 19042);
-    assert_int_equal(c.scylla_read_consistency, MS_CL_LOCAL_ONE);
-    assert_int_equal(c.scylla_connect_timeout_ms, 2500);
-    assert_int_equal(c.scylla_request_timeout_ms, 250);
-    assert_int_equal(c.shutdown_timeout_ms, 60000);
-    assert_int_equal(c.worker_id, 1023);
-    assert_string_equal(c.scylla_password, "s3cret");
+    assert_string_equal(c.store.scylla_contact_points, "10.0.0.1,10.0.0.2:9043");
+    assert_int_equal(c.store.scylla_port, 19042);
+    assert_int_equal(c.store.scylla_read_consistency, MS_CL_LOCAL_ONE);
+    assert_int_equal(c.store.scylla_connect_timeout_ms, 2500);
+    assert_int_equal(c.store.scylla_request_timeout_ms, 250);
+    assert_int_equal(c.store.shutdown_timeout_ms, 60000);
+    assert_int_equal(c.store.worker_id, 1023);
+    assert_string_equal(c.store.scylla_password, "s3cret");
 }
 
 /* Each bad value fails, and the message names the variable, the value and what is allowed. */
@@ -212,6 +242,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_development),
+        cmocka_unit_test(test_store_config_defaults),
         cmocka_unit_test(test_profiles),
         cmocka_unit_test(test_values_parsed),
         cmocka_unit_test(test_bad_values_rejected),

@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "cql/clock.h"
 #include "cql/retry.h"
+#include "msgstore/store.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -126,7 +127,7 @@ static void test_options_from_settings(void **state)
     const char *dflt[] = {NULL};
     assert_int_equal(ms_config_load(&c, cfg_lookup, (void *)dflt, err, sizeof err), 0);
     cql_options o;
-    cql_options_from_config(&o, &c);
+    store_cql_options(&c.store, &o);
     assert_int_equal(o.reconnect.kind, CQL_BACKOFF_EXPONENTIAL);
     assert_int_equal(o.reconnect.jitter, CQL_JITTER_EQUAL);
     assert_int_equal(o.reconnect.base_ms, 500);
@@ -145,7 +146,7 @@ static void test_options_from_settings(void **state)
                           "0",
                           NULL};
     assert_int_equal(ms_config_load(&c, cfg_lookup, (void *)seed, err, sizeof err), 0);
-    cql_options_from_config(&o, &c);
+    store_cql_options(&c.store, &o);
     assert_int_equal(o.reconnect.kind, CQL_BACKOFF_CONSTANT);
     assert_int_equal(o.reconnect.jitter, CQL_JITTER_NONE);
     assert_int_equal(o.reconnect.base_ms, 1000);
