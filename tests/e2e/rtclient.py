@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import json
 import os
-import select
 import socket
 import struct
 import subprocess
