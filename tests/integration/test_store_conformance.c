@@ -121,6 +121,21 @@ static uint64_t ins(ms_xid ch, const char *content)
     return ins_at(ch, content, 0);
 }
 
+/* The queries an insert into ch cost (nonce: NULL for none). */
+static uint32_t ins_queries(ms_xid ch, const char *nonce)
+{
+    store_insert_req r = text_req(ch, "counted");
+    r.nonce = nonce;
+    store_message_result *res = NULL;
+    char detail[256];
+    int rc = store_insert_sync(S, &r, &res, detail, sizeof detail);
+    if (rc)
+        fail_msg("insert failed: %s (%s)", ms_err_name(rc), detail);
+    uint32_t q = res->hdr.queries;
+    store_free(res);
+    return q;
+}
+
 static store_page_result *page(ms_xid ch, store_page_mode mode, uint64_t anchor, int limit)
 {
     store_page_req r = {.channel_id = ch, .mode = mode, .anchor = anchor, .limit = limit};
@@ -168,6 +183,33 @@ static uint64_t channel_count(ms_xid ch)
 }
 
 /* ------------------------------------------------------------------ messages */
+
+/*
+ * The cluster backend remembers the channels it created and the buckets it
+ * listed (60 s): the next inserts of the channel skip the metadata's
+ * IF NOT EXISTS and, with a nonce, the bucket listing's own request.
+ */
+static void test_insert_remembers_channel_and_bucket(void **state)
+{
+    (void)state;
+    ms_xid ch = new_channel();
+    char n1[32], n2[32];
+    snprintf(n1, sizeof n1, "remember-1-%" PRId64, num(ch));
+    snprintf(n2, sizeof n2, "remember-2-%" PRId64, num(ch));
+    uint32_t first = ins_queries(ch, n1);
+    uint32_t next = ins_queries(ch, n2);
+    if (SCYLLA) {
+        /* the channel's creation and the bucket's listing, once */
+        assert_int_equal(first, next + 2);
+        ms_xid other = new_channel();
+        uint32_t plain_first = ins_queries(other, NULL);
+        uint32_t plain_next = ins_queries(other, NULL);
+        /* the listing rides in the insert's batch; the creation is a request of its own */
+        assert_int_equal(plain_first, plain_next + 1);
+    } else {
+        assert_int_equal(first, next);
+    }
+}
 
 static void test_insert_get(void **state)
 {
@@ -2597,6 +2639,7 @@ int main(int argc, char **argv)
         return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_get),
+        cmocka_unit_test(test_insert_remembers_channel_and_bucket),
         cmocka_unit_test(test_attachment_only_and_types),
         cmocka_unit_test(test_nonce_dedup),
         cmocka_unit_test(test_telegram_dedup),
