@@ -8,8 +8,9 @@
  * rows are written with the ScyllaDB backend's statements (sc_stmt), up to
  * in_flight at once on one CQL session; after a chunk every write is
  * acknowledged and the checkpoint (table, last key) is replaced atomically.
- * Channel and user ids go through sc_bind_id and src_id only, as in the
- * backend, so the id format stays a local change.
+ * Values are bound with the statements' own binders (sc_bind_<NAME>, given
+ * the source's id format), as in the backend; channel and user ids are read
+ * from the source with src_id only, so the id format stays a local change.
  */
 #include "msgstore/store_copy.h"
 
@@ -196,26 +197,27 @@ static bool col_null(sqlite3_stmt *st, int col)
     return sqlite3_column_type(st, col) == SQLITE_NULL;
 }
 
-static void add_text(cql_values *v, sqlite3_stmt *st, int col)
+/* A text column ("" for null) and its length in *len (the value of a TEXT binder argument). */
+static const char *col_text(sqlite3_stmt *st, int col, size_t *len)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
-    cql_values_add_text(v, t ? (const char *)t : "", (size_t)sqlite3_column_bytes(st, col));
+    *len = (size_t)sqlite3_column_bytes(st, col);
+    return t ? (const char *)t : "";
 }
 
-static void add_text_or_unset(cql_values *v, sqlite3_stmt *st, int col)
+/* A text column, NULL for null (TEXT_OPT: not written). */
+static const char *col_text_opt(sqlite3_stmt *st, int col)
 {
-    if (col_null(st, col))
-        cql_values_add_unset(v);
-    else
-        add_text(v, st, col);
+    return col_null(st, col) ? NULL : (const char *)sqlite3_column_text(st, col);
 }
 
-static void add_i64_or_unset(cql_values *v, sqlite3_stmt *st, int col)
+/* An integer column in *buf, NULL for null (BIGINT_OPT: not written). */
+static const int64_t *col_i64_opt(sqlite3_stmt *st, int col, int64_t *buf)
 {
     if (col_null(st, col))
-        cql_values_add_unset(v);
-    else
-        cql_values_add_bigint(v, col_i64(st, col));
+        return NULL;
+    *buf = col_i64(st, col);
+    return buf;
 }
 
 static cql_values *vals(copier *k)
@@ -240,19 +242,14 @@ static int64_t id_ts(copier *k, uint64_t id)
 static int w_meta(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, name, type, created_at, last_message_id, updated_at */
-    cql_values *v = vals(k);
-    add_text(v, r, 1);
-    add_text(v, r, 2);
-    cql_values_add_bigint(v, col_i64(r, 3));
-    cql_values_add_bigint(v, col_i64(r, 5));
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
+    size_t nlen, tlen;
+    int64_t created = col_i64(r, 3);
+    sc_bind_META_SET(k->idf, vals(k), col_text(r, 1, &nlen), col_text(r, 2, &tlen), &created,
+                     col_i64(r, 5), src_id(r, 0));
     int rc = put(k, SC_META_SET);
     uint64_t last = (uint64_t)col_i64(r, 4);
     if (rc == 0 && last) {
-        v = vals(k);
-        cql_values_add_bigint(v, id_ts(k, last));
-        cql_values_add_bigint(v, (int64_t)last);
-        sc_bind_id_as(k->idf, v, src_id(r, 0));
+        sc_bind_META_LAST(k->idf, vals(k), id_ts(k, last), (int64_t)last, src_id(r, 0));
         rc = put(k, SC_META_LAST);
     }
     return rc;
@@ -260,9 +257,7 @@ static int w_meta(copier *k, sqlite3_stmt *r)
 
 static int w_bucket(copier *k, sqlite3_stmt *r)
 {
-    cql_values *v = vals(k);
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    cql_values_add_int(v, (int32_t)col_i64(r, 1));
+    sc_bind_BUCKET_ADD(k->idf, vals(k), src_id(r, 0), (int32_t)col_i64(r, 1));
     return put(k, SC_BUCKET_ADD);
 }
 
@@ -274,21 +269,13 @@ static int w_message(copier *k, sqlite3_stmt *r)
     ms_xid ch = src_id(r, 0);
     int64_t id = col_i64(r, 1);
     int32_t bucket = (int32_t)col_i64(r, 2);
-    cql_values *v = vals(k);
-    sc_bind_id_as(k->idf, v, ch);
-    cql_values_add_int(v, bucket);
-    cql_values_add_bigint(v, id);
-    sc_bind_id_as(k->idf, v, src_id(r, 3));
-    cql_values_add_tinyint(v, (int8_t)col_i64(r, 4));
-    cql_values_add_tinyint(v, (int8_t)col_i64(r, 5));
-    add_text(v, r, 6); /* the current content: edited and deleted ones included */
-    add_i64_or_unset(v, r, 7);
-    add_text_or_unset(v, r, 8);
-    add_text_or_unset(v, r, 9);
-    add_text_or_unset(v, r, 10);
-    add_i64_or_unset(v, r, 11);
-    add_i64_or_unset(v, r, 12);
-    cql_values_add_bigint(v, col_i64(r, 13));
+    size_t clen;
+    const char *content = col_text(r, 6, &clen); /* the current one: edited, deleted ('') */
+    int64_t reply_to, tg_chat, tg_msg;
+    sc_bind_MSG_INSERT(k->idf, vals(k), ch, bucket, id, src_id(r, 3), (int8_t)col_i64(r, 4),
+                       (int8_t)col_i64(r, 5), content, clen, col_i64_opt(r, 7, &reply_to),
+                       col_text_opt(r, 8), col_text_opt(r, 9), col_text_opt(r, 10),
+                       col_i64_opt(r, 11, &tg_chat), col_i64_opt(r, 12, &tg_msg), col_i64(r, 13));
     int rc = put(k, SC_MSG_INSERT);
     if (rc == 0 && k->search) {
         /* the indexer of serve reads the message's state as stored (an edit's content, a
@@ -298,9 +285,8 @@ static int w_message(copier *k, sqlite3_stmt *r)
             snprintf(k->err, k->errlen, "the clock stepped back; run the copy again");
             return MS_ERR_CLOCK;
         }
-        v = vals(k);
-        sc_bind_search_entry(k->cfg, k->idf, v, seq, ch, (uint64_t)id, STORE_SEARCH_LOG_INSERT,
-                             (uint64_t)col_i64(r, 13));
+        sc_bind_search_entry(k->cfg, k->idf, vals(k), seq, ch, (uint64_t)id,
+                             STORE_SEARCH_LOG_INSERT, (uint64_t)col_i64(r, 13));
         rc = put(k, SC_SEARCH_LOG);
     }
     if (rc == 0 && !k->edits) {
@@ -314,21 +300,14 @@ static int w_message(copier *k, sqlite3_stmt *r)
         }
     }
     if (rc == 0 && col_i64(r, 14) && k->nedits < CHUNK) { /* is_edited: the flag and time */
-        v = &k->edits[k->nedits++];
+        cql_values *v = &k->edits[k->nedits++];
         cql_values_reset(v);
-        add_text(v, r, 6);
-        cql_values_add_bigint(v, col_i64(r, 15));
-        sc_bind_id_as(k->idf, v, ch);
-        cql_values_add_int(v, bucket);
-        cql_values_add_bigint(v, id);
+        sc_bind_EDIT_APPLY(k->idf, v, content, clen, col_i64(r, 15), ch, bucket, id);
     }
     if (rc == 0 && col_i64(r, 16) && k->ndels < CHUNK) { /* is_deleted */
-        v = &k->dels[k->ndels++];
+        cql_values *v = &k->dels[k->ndels++];
         cql_values_reset(v);
-        cql_values_add_bigint(v, col_i64(r, 17));
-        sc_bind_id_as(k->idf, v, ch);
-        cql_values_add_int(v, bucket);
-        cql_values_add_bigint(v, id);
+        sc_bind_DELETE_APPLY(k->idf, v, col_i64(r, 17), ch, bucket, id);
     }
     if (rc == 0)
         k->rep->messages++;
@@ -338,34 +317,29 @@ static int w_message(copier *k, sqlite3_stmt *r)
 static int w_edit(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, message_id, seq, edited_at, content */
-    cql_values *v = vals(k);
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    cql_values_add_bigint(v, col_i64(r, 1));
-    cql_values_add_bigint(v, col_i64(r, 2));
-    cql_values_add_bigint(v, col_i64(r, 3));
-    add_text(v, r, 4);
+    size_t len;
+    const char *content = col_text(r, 4, &len);
+    sc_bind_EDIT_SAVE(k->idf, vals(k), src_id(r, 0), col_i64(r, 1), col_i64(r, 2), col_i64(r, 3),
+                      content, len);
     return put(k, SC_EDIT_SAVE);
 }
 
 static int w_reaction(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, message_id, emoji, user_id, created_at */
-    cql_values *v = vals(k);
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    cql_values_add_bigint(v, col_i64(r, 1));
-    add_text(v, r, 2);
-    sc_bind_id_as(k->idf, v, src_id(r, 3));
-    cql_values_add_bigint(v, col_i64(r, 4));
+    size_t elen;
+    const char *emoji = col_text(r, 2, &elen);
+    sc_bind_REACT_ADD(k->idf, vals(k), src_id(r, 0), col_i64(r, 1), emoji, elen, src_id(r, 3),
+                      col_i64(r, 4));
     return put(k, SC_REACT_ADD);
 }
 
 static int r_reaction_count(copier *k, sqlite3_stmt *r, cql_values *v)
 {
-    (void)k;
     /* channel_id, message_id, emoji, count */
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    cql_values_add_bigint(v, col_i64(r, 1));
-    add_text(v, r, 2);
+    size_t elen;
+    const char *emoji = col_text(r, 2, &elen);
+    sc_bind_RP_RX_COUNTER(k->idf, v, src_id(r, 0), col_i64(r, 1), emoji, elen);
     return 0;
 }
 
@@ -382,20 +356,16 @@ static int f_reaction_count(copier *k, sqlite3_stmt *r, cql_result *have)
     int64_t delta = col_i64(r, 3) - have_count(have);
     if (delta == 0)
         return 0;
-    cql_values *v = vals(k);
-    cql_values_add_bigint(v, delta);
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    cql_values_add_bigint(v, col_i64(r, 1));
-    add_text(v, r, 2);
+    size_t elen;
+    const char *emoji = col_text(r, 2, &elen);
+    sc_bind_RP_RX_FIX(k->idf, vals(k), delta, src_id(r, 0), col_i64(r, 1), emoji, elen);
     return put(k, SC_RP_RX_FIX);
 }
 
 static int r_bucket_count(copier *k, sqlite3_stmt *r, cql_values *v)
 {
-    (void)k;
     /* channel_id, bucket, count */
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    cql_values_add_int(v, (int32_t)col_i64(r, 1));
+    sc_bind_RP_MC_COUNTER(k->idf, v, src_id(r, 0), (int32_t)col_i64(r, 1));
     return 0;
 }
 
@@ -404,31 +374,24 @@ static int f_bucket_count(copier *k, sqlite3_stmt *r, cql_result *have)
     int64_t delta = col_i64(r, 2) - have_count(have);
     if (delta == 0)
         return 0;
-    cql_values *v = vals(k);
-    cql_values_add_bigint(v, delta);
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    cql_values_add_int(v, (int32_t)col_i64(r, 1));
+    sc_bind_COUNT_MSG(k->idf, vals(k), delta, src_id(r, 0), (int32_t)col_i64(r, 1));
     return put(k, SC_COUNT_MSG);
 }
 
 static int w_pin(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, message_id, pinned_at, pinned_by, content_preview, sender_id */
-    cql_values *v = vals(k);
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    cql_values_add_bigint(v, col_i64(r, 1));
-    cql_values_add_bigint(v, col_i64(r, 2));
-    sc_bind_id_as(k->idf, v, src_id(r, 3));
-    add_text(v, r, 4);
-    sc_bind_id_as(k->idf, v, src_id(r, 5));
+    size_t plen;
+    const char *preview = col_text(r, 4, &plen);
+    sc_bind_PIN_ADD(k->idf, vals(k), src_id(r, 0), col_i64(r, 1), col_i64(r, 2), src_id(r, 3),
+                    preview, plen, src_id(r, 5));
     return put(k, SC_PIN_ADD);
 }
 
 static int r_pin_count(copier *k, sqlite3_stmt *r, cql_values *v)
 {
-    (void)k;
     /* channel_id, pins */
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
+    sc_bind_PINS_ALL(k->idf, v, src_id(r, 0));
     return 0;
 }
 
@@ -444,13 +407,7 @@ static int f_pin_count(copier *k, sqlite3_stmt *r, cql_result *have)
     int32_t want = (int32_t)col_i64(r, 1);
     if (cur == want)
         return 0;
-    cql_values *v = vals(k);
-    cql_values_add_int(v, want);
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    if (cur >= 0)
-        cql_values_add_int(v, cur);
-    else
-        cql_values_add_null(v);
+    sc_bind_PIN_COUNT(k->idf, vals(k), want, src_id(r, 0), cur >= 0 ? &cur : NULL);
     return put(k, SC_PIN_COUNT);
 }
 
@@ -458,12 +415,8 @@ static int w_read(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, user_id, last_read_id, updated_at */
     uint64_t last = (uint64_t)col_i64(r, 2);
-    cql_values *v = vals(k);
-    cql_values_add_bigint(v, id_ts(k, last));
-    cql_values_add_bigint(v, (int64_t)last);
-    cql_values_add_bigint(v, col_i64(r, 3));
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    sc_bind_id_as(k->idf, v, src_id(r, 1));
+    sc_bind_READ_SET(k->idf, vals(k), id_ts(k, last), (int64_t)last, col_i64(r, 3), src_id(r, 0),
+                     src_id(r, 1));
     return put(k, SC_READ_SET);
 }
 
@@ -471,18 +424,13 @@ static int w_sync(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, telegram_chat_id, last_synced_message_id, direction, last_sync_at,
        created_at */
-    cql_values *v = vals(k);
-    cql_values_add_bigint(v, col_i64(r, 1));
-    cql_values_add_tinyint(v, (int8_t)col_i64(r, 3));
-    cql_values_add_bigint(v, col_i64(r, 4));
-    cql_values_add_bigint(v, col_i64(r, 5));
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
+    int64_t created = col_i64(r, 5);
+    sc_bind_SYNC_SET(k->idf, vals(k), col_i64(r, 1), (int8_t)col_i64(r, 3), col_i64(r, 4), &created,
+                     src_id(r, 0));
     int rc = put(k, SC_SYNC_SET);
     if (rc == 0) {
-        v = vals(k);
-        cql_values_add_bigint(v, col_i64(r, 2)); /* its own write timestamp: forward only */
-        cql_values_add_bigint(v, col_i64(r, 2));
-        sc_bind_id_as(k->idf, v, src_id(r, 0));
+        /* its own write timestamp: forward only */
+        sc_bind_SYNC_LAST(k->idf, vals(k), col_i64(r, 2), col_i64(r, 2), src_id(r, 0));
         rc = put(k, SC_SYNC_LAST);
     }
     return rc;
@@ -491,23 +439,17 @@ static int w_sync(copier *k, sqlite3_stmt *r)
 static int w_telegram(copier *k, sqlite3_stmt *r)
 {
     /* telegram_chat_id, telegram_message_id, channel_id, message_id, created_at */
-    cql_values *v = vals(k);
-    cql_values_add_bigint(v, col_i64(r, 1));
-    cql_values_add_bigint(v, col_i64(r, 0));
-    sc_bind_id_as(k->idf, v, src_id(r, 2));
-    cql_values_add_bigint(v, col_i64(r, 3));
-    cql_values_add_bigint(v, col_i64(r, 4));
+    sc_bind_TG_CLAIM(k->idf, vals(k), col_i64(r, 1), col_i64(r, 0), src_id(r, 2), col_i64(r, 3),
+                     col_i64(r, 4));
     return put(k, SC_TG_CLAIM);
 }
 
 static int w_nonce(copier *k, sqlite3_stmt *r)
 {
     /* channel_id, nonce, message_id, created_at */
-    cql_values *v = vals(k);
-    sc_bind_id_as(k->idf, v, src_id(r, 0));
-    add_text(v, r, 1);
-    cql_values_add_bigint(v, col_i64(r, 2));
-    cql_values_add_bigint(v, col_i64(r, 3));
+    size_t nlen;
+    const char *nonce = col_text(r, 1, &nlen);
+    sc_bind_NONCE_CLAIM(k->idf, vals(k), src_id(r, 0), nonce, nlen, col_i64(r, 2), col_i64(r, 3));
     return put(k, SC_NONCE_CLAIM);
 }
 
@@ -936,8 +878,7 @@ static int verify_channels(copier *k)
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         ms_xid ch = src_id(st, 0);
         int64_t want = col_i64(st, 1), last = col_i64(st, 2);
-        cql_values *v = vals(k);
-        sc_bind_id_as(k->idf, v, ch);
+        sc_bind_COUNTER_GET(k->idf, vals(k), ch);
         cql_result *r = NULL;
         if ((rc = run_read(k, SC_COUNTER_GET, &r)) != 0)
             break;
@@ -946,8 +887,7 @@ static int verify_channels(copier *k)
         if (have != want)
             mismatch(k, "channel %s: %" PRId64 " messages in the store, %" PRId64 " in the cluster",
                      ID_TEXT(k, ch), want, have);
-        v = vals(k);
-        sc_bind_id_as(k->idf, v, ch);
+        sc_bind_META_GET(k->idf, vals(k), ch);
         if ((rc = run_read(k, SC_META_GET, &r)) != 0)
             break;
         int64_t have_last = 0;
@@ -999,10 +939,7 @@ static int verify_sample(copier *k)
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         ms_xid ch = src_id(st, 0);
         int64_t id = col_i64(st, 1);
-        cql_values *v = vals(k);
-        sc_bind_id_as(k->idf, v, ch);
-        cql_values_add_int(v, (int32_t)col_i64(st, 2));
-        cql_values_add_bigint(v, id);
+        sc_bind_MSG_GET(k->idf, vals(k), ch, (int32_t)col_i64(st, 2), id);
         cql_result *r = NULL;
         if ((rc = run_read(k, SC_MSG_GET, &r)) != 0)
             break;
@@ -1026,10 +963,7 @@ static int verify_sample(copier *k)
             continue;
         }
         /* edit history length */
-        v = vals(k);
-        sc_bind_id_as(k->idf, v, ch);
-        cql_values_add_bigint(v, id);
-        cql_values_add_int(v, 1000);
+        sc_bind_HISTORY(k->idf, vals(k), ch, id, 1000);
         if ((rc = run_read(k, SC_HISTORY, &r)) != 0)
             break;
         if (r->row_count != col_i64(st, 9))
@@ -1037,9 +971,7 @@ static int verify_sample(copier *k)
                      id, col_i64(st, 9), (int)r->row_count);
         cql_result_destroy(r);
         /* reaction counts */
-        v = vals(k);
-        sc_bind_id_as(k->idf, v, ch);
-        cql_values_add_bigint(v, id);
+        sc_bind_COUNTS_LIST(k->idf, vals(k), ch, id);
         if ((rc = run_read(k, SC_COUNTS_LIST, &r)) != 0)
             break;
         sqlite3_stmt *rs = NULL;
@@ -1097,9 +1029,7 @@ static int verify_positions_and_pins(copier *k)
                        "SELECT channel_id, user_id, last_read_id FROM message_read_positions", -1,
                        &st, NULL);
     while (rc == 0 && st && sqlite3_step(st) == SQLITE_ROW) {
-        cql_values *v = vals(k);
-        sc_bind_id_as(k->idf, v, src_id(st, 0));
-        sc_bind_id_as(k->idf, v, src_id(st, 1));
+        sc_bind_READ_GET(k->idf, vals(k), src_id(st, 0), src_id(st, 1));
         cql_result *r = NULL;
         if ((rc = run_read(k, SC_READ_GET, &r)) != 0)
             break;
@@ -1116,9 +1046,7 @@ static int verify_positions_and_pins(copier *k)
     sqlite3_prepare_v2(k->db, "SELECT channel_id, message_id, pinned_at FROM pinned_messages", -1,
                        &st, NULL);
     while (rc == 0 && st && sqlite3_step(st) == SQLITE_ROW) {
-        cql_values *v = vals(k);
-        sc_bind_id_as(k->idf, v, src_id(st, 0));
-        cql_values_add_bigint(v, col_i64(st, 1));
+        sc_bind_PIN_GET(k->idf, vals(k), src_id(st, 0), col_i64(st, 1));
         cql_result *r = NULL;
         if ((rc = run_read(k, SC_PIN_GET, &r)) != 0)
             break;

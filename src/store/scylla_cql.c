@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-/* Each statement's kind and text ("@." stands for the keyspace). */
+/* Each statement's kind, text ("@." stands for the keyspace) and value count. */
 const sc_stmt_def sc_stmt[SC_NSTMT] = {
-#define SC_ROW(name, k, cql) {k, cql},
+#define SC_ROW(name, k, cql, params) {k, cql, SC_NPARAMS(params)},
     SC_STATEMENTS(SC_ROW)
 #undef SC_ROW
 };
@@ -34,6 +34,17 @@ cql_values *sc_vals(sc_conn *c)
 {
     cql_values_reset(&c->v);
     return &c->v;
+}
+
+int sc_check_values(store_op *op, sc_stmt_id id, const cql_values *v, const char *what)
+{
+    if (cql_values_error(v))
+        return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
+    if (v->count != sc_stmt[id].nparams)
+        return store__op_fail(op, MS_ERR_INTERNAL,
+                              "%s: %u values for the %d markers of statement %d", what,
+                              (unsigned)v->count, sc_stmt[id].nparams, (int)id);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ requests */
@@ -318,8 +329,8 @@ int sc_run_page(sc_conn *c, store_op *op, sc_stmt_id id, const char *what, int32
     cql_status st;
     if (res)
         *res = NULL;
-    if (cql_values_error(&c->v))
-        return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
+    if (sc_check_values(op, id, &c->v, what))
+        return op->status;
     if (sc_prepare(c, op, id, what))
         return op->status;
     cql_statement s;
@@ -452,8 +463,8 @@ int sc_lwt_batch(sc_conn *c, store_op *op, const sc_stmt_id *ids, size_t n, cons
     for (size_t k = 0; k < n && k < 3; k++) {
         if (sc_prepare(c, op, ids[k], what))
             return op->status;
-        if (cql_values_error(&c->bv[k]))
-            return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
+        if (sc_check_values(op, ids[k], &c->bv[k], what))
+            return op->status;
         cql_statement_init(&st[k]);
         st[k].prepared = c->ps[ids[k]];
         st[k].values = &c->bv[k];

@@ -40,6 +40,8 @@
 
 #if defined(MSGSTORE_HAVE_CQL_SESSION)
 
+#include <string.h>
+
 #include "msgstore/cql.h"
 #include "core/metrics.h"
 #include "coro.h"
@@ -53,198 +55,400 @@
 #define SC_PIN_COLS "channel_id, message_id, pinned_by, pinned_at, content_preview, sender_id"
 
 /*
- * Kinds: R read; W idempotent write; L lightweight transaction; C counter
+ * The statements. Each entry of SC_STATEMENTS is
+ *
+ *   X(NAME, KIND, "CQL text with ? markers", (TYPE, name)(TYPE, name)...)
+ *
+ * KIND: R read; W idempotent write; L lightweight transaction; C counter
  * (never retried); S serial read (completes a transaction left in progress);
  * A read at ALL with a long timeout (the counter repair's recounts).
+ *
+ * The last argument lists the statement's bound values in the order of its
+ * markers (empty: none). From it come SC_<NAME> (sc_stmt_id), the marker
+ * count sc_stmt[SC_<NAME>].nparams (tests/unit/test_sc_statements.c checks it
+ * against the text) and the statement's binder
+ *
+ *   void sc_bind_<NAME>(ms_id_format idf, cql_values *v, <one C parameter per TYPE>)
+ *
+ * which appends exactly those values to v (idf: the store's id format, sc_idf(c);
+ * copy.c passes its own). So adding a column to a statement is one edit here,
+ * in its text and its list, and the compiler then names every caller that
+ * must pass the new value. TYPEs and their C parameters:
+ *
+ *   ID           ms_xid name                    a channel or user id (sc_bind_id_as)
+ *   INT          int32_t name
+ *   BIGINT       int64_t name                   also counters and timestamps (ms)
+ *   TINYINT      int8_t name
+ *   TEXT         const char *name, size_t name_len
+ *   TEXT_OPT     const char *name               NUL-terminated; NULL: unset (fix 3)
+ *   BIGINT_OPT   const int64_t *name            NULL: unset (fix 3)
+ *   INT_OR_NULL  const int32_t *name            NULL: null (an IF col = ? on an absent column)
+ *   INT_LIST     const int32_t *name, size_t name_n    a list (IN ?)
+ *   BIGINT_LIST  const int64_t *name, size_t name_n    a list (IN ?)
  */
 enum { K_R, K_W, K_L, K_C, K_S, K_A };
 
+/* A message row's columns as the inserts write them (MSG_INSERT, MSG_INSERT_NEW). */
+#define SC_MSG_INSERT_CQL                                                                          \
+    "INSERT INTO @.messages (channel_id, bucket, message_id, sender_id, type, source, content, "   \
+    "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "              \
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define SC_MSG_INSERT_PARAMS                                                                       \
+    (ID, ch)(INT, bucket)(BIGINT, id)(ID, sender)(TINYINT, type)(TINYINT, source)(TEXT, content)(  \
+        BIGINT_OPT, reply_to)(TEXT_OPT, attachments)(TEXT_OPT, metadata)(TEXT_OPT, nonce)(         \
+        BIGINT_OPT, tg_chat)(BIGINT_OPT, tg_msg)(BIGINT, created_at)
+
 #define SC_STATEMENTS(X)                                                                           \
-    X(MSG_INSERT, K_W,                                                                             \
-      "INSERT INTO @.messages (channel_id, bucket, message_id, sender_id, type, source, content, " \
-      "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "            \
-      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                             \
-    X(MSG_INSERT_NEW, K_L,                                                                         \
-      "INSERT INTO @.messages (channel_id, bucket, message_id, sender_id, type, source, content, " \
-      "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "            \
-      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")               \
+    X(MSG_INSERT, K_W, SC_MSG_INSERT_CQL, SC_MSG_INSERT_PARAMS)                                    \
+    X(MSG_INSERT_NEW, K_L, SC_MSG_INSERT_CQL " IF NOT EXISTS", SC_MSG_INSERT_PARAMS)               \
     X(MSG_GET, K_R,                                                                                \
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
-      "message_id = ?")                                                                            \
-    X(BUCKET_ADD, K_W, "INSERT INTO @.channel_buckets (channel_id, bucket) VALUES (?, ?)")         \
+      "message_id = ?",                                                                            \
+      (ID, ch)(INT, bucket)(BIGINT, id))                                                           \
+    X(BUCKET_ADD, K_W, "INSERT INTO @.channel_buckets (channel_id, bucket) VALUES (?, ?)",         \
+      (ID, ch)(INT, bucket))                                                                       \
     X(BUCKETS_DOWN, K_R,                                                                           \
-      "SELECT bucket FROM @.channel_buckets WHERE channel_id = ? AND bucket <= ? LIMIT ?")         \
+      "SELECT bucket FROM @.channel_buckets WHERE channel_id = ? AND bucket <= ? LIMIT ?",         \
+      (ID, ch)(INT, from)(INT, limit))                                                             \
     X(BUCKETS_UP, K_R,                                                                             \
       "SELECT bucket FROM @.channel_buckets WHERE channel_id = ? AND bucket >= ? "                 \
-      "ORDER BY bucket ASC LIMIT ?")                                                               \
+      "ORDER BY bucket ASC LIMIT ?",                                                               \
+      (ID, ch)(INT, from)(INT, limit))                                                             \
     X(PAGE_BEFORE, K_R,                                                                            \
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
-      "message_id < ? LIMIT ?")                                                                    \
+      "message_id < ? LIMIT ?",                                                                    \
+      (ID, ch)(INT, bucket)(BIGINT, anchor)(INT, limit))                                           \
     X(PAGE_AFTER, K_R,                                                                             \
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
-      "message_id > ? ORDER BY message_id ASC LIMIT ?")                                            \
+      "message_id > ? ORDER BY message_id ASC LIMIT ?",                                            \
+      (ID, ch)(INT, bucket)(BIGINT, anchor)(INT, limit))                                           \
     X(PAGE_FROM, K_R,                                                                              \
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket = ? AND "            \
-      "message_id >= ? ORDER BY message_id ASC LIMIT ?")                                           \
+      "message_id >= ? ORDER BY message_id ASC LIMIT ?",                                           \
+      (ID, ch)(INT, bucket)(BIGINT, anchor)(INT, limit))                                           \
     X(PAGE_BEFORE_IN, K_R,                                                                         \
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
-      "message_id < ? PER PARTITION LIMIT ?")                                                      \
+      "message_id < ? PER PARTITION LIMIT ?",                                                      \
+      (ID, ch)(INT_LIST, buckets)(BIGINT, anchor)(INT, limit))                                     \
     X(PAGE_AFTER_IN, K_R,                                                                          \
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
-      "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?")                              \
+      "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?",                              \
+      (ID, ch)(INT_LIST, buckets)(BIGINT, anchor)(INT, limit))                                     \
     X(PAGE_AFTER_IDS, K_R,                                                                         \
       "SELECT bucket, message_id FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "        \
-      "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?")                              \
+      "message_id > ? ORDER BY message_id ASC PER PARTITION LIMIT ?",                              \
+      (ID, ch)(INT_LIST, buckets)(BIGINT, anchor)(INT, limit))                                     \
     X(PAGE_RANGE_IN, K_R,                                                                          \
       "SELECT " SC_MSG_COLS " FROM @.messages WHERE channel_id = ? AND bucket IN ? AND "           \
-      "message_id > ? AND message_id <= ?")                                                        \
+      "message_id > ? AND message_id <= ?",                                                        \
+      (ID, ch)(INT_LIST, buckets)(BIGINT, anchor)(BIGINT, last))                                   \
     X(UNREAD_IN, K_R,                                                                              \
       "SELECT bucket, message_id, is_deleted FROM @.messages WHERE channel_id = ? AND bucket IN "  \
-      "? "                                                                                         \
-      "AND message_id > ? PER PARTITION LIMIT ?")                                                  \
+      "? AND message_id > ? PER PARTITION LIMIT ?",                                                \
+      (ID, ch)(INT_LIST, buckets)(BIGINT, after)(INT, limit))                                      \
     X(UNREAD_SCAN, K_R,                                                                            \
       "SELECT bucket, message_id, is_deleted FROM @.messages WHERE channel_id = ? AND bucket = ? " \
-      "AND message_id > ? AND message_id < ? LIMIT ?")                                             \
+      "AND message_id > ? AND message_id < ? LIMIT ?",                                             \
+      (ID, ch)(INT, bucket)(BIGINT, after)(BIGINT, before)(INT, limit))                            \
     X(TG_CLAIM, K_L,                                                                               \
       "INSERT INTO @.telegram_message_mapping (telegram_message_id, telegram_chat_id, "            \
-      "channel_id, "                                                                               \
-      "message_id, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                              \
+      "channel_id, message_id, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",                  \
+      (BIGINT, tg_msg)(BIGINT, tg_chat)(ID, ch)(BIGINT, id)(BIGINT, created_at))                   \
     X(TG_UNCLAIM, K_L,                                                                             \
       "DELETE FROM @.telegram_message_mapping WHERE telegram_message_id = ? AND "                  \
-      "telegram_chat_id = ? IF message_id = ?")                                                    \
+      "telegram_chat_id = ? IF message_id = ?",                                                    \
+      (BIGINT, tg_msg)(BIGINT, tg_chat)(BIGINT, id))                                               \
     X(TG_GET, K_R,                                                                                 \
       "SELECT channel_id, message_id FROM @.telegram_message_mapping WHERE "                       \
-      "telegram_message_id = ? AND telegram_chat_id = ?")                                          \
+      "telegram_message_id = ? AND telegram_chat_id = ?",                                          \
+      (BIGINT, tg_msg)(BIGINT, tg_chat))                                                           \
     X(NONCE_CLAIM, K_L,                                                                            \
       "INSERT INTO @.message_nonces (channel_id, nonce, message_id, created_at) "                  \
-      "VALUES (?, ?, ?, ?) IF NOT EXISTS")                                                         \
+      "VALUES (?, ?, ?, ?) IF NOT EXISTS",                                                         \
+      (ID, ch)(TEXT, nonce)(BIGINT, id)(BIGINT, created_at))                                       \
     X(META_CREATE, K_L,                                                                            \
       "INSERT INTO @.channel_metadata (channel_id, name, type, created_at, updated_at) "           \
-      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                                                      \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",                                                      \
+      (ID, ch)(TEXT, name)(TEXT, type)(BIGINT, created_at)(BIGINT, updated_at))                    \
     X(META_LAST, K_W,                                                                              \
-      "UPDATE @.channel_metadata USING TIMESTAMP ? SET last_message_id = ? WHERE channel_id = ?")  \
+      "UPDATE @.channel_metadata USING TIMESTAMP ? SET last_message_id = ? WHERE channel_id = ?",  \
+      (BIGINT, ts_us)(BIGINT, last)(ID, ch))                                                       \
     X(META_SET, K_W,                                                                               \
       "UPDATE @.channel_metadata SET name = ?, type = ?, created_at = ?, updated_at = ? "          \
-      "WHERE channel_id = ?")                                                                      \
+      "WHERE channel_id = ?",                                                                      \
+      (TEXT_OPT, name)(TEXT_OPT, type)(BIGINT_OPT, created_at)(BIGINT, updated_at)(ID, ch))        \
     X(META_GET, K_R,                                                                               \
       "SELECT channel_id, name, type, created_at, last_message_id, updated_at FROM "               \
-      "@.channel_metadata WHERE channel_id = ?")                                                   \
+      "@.channel_metadata WHERE channel_id = ?",                                                   \
+      (ID, ch))                                                                                    \
     X(COUNT_MSG, K_C,                                                                              \
-      "UPDATE @.channel_message_counts SET count = count + ? WHERE channel_id = ? AND bucket = ?") \
-    X(COUNTER_GET, K_R, "SELECT SUM(count) FROM @.channel_message_counts WHERE channel_id = ?")    \
+      "UPDATE @.channel_message_counts SET count = count + ? WHERE channel_id = ? AND bucket = ?", \
+      (BIGINT, n)(ID, ch)(INT, bucket))                                                            \
+    X(COUNTER_GET, K_R, "SELECT SUM(count) FROM @.channel_message_counts WHERE channel_id = ?",    \
+      (ID, ch))                                                                                    \
     X(EDIT_SAVE, K_W,                                                                              \
       "INSERT INTO @.message_edits (channel_id, message_id, seq, edited_at, content) "             \
-      "VALUES (?, ?, ?, ?, ?)")                                                                    \
+      "VALUES (?, ?, ?, ?, ?)",                                                                    \
+      (ID, ch)(BIGINT, id)(BIGINT, seq)(BIGINT, edited_at)(TEXT, content))                         \
     X(EDIT_APPLY, K_L,                                                                             \
       "UPDATE @.messages SET content = ?, is_edited = true, edited_at = ? WHERE channel_id = ? "   \
-      "AND bucket = ? AND message_id = ? IF created_at != null AND is_deleted != true")            \
+      "AND bucket = ? AND message_id = ? IF created_at != null AND is_deleted != true",            \
+      (TEXT, content)(BIGINT, edited_at)(ID, ch)(INT, bucket)(BIGINT, id))                         \
     X(EDIT_UNSAVE, K_W,                                                                            \
-      "DELETE FROM @.message_edits WHERE channel_id = ? AND message_id = ? AND seq = ?")           \
+      "DELETE FROM @.message_edits WHERE channel_id = ? AND message_id = ? AND seq = ?",           \
+      (ID, ch)(BIGINT, id)(BIGINT, seq))                                                           \
     X(DELETE_APPLY, K_W,                                                                           \
       "UPDATE @.messages SET content = '', attachments = '', metadata = '', is_deleted = true, "   \
-      "deleted_at = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?")                     \
-    X(EDITS_PURGE, K_W, "DELETE FROM @.message_edits WHERE channel_id = ? AND message_id = ?")     \
+      "deleted_at = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?",                     \
+      (BIGINT, deleted_at)(ID, ch)(INT, bucket)(BIGINT, id))                                       \
+    X(EDITS_PURGE, K_W, "DELETE FROM @.message_edits WHERE channel_id = ? AND message_id = ?",     \
+      (ID, ch)(BIGINT, id))                                                                        \
     X(HISTORY, K_R,                                                                                \
       "SELECT edited_at, content FROM @.message_edits WHERE channel_id = ? AND message_id = ? "    \
-      "LIMIT ?")                                                                                   \
+      "LIMIT ?",                                                                                   \
+      (ID, ch)(BIGINT, id)(INT, limit))                                                            \
     X(REACT_ADD, K_L,                                                                              \
       "INSERT INTO @.message_reactions (channel_id, message_id, emoji, user_id, created_at) "      \
-      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")                                                      \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",                                                      \
+      (ID, ch)(BIGINT, id)(TEXT, emoji)(ID, user)(BIGINT, created_at))                             \
     X(REACT_DEL, K_L,                                                                              \
       "DELETE FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND emoji = ? AND " \
-      "user_id = ? IF EXISTS")                                                                     \
+      "user_id = ? IF EXISTS",                                                                     \
+      (ID, ch)(BIGINT, id)(TEXT, emoji)(ID, user))                                                 \
     X(COUNT_INC, K_C,                                                                              \
       "UPDATE @.message_reaction_counts SET count = count + 1, changes = changes + 1 WHERE "       \
-      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
+      "channel_id = ? AND message_id = ? AND emoji = ?",                                           \
+      (ID, ch)(BIGINT, id)(TEXT, emoji))                                                           \
     X(COUNT_DEC, K_C,                                                                              \
       "UPDATE @.message_reaction_counts SET count = count - 1, changes = changes + 1 WHERE "       \
-      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
+      "channel_id = ? AND message_id = ? AND emoji = ?",                                           \
+      (ID, ch)(BIGINT, id)(TEXT, emoji))                                                           \
     X(REACT_ROWS, K_R,                                                                             \
       "SELECT COUNT(*) FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "      \
-      "emoji = ?")                                                                                 \
+      "emoji = ?",                                                                                 \
+      (ID, ch)(BIGINT, id)(TEXT, emoji))                                                           \
     X(COUNT_GET, K_R,                                                                              \
       "SELECT count FROM @.message_reaction_counts WHERE channel_id = ? AND message_id = ? AND "   \
-      "emoji = ?")                                                                                 \
+      "emoji = ?",                                                                                 \
+      (ID, ch)(BIGINT, id)(TEXT, emoji))                                                           \
     X(COUNTS_LIST, K_R,                                                                            \
       "SELECT emoji, count FROM @.message_reaction_counts WHERE channel_id = ? AND "               \
-      "message_id = ?")                                                                            \
+      "message_id = ?",                                                                            \
+      (ID, ch)(BIGINT, id))                                                                        \
     X(USERS, K_R,                                                                                  \
       "SELECT user_id FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "       \
-      "emoji = ? AND user_id > ? LIMIT ?")                                                         \
+      "emoji = ? AND user_id > ? LIMIT ?",                                                         \
+      (ID, ch)(BIGINT, id)(TEXT, emoji)(ID, after)(INT, limit))                                    \
     X(PIN_GET, K_R,                                                                                \
-      "SELECT " SC_PIN_COLS " FROM @.pinned_messages WHERE channel_id = ? AND message_id = ?")     \
+      "SELECT " SC_PIN_COLS " FROM @.pinned_messages WHERE channel_id = ? AND message_id = ?",     \
+      (ID, ch)(BIGINT, id))                                                                        \
     X(PINS_ALL, K_R,                                                                               \
-      "SELECT " SC_PIN_COLS ", pin_count FROM @.pinned_messages WHERE channel_id = ? LIMIT 1000")  \
+      "SELECT " SC_PIN_COLS ", pin_count FROM @.pinned_messages WHERE channel_id = ? LIMIT 1000",  \
+      (ID, ch))                                                                                    \
     X(PIN_ADD, K_L,                                                                                \
       "INSERT INTO @.pinned_messages (channel_id, message_id, pinned_at, pinned_by, "              \
-      "content_preview, sender_id) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS")                       \
+      "content_preview, sender_id) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS",                       \
+      (ID, ch)(BIGINT, id)(BIGINT, pinned_at)(ID, pinned_by)(TEXT, preview)(ID, sender))           \
     X(PIN_DEL, K_L,                                                                                \
-      "DELETE FROM @.pinned_messages WHERE channel_id = ? AND message_id = ? IF EXISTS")           \
+      "DELETE FROM @.pinned_messages WHERE channel_id = ? AND message_id = ? IF EXISTS",           \
+      (ID, ch)(BIGINT, id))                                                                        \
     X(PIN_COUNT, K_L,                                                                              \
-      "UPDATE @.pinned_messages SET pin_count = ? WHERE channel_id = ? IF pin_count = ?")          \
+      "UPDATE @.pinned_messages SET pin_count = ? WHERE channel_id = ? IF pin_count = ?",          \
+      (INT, count)(ID, ch)(INT_OR_NULL, expected))                                                 \
     X(READ_GET, K_R,                                                                               \
       "SELECT last_read_id, updated_at FROM @.message_read_positions WHERE channel_id = ? AND "    \
-      "user_id = ?")                                                                               \
+      "user_id = ?",                                                                               \
+      (ID, ch)(ID, user))                                                                          \
     X(READ_SET, K_W,                                                                               \
       "UPDATE @.message_read_positions USING TIMESTAMP ? SET last_read_id = ?, updated_at = ? "    \
-      "WHERE channel_id = ? AND user_id = ?")                                                      \
+      "WHERE channel_id = ? AND user_id = ?",                                                      \
+      (BIGINT, ts_us)(BIGINT, last_read)(BIGINT, updated_at)(ID, ch)(ID, user))                    \
     X(SYNC_GET, K_R,                                                                               \
       "SELECT channel_id, telegram_chat_id, last_synced_message_id, direction, last_sync_at, "     \
-      "created_at FROM @.telegram_sync_state WHERE channel_id = ?")                                \
+      "created_at FROM @.telegram_sync_state WHERE channel_id = ?",                                \
+      (ID, ch))                                                                                    \
     X(SYNC_SET, K_W,                                                                               \
       "UPDATE @.telegram_sync_state SET telegram_chat_id = ?, direction = ?, last_sync_at = ?, "   \
-      "created_at = ? WHERE channel_id = ?")                                                       \
+      "created_at = ? WHERE channel_id = ?",                                                       \
+      (BIGINT, tg_chat)(TINYINT, direction)(BIGINT, last_sync_at)(BIGINT_OPT, created_at)(ID, ch)) \
     X(SYNC_LAST, K_W,                                                                              \
       "UPDATE @.telegram_sync_state USING TIMESTAMP ? SET last_synced_message_id = ? WHERE "       \
-      "channel_id = ?")                                                                            \
-    X(PING, K_R, "SELECT version FROM @.schema_version WHERE scope = 'msgstore' LIMIT 1")          \
+      "channel_id = ?",                                                                            \
+      (BIGINT, ts_us)(BIGINT, last)(ID, ch))                                                       \
+    X(PING, K_R, "SELECT version FROM @.schema_version WHERE scope = 'msgstore' LIMIT 1", )        \
     X(SEARCH_LOG, K_W,                                                                             \
       "INSERT INTO @.search_log (shard, seq, channel_id, message_id, kind, version) "              \
-      "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?")                                                     \
+      "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?",                                                     \
+      (INT, shard)(BIGINT, seq)(ID, ch)(BIGINT, id)(INT, kind)(BIGINT, version)(INT, ttl_s))       \
     X(RP_NOTE, K_W,                                                                                \
       "INSERT INTO @.counter_repairs (shard, kind, channel_id, id, emoji, failure_id) "            \
-      "VALUES (?, ?, ?, ?, ?, ?)")                                                                 \
+      "VALUES (?, ?, ?, ?, ?, ?)",                                                                 \
+      (INT, shard)(TINYINT, kind)(ID, ch)(BIGINT, id)(TEXT, emoji)(BIGINT, failure_id))            \
     X(RP_SCAN, K_R,                                                                                \
       "SELECT kind, channel_id, id, emoji, failure_id FROM @.counter_repairs WHERE shard IN ? "    \
-      "LIMIT ?")                                                                                   \
+      "LIMIT ?",                                                                                   \
+      (INT_LIST, shards)(INT, limit))                                                              \
     X(RP_DONE, K_W,                                                                                \
       "DELETE FROM @.counter_repairs WHERE shard = ? AND kind = ? AND channel_id = ? AND id = ? "  \
-      "AND emoji = ? AND failure_id IN ?")                                                         \
+      "AND emoji = ? AND failure_id IN ?",                                                         \
+      (INT, shard)(TINYINT, kind)(ID, ch)(BIGINT, id)(TEXT, emoji)(BIGINT_LIST, failure_ids))      \
     X(RP_LEASE, K_L,                                                                               \
       "INSERT INTO @.counter_repair_leases (kind, channel_id, id, emoji, owner) "                  \
-      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?")                                          \
+      "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?",                                          \
+      (TINYINT, kind)(ID, ch)(BIGINT, id)(TEXT, emoji)(BIGINT, owner)(INT, ttl_s))                 \
     X(RP_UNLEASE, K_L,                                                                             \
       "DELETE FROM @.counter_repair_leases WHERE kind = ? AND channel_id = ? AND id = ? AND "      \
-      "emoji = ? IF owner = ?")                                                                    \
+      "emoji = ? IF owner = ?",                                                                    \
+      (TINYINT, kind)(ID, ch)(BIGINT, id)(TEXT, emoji)(BIGINT, owner))                             \
     X(RP_RX_TOUCH, K_S,                                                                            \
-      "SELECT user_id FROM @.message_reactions WHERE channel_id = ? AND message_id = ? LIMIT 1")   \
+      "SELECT user_id FROM @.message_reactions WHERE channel_id = ? AND message_id = ? LIMIT 1",   \
+      (ID, ch)(BIGINT, id))                                                                        \
     X(RP_RX_ROWS, K_A,                                                                             \
       "SELECT COUNT(*) FROM @.message_reactions WHERE channel_id = ? AND message_id = ? AND "      \
-      "emoji = ?")                                                                                 \
+      "emoji = ?",                                                                                 \
+      (ID, ch)(BIGINT, id)(TEXT, emoji))                                                           \
     X(RP_RX_COUNTER, K_A,                                                                          \
       "SELECT count, changes FROM @.message_reaction_counts WHERE channel_id = ? AND "             \
-      "message_id = ? AND emoji = ?")                                                              \
+      "message_id = ? AND emoji = ?",                                                              \
+      (ID, ch)(BIGINT, id)(TEXT, emoji))                                                           \
     X(RP_RX_FIX, K_C,                                                                              \
       "UPDATE @.message_reaction_counts SET count = count + ?, changes = changes + 1 WHERE "       \
-      "channel_id = ? AND message_id = ? AND emoji = ?")                                           \
+      "channel_id = ? AND message_id = ? AND emoji = ?",                                           \
+      (BIGINT, delta)(ID, ch)(BIGINT, id)(TEXT, emoji))                                            \
     X(RP_MC_TOUCH, K_S,                                                                            \
-      "SELECT message_id FROM @.messages WHERE channel_id = ? AND bucket = ? LIMIT 1")             \
+      "SELECT message_id FROM @.messages WHERE channel_id = ? AND bucket = ? LIMIT 1",             \
+      (ID, ch)(INT, bucket))                                                                       \
     X(RP_MC_ROWS, K_A,                                                                             \
-      "SELECT COUNT(created_at) FROM @.messages WHERE channel_id = ? AND bucket = ?")              \
+      "SELECT COUNT(created_at) FROM @.messages WHERE channel_id = ? AND bucket = ?",              \
+      (ID, ch)(INT, bucket))                                                                       \
     X(RP_MC_COUNTER, K_A,                                                                          \
-      "SELECT count FROM @.channel_message_counts WHERE channel_id = ? AND bucket = ?")
+      "SELECT count FROM @.channel_message_counts WHERE channel_id = ? AND bucket = ?",            \
+      (ID, ch)(INT, bucket))
 
-#define SC_ENUM(name, kind, cql) SC_##name,
+#define SC_ENUM(name, kind, cql, params) SC_##name,
 typedef enum sc_stmt_id { SC_STATEMENTS(SC_ENUM) SC_NSTMT } sc_stmt_id;
 #undef SC_ENUM
 
 typedef struct sc_stmt_def {
     int kind; /* K_* */
     const char *cql;
+    int nparams; /* bound values: one per ? marker of cql */
 } sc_stmt_def;
 
-/* The statements' kinds and texts, by sc_stmt_id (scylla_cql.c). */
+/* The statements' kinds, texts and value counts, by sc_stmt_id (scylla_cql.c). */
 extern const sc_stmt_def sc_stmt[SC_NSTMT];
+
+/*
+ * Binds a channel or user id as the CQL type of format f (uuid or bigint):
+ * the one place that knows it (every ID value of a binder goes through it).
+ */
+void sc_bind_id_as(ms_id_format f, cql_values *v, ms_xid id);
+
+/* ---- the binders, generated from each entry's value list ---- */
+
+/*
+ * A value list is a preprocessor sequence (T, n)(T, n)...: SC_SEQ(M, seq)
+ * applies M_A/M_B alternately to its elements (a macro cannot call itself)
+ * and pastes _END onto the name left over after the last one, which expands
+ * to nothing; an empty list leaves M_A alone, so it becomes M_A_END.
+ */
+#define SC_SEQ(M, seq)     SC_SEQ_END_(M##_A seq)
+#define SC_SEQ_END_(...)   SC_SEQ_PASTE_(__VA_ARGS__)
+#define SC_SEQ_PASTE_(...) __VA_ARGS__##_END
+
+/* the C parameters: ", int64_t n, ms_xid ch" */
+#define SC_PARAMS_A(T, n) , SC_PARAM_##T(n) SC_PARAMS_B
+#define SC_PARAMS_B(T, n) , SC_PARAM_##T(n) SC_PARAMS_A
+#define SC_PARAMS_A_END
+#define SC_PARAMS_B_END
+/* the appends: one value each */
+#define SC_APPEND_A(T, n)                                                                          \
+    SC_APPEND_##T(n);                                                                              \
+    SC_APPEND_B
+#define SC_APPEND_B(T, n)                                                                          \
+    SC_APPEND_##T(n);                                                                              \
+    SC_APPEND_A
+#define SC_APPEND_A_END
+#define SC_APPEND_B_END
+/* the count: "+ 1 + 1" */
+#define SC_COUNT_A(T, n) +1 SC_COUNT_B
+#define SC_COUNT_B(T, n) +1 SC_COUNT_A
+#define SC_COUNT_A_END
+#define SC_COUNT_B_END
+#define SC_NPARAMS(seq) (0 SC_SEQ(SC_COUNT, seq))
+
+#define SC_PARAM_ID(n)          ms_xid n
+#define SC_PARAM_INT(n)         int32_t n
+#define SC_PARAM_BIGINT(n)      int64_t n
+#define SC_PARAM_TINYINT(n)     int8_t n
+#define SC_PARAM_TEXT(n)        const char *n, size_t n##_len
+#define SC_PARAM_TEXT_OPT(n)    const char *n
+#define SC_PARAM_BIGINT_OPT(n)  const int64_t *n
+#define SC_PARAM_INT_OR_NULL(n) const int32_t *n
+#define SC_PARAM_INT_LIST(n)    const int32_t *n, size_t n##_n
+#define SC_PARAM_BIGINT_LIST(n) const int64_t *n, size_t n##_n
+
+#define SC_APPEND_ID(n)          sc_bind_id_as(idf, v, n)
+#define SC_APPEND_INT(n)         cql_values_add_int(v, n)
+#define SC_APPEND_BIGINT(n)      cql_values_add_bigint(v, n)
+#define SC_APPEND_TINYINT(n)     cql_values_add_tinyint(v, n)
+#define SC_APPEND_TEXT(n)        cql_values_add_text(v, n, n##_len)
+#define SC_APPEND_TEXT_OPT(n)    sc_add_text_opt(v, n)
+#define SC_APPEND_BIGINT_OPT(n)  sc_add_bigint_opt(v, n)
+#define SC_APPEND_INT_OR_NULL(n) sc_add_int_or_null(v, n)
+#define SC_APPEND_INT_LIST(n)    sc_add_int_list(v, n, n##_n)
+#define SC_APPEND_BIGINT_LIST(n) sc_add_bigint_list(v, n, n##_n)
+
+static inline void sc_add_text_opt(cql_values *v, const char *s)
+{
+    if (s)
+        cql_values_add_text(v, s, strlen(s));
+    else
+        cql_values_add_unset(v);
+}
+
+static inline void sc_add_bigint_opt(cql_values *v, const int64_t *x)
+{
+    if (x)
+        cql_values_add_bigint(v, *x);
+    else
+        cql_values_add_unset(v);
+}
+
+static inline void sc_add_int_or_null(cql_values *v, const int32_t *x)
+{
+    if (x)
+        cql_values_add_int(v, *x);
+    else
+        cql_values_add_null(v);
+}
+
+static inline void sc_add_int_list(cql_values *v, const int32_t *x, size_t n)
+{
+    cql_values_begin_list(v);
+    for (size_t i = 0; i < n; i++)
+        cql_values_add_int(v, x[i]);
+    cql_values_end(v);
+}
+
+static inline void sc_add_bigint_list(cql_values *v, const int64_t *x, size_t n)
+{
+    cql_values_begin_list(v);
+    for (size_t i = 0; i < n; i++)
+        cql_values_add_bigint(v, x[i]);
+    cql_values_end(v);
+}
+
+/* sc_bind_<NAME>(idf, v, ...): appends statement NAME's values to v, in its markers' order. */
+#define SC_BINDER(name, kind, cql, params)                                                         \
+    static inline void sc_bind_##name(ms_id_format idf, cql_values *v SC_SEQ(SC_PARAMS, params))   \
+    {                                                                                              \
+        (void)idf;                                                                                 \
+        (void)v;                                                                                   \
+        SC_SEQ(SC_APPEND, params)                                                                  \
+    }
+SC_STATEMENTS(SC_BINDER)
+#undef SC_BINDER
 
 typedef struct sc_backend sc_backend;
 
@@ -476,6 +680,14 @@ int sc_fail(store_op *op, const cql_status *st, const char *what);
 /* c's value list, emptied for the next statement. */
 cql_values *sc_vals(sc_conn *c);
 
+/*
+ * 0 when v holds statement id's values: as many as its markers (its binder
+ * filled it) and no failed append. Else fails op: MS_ERR_NOMEM for a failed
+ * append, MS_ERR_INTERNAL for a count that is not the statement's. sc_run,
+ * sc_lwt_batch and the insert batch check every statement they send.
+ */
+int sc_check_values(store_op *op, sc_stmt_id id, const cql_values *v, const char *what);
+
 /* Prepares statement id on c's session once; 0, or fails op. */
 int sc_prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what);
 
@@ -531,12 +743,8 @@ void sc_task_resume(sc_task *t);
 /* Takes one injected fault `f` (tests) if any is left: true when taken. */
 bool sc_take_fault(sc_conn *c, store_fault f);
 
-/*
- * Binds a channel or user id as the CQL type of format f (uuid or bigint):
- * the one place that knows it. sc_bind_id binds in the store's format.
- */
-void sc_bind_id_as(ms_id_format f, cql_values *v, ms_xid id);
-#define sc_bind_id(c, v, id) sc_bind_id_as((c)->b->cfg->id_format, (v), (id))
+/* The store's id format: the first argument of the binders (sc_bind_<NAME>). */
+#define sc_idf(c) ((c)->b->cfg->id_format)
 
 /* ---- search change log (scylla_messages.c) ---- */
 

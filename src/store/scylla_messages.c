@@ -64,10 +64,7 @@ int sc_row_msg(cql_result *r, store_result_hdr *res, store_message *m)
 int sc_get_msg(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, store_result_hdr *res,
                store_message *m)
 {
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, ch);
-    cql_values_add_int(v, (int32_t)ms_bucket_of(id));
-    cql_values_add_bigint(v, (int64_t)id);
+    sc_bind_MSG_GET(sc_idf(c), sc_vals(c), ch, (int32_t)ms_bucket_of(id), (int64_t)id);
     cql_result *r = NULL;
     if (sc_run(c, op, SC_MSG_GET, "reading the message", &r))
         return op->status;
@@ -162,40 +159,20 @@ void sc_known_list(sc_backend *b, ms_xid ch, int32_t bucket)
 
 /* ------------------------------------------------------------------ messages */
 
-/* A text value, or unset for NULL (fix 3: absent columns are not written, no null). */
-static void add_text_or_unset(cql_values *v, const char *text)
+/*
+ * Binds insert request r as message `id` (created: its time) for statement
+ * `which` (SC_MSG_INSERT or SC_MSG_INSERT_NEW). What it lacks stays unset.
+ */
+static void bind_message(const sc_conn *c, cql_values *v, sc_stmt_id which,
+                         const store_insert_req *r, uint64_t id, uint64_t created)
 {
-    if (text)
-        cql_values_add_text(v, text, strlen(text));
-    else
-        cql_values_add_unset(v);
-}
-
-static void bind_message(const sc_conn *c, cql_values *v, const store_insert_req *r, uint64_t id,
-                         uint64_t created)
-{
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_int(v, (int32_t)ms_bucket_of(id));
-    cql_values_add_bigint(v, (int64_t)id);
-    sc_bind_id(c, v, r->sender_id);
-    cql_values_add_tinyint(v, (int8_t)r->type);
-    cql_values_add_tinyint(v, (int8_t)r->source);
-    cql_values_add_text(v, r->content, r->content_len);
-    if (r->reply_to)
-        cql_values_add_bigint(v, (int64_t)r->reply_to);
-    else
-        cql_values_add_unset(v);
-    add_text_or_unset(v, r->attachments);
-    add_text_or_unset(v, r->metadata);
-    add_text_or_unset(v, r->nonce);
-    if (r->has_telegram) {
-        cql_values_add_bigint(v, r->telegram_chat_id);
-        cql_values_add_bigint(v, r->telegram_message_id);
-    } else {
-        cql_values_add_unset(v);
-        cql_values_add_unset(v);
-    }
-    cql_values_add_bigint(v, (int64_t)created);
+    int64_t reply_to = (int64_t)r->reply_to;
+    (which == SC_MSG_INSERT_NEW ? sc_bind_MSG_INSERT_NEW : sc_bind_MSG_INSERT)(
+        sc_idf(c), v, r->channel_id, (int32_t)ms_bucket_of(id), (int64_t)id, r->sender_id,
+        (int8_t)r->type, (int8_t)r->source, r->content, r->content_len,
+        r->reply_to ? &reply_to : NULL, r->attachments, r->metadata, r->nonce,
+        r->has_telegram ? &r->telegram_chat_id : NULL,
+        r->has_telegram ? &r->telegram_message_id : NULL, (int64_t)created);
 }
 
 /* The same message: same nonce, same Telegram ids (a retry of one request). */
@@ -228,16 +205,6 @@ static int stored_instead(sc_conn *c, store_op *op, uint64_t id)
                           STORE_XID(op->s, r->channel_id));
 }
 
-/*
- * Writes the message row and what goes with it. The bucket is registered
- * first: a listed bucket without its message costs a page nothing but a
- * query, a message in an unlisted bucket would be invisible to pages.
- * count: increment the bucket's message count once (never retried); else,
- * or when that fails, or when a failure leaves the message possibly written,
- * the bucket's count is recorded for the repair, which recounts its rows.
- * Returns 0, 1 when another attempt of the same request wrote the message
- * first (op->res: the stored one), or fails op.
- */
 /* ------------------------------------------------------------------ search change log */
 
 bool sc_search_on(const sc_backend *b)
@@ -248,13 +215,9 @@ bool sc_search_on(const sc_backend *b)
 void sc_bind_search_entry(const store_config *cfg, ms_id_format idf, cql_values *v, uint64_t seq,
                           ms_xid ch, uint64_t id, int kind, uint64_t version)
 {
-    cql_values_add_int(v, store_search_shard(ch, cfg->search_shards));
-    cql_values_add_bigint(v, (int64_t)seq);
-    sc_bind_id_as(idf, v, ch);
-    cql_values_add_bigint(v, (int64_t)id);
-    cql_values_add_int(v, kind);
-    cql_values_add_bigint(v, (int64_t)version);
-    cql_values_add_int(v, (int32_t)(cfg->search_log_ttl_ms / 1000));
+    sc_bind_SEARCH_LOG(idf, v, store_search_shard(ch, cfg->search_shards), (int64_t)seq, ch,
+                       (int64_t)id, kind, (int64_t)version,
+                       (int32_t)(cfg->search_log_ttl_ms / 1000));
 }
 
 int sc_bind_search_log(sc_conn *c, store_op *op, cql_values *v, ms_xid ch, uint64_t id, int kind,
@@ -292,10 +255,7 @@ static void count_message(sc_conn *c, store_op *op, ms_xid ch, int32_t bucket)
         return;
     ms_counter_add(c->b->m_count_updates, 1);
     ms_counter_add(c->b->m_count_incs, n);
-    cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)n);
-    sc_bind_id(c, v, ch);
-    cql_values_add_int(v, bucket);
+    sc_bind_COUNT_MSG(sc_idf(c), sc_vals(c), (int64_t)n, ch, bucket);
     if (sc_run(c, op, SC_COUNT_MSG, "counting the message", NULL) != 0) {
         sc_note_failure(c, op, RP_MESSAGES, ch, bucket, NULL);
         op->status = 0;
@@ -323,6 +283,16 @@ static void relog(sc_conn *c, store_op *op, ms_xid ch, uint64_t id, uint64_t cre
     memcpy(op->detail, detail, sizeof detail);
 }
 
+/*
+ * Writes the message row and what goes with it. The bucket is registered
+ * first: a listed bucket without its message costs a page nothing but a
+ * query, a message in an unlisted bucket would be invisible to pages.
+ * count: increment the bucket's message count once (never retried); else,
+ * or when that fails, or when a failure leaves the message possibly written,
+ * the bucket's count is recorded for the repair, which recounts its rows.
+ * Returns 0, 1 when another attempt of the same request wrote the message
+ * first (op->res: the stored one), or fails op.
+ */
 static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
 {
     const store_insert_req *r = &op->req.insert;
@@ -330,14 +300,9 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
     uint64_t created = ms_snowflake_unix_ms(id, cfg->epoch_ms);
     int32_t bucket = (int32_t)ms_bucket_of(id);
     bool listed = sc_known_listed(c->b, r->channel_id, bucket);
-    cql_values *v;
     if (!sc_known_has(c->b, r->channel_id)) {
-        v = sc_vals(c);
-        sc_bind_id(c, v, r->channel_id);
-        cql_values_add_text(v, "", 0);
-        cql_values_add_text(v, "channel", 7);
-        cql_values_add_bigint(v, (int64_t)created);
-        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        sc_bind_META_CREATE(sc_idf(c), sc_vals(c), r->channel_id, "", 0, "channel", 7,
+                            (int64_t)created, (int64_t)op->now_ms);
         if (sc_run(c, op, SC_META_CREATE, "creating the channel", NULL))
             return op->status;
         sc_known_add(c->b, r->channel_id);
@@ -351,17 +316,14 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
          * answer with it (issue 10 item 7).
          */
         if (!listed) {
-            v = sc_vals(c);
-            sc_bind_id(c, v, r->channel_id);
-            cql_values_add_int(v, bucket);
+            sc_bind_BUCKET_ADD(sc_idf(c), sc_vals(c), r->channel_id, bucket);
             if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
                 return op->status;
             sc_known_list(c->b, r->channel_id, bucket);
         }
         if (sc_search_log(c, op, r->channel_id, id, STORE_SEARCH_LOG_INSERT, created))
             return op->status;
-        v = sc_vals(c);
-        bind_message(c, v, r, id, created);
+        bind_message(c, sc_vals(c), SC_MSG_INSERT_NEW, r, id, created);
         cql_result *res = NULL;
         if (sc_run(c, op, SC_MSG_INSERT_NEW, "writing the message", &res))
             goto uncounted;
@@ -369,10 +331,8 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
         cql_result_destroy(res);
         if (!applied)
             return stored_instead(c, op, id);
-        v = sc_vals(c);
-        cql_values_add_bigint(v, (int64_t)(created * 1000));
-        cql_values_add_bigint(v, (int64_t)id);
-        sc_bind_id(c, v, r->channel_id);
+        sc_bind_META_LAST(sc_idf(c), sc_vals(c), (int64_t)(created * 1000), (int64_t)id,
+                          r->channel_id);
         if (sc_run(c, op, SC_META_LAST, "updating the channel metadata", NULL))
             goto uncounted;
     } else {
@@ -413,20 +373,17 @@ static int write_message(sc_conn *c, store_op *op, uint64_t id, bool count)
             st[k].prepared = c->ps[ids[k]];
             st[k].values = &c->bv[k];
         }
-        if (!listed) {
-            sc_bind_id(c, &c->bv[0], r->channel_id);
-            cql_values_add_int(&c->bv[0], bucket);
-        }
-        bind_message(c, &c->bv[m], r, id, created);
-        cql_values_add_bigint(&c->bv[m + 1], (int64_t)(created * 1000));
-        cql_values_add_bigint(&c->bv[m + 1], (int64_t)id);
-        sc_bind_id(c, &c->bv[m + 1], r->channel_id);
+        if (!listed)
+            sc_bind_BUCKET_ADD(sc_idf(c), &c->bv[0], r->channel_id, bucket);
+        bind_message(c, &c->bv[m], SC_MSG_INSERT, r, id, created);
+        sc_bind_META_LAST(sc_idf(c), &c->bv[m + 1], (int64_t)(created * 1000), (int64_t)id,
+                          r->channel_id);
         if (search && sc_bind_search_log(c, op, &c->bv[m + 2], r->channel_id, id,
                                          STORE_SEARCH_LOG_INSERT, created))
             return op->status;
         for (int k = 0; k < nst; k++)
-            if (cql_values_error(&c->bv[k]))
-                return store__op_fail(op, MS_ERR_NOMEM, "writing the message: cannot bind");
+            if (sc_check_values(op, ids[k], &c->bv[k], "writing the message"))
+                return op->status;
         cql_batch_request br;
         cql_batch_request_init(&br);
         br.kind = CQL_BATCH_KIND_UNLOGGED;
@@ -469,9 +426,7 @@ static int duplicate_of(sc_conn *c, store_op *op, ms_xid ch, uint64_t id)
     for (int attempt = 0; attempt < 20; attempt++) {
         if (sc_load_message(c, op, ch, id, true) == 0) {
             /* the first insert may have failed after writing the message: list its bucket */
-            cql_values *v = sc_vals(c);
-            sc_bind_id(c, v, ch);
-            cql_values_add_int(v, (int32_t)ms_bucket_of(id));
+            sc_bind_BUCKET_ADD(sc_idf(c), sc_vals(c), ch, (int32_t)ms_bucket_of(id));
             if (sc_run(c, op, SC_BUCKET_ADD, "recording the bucket", NULL))
                 return op->status;
             /* ... or before its change-log entry: the duplicate is acknowledged now */
@@ -501,16 +456,11 @@ static int duplicate_of(sc_conn *c, store_op *op, ms_xid ch, uint64_t id)
 int sc_op_insert(sc_conn *c, store_op *op)
 {
     const store_insert_req *r = &op->req.insert;
-    cql_values *v;
     cql_result *res = NULL;
     bool tg_claimed = false;
     if (r->has_telegram) {
-        v = sc_vals(c);
-        cql_values_add_bigint(v, r->telegram_message_id);
-        cql_values_add_bigint(v, r->telegram_chat_id);
-        sc_bind_id(c, v, r->channel_id);
-        cql_values_add_bigint(v, (int64_t)r->id);
-        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        sc_bind_TG_CLAIM(sc_idf(c), sc_vals(c), r->telegram_message_id, r->telegram_chat_id,
+                         r->channel_id, (int64_t)r->id, (int64_t)op->now_ms);
         if (sc_run(c, op, SC_TG_CLAIM, "claiming the Telegram message", &res))
             return op->status;
         if (!sc_lwt_applied(res)) {
@@ -523,21 +473,16 @@ int sc_op_insert(sc_conn *c, store_op *op)
         tg_claimed = true;
     }
     if (r->nonce) {
-        v = sc_vals(c);
-        sc_bind_id(c, v, r->channel_id);
-        cql_values_add_text(v, r->nonce, strlen(r->nonce));
-        cql_values_add_bigint(v, (int64_t)r->id);
-        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        sc_bind_NONCE_CLAIM(sc_idf(c), sc_vals(c), r->channel_id, r->nonce, strlen(r->nonce),
+                            (int64_t)r->id, (int64_t)op->now_ms);
         if (sc_run(c, op, SC_NONCE_CLAIM, "claiming the nonce", &res))
             goto unclaim;
         if (!sc_lwt_applied(res)) {
             uint64_t id = (uint64_t)sc_named_i64(res, "message_id");
             cql_result_destroy(res);
             if (tg_claimed) {
-                v = sc_vals(c);
-                cql_values_add_bigint(v, r->telegram_message_id);
-                cql_values_add_bigint(v, r->telegram_chat_id);
-                cql_values_add_bigint(v, (int64_t)r->id);
+                sc_bind_TG_UNCLAIM(sc_idf(c), sc_vals(c), r->telegram_message_id,
+                                   r->telegram_chat_id, (int64_t)r->id);
                 if (sc_run(c, op, SC_TG_UNCLAIM, "releasing the Telegram claim", NULL))
                     return op->status;
             }
@@ -564,10 +509,8 @@ unclaim:
         int st = op->status;
         char detail[STORE_DETAIL_LEN];
         memcpy(detail, op->detail, sizeof detail);
-        v = sc_vals(c);
-        cql_values_add_bigint(v, r->telegram_message_id);
-        cql_values_add_bigint(v, r->telegram_chat_id);
-        cql_values_add_bigint(v, (int64_t)r->id);
+        sc_bind_TG_UNCLAIM(sc_idf(c), sc_vals(c), r->telegram_message_id, r->telegram_chat_id,
+                           (int64_t)r->id);
         sc_run(c, op, SC_TG_UNCLAIM, "releasing the Telegram claim", NULL);
         op->status = st;
         memcpy(op->detail, detail, sizeof detail);
@@ -582,9 +525,8 @@ int sc_op_get(sc_conn *c, store_op *op)
 
 int sc_op_get_telegram(sc_conn *c, store_op *op)
 {
-    cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, op->req.tg.telegram_message_id);
-    cql_values_add_bigint(v, op->req.tg.telegram_chat_id);
+    sc_bind_TG_GET(sc_idf(c), sc_vals(c), op->req.tg.telegram_message_id,
+                   op->req.tg.telegram_chat_id);
     cql_result *r = NULL;
     if (sc_run(c, op, SC_TG_GET, "reading the Telegram mapping", &r))
         return op->status;
@@ -717,10 +659,8 @@ static int take_read(sc_conn *c, store_op *op, sc_stmt_id id, store_result_hdr *
 int sc_bucket_list(sc_conn *c, store_op *op, ms_xid ch, int32_t from, bool desc, int32_t *out,
                    size_t *n)
 {
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, ch);
-    cql_values_add_int(v, from);
-    cql_values_add_int(v, BUCKET_CHUNK);
+    (desc ? sc_bind_BUCKETS_DOWN : sc_bind_BUCKETS_UP)(sc_idf(c), sc_vals(c), ch, from,
+                                                       BUCKET_CHUNK);
     cql_result *r = NULL;
     if (sc_run(c, op, desc ? SC_BUCKETS_DOWN : SC_BUCKETS_UP, "reading the bucket list", &r))
         return op->status;
@@ -756,12 +696,11 @@ static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool de
         if (now_b < start)
             start = now_b;
     }
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, ch);
-    cql_values_add_int(v, start);
-    cql_values_add_bigint(v, (int64_t)anchor);
-    cql_values_add_int(v, (int32_t)want);
     sc_stmt_id id = desc ? SC_PAGE_BEFORE : inclusive ? SC_PAGE_FROM : SC_PAGE_AFTER;
+    (desc ? sc_bind_PAGE_BEFORE
+     : inclusive
+         ? sc_bind_PAGE_FROM
+         : sc_bind_PAGE_AFTER)(sc_idf(c), sc_vals(c), ch, start, (int64_t)anchor, (int32_t)want);
     int rc = take_read(c, op, id, res, mv, want, desc);
     if (rc)
         return rc;
@@ -788,27 +727,15 @@ static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool de
         size_t use = n < left ? n : left;
         uint64_t last = STORE_ID_MAX;
         if (!desc && use * left * max_row_bytes(c->b->cfg) <= SC_READ_BYTES) {
-            v = sc_vals(c);
-            sc_bind_id(c, v, ch);
-            cql_values_begin_list(v);
-            for (size_t k = 0; k < use; k++)
-                cql_values_add_int(v, list[k]);
-            cql_values_end(v);
-            cql_values_add_bigint(v, (int64_t)anchor);
-            cql_values_add_int(v, (int32_t)left);
+            sc_bind_PAGE_AFTER_IN(sc_idf(c), sc_vals(c), ch, list, use, (int64_t)anchor,
+                                  (int32_t)left);
             rc = take_read(c, op, SC_PAGE_AFTER_IN, res, mv, want, false);
             if (rc)
                 return rc;
             last = 0; /* read */
         } else if (!desc) {
-            v = sc_vals(c);
-            sc_bind_id(c, v, ch);
-            cql_values_begin_list(v);
-            for (size_t k = 0; k < use; k++)
-                cql_values_add_int(v, list[k]);
-            cql_values_end(v);
-            cql_values_add_bigint(v, (int64_t)anchor);
-            cql_values_add_int(v, (int32_t)left);
+            sc_bind_PAGE_AFTER_IDS(sc_idf(c), sc_vals(c), ch, list, use, (int64_t)anchor,
+                                   (int32_t)left);
             cql_result *r = NULL;
             if (sc_run(c, op, SC_PAGE_AFTER_IDS, "reading the page", &r))
                 return op->status;
@@ -828,17 +755,12 @@ static int collect(sc_conn *c, store_op *op, ms_xid ch, uint64_t anchor, bool de
             free(got);
         }
         if (desc || last) {
-            v = sc_vals(c);
-            sc_bind_id(c, v, ch);
-            cql_values_begin_list(v);
-            for (size_t k = 0; k < use; k++)
-                cql_values_add_int(v, list[k]);
-            cql_values_end(v);
-            cql_values_add_bigint(v, (int64_t)anchor);
             if (desc)
-                cql_values_add_int(v, (int32_t)left);
+                sc_bind_PAGE_BEFORE_IN(sc_idf(c), sc_vals(c), ch, list, use, (int64_t)anchor,
+                                       (int32_t)left);
             else
-                cql_values_add_bigint(v, (int64_t)last);
+                sc_bind_PAGE_RANGE_IN(sc_idf(c), sc_vals(c), ch, list, use, (int64_t)anchor,
+                                      (int64_t)last);
             rc = take_read(c, op, desc ? SC_PAGE_BEFORE_IN : SC_PAGE_RANGE_IN, res, mv, want, desc);
             if (rc)
                 return rc;
@@ -914,16 +836,11 @@ int sc_op_page(sc_conn *c, store_op *op)
 /* The statements of a delete (soft delete, edit history purged); 0 or fails op. */
 static int delete_rows(sc_conn *c, store_op *op, ms_xid ch, uint64_t msg)
 {
-    cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(c, v, ch);
-    cql_values_add_int(v, (int32_t)ms_bucket_of(msg));
-    cql_values_add_bigint(v, (int64_t)msg);
+    sc_bind_DELETE_APPLY(sc_idf(c), sc_vals(c), (int64_t)op->now_ms, ch, (int32_t)ms_bucket_of(msg),
+                         (int64_t)msg);
     if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
         return op->status;
-    v = sc_vals(c);
-    sc_bind_id(c, v, ch);
-    cql_values_add_bigint(v, (int64_t)msg);
+    sc_bind_EDITS_PURGE(sc_idf(c), sc_vals(c), ch, (int64_t)msg);
     return sc_run(c, op, SC_EDITS_PURGE, "purging the edit history", NULL);
 }
 
@@ -955,22 +872,14 @@ int sc_op_edit(sc_conn *c, store_op *op)
         store__op_fail(op, MS_ERR_CLOCK, "the clock stepped back; retry");
         goto out;
     }
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
-    cql_values_add_bigint(v, (int64_t)seq);
-    cql_values_add_bigint(v, (int64_t)op->now_ms);
-    cql_values_add_text(v, cur->msg.content, cur->msg.content_len);
+    sc_bind_EDIT_SAVE(sc_idf(c), sc_vals(c), r->channel_id, (int64_t)r->message_id, (int64_t)seq,
+                      (int64_t)op->now_ms, cur->msg.content, cur->msg.content_len);
     if (sc_run(c, op, SC_EDIT_SAVE, "saving the edit history", NULL))
         goto out;
     if (sc_search_log(c, op, r->channel_id, r->message_id, STORE_SEARCH_LOG_EDIT, op->now_ms))
         goto out;
-    v = sc_vals(c);
-    cql_values_add_text(v, r->content, r->content_len);
-    cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
-    cql_values_add_bigint(v, (int64_t)r->message_id);
+    sc_bind_EDIT_APPLY(sc_idf(c), sc_vals(c), r->content, r->content_len, (int64_t)op->now_ms,
+                       r->channel_id, (int32_t)ms_bucket_of(r->message_id), (int64_t)r->message_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_EDIT_APPLY, "editing the message", &q))
         goto out;
@@ -978,10 +887,8 @@ int sc_op_edit(sc_conn *c, store_op *op)
     cql_result_destroy(q);
     if (!applied) {
         /* deleted meanwhile: the history row saved above must not outlive the delete */
-        v = sc_vals(c);
-        sc_bind_id(c, v, r->channel_id);
-        cql_values_add_bigint(v, (int64_t)r->message_id);
-        cql_values_add_bigint(v, (int64_t)seq);
+        sc_bind_EDIT_UNSAVE(sc_idf(c), sc_vals(c), r->channel_id, (int64_t)r->message_id,
+                            (int64_t)seq);
         if (sc_run(c, op, SC_EDIT_UNSAVE, "taking back the edit history", NULL))
             goto out;
         store__op_fail(op, MS_ERR_CONFLICT,
@@ -1006,19 +913,14 @@ int sc_op_delete(sc_conn *c, store_op *op)
     store_free(cur);
     if (sc_search_log(c, op, r->channel_id, r->message_id, STORE_SEARCH_LOG_DELETE, op->now_ms))
         return op->status;
-    cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_int(v, (int32_t)ms_bucket_of(r->message_id));
-    cql_values_add_bigint(v, (int64_t)r->message_id);
+    sc_bind_DELETE_APPLY(sc_idf(c), sc_vals(c), (int64_t)op->now_ms, r->channel_id,
+                         (int32_t)ms_bucket_of(r->message_id), (int64_t)r->message_id);
     if (sc_run(c, op, SC_DELETE_APPLY, "deleting the message", NULL))
         return op->status;
     bool unpinned = false;
     if (sc_pin_cas(c, op, r->channel_id, r->message_id, NULL, &unpinned))
         return op->status;
-    v = sc_vals(c);
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
+    sc_bind_EDITS_PURGE(sc_idf(c), sc_vals(c), r->channel_id, (int64_t)r->message_id);
     if (sc_run(c, op, SC_EDITS_PURGE, "purging the edit history", NULL))
         return op->status;
     return sc_load_message(c, op, r->channel_id, r->message_id, false);
@@ -1038,10 +940,7 @@ int sc_op_history(sc_conn *c, store_op *op)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
     if (m.is_deleted) /* purged with the delete; an edit racing it must not resurface */
         return 0;
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
-    cql_values_add_int(v, r->limit);
+    sc_bind_HISTORY(sc_idf(c), sc_vals(c), r->channel_id, (int64_t)r->message_id, r->limit);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_HISTORY, "reading the edit history", &q))
         return op->status;

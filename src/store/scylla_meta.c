@@ -16,13 +16,6 @@
 
 /* ------------------------------------------------------------------ reactions */
 
-static void bind_reaction3(const sc_conn *c, cql_values *v, const store_reaction_req *r)
-{
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
-    cql_values_add_text(v, r->emoji, strlen(r->emoji));
-}
-
 static int reaction(sc_conn *c, store_op *op, bool add)
 {
     const store_reaction_req *r = &op->req.reaction;
@@ -36,11 +29,14 @@ static int reaction(sc_conn *c, store_op *op, bool add)
         return rc;
     if (add && deleted)
         return store__op_fail(op, MS_ERR_CONFLICT, "message %" PRIu64 " is deleted", r->message_id);
-    cql_values *v = sc_vals(c);
-    bind_reaction3(c, v, r);
-    sc_bind_id(c, v, r->user_id);
+    ms_xid ch = r->channel_id;
+    int64_t msg = (int64_t)r->message_id;
+    size_t elen = strlen(r->emoji);
     if (add)
-        cql_values_add_bigint(v, (int64_t)op->now_ms);
+        sc_bind_REACT_ADD(sc_idf(c), sc_vals(c), ch, msg, r->emoji, elen, r->user_id,
+                          (int64_t)op->now_ms);
+    else
+        sc_bind_REACT_DEL(sc_idf(c), sc_vals(c), ch, msg, r->emoji, elen, r->user_id);
     cql_result *q = NULL;
     if (sc_run(c, op, add ? SC_REACT_ADD : SC_REACT_DEL,
                add ? "adding the reaction" : "removing the reaction", &q)) {
@@ -54,8 +50,8 @@ static int reaction(sc_conn *c, store_op *op, bool add)
     sc_stmt_id count_stmt = SC_COUNT_GET;
     if (changed) {
         /* Fix 2: counted once, only for a row really created or removed; never retried. */
-        v = sc_vals(c);
-        bind_reaction3(c, v, r);
+        (add ? sc_bind_COUNT_INC : sc_bind_COUNT_DEC)(sc_idf(c), sc_vals(c), ch, msg, r->emoji,
+                                                      elen);
         if (sc_run(c, op, add ? SC_COUNT_INC : SC_COUNT_DEC, "counting the reaction", NULL)) {
             /*
              * The row changed; whether the counter did is unknown. The repair
@@ -67,8 +63,8 @@ static int reaction(sc_conn *c, store_op *op, bool add)
             count_stmt = SC_REACT_ROWS;
         }
     }
-    v = sc_vals(c);
-    bind_reaction3(c, v, r);
+    (count_stmt == SC_REACT_ROWS ? sc_bind_REACT_ROWS : sc_bind_COUNT_GET)(sc_idf(c), sc_vals(c),
+                                                                           ch, msg, r->emoji, elen);
     if (sc_run(c, op, count_stmt, "reading the reaction count", &q))
         return op->status;
     int64_t count = 0;
@@ -88,9 +84,8 @@ int sc_op_reactions_get(sc_conn *c, store_op *op)
     store_reactions_result *res = store__op_result(op, sizeof *res);
     if (!res)
         return op->status;
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, op->req.get.channel_id);
-    cql_values_add_bigint(v, (int64_t)op->req.get.message_id);
+    sc_bind_COUNTS_LIST(sc_idf(c), sc_vals(c), op->req.get.channel_id,
+                        (int64_t)op->req.get.message_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_COUNTS_LIST, "reading the reactions", &q))
         return op->status;
@@ -120,12 +115,8 @@ int sc_op_reaction_users(sc_conn *c, store_op *op)
     res->user_ids = store__res_alloc(&res->hdr, (size_t)r->limit * sizeof *res->user_ids);
     if (!res->user_ids)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
-    cql_values_add_text(v, r->emoji, strlen(r->emoji));
-    sc_bind_id(c, v, r->after_user_id);
-    cql_values_add_int(v, r->limit + 1);
+    sc_bind_USERS(sc_idf(c), sc_vals(c), r->channel_id, (int64_t)r->message_id, r->emoji,
+                  strlen(r->emoji), r->after_user_id, r->limit + 1);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_USERS, "reading the reaction users", &q))
         return op->status;
@@ -169,9 +160,7 @@ static int row_pin(cql_result *q, store_result_hdr *res, store_pin_entry *p)
 static int load_pin(sc_conn *c, store_op *op, bool *found)
 {
     const store_pin_req *r = &op->req.pin;
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, r->channel_id);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
+    sc_bind_PIN_GET(sc_idf(c), sc_vals(c), r->channel_id, (int64_t)r->message_id);
     cql_result *q = NULL;
     *found = false;
     if (sc_run(c, op, SC_PIN_GET, "reading the pin", &q))
@@ -206,8 +195,7 @@ static int cmp_pin(const void *a, const void *b)
 static int all_pins(sc_conn *c, store_op *op, ms_xid ch, store_result_hdr *res,
                     store_pin_entry **out, size_t *n, int *count)
 {
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, ch);
+    sc_bind_PINS_ALL(sc_idf(c), sc_vals(c), ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_PINS_ALL, "reading the pins", &q))
         return op->status;
@@ -267,24 +255,17 @@ int sc_pin_cas(sc_conn *c, store_op *op, ms_xid ch, uint64_t msg, const store_pi
         if (add && cur >= STORE_MAX_PINS)
             return store__op_fail(op, MS_ERR_CONFLICT, "channel %s already has %d pins",
                                   STORE_XID(op->s, ch), STORE_MAX_PINS);
-        cql_values *v = &c->bv[0];
-        cql_values_reset(v);
-        sc_bind_id(c, v, ch);
-        cql_values_add_bigint(v, (int64_t)msg);
-        if (add) {
-            cql_values_add_bigint(v, (int64_t)add->pinned_at_ms);
-            sc_bind_id(c, v, add->pinned_by);
-            cql_values_add_text(v, add->content_preview, strlen(add->content_preview));
-            sc_bind_id(c, v, add->sender_id);
-        }
-        v = &c->bv[1];
-        cql_values_reset(v);
-        cql_values_add_int(v, add ? cur + 1 : (cur > 0 ? cur - 1 : 0));
-        sc_bind_id(c, v, ch);
-        if (count >= 0)
-            cql_values_add_int(v, count);
+        cql_values_reset(&c->bv[0]);
+        if (add)
+            sc_bind_PIN_ADD(sc_idf(c), &c->bv[0], ch, (int64_t)msg, (int64_t)add->pinned_at_ms,
+                            add->pinned_by, add->content_preview, strlen(add->content_preview),
+                            add->sender_id);
         else
-            cql_values_add_null(v);
+            sc_bind_PIN_DEL(sc_idf(c), &c->bv[0], ch, (int64_t)msg);
+        cql_values_reset(&c->bv[1]);
+        int32_t expected = count; /* none yet (-1): null */
+        sc_bind_PIN_COUNT(sc_idf(c), &c->bv[1], add ? cur + 1 : (cur > 0 ? cur - 1 : 0), ch,
+                          count >= 0 ? &expected : NULL);
         const sc_stmt_id ids[2] = {add ? SC_PIN_ADD : SC_PIN_DEL, SC_PIN_COUNT};
         cql_result *q = NULL;
         if (sc_lwt_batch(c, op, ids, 2, add ? "pinning the message" : "unpinning the message", &q))
@@ -394,9 +375,7 @@ static store_read_result *read_position(sc_conn *c, store_op *op)
     store_read_result *res = store__op_result(op, sizeof *res);
     if (!res)
         return NULL;
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, op->req.read.channel_id);
-    sc_bind_id(c, v, op->req.read.user_id);
+    sc_bind_READ_GET(sc_idf(c), sc_vals(c), op->req.read.channel_id, op->req.read.user_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_READ_GET, "reading the read position", &q))
         return NULL;
@@ -419,12 +398,8 @@ int sc_op_read_set(sc_conn *c, store_op *op)
     /* The position never moves back: its write timestamp is the message id's time (µs), so
      * racing writers converge on the largest id (equal timestamps: the larger value wins). */
     uint64_t ts = ms_snowflake_unix_ms(r->message_id, c->b->cfg->epoch_ms) * 1000;
-    cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, (int64_t)ts);
-    cql_values_add_bigint(v, (int64_t)r->message_id);
-    cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(c, v, r->channel_id);
-    sc_bind_id(c, v, r->user_id);
+    sc_bind_READ_SET(sc_idf(c), sc_vals(c), (int64_t)ts, (int64_t)r->message_id,
+                     (int64_t)op->now_ms, r->channel_id, r->user_id);
     if (sc_run(c, op, SC_READ_SET, "setting the read position", NULL))
         return op->status;
     res->moved = true;
@@ -460,17 +435,12 @@ int sc_op_read_get(sc_conn *c, store_op *op)
             keep++;
         if (keep == 0)
             break;
-        cql_values *v = sc_vals(c);
-        sc_bind_id(c, v, r->channel_id);
-        cql_values_begin_list(v);
         for (size_t k = 0; k < keep; k++) {
-            cql_values_add_int(v, list[k]);
             rows[k] = 0;
             lowest[k] = UINT64_MAX;
         }
-        cql_values_end(v);
-        cql_values_add_bigint(v, (int64_t)res->last_read_id);
-        cql_values_add_int(v, STORE_UNREAD_CAP);
+        sc_bind_UNREAD_IN(sc_idf(c), sc_vals(c), r->channel_id, list, keep,
+                          (int64_t)res->last_read_id, STORE_UNREAD_CAP);
         cql_result *q = NULL;
         if (sc_run(c, op, SC_UNREAD_IN, "counting unread messages", &q))
             return op->status;
@@ -493,12 +463,8 @@ int sc_op_read_get(sc_conn *c, store_op *op)
             uint64_t hi = lowest[k];
             uint32_t got = rows[k];
             while (got == STORE_UNREAD_CAP && count < STORE_UNREAD_CAP) {
-                v = sc_vals(c);
-                sc_bind_id(c, v, r->channel_id);
-                cql_values_add_int(v, list[k]);
-                cql_values_add_bigint(v, (int64_t)res->last_read_id);
-                cql_values_add_bigint(v, (int64_t)hi);
-                cql_values_add_int(v, STORE_UNREAD_CAP);
+                sc_bind_UNREAD_SCAN(sc_idf(c), sc_vals(c), r->channel_id, list[k],
+                                    (int64_t)res->last_read_id, (int64_t)hi, STORE_UNREAD_CAP);
                 if (sc_run(c, op, SC_UNREAD_SCAN, "counting unread messages", &q))
                     return op->status;
                 got = 0;
@@ -526,8 +492,7 @@ int sc_op_read_get(sc_conn *c, store_op *op)
 
 int sc_load_channel(sc_conn *c, store_op *op, ms_xid ch)
 {
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, ch);
+    sc_bind_META_GET(sc_idf(c), sc_vals(c), ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_META_GET, "reading the channel", &q))
         return op->status;
@@ -556,8 +521,7 @@ int sc_load_channel(sc_conn *c, store_op *op, ms_xid ch)
         m->type = store__res_strndup(&res->hdr, "channel", 7);
     if (oom || !m->name || !m->type)
         return store__op_fail(op, MS_ERR_NOMEM, "out of memory");
-    v = sc_vals(c);
-    sc_bind_id(c, v, ch);
+    sc_bind_COUNTER_GET(sc_idf(c), sc_vals(c), ch);
     if (sc_run(c, op, SC_COUNTER_GET, "reading the message count", &q))
         return op->status;
     if (cql_result_next_row(q) == 0)
@@ -574,8 +538,7 @@ int sc_op_channel_get(sc_conn *c, store_op *op)
 int sc_op_channel_upsert(sc_conn *c, store_op *op)
 {
     const store_channel_upsert_req *r = &op->req.upsert;
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, r->channel_id);
+    sc_bind_META_GET(sc_idf(c), sc_vals(c), r->channel_id);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_META_GET, "reading the channel", &q))
         return op->status;
@@ -584,27 +547,13 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
     bool has_name = exists && !cql_row_is_null(q, 1);
     bool has_type = exists && !cql_row_is_null(q, 2);
     cql_result_destroy(q);
-    v = sc_vals(c);
-    if (r->name)
-        cql_values_add_text(v, r->name, strlen(r->name));
-    else if (!has_name)
-        cql_values_add_text(v, "", 0);
-    else
-        cql_values_add_unset(v);
-    if (r->type)
-        cql_values_add_text(v, r->type, strlen(r->type));
-    else if (!has_type)
-        cql_values_add_text(v, "channel", 7);
-    else
-        cql_values_add_unset(v);
-    if (r->created_at_ms)
-        cql_values_add_bigint(v, (int64_t)r->created_at_ms);
-    else if (!has_created)
-        cql_values_add_bigint(v, (int64_t)op->now_ms);
-    else
-        cql_values_add_unset(v);
-    cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(c, v, r->channel_id);
+    /* what the request leaves out keeps its value, or gets its default on a new row */
+    const char *name = r->name ? r->name : !has_name ? "" : NULL;
+    const char *type = r->type ? r->type : !has_type ? "channel" : NULL;
+    int64_t created = (int64_t)(r->created_at_ms ? r->created_at_ms : op->now_ms);
+    sc_bind_META_SET(sc_idf(c), sc_vals(c), name, type,
+                     r->created_at_ms || !has_created ? &created : NULL, (int64_t)op->now_ms,
+                     r->channel_id);
     if (sc_run(c, op, SC_META_SET, "writing the channel", NULL))
         return op->status;
     sc_known_add(c->b, r->channel_id);
@@ -613,8 +562,7 @@ int sc_op_channel_upsert(sc_conn *c, store_op *op)
 
 static int load_sync(sc_conn *c, store_op *op, ms_xid ch, bool *found)
 {
-    cql_values *v = sc_vals(c);
-    sc_bind_id(c, v, ch);
+    sc_bind_SYNC_GET(sc_idf(c), sc_vals(c), ch);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_SYNC_GET, "reading the sync state", &q))
         return op->status;
@@ -659,22 +607,14 @@ int sc_op_sync_update(sc_conn *c, store_op *op)
         store_free(op->res);
         op->res = NULL;
     }
-    cql_values *v = sc_vals(c);
-    cql_values_add_bigint(v, r->telegram_chat_id);
-    cql_values_add_tinyint(v, (int8_t)r->direction);
-    cql_values_add_bigint(v, (int64_t)op->now_ms);
-    if (found)
-        cql_values_add_unset(v);
-    else
-        cql_values_add_bigint(v, (int64_t)op->now_ms);
-    sc_bind_id(c, v, r->channel_id);
+    int64_t now = (int64_t)op->now_ms;
+    sc_bind_SYNC_SET(sc_idf(c), sc_vals(c), r->telegram_chat_id, (int8_t)r->direction, now,
+                     found ? NULL : &now, r->channel_id);
     if (sc_run(c, op, SC_SYNC_SET, "writing the sync state", NULL))
         return op->status;
     /* Forward only, without a read: the value is its own write timestamp. */
-    v = sc_vals(c);
-    cql_values_add_bigint(v, r->last_synced_message_id);
-    cql_values_add_bigint(v, r->last_synced_message_id);
-    sc_bind_id(c, v, r->channel_id);
+    sc_bind_SYNC_LAST(sc_idf(c), sc_vals(c), r->last_synced_message_id, r->last_synced_message_id,
+                      r->channel_id);
     if (sc_run(c, op, SC_SYNC_LAST, "writing the sync state", NULL))
         return op->status;
     if (load_sync(c, op, r->channel_id, &found))
@@ -687,7 +627,7 @@ int sc_op_sync_update(sc_conn *c, store_op *op)
 int sc_op_ping(sc_conn *c, store_op *op)
 {
     uint64_t t0 = uv_hrtime();
-    sc_vals(c);
+    sc_bind_PING(sc_idf(c), sc_vals(c));
     cql_result *q = NULL;
     if (sc_run(c, op, SC_PING, "probing the cluster", &q))
         return op->status;

@@ -32,13 +32,8 @@ static int rp_shard(ms_xid ch)
 /* Writes one failure row; 0, or fails op. */
 static int rp_record(sc_conn *c, store_op *op, const rp_note *n)
 {
-    cql_values *v = sc_vals(c);
-    cql_values_add_int(v, rp_shard(n->ch));
-    cql_values_add_tinyint(v, n->kind);
-    sc_bind_id(c, v, n->ch);
-    cql_values_add_bigint(v, n->id);
-    cql_values_add_text(v, n->emoji, strlen(n->emoji));
-    cql_values_add_bigint(v, (int64_t)n->failure_id);
+    sc_bind_RP_NOTE(sc_idf(c), sc_vals(c), rp_shard(n->ch), n->kind, n->ch, n->id, n->emoji,
+                    strlen(n->emoji), (int64_t)n->failure_id);
     return sc_run(c, op, SC_RP_NOTE, "recording a count to repair", NULL);
 }
 
@@ -153,31 +148,40 @@ static int cmp_note_q(const void *a, const void *b)
     return cmp_note(a, b);
 }
 
-static void rp_bind_key(const sc_conn *c, cql_values *v, const rp_note *n, bool emoji)
+/* Binds count n's key for recount read id (RP_RX_* of a reaction, RP_MC_* of a bucket). */
+static void rp_bind_read(const sc_conn *c, cql_values *v, sc_stmt_id id, const rp_note *n)
 {
-    sc_bind_id(c, v, n->ch);
-    if (n->kind == RP_REACTION)
-        cql_values_add_bigint(v, n->id);
-    else
-        cql_values_add_int(v, (int32_t)n->id);
-    if (emoji && n->kind == RP_REACTION)
-        cql_values_add_text(v, n->emoji, strlen(n->emoji));
-}
-
-static void rp_bind_lease(const sc_conn *c, cql_values *v, const rp_note *n)
-{
-    cql_values_add_tinyint(v, n->kind);
-    sc_bind_id(c, v, n->ch);
-    cql_values_add_bigint(v, n->id);
-    cql_values_add_text(v, n->emoji, strlen(n->emoji));
+    ms_id_format f = sc_idf(c);
+    size_t elen = strlen(n->emoji);
+    switch (id) {
+    case SC_RP_RX_TOUCH:
+        sc_bind_RP_RX_TOUCH(f, v, n->ch, n->id);
+        break;
+    case SC_RP_RX_ROWS:
+        sc_bind_RP_RX_ROWS(f, v, n->ch, n->id, n->emoji, elen);
+        break;
+    case SC_RP_RX_COUNTER:
+        sc_bind_RP_RX_COUNTER(f, v, n->ch, n->id, n->emoji, elen);
+        break;
+    case SC_RP_MC_TOUCH:
+        sc_bind_RP_MC_TOUCH(f, v, n->ch, (int32_t)n->id);
+        break;
+    case SC_RP_MC_ROWS:
+        sc_bind_RP_MC_ROWS(f, v, n->ch, (int32_t)n->id);
+        break;
+    case SC_RP_MC_COUNTER:
+        sc_bind_RP_MC_COUNTER(f, v, n->ch, (int32_t)n->id);
+        break;
+    default: /* not a recount: nothing bound, so sc_run refuses it */
+        break;
+    }
 }
 
 /* Runs a one-value read (COUNT, a counter); *out = 0 for no row or null. */
-static int rp_read(sc_conn *c, store_op *op, sc_stmt_id id, const rp_note *n, bool emoji,
-                   int64_t *a, int64_t *b)
+static int rp_read(sc_conn *c, store_op *op, sc_stmt_id id, const rp_note *n, int64_t *a,
+                   int64_t *b)
 {
-    cql_values *v = sc_vals(c);
-    rp_bind_key(c, v, n, emoji);
+    rp_bind_read(c, sc_vals(c), id, n);
     cql_result *q = NULL;
     if (sc_run(c, op, id, "recounting", &q))
         return op->status;
@@ -199,16 +203,16 @@ static int rp_snapshot(sc_conn *c, store_op *op, const rp_note *n, bool counter_
 {
     bool rx = n->kind == RP_REACTION;
     int64_t ignore;
-    if (rp_read(c, op, rx ? SC_RP_RX_TOUCH : SC_RP_MC_TOUCH, n, false, &ignore, NULL))
+    if (rp_read(c, op, rx ? SC_RP_RX_TOUCH : SC_RP_MC_TOUCH, n, &ignore, NULL))
         return op->status;
     sc_stmt_id cs = rx ? SC_RP_RX_COUNTER : SC_RP_MC_COUNTER;
     sc_stmt_id rs = rx ? SC_RP_RX_ROWS : SC_RP_MC_ROWS;
     *changes = 0;
-    if (counter_first && rp_read(c, op, cs, n, true, count, rx ? changes : NULL))
+    if (counter_first && rp_read(c, op, cs, n, count, rx ? changes : NULL))
         return op->status;
-    if (rp_read(c, op, rs, n, true, rows, NULL))
+    if (rp_read(c, op, rs, n, rows, NULL))
         return op->status;
-    if (!counter_first && rp_read(c, op, cs, n, true, count, rx ? changes : NULL))
+    if (!counter_first && rp_read(c, op, cs, n, count, rx ? changes : NULL))
         return op->status;
     return 0;
 }
@@ -217,9 +221,8 @@ static void rp_unlease(sc_conn *c, store_op *op, rp_key *k)
 {
     if (!k->owner)
         return;
-    cql_values *v = sc_vals(c);
-    rp_bind_lease(c, v, &k->n);
-    cql_values_add_bigint(v, (int64_t)k->owner);
+    sc_bind_RP_UNLEASE(sc_idf(c), sc_vals(c), k->n.kind, k->n.ch, k->n.id, k->n.emoji,
+                       strlen(k->n.emoji), (int64_t)k->owner);
     if (sc_run(c, op, SC_RP_UNLEASE, "dropping a repair lease", NULL)) /* it expires anyway */
         MS_WARN("store", "scylla: %s", op->detail);
     op->status = 0;
@@ -274,12 +277,10 @@ static int rp_scan(sc_conn *c, store_op *op, rp_key **keys, size_t *nkeys)
 {
     *keys = NULL;
     *nkeys = 0;
-    cql_values *v = sc_vals(c);
-    cql_values_begin_list(v);
+    int32_t shards[RP_SHARDS];
     for (int i = 0; i < RP_SHARDS; i++)
-        cql_values_add_int(v, i);
-    cql_values_end(v);
-    cql_values_add_int(v, RP_SCAN_ROWS);
+        shards[i] = i;
+    sc_bind_RP_SCAN(sc_idf(c), sc_vals(c), shards, RP_SHARDS, RP_SCAN_ROWS);
     cql_result *q = NULL;
     if (sc_run(c, op, SC_RP_SCAN, "reading the counts to repair", &q))
         return op->status;
@@ -340,9 +341,12 @@ static int rp_finish(sc_backend *b, sc_conn *c, store_op *op, rp_key *k, bool *f
         return 0;
     int64_t delta = rows - count;
     if (delta != 0) {
-        cql_values *v = sc_vals(c);
-        cql_values_add_bigint(v, delta);
-        rp_bind_key(c, v, &k->n, true);
+        const rp_note *n = &k->n;
+        if (n->kind == RP_REACTION)
+            sc_bind_RP_RX_FIX(sc_idf(c), sc_vals(c), delta, n->ch, n->id, n->emoji,
+                              strlen(n->emoji));
+        else
+            sc_bind_COUNT_MSG(sc_idf(c), sc_vals(c), delta, n->ch, (int32_t)n->id);
         /* never retried; if this times out the next pass sees whether it landed */
         if (sc_run(c, op, k->n.kind == RP_REACTION ? SC_RP_RX_FIX : SC_COUNT_MSG,
                    "correcting a count", NULL))
@@ -354,16 +358,8 @@ static int rp_finish(sc_backend *b, sc_conn *c, store_op *op, rp_key *k, bool *f
                 k->n.kind == RP_REACTION ? "message" : "bucket", k->n.id, delta, rows);
         *fixed = true;
     }
-    cql_values *v = sc_vals(c);
-    cql_values_add_int(v, rp_shard(k->n.ch));
-    cql_values_add_tinyint(v, k->n.kind);
-    sc_bind_id(c, v, k->n.ch);
-    cql_values_add_bigint(v, k->n.id);
-    cql_values_add_text(v, k->n.emoji, strlen(k->n.emoji));
-    cql_values_begin_list(v);
-    for (size_t i = 0; i < k->nfails; i++)
-        cql_values_add_bigint(v, k->fails[i]);
-    cql_values_end(v);
+    sc_bind_RP_DONE(sc_idf(c), sc_vals(c), rp_shard(k->n.ch), k->n.kind, k->n.ch, k->n.id,
+                    k->n.emoji, strlen(k->n.emoji), k->fails, k->nfails);
     if (sc_run(c, op, SC_RP_DONE, "dropping repaired counts", NULL))
         return op->status; /* done, but seen again: the next pass finds it exact */
     return 1;
@@ -393,10 +389,8 @@ static int rp_pass(sc_backend *b, store_repair_report *rep, char *detail, size_t
         }
         rep->checked++;
         uint64_t owner = store__next_id(b->base.s);
-        cql_values *v = sc_vals(c);
-        rp_bind_lease(c, v, &k->n);
-        cql_values_add_bigint(v, (int64_t)owner);
-        cql_values_add_int(v, b->lease_ttl_s);
+        sc_bind_RP_LEASE(sc_idf(c), sc_vals(c), k->n.kind, k->n.ch, k->n.id, k->n.emoji,
+                         strlen(k->n.emoji), (int64_t)owner, b->lease_ttl_s);
         cql_result *q = NULL;
         k->t_lease = uv_hrtime();
         if (!owner || sc_run(c, &op, SC_RP_LEASE, "taking a repair lease", &q)) {
