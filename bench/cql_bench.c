@@ -318,7 +318,7 @@ static uint64_t next_id(run *r)
     return r->last_id = id;
 }
 
-/* A channel or user id as the store binds it (sc_bind_id): bigint, or a uuid {0, v}. */
+/* A channel or user id as the store binds it (sc_bind_id_as): bigint, or a uuid {0, v}. */
 static void bind_xid(const run *r, cql_values *v, uint64_t id)
 {
     if (!r->uuid_ids) {

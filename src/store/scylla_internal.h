@@ -12,6 +12,15 @@
  *   scylla_keyspace.c  the keyspace: vnodes or tablets per ScyllaDB release
  *   scylla_health.c    store_health
  *
+ * Every statement is one entry of SC_STATEMENTS below: its name, kind, CQL
+ * text and typed value list side by side. The list generates the statement's
+ * binder, sc_bind_<NAME>(idf, v, ...), the only code that appends its values
+ * (call sites pass request fields, nothing else; copy.c uses the same
+ * binders). Adding a column is one edit in one place: the column and its ?
+ * in the text, its (TYPE, name) in the list at the same position; the
+ * compiler then names every caller that must pass the new value, and
+ * test_scylla_statements fails while text and list disagree.
+ *
  * Rules (docs/data-model.md):
  *  - every statement is prepared once per session and bound; nothing is built
  *    from user input;
@@ -30,8 +39,8 @@
  *  - last_message_id, last_read_id and last_synced_message_id only move
  *    forward without a read: they are written USING TIMESTAMP derived from
  *    the value, so last-write-wins keeps the largest.
- *  - every channel or user id is bound with sc_bind_id and read with
- *    sc_col_id: the id's CQL type is decided there alone.
+ *  - every channel or user id is bound with sc_bind_id_as (an ID value of a
+ *    binder) and read with sc_col_id: the id's CQL type is decided there alone.
  */
 #ifndef MS_SCYLLA_INTERNAL_H
 #define MS_SCYLLA_INTERNAL_H
