@@ -1077,6 +1077,11 @@ static int prepare_all(copier *k)
             snprintf(k->err, k->errlen, "preparing the backend's statements: %s", st.message);
             return st.code ? st.code : MS_ERR_IO;
         }
+        char why[256];
+        if ((rc = sc_check_types(i, cql_prepared_params(k->ps[i]), k->idf, why, sizeof why))) {
+            snprintf(k->err, k->errlen, "preparing the backend's statements: %s", why);
+            return rc;
+        }
     }
     return 0;
 }

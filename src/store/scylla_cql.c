@@ -14,9 +14,11 @@
 #include <string.h>
 #include <time.h>
 
-/* Each statement's kind, text ("@." stands for the keyspace) and value count. */
+#include "core/log.h"
+
+/* Each statement's name, kind, text ("@." stands for the keyspace) and values. */
 const sc_stmt_def sc_stmt[SC_NSTMT] = {
-#define SC_ROW(name, k, cql, params) {k, cql, SC_NPARAMS(params)},
+#define SC_ROW(name, k, cql, params) {#name, k, cql, SC_NPARAMS(params), SC_LETTERS(params)},
     SC_STATEMENTS(SC_ROW)
 #undef SC_ROW
 };
@@ -41,9 +43,70 @@ int sc_check_values(store_op *op, sc_stmt_id id, const cql_values *v, const char
     if (cql_values_error(v))
         return store__op_fail(op, MS_ERR_NOMEM, "%s: cannot bind the values", what);
     if (v->count != sc_stmt[id].nparams)
-        return store__op_fail(op, MS_ERR_INTERNAL,
-                              "%s: %u values for the %d markers of statement %d", what,
-                              (unsigned)v->count, sc_stmt[id].nparams, (int)id);
+        return store__op_fail(op, MS_ERR_INTERNAL, "%s: %u values for the %d markers of %s", what,
+                              (unsigned)v->count, sc_stmt[id].nparams, sc_stmt[id].name);
+    return 0;
+}
+
+/*
+ * Whether a value of type letter t (SC_LETTER_*), as its binder encodes it, is
+ * what a marker of CQL type ty takes: the same bytes on the wire. A blob
+ * marker takes any bytes (the schema has no blob column; a server that types
+ * no marker, as the simulated ScyllaDB of tests/scylla_sim, says blob).
+ */
+static bool letter_fits(char t, const cql_type *ty, ms_id_format idf)
+{
+    if (!ty)
+        return false;
+    if (ty->id == CQL_TYPE_BLOB)
+        return true;
+    switch (t) {
+    case 'x':
+        return ty->id == (idf == MS_ID_UUID ? CQL_TYPE_UUID : CQL_TYPE_BIGINT);
+    case 'i':
+    case 'I':
+        return ty->id == CQL_TYPE_INT;
+    case 'b':
+    case 'B': /* counter deltas (count + ?) are bigints too */
+        return ty->id == CQL_TYPE_BIGINT || ty->id == CQL_TYPE_COUNTER;
+    case 't':
+        return ty->id == CQL_TYPE_TINYINT;
+    case 's':
+    case 'S':
+        return ty->id == CQL_TYPE_VARCHAR;
+    case 'l':
+    case 'L':
+        return ty->id == CQL_TYPE_LIST && ty->n == 1 && ty->sub && ty->sub[0] &&
+               ty->sub[0]->id == (t == 'l' ? CQL_TYPE_INT : CQL_TYPE_BIGINT);
+    default:
+        return false;
+    }
+}
+
+int sc_check_types(sc_stmt_id id, const cql_metadata *params, ms_id_format idf, char *err,
+                   size_t errlen)
+{
+    const sc_stmt_def *d = &sc_stmt[id];
+    int n = params ? params->column_count : 0;
+    if (n != d->nparams || (n > 0 && !params->columns)) {
+        snprintf(err, errlen, "statement %s: %d values in its table entry, %d markers prepared",
+                 d->name, d->nparams, n);
+        return MS_ERR_INTERNAL;
+    }
+    for (int i = 0; i < n; i++) {
+        const cql_column *col = &params->columns[i];
+        if (!letter_fits(d->types[i], col->type, idf)) {
+            char want[64] = "unknown";
+            if (col->type)
+                cql_type_format(col->type, want, sizeof want);
+            snprintf(err, errlen,
+                     "statement %s: value %d (%.*s) has type letter '%c' in its table entry, "
+                     "the schema wants %s",
+                     d->name, i + 1, (int)col->name.len, col->name.ptr ? col->name.ptr : "",
+                     d->types[i], want);
+            return MS_ERR_INTERNAL;
+        }
+    }
     return 0;
 }
 
@@ -245,6 +308,12 @@ int sc_prepare(sc_conn *c, store_op *op, sc_stmt_id id, const char *what)
     if (exec_prepare(c, c->b->sql[id], &p, &st) != 0) {
         cql_prepared_release(p);
         return sc_fail(op, &st, what);
+    }
+    char err[256];
+    if (sc_check_types(id, cql_prepared_params(p), sc_idf(c), err, sizeof err) != 0) {
+        cql_prepared_release(p);
+        MS_ERROR("store", "scylla: %s", err);
+        return store__op_fail(op, MS_ERR_INTERNAL, "%s: %s", what, err);
     }
     if (c->ps[id]) /* another operation of this session prepared it meanwhile */
         cql_prepared_release(p);

@@ -73,16 +73,20 @@
  * A read at ALL with a long timeout (the counter repair's recounts).
  *
  * The last argument lists the statement's bound values in the order of its
- * markers (empty: none). From it come SC_<NAME> (sc_stmt_id), the marker
- * count sc_stmt[SC_<NAME>].nparams (tests/unit/test_sc_statements.c checks it
- * against the text) and the statement's binder
+ * markers (empty: none). From it come the statement's marker count and
+ * types, sc_stmt[SC_<NAME>].nparams and .types (tests/unit/
+ * test_scylla_statements.c checks the count against the text; every prepare
+ * checks the types against the server's bind metadata: sc_check_types) and
+ * its binder
  *
  *   void sc_bind_<NAME>(ms_id_format idf, cql_values *v, <one C parameter per TYPE>)
  *
  * which appends exactly those values to v (idf: the store's id format, sc_idf(c);
  * copy.c passes its own). So adding a column to a statement is one edit here,
  * in its text and its list, and the compiler then names every caller that
- * must pass the new value. TYPEs and their C parameters:
+ * must pass the new value. A new TYPE needs its SC_PARAM_, SC_APPEND_ and
+ * SC_LETTER_ macros below and a case in sc_check_types. TYPEs and their C
+ * parameters:
  *
  *   ID           ms_xid name                    a channel or user id (sc_bind_id_as)
  *   INT          int32_t name
@@ -339,13 +343,25 @@ typedef enum sc_stmt_id { SC_STATEMENTS(SC_ENUM) SC_NSTMT } sc_stmt_id;
 #undef SC_ENUM
 
 typedef struct sc_stmt_def {
-    int kind; /* K_* */
+    const char *name; /* "COUNT_MSG" */
+    int kind;         /* K_* */
     const char *cql;
-    int nparams; /* bound values: one per ? marker of cql */
+    int nparams;       /* bound values: one per ? marker of cql */
+    const char *types; /* their TYPEs, one letter each (SC_LETTER_*), in order */
 } sc_stmt_def;
 
-/* The statements' kinds, texts and value counts, by sc_stmt_id (scylla_cql.c). */
+/* The statements' names, kinds, texts and values, by sc_stmt_id (scylla_cql.c). */
 extern const sc_stmt_def sc_stmt[SC_NSTMT];
+
+/*
+ * 0 when every value of statement id, as its binder encodes it (ids in format
+ * idf), is of the CQL type the server gives its marker (params: the prepared
+ * statement's bind metadata). Else MS_ERR_INTERNAL with the first mismatch in
+ * err: a table that disagrees with the schema fails at prepare, loudly, not
+ * with a value the server misreads. Checked at every prepare (sc_prepare, copy.c).
+ */
+int sc_check_types(sc_stmt_id id, const cql_metadata *params, ms_id_format idf, char *err,
+                   size_t errlen);
 
 /*
  * Binds a channel or user id as the CQL type of format f (uuid or bigint):
@@ -385,6 +401,23 @@ void sc_bind_id_as(ms_id_format f, cql_values *v, ms_xid id);
 #define SC_COUNT_A_END
 #define SC_COUNT_B_END
 #define SC_NPARAMS(seq) (0 SC_SEQ(SC_COUNT, seq))
+/* the type letters: "" "b" "x" "i" */
+#define SC_LETTERS_A(T, n) SC_LETTER_##T SC_LETTERS_B
+#define SC_LETTERS_B(T, n) SC_LETTER_##T SC_LETTERS_A
+#define SC_LETTERS_A_END
+#define SC_LETTERS_B_END
+#define SC_LETTERS(seq) ("" SC_SEQ(SC_LETTERS, seq))
+
+#define SC_LETTER_ID          "x"
+#define SC_LETTER_INT         "i"
+#define SC_LETTER_BIGINT      "b"
+#define SC_LETTER_TINYINT     "t"
+#define SC_LETTER_TEXT        "s"
+#define SC_LETTER_TEXT_OPT    "S"
+#define SC_LETTER_BIGINT_OPT  "B"
+#define SC_LETTER_INT_OR_NULL "I"
+#define SC_LETTER_INT_LIST    "l"
+#define SC_LETTER_BIGINT_LIST "L"
 
 #define SC_PARAM_ID(n)          ms_xid n
 #define SC_PARAM_INT(n)         int32_t n
