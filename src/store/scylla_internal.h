@@ -90,7 +90,7 @@
  *
  *   ID           ms_xid name                    a channel or user id (sc_bind_id_as)
  *   INT          int32_t name
- *   BIGINT       int64_t name                   also counters and timestamps (ms)
+ *   BIGINT       int64_t name                   also counter deltas, times, USING TIMESTAMP
  *   TINYINT      int8_t name
  *   TEXT         const char *name, size_t name_len
  *   TEXT_OPT     const char *name               NUL-terminated; NULL: unset (fix 3)
@@ -106,10 +106,12 @@ enum { K_R, K_W, K_L, K_C, K_S, K_A };
     "INSERT INTO @.messages (channel_id, bucket, message_id, sender_id, type, source, content, "   \
     "reply_to, attachments, metadata, nonce, telegram_chat_id, telegram_message_id, "              \
     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+/* clang-format off */
 #define SC_MSG_INSERT_PARAMS                                                                       \
-    (ID, ch)(INT, bucket)(BIGINT, id)(ID, sender)(TINYINT, type)(TINYINT, source)(TEXT, content)(  \
-        BIGINT_OPT, reply_to)(TEXT_OPT, attachments)(TEXT_OPT, metadata)(TEXT_OPT, nonce)(         \
-        BIGINT_OPT, tg_chat)(BIGINT_OPT, tg_msg)(BIGINT, created_at)
+    (ID, ch)(INT, bucket)(BIGINT, id)(ID, sender)(TINYINT, type)(TINYINT, source)(TEXT, content)   \
+    (BIGINT_OPT, reply_to)(TEXT_OPT, attachments)(TEXT_OPT, metadata)(TEXT_OPT, nonce)            \
+    (BIGINT_OPT, tg_chat)(BIGINT_OPT, tg_msg)(BIGINT, created_at)
+/* clang-format on */
 
 #define SC_STATEMENTS(X)                                                                           \
     X(MSG_INSERT, K_W, SC_MSG_INSERT_CQL, SC_MSG_INSERT_PARAMS)                                    \
