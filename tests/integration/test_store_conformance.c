@@ -101,19 +101,27 @@ static store_insert_req text_req(ms_xid ch, const char *content)
     return r;
 }
 
-static uint64_t ins_at(ms_xid ch, const char *content, uint64_t at_ms)
+/* Inserts r (a new message); returns its id, and the queries it cost in *queries (may be NULL). */
+static uint64_t ins_req(const store_insert_req *r, uint32_t *queries)
 {
-    store_insert_req r = text_req(ch, content);
-    r.at_ms = at_ms;
     store_message_result *res = NULL;
     char detail[256];
-    int rc = store_insert_sync(S, &r, &res, detail, sizeof detail);
+    int rc = store_insert_sync(S, r, &res, detail, sizeof detail);
     if (rc)
         fail_msg("insert failed: %s (%s)", ms_err_name(rc), detail);
     assert_false(res->duplicate);
     uint64_t id = res->msg.id;
+    if (queries)
+        *queries = res->hdr.queries;
     store_free(res);
     return id;
+}
+
+static uint64_t ins_at(ms_xid ch, const char *content, uint64_t at_ms)
+{
+    store_insert_req r = text_req(ch, content);
+    r.at_ms = at_ms;
+    return ins_req(&r, NULL);
 }
 
 static uint64_t ins(ms_xid ch, const char *content)
@@ -126,13 +134,8 @@ static uint32_t ins_queries(ms_xid ch, const char *nonce)
 {
     store_insert_req r = text_req(ch, "counted");
     r.nonce = nonce;
-    store_message_result *res = NULL;
-    char detail[256];
-    int rc = store_insert_sync(S, &r, &res, detail, sizeof detail);
-    if (rc)
-        fail_msg("insert failed: %s (%s)", ms_err_name(rc), detail);
-    uint32_t q = res->hdr.queries;
-    store_free(res);
+    uint32_t q = 0;
+    ins_req(&r, &q);
     return q;
 }
 
