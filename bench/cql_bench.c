@@ -32,6 +32,10 @@
  *             partition's read is paged by the rows wanted, one request)
  *   get       GET one message: the message row by its key (channel, bucket, id)
  *             of one of the messages written first, at LOCAL_QUORUM
+ *   store-get the same message through the store (store_get on this loop: the
+ *             ScyllaDB backend's session, coroutine and result decoding, as a
+ *             server worker runs it; no HTTP). `--op=get,store-get,get,...`
+ *             alternates the two: what the store adds to the bare select
  *   batch, counter, nonce (the nonce LWT), telegram (the Telegram-id LWT):
  *             one statement kind of a POST alone (what each one costs the node)
  * --channels=N spreads the operations over N channels (default 1: one hot
@@ -47,7 +51,9 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/config.h"
 #include "core/snowflake.h"
+#include "msgstore/store.h"
 #include "scylla_internal.h" /* the store's statement texts (floor mode) */
 
 #include <inttypes.h>
@@ -227,10 +233,11 @@ typedef enum op_kind {
     OP_COUNTER,
     OP_NONCE,
     OP_TELEGRAM,
+    OP_STORE_GET, /* GET one message through the store on this loop */
 } op_kind;
 
-static const char *const op_names[] = {"insert", "select", "post",    "post-each", "page",
-                                       "get",    "batch",  "counter", "nonce",     "telegram"};
+static const char *const op_names[] = {"insert", "select",  "post",  "post-each", "page",     "get",
+                                       "batch",  "counter", "nonce", "telegram",  "store-get"};
 
 /* The store's statements a floor operation sends (ids in scylla_internal.h). */
 static const sc_stmt_id floor_stmts[] = {SC_BUCKET_ADD,  SC_MSG_INSERT,  SC_META_LAST,
@@ -274,6 +281,7 @@ typedef struct run {
     int *open; /* indexes of the groups with members */
     int nopen;
     uv_idle_t turn_end;
+    store *st; /* OP_STORE_GET: the store on this loop */
 } run;
 
 struct slot {
@@ -567,6 +575,18 @@ static int send_floor(slot *sl, const cql_bytes *paging)
     return cql_session_execute(r->s, &st, on_done, sl);
 }
 
+static void on_store_msg(int status, const char *detail, const store_message_result *res, void *ud)
+{
+    (void)res;
+    slot *sl = ud;
+    cql_status st = {.code = status};
+    if (status)
+        snprintf(st.message, sizeof st.message, "%s", detail ? detail : ms_err_str(status));
+    if (sl->r->measuring)
+        sl->r->requests += res ? res->hdr.queries : 0;
+    finish(sl, &st);
+}
+
 static void submit(slot *sl)
 {
     run *r = sl->r;
@@ -574,13 +594,20 @@ static void submit(slot *sl)
     sl->step = 0;
     r->outstanding++;
     if (r->kind >= OP_POST) {
-        if (r->kind == OP_GET && r->nseeded) {
+        if ((r->kind == OP_GET || r->kind == OP_STORE_GET) && r->nseeded) {
             size_t k = next_rand(r) % (r->nseeded < 256 ? r->nseeded : 256);
             sl->ch = r->seeded[0][k];
             sl->id = r->seeded[1][k];
         } else {
             sl->ch = r->channel0 + next_rand(r) % (uint64_t)nchannels;
             sl->id = next_id(r);
+        }
+        if (r->kind == OP_STORE_GET) {
+            /* the channel as bind_xid binds it: {0, ch} */
+            store_get_req q = {.channel_id = ms_xid_int(sl->ch), .message_id = sl->id};
+            if (store_get(r->st, r->loop, &q, on_store_msg, sl) < 0)
+                fail_submit(op_names[r->kind]);
+            return;
         }
         if (send_floor(sl, NULL) < 0)
             fail_submit(op_names[r->kind]);
@@ -676,6 +703,40 @@ static void phase(run *r, op_kind kind, slot *slots)
     if (r->errors)
         printf("         last error: %s\n", r->last_err);
     fflush(stdout);
+}
+
+/* The store's settings (OP_STORE_GET): this run's node, data center and keyspace. */
+static const char *store_lookup(const char *name, void *ctx)
+{
+    (void)ctx;
+    if (strcmp(name, "SCYLLA_ENABLED") == 0)
+        return "true";
+    if (strcmp(name, "SCYLLA_CONTACT_POINTS") == 0)
+        return hosts;
+    if (strcmp(name, "SCYLLA_KEYSPACE") == 0)
+        return keyspace;
+    if (strcmp(name, "SCYLLA_LOCAL_DATACENTER") == 0 && dc)
+        return dc;
+    if (strcmp(name, "MSGSTORE_LOG_LEVEL") == 0)
+        return "warn";
+    return getenv(name);
+}
+
+/* Opens the store whose operations OP_STORE_GET runs on this loop (keyspace already migrated). */
+static int open_store(run *r)
+{
+    static ms_config cfg;
+    char err[512];
+    if (ms_config_load(&cfg, store_lookup, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "store config: %s\n", err);
+        return -1;
+    }
+    store_options opt = {.no_coalesce = true, .no_migrate = true};
+    if (store_open(&cfg.store, &opt, &r->st, err, sizeof err) != 0) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 static void on_connect(cql_session *s, const cql_status *st, void *ud)
@@ -910,7 +971,9 @@ int main(int argc, char **argv)
                server_pids, 100.0 * server_idle_rate);
     }
     for (int i = 0; i < nops; i++) {
-        if ((ops[i] == OP_PAGE || ops[i] == OP_GET) && !r.nseeded) {
+        if (ops[i] == OP_STORE_GET && !r.st && open_store(&r) != 0)
+            return 1;
+        if ((ops[i] == OP_PAGE || ops[i] == OP_GET || ops[i] == OP_STORE_GET) && !r.nseeded) {
             /* 200 messages in the current bucket of each channel: the page reads 51 of them */
             int all = nchannels;
             uint64_t base = r.channel0;
@@ -935,6 +998,8 @@ int main(int argc, char **argv)
             cql_values_free(&slots[i].bv[k]);
     }
     free(slots);
+    if (r.st)
+        store_loop_detach(r.st, &loop); /* its handles close with the loop's run below */
     uv_close((uv_handle_t *)&r.turn_end, NULL);
     free(r.listed_bucket);
     free(r.listed_until);
@@ -949,6 +1014,8 @@ int main(int argc, char **argv)
     while (!closed)
         uv_run(&loop, UV_RUN_ONCE);
     uv_run(&loop, UV_RUN_DEFAULT);
+    if (r.st)
+        store_close(r.st);
     uv_loop_close(&loop);
     free(r.value);
     return 0;
