@@ -172,6 +172,7 @@ static void on_page(int status, const char *detail, const store_page_result *res
     }
     srv__jw w;
     srv__jw_init(&w);
+    srv__jw_hint(&w, 64 + res->count * 512); /* a message of usual length takes 400-500 bytes */
     srv__jw_lit(&w, "{\"messages\":[");
     for (size_t i = 0; i < res->count; i++) {
         if (i)

@@ -19,6 +19,7 @@ void srv__jw_init(srv__jw *w)
     w->len = w->cap = 0;
     w->oom = false;
     w->nxid = w->xid_next = 0;
+    memset(w->xid_text, 0, sizeof w->xid_text); /* put_xid copies whole slots */
 }
 
 void srv__jw_free(srv__jw *w)
@@ -46,6 +47,11 @@ static bool reserve(srv__jw *w, size_t n)
     return true;
 }
 
+void srv__jw_hint(srv__jw *w, size_t n)
+{
+    (void)reserve(w, n);
+}
+
 void srv__jw_raw(srv__jw *w, const char *s, size_t n)
 {
     if (!reserve(w, n))
@@ -65,6 +71,31 @@ static bool needs_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+
+/*
+ * The length of s's first run of bytes that need no escape, up to n. Eight
+ * bytes a step (a word with no byte below 0x20 and none equal to '"' or
+ * '\\', tested at once), then byte by byte: a page's contents are mostly
+ * plain text, and the byte loop was the most of its strings' cost.
+ */
+static size_t plain_run(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+        uint64_t hit = ((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b);
+        if (hit & HIGH)
+            break;
+    }
+    while (i < n && !needs_escape((unsigned char)s[i]))
+        i++; /* UTF-8 passes through: the store only holds valid UTF-8 */
+    return i;
+}
+
 /* s quoted and escaped at o (room for n * 6 + 2 bytes); returns the end. */
 static char *put_str(char *o, const char *s, size_t n)
 {
@@ -72,9 +103,7 @@ static char *put_str(char *o, const char *s, size_t n)
     *o++ = '"';
     size_t i = 0;
     while (i < n) {
-        size_t run = i;
-        while (run < n && !needs_escape((unsigned char)s[run]))
-            run++; /* UTF-8 passes through: the store only holds valid UTF-8 */
+        size_t run = i + plain_run(s + i, n - i);
         memcpy(o, s + i, run - i);
         o += run - i;
         if (run == n)
@@ -209,7 +238,9 @@ static char *put_xid(srv__jw *w, char *o, ms_id_format f, ms_xid id)
         w->xid_len[k] = (unsigned char)ms_xid_format(f, id, w->xid_text[k]);
     }
     *o++ = '"';
-    memcpy(o, w->xid_text[k], w->xid_len[k]);
+    /* all of the slot (the room is reserved): a fixed-size copy is a few moves, where the
+       length-sized one became a `rep movs` that cost more than the rest of the message */
+    memcpy(o, w->xid_text[k], MS_XID_STRLEN);
     o += w->xid_len[k];
     *o++ = '"';
     return o;

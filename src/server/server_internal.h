@@ -139,6 +139,8 @@ typedef struct srv__jw {
 } srv__jw;
 void srv__jw_init(srv__jw *w);
 void srv__jw_free(srv__jw *w);
+/* Room for n more bytes at once (fewer reallocations, each copying what was written). */
+void srv__jw_hint(srv__jw *w, size_t n);
 void srv__jw_raw(srv__jw *w, const char *s, size_t n);
 void srv__jw_lit(srv__jw *w, const char *s);
 void srv__jw_str(srv__jw *w, const char *s, size_t n);

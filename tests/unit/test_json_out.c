@@ -2,7 +2,8 @@
 /*
  * test_json_out.c - the direct JSON writer of the hot answers
  * (src/server/json_out.c): numbers at their edges, ids as strings, a whole
- * message compared with what snprintf and the fields would give.
+ * message compared with what snprintf and the fields would give, strings
+ * against a byte-by-byte escaper.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -153,12 +154,71 @@ static void test_ids_and_escapes(void **state)
     srv__jw_free(&w);
 }
 
+/* s escaped byte by byte, the plain way (what srv__jw_str must give), quoted, at out. */
+static size_t ref_escape(const unsigned char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\')
+            o += (size_t)sprintf(out + o, "\\%c", c);
+        else if (c == '\n')
+            o += (size_t)sprintf(out + o, "\\n");
+        else if (c == '\r')
+            o += (size_t)sprintf(out + o, "\\r");
+        else if (c == '\t')
+            o += (size_t)sprintf(out + o, "\\t");
+        else if (c == '\b')
+            o += (size_t)sprintf(out + o, "\\b");
+        else if (c == '\f')
+            o += (size_t)sprintf(out + o, "\\f");
+        else if (c < 0x20)
+            o += (size_t)sprintf(out + o, "\\u%04x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o++] = '"';
+    return o;
+}
+
+/*
+ * Strings are scanned eight bytes at a time: every byte value at every
+ * position of strings of 1 to 40 bytes (in plain text, and next to UTF-8
+ * bytes and the edges 0x1f / 0x20 / 0x7f), escaped exactly as byte by byte.
+ */
+static void test_string_scan(void **state)
+{
+    (void)state;
+    static const unsigned char fill[] = {'a', 0x20, 0x7f, 0x80, 0xc3, 0xa9, 0xff, 0x21, 0x5b, 0x5d};
+    unsigned char s[40];
+    char want[40 * 6 + 3];
+    for (size_t n = 1; n <= sizeof s; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            for (unsigned v = 0; v < 256; v++) {
+                for (size_t i = 0; i < n; i++)
+                    s[i] = fill[(i + v) % sizeof fill];
+                s[pos] = (unsigned char)v;
+                srv__jw w;
+                srv__jw_init(&w);
+                srv__jw_str(&w, (const char *)s, n);
+                size_t wl = ref_escape(s, n, want);
+                assert_false(w.oom);
+                assert_int_equal(w.len, wl);
+                assert_memory_equal(w.p, want, wl);
+                srv__jw_free(&w);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_message),
         cmocka_unit_test(test_ids_and_escapes),
+        cmocka_unit_test(test_string_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
