@@ -61,6 +61,23 @@ static void test_numbers(void **state)
         snprintf(want, sizeof want, "\"%" PRIu64 "\"", u[i]);
         assert_string_equal(take(&w, got, sizeof got), want);
     }
+    /* every digit count's edges: each power of ten and of two, and their neighbours */
+    for (int k = 0; k < 64; k++) {
+        uint64_t p10 = 1, edges[6];
+        for (int j = 0; j < k % 20; j++)
+            p10 *= 10;
+        uint64_t p2 = 1ull << k;
+        edges[0] = p10 - 1, edges[1] = p10, edges[2] = p10 + 1;
+        edges[3] = p2 - 1, edges[4] = p2, edges[5] = p2 + 1;
+        for (int e = 0; e < 6; e++) {
+            char want[32], got[32];
+            srv__jw w;
+            srv__jw_init(&w);
+            srv__jw_u64(&w, edges[e]);
+            snprintf(want, sizeof want, "%" PRIu64, edges[e]);
+            assert_string_equal(take(&w, got, sizeof got), want);
+        }
+    }
     static const int64_t s[] = {0,         1,        -1, 42, -42, 100, -100, -1001234567890123ll,
                                 INT64_MAX, INT64_MIN};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
