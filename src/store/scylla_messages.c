@@ -585,6 +585,15 @@ static int cmp_asc(const void *a, const void *b)
     return -cmp_desc(a, b);
 }
 
+/* Whether mv's messages are already in dir's order (one partition's read comes so: no sort). */
+static bool in_order(const msgvec *mv, bool desc)
+{
+    for (size_t i = 1; i < mv->n; i++)
+        if (desc ? mv->v[i - 1].id < mv->v[i].id : mv->v[i - 1].id > mv->v[i].id)
+            return false;
+    return true;
+}
+
 /* The rows of one read, gathered over its pages. */
 typedef struct rows_acc {
     store_op *op;
@@ -643,7 +652,7 @@ static int take_read(sc_conn *c, store_op *op, sc_stmt_id id, store_result_hdr *
         free(a.tmp.v);
         return op->status;
     }
-    if (a.tmp.n > 1)
+    if (a.tmp.n > 1 && !in_order(&a.tmp, desc))
         qsort(a.tmp.v, a.tmp.n, sizeof *a.tmp.v, desc ? cmp_desc : cmp_asc);
     for (size_t i = 0; i < a.tmp.n && mv->n < want; i++) {
         if (vec_push(mv, &a.tmp.v[i]) != 0) {
