@@ -248,6 +248,16 @@ class Server:
     def client(self, token=TOKEN, timeout=10):
         return Client(self.port, token, timeout)
 
+    def metrics(self):
+        """The text of GET /metrics (checked to answer 200)."""
+        c = self.client()
+        try:
+            r = c.get("/metrics", validate=False)
+        finally:
+            c.close()
+        check(r.status == 200, "/metrics answers", r)
+        return r.body.decode()
+
 
 class Response:
     def __init__(self, status, headers, body, data):

@@ -18,13 +18,7 @@ CLIENTS = 16
 
 
 def page_metrics(srv):
-    c = srv.client()
-    try:
-        r = c.get("/metrics", validate=False)
-    finally:
-        c.close()
-    check(r.status == 200, "/metrics answers", r)
-    text = r.body.decode()
+    text = srv.metrics()
 
     def value(name):
         m = re.search(r'^%s\{[^}]*op="page"[^}]*\} (\d+)' % name, text, re.M)

@@ -29,6 +29,17 @@ static char *take(srv__jw *w, char *out, size_t n)
     return out;
 }
 
+/* v as a JSON number is what printf writes. */
+static void check_u64(uint64_t v)
+{
+    char want[32], got[32];
+    srv__jw w;
+    srv__jw_init(&w);
+    srv__jw_u64(&w, v);
+    snprintf(want, sizeof want, "%" PRIu64, v);
+    assert_string_equal(take(&w, got, sizeof got), want);
+}
+
 static void test_numbers(void **state)
 {
     (void)state;
@@ -52,10 +63,7 @@ static void test_numbers(void **state)
     for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
         char want[32], got[32];
         srv__jw w;
-        srv__jw_init(&w);
-        srv__jw_u64(&w, u[i]);
-        snprintf(want, sizeof want, "%" PRIu64, u[i]);
-        assert_string_equal(take(&w, got, sizeof got), want);
+        check_u64(u[i]);
         srv__jw_init(&w);
         srv__jw_id(&w, u[i]);
         snprintf(want, sizeof want, "\"%" PRIu64 "\"", u[i]);
@@ -69,14 +77,8 @@ static void test_numbers(void **state)
         uint64_t p2 = 1ull << k;
         edges[0] = p10 - 1, edges[1] = p10, edges[2] = p10 + 1;
         edges[3] = p2 - 1, edges[4] = p2, edges[5] = p2 + 1;
-        for (int e = 0; e < 6; e++) {
-            char want[32], got[32];
-            srv__jw w;
-            srv__jw_init(&w);
-            srv__jw_u64(&w, edges[e]);
-            snprintf(want, sizeof want, "%" PRIu64, edges[e]);
-            assert_string_equal(take(&w, got, sizeof got), want);
-        }
+        for (int e = 0; e < 6; e++)
+            check_u64(edges[e]);
     }
     static const int64_t s[] = {0,         1,        -1, 42, -42, 100, -100, -1001234567890123ll,
                                 INT64_MAX, INT64_MIN};
